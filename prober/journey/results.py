@@ -1,0 +1,128 @@
+"""Typed results of a journey run: journey → steps → phases.
+
+These types are the only thing the writer, the incident tracker, the live status and the
+CLI see of a run; none of them needs to know about HTTP.
+
+Outcomes form one closed set (:class:`Outcome`). The journey's outcome is the outcome of
+its first failed step (a failed cleanup step fails the journey too, since a card left
+frozen is a real problem); ``ok`` when every step passed.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Outcome(str, enum.Enum):
+    """Why a step or a journey ended the way it did.
+
+    ========== ============================================================================
+    ok          every expectation held
+    http_status the server answered with a status code the step does not accept
+    auth        the server answered 401 or 403 where the step did not expect it
+                (bad credentials, expired consent, refused client or location)
+    assertion   the answer arrived with an accepted status but its content was wrong
+                (a JSON value, a header, the body, or a value to extract is missing)
+    slow        the answer was right but took longer than the step's latency budget
+    timeout     no complete answer within the step or journey timeout
+    connect     the TCP connection could not be made (refused, reset, unreachable)
+    dns         the host name could not be resolved
+    tls         TLS handshake or certificate verification failed
+    skipped     the step or journey was not run (an earlier step failed, a value it
+                needs is missing, or the check is backing off)
+    error       anything else: malformed HTTP, unreadable body, an internal error
+    ========== ============================================================================
+    """
+
+    OK = "ok"
+    HTTP_STATUS = "http_status"
+    AUTH = "auth"
+    ASSERTION = "assertion"
+    SLOW = "slow"
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    DNS = "dns"
+    TLS = "tls"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+KINDS: tuple[str, ...] = ("login", "accounts", "transfer", "cards", "payments", "custom")
+"""Bank capabilities a check can exercise; the ``kind`` tag in InfluxDB."""
+
+
+@dataclass(slots=True, frozen=True)
+class Phases:
+    """Where the time of one HTTP exchange went, in milliseconds.
+
+    ``dns``, ``connect`` and ``tls`` are zero when the request reused a connection.
+    ``ttfb`` runs from the moment the connection was ready (or the request started,
+    on a reused connection) to the response headers; ``transfer`` from the headers to
+    the last byte of the body. The five add up to the step's duration, give or take
+    the few microseconds between trace events.
+    """
+
+    dns_ms: float = 0.0
+    connect_ms: float = 0.0
+    tls_ms: float = 0.0
+    ttfb_ms: float = 0.0
+    transfer_ms: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        return self.dns_ms + self.connect_ms + self.tls_ms + self.ttfb_ms + self.transfer_ms
+
+
+@dataclass(slots=True)
+class StepResult:
+    """The result of one executed (or skipped) step."""
+
+    name: str
+    outcome: Outcome
+    duration_ms: float = 0.0
+    phases: Phases | None = None
+    http_status: int | None = None
+    bytes: int = 0
+    error: str = ""
+    always_run: bool = False
+    attempts: int = 0
+    started_at_ns: int = 0
+    """Wall-clock start, nanoseconds since the epoch (the InfluxDB timestamp)."""
+
+    @property
+    def success(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    @property
+    def executed(self) -> bool:
+        """True when a request was attempted (skipped steps are reported, not executed)."""
+        return self.outcome is not Outcome.SKIPPED
+
+
+@dataclass(slots=True)
+class JourneyResult:
+    """The result of one run of a check's journey against one site."""
+
+    site: str
+    check: str
+    kind: str
+    location: str
+    outcome: Outcome
+    started_at_ns: int
+    duration_ms: float
+    steps: list[StepResult] = field(default_factory=list)
+    failed_step: str = ""
+    error: str = ""
+    run_id: str = ""
+
+    @property
+    def success(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    @property
+    def executed_steps(self) -> list[StepResult]:
+        return [s for s in self.steps if s.executed]
