@@ -1,0 +1,130 @@
+"""The ``prober`` command line: validate, check, run, bank, demo.
+
+Exit codes: 0 success, 1 a check failed, 2 a configuration or usage error. Errors are one
+line each, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from prober.config.errors import ConfigError
+from prober.config.loader import LoadedConfig, load
+from prober.journey.plan import JourneyPlan
+from prober.journey.results import JourneyResult
+from prober.journey.runner import run_journey
+from prober.logs import setup_logging
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+CHECK_CONCURRENCY = 16
+
+
+def _load_or_report(path: str) -> LoadedConfig | None:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return None
+
+
+def _select(plans: list[JourneyPlan], sites: list[str], checks: list[str]) -> list[JourneyPlan] | str:
+    known_sites = {p.site for p in plans}
+    known_checks = {p.check for p in plans}
+    for name in sites:
+        if name not in known_sites:
+            return f"no site named {name!r} (sites: {', '.join(sorted(known_sites)) or 'none'})"
+    for name in checks:
+        if name not in known_checks:
+            return f"no check named {name!r} (checks: {', '.join(sorted(known_checks)) or 'none'})"
+    return [p for p in plans if (not sites or p.site in sites) and (not checks or p.check in checks)]
+
+
+async def run_once(plans: Sequence[JourneyPlan], concurrency: int = CHECK_CONCURRENCY) -> list[JourneyResult]:
+    """Run every plan once, a few at a time, results in plan order."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(plan: JourneyPlan) -> JourneyResult:
+        async with limit:
+            return await run_journey(plan)
+
+    return list(await asyncio.gather(*(one(p) for p in plans)))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    loaded = _load_or_report(args.config)
+    if loaded is None:
+        return EXIT_CONFIG
+    sites = len(loaded.config.sites)
+    print(f"{args.config}: valid ({sites} site{'s' * (sites != 1)}, {len(loaded.plans)} enabled checks)")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    loaded = _load_or_report(args.config)
+    if loaded is None:
+        return EXIT_CONFIG
+    selected = _select(loaded.plans, args.site or [], args.check or [])
+    if isinstance(selected, str):
+        print(f"error: {selected}", file=sys.stderr)
+        return EXIT_CONFIG
+    results = asyncio.run(run_once(selected))
+    if args.json:
+        from prober.output.jsonl import to_json_line
+
+        for result in results:
+            print(to_json_line(result))
+    else:
+        from prober.output.table import render_table
+
+        render_table(results, sys.stdout)
+    return EXIT_OK if all(r.success for r in results) else EXIT_FAILED
+
+
+def cmd_bank(args: argparse.Namespace) -> int:
+    from prober.bank import run_bank
+
+    return run_bank(args.host, args.port, scenario=args.scenario, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prober", description="Synthetic availability prober for banks.")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="plain", choices=["plain", "json"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a configuration and exit (0 valid, 2 invalid)")
+    p.add_argument("-c", "--config", required=True, help="TOML file or directory of *.toml files")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("check", help="run each selected check once and report (0 all pass, 1 any fail)")
+    p.add_argument("-c", "--config", required=True, help="TOML file or directory of *.toml files")
+    p.add_argument("--site", action="append", help="only this site (repeatable)")
+    p.add_argument("--check", action="append", help="only this check (repeatable)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("bank", help="run the simulated bank")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8480)
+    p.add_argument("--scenario", default=None, help="replay a named incident scenario")
+    p.add_argument("--seed", type=int, default=None, help="seed for random faults")
+    p.set_defaults(func=cmd_bank)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

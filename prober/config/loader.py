@@ -1,0 +1,159 @@
+"""Load a configuration from a TOML file or a directory of ``*.toml`` files.
+
+Steps: parse each file (``tomllib``), expand ``${VAR}`` / ``${VAR:-default}`` in string
+values, merge (``[[sites]]`` are concatenated in file-name order; any other section may
+be written in one file only), validate into the typed :class:`~prober.config.model.Config`,
+then compile the journey plans, which checks what needs the whole tree. Every problem is
+reported at once, each naming the file and the line (TOML syntax) or the field path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from prober.config.errors import ConfigError
+from prober.config.model import Config
+from prober.journey.plan import JourneyPlan, compile_config
+
+_ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+@dataclass(slots=True, frozen=True)
+class LoadedConfig:
+    """A validated configuration and the plans compiled from it."""
+
+    config: Config
+    plans: list[JourneyPlan]
+    files: tuple[Path, ...]
+
+
+def config_files(path: str | Path) -> list[Path]:
+    """The file itself, or the directory's ``*.toml`` files in name order."""
+    root = Path(path)
+    if root.is_dir():
+        files = sorted(p for p in root.glob("*.toml") if p.is_file())
+        if not files:
+            raise ConfigError([f"{root}: no *.toml files in this directory"])
+        return files
+    if not root.exists():
+        raise ConfigError([f"{root}: no such file or directory"])
+    return [root]
+
+
+def load(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Load, validate and compile; raises :class:`ConfigError` with every problem."""
+    env = os.environ if environ is None else environ
+    files = config_files(path)
+    problems: list[str] = []
+    merged: dict[str, Any] = {}
+    owners: dict[str, Path] = {}
+    site_origin: dict[int, str] = {}
+    for file in files:
+        data = _parse(file, problems)
+        if data is None:
+            continue
+        data = _expand(data, env, f"{file}: ", problems)
+        for key, value in data.items():
+            if key == "sites" and isinstance(value, list):
+                for site in value:
+                    site_origin[len(merged.setdefault("sites", []))] = str(file)
+                    merged["sites"].append(site)
+            elif key in owners:
+                problems.append(f"{file}: [{key}] is already defined in {owners[key]}; define it in one file only")
+            else:
+                owners[key] = file
+                merged[key] = value
+    if problems:
+        raise ConfigError(problems)
+    try:
+        config = Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, merged, site_origin, owners, files[0])) from None
+    plans = compile_config(config, site_origin)
+    return LoadedConfig(config=config, plans=plans, files=tuple(files))
+
+
+def _parse(file: Path, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        with file.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        problems.append(f"{file}: cannot read: {exc.strerror or exc}")
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        position = _TOML_POSITION.search(message)
+        if position:
+            line, column = position.groups()
+            problems.append(f"{file}:{line}:{column}: invalid TOML: {message[: position.start()]}")
+        else:
+            problems.append(f"{file}: invalid TOML: {message}")
+    except UnicodeDecodeError:
+        problems.append(f"{file}: not UTF-8 text")
+    return None
+
+
+def _expand(value: Any, env: Mapping[str, str], where: str, problems: list[str], path: str = "") -> Any:
+    """Expand environment references in every string value (keys are left alone)."""
+    if isinstance(value, str):
+        def substitute(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(f"{where}{path or '<top>'}: environment variable {name} is not set and has no default")
+            return ""
+
+        return _ENV_REF.sub(substitute, value) if "$" in value else value
+    if isinstance(value, dict):
+        return {k: _expand(v, env, where, problems, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env, where, problems, _index(path, i, v)) for i, v in enumerate(value)]
+    return value
+
+
+def _index(path: str, i: int, item: Any) -> str:
+    name = item.get("name") if isinstance(item, dict) else None
+    return f"{path}[{name}]" if isinstance(name, str) and name else f"{path}[{i}]"
+
+
+_MESSAGES = {
+    "missing": "missing required field",
+    "missing_argument": "missing required field",
+    "extra_forbidden": "unknown key",
+    "unexpected_keyword_argument": "unknown key",
+}
+
+
+def _describe(
+    exc: ValidationError, data: dict[str, Any], site_origin: dict[int, str], owners: dict[str, Path], default: Path
+) -> list[str]:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = error["loc"]
+        path, node = "", data
+        for part in loc:
+            if isinstance(part, int) and isinstance(node, list) and part < len(node):
+                path = _index(path, part, node[part])
+                node = node[part]
+            else:
+                path = f"{path}.{part}" if path else str(part)
+                node = node.get(part) if isinstance(node, dict) else None
+        if loc and loc[0] == "sites" and len(loc) > 1 and isinstance(loc[1], int):
+            file = site_origin.get(loc[1], str(default))
+        else:
+            file = str(owners.get(str(loc[0]), default)) if loc else str(default)
+        message = _MESSAGES.get(error["type"]) or error["msg"].removeprefix("Value error, ")
+        problems.append(f"{file}: {path or '<top>'}: {message}")
+    return problems

@@ -1,0 +1,367 @@
+"""The typed configuration: prober settings, sites, checks, steps, assertions.
+
+TOML layout::
+
+    [prober]                 # optional: location label, instance name
+    [influxdb]               # optional: where results go (see prober.config.influxdb)
+    [[sites]]                # one per bank
+      [sites.tls] [sites.headers] [sites.vars] [sites.secrets]
+      [[sites.checks]]       # one per journey
+        [[sites.checks.steps]]
+          expect = [ {json = "...", gt = 0}, ... ]
+          extract = { token = {json = "access_token"} }
+
+Validation of single fields happens here; rules that need the whole tree (duplicate
+names, references to values defined by earlier steps) live in ``prober.config.semantics``.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import jmespath
+import jmespath.exceptions
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
+
+from prober.config.influxdb import InfluxDBConfig
+from prober.config.types import STRICT, Duration, read_secret_file
+from prober.journey.results import KINDS
+
+Kind = Literal["login", "accounts", "transfer", "cards", "payments", "custom"]
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MUTATING_KINDS = frozenset({"transfer", "cards"})
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED_VALUE_NAMES = frozenset({"run", "uuid", "now"})
+
+assert set(KINDS) == set(Kind.__args__)  # one list of kinds, checked at import
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"invalid name {value!r}: use 1-63 letters, digits, '_', '-' or '.', starting with a letter or digit"
+        )
+    return value
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"invalid URL {value!r}: expected http:// or https:// followed by a host")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError(f"invalid URL {value!r}: bad port") from None
+    return value
+
+
+def _check_jmespath(value: str) -> str:
+    try:
+        jmespath.compile(value)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise ValueError(f"invalid JSON path {value!r}: {str(exc).splitlines()[0]}") from None
+    return value
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    return value
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _exactly_one(obj: object, fields: tuple[str, ...], what: str) -> str:
+    present = [f for f in fields if getattr(obj, f) not in (None, False)]
+    if len(present) != 1:
+        listed = ", ".join(f"`{f}`" for f in fields)
+        raise ValueError(f"{what} needs exactly one of {listed}, got {len(present)}")
+    return present[0]
+
+
+class ProberSettings(BaseModel):
+    """The `[prober]` section: who this prober is."""
+
+    model_config = STRICT
+
+    location: str = "local"
+    """Where the prober runs (the `location` tag); a site may override it."""
+    instance: str = Field(default_factory=socket.gethostname)
+
+    check_location = field_validator("location")(_check_name)
+
+
+class TLSConfig(BaseModel):
+    """TLS options of a site. Verification is on unless turned off explicitly."""
+
+    model_config = STRICT
+
+    verify: bool = True
+    ca_file: str | None = None
+    cert_file: str | None = None
+    """Client certificate (PEM) for mutual TLS, as PSD2 APIs require (eIDAS QWAC)."""
+    key_file: str | None = None
+    server_name: str | None = None
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> TLSConfig:
+        if self.key_file and not self.cert_file:
+            raise ValueError("`key_file` is set but `cert_file` is not")
+        return self
+
+
+_COMPARATORS = ("equals", "not_equals", "gt", "ge", "lt", "le", "matches", "contains", "exists", "length", "min_length")
+
+
+class Assertion(BaseModel):
+    """One expectation on a response.
+
+    Source (exactly one): ``json`` (a JMESPath expression on the JSON body), ``header``
+    (a response header name), ``body = true`` (the raw body text). Comparators (at least
+    one): ``equals``, ``not_equals``, ``gt``/``ge``/``lt``/``le`` (numbers; numeric
+    strings such as ``"12.50"`` are compared as numbers), ``matches`` (regex search),
+    ``contains`` (substring or list member), ``exists``, ``length`` (exact) and
+    ``min_length``.
+    """
+
+    model_config = STRICT
+
+    json_path: str | None = Field(default=None, alias="json")
+    header: str | None = None
+    body: bool = False
+    equals: Any = None
+    not_equals: Any = None
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    matches: str | None = None
+    contains: Any = None
+    exists: bool | None = None
+    length: int | None = Field(default=None, ge=0)
+    min_length: int | None = Field(default=None, ge=0)
+    description: str | None = None
+    """Shown in failure messages instead of the generated one."""
+
+    @field_validator("gt", "ge", "lt", "le", mode="before")
+    @classmethod
+    def _int_is_number(cls, value: object) -> object:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    check_json = field_validator("json_path")(_check_jmespath)
+    check_matches = field_validator("matches")(_check_regex)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Assertion:
+        _exactly_one(self, ("json_path", "header", "body"), "an assertion")
+        if not any(getattr(self, c) is not None for c in _COMPARATORS):
+            raise ValueError("an assertion needs at least one of " + ", ".join(_COMPARATORS))
+        return self
+
+
+class Extract(BaseModel):
+    """Where to take a value from for later steps: exactly one of ``json`` (JMESPath),
+    ``header``, ``cookie``, ``regex`` (on the body; the first group, or the whole match).
+
+    ``secret`` marks the value for redaction in every error and output; it defaults to
+    true for names that look like credentials (token, secret, password, session, key).
+    """
+
+    model_config = STRICT
+
+    json_path: str | None = Field(default=None, alias="json")
+    header: str | None = None
+    cookie: str | None = None
+    regex: str | None = None
+    secret: bool | None = None
+
+    check_json = field_validator("json_path")(_check_jmespath)
+    check_regex = field_validator("regex")(_check_regex)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Extract:
+        _exactly_one(self, ("json_path", "header", "cookie", "regex"), "an extraction")
+        return self
+
+
+class Poll(BaseModel):
+    """Repeat a read-only step until its expectations hold (e.g. a payment's status)."""
+
+    model_config = STRICT
+
+    attempts: int = Field(default=10, ge=1, le=1000)
+    interval: Duration = 0.5
+
+
+class Step(BaseModel):
+    """One HTTP exchange of a journey.
+
+    ``path`` is joined to the site's ``base_url``; ``url`` is absolute. Strings in
+    ``path``/``url``, ``query``, ``headers``, ``json``, ``form`` and ``body`` are templates:
+    ``{{ token }}`` takes a value extracted by an earlier step, a site variable or secret;
+    ``{{ run.id }}`` / ``{{ uuid() }}`` give per-run / per-use unique ids.
+    """
+
+    model_config = STRICT
+
+    name: str
+    method: Method = "GET"
+    path: str | None = None
+    url: str | None = None
+    query: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = Field(default=None, alias="json")
+    form: dict[str, str] | None = None
+    body: str | None = None
+    status: Annotated[list[int], BeforeValidator(_one_or_many)] | None = None
+    """Accepted status code or list of codes; any 2xx when unset."""
+    expect: list[Assertion] = Field(default_factory=list)
+    extract: dict[str, Extract] = Field(default_factory=dict)
+    max_duration: Duration | None = None
+    """Latency budget: a slower answer fails the step with outcome ``slow``."""
+    timeout: Duration | None = None
+    """Cap for this step; defaults to the site's ``timeout``."""
+    always_run: bool = False
+    """Cleanup step: runs even when an earlier step failed or the journey timed out."""
+    follow_redirects: bool = True
+    poll: Poll | None = None
+
+    check_name = field_validator("name")(_check_name)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and "{{" not in value:
+            _check_http_url(value)
+        return value
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: list[int] | None) -> list[int] | None:
+        for code in value or []:
+            if not 100 <= code <= 599:
+                raise ValueError(f"invalid HTTP status {code} (expected 100-599)")
+        return value
+
+    @field_validator("extract")
+    @classmethod
+    def _extract_names(cls, value: dict[str, Extract]) -> dict[str, Extract]:
+        for name in value:
+            if not _IDENTIFIER.match(name) or name in RESERVED_VALUE_NAMES:
+                raise ValueError(f"invalid value name {name!r}: use letters, digits and '_' (not run, uuid, now)")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> Step:
+        _exactly_one(self, ("path", "url"), f"step {self.name!r}")
+        bodies = [b for b in ("json_body", "form", "body") if getattr(self, b) is not None]
+        if len(bodies) > 1:
+            raise ValueError(f"step {self.name!r} sets more than one body: {', '.join(bodies)}")
+        if self.poll is not None and self.method not in SAFE_METHODS:
+            raise ValueError(f"step {self.name!r}: `poll` repeats the request, so it is only allowed on GET/HEAD/OPTIONS")
+        return self
+
+
+class Check(BaseModel):
+    """A journey: ordered steps exercising one bank capability (``kind``)."""
+
+    model_config = STRICT
+
+    name: str
+    kind: Kind
+    steps: list[Step] = Field(min_length=1)
+    interval: Duration = 60.0
+    timeout: Duration = 30.0
+    """Budget for the whole journey (cleanup steps get their own step timeouts)."""
+    mutating: bool | None = None
+    """Changes state at the bank: never retried, every non-GET request carries an
+    idempotency key. Defaults to true for kinds ``transfer`` and ``cards``."""
+    idempotency_header: str = "Idempotency-Key"
+    enabled: bool = True
+
+    check_name = field_validator("name")(_check_name)
+
+    @property
+    def is_mutating(self) -> bool:
+        return self.kind in MUTATING_KINDS if self.mutating is None else self.mutating
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> Check:
+        if self.timeout > self.interval:
+            raise ValueError(f"timeout ({self.timeout:g}s) is longer than interval ({self.interval:g}s)")
+        if self.is_mutating and not self.idempotency_header.strip():
+            raise ValueError("a mutating check needs a non-empty `idempotency_header`")
+        return self
+
+
+class Site(BaseModel):
+    """A banking site: where it is, how to talk to it, and its checks."""
+
+    model_config = STRICT
+
+    name: str
+    base_url: str
+    checks: list[Check] = Field(min_length=1)
+    location: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: Duration = 10.0
+    """Default per-step timeout."""
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+    vars: dict[str, str] = Field(default_factory=dict)
+    """Plain values for templates (usernames, account ids, IBANs)."""
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    """Values for templates that are redacted everywhere; ``name_file = "/path"`` reads
+    the value ``name`` from a file."""
+
+    check_name = field_validator("name")(_check_name)
+    check_url = field_validator("base_url")(_check_http_url)
+
+    @field_validator("location")
+    @classmethod
+    def _location(cls, value: str | None) -> str | None:
+        return None if value is None else _check_name(value)
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secret_files(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        resolved: dict[str, object] = {}
+        for key, item in value.items():
+            if isinstance(key, str) and key.endswith("_file"):
+                if not isinstance(item, str):
+                    raise ValueError(f"`{key}` must be a file path string")
+                resolved[key.removesuffix("_file")] = SecretStr(read_secret_file(item))
+            else:
+                resolved[key] = SecretStr(item) if isinstance(item, str) else item
+        return resolved
+
+    @field_validator("vars", "secrets")
+    @classmethod
+    def _value_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not _IDENTIFIER.match(name) or name in RESERVED_VALUE_NAMES:
+                raise ValueError(f"invalid value name {name!r}: use letters, digits and '_' (not run, uuid, now)")
+        return value
+
+
+class Config(BaseModel):
+    """The whole configuration, as loaded from one file or a directory of files."""
+
+    model_config = STRICT
+
+    sites: list[Site] = Field(default_factory=list)
+    prober: ProberSettings = Field(default_factory=ProberSettings)
+    influxdb: InfluxDBConfig | None = None
+
+    def location_of(self, site: Site) -> str:
+        return site.location or self.prober.location

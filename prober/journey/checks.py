@@ -1,0 +1,222 @@
+"""Assertions and extractions on a response, compiled once at load.
+
+A failed assertion returns a message saying which one failed, expected versus actual;
+actual values are shortened (and redacted by the runner) so that a response body never
+ends up whole in an error string.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jmespath
+from multidict import CIMultiDictProxy
+
+from prober.config.model import Assertion, Extract
+from prober.journey.templating import Renderer, compile_value
+
+_MAX_SHOWN = 60
+_NOTHING = object()
+
+
+class Response:
+    """What assertions and extractions see of an answer. The body is decoded and parsed
+    at most once, and only when some assertion or extraction needs it."""
+
+    __slots__ = ("status", "headers", "body", "cookies", "_text", "_json")
+
+    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes, cookies: dict[str, str]) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.cookies = cookies
+        self._text: str | None = None
+        self._json: Any = _NOTHING
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.body.decode("utf-8", errors="replace")
+        return self._text
+
+    def json(self) -> Any:
+        """The parsed body; raises ``ValueError`` when it is not JSON."""
+        if self._json is _NOTHING:
+            try:
+                self._json = jsonlib.loads(self.body)
+            except (ValueError, UnicodeDecodeError):
+                self._json = ValueError("response body is not JSON")
+        if isinstance(self._json, ValueError):
+            raise self._json
+        return self._json
+
+
+def shorten(value: Any) -> str:
+    text = value if isinstance(value, str) else jsonlib.dumps(value, ensure_ascii=False, default=str)
+    text = text.replace("\n", " ")
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 1] + "…"
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    if actual == expected:
+        return True
+    a, e = _as_number(actual), _as_number(expected)
+    return a is not None and e is not None and a == e
+
+
+@dataclass(slots=True, frozen=True)
+class CompiledAssertion:
+    """An :class:`~prober.config.model.Assertion` ready to run."""
+
+    label: str
+    spec: Assertion
+    json_expr: Any
+    pattern: re.Pattern[str] | None
+    expected: Renderer
+    """Renders ``equals``, ``not_equals`` and ``contains``, which may be templates."""
+
+    @classmethod
+    def build(cls, spec: Assertion) -> CompiledAssertion:
+        if spec.json_path is not None:
+            label = f"json {spec.json_path}"
+        elif spec.header is not None:
+            label = f"header {spec.header}"
+        else:
+            label = "body"
+        return cls(
+            label=spec.description or label,
+            spec=spec,
+            json_expr=jmespath.compile(spec.json_path) if spec.json_path is not None else None,
+            pattern=re.compile(spec.matches) if spec.matches is not None else None,
+            expected=compile_value([spec.equals, spec.not_equals, spec.contains]),
+        )
+
+    def _actual(self, response: Response) -> Any:
+        if self.json_expr is not None:
+            return self.json_expr.search(response.json())
+        if self.spec.header is not None:
+            return response.headers.get(self.spec.header)
+        return response.text
+
+    def check(self, response: Response, values: Mapping[str, Any]) -> str | None:
+        """``None`` when the assertion holds, else what went wrong."""
+        try:
+            actual = self._actual(response)
+        except ValueError as exc:
+            return f"{self.label}: {exc}"
+        return self._compare(actual, *self.expected(values))
+
+    def _compare(self, actual: Any, equals: Any, not_equals: Any, contains: Any) -> str | None:  # noqa: C901
+        spec, label = self.spec, self.label
+        if spec.exists is not None:
+            if (actual is not None) != spec.exists:
+                return f"{label}: expected {'present' if spec.exists else 'absent'}, got {'nothing' if actual is None else shorten(actual)}"
+            if not spec.exists:
+                return None
+        if actual is None:
+            return f"{label}: expected a value, got nothing"
+        if equals is not None and not _equal(actual, equals):
+            return f"{label}: expected {shorten(equals)}, got {shorten(actual)}"
+        if not_equals is not None and _equal(actual, not_equals):
+            return f"{label}: expected anything but {shorten(not_equals)}, got it"
+        bounds = ((">", spec.gt), (">=", spec.ge), ("<", spec.lt), ("<=", spec.le))
+        if any(bound is not None for _, bound in bounds):
+            number = _as_number(actual)
+            if number is None:
+                return f"{label}: expected a number, got {shorten(actual)}"
+            for op, bound in bounds:
+                if bound is not None and not _OPS[op](number, bound):
+                    return f"{label}: expected {op} {bound:g}, got {shorten(actual)}"
+        if self.pattern is not None and not self.pattern.search(actual if isinstance(actual, str) else shorten(actual)):
+            return f"{label}: expected to match /{self.pattern.pattern}/, got {shorten(actual)}"
+        if contains is not None and not _contains(actual, contains):
+            return f"{label}: expected to contain {shorten(contains)}, got {shorten(actual)}"
+        if spec.length is not None or spec.min_length is not None:
+            if not hasattr(actual, "__len__"):
+                return f"{label}: expected something with a length, got {shorten(actual)}"
+            size = len(actual)
+            if spec.length is not None and size != spec.length:
+                return f"{label}: expected length {spec.length}, got {size}"
+            if spec.min_length is not None and size < spec.min_length:
+                return f"{label}: expected length >= {spec.min_length}, got {size}"
+        return None
+
+
+_OPS = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+}
+
+
+def _contains(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, str):
+        return isinstance(expected, str) and expected in actual
+    if isinstance(actual, list | dict):
+        return expected in actual
+    return False
+
+
+@dataclass(slots=True, frozen=True)
+class CompiledExtract:
+    """An :class:`~prober.config.model.Extract` ready to run."""
+
+    name: str
+    spec: Extract
+    json_expr: Any
+    pattern: re.Pattern[str] | None
+    secret: bool
+
+    @classmethod
+    def build(cls, name: str, spec: Extract) -> CompiledExtract:
+        secret = spec.secret if spec.secret is not None else bool(_SECRET_NAME.search(name))
+        return cls(
+            name=name,
+            spec=spec,
+            json_expr=jmespath.compile(spec.json_path) if spec.json_path is not None else None,
+            pattern=re.compile(spec.regex) if spec.regex is not None else None,
+            secret=secret or spec.cookie is not None,
+        )
+
+    def take(self, response: Response) -> Any:
+        """The value, or raises ``LookupError`` saying where it was not found."""
+        spec = self.spec
+        if self.json_expr is not None:
+            try:
+                value = self.json_expr.search(response.json())
+            except ValueError as exc:
+                raise LookupError(f"extract {self.name}: {exc}") from None
+            where = f"JSON path {spec.json_path}"
+        elif spec.header is not None:
+            value, where = response.headers.get(spec.header), f"header {spec.header}"
+        elif spec.cookie is not None:
+            value, where = response.cookies.get(spec.cookie), f"cookie {spec.cookie}"
+        else:
+            assert self.pattern is not None
+            match = self.pattern.search(response.text)
+            value = (match.group(1) if match.re.groups else match.group(0)) if match else None
+            where = f"regex /{spec.regex}/"
+        if value is None:
+            raise LookupError(f"extract {self.name}: {where} found nothing")
+        return value
+
+
+_SECRET_NAME = re.compile(r"token|secret|password|passwd|session|key|cookie|auth", re.IGNORECASE)

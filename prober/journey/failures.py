@@ -1,0 +1,77 @@
+"""Map transport exceptions to outcomes and short, secret-free error strings.
+
+aiohttp's exceptions, and how they are classified::
+
+    asyncio.TimeoutError, ServerTimeoutError ........................ timeout
+    ClientError
+     ├── ClientConnectionError
+     │    ├── ClientConnectorError
+     │    │    ├── ClientConnectorDNSError (or a socket.gaierror inside) dns
+     │    │    ├── ClientConnectorCertificateError ................ tls
+     │    │    ├── ClientConnectorSSLError ........................ tls
+     │    │    └── (refused, unreachable, reset) .................. connect
+     │    ├── ClientSSLError ...................................... tls
+     │    ├── ServerDisconnectedError, ClientOSError .............. connect
+     │    └── ServerTimeoutError .................................. timeout
+     └── ClientResponseError, ClientPayloadError, TooManyRedirects  error
+
+Error strings name the class of failure and the host:port, never the URL (its query may
+carry a token), a request body or a header value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import aiohttp
+
+from prober.journey.results import Outcome
+
+
+def classify(exc: BaseException) -> tuple[Outcome, str]:
+    """Outcome and a short error string for an exception raised by an exchange."""
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return Outcome.TIMEOUT, "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return Outcome.TLS, f"tls: certificate verify failed ({_where(exc)})"
+    if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
+        return Outcome.TLS, f"tls: handshake failed ({_where(exc)})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        cause = exc.os_error
+        if isinstance(exc, _DNS_ERRORS) or isinstance(cause, socket.gaierror):
+            return Outcome.DNS, f"dns: cannot resolve {exc.host}"
+        return Outcome.CONNECT, f"connect: {_reason(cause)} ({_where(exc)})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return Outcome.CONNECT, "connect: server closed the connection without answering"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return Outcome.CONNECT, f"connect: {_reason(exc)}"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return Outcome.ERROR, "error: too many redirects"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return Outcome.ERROR, "error: response body cut short or malformed"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return Outcome.ERROR, f"error: malformed HTTP response ({exc.status})"
+    if isinstance(exc, aiohttp.ClientError):
+        return Outcome.ERROR, f"error: {type(exc).__name__}"
+    return Outcome.ERROR, f"error: internal {type(exc).__name__}"
+
+
+_DNS_ERRORS: tuple[type[BaseException], ...] = tuple(
+    t for t in (getattr(aiohttp, "ClientConnectorDNSError", None),) if t is not None
+)
+
+
+def _where(exc: aiohttp.ClientConnectorError) -> str:
+    return f"{exc.host}:{exc.port}"
+
+
+def _reason(exc: BaseException | None) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return type(exc).__name__ if exc is not None else "connection failed"
+
+
+def status_outcome(status: int) -> Outcome:
+    """Outcome of a status code the step does not accept."""
+    return Outcome.AUTH if status in (401, 403) else Outcome.HTTP_STATUS

@@ -1,0 +1,193 @@
+"""HTTP sessions for journey runs, with per-phase timing.
+
+Timing follows the blackbox_exporter approach: trace hooks record raw
+``time.perf_counter()`` timestamps into a :class:`PhaseClock`, and durations are computed
+once the exchange is over (:meth:`PhaseClock.phases`). aiohttp's hooks cover DNS, the
+connection as a whole and the response headers; :class:`TracingConnector` adds the one
+timestamp aiohttp has no hook for, the end of the TCP handshake, so that TLS can be told
+apart from TCP.
+
+Each journey run gets its own session (:func:`open_session`): its first request pays for
+a fresh connection as a customer's would, later steps of the run may reuse it, and the
+cookie jar lives exactly as long as the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import ssl
+import sys
+from time import perf_counter
+from types import SimpleNamespace
+from typing import Any
+
+import aiohappyeyeballs
+import aiohttp
+from aiohttp import ClientConnectorError
+from aiohttp.client_exceptions import (
+    ClientConnectorCertificateError,
+    ClientConnectorSSLError,
+    cert_errors,
+    ssl_errors,
+)
+from aiohttp.helpers import ceil_timeout
+
+from prober.journey.results import Phases
+
+
+class PhaseClock:
+    """Raw timestamps of one HTTP exchange (possibly several hops with redirects)."""
+
+    __slots__ = ("start", "dns_start", "dns_ms", "conn_start", "tcp_end", "connect_ms", "tls_ms", "headers", "end")
+
+    def __init__(self) -> None:
+        self.start = 0.0
+        self.dns_start = 0.0
+        self.dns_ms = 0.0
+        self.conn_start = 0.0
+        self.tcp_end = 0.0
+        self.connect_ms = 0.0
+        self.tls_ms = 0.0
+        self.headers = 0.0
+        self.end = 0.0
+
+    def phases(self) -> Phases:
+        """Durations in ms; ``ttfb`` takes whatever the other phases leave before the
+        headers, so the five always add up to ``end - start``."""
+        headers = self.headers or self.end
+        before_headers = (headers - self.start) * 1000.0
+        ttfb = max(0.0, before_headers - self.dns_ms - self.connect_ms - self.tls_ms)
+        return Phases(
+            dns_ms=self.dns_ms,
+            connect_ms=self.connect_ms,
+            tls_ms=self.tls_ms,
+            ttfb_ms=ttfb,
+            transfer_ms=max(0.0, (self.end - headers) * 1000.0),
+        )
+
+
+_current_clock: contextvars.ContextVar[PhaseClock | None] = contextvars.ContextVar("phase_clock", default=None)
+
+
+def _clock(params_ctx: SimpleNamespace) -> PhaseClock | None:
+    ctx = params_ctx.trace_request_ctx
+    return ctx if isinstance(ctx, PhaseClock) else None
+
+
+async def _on_dns_start(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+    if clock := _clock(ctx):
+        clock.dns_start = perf_counter()
+
+
+async def _on_dns_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+    if (clock := _clock(ctx)) and clock.dns_start:
+        clock.dns_ms += (perf_counter() - clock.dns_start) * 1000.0
+
+
+async def _on_conn_start(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+    if clock := _clock(ctx):
+        clock.conn_start = perf_counter()
+        clock.tcp_end = 0.0
+
+
+async def _on_conn_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+    if (clock := _clock(ctx)) and clock.conn_start:
+        now = perf_counter()
+        # The connection-create span also holds the DNS lookup; take it out.
+        dns_inside = (clock.dns_start >= clock.conn_start) * clock.dns_ms
+        tcp_end = clock.tcp_end or now
+        clock.connect_ms += max(0.0, (tcp_end - clock.conn_start) * 1000.0 - dns_inside)
+        clock.tls_ms += (now - tcp_end) * 1000.0
+
+
+async def _on_request_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+    if clock := _clock(ctx):
+        clock.headers = perf_counter()
+
+
+def _make_trace_config() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_dns_resolvehost_start.append(_on_dns_start)
+    config.on_dns_resolvehost_end.append(_on_dns_end)
+    config.on_connection_create_start.append(_on_conn_start)
+    config.on_connection_create_end.append(_on_conn_end)
+    config.on_request_end.append(_on_request_end)
+    config.freeze()
+    return config
+
+
+TRACE_CONFIG = _make_trace_config()
+
+
+class TracingConnector(aiohttp.TCPConnector):
+    """A TCP connector that notes when the TCP handshake ends, before TLS starts.
+
+    It repeats aiohttp's ``_wrap_create_connection`` (connect the socket, then hand it to
+    the loop, which runs the TLS handshake) with one timestamp in between. The tests of
+    phase timing over TLS fail if a new aiohttp changes this seam.
+    """
+
+    async def _wrap_create_connection(  # type: ignore[override]
+        self,
+        *args: Any,
+        addr_infos: list[Any],
+        req: Any,
+        timeout: aiohttp.ClientTimeout,
+        client_error: type[Exception] = ClientConnectorError,
+        **kwargs: Any,
+    ) -> tuple[asyncio.Transport, Any]:
+        try:
+            async with ceil_timeout(timeout.sock_connect, ceil_threshold=timeout.ceil_threshold):
+                sock = await aiohappyeyeballs.start_connection(
+                    addr_infos=addr_infos,
+                    local_addr_infos=self._local_addr_infos,
+                    happy_eyeballs_delay=self._happy_eyeballs_delay,
+                    interleave=self._interleave,
+                    loop=self._loop,
+                )
+                clock = _current_clock.get()
+                if not kwargs.get("ssl"):
+                    # Without TLS the connection is ready when this returns; leaving
+                    # tcp_end unset makes the whole span count as connect time.
+                    return await self._loop.create_connection(*args, **kwargs, sock=sock)
+                if clock is not None:
+                    clock.tcp_end = perf_counter()
+                if self._ssl_shutdown_timeout and sys.version_info >= (3, 11):
+                    kwargs["ssl_shutdown_timeout"] = self._ssl_shutdown_timeout
+                return await self._loop.create_connection(*args, **kwargs, sock=sock)
+        except cert_errors as exc:
+            raise ClientConnectorCertificateError(req.connection_key, exc) from exc
+        except ssl_errors as exc:
+            raise ClientConnectorSSLError(req.connection_key, exc) from exc
+        except OSError as exc:
+            if exc.errno is None and isinstance(exc, asyncio.TimeoutError):
+                raise
+            raise client_error(req.connection_key, exc) from exc
+
+
+def open_session(ssl_context: ssl.SSLContext | bool, headers: dict[str, str]) -> aiohttp.ClientSession:
+    """A session for one journey run: fresh connections, its own cookie jar, tracing on.
+
+    Timeouts are enforced by the runner with ``asyncio.timeout`` (one mechanism for
+    steps and journeys), so aiohttp's own are off.
+    """
+    connector = TracingConnector(ssl=ssl_context, limit=0, enable_cleanup_closed=False)
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.CookieJar(unsafe=True),
+        headers=headers,
+        timeout=aiohttp.ClientTimeout(total=None),
+        trace_configs=[TRACE_CONFIG],
+        auto_decompress=True,
+        raise_for_status=False,
+    )
+
+
+def bind_clock(clock: PhaseClock) -> contextvars.Token[PhaseClock | None]:
+    """Make ``clock`` the one the connector writes to for the current task."""
+    return _current_clock.set(clock)
+
+
+def unbind_clock(token: contextvars.Token[PhaseClock | None]) -> None:
+    _current_clock.reset(token)

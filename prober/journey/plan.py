@@ -1,0 +1,218 @@
+"""Compile the configuration into journey plans, once, at load.
+
+Everything that does not change from run to run is done here: templates compiled, JSON
+paths and regexes compiled, URLs joined, SSL contexts built (loading a CA bundle costs
+milliseconds), idempotency needs decided. Rules that need the whole tree are checked
+here too, each problem reported with its field path: duplicate names, and templates that
+use a value no earlier step extracts.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from prober.config.errors import ConfigError
+from prober.config.model import SAFE_METHODS, Check, Config, Site, Step
+from prober.journey.checks import CompiledAssertion, CompiledExtract
+from prober.journey.templating import Renderer, TemplateError, compile_value, names_in
+
+RUN_NAMES = frozenset({"run", "uuid"})
+"""Names every template may use: per-run values and a fresh-uuid function."""
+
+
+@dataclass(slots=True, frozen=True)
+class StepPlan:
+    """A step ready to run."""
+
+    name: str
+    index: int
+    method: str
+    url: Renderer
+    query: Renderer
+    headers: Renderer
+    body_kind: str | None
+    body: Renderer | None
+    statuses: frozenset[int] | None
+    assertions: tuple[CompiledAssertion, ...]
+    extracts: tuple[CompiledExtract, ...]
+    max_duration: float | None
+    timeout: float
+    always_run: bool
+    follow_redirects: bool
+    poll_attempts: int
+    poll_interval: float
+    idempotency_header: str | None
+    """Set when the step must carry an idempotency key (mutating check, unsafe method)."""
+
+    def accepts(self, status: int) -> bool:
+        return 200 <= status < 300 if self.statuses is None else status in self.statuses
+
+
+@dataclass(slots=True, frozen=True)
+class JourneyPlan:
+    """A check of a site, ready to run as many times as the schedule asks."""
+
+    site: str
+    check: str
+    kind: str
+    location: str
+    interval: float
+    timeout: float
+    mutating: bool
+    steps: tuple[StepPlan, ...]
+    ssl_context: ssl.SSLContext | bool
+    headers: dict[str, str]
+    values: dict[str, Any]
+    secrets: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.site, self.check)
+
+
+def build_ssl_context(site: Site) -> ssl.SSLContext | bool:
+    """The SSL context of a site, or False for plain HTTP without custom TLS options."""
+    tls = site.tls
+    if not site.base_url.startswith("https") and not (tls.ca_file or tls.cert_file):
+        return False
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if not tls.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if tls.cert_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context
+
+
+def compile_config(config: Config, origin: dict[int, str] | None = None) -> list[JourneyPlan]:
+    """Plans for every enabled check; raises :class:`ConfigError` listing every problem.
+
+    ``origin`` maps a site's index to the file it came from, for messages.
+    """
+    problems: list[str] = []
+    plans: list[JourneyPlan] = []
+    seen_sites: set[str] = set()
+    for si, site in enumerate(config.sites):
+        where = f"{(origin or {}).get(si, '<config>')}: sites[{site.name}]"
+        if site.name in seen_sites:
+            problems.append(f"{where}.name: duplicate site name {site.name!r}")
+        seen_sites.add(site.name)
+        overlap = set(site.vars) & set(site.secrets)
+        for name in sorted(overlap):
+            problems.append(f"{where}: {name!r} is defined in both vars and secrets")
+        try:
+            context = build_ssl_context(site)
+        except (OSError, ssl.SSLError) as exc:
+            problems.append(f"{where}.tls: cannot load certificate or key: {getattr(exc, 'strerror', None) or exc}")
+            context = False
+        seen_checks: set[str] = set()
+        for check in site.checks:
+            check_where = f"{where}.checks[{check.name}]"
+            if check.name in seen_checks:
+                problems.append(f"{check_where}.name: duplicate check name {check.name!r} in site {site.name!r}")
+            seen_checks.add(check.name)
+            plan = _compile_check(config, site, check, context, check_where, problems)
+            if plan is not None and check.enabled:
+                plans.append(plan)
+    if problems:
+        raise ConfigError(problems)
+    return plans
+
+
+def _compile_check(
+    config: Config, site: Site, check: Check, context: ssl.SSLContext | bool, where: str, problems: list[str]
+) -> JourneyPlan | None:
+    static = set(site.vars) | set(site.secrets) | RUN_NAMES
+    extracted: set[str] = set()
+    step_names: set[str] = set()
+    steps: list[StepPlan] = []
+    start = len(problems)
+    for index, step in enumerate(check.steps):
+        step_where = f"{where}.steps[{step.name}]"
+        if step.name in step_names:
+            problems.append(f"{step_where}.name: duplicate step name {step.name!r}")
+        step_names.add(step.name)
+        _check_references(step, static | extracted, step_where, problems)
+        for name in step.extract:
+            if name in static:
+                problems.append(f"{step_where}.extract.{name}: {name!r} is already a site var or secret")
+        extracted |= set(step.extract)
+        if len(problems) == start:
+            steps.append(_compile_step(site, check, step, index))
+    if len(problems) != start:
+        return None
+    values: dict[str, Any] = dict(site.vars)
+    values.update({k: v.get_secret_value() for k, v in site.secrets.items()})
+    return JourneyPlan(
+        site=site.name,
+        check=check.name,
+        kind=check.kind,
+        location=config.location_of(site),
+        interval=check.interval,
+        timeout=check.timeout,
+        mutating=check.is_mutating,
+        steps=tuple(steps),
+        ssl_context=context,
+        headers=dict(site.headers),
+        values=values,
+        secrets=tuple(v.get_secret_value() for v in site.secrets.values()),
+    )
+
+
+def _check_references(step: Step, known: set[str], where: str, problems: list[str]) -> None:
+    fields = {"path": step.path, "url": step.url, "query": step.query, "headers": step.headers,
+              "json": step.json_body, "form": step.form, "body": step.body,
+              "expect": [[a.equals, a.not_equals, a.contains] for a in step.expect]}
+    for field, value in fields.items():
+        if value is None:
+            continue
+        try:
+            used = names_in(value)
+        except TemplateError as exc:
+            problems.append(f"{where}.{field}: invalid template: {exc}")
+            continue
+        for name in sorted(used - known):
+            problems.append(
+                f"{where}.{field}: uses {{{{ {name} }}}}, which is not a site var or secret nor extracted by an earlier step"
+            )
+
+
+def _compile_step(site: Site, check: Check, step: Step, index: int) -> StepPlan:
+    url = step.url if step.url is not None else _join(site.base_url, step.path or "")
+    if step.json_body is not None:
+        body_kind, body = "json", compile_value(step.json_body)
+    elif step.form is not None:
+        body_kind, body = "form", compile_value(step.form)
+    elif step.body is not None:
+        body_kind, body = "raw", compile_value(step.body)
+    else:
+        body_kind, body = None, None
+    needs_key = check.is_mutating and step.method not in SAFE_METHODS
+    return StepPlan(
+        name=step.name,
+        index=index,
+        method=step.method,
+        url=compile_value(url),
+        query=compile_value(step.query),
+        headers=compile_value(step.headers),
+        body_kind=body_kind,
+        body=body,
+        statuses=frozenset(step.status) if step.status else None,
+        assertions=tuple(CompiledAssertion.build(a) for a in step.expect),
+        extracts=tuple(CompiledExtract.build(n, e) for n, e in step.extract.items()),
+        max_duration=step.max_duration,
+        timeout=step.timeout or site.timeout,
+        always_run=step.always_run,
+        follow_redirects=step.follow_redirects,
+        poll_attempts=step.poll.attempts if step.poll else 1,
+        poll_interval=step.poll.interval if step.poll else 0.0,
+        idempotency_header=check.idempotency_header if needs_key else None,
+    )
+
+
+def _join(base: str, path: str) -> str:
+    if not path:
+        return base
+    return base.rstrip("/") + "/" + path.lstrip("/")

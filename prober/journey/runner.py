@@ -1,0 +1,250 @@
+"""Run one journey: its steps in order, cleanup steps always, one result.
+
+The runner owns the timeouts and the bookkeeping, the steps only say what to send and
+what to expect. A step's budget is its own timeout, cut to what is left of the journey's;
+``always_run`` (cleanup) steps keep their full step timeout even after the journey's
+budget is spent or an earlier step failed, so a frozen test card is always unfrozen.
+
+Nothing is retried: a failure is what the prober exists to record, and a mutating step
+sent twice could move money twice. ``poll`` steps (read-only by construction) repeat
+until the bank reports the expected state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+import aiohttp
+
+from prober.journey.checks import Response
+from prober.journey.failures import classify, status_outcome
+from prober.journey.http import PhaseClock, bind_clock, open_session, unbind_clock
+from prober.journey.plan import JourneyPlan, StepPlan
+from prober.journey.redact import Redactor
+from prober.journey.results import JourneyResult, Outcome, StepResult
+from prober.journey.templating import UndefinedValue
+
+log = logging.getLogger("prober.journey")
+
+
+@dataclass(slots=True, frozen=True)
+class RunInfo:
+    """Per-run values for templates: ``{{ run.id }}``, ``{{ run.now }}``…"""
+
+    id: str
+    uuid: str
+    site: str
+    check: str
+    location: str
+    now: str
+    date: str
+    epoch_ms: int
+
+
+def _run_info(plan: JourneyPlan, wall_ns: int) -> RunInfo:
+    run_uuid = uuid.uuid4()
+    moment = time.gmtime(wall_ns / 1e9)
+    return RunInfo(
+        id=run_uuid.hex,
+        uuid=str(run_uuid),
+        site=plan.site,
+        check=plan.check,
+        location=plan.location,
+        now=time.strftime("%Y-%m-%dT%H:%M:%SZ", moment),
+        date=time.strftime("%Y-%m-%d", moment),
+        epoch_ms=wall_ns // 1_000_000,
+    )
+
+
+async def run_journey(plan: JourneyPlan) -> JourneyResult:
+    """Run every step of ``plan`` once and return the typed result. Never raises for
+    anything the bank or the network does."""
+    wall_ns = time.time_ns()
+    started = perf_counter()
+    run = _run_info(plan, wall_ns)
+    values: dict[str, Any] = {**plan.values, "run": run}
+    redact = Redactor(plan.secrets)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + plan.timeout
+    results: list[StepResult] = []
+    failure: StepResult | None = None
+
+    async with open_session(plan.ssl_context, plan.headers) as session:
+        for step in plan.steps:
+            if failure is not None and not step.always_run:
+                results.append(_skipped(step, f"skipped: step {failure.name} failed"))
+                continue
+            left = deadline - loop.time()
+            if step.always_run:
+                budget, cut_by_journey = step.timeout, False
+            else:
+                budget, cut_by_journey = min(step.timeout, max(left, 0.0)), left < step.timeout
+            if budget <= 0:
+                result = _skipped(step, f"timeout: journey budget of {plan.timeout:g}s spent")
+                result.outcome = Outcome.TIMEOUT
+            else:
+                result = await _run_step(session, step, values, redact, run, budget, plan, cut_by_journey)
+            results.append(result)
+            if failure is None and result.outcome not in (Outcome.OK, Outcome.SKIPPED):
+                failure = result
+
+    if failure is None:
+        failure = next((r for r in results if r.outcome is not Outcome.OK), None)
+    return JourneyResult(
+        site=plan.site,
+        check=plan.check,
+        kind=plan.kind,
+        location=plan.location,
+        outcome=failure.outcome if failure else Outcome.OK,
+        started_at_ns=wall_ns,
+        duration_ms=(perf_counter() - started) * 1000.0,
+        steps=results,
+        failed_step=failure.name if failure else "",
+        error=failure.error if failure else "",
+        run_id=run.id,
+    )
+
+
+def _skipped(step: StepPlan, reason: str) -> StepResult:
+    return StepResult(name=step.name, outcome=Outcome.SKIPPED, error=reason, always_run=step.always_run,
+                      started_at_ns=time.time_ns())
+
+
+@dataclass(slots=True)
+class _Request:
+    method: str
+    url: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body_kind: str | None
+    body: Any
+
+
+def _render(step: StepPlan, values: dict[str, Any], run: RunInfo) -> _Request:
+    headers = dict(step.headers(values))
+    if step.idempotency_header and not any(k.lower() == step.idempotency_header.lower() for k in headers):
+        headers[step.idempotency_header] = f"{run.id}-{step.index}"
+    return _Request(
+        method=step.method,
+        url=step.url(values),
+        query=step.query(values),
+        headers=headers,
+        body_kind=step.body_kind,
+        body=step.body(values) if step.body is not None else None,
+    )
+
+
+async def _run_step(
+    session: aiohttp.ClientSession,
+    step: StepPlan,
+    values: dict[str, Any],
+    redact: Redactor,
+    run: RunInfo,
+    budget: float,
+    plan: JourneyPlan,
+    cut_by_journey: bool,
+) -> StepResult:
+    try:
+        request = _render(step, values, run)
+    except UndefinedValue as exc:
+        return _skipped(step, f"skipped: needs a value no earlier step extracted ({exc.message})")
+    wall_ns = time.time_ns()
+    started = perf_counter()
+    step_deadline = started + budget
+    attempts = 0
+    while True:
+        attempts += 1
+        result, response = await _exchange(session, step, request, max(step_deadline - perf_counter(), 0.0))
+        if response is not None:
+            _judge(step, response, result, values, redact)
+        polling_again = (
+            result.outcome is Outcome.ASSERTION
+            and attempts < step.poll_attempts
+            and perf_counter() + step.poll_interval < step_deadline
+        )
+        if not polling_again:
+            break
+        await asyncio.sleep(step.poll_interval)
+    if result.outcome is Outcome.TIMEOUT:
+        scope = f"journey timeout {plan.timeout:g}s" if cut_by_journey else f"step timeout {budget:g}s"
+        result.error = f"timeout: no complete answer within {budget:g}s ({scope})"
+    if attempts > 1:
+        result.duration_ms = (perf_counter() - started) * 1000.0
+    result.attempts = attempts
+    result.started_at_ns = wall_ns
+    result.always_run = step.always_run
+    result.error = redact(result.error)
+    return result
+
+
+async def _exchange(
+    session: aiohttp.ClientSession, step: StepPlan, request: _Request, budget: float
+) -> tuple[StepResult, Response | None]:
+    clock = PhaseClock()
+    token = bind_clock(clock)
+    kwargs: dict[str, Any] = {
+        "params": request.query or None,
+        "headers": request.headers,
+        "allow_redirects": step.follow_redirects,
+        "trace_request_ctx": clock,
+    }
+    if request.body_kind == "json":
+        kwargs["json"] = request.body
+    elif request.body_kind is not None:
+        kwargs["data"] = request.body
+    clock.start = perf_counter()
+    try:
+        async with asyncio.timeout(budget):
+            async with session.request(request.method, request.url, **kwargs) as resp:
+                body = await resp.read()
+                clock.end = perf_counter()
+                cookies = {name: morsel.value for name, morsel in resp.cookies.items()}
+                response = Response(resp.status, resp.headers, body, cookies)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome
+        clock.end = perf_counter()
+        outcome, error = classify(exc)
+        if outcome is Outcome.ERROR and not isinstance(exc, aiohttp.ClientError):
+            log.warning("step %s raised %s", step.name, type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+        return StepResult(name=step.name, outcome=outcome, duration_ms=(clock.end - clock.start) * 1000.0,
+                          phases=clock.phases(), error=error), None
+    finally:
+        unbind_clock(token)
+    result = StepResult(
+        name=step.name,
+        outcome=Outcome.OK,
+        duration_ms=(clock.end - clock.start) * 1000.0,
+        phases=clock.phases(),
+        http_status=response.status,
+        bytes=len(body),
+    )
+    return result, response
+
+
+def _judge(step: StepPlan, response: Response, result: StepResult, values: dict[str, Any], redact: Redactor) -> None:
+    """Status, then content, then extraction, then the latency budget."""
+    if not step.accepts(response.status):
+        expected = "2xx" if step.statuses is None else "/".join(str(s) for s in sorted(step.statuses))
+        result.outcome, result.error = status_outcome(response.status), f"HTTP {response.status} (expected {expected})"
+        return
+    for assertion in step.assertions:
+        if (problem := assertion.check(response, values)) is not None:
+            result.outcome, result.error = Outcome.ASSERTION, f"assertion failed: {problem}"
+            return
+    for extract in step.extracts:
+        try:
+            value = extract.take(response)
+        except LookupError as exc:
+            result.outcome, result.error = Outcome.ASSERTION, str(exc)
+            return
+        if extract.secret and isinstance(value, str):
+            redact.add(value)
+        values[extract.name] = value
+    if step.max_duration is not None and result.duration_ms > step.max_duration * 1000.0:
+        result.outcome = Outcome.SLOW
+        result.error = f"slow: {result.duration_ms:.0f} ms over the {step.max_duration * 1000.0:.0f} ms budget"

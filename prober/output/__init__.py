@@ -1,0 +1,1 @@
+"""Renderings of journey results for people (a table) and programs (JSON lines)."""

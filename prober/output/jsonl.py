@@ -1,0 +1,57 @@
+"""One JSON object per journey result, for ``prober check --json``.
+
+Only result fields are written: error strings are already redacted by the runner, and
+no request, header or extracted value is part of a result.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prober.journey.results import JourneyResult, StepResult
+
+
+def _step(step: StepResult) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": step.name,
+        "outcome": step.outcome.value,
+        "success": step.success,
+        "duration_ms": round(step.duration_ms, 3),
+        "http_status": step.http_status,
+        "bytes": step.bytes,
+        "error": step.error,
+        "always_run": step.always_run,
+        "attempts": step.attempts,
+    }
+    if step.phases is not None:
+        p = step.phases
+        data["phases"] = {
+            "dns_ms": round(p.dns_ms, 3),
+            "connect_ms": round(p.connect_ms, 3),
+            "tls_ms": round(p.tls_ms, 3),
+            "ttfb_ms": round(p.ttfb_ms, 3),
+            "transfer_ms": round(p.transfer_ms, 3),
+        }
+    return data
+
+
+def result_to_dict(result: JourneyResult) -> dict[str, Any]:
+    """The JSON shape of a result (the DESIGN.md fields, plus location, error, run_id)."""
+    return {
+        "site": result.site,
+        "check": result.check,
+        "kind": result.kind,
+        "location": result.location,
+        "success": result.success,
+        "outcome": result.outcome.value,
+        "duration_ms": round(result.duration_ms, 3),
+        "failed_step": result.failed_step,
+        "error": result.error,
+        "run_id": result.run_id,
+        "steps": [_step(s) for s in result.steps],
+    }
+
+
+def to_json_line(result: JourneyResult) -> str:
+    return json.dumps(result_to_dict(result), ensure_ascii=False, separators=(",", ":"))
