@@ -1,0 +1,187 @@
+"""The simulated bank server: lifecycle (:class:`BankServer`) and ``prober bank`` (:func:`run_bank`)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import ssl
+import sys
+from types import TracebackType
+
+from aiohttp import web
+
+from .admin import AdminApi
+from .api import ROUTES, BankApi
+from .faults import FaultRegistry, guard
+from .scenarios import DEFAULT_TIME_SCALE, SCENARIOS, Scenario, ScenarioRunner, get_scenario
+from .state import BankState
+
+# In-flight requests get this long to finish at shutdown before they are cancelled.
+SHUTDOWN_TIMEOUT_S = 0.5
+
+
+class BankServer:
+    """A real aiohttp server on ``host:port`` (0 = a free port) with fault injection.
+
+    Use as ``async with BankServer(...) as bank:`` or call :meth:`start`/:meth:`stop`.
+    ``bank.url`` is the base URL with the real bound port, ``bank.faults`` the
+    :class:`~prober.bank.faults.FaultRegistry`, ``bank.state`` the in-memory
+    :class:`~prober.bank.state.BankState`. ``seed`` makes intermittent failures
+    reproducible; ``scenario`` (a name from :data:`SCENARIOS` or a :class:`Scenario`)
+    is played from start-up with ``time_scale`` real seconds per simulated second.
+    With ``ssl_context`` the bank serves HTTPS.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        username: str = "alice",
+        password: str = "s3cret-pw",
+        client_secret: str = "client-s3cret",
+        seed: int | None = None,
+        settle_after: float = 0.2,
+        scenario: str | Scenario | None = None,
+        time_scale: float = DEFAULT_TIME_SCALE,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.seed = seed
+        self.ssl_context = ssl_context
+        self.state = BankState(
+            username=username, password=password, client_secret=client_secret, settle_after=settle_after
+        )
+        self.faults = FaultRegistry(rng=random.Random(seed))
+        resolved = get_scenario(scenario) if isinstance(scenario, str) else scenario
+        self.scenario: ScenarioRunner | None = (
+            ScenarioRunner(resolved, self.faults, time_scale) if resolved is not None else None
+        )
+        self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Event | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:41234`` (``https://`` with an SSL context)."""
+        scheme = "https" if self.ssl_context is not None else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    def make_app(self) -> web.Application:
+        """Build the aiohttp application: business routes behind fault guards, admin routes."""
+        assert self._stopping is not None
+        app = web.Application()
+        api = BankApi(self.state)
+        for method, path, capability, name in ROUTES:
+            handler = guard(
+                capability, f"{method} {path}", getattr(api, name), self.faults,
+                self.state.count, self._stopping,
+            )
+            app.router.add_route(method, path, handler)
+        AdminApi(self.state, self.faults, lambda: self.scenario, self.reset).add_routes(app)
+        app.router.add_get("/healthz", _healthz)
+        return app
+
+    async def start(self) -> None:
+        """Bind and serve; raises ``OSError`` if the address cannot be bound."""
+        self._stopping = asyncio.Event()
+        runner = web.AppRunner(
+            self.make_app(),
+            access_log=None,
+            handler_cancellation=True,  # a client that goes away ends its hung request
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        if self.scenario is not None:
+            self.scenario.start()
+
+    async def stop(self) -> None:
+        """Stop the scenario, drop hung requests, close every connection."""
+        if self._stopping is not None:
+            self._stopping.set()
+        if self.scenario is not None:
+            await self.scenario.stop()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    def reset(self) -> None:
+        """Restore the initial data, clear faults and counters, restart the scenario."""
+        self.state.reset()
+        self.faults.clear()
+        if self.seed is not None:
+            self.faults.rng.seed(self.seed)
+        if self.scenario is not None and self._runner is not None:
+            self.scenario.start()
+
+    async def __aenter__(self) -> BankServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def run_bank(
+    host: str,
+    port: int,
+    scenario: str | None = None,
+    seed: int | None = None,
+    *,
+    time_scale: float = DEFAULT_TIME_SCALE,
+) -> int:
+    """Serve the simulated bank until SIGINT/SIGTERM (``prober bank``).
+
+    Prints the URL and scenario on one line. Returns 0 after a clean stop, 2 on an
+    unknown scenario or an address that cannot be bound (message on stderr).
+    """
+    if scenario is not None and scenario not in SCENARIOS:
+        print(
+            f"prober bank: unknown scenario {scenario!r}; known scenarios: {', '.join(SCENARIOS)}",
+            file=sys.stderr,
+        )
+        return 2
+    return asyncio.run(_serve(host, port, scenario, seed, time_scale))
+
+
+async def _serve(host: str, port: int, scenario: str | None, seed: int | None, time_scale: float) -> int:
+    bank = BankServer(host, port, seed=seed, scenario=scenario, time_scale=time_scale)
+    try:
+        await bank.start()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(f"prober bank: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
+        return 2
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        print(f"bank listening on {bank.url} (scenario: {scenario or 'none'})", flush=True)
+        await stop.wait()
+    finally:
+        # Restore default handlers first so a second Ctrl-C forces the exit.
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await bank.stop()
+    return 0
