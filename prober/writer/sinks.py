@@ -1,0 +1,272 @@
+"""Where batches of line protocol go: InfluxDB's v2 or v1 write API.
+
+A sink sends one batch and says what happened, as a :class:`WriteResult`; it never raises
+for database trouble. The writer decides what to do with each :class:`WriteStatus`:
+
+========== ==================================================================================
+ok          written (204/200)
+retry       keep the batch and try again later: connection refused or reset, timeout, DNS,
+            TLS, 5xx, 429, and also 401/403/404 (a token, a permission or a database an
+            operator can fix: the data is kept, not thrown away). ``retry_after`` carries
+            the server's ``Retry-After`` in seconds when it sent one.
+rejected    the server refused the content and will refuse it again (400 malformed, 413,
+            422…): the batch is set aside in the spool's ``rejected`` table for
+            inspection, its points counted as dropped, and never retried.
+partial     InfluxDB 1.x (and 2.x) answer 400 ``partial write`` when they stored the good
+            points of a batch and dropped the others (field type conflict, points outside
+            the retention policy, a line that does not parse). Retrying would store the
+            good points again and drop the bad ones again, so the batch is treated like a
+            rejection: kept aside for inspection, and ``dropped`` counts the points the
+            server reports dropped (``dropped=N`` plus one per ``unable to parse``) rather
+            than the whole batch.
+========== ==================================================================================
+
+Messages hold the status and the server's (truncated) error text, never credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import re
+import ssl
+import zlib
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+
+import aiohttp
+
+from prober.config.influxdb import InfluxDBConfig
+
+__all__ = [
+    "InfluxV1Sink",
+    "InfluxV2Sink",
+    "Sink",
+    "WriteResult",
+    "WriteStatus",
+    "classify_status",
+    "make_sink",
+]
+
+_MESSAGE_MAX = 300
+
+
+class WriteStatus(enum.Enum):
+    """What became of one batch; see the module docstring."""
+
+    OK = "ok"
+    RETRY = "retry"
+    REJECTED = "rejected"
+    PARTIAL = "partial"
+
+
+@dataclass(slots=True, frozen=True)
+class WriteResult:
+    """The answer of a sink for one batch."""
+
+    status: WriteStatus
+    message: str = ""
+    retry_after: float | None = None
+    dropped: int = 0
+    """Points the server dropped (``rejected``: the whole batch; ``partial``: as reported)."""
+
+
+OK = WriteResult(WriteStatus.OK)
+
+
+class Sink(Protocol):
+    """Something that writes batches of line protocol; injectable into the writer."""
+
+    description: str
+
+    async def start(self) -> None: ...
+
+    async def write(self, body: str, points: int) -> WriteResult:
+        """Send ``points`` lines joined by newlines; never raises for database trouble."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+_DROPPED = re.compile(r"dropped=(\d+)")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date), ``None`` when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        import time
+
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def classify_status(status: int, text: str, points: int, retry_after: str | None = None) -> WriteResult:
+    """Turn an HTTP answer to a write into a :class:`WriteResult`."""
+    if 200 <= status < 300:
+        return OK
+    text = " ".join(text.split())[:_MESSAGE_MAX]
+    message = f"HTTP {status}: {text}" if text else f"HTTP {status}"
+    if status in (401, 403, 404, 408, 429) or status >= 500:
+        return WriteResult(WriteStatus.RETRY, message, parse_retry_after(retry_after))
+    if "partial write" in text:
+        match = _DROPPED.search(text)
+        dropped = (int(match.group(1)) if match else 0) + text.count("unable to parse")
+        return WriteResult(WriteStatus.PARTIAL, message, dropped=min(max(dropped, 1), points))
+    return WriteResult(WriteStatus.REJECTED, message, dropped=points)
+
+
+def _ssl_context(config: InfluxDBConfig) -> ssl.SSLContext | bool:
+    if not config.url.startswith("https:"):
+        return True
+    if not config.verify_tls:
+        return False
+    return ssl.create_default_context(cafile=config.ca_file)
+
+
+def _error_message(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timeout"
+    name = type(exc).__name__
+    text = str(exc)
+    return f"{name}: {text}"[:_MESSAGE_MAX] if text else name
+
+
+class InfluxV1Sink:
+    """``POST /write?db=&rp=&precision=`` (InfluxDB 1.x), over aiohttp.
+
+    Credentials go in a basic ``Authorization`` header (never in the URL, which may be
+    logged by proxies). Bodies are gzip-compressed (level 1) when ``gzip`` is set.
+    """
+
+    _V1_PRECISION = {"ns": "ns", "us": "u", "ms": "ms", "s": "s"}
+
+    def __init__(self, config: InfluxDBConfig) -> None:
+        if config.api != "v1":
+            raise ValueError("InfluxV1Sink needs api = 'v1'")
+        self.config = config
+        self.description = config.describe()
+        params = {"db": config.database or "", "precision": self._V1_PRECISION[config.precision]}
+        if config.retention_policy:
+            params["rp"] = config.retention_policy
+        self._params = params
+        self._url = f"{config.url}/write"
+        self._auth = (
+            aiohttp.BasicAuth(config.username, config.password.get_secret_value() if config.password else "")
+            if config.username
+            else None
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=_ssl_context(self.config), limit=8)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+                auth=self._auth,
+            )
+
+    async def write(self, body: str, points: int) -> WriteResult:
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        data = body.encode()
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.config.gzip:
+            compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+            data = compressor.compress(data) + compressor.flush()
+            headers["Content-Encoding"] = "gzip"
+        try:
+            async with self._session.post(self._url, params=self._params, data=data, headers=headers) as resp:
+                if 200 <= resp.status < 300:
+                    return OK
+                text = await resp.text(errors="replace")
+                return classify_status(resp.status, text, points, resp.headers.get("Retry-After"))
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return WriteResult(WriteStatus.RETRY, _error_message(exc))
+        except Exception as exc:  # anything unforeseen: keep the data, try again later
+            return WriteResult(WriteStatus.RETRY, _error_message(exc))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class InfluxV2Sink:
+    """``/api/v2/write`` through ``influxdb-client``'s :class:`InfluxDBClientAsync`.
+
+    Works with InfluxDB 2.x/3.x, InfluxDB 1.8+ (v2 compatibility API) and anything else
+    that speaks the v2 write protocol (VictoriaMetrics…).
+    """
+
+    def __init__(self, config: InfluxDBConfig) -> None:
+        if config.api != "v2":
+            raise ValueError("InfluxV2Sink needs api = 'v2'")
+        self.config = config
+        self.description = config.describe()
+        self._client = None
+        self._write_api = None
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+
+        config = self.config
+        kwargs: dict = {"verify_ssl": config.verify_tls}
+        if config.ca_file:
+            kwargs["ssl_ca_cert"] = config.ca_file
+        self._client = InfluxDBClientAsync(
+            url=config.url,
+            token=config.token.get_secret_value() if config.token else None,
+            org=config.org,
+            timeout=int(config.timeout * 1000),
+            enable_gzip=config.gzip,
+            **kwargs,
+        )
+        self._write_api = self._client.write_api()
+
+    async def write(self, body: str, points: int) -> WriteResult:
+        from influxdb_client.rest import ApiException
+
+        if self._write_api is None:
+            await self.start()
+        assert self._write_api is not None
+        try:
+            await self._write_api.write(
+                bucket=self.config.bucket,
+                org=self.config.org,
+                record=body,
+                write_precision=self.config.precision,
+            )
+            return OK
+        except ApiException as exc:
+            body_text = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(exc.body or "")
+            headers = exc.headers or {}
+            retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
+            return classify_status(int(exc.status or 0) or 500, body_text, points, retry_after)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return WriteResult(WriteStatus.RETRY, _error_message(exc))
+        except Exception as exc:  # anything unforeseen: keep the data, try again later
+            return WriteResult(WriteStatus.RETRY, _error_message(exc))
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+            self._write_api = None
+
+
+def make_sink(config: InfluxDBConfig) -> Sink:
+    """The sink for ``config.api``."""
+    return InfluxV1Sink(config) if config.api == "v1" else InfluxV2Sink(config)
