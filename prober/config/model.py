@@ -63,6 +63,10 @@ def _check_http_url(value: str) -> str:
 def _check_jmespath(value: str) -> str:
     try:
         jmespath.compile(value)
+    except jmespath.exceptions.IncompleteExpressionError:
+        raise ValueError(f"invalid JSON path {value!r}: incomplete expression") from None
+    except jmespath.exceptions.ParseError as exc:
+        raise ValueError(f"invalid JSON path {value!r}: {exc.msg} at position {exc.lex_position}") from None
     except jmespath.exceptions.JMESPathError as exc:
         raise ValueError(f"invalid JSON path {value!r}: {str(exc).splitlines()[0]}") from None
     return value

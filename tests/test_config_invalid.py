@@ -1,0 +1,179 @@
+"""Every kind of invalid configuration gives one exact, located message (and exit 2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prober.config.errors import ConfigError
+from prober.config.loader import load
+
+SITE = """
+[[sites]]
+name = "bank"
+base_url = "http://127.0.0.1:8480"
+{site_extra}
+[[sites.checks]]
+name = "login"
+kind = "login"
+{check_extra}
+[[sites.checks.steps]]
+name = "token"
+method = "POST"
+path = "/oauth/token"
+{step_extra}
+"""
+
+
+def site(site_extra: str = "", check_extra: str = "", step_extra: str = "") -> str:
+    return SITE.format(site_extra=site_extra, check_extra=check_extra, step_extra=step_extra)
+
+
+# (id, file text, environment, expected first problem with the file path written as FILE)
+INVALID = [
+    ("toml-syntax", 'x = "unterminated\n', {}, "FILE:1:18: invalid TOML: Illegal character '\\n'"),
+    ("toml-duplicate-key", "[prober]\nlocation = 'a'\nlocation = 'b'\n", {},
+     "FILE:3:15: invalid TOML: Cannot overwrite a value"),
+    ("unknown-top-key", site() + "\n[probr]\nlocation = 'x'\n", {}, "FILE: probr: unknown key"),
+    ("unknown-step-key", site(step_extra='methd = "GET"'), {},
+     "FILE: sites[bank].checks[login].steps[token].methd: unknown key"),
+    ("wrong-type", site(check_extra='interval = 30'), {},
+     "FILE: sites[bank].checks[login].interval: expected a duration string such as \"30s\", got int 30"),
+    ("bad-duration", site(check_extra='interval = "5 parsecs"'), {},
+     "FILE: sites[bank].checks[login].interval: invalid duration '5 parsecs' (write e.g. \"30s\", \"500ms\", \"1m30s\")"),
+    ("timeout-over-interval", site(check_extra='interval = "10s"\ntimeout = "20s"'), {},
+     "FILE: sites[bank].checks[login]: timeout (20s) is longer than interval (10s)"),
+    ("bad-url", site().replace("http://127.0.0.1:8480", "ftp://bank"), {},
+     "FILE: sites[bank].base_url: invalid URL 'ftp://bank': expected http:// or https:// followed by a host"),
+    ("bad-kind", site().replace('kind = "login"', 'kind = "mortgage"'), {},
+     "FILE: sites[bank].checks[login].kind: Input should be 'login', 'accounts', 'transfer', 'cards', 'payments' or 'custom'"),
+    ("missing-field", site().replace('kind = "login"\n', ""), {},
+     "FILE: sites[bank].checks[login].kind: missing required field"),
+    ("missing-steps", "[[sites]]\nname = 'bank'\nbase_url = 'http://b'\n[[sites.checks]]\nname = 'c'\nkind = 'login'\n", {},
+     "FILE: sites[bank].checks[c].steps: missing required field"),
+    ("bad-status", site(step_extra="status = 700"), {},
+     "FILE: sites[bank].checks[login].steps[token].status: invalid HTTP status 700 (expected 100-599)"),
+    ("path-and-url", site(step_extra='url = "http://other"'), {},
+     "FILE: sites[bank].checks[login].steps[token]: step 'token' needs exactly one of `path`, `url`, got 2"),
+    ("bad-jmespath", site(step_extra='extract = { token = { json = "access_token[" } }'), {},
+     "FILE: sites[bank].checks[login].steps[token].extract.token.json: invalid JSON path 'access_token[': "
+     "incomplete expression"),
+    ("bad-jmespath-token", site(step_extra='extract = { token = { json = "a..b" } }'), {},
+     "FILE: sites[bank].checks[login].steps[token].extract.token.json: invalid JSON path 'a..b': Expecting: "
+     "['quoted_identifier', 'unquoted_identifier', 'lbracket', 'lbrace'], got: dot at position 2"),
+    ("bad-regex", site(step_extra='expect = [ { body = true, matches = "(" } ]'), {},
+     "FILE: sites[bank].checks[login].steps[token].expect[0].matches: invalid regular expression '(': "
+     "missing ), unterminated subpattern at position 0"),
+    ("assertion-without-comparator", site(step_extra='expect = [ { json = "a" } ]'), {},
+     "FILE: sites[bank].checks[login].steps[token].expect[0]: an assertion needs at least one of equals, "
+     "not_equals, gt, ge, lt, le, matches, contains, exists, length, min_length"),
+    ("poll-on-post", site(step_extra="poll = { attempts = 3 }"), {},
+     "FILE: sites[bank].checks[login].steps[token]: step 'token': `poll` repeats the request, so it is only "
+     "allowed on GET/HEAD/OPTIONS"),
+    ("duplicate-site", site() + site(), {}, "FILE: sites[bank].name: duplicate site name 'bank'"),
+    ("duplicate-check", site() + '[[sites.checks]]\nname = "login"\nkind = "login"\n[[sites.checks.steps]]\nname = "a"\npath = "/"\n',
+     {}, "FILE: sites[bank].checks[login].name: duplicate check name 'login' in site 'bank'"),
+    ("undefined-reference", site(step_extra='headers = { Authorization = "Bearer {{ token }}" }'), {},
+     "FILE: sites[bank].checks[login].steps[token].headers: uses {{ token }}, which is not a site var or "
+     "secret nor extracted by an earlier step"),
+    ("template-syntax", site(step_extra='body = "{{ oops"'), {},
+     "FILE: sites[bank].checks[login].steps[token].body: invalid template: unexpected end of template, "
+     "expected 'end of print statement'."),
+    ("missing-env", site().replace("http://127.0.0.1:8480", "${BANK_URL}"), {},
+     "FILE: sites[bank].base_url: environment variable BANK_URL is not set and has no default"),
+    ("unreadable-secret-file", site(site_extra='[sites.secrets]\npassword_file = "/nonexistent/pw"'), {},
+     "FILE: sites[bank].secrets: cannot read secret file '/nonexistent/pw': No such file or directory"),
+    ("invalid-name", site().replace('name = "bank"', 'name = "my bank"'), {},
+     "FILE: sites[my bank].name: invalid name 'my bank': use 1-63 letters, digits, '_', '-' or '.', "
+     "starting with a letter or digit"),
+    ("tls-key-without-cert", site(site_extra='[sites.tls]\nkey_file = "/k.pem"'), {},
+     "FILE: sites[bank].tls: `key_file` is set but `cert_file` is not"),
+    ("vars-and-secrets-overlap", site(site_extra='vars = { user = "a" }\nsecrets = { user = "b" }'), {},
+     "FILE: sites[bank]: 'user' is defined in both vars and secrets"),
+]
+
+
+@pytest.mark.parametrize(("text", "env", "expected"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
+def test_invalid_config_exact_message(tmp_path: Path, text: str, env: dict[str, str], expected: str) -> None:
+    path = tmp_path / "bank.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load(path, environ=env)
+    assert caught.value.problems[0].replace(str(path), "FILE") == expected
+
+
+def test_env_default_and_escape(tmp_path: Path) -> None:
+    path = tmp_path / "bank.toml"
+    path.write_text(site(site_extra='vars = { user = "${BANK_USER:-alice}", price = "$${X}" }')
+                    .replace("http://127.0.0.1:8480", "${BANK_URL}"))
+    loaded = load(path, environ={"BANK_URL": "http://10.1.2.3:9000"})
+    s = loaded.config.sites[0]
+    assert s.base_url == "http://10.1.2.3:9000"
+    assert s.vars == {"user": "alice", "price": "${X}"}
+
+
+def test_secret_file_is_read(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("hunter2-file\n")
+    path = tmp_path / "bank.toml"
+    path.write_text(site(site_extra=f'[sites.secrets]\npassword_file = "{secret}"'))
+    loaded = load(path, environ={})
+    assert loaded.plans[0].values["password"] == "hunter2-file"
+    assert "hunter2-file" not in repr(loaded.config)
+
+
+def test_directory_merges_sites_in_name_order(tmp_path: Path) -> None:
+    (tmp_path / "10-prober.toml").write_text("[prober]\nlocation = 'paris'\n")
+    (tmp_path / "30-b.toml").write_text(site().replace('name = "bank"', 'name = "bank-b"'))
+    (tmp_path / "20-a.toml").write_text(site().replace('name = "bank"', 'name = "bank-a"'))
+    loaded = load(tmp_path, environ={})
+    assert [s.name for s in loaded.config.sites] == ["bank-a", "bank-b"]
+    assert {p.location for p in loaded.plans} == {"paris"}
+
+
+def test_directory_errors_name_the_file_of_the_site(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text(site())
+    (tmp_path / "b.toml").write_text(site(check_extra='interval = "x"').replace('name = "bank"', 'name = "other"'))
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, environ={})
+    assert caught.value.problems == [f"{tmp_path / 'b.toml'}: sites[other].checks[login].interval: "
+                                     "invalid duration 'x' (write e.g. \"30s\", \"500ms\", \"1m30s\")"]
+
+
+def test_section_defined_twice_across_files(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text("[prober]\nlocation = 'a'\n")
+    (tmp_path / "b.toml").write_text("[prober]\nlocation = 'b'\n")
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, environ={})
+    assert caught.value.problems == [f"{tmp_path / 'b.toml'}: [prober] is already defined in {tmp_path / 'a.toml'}; "
+                                     "define it in one file only"]
+
+
+def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "bank.toml"
+    path.write_text(site(check_extra='interval = "x"', step_extra="methd = 1"))
+    with pytest.raises(ConfigError) as caught:
+        load(path, environ={})
+    assert len(caught.value.problems) == 2
+
+
+@pytest.mark.parametrize("case", ["toml-syntax", "unknown-step-key", "missing-env"])
+def test_validate_command_exits_2_without_traceback(tmp_path: Path, case: str) -> None:
+    text, env, expected = next(c[1:] for c in INVALID if c[0] == case)
+    path = tmp_path / "bank.toml"
+    path.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "prober", "validate", "-c", str(path)],
+                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **env}, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("config error: " + expected.replace("FILE", str(path)))
+    assert "Traceback" not in proc.stderr
+
+
+def test_shipped_examples_validate() -> None:
+    for path in sorted(Path("config").glob("*.toml")):
+        proc = subprocess.run([sys.executable, "-m", "prober", "validate", "-c", str(path)],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, f"{path}: {proc.stderr}"
