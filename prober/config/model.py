@@ -26,6 +26,7 @@ import jmespath
 import jmespath.exceptions
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
 
+from prober.config.daemon import DaemonConfig
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.types import STRICT, Duration, read_secret_file
 from prober.journey.results import KINDS
@@ -49,14 +50,24 @@ def _check_name(value: str) -> str:
     return value
 
 
+def _shown_url(value: str) -> str:
+    """The URL for an error message: credentials and query left out."""
+    head, _, _query = value.partition("?")
+    scheme, sep, rest = head.rpartition("://")
+    hostpart, slash, path = rest.partition("/")
+    if "@" in hostpart:
+        hostpart = "***@" + hostpart.rpartition("@")[2]
+    return f"{scheme}{sep}{hostpart}{slash}{path}"
+
+
 def _check_http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"invalid URL {value!r}: expected http:// or https:// followed by a host")
+        raise ValueError(f"invalid URL {_shown_url(value)!r}: expected http:// or https:// followed by a host")
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise ValueError(f"invalid URL {value!r}: bad port") from None
+        raise ValueError(f"invalid URL {_shown_url(value)!r}: bad port") from None
     return value
 
 
@@ -366,6 +377,7 @@ class Config(BaseModel):
     sites: list[Site] = Field(default_factory=list)
     prober: ProberSettings = Field(default_factory=ProberSettings)
     influxdb: InfluxDBConfig | None = None
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 
     def location_of(self, site: Site) -> str:
         return site.location or self.prober.location

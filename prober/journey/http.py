@@ -166,7 +166,7 @@ class TracingConnector(aiohttp.TCPConnector):
             raise client_error(req.connection_key, exc) from exc
 
 
-def open_session(ssl_context: ssl.SSLContext | bool, headers: dict[str, str]) -> aiohttp.ClientSession:
+def open_session(ssl_context: ssl.SSLContext | bool) -> aiohttp.ClientSession:
     """A session for one journey run: fresh connections, its own cookie jar, tracing on.
 
     Timeouts are enforced by the runner with ``asyncio.timeout`` (one mechanism for
@@ -176,7 +176,6 @@ def open_session(ssl_context: ssl.SSLContext | bool, headers: dict[str, str]) ->
     return aiohttp.ClientSession(
         connector=connector,
         cookie_jar=aiohttp.CookieJar(unsafe=True),
-        headers=headers,
         timeout=aiohttp.ClientTimeout(total=None),
         trace_configs=[TRACE_CONFIG],
         auto_decompress=True,

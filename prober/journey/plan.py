@@ -63,7 +63,6 @@ class JourneyPlan:
     mutating: bool
     steps: tuple[StepPlan, ...]
     ssl_context: ssl.SSLContext | bool
-    headers: dict[str, str]
     values: dict[str, Any]
     secrets: tuple[str, ...]
 
@@ -134,7 +133,7 @@ def _compile_check(
         if step.name in step_names:
             problems.append(f"{step_where}.name: duplicate step name {step.name!r}")
         step_names.add(step.name)
-        _check_references(step, static | extracted, step_where, problems)
+        _check_references(step, site.headers, static | extracted, step_where, problems)
         for name in step.extract:
             if name in static:
                 problems.append(f"{step_where}.extract.{name}: {name!r} is already a site var or secret")
@@ -155,16 +154,18 @@ def _compile_check(
         mutating=check.is_mutating,
         steps=tuple(steps),
         ssl_context=context,
-        headers=dict(site.headers),
         values=values,
         secrets=tuple(v.get_secret_value() for v in site.secrets.values()),
     )
 
 
-def _check_references(step: Step, known: set[str], where: str, problems: list[str]) -> None:
+def _check_references(
+    step: Step, site_headers: dict[str, str], known: set[str], where: str, problems: list[str]
+) -> None:
     fields = {"path": step.path, "url": step.url, "query": step.query, "headers": step.headers,
               "json": step.json_body, "form": step.form, "body": step.body,
               "expect": [[a.equals, a.not_equals, a.contains] for a in step.expect]}
+    fields["headers"] = _merge_headers(site_headers, step.headers)
     for field, value in fields.items():
         if value is None:
             continue
@@ -196,7 +197,7 @@ def _compile_step(site: Site, check: Check, step: Step, index: int) -> StepPlan:
         method=step.method,
         url=compile_value(url),
         query=compile_value(step.query),
-        headers=compile_value(step.headers),
+        headers=compile_value(_merge_headers(site.headers, step.headers)),
         body_kind=body_kind,
         body=body,
         statuses=frozenset(step.status) if step.status else None,
@@ -210,6 +211,14 @@ def _compile_step(site: Site, check: Check, step: Step, index: int) -> StepPlan:
         poll_interval=step.poll.interval if step.poll else 0.0,
         idempotency_header=check.idempotency_header if needs_key else None,
     )
+
+
+def _merge_headers(site: dict[str, str], step: dict[str, str]) -> dict[str, str]:
+    """Site headers, overridden by the step's (names compared without case)."""
+    overridden = {name.lower() for name in step}
+    merged = {k: v for k, v in site.items() if k.lower() not in overridden}
+    merged.update(step)
+    return merged
 
 
 def _join(base: str, path: str) -> str:

@@ -75,7 +75,7 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
     results: list[StepResult] = []
     failure: StepResult | None = None
 
-    async with open_session(plan.ssl_context, plan.headers) as session:
+    async with open_session(plan.ssl_context) as session:
         for step in plan.steps:
             if failure is not None and not step.always_run:
                 results.append(_skipped(step, f"skipped: step {failure.name} failed"))
@@ -227,24 +227,34 @@ async def _exchange(
 
 
 def _judge(step: StepPlan, response: Response, result: StepResult, values: dict[str, Any], redact: Redactor) -> None:
-    """Status, then content, then extraction, then the latency budget."""
+    """Status, then content, then extraction, then the latency budget.
+
+    Values are taken before the assertions run, so that a secret one (a token) is
+    already known to the redactor if an assertion's message would quote it.
+    """
     if not step.accepts(response.status):
         expected = "2xx" if step.statuses is None else "/".join(str(s) for s in sorted(step.statuses))
         result.outcome, result.error = status_outcome(response.status), f"HTTP {response.status} (expected {expected})"
         return
-    for assertion in step.assertions:
-        if (problem := assertion.check(response, values)) is not None:
-            result.outcome, result.error = Outcome.ASSERTION, f"assertion failed: {problem}"
-            return
+    taken: dict[str, Any] = {}
+    missing = ""
     for extract in step.extracts:
         try:
             value = extract.take(response)
         except LookupError as exc:
-            result.outcome, result.error = Outcome.ASSERTION, str(exc)
-            return
+            missing = missing or str(exc)
+            continue
         if extract.secret and isinstance(value, str):
             redact.add(value)
-        values[extract.name] = value
+        taken[extract.name] = value
+    for assertion in step.assertions:
+        if (problem := assertion.check(response, values)) is not None:
+            result.outcome, result.error = Outcome.ASSERTION, f"assertion failed: {problem}"
+            return
+    if missing:
+        result.outcome, result.error = Outcome.ASSERTION, missing
+        return
+    values.update(taken)
     if step.max_duration is not None and result.duration_ms > step.max_duration * 1000.0:
         result.outcome = Outcome.SLOW
         result.error = f"slow: {result.duration_ms:.0f} ms over the {step.max_duration * 1000.0:.0f} ms budget"
