@@ -1,0 +1,153 @@
+"""Pure logic of the journey engine: durations, templates, assertions, extraction,
+redaction, outcome classification. No servers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import aiohttp
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from prober.config.model import Assertion, Extract
+from prober.config.types import parse_duration
+from prober.journey.checks import CompiledAssertion, CompiledExtract, Response
+from prober.journey.failures import classify
+from prober.journey.http import PhaseClock
+from prober.journey.redact import Redactor
+from prober.journey.results import Outcome
+from prober.journey.templating import compile_value, names_in
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30.0), ("500ms", 0.5), ("1m30s", 90.0), ("2h", 7200.0),
+                                               ("1.5s", 1.5), ("1d", 86400.0)])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "30", "s", "30 s", "1x", "30s5", "-1s"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+def test_templates_render_nested_values_and_constants_stay_constant() -> None:
+    render = compile_value({"a": "{{ x }}-{{ run.id }}", "b": [1, "c"], "d": "plain"})
+    out = render({"x": 5, "run": {"id": "R1"}})
+    assert out == {"a": "5-R1", "b": [1, "c"], "d": "plain"}
+    constant = {"k": "v"}
+    assert compile_value(constant)({}) is constant
+    assert names_in({"h": "Bearer {{ token }}", "l": ["{{ a }}{{ uuid() }}"]}) == {"token", "a"}
+
+
+def test_uuid_is_fresh_per_render() -> None:
+    render = compile_value("{{ uuid() }}")
+    assert render({}) != render({})
+
+
+def response(body: bytes, headers: dict[str, str] | None = None, status: int = 200) -> Response:
+    return Response(status, CIMultiDictProxy(CIMultiDict(headers or {})), body, {"SESSION": "sess-cookie-value"})
+
+
+BODY = b'{"balances": [{"balanceType": "CLBD", "balanceAmount": {"amount": "0.00"}}], "items": [1, 2, 3], "name": "Current account"}'
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"json": "balances[0].balanceAmount.amount", "gt": 0}, "json balances[0].balanceAmount.amount: expected > 0, got 0.00"),
+        ({"json": "items", "length": 2}, "json items: expected length 2, got 3"),
+        ({"json": "items", "min_length": 4}, "json items: expected length >= 4, got 3"),
+        ({"json": "name", "equals": "Savings"}, "json name: expected Savings, got Current account"),
+        ({"json": "name", "not_equals": "Current account"}, "json name: expected anything but Current account, got it"),
+        ({"json": "name", "matches": "^Sav"}, "json name: expected to match /^Sav/, got Current account"),
+        ({"json": "missing", "exists": True}, "json missing: expected present, got nothing"),
+        ({"json": "name", "exists": False}, "json name: expected absent, got Current account"),
+        ({"json": "items", "contains": 7}, "json items: expected to contain 7, got [1, 2, 3]"),
+        ({"json": "name", "lt": 3}, "json name: expected a number, got Current account"),
+        ({"header": "Content-Type", "contains": "json"}, "header Content-Type: expected to contain json, got text/html"),
+        ({"body": True, "contains": "IBAN"}, "body: expected to contain IBAN, got {\"balances\": [{\"balanceType\": \"CLBD\", \"balanceAmount\": {\"am…"),
+        ({"json": "balances[0].balanceAmount.amount", "gt": 0, "description": "closing balance"}, "closing balance: expected > 0, got 0.00"),
+    ],
+)
+def test_failed_assertions_say_which_expected_and_actual(spec: dict, message: str) -> None:
+    assertion = CompiledAssertion.build(Assertion.model_validate(spec))
+    assert assertion.check(response(BODY, {"Content-Type": "text/html"}), {}) == message
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"json": "items", "length": 3},
+        {"json": "items[-1]", "ge": 3, "le": 3},
+        {"json": "balances[?balanceType=='CLBD'] | [0].balanceAmount.amount", "equals": 0},
+        {"json": "name", "equals": "{{ expected }}"},
+        {"json": "missing", "exists": False},
+        {"json": "items", "contains": 2},
+        {"body": True, "matches": "Current\\s+account"},
+    ],
+)
+def test_passing_assertions(spec: dict) -> None:
+    assertion = CompiledAssertion.build(Assertion.model_validate(spec))
+    assert assertion.check(response(BODY), {"expected": "Current account"}) is None
+
+
+def test_assertion_on_a_non_json_body_fails_clearly() -> None:
+    assertion = CompiledAssertion.build(Assertion.model_validate({"json": "a", "exists": True}))
+    assert assertion.check(response(b"<html>"), {}) == "json a: response body is not JSON"
+
+
+def test_extraction_from_json_header_cookie_regex() -> None:
+    r = response(BODY, {"Location": "/payments/pay-1"})
+    take = lambda spec, name="v": CompiledExtract.build(name, Extract.model_validate(spec)).take(r)  # noqa: E731
+    assert take({"json": "items[1]"}) == 2
+    assert take({"header": "Location"}) == "/payments/pay-1"
+    assert take({"cookie": "SESSION"}) == "sess-cookie-value"
+    assert take({"regex": '"name": "([^"]+)"'}) == "Current account"
+    with pytest.raises(LookupError, match="extract v: JSON path nope found nothing"):
+        take({"json": "nope"})
+
+
+def test_secret_extractions_by_name_and_cookie() -> None:
+    build = lambda name, spec: CompiledExtract.build(name, Extract.model_validate(spec))  # noqa: E731
+    assert build("access_token", {"json": "a"}).secret
+    assert build("sid", {"cookie": "SESSION"}).secret
+    assert not build("account_id", {"json": "a"}).secret
+    assert build("account_id", {"json": "a", "secret": True}).secret
+
+
+def test_redactor_masks_longest_first() -> None:
+    redact = Redactor(("abc", "xy"))
+    redact.add("abcdef")
+    assert redact("token abcdef and abc and xy") == "token *** and *** and xy"
+
+
+@pytest.mark.parametrize(
+    ("exc", "outcome"),
+    [
+        (asyncio.TimeoutError(), Outcome.TIMEOUT),
+        (aiohttp.ServerDisconnectedError(), Outcome.CONNECT),
+        (aiohttp.ClientPayloadError("x"), Outcome.ERROR),
+        (aiohttp.TooManyRedirects(None, ()), Outcome.ERROR),
+        (RuntimeError("bug"), Outcome.ERROR),
+    ],
+)
+def test_exception_classification(exc: BaseException, outcome: Outcome) -> None:
+    assert classify(exc)[0] is outcome
+
+
+def test_dns_failure_inside_a_connector_error_is_dns() -> None:
+    key = type("Key", (), {"host": "bank.invalid", "port": 443, "ssl": True})()
+    exc = aiohttp.ClientConnectorError(key, socket.gaierror(-2, "Name or service not known"))
+    assert classify(exc) == (Outcome.DNS, "dns: cannot resolve bank.invalid")
+
+
+def test_phases_add_up_to_the_span() -> None:
+    clock = PhaseClock()
+    clock.start, clock.headers, clock.end = 10.000, 10.120, 10.125
+    clock.dns_ms, clock.connect_ms, clock.tls_ms = 5.0, 10.0, 20.0
+    phases = clock.phases()
+    assert phases.ttfb_ms == pytest.approx(85.0)
+    assert phases.transfer_ms == pytest.approx(5.0)
+    assert phases.total_ms == pytest.approx(125.0)
