@@ -32,8 +32,7 @@ import os
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic.dataclasses import dataclass
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from prober.config.types import STRICT, Duration, read_secret_file
 
@@ -52,13 +51,14 @@ _STRICT_SECRET = ConfigDict(**STRICT, hide_input_in_errors=True)
 """:data:`STRICT`, and errors never echo the input (it may hold a token or password)."""
 
 
-@dataclass(config=STRICT)
-class SpoolConfig:
+class SpoolConfig(BaseModel):
     """Where results go when there is no ``[influxdb]`` section (the embedded default).
 
     Every batch is written to the SQLite spool in ``spool_dir``; nothing is lost, and a
     later start with ``[influxdb]`` replays the spool into it.
     """
+
+    model_config = STRICT
 
     spool_dir: str = DEFAULT_SPOOL_DIR
     spool_max_mb: int = Field(default=DEFAULT_SPOOL_MAX_MB, ge=1)
@@ -66,8 +66,7 @@ class SpoolConfig:
     flush_interval: Duration = 1.0
 
 
-@dataclass(config=_STRICT_SECRET)
-class InfluxDBConfig:
+class InfluxDBConfig(BaseModel):
     """Where and how results are written to InfluxDB.
 
     ``api = "v2"`` (default) writes through ``/api/v2/write`` with ``org``, ``bucket`` and
@@ -84,6 +83,8 @@ class InfluxDBConfig:
     (default ``var/spool`` relative to the working directory) of at most
     ``spool_max_mb`` megabytes, and replayed oldest first.
     """
+
+    model_config = _STRICT_SECRET
 
     url: str
     api: Literal["v1", "v2"] = "v2"
@@ -163,7 +164,7 @@ class InfluxDBConfig:
     def _resolve_secrets(self) -> InfluxDBConfig:
         if (self.password is not None or self.password_file is not None) and not self.username:
             raise ValueError("username is required when a password is set")
-        # Frozen dataclass: resolve the *_file secrets once, at load time.
+        # Frozen model: resolve the *_file secrets once, at load time.
         if self.token_file is not None:
             object.__setattr__(self, "token", SecretStr(read_secret_file(self.token_file)))
         if self.password_file is not None:
