@@ -84,6 +84,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.success for r in results) else EXIT_FAILED
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from prober.daemon.lifecycle import run
+
+    return run(args.config, log_level=args.daemon_log_level, log_format=args.daemon_log_format)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from prober.daemon.demo import run_demo
+
+    return run_demo(
+        config=args.config, duration=args.duration, scenario=args.scenario, interval=args.interval,
+        port=args.port,
+    )
+
+
 def cmd_bank(args: argparse.Namespace) -> int:
     from prober.bank import run_bank
 
@@ -106,6 +121,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="append", help="only this check (repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("run", help="the daemon: run every check on its schedule until SIGTERM (SIGHUP reloads)")
+    p.add_argument("-c", "--config", required=True, help="TOML file or directory of *.toml files")
+    p.add_argument("--log-level", dest="daemon_log_level", default=None,
+                   choices=["debug", "info", "warning", "error"], help="overrides [daemon] log_level")
+    p.add_argument("--log-format", dest="daemon_log_format", default=None, choices=["plain", "json"],
+                   help="overrides [daemon] log_format")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="simulated bank + prober + live view, on the embedded default config")
+    p.add_argument("-c", "--config", default=None, help="configuration to run instead of the embedded default")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--scenario", default=None, help="incident scenario the simulated bank plays")
+    p.add_argument("--interval", type=float, default=3.0, help="seconds between runs of each check (default 3)")
+    p.add_argument("--port", type=int, default=8480, help="port of the simulated bank (a free one if taken)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bank", help="run the simulated bank")
     p.add_argument("--host", default="127.0.0.1")

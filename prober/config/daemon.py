@@ -1,0 +1,80 @@
+"""The ``[daemon]`` section: how ``prober run`` schedules, reports and shuts down.
+
+Example (every key optional; these are the defaults)::
+
+    [daemon]
+    health_listen = "127.0.0.1:9480"   # GET /healthz, GET /status; "" disables it
+    log_level = "info"                 # debug, info, warning, error
+    log_format = "plain"               # or "json" (one object per line, for shippers)
+    max_concurrency = 64               # journeys running at once, across every check
+    grace_period = "20s"               # on SIGTERM, how long running journeys may finish
+    self_report_interval = "10s"       # how often the `prober` measurement is written
+    jitter = 1.0                       # fraction of the interval used to spread first runs
+    lockout_after = 3                  # consecutive auth failures of a site before backing off
+    lockout_cooldown = "15m"           # how long a locked-out site is left alone
+    state_dir = "var/state"            # lockout state kept across restarts
+
+Changes to this section and to ``[influxdb]`` take effect at the next start; a reload
+(SIGHUP) applies the ``[[sites]]`` only and logs that a restart is needed for the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from prober.config.types import STRICT, Duration
+
+
+def _check_listen(value: str) -> str:
+    if value == "":
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f'invalid address {value!r}: write "HOST:PORT" such as "127.0.0.1:9480", or "" to disable')
+    return value
+
+
+class DaemonConfig(BaseModel):
+    """Settings of the long-running prober (``prober run``)."""
+
+    model_config = STRICT
+
+    health_listen: str = "127.0.0.1:9480"
+    """``HOST:PORT`` of the health server (``/healthz``, ``/status``); port 0 picks a free
+    port; ``""`` disables it. IPv6 hosts are written in brackets: ``"[::1]:9480"``."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["plain", "json"] = "plain"
+    max_concurrency: int = Field(default=64, ge=1, le=100_000)
+    """Global limit of journeys running at once; a due run waits for a slot (its wait
+    shows in the schedule lag)."""
+    grace_period: Duration = 20.0
+    """On SIGTERM/SIGINT, how long running journeys (cleanup steps included) may finish
+    before they are cancelled."""
+    self_report_interval: Duration = 10.0
+    jitter: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Fraction of each check's interval over which first runs are spread (by a hash of
+    site and check, so restarts keep the same spread). Each run also gets a small random
+    delay of up to 5% of the interval (at most 1 s)."""
+    lockout_after: int = Field(default=3, ge=1, le=1000)
+    """Consecutive runs of a site failing with outcome ``auth`` before all its checks
+    back off, so the prober never locks the test customer out."""
+    lockout_cooldown: Duration = 900.0
+    state_dir: str = "var/state"
+    """Where the lockout state is kept across restarts (relative to the working
+    directory unless absolute)."""
+
+    @field_validator("jitter", mode="before")
+    @classmethod
+    def _int_is_fraction(cls, value: object) -> object:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    check_listen = field_validator("health_listen")(_check_listen)
+
+    def listen_address(self) -> tuple[str, int] | None:
+        """``(host, port)`` of the health server, or None when disabled."""
+        if not self.health_listen:
+            return None
+        host, _, port = self.health_listen.rpartition(":")
+        return host.strip("[]"), int(port)

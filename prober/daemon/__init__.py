@@ -1,0 +1,29 @@
+"""The daemon (``prober run``): scheduled probing, result consumers, reload, health.
+
+* :mod:`~prober.daemon.scheduler` — APScheduler jobs, concurrency limit, schedule lag;
+* :mod:`~prober.daemon.service` — composition: scheduler → results → consumers;
+* :mod:`~prober.daemon.consumers` — the :class:`ResultConsumer` interface, writer adapter;
+* :mod:`~prober.daemon.status` — latest result per check (``/status``, the demo view);
+* :mod:`~prober.daemon.lockout` — back off a site that refuses our credentials;
+* :mod:`~prober.daemon.health` — ``/healthz`` and ``/status``;
+* :mod:`~prober.daemon.lifecycle` — startup → main loop → shutdown, signals, reload;
+* :mod:`~prober.daemon.demo` — ``prober demo``.
+"""
+
+from prober.daemon.consumers import ResultConsumer, WriterConsumer
+from prober.daemon.lifecycle import Daemon, run
+from prober.daemon.lockout import LockoutTracker
+from prober.daemon.scheduler import JourneyScheduler
+from prober.daemon.service import ProberService
+from prober.daemon.status import StatusStore
+
+__all__ = [
+    "Daemon",
+    "JourneyScheduler",
+    "LockoutTracker",
+    "ProberService",
+    "ResultConsumer",
+    "StatusStore",
+    "WriterConsumer",
+    "run",
+]

@@ -1,0 +1,209 @@
+"""``prober demo``: the simulated bank, the prober and a live view, in one process.
+
+The bank listens on port 8480 (or a free port when it is taken) and may play an
+incident ``--scenario``. The prober runs the embedded default configuration
+(:mod:`prober.defaults`, with ``SIMBANK_URL`` set to the bank) with every check's
+interval shortened to ``--interval`` seconds (the plans are rebuilt, the file is not
+touched) and no ``[influxdb]``: results go to the local spool (the writer says where).
+
+The view is a grid of site × capability (``kind``) with each check's status, latency
+and last error, refreshed every second with ``rich.live``; without a terminal a plain
+summary is printed every 5 seconds instead. ``--duration`` stops the demo by itself;
+Ctrl-C or SIGTERM stop it too; the exit code is 0 in every case but a config error (2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from prober.bank import SCENARIOS, BankServer
+from prober.config.errors import ConfigError
+from prober.config.loader import load
+from prober.daemon.health import HealthServer
+from prober.daemon.lifecycle import config_error_lines
+from prober.daemon.service import ProberService
+from prober.daemon.status import CheckStatus
+from prober.defaults import default_config
+from prober.journey.plan import JourneyPlan
+from prober.journey.results import KINDS
+
+log = logging.getLogger("prober.demo")
+
+PLAIN_EVERY = 5.0
+"""Seconds between plain summaries when there is no terminal."""
+
+
+def run_demo(
+    *,
+    config: str | None = None,
+    duration: float | None = None,
+    scenario: str | None = None,
+    interval: float = 3.0,
+    port: int = 8480,
+) -> int:
+    if scenario is not None and scenario not in SCENARIOS:
+        print(f"prober demo: unknown scenario {scenario!r}; known scenarios: {', '.join(SCENARIOS)}", file=sys.stderr)
+        return 2
+    if interval <= 0:
+        print("prober demo: --interval must be greater than zero", file=sys.stderr)
+        return 2
+    try:
+        path = Path(config) if config else default_config()
+    except FileNotFoundError as exc:
+        print(f"prober demo: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_demo(path, duration, scenario, interval, port))
+
+
+def shorten(interval: float):
+    """A plan override giving every check ``interval`` (and a timeout that fits in it)."""
+
+    def override(plan: JourneyPlan) -> JourneyPlan:
+        return dataclasses.replace(plan, interval=interval, timeout=min(plan.timeout, interval))
+
+    return override
+
+
+async def _start_bank(port: int, scenario: str | None) -> BankServer:
+    bank = BankServer(port=port, scenario=scenario)
+    try:
+        await bank.start()
+    except OSError:
+        bank = BankServer(port=0, scenario=scenario)
+        await bank.start()
+    return bank
+
+
+async def _demo(path: Path, duration: float | None, scenario: str | None, interval: float, port: int) -> int:
+    bank = await _start_bank(port, scenario)
+    try:
+        environ = {**os.environ, "SIMBANK_URL": bank.url}
+        try:
+            loaded = load(path, environ)
+        except ConfigError as exc:
+            for line in config_error_lines(exc):
+                print(line, file=sys.stderr)
+            return 2
+        service = ProberService(loaded, plan_override=shorten(interval), writer_close_timeout=5.0)
+        health = HealthServer(service, "127.0.0.1", 0)
+        await health.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        console = Console()
+        console.print(
+            f"bank-prober demo: simulated bank at {bank.url} (scenario: {scenario or 'none'}), "
+            f"status at {health.url}/status, every check each {interval:g}s; Ctrl-C to stop",
+            highlight=False,
+        )
+        try:
+            await service.start()
+            await _view(service, console, stop, duration)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await service.stop(grace=5.0)
+            await health.stop()
+        console.print(_plain(service), highlight=False)
+        return 0
+    finally:
+        await bank.stop()
+
+
+async def _view(service: ProberService, console: Console, stop: asyncio.Event, duration: float | None) -> None:
+    deadline = time.monotonic() + duration if duration is not None else None
+
+    async def tick(seconds: float) -> bool:
+        """Sleep; True when it is time to stop."""
+        if deadline is not None:
+            seconds = min(seconds, max(deadline - time.monotonic(), 0.0))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+        return stop.is_set() or (deadline is not None and time.monotonic() >= deadline)
+
+    if console.is_terminal:
+        with Live(_grid(service), console=console, refresh_per_second=4, transient=False) as live:
+            while not await tick(1.0):
+                live.update(_grid(service))
+            live.update(_grid(service))
+    else:
+        while not await tick(PLAIN_EVERY):
+            print(_plain(service), flush=True)
+
+
+def _cell(entry: CheckStatus) -> Text:
+    last = entry.last
+    if last is None:
+        return Text(f"{entry.check}: waiting", style="dim")
+    if last.success:
+        text = Text(f"● {entry.check} ok", style="green")
+    elif last.outcome.value == "skipped":
+        text = Text(f"○ {entry.check} skipped", style="yellow")
+    else:
+        text = Text(f"✖ {entry.check} {last.outcome.value}", style="bold red")
+    text.append(f"  {last.duration_ms:.0f} ms", style="cyan")
+    if last.error:
+        text.append("\n" + last.error[:60], style="dim")
+    return text
+
+
+def _grid(service: ProberService) -> Table:
+    doc_lag = service.scheduler.lag_percentiles()
+    stats = service.writer.stats
+    table = Table(
+        title="bank-prober demo",
+        caption=(
+            f"runs {service.scheduler.started_runs} · results {service.results} · "
+            f"lag p50/p99 {doc_lag[0]:.1f}/{doc_lag[1]:.1f} ms · "
+            f"points spooled {stats.spooled_points} · {time.strftime('%H:%M:%S')}"
+        ),
+    )
+    kinds = [k for k in KINDS if any(e.kind == k for e in service.status.checks.values())]
+    table.add_column("site", style="bold")
+    for kind in kinds:
+        table.add_column(kind)
+    for site in sorted({e.site for e in service.status.checks.values()}):
+        cells: list[Text] = []
+        for kind in kinds:
+            entries = [e for e in service.status.checks.values() if e.site == site and e.kind == kind]
+            cell = Text()
+            for i, entry in enumerate(sorted(entries, key=lambda e: e.check)):
+                if i:
+                    cell.append("\n")
+                cell.append_text(_cell(entry))
+            cells.append(cell)
+        table.add_row(site, *cells)
+    return table
+
+
+def _plain(service: ProberService) -> str:
+    p50, p99 = service.scheduler.lag_percentiles()
+    lines = [
+        f"[{time.strftime('%H:%M:%S')}] runs={service.scheduler.started_runs} results={service.results} "
+        f"lag_p50_ms={p50:.1f} lag_p99_ms={p99:.1f} spooled_points={service.writer.stats.spooled_points}"
+    ]
+    for entry in service.status.checks.values():
+        last = entry.last
+        if last is None:
+            lines.append(f"  {entry.site}/{entry.check} ({entry.kind}): waiting")
+            continue
+        error = f" error={last.error!r}" if last.error else ""
+        lines.append(
+            f"  {entry.site}/{entry.check} ({entry.kind}): {last.outcome.value} {last.duration_ms:.0f}ms "
+            f"runs={entry.runs} failures_in_a_row={entry.consecutive_failures}{error}"
+        )
+    return "\n".join(lines)

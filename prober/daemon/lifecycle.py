@@ -1,0 +1,189 @@
+"""``prober run``: startup → main loop → shutdown, with signals, as uvicorn does.
+
+* **Startup**: load the configuration (errors: exit 2, one ``config error:`` line each,
+  no traceback), set up logging from ``[daemon]``, start the writer and the other
+  result consumers, the scheduler, the health server.
+* **Main loop**: wait for a signal.
+
+  - ``SIGHUP``: load the configuration again (same :func:`~prober.config.loader.load`);
+    a valid one replaces the checks (added, removed and changed checks take effect
+    at once; runs in flight finish with the plan they started with and are recorded).
+    An invalid one is logged with the same ``config error:`` lines as
+    ``prober validate``, and the running configuration keeps going.
+  - ``SIGTERM`` / ``SIGINT``: shut down.
+
+* **Shutdown**: ``/healthz`` answers 503; no new runs; running journeys get
+  ``grace_period`` to finish (cleanup steps included); the rest are cancelled and
+  recorded as ``skipped`` results (``cancelled: …``); every result is handed to the
+  writer, which flushes or spools it; exit 0.
+  A second SIGINT or SIGTERM during shutdown forces it: running journeys are cancelled
+  at once (still recorded), the writer gets 1 s to flush and spools the rest, and the
+  exit code is 130. The signal handlers in place before are restored on exit, so a
+  third signal is handled by them (by default: the process dies).
+
+Exit codes: 0 clean stop, 1 startup failure (e.g. the health address is in use),
+2 configuration error, 130 forced stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from prober.config.errors import ConfigError
+from prober.config.loader import LoadedConfig, load
+from prober.daemon.health import HealthServer
+from prober.daemon.service import ProberService
+from prober.logs import setup_logging
+
+log = logging.getLogger("prober.daemon")
+
+EXIT_OK, EXIT_STARTUP, EXIT_CONFIG, EXIT_FORCED = 0, 1, 2, 130
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def config_error_lines(exc: ConfigError) -> list[str]:
+    """The lines ``prober validate`` prints for ``exc``."""
+    return [f"config error: {problem}" for problem in exc.problems]
+
+
+class Daemon:
+    """One ``prober run``: a service, its health server, signal handling."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        loaded: LoadedConfig,
+        *,
+        environ: Mapping[str, str] | None = None,
+        service_factory: Callable[[LoadedConfig], ProberService] | None = None,
+        health_listen: str | None = None,
+    ) -> None:
+        self.path = path
+        self.environ = environ
+        self.service = (service_factory or ProberService)(loaded)
+        listen = loaded.config.daemon.listen_address() if health_listen is None else _split(health_listen)
+        self.health = HealthServer(self.service, *listen) if listen else None
+        self.should_exit = asyncio.Event()
+        self.force_exit = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._saved: dict[int, Any] = {}
+
+    # -- signals -----------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in HANDLED_SIGNALS:
+            self._saved[sig] = signal.getsignal(sig)
+            loop.add_signal_handler(sig, self.handle_signal, sig)
+
+    def restore_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig, previous in self._saved.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, previous)
+        self._saved.clear()
+
+    def handle_signal(self, sig: int) -> None:
+        if sig == signal.SIGHUP:
+            if not self.should_exit.is_set():
+                task = asyncio.get_running_loop().create_task(self.reload())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return
+        name = signal.Signals(sig).name
+        if self.should_exit.is_set():
+            log.warning("%s again: forcing the shutdown", name)
+            self.force_exit.set()
+        else:
+            log.warning("%s: shutting down (running journeys get %gs to finish; %s again forces it)",
+                        name, self.service.settings.grace_period, name)
+            self.should_exit.set()
+
+    async def reload(self) -> bool:
+        """Load the configuration again; keep the running one if the new one is invalid."""
+        async with self._reload_lock:
+            log.warning("SIGHUP: reloading the configuration from %s", self.path)
+            try:
+                loaded = await asyncio.to_thread(load, self.path, self.environ)
+            except ConfigError as exc:
+                for line in config_error_lines(exc):
+                    log.error("%s", line)
+                self.service.last_reload_error = "; ".join(exc.problems)[:2000]
+                log.error("reload failed: the configuration is invalid; keeping the running configuration")
+                return False
+            if self.should_exit.is_set():
+                return False
+            self.service.reload(loaded)
+            return True
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def serve(self) -> int:
+        self.install_signal_handlers()
+        try:
+            try:
+                await self.startup()
+            except OSError as exc:
+                log.error("cannot start: %s", exc.strerror or exc)
+                await self.service.stop(grace=0.0)
+                return EXIT_STARTUP
+            await self.should_exit.wait()
+            await self.shutdown()
+            return EXIT_FORCED if self.force_exit.is_set() else EXIT_OK
+        finally:
+            self.restore_signal_handlers()
+
+    async def startup(self) -> None:
+        if self.health is not None:
+            await self.health.start()
+        await self.service.start()
+
+    async def shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.service.stop(force=self.force_exit)
+        if self.health is not None:
+            await self.health.stop()
+
+
+def _split(listen: str) -> tuple[str, int] | None:
+    if not listen:
+        return None
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def run(
+    path: str | Path,
+    *,
+    log_level: str | None = None,
+    log_format: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """``prober run -c PATH``: returns the exit code."""
+    try:
+        loaded = load(path, environ)
+    except ConfigError as exc:
+        for line in config_error_lines(exc):
+            print(line, file=sys.stderr)
+        return EXIT_CONFIG
+    daemon_settings = loaded.config.daemon
+    level = log_level or daemon_settings.log_level
+    setup_logging(level, log_format or daemon_settings.log_format)  # type: ignore[arg-type]
+    if level != "debug":
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+    async def main() -> int:
+        return await Daemon(path, loaded, environ=environ).serve()
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:  # a signal before the handlers were installed
+        return EXIT_FORCED

@@ -1,0 +1,257 @@
+"""The daemon's composition: scheduler → results → consumers (writer, status, lockout…).
+
+:class:`ProberService` owns one configuration at a time. It builds the parts from it,
+starts them, swaps the set of checks on :meth:`reload`, writes the ``prober``
+self-report every ``self_report_interval``, and shuts down in order: stop scheduling,
+let runs in flight finish (bounded), close the consumers (the writer last: it flushes
+or spools every point).
+
+Self-report (``prober`` measurement): ``checks`` (scheduled), ``running`` (journeys
+holding a concurrency slot), ``schedule_lag_ms`` (p99 of the lags of the runs started
+since the previous report; p50 and p99 over the last 10,000 runs are on ``/status``),
+and the writer counters. Runs not stacked because the previous run of the same check
+was still going are ``check`` points with outcome ``skipped`` and error
+``skipped: previous run still going`` (and counted on ``/status`` as ``overlaps``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import Any
+
+from prober.config.loader import LoadedConfig
+from prober.daemon.consumers import ResultConsumer, WriterConsumer
+from prober.daemon.lockout import LockoutTracker
+from prober.daemon.scheduler import JourneyScheduler, Key
+from prober.daemon.status import StatusStore
+from prober.journey.plan import JourneyPlan
+from prober.journey.results import JourneyResult
+from prober.writer.points import prober_point
+from prober.writer.writer import ResultWriter
+
+log = logging.getLogger("prober.daemon")
+
+
+def fingerprints(loaded: LoadedConfig) -> dict[Key, Hashable]:
+    """What each check's plan is built from: a changed fingerprint means a changed check."""
+    config = loaded.config
+    out: dict[Key, Any] = {}
+    for site in config.sites:
+        bare_site = site.model_copy(update={"checks": []})
+        for check in site.checks:
+            out[(site.name, check.name)] = _Fingerprint((bare_site, check, config.location_of(site)))
+    return out
+
+
+class _Fingerprint:
+    """Equality by value of pydantic models (which are not hashable)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Fingerprint) and self.value == other.value
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class ProberService:
+    """The running prober: one scheduler, the result consumers, the self-report.
+
+    ``writer`` replaces the writer built from ``[influxdb]`` (tests, benchmarks);
+    ``consumers`` are added after the built-in ones; ``plan_override`` rewrites every
+    plan (``prober demo`` shortens intervals with it).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        writer: ResultWriter | None = None,
+        consumers: Sequence[ResultConsumer] = (),
+        plan_override: Any = None,
+        writer_close_timeout: float = 10.0,
+    ) -> None:
+        self.loaded = loaded
+        daemon = loaded.config.daemon
+        self.settings = daemon
+        self.plan_override = plan_override
+        self.writer = writer if writer is not None else ResultWriter(loaded.config.influxdb)
+        self.writer_consumer = WriterConsumer(self.writer, writer_close_timeout)
+        self.status = StatusStore()
+        self.lockout = LockoutTracker(daemon.lockout_after, daemon.lockout_cooldown, daemon.state_dir)
+        # ── Result consumers, in the order they receive each result. ──────────────
+        # Started in this order, closed in reverse: the writer first in, last out, so
+        # whatever the others write while closing is still flushed or spooled.
+        # The incident tracker (prober.incidents.IncidentService(config, writer))
+        # goes here, after the writer.
+        self.consumers: list[ResultConsumer] = [
+            self.writer_consumer,
+            self.status,
+            self.lockout,
+            *consumers,
+        ]
+        self.scheduler = JourneyScheduler(
+            self._dispatch, max_concurrency=daemon.max_concurrency, jitter=daemon.jitter, lockout=self.lockout
+        )
+        self.state = "created"
+        """created → running → stopping → stopped (``/healthz`` is 200 only in running)."""
+        self.results = 0
+        self.reloads = 0
+        self.last_reload_error = ""
+        self.loaded_at = time.time()
+        self._report_task: asyncio.Task[None] | None = None
+
+    # -- plans -------------------------------------------------------------------------
+
+    def _plans(self, loaded: LoadedConfig) -> dict[Key, tuple[JourneyPlan, Hashable]]:
+        prints = fingerprints(loaded)
+        out = {}
+        for plan in loaded.plans:
+            if self.plan_override is not None:
+                plan = self.plan_override(plan)
+            out[plan.key] = (plan, prints[plan.key])
+        return out
+
+    def _dispatch(self, result: JourneyResult) -> None:
+        self.results += 1
+        for consumer in self.consumers:
+            try:
+                consumer.consume(result)
+            except Exception:  # one consumer's bug must not cost the others the result
+                log.exception("result consumer %s failed", type(consumer).__name__)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for consumer in self.consumers:
+            await consumer.start()
+        plans = self._plans(self.loaded)
+        for plan, _ in plans.values():
+            self.status.declare(plan.site, plan.check, plan.kind)
+        self.scheduler.apply(plans)
+        await self.scheduler.start()
+        self._report_task = asyncio.create_task(self._report_loop(), name="prober-self-report")
+        self.state = "running"
+        log.info(
+            "prober running: %d checks of %d sites from %s",
+            len(plans), len(self.loaded.config.sites), ", ".join(str(f) for f in self.loaded.files),
+        )
+
+    def reload(self, loaded: LoadedConfig) -> tuple[list[Key], list[Key], list[Key]]:
+        """Apply a new, valid configuration's checks; runs in flight are not touched."""
+        old = self.loaded.config
+        new = loaded.config
+        for section in ("influxdb", "daemon", "prober"):
+            if getattr(old, section) != getattr(new, section):
+                log.warning("reload: changes to [%s] take effect at the next restart", section)
+        added, removed, changed = self.scheduler.apply(self._plans(loaded))
+        for key in removed:
+            self.status.forget(*key)
+        for plan in loaded.plans:
+            self.status.declare(plan.site, plan.check, plan.kind)
+        self.loaded = loaded
+        self.loaded_at = time.time()
+        self.reloads += 1
+        self.last_reload_error = ""
+        log.warning(
+            "configuration reloaded: %d checks (%d added, %d removed, %d changed)",
+            len(self.scheduler.entries), len(added), len(removed), len(changed),
+        )
+        return added, removed, changed
+
+    async def stop(self, grace: float | None = None, force: asyncio.Event | None = None) -> None:
+        """Stop scheduling, let runs finish within ``grace`` seconds, close everything."""
+        if self.state in ("stopping", "stopped"):
+            return
+        self.state = "stopping"
+        grace = self.settings.grace_period if grace is None else grace
+        self.scheduler.stop_scheduling()
+        cancelled = await self.scheduler.drain(grace, force)
+        if self._report_task is not None:
+            self._report_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._report_task
+        self._self_report()
+        if force is not None and force.is_set():
+            self.writer_consumer.close_timeout = min(self.writer_consumer.close_timeout, 1.0)
+        for consumer in reversed(self.consumers):
+            try:
+                await consumer.close()
+            except Exception:
+                log.exception("closing result consumer %s failed", type(consumer).__name__)
+        stats = self.writer.stats
+        self.state = "stopped"
+        log.warning(
+            "prober stopped: %d results (%d cancelled at shutdown); writer: %d points written, "
+            "%d dropped, the rest in the spool at %s",
+            self.results, cancelled, stats.written_points, stats.dropped_points, self.writer.spool_path,
+        )
+
+    # -- self-report ---------------------------------------------------------------------
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.self_report_interval)
+            try:
+                self._self_report()
+            except Exception:
+                log.exception("self-report failed")
+
+    def _self_report(self) -> None:
+        window = self.scheduler.take_window()
+        _, p99 = self.scheduler.lag_percentiles(window)
+        settings = self.loaded.config.prober
+        stats = dataclasses.asdict(self.writer.stats)
+        line = prober_point(
+            location=settings.location,
+            instance=settings.instance,
+            time_ns=time.time_ns(),
+            checks=len(self.scheduler.entries),
+            running=self.scheduler.active,
+            schedule_lag_ms=p99,
+            precision=self.writer.precision,
+            **stats,
+        )
+        self.writer.submit_lines([line])
+
+    # -- /status -------------------------------------------------------------------------
+
+    def status_document(self) -> dict[str, Any]:
+        p50, p99 = self.scheduler.lag_percentiles()
+        return {
+            "status": self.state,
+            "instance": self.loaded.config.prober.instance,
+            "location": self.loaded.config.prober.location,
+            "config": {
+                "files": [str(Path(f)) for f in self.loaded.files],
+                "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
+                "reloads": self.reloads,
+                "last_reload_error": self.last_reload_error,
+            },
+            "scheduler": {
+                "checks": len(self.scheduler.entries),
+                "running": self.scheduler.active,
+                "in_flight": len(self.scheduler.running),
+                "max_concurrency": self.scheduler.max_concurrency,
+                "runs": self.scheduler.started_runs,
+                "overlaps": self.scheduler.overlaps,
+                "missed": self.scheduler.missed,
+                "lockout_skips": self.scheduler.lockout_skips,
+                "schedule_lag_ms": {"p50": round(p50, 3), "p99": round(p99, 3)},
+            },
+            "lockout": {
+                site: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
+                for site, until in self.lockout.locked_sites().items()
+            },
+            "writer": dataclasses.asdict(self.writer.stats),
+            "checks": self.status.snapshot(),
+        }

@@ -1,0 +1,95 @@
+"""The live status: the latest result of every site × check, for ``/status`` and the demo."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from prober.journey.results import JourneyResult, Outcome
+
+
+@dataclass(slots=True)
+class CheckStatus:
+    """What is known of one check of one site."""
+
+    site: str
+    check: str
+    kind: str
+    last: JourneyResult | None = None
+    runs: int = 0
+    """Results received (skipped ones included)."""
+    skipped: int = 0
+    consecutive_failures: int = 0
+    """Failed runs in a row (skipped runs neither count nor reset it)."""
+    last_success_ns: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        last = self.last
+        data: dict[str, Any] = {
+            "site": self.site,
+            "check": self.check,
+            "kind": self.kind,
+            "runs": self.runs,
+            "skipped": self.skipped,
+            "consecutive_failures": self.consecutive_failures,
+            "last_success": _iso(self.last_success_ns) if self.last_success_ns else None,
+        }
+        if last is None:
+            data.update(outcome=None, success=None, duration_ms=None, failed_step="", error="", time=None)
+        else:
+            data.update(
+                outcome=last.outcome.value,
+                success=last.success,
+                duration_ms=round(last.duration_ms, 3),
+                failed_step=last.failed_step,
+                error=last.error,
+                time=_iso(last.started_at_ns),
+            )
+        return data
+
+
+def _iso(ns: int) -> str:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1_000_000:03d}Z"
+
+
+class StatusStore:
+    """A result consumer keeping the latest state of each check (results are redacted)."""
+
+    def __init__(self) -> None:
+        self.checks: dict[tuple[str, str], CheckStatus] = {}
+
+    def declare(self, site: str, check: str, kind: str) -> None:
+        """Make a configured check visible before its first result."""
+        self.checks.setdefault((site, check), CheckStatus(site, check, kind))
+
+    def forget(self, site: str, check: str) -> None:
+        """A check removed by a reload."""
+        self.checks.pop((site, check), None)
+
+    def consume(self, result: JourneyResult) -> None:
+        entry = self.checks.get((result.site, result.check))
+        if entry is None:
+            entry = self.checks[(result.site, result.check)] = CheckStatus(result.site, result.check, result.kind)
+        entry.kind = result.kind
+        entry.runs += 1
+        if result.outcome is Outcome.SKIPPED:
+            entry.skipped += 1
+            entry.last = result
+            return
+        entry.last = result
+        if result.success:
+            entry.consecutive_failures = 0
+            entry.last_success_ns = result.started_at_ns
+        else:
+            entry.consecutive_failures += 1
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [self.checks[k].to_json() for k in sorted(self.checks)]
