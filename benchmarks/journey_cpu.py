@@ -1,0 +1,191 @@
+"""CPU per executed step of the journey engine, compared with blackbox_exporter in one run.
+
+    python benchmarks/journey_cpu.py [--seconds 10] [--concurrency 32]
+
+Starts the simulated bank in a separate process (its CPU is not counted), then measures
+in this process, with ``time.process_time()``:
+
+1. the realistic journey: the ``accounts`` check of ``config/simbank.toml`` (token POST on
+   a fresh connection, then two GETs reusing it; assertions, extraction, phase tracing
+   and InfluxDB line-protocol serialization of every result included) → CPU per step;
+2. a one-step journey, GET ``/healthz`` on a fresh connection → CPU per probe, the same
+   work as one blackbox_exporter HTTP probe;
+3. Debian's ``prometheus-blackbox-exporter`` probing the same ``/healthz`` (its CPU read
+   from ``/proc/PID/stat``), when installed → CPU per probe and the ratio;
+4. latency overhead: the bank delays ``/oauth/token`` by a known 20 ms; measured step
+   duration minus 20 ms, p50/p99 (what the prober adds to what the server spends).
+
+Absolute times move from run to run on shared machines; compare the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from prober.config.loader import load  # noqa: E402
+from prober.journey.plan import JourneyPlan  # noqa: E402
+from prober.journey.runner import run_journey  # noqa: E402
+from prober.writer.points import journey_lines  # noqa: E402
+
+HEALTH_CONFIG = """
+[[sites]]
+name = "static"
+base_url = "{url}"
+[[sites.checks]]
+name = "healthz"
+kind = "custom"
+[[sites.checks.steps]]
+name = "get"
+path = "/healthz"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive_journeys(plan: JourneyPlan, seconds: float, concurrency: int) -> tuple[int, int, float, list]:
+    """Run ``plan`` in a loop from ``concurrency`` workers; returns journeys, steps, CPU s, results."""
+    results = []
+    stop_at = time.monotonic() + seconds
+    steps = journeys = 0
+
+    async def worker() -> None:
+        nonlocal steps, journeys
+        while time.monotonic() < stop_at:
+            result = await run_journey(plan)
+            journey_lines(result)
+            journeys += 1
+            steps += len(result.executed_steps)
+            if len(results) < 5000:
+                results.append(result)
+
+    await run_journey(plan)  # warm-up: imports, first connection
+    cpu0 = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return journeys, steps, time.process_time() - cpu0, results
+
+
+async def drive_blackbox(bb_url: str, target: str, seconds: float, concurrency: int) -> int:
+    probes = 0
+    stop_at = time.monotonic() + seconds
+    url = f"{bb_url}/probe?module=http_2xx&target={target}"
+    async with aiohttp.ClientSession() as session:
+
+        async def worker() -> None:
+            nonlocal probes
+            while time.monotonic() < stop_at:
+                async with session.get(url) as resp:
+                    body = await resp.text()
+                    if "probe_success 1" not in body:
+                        raise RuntimeError("blackbox probe failed")
+                probes += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return probes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    port = free_port()
+    bank_url = f"http://127.0.0.1:{port}"
+    bank = subprocess.Popen([sys.executable, "-m", "prober", "bank", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, cwd=REPO)
+    bb = None
+    try:
+        wait_http(f"{bank_url}/healthz")
+        os.environ["SIMBANK_URL"] = bank_url
+        accounts = next(p for p in load(REPO / "config" / "simbank.toml").plans if p.check == "accounts")
+        tmp = Path(tempfile.mkdtemp())
+        (tmp / "health.toml").write_text(HEALTH_CONFIG.format(url=bank_url))
+        health = load(tmp / "health.toml").plans[0]
+
+        print(f"# python benchmarks/journey_cpu.py --seconds {args.seconds:g} --concurrency {args.concurrency}")
+        journeys, steps, cpu, _ = asyncio.run(drive_journeys(accounts, args.seconds, args.concurrency))
+        per_step_ms = cpu / steps * 1000
+        print(f"accounts journey (3 steps, fresh connection then reuse): {journeys} journeys, {steps} steps "
+              f"in {args.seconds:g}s = {steps / args.seconds:,.0f} steps/s; CPU {per_step_ms:.3f} ms/step")
+
+        journeys, steps, cpu, _ = asyncio.run(drive_journeys(health, args.seconds, args.concurrency))
+        per_probe_ms = cpu / steps * 1000
+        print(f"one-step GET /healthz on a fresh connection: {steps / args.seconds:,.0f} probes/s; "
+              f"CPU {per_probe_ms:.3f} ms/probe")
+
+        binary = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
+        if binary:
+            bb_port = free_port()
+            (tmp / "blackbox.yml").write_text("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n")
+            bb = subprocess.Popen([binary, f"--config.file={tmp / 'blackbox.yml'}",
+                                   f"--web.listen-address=127.0.0.1:{bb_port}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            bb_url = f"http://127.0.0.1:{bb_port}"
+            wait_http(f"{bb_url}/metrics")
+            asyncio.run(drive_blackbox(bb_url, f"{bank_url}/healthz", 1.0, args.concurrency))  # warm-up
+            cpu0 = proc_cpu_seconds(bb.pid)
+            probes = asyncio.run(drive_blackbox(bb_url, f"{bank_url}/healthz", args.seconds, args.concurrency))
+            bb_ms = (proc_cpu_seconds(bb.pid) - cpu0) / probes * 1000
+            print(f"blackbox_exporter http probe of the same target: {probes / args.seconds:,.0f} probes/s; "
+                  f"CPU {bb_ms:.3f} ms/probe")
+            print(f"ratio prober CPU per journey step / blackbox CPU per probe: {per_step_ms / bb_ms:.2f} "
+                  f"(target <= 0.50); one-step probe ratio: {per_probe_ms / bb_ms:.2f}")
+        else:
+            print("blackbox_exporter not installed (apt-get install prometheus-blackbox-exporter): no comparison")
+
+        set_fault = urllib.request.Request(f"{bank_url}/admin/faults/login", method="PUT",
+                                           data=json.dumps({"mode": "slow", "delay_ms": 20}).encode())
+        urllib.request.urlopen(set_fault).read()
+        _, _, _, results = asyncio.run(drive_journeys(accounts, min(args.seconds, 5.0), 4))
+        overhead = sorted(r.steps[0].duration_ms - 20.0 for r in results if r.steps[0].success)
+        p50 = statistics.median(overhead)
+        p99 = overhead[int(len(overhead) * 0.99) - 1]
+        print(f"latency over a known 20 ms server delay (token step, fresh connection; includes the bank's own "
+              f"handling): p50 {p50:.3f} ms, p99 {p99:.3f} ms over {len(overhead)} runs")
+    finally:
+        bank.terminate()
+        if bb is not None:
+            bb.terminate()
+        bank.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
