@@ -27,6 +27,7 @@ import jmespath.exceptions
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from prober.config.daemon import DaemonConfig
+from prober.config.incidents import IncidentsConfig, NotifierConfig
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.types import STRICT, Duration, read_secret_file
 from prober.journey.results import KINDS
@@ -377,6 +378,8 @@ class Config(BaseModel):
     sites: list[Site] = Field(default_factory=list)
     prober: ProberSettings = Field(default_factory=ProberSettings)
     influxdb: InfluxDBConfig | None = None
+    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
+    notifiers: list[NotifierConfig] = Field(default_factory=list)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 
     def location_of(self, site: Site) -> str:

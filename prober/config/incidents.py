@@ -1,0 +1,238 @@
+"""Configuration of incidents, maintenance windows and notifiers.
+
+TOML layout::
+
+    [incidents]
+    state_dir = "var/state"     # open incidents and tracker windows survive restarts here
+    open_after = 3              # consecutive runs failing at the same step open an incident
+    flap_failures = 8           # ... or this many failed runs
+    flap_window = 20            #     among the last `flap_window` runs (a failure *rate*)
+    resolve_after = 2           # consecutive successes that resolve a steady incident
+    flap_resolve_after = 20     # consecutive successes that resolve a flapping one
+    remind_every = "1h"         # repeat the notification while an incident stays open
+    attribute_login_failures = true
+
+    [incidents.overrides.transfer]   # per check name: any threshold above
+    open_after = 2
+
+    [[incidents.maintenance]]   # incidents are still recorded, nothing is notified
+    site = "bank-a"             # omit for every site
+    kinds = ["transfer"]        # omit for every capability
+    start = "2025-03-01T22:00:00Z"
+    end = "2025-03-02T02:00:00Z"
+
+    [[incidents.maintenance]]   # or a weekly window, in UTC
+    weekdays = ["sun"]
+    from = "01:00"
+    to = "03:00"                # earlier than `from`: the window runs past midnight
+
+    [[notifiers]]
+    type = "slack"              # webhook | slack | teams
+    url_file = "/run/secrets/slack-webhook"   # or url = "https://hooks.slack.com/..."
+    sites = ["bank-a"]          # route: only these sites (omit for all)
+    kinds = ["transfer", "cards"]   # route: only these capabilities (omit for all)
+
+Why these thresholds, for checks that run every 30-60 s: see
+:mod:`prober.incidents.tracker`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timezone
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+from prober.config.types import STRICT, Duration, read_secret_file
+from prober.journey.results import KINDS
+
+Kind = Literal["login", "accounts", "transfer", "cards", "payments", "custom"]
+assert set(KINDS) == set(Kind.__args__)
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class ThresholdOverride(BaseModel):
+    """Thresholds of one check (by check name); unset fields keep the global value."""
+
+    model_config = STRICT
+
+    open_after: int | None = Field(default=None, ge=1, le=1000)
+    flap_failures: int | None = Field(default=None, ge=1, le=1000)
+    flap_window: int | None = Field(default=None, ge=1, le=1000)
+    resolve_after: int | None = Field(default=None, ge=1, le=1000)
+    flap_resolve_after: int | None = Field(default=None, ge=1, le=1000)
+
+
+def _iso(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"invalid time {value!r}: write an ISO 8601 time such as 2025-03-01T22:00:00Z") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"time {value!r} has no time zone: add Z (UTC) or an offset such as +01:00")
+    return moment.astimezone(timezone.utc)
+
+
+class MaintenanceWindow(BaseModel):
+    """A time during which incidents are recorded but not notified.
+
+    Either a one-off window (``start`` and ``end``, ISO 8601 with a zone) or a weekly one
+    (``weekdays`` + ``from`` + ``to``, ``HH:MM`` in UTC; the days are the days the window
+    *starts*; ``to`` earlier than or equal to ``from`` means it ends the next day).
+    ``site`` (omit: every site) and ``kinds`` (omit: every capability) narrow it.
+    """
+
+    model_config = STRICT
+
+    site: str | None = None
+    kinds: list[Kind] = Field(default_factory=list)
+    start: str | None = None
+    end: str | None = None
+    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(default_factory=list)
+    from_time: str | None = Field(default=None, alias="from")
+    to_time: str | None = Field(default=None, alias="to")
+    description: str = ""
+
+    @field_validator("start", "end")
+    @classmethod
+    def _moment(cls, value: str | None) -> str | None:
+        if value is not None:
+            _iso(value)
+        return value
+
+    @field_validator("from_time", "to_time")
+    @classmethod
+    def _hhmm(cls, value: str | None) -> str | None:
+        if value is not None and not _HHMM.match(value):
+            raise ValueError(f"invalid time of day {value!r}: write HH:MM (UTC), e.g. \"22:30\"")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> MaintenanceWindow:
+        one_off = self.start is not None or self.end is not None
+        weekly = bool(self.weekdays) or self.from_time is not None or self.to_time is not None
+        if one_off == weekly:
+            raise ValueError("a maintenance window needs either `start` and `end`, or `weekdays`, `from` and `to`")
+        if one_off:
+            if self.start is None or self.end is None:
+                raise ValueError("a one-off maintenance window needs both `start` and `end`")
+            if _iso(self.end) <= _iso(self.start):
+                raise ValueError("maintenance `end` must be after `start`")
+        elif not self.weekdays or self.from_time is None or self.to_time is None:
+            raise ValueError("a weekly maintenance window needs `weekdays`, `from` and `to`")
+        return self
+
+    def covers(self, site: str, kind: str, at: datetime) -> bool:
+        """Whether this window silences notifications of ``site``/``kind`` at ``at``."""
+        if self.site is not None and self.site != site:
+            return False
+        if self.kinds and kind not in self.kinds:
+            return False
+        at = at.astimezone(timezone.utc)
+        if self.start is not None and self.end is not None:
+            return _iso(self.start) <= at < _iso(self.end)
+        assert self.from_time is not None and self.to_time is not None
+        begin = time.fromisoformat(self.from_time)
+        finish = time.fromisoformat(self.to_time)
+        now = at.time().replace(tzinfo=None)
+        today = WEEKDAYS[at.weekday()]
+        yesterday = WEEKDAYS[(at.weekday() - 1) % 7]
+        if begin < finish:
+            return today in self.weekdays and begin <= now < finish
+        # runs past midnight: the evening part of a listed day, or the morning after it
+        return (today in self.weekdays and now >= begin) or (yesterday in self.weekdays and now < finish)
+
+
+class IncidentsConfig(BaseModel):
+    """The ``[incidents]`` section (see the module docstring)."""
+
+    model_config = STRICT
+
+    enabled: bool = True
+    state_dir: str = "var/state"
+    open_after: int = Field(default=3, ge=1, le=1000)
+    flap_failures: int = Field(default=8, ge=1, le=1000)
+    flap_window: int = Field(default=20, ge=1, le=1000)
+    resolve_after: int = Field(default=2, ge=1, le=1000)
+    flap_resolve_after: int | None = Field(default=None, ge=1, le=1000)
+    """Defaults to ``flap_window``: a flapping incident resolves after a clean window."""
+    remind_every: Duration | None = None
+    attribute_login_failures: bool = True
+    """A non-login check that fails at a step the site's login check also runs (the
+    token request) says nothing about its own capability: that run is not counted for
+    it, and the login check's incident carries the failure."""
+    overrides: dict[str, ThresholdOverride] = Field(default_factory=dict)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _flap(self) -> IncidentsConfig:
+        if self.flap_failures > self.flap_window:
+            raise ValueError(f"flap_failures ({self.flap_failures}) is larger than flap_window ({self.flap_window})")
+        for name, override in self.overrides.items():
+            failures = override.flap_failures or self.flap_failures
+            window = override.flap_window or self.flap_window
+            if failures > window:
+                raise ValueError(f"overrides.{name}: flap_failures ({failures}) is larger than flap_window ({window})")
+        return self
+
+
+class NotifierConfig(BaseModel):
+    """One ``[[notifiers]]`` entry.
+
+    ``url`` or ``url_file`` (exactly one; webhook URLs are secrets: they are held as
+    ``SecretStr`` and never logged). ``sites``/``kinds`` route: empty means every site /
+    capability. Each attempt is bounded by ``timeout``; failures (connection errors,
+    timeouts, 5xx, 429) are retried ``retries`` times with exponential backoff from
+    ``backoff`` up to ``backoff_max``. Teams: ``format = "adaptive"`` (Workflows
+    webhooks, the default) or ``"messagecard"`` (legacy Office 365 connectors).
+    """
+
+    model_config = STRICT
+
+    type: Literal["webhook", "slack", "teams"]
+    name: str | None = None
+    url: SecretStr | None = None
+    url_file: str | None = None
+    sites: list[str] = Field(default_factory=list)
+    kinds: list[Kind] = Field(default_factory=list)
+    timeout: Duration = 10.0
+    retries: int = Field(default=3, ge=0, le=20)
+    backoff: Duration = 1.0
+    backoff_max: Duration = 30.0
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    """Extra request headers (webhook only), e.g. an Authorization header."""
+    format: Literal["adaptive", "messagecard"] | None = None
+    """Teams only."""
+    reminders: bool = True
+    """Send reminders while an incident stays open (``[incidents] remind_every``)."""
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _secret(cls, value: object) -> object:
+        return SecretStr(value) if isinstance(value, str) else value
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _secret_headers(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: SecretStr(v) if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> NotifierConfig:
+        if (self.url is None) == (self.url_file is None):
+            raise ValueError("a notifier needs exactly one of `url`, `url_file`")
+        if self.url_file is not None:
+            object.__setattr__(self, "url", SecretStr(read_secret_file(self.url_file)))
+        from prober.notify import validate  # the notifier modules own their rules
+
+        validate(self)
+        return self
+
+    @property
+    def label(self) -> str:
+        """How logs name this notifier: its name or type, never its URL."""
+        return self.name or self.type

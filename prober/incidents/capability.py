@@ -1,0 +1,93 @@
+"""The state of each bank capability, from the open incidents of its checks.
+
+A site is never summed up as "down" or "up": each capability (``login``, ``accounts``,
+``transfer``, ``cards``, ``payments``, ``custom``) has its own state, and a bank whose
+login works while transfers fail is a *partial outage of transfer*.
+
+State of one site × kind:
+
+* ``ok`` — no check of that kind has an open incident;
+* ``degraded`` — some of its checks (or locations) fail, or the failures are
+  intermittent (a flapping incident);
+* ``outage`` — every check of that kind, at every location that runs it, has a steady
+  open incident;
+* ``unknown`` — no check of that kind has reported yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from prober.incidents.tracker import CheckKey, Incident
+from prober.journey.results import KINDS
+
+State = Literal["ok", "degraded", "outage", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityState:
+    site: str
+    kind: str
+    state: State
+    incidents: tuple[Incident, ...] = ()
+
+    @property
+    def failing(self) -> bool:
+        return self.state in ("degraded", "outage")
+
+
+def capability_states(
+    checks: Iterable[tuple[CheckKey, str]], incidents: Iterable[Incident]
+) -> dict[tuple[str, str], CapabilityState]:
+    """``(site, kind) → state`` for every site × kind that has a check.
+
+    ``checks`` are the known ``(key, kind)`` pairs (configured or seen).
+    """
+    members: dict[tuple[str, str], set[CheckKey]] = {}
+    for key, kind in checks:
+        members.setdefault((key.site, kind), set()).add(key)
+    open_by: dict[tuple[str, str], list[Incident]] = {}
+    for incident in incidents:
+        open_by.setdefault((incident.site, incident.kind), []).append(incident)
+        members.setdefault((incident.site, incident.kind), set()).add(
+            CheckKey(incident.site, incident.check, incident.location)
+        )
+    states: dict[tuple[str, str], CapabilityState] = {}
+    for (site, kind), keys in members.items():
+        found = open_by.get((site, kind), [])
+        if not found:
+            state: State = "ok"
+        else:
+            failing = {CheckKey(i.site, i.check, i.location) for i in found}
+            steady = all(not i.flapping for i in found)
+            state = "outage" if failing >= keys and steady else "degraded"
+        states[(site, kind)] = CapabilityState(site, kind, state, tuple(found))
+    return states
+
+
+def site_summary(site: str, states: dict[tuple[str, str], CapabilityState]) -> str:
+    """One line about a site, by capability, e.g.
+    ``partial outage: transfer (outage), cards (degraded); ok: login, accounts``."""
+    mine = sorted((s for (name, _), s in states.items() if name == site), key=lambda s: KINDS.index(s.kind))
+    failing = [s for s in mine if s.failing]
+    fine = [s.kind for s in mine if s.state == "ok"]
+    if not failing:
+        return "all checked capabilities ok: " + ", ".join(fine) if fine else "no results yet"
+    listed = ", ".join(f"{s.kind} ({s.state})" for s in failing)
+    if fine:
+        return f"partial outage: {listed}; ok: {', '.join(fine)}"
+    return f"every checked capability failing: {listed}"
+
+
+def status_document(states: dict[tuple[str, str], CapabilityState]) -> dict[str, dict]:
+    """JSON for a live status page: ``{site: {"summary": ..., "capabilities": {kind: state}}}``."""
+    sites = sorted({site for site, _ in states})
+    return {
+        site: {
+            "summary": site_summary(site, states),
+            "capabilities": {kind: s.state for (name, kind), s in sorted(states.items()) if name == site},
+        }
+        for site in sites
+    }

@@ -1,0 +1,237 @@
+"""The incident service: a result consumer that turns runs into incidents.
+
+The daemon hands every finished :class:`~prober.journey.results.JourneyResult` to
+:meth:`IncidentService.consume` (synchronous, cheap, never blocks). The service
+
+1. counts the run in the :class:`~prober.incidents.tracker.Tracker` (skipped runs, and
+   runs of a non-login check that failed at the site's login step, are not counted);
+2. writes one ``incident`` point per state change through ``writer.submit_lines``;
+3. saves the tracker to ``[incidents] state_dir`` (at once after a state change, at most
+   once a second otherwise, in a worker thread), so open incidents survive restarts;
+4. hands a :class:`~prober.notify.message.Message` to the
+   :class:`~prober.notify.dispatcher.Dispatcher` unless a maintenance window covers the
+   site and capability, and sends reminders while an incident stays open.
+
+Lifecycle: ``IncidentService(config, writer)`` → ``await start()`` → ``consume(...)``… →
+``await close()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+
+from prober.config.incidents import IncidentsConfig
+from prober.config.model import Config
+from prober.incidents.capability import CapabilityState, capability_states, site_summary, status_document
+from prober.incidents.store import StateStore
+from prober.incidents.tracker import CheckKey, IncidentEvent, Observation, Thresholds, Tracker
+from prober.journey.results import JourneyResult, Outcome
+from prober.notify.dispatcher import Dispatcher
+from prober.notify.message import Message
+from prober.writer.points import incident_point
+
+log = logging.getLogger("prober.incidents")
+
+SAVE_INTERVAL = 1.0
+
+
+class LineWriter(Protocol):
+    def submit_lines(self, lines: list[str]) -> None: ...
+
+
+def thresholds_of(cfg: IncidentsConfig) -> tuple[Thresholds, dict[str, Thresholds]]:
+    base = Thresholds(
+        open_after=cfg.open_after, flap_failures=cfg.flap_failures, flap_window=cfg.flap_window,
+        resolve_after=cfg.resolve_after, flap_resolve_after=cfg.flap_resolve_after or cfg.flap_window,
+    )
+    overrides = {}
+    for check, override in cfg.overrides.items():
+        window = override.flap_window or base.flap_window
+        overrides[check] = Thresholds(
+            open_after=override.open_after or base.open_after,
+            flap_failures=override.flap_failures or base.flap_failures,
+            flap_window=window,
+            resolve_after=override.resolve_after or base.resolve_after,
+            flap_resolve_after=override.flap_resolve_after or (cfg.flap_resolve_after or window),
+        )
+    return base, overrides
+
+
+def login_dependent_steps(config: Config) -> dict[tuple[str, str], frozenset[str]]:
+    """``(site, check) → names of its steps that repeat a step of the site's login check``.
+
+    A step repeats a login step when it sends the same method to the same path or URL
+    (e.g. the OAuth token request every journey starts with).
+    """
+    out: dict[tuple[str, str], frozenset[str]] = {}
+    for site in config.sites:
+        login = {
+            (step.method, step.path or step.url)
+            for check in site.checks if check.kind == "login" and check.enabled
+            for step in check.steps
+        }
+        if not login:
+            continue
+        for check in site.checks:
+            if check.kind == "login":
+                continue
+            names = frozenset(s.name for s in check.steps if (s.method, s.path or s.url) in login)
+            if names:
+                out[(site.name, check.name)] = names
+    return out
+
+
+class IncidentService:
+    """Result consumer: tracker → InfluxDB ``incident`` points → notifications."""
+
+    def __init__(
+        self,
+        config: Config,
+        writer: LineWriter,
+        *,
+        state_dir: str | Path | None = None,
+        session: aiohttp.ClientSession | None = None,
+        clock: Any = time.time_ns,
+    ) -> None:
+        self.config = config
+        self.settings: IncidentsConfig = config.incidents
+        self.writer = writer
+        self.precision = getattr(writer, "precision", "ns")
+        self.clock = clock
+        base, overrides = thresholds_of(self.settings)
+        self.tracker = Tracker(base, overrides)
+        self.store = StateStore(state_dir if state_dir is not None else self.settings.state_dir)
+        self.tracker.restore(self.store.load())
+        self.dispatcher = Dispatcher(config.notifiers, session=session)
+        self._login_steps = login_dependent_steps(config) if self.settings.attribute_login_failures else {}
+        self._known: dict[CheckKey, str] = {
+            CheckKey(site.name, check.name, config.location_of(site)): check.kind
+            for site in config.sites for check in site.checks if check.enabled
+        }
+        self._dirty = False
+        self._save_now = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self.events: list[IncidentEvent] = []
+        """Every state change since start (for tests and the live status)."""
+        self.silenced = 0
+        restored = self.tracker.open_incidents()
+        if restored:
+            log.info("restored %d open incident(s) from %s", len(restored), self.store.path)
+
+    # ── lifecycle ──────────────────────────────────────────────────────────────────
+    async def start(self) -> None:
+        await self.dispatcher.start()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._save_loop(), name="incident state saver"))
+        if self.settings.remind_every:
+            self._tasks.append(loop.create_task(self._remind_loop(self.settings.remind_every), name="incident reminders"))
+
+    async def close(self, timeout: float = 5.0) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self._save()
+        await self.dispatcher.close(timeout)
+
+    # ── the consumer interface ─────────────────────────────────────────────────────
+    def consume(self, result: JourneyResult) -> None:
+        """Count one finished run. Synchronous and cheap: I/O happens in background tasks."""
+        if not self.settings.enabled:
+            return
+        outcome = result.outcome.value if isinstance(result.outcome, Outcome) else str(result.outcome)
+        if outcome not in ("ok", "skipped") and result.failed_step in self._login_steps.get(
+            (result.site, result.check), ()
+        ):
+            outcome = "skipped"  # the login check carries this failure
+        self._known.setdefault(CheckKey(result.site, result.check, result.location), result.kind)
+        event = self.tracker.observe(Observation(
+            site=result.site, check=result.check, kind=result.kind, location=result.location, outcome=outcome,
+            at_ns=result.started_at_ns, failed_step=result.failed_step, error=result.error,
+        ))
+        if outcome != "skipped":
+            self._dirty = True
+        if event is not None:
+            self._changed(event)
+
+    # ── state changes ──────────────────────────────────────────────────────────────
+    def _changed(self, event: IncidentEvent) -> None:
+        incident = event.incident
+        self.events.append(event)
+        line = incident_point(
+            site=incident.site, check=incident.check, kind=incident.kind, location=incident.location,
+            state=event.state, reason=incident.reason, failed_step=incident.failed_step,
+            duration_s=incident.duration_s if event.event == "resolved" else 0.0, time_ns=event.at_ns,
+            precision=self.precision,
+        )
+        self.writer.submit_lines([line])
+        self._save_now.set()
+        log.warning("incident %s: %s/%s (%s) at %s: %s", event.event, incident.site, incident.kind, incident.check,
+                    incident.location, incident.reason)
+        self._notify(event)
+
+    def _notify(self, event: IncidentEvent) -> None:
+        incident = event.incident
+        at = datetime.fromtimestamp(event.at_ns / 1e9, tz=timezone.utc)
+        if any(w.covers(incident.site, incident.kind, at) for w in self.settings.maintenance):
+            self.silenced += 1
+            return
+        if not self.dispatcher.configs:
+            return
+        states = self.capabilities()
+        state = states.get((incident.site, incident.kind))
+        duration = incident.duration_s if event.event == "resolved" else max(0.0, (event.at_ns - incident.since_ns) / 1e9)
+        self.dispatcher.submit(Message(
+            event=event.event, incident_id=incident.id, site=incident.site, kind=incident.kind,
+            check=incident.check, location=incident.location, failed_step=incident.failed_step,
+            outcome=incident.outcome, error=incident.error, reason=incident.reason, since_ns=incident.since_ns,
+            at_ns=event.at_ns, duration_s=duration, capability_state=state.state if state else "unknown",
+            site_summary=site_summary(incident.site, states), resolved_ns=incident.resolved_ns,
+        ))
+
+    # ── views ──────────────────────────────────────────────────────────────────────
+    def capabilities(self) -> dict[tuple[str, str], CapabilityState]:
+        """State of every site × capability (see :mod:`prober.incidents.capability`)."""
+        return capability_states(self._known.items(), self.tracker.open_incidents())
+
+    def status(self) -> dict[str, dict]:
+        return status_document(self.capabilities())
+
+    # ── background loops ───────────────────────────────────────────────────────────
+    def _save(self) -> None:
+        try:
+            self.store.save(self.tracker.to_json())
+            self._dirty = False
+        except OSError as exc:
+            log.error("cannot save incident state to %s: %s", self.store.path, exc)
+
+    async def _save_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._save_now.wait(), SAVE_INTERVAL)
+            self._save_now.clear()
+            if self._dirty:
+                snapshot = self.tracker.to_json()
+                self._dirty = False
+                try:
+                    await asyncio.to_thread(self.store.save, snapshot)
+                except OSError as exc:
+                    self._dirty = True
+                    log.error("cannot save incident state to %s: %s", self.store.path, exc)
+
+    async def _remind_loop(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(min(max(every / 4, 0.01), 30.0))
+            for event in self.tracker.due_reminders(self.clock(), every):
+                self._dirty = True
+                self._notify(event)

@@ -1,0 +1,58 @@
+"""Persistence of the tracker: open incidents and windows survive a restart.
+
+One JSON file, ``<state_dir>/incidents.json``, replaced atomically (write a temporary
+file in the same directory, fsync, rename), so a crash leaves the old or the new
+state, never half of one. An incident open before a restart is the same incident after
+it: no second "opened", and its "resolved" still comes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("prober.incidents")
+
+VERSION = 1
+
+
+class StateStore:
+    def __init__(self, state_dir: str | Path, name: str = "incidents.json") -> None:
+        self.dir = Path(state_dir)
+        self.path = self.dir / name
+
+    def load(self) -> dict[str, Any]:
+        """The saved tracker state, or ``{}`` when there is none (or it is unreadable)."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.error("incident state %s is unreadable (%s); starting with no open incidents", self.path, exc)
+            return {}
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            log.error("incident state %s has an unknown format; starting with no open incidents", self.path)
+            return {}
+        return data.get("checks", {})
+
+    def save(self, checks: dict[str, Any]) -> None:
+        """Atomically replace the saved state."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        body = json.dumps({"version": VERSION, "checks": checks}, separators=(",", ":"))
+        fd, tmp = tempfile.mkstemp(prefix=".incidents-", suffix=".tmp", dir=self.dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise

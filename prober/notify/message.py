@@ -1,0 +1,108 @@
+"""What a notification says: the bank, the capability, what fails, since when, for how long."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+
+def iso(ns: int | None) -> str | None:
+    """UTC ISO 8601 time with a ``Z``, to the second."""
+    if ns is None:
+        return None
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days}d"] * bool(days) + [f"{hours}h"] * bool(hours) + [f"{minutes}m"] * bool(minutes)
+    if secs or not parts:
+        parts.append(f"{secs}s")
+    return " ".join(parts[:2])
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One incident notification (``opened``, ``reminder`` or ``resolved``)."""
+
+    event: Literal["opened", "resolved", "reminder"]
+    incident_id: str
+    site: str
+    kind: str
+    check: str
+    location: str
+    failed_step: str
+    outcome: str
+    error: str
+    reason: str
+    since_ns: int
+    at_ns: int
+    duration_s: float
+    capability_state: str
+    """State of the site's ``kind`` after this change: ok, degraded or outage."""
+    site_summary: str
+    """Every capability of the site, e.g. ``partial outage: transfer (outage); ok: login``."""
+    resolved_ns: int | None = None
+
+    @property
+    def since(self) -> str:
+        return iso(self.since_ns) or ""
+
+    @property
+    def resolved_at(self) -> str | None:
+        return iso(self.resolved_ns)
+
+    @property
+    def title(self) -> str:
+        """E.g. ``INCIDENT simbank: transfer outage`` / ``RESOLVED simbank: transfer is back after 2h 5m``."""
+        if self.event == "resolved":
+            return f"RESOLVED {self.site}: {self.kind} is back after {human_duration(self.duration_s)}"
+        prefix = "STILL FAILING" if self.event == "reminder" else "INCIDENT"
+        state = self.capability_state if self.capability_state in ("degraded", "outage") else "failing"
+        return f"{prefix} {self.site}: {self.kind} {state}"
+
+    @property
+    def what_fails(self) -> str:
+        step = f"step `{self.failed_step}`" if self.failed_step else "the journey"
+        error = f" ({self.error})" if self.error else ""
+        return f"check `{self.check}` fails at {step}: {self.outcome}{error}"
+
+    @property
+    def text(self) -> str:
+        """The plain-text body every notifier can use."""
+        lines = [self.title]
+        if self.event == "resolved":
+            lines.append(
+                f"{self.kind} at {self.site} was failing from {self.since} to {self.resolved_at} "
+                f"({human_duration(self.duration_s)}); last failure: {self.what_fails}."
+            )
+        else:
+            lines.append(f"{self.what_fails}, since {self.since} (open for {human_duration(self.duration_s)}).")
+        lines.append(f"{self.site}: {self.site_summary}. Probed from {self.location}.")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {
+            "event": self.event,
+            "state": "resolved" if self.event == "resolved" else "open",
+            "incident_id": self.incident_id,
+            "site": self.site,
+            "kind": self.kind,
+            "check": self.check,
+            "location": self.location,
+            "failed_step": self.failed_step,
+            "outcome": self.outcome,
+            "error": self.error,
+            "reason": self.reason,
+            "since": self.since,
+            "resolved_at": self.resolved_at,
+            "duration_s": round(self.duration_s, 3),
+            "capability_state": self.capability_state,
+            "site_summary": self.site_summary,
+            "title": self.title,
+            "text": self.text,
+        }
