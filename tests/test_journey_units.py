@@ -151,3 +151,21 @@ def test_phases_add_up_to_the_span() -> None:
     assert phases.ttfb_ms == pytest.approx(85.0)
     assert phases.transfer_ms == pytest.approx(5.0)
     assert phases.total_ms == pytest.approx(125.0)
+
+
+@pytest.mark.parametrize("text", ["a {{ x }} b", "{{ run.id }}-{{ x }}", "{{ x }}", "{{ x | upper }}",
+                                  "{% if x %}yes{% endif %}", "{{ d.k }}"])
+def test_fast_substitution_renders_like_jinja(text: str) -> None:
+    import jinja2
+
+    values = {"x": "val", "run": type("Run", (), {"id": "R7"})(), "d": {"k": 3}}
+    expected = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(text).render(values)
+    assert compile_value(text)(values) == expected
+
+
+def test_undefined_value_raises_in_both_renderers() -> None:
+    from prober.journey.templating import UndefinedValue
+
+    for text in ("{{ missing }}", "{{ missing | upper }}"):
+        with pytest.raises(UndefinedValue, match="'missing' is undefined"):
+            compile_value(text)({})

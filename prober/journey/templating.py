@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
+import jinja2.nodes
 
 _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
@@ -52,11 +53,51 @@ def names_in(value: Any) -> set[str]:
     return set()
 
 
+def _lookup(values: Mapping[str, Any], name: str, attr: str | None) -> str:
+    try:
+        found = values[name]
+    except KeyError:
+        raise UndefinedValue(f"'{name}' is undefined") from None
+    if attr is not None:
+        try:
+            found = getattr(found, attr)
+        except AttributeError:
+            try:
+                found = found[attr]
+            except (KeyError, TypeError):
+                raise UndefinedValue(f"'{name}' has no attribute '{attr}'") from None
+    return str(found)
+
+
+def _substitution(text: str) -> Renderer | None:
+    """A fast renderer for the common case, text with ``{{ name }}`` or
+    ``{{ name.attr }}`` and nothing else; ``None`` for anything richer (filters, calls,
+    blocks), which Jinja renders. Same output, a fraction of the cost per run."""
+    parts: list[str | tuple[str, str | None]] = []
+    for node in _ENV.parse(text).body:
+        if not isinstance(node, jinja2.nodes.Output):
+            return None
+        for child in node.nodes:
+            if isinstance(child, jinja2.nodes.TemplateData):
+                parts.append(child.data)
+            elif isinstance(child, jinja2.nodes.Name):
+                parts.append((child.name, None))
+            elif isinstance(child, jinja2.nodes.Getattr) and isinstance(child.node, jinja2.nodes.Name):
+                parts.append((child.node.name, child.attr))
+            else:
+                return None
+    frozen = tuple(parts)
+    return lambda values: "".join(p if isinstance(p, str) else _lookup(values, *p) for p in frozen)
+
+
 def compile_value(value: Any) -> Renderer:
     """Compile a field once; the returned function renders it for one run."""
     if isinstance(value, str):
         if not _is_template(value):
             return lambda _values, _v=value: _v
+        fast = _substitution(value)
+        if fast is not None:
+            return fast
         render = _ENV.from_string(value).render
         return lambda values: render(values)
     if isinstance(value, Mapping):
