@@ -83,7 +83,7 @@ class Dispatcher:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(config.retries + 1),
-                wait=wait_exponential_jitter(initial=config.backoff, max=config.backoff_max),
+                wait=wait_exponential_jitter(multiplier=config.backoff, max=config.backoff_max, jitter=config.backoff),
                 retry=retry_if_exception(lambda exc: isinstance(exc, NotifyError) and exc.retryable),
                 reraise=True,
             ):

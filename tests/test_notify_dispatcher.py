@@ -1,0 +1,141 @@
+"""The dispatcher against a REAL local aiohttp receiver: routing, retries, timeouts, and
+that a hanging or failing notifier never delays the result consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+from aiohttp import web
+from pydantic import ValidationError
+
+from prober.config.incidents import NotifierConfig
+from prober.notify.dispatcher import Dispatcher, routes
+from prober.notify.message import Message
+
+T0 = 1_740_866_400 * 1_000_000_000  # 2025-03-01T22:00:00Z
+
+
+def make_message(event="opened", site="simbank", kind="transfer", **kw) -> Message:
+    fields = dict(
+        event=event, incident_id="abc123", site=site, kind=kind, check="transfer", location="par",
+        failed_step="create", outcome="http_status", error="HTTP 503", reason="http_status: HTTP 503 (3 consecutive failures)",
+        since_ns=T0, at_ns=T0 + 90 * 10**9, duration_s=90.0 if event != "resolved" else 5400.0,
+        capability_state="outage" if event != "resolved" else "ok",
+        site_summary="partial outage: transfer (outage); ok: login, accounts",
+        resolved_ns=T0 + 5400 * 10**9 if event == "resolved" else None,
+    )
+    fields.update(kw)
+    return Message(**fields)
+
+
+class Receiver:
+    """A real aiohttp server recording every POST; ``mode`` = ok | fail | hang | fail_then_ok | bad_request."""
+
+    def __init__(self, mode: str = "ok", failures: int = 2) -> None:
+        self.mode = mode
+        self.failures = failures
+        self.requests: list[dict] = []
+        self.hanging = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append({"path": request.path, "json": body, "headers": dict(request.headers),
+                              "at": time.perf_counter()})
+        if self.mode == "hang":
+            await self.hanging.wait()
+        if self.mode == "fail" or (self.mode == "fail_then_ok" and len(self.requests) <= self.failures):
+            return web.Response(status=500, text="boom")
+        if self.mode == "bad_request":
+            return web.Response(status=400, text="invalid_payload")
+        return web.Response(text="ok")
+
+    async def __aenter__(self) -> Receiver:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/hook/T0KEN-SECRET"
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.hanging.set()
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+def notifier(url: str, **kw) -> NotifierConfig:
+    return NotifierConfig.model_validate({"type": "webhook", "url": url, "backoff": "10ms", "backoff_max": "50ms", **kw})
+
+
+async def test_routing_by_site_and_kind():
+    cfg = notifier("http://127.0.0.1:1/x", sites=["simbank"], kinds=["transfer", "cards"])
+    assert routes(cfg, make_message())
+    assert routes(cfg, make_message(kind="cards"))
+    assert not routes(cfg, make_message(kind="login"))
+    assert not routes(cfg, make_message(site="other"))
+    assert routes(notifier("http://127.0.0.1:1/x"), make_message(site="other", kind="login"))
+    assert not routes(notifier("http://127.0.0.1:1/x", reminders=False), make_message(event="reminder"))
+
+
+async def test_retries_with_backoff_until_delivered():
+    async with Receiver("fail_then_ok", failures=2) as rx:
+        d = Dispatcher([notifier(rx.url, retries=3)])
+        await d.start()
+        d.submit(make_message())
+        assert await d.wait_idle(5)
+        await d.close()
+    assert len(rx.requests) == 3 and d.sent == 1 and d.failed == 0
+    assert rx.requests[1]["at"] - rx.requests[0]["at"] >= 0.005  # waited before retrying
+
+
+async def test_gives_up_after_retries_and_does_not_retry_4xx(caplog):
+    caplog.set_level(logging.ERROR, "prober.notify")
+    async with Receiver("fail") as rx:
+        d = Dispatcher([notifier(rx.url, retries=2)])
+        await d.start()
+        d.submit(make_message())
+        assert await d.wait_idle(5)
+        assert len(rx.requests) == 3 and d.failed == 1
+        rx.mode, rx.requests = "bad_request", []
+        d.submit(make_message())
+        assert await d.wait_idle(5)
+        assert len(rx.requests) == 1 and d.failed == 2
+        await d.close()
+    assert "HTTP 500" in caplog.text and "HTTP 400" in caplog.text
+    assert "T0KEN-SECRET" not in caplog.text  # the webhook URL is a secret
+
+
+async def test_hanging_notifier_times_out_and_never_blocks_submit():
+    async with Receiver("hang") as rx:
+        d = Dispatcher([notifier(rx.url, timeout="200ms", retries=1)])
+        await d.start()
+        started = time.perf_counter()
+        for _ in range(20):
+            d.submit(make_message())
+        assert time.perf_counter() - started < 0.005 * 20
+        assert await d.wait_idle(5)
+        assert d.failed == 20 and len(rx.requests) == 40  # two attempts each, each cut at 200 ms
+        await d.close()
+
+
+def test_url_or_url_file_secret(tmp_path):
+    secret = tmp_path / "hook"
+    secret.write_text("https://hooks.example.com/services/T0KEN-SECRET\n")
+    cfg = NotifierConfig.model_validate({"type": "slack", "url_file": str(secret)})
+    assert cfg.url.get_secret_value() == "https://hooks.example.com/services/T0KEN-SECRET"
+    assert "T0KEN-SECRET" not in repr(cfg) and "T0KEN-SECRET" not in str(cfg.model_dump())
+    with pytest.raises(ValidationError, match="exactly one of `url`, `url_file`"):
+        NotifierConfig.model_validate({"type": "slack"})
+    with pytest.raises(ValidationError) as info:
+        NotifierConfig.model_validate({"type": "slack", "url": "ftp://T0KEN-SECRET"})
+    assert "http:// or https://" in str(info.value)
+    with pytest.raises(ValidationError, match="teams notifiers only"):
+        NotifierConfig.model_validate({"type": "slack", "url": "https://x.example", "format": "adaptive"})
