@@ -1,0 +1,369 @@
+"""Every dashboard query, expanded as Grafana expands it, against real data in a real InfluxDB 1.6.
+
+The data comes from the real pipeline: the simulated bank with faults, ``config/simbank.toml``
+loaded for two probe locations, :func:`run_journey` for 20 rounds, results written through
+:class:`ResultWriter` (``api = "v1"``) into the InfluxDB fixture, plus incident and prober
+self-report points. The run implies what the panels must show:
+
+* ``transfer`` is down (503) on every odd round: availability 0.5, last state DOWN
+  (round 19 is odd), incidents open for it;
+* ``login`` and ``cards`` are never faulted: availability 1.0;
+* ``payments`` (card authorisation) refuses requests from location ``fra`` (403):
+  availability 1.0 from ``par``, 0.0 from ``fra``;
+* ``accounts`` answers wrong data (zero balance) on rounds 4 and 5: an ``assertion`` outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from grafana.check import DASHBOARD_DIR
+from grafana.expand import TimeRange, Variable, expand, variables_of
+from prober.bank import BankServer
+from prober.bank.faults import Fault
+from prober.config.influxdb import InfluxDBConfig
+from prober.config.loader import load
+from prober.journey.results import JourneyResult
+from prober.journey.runner import run_journey
+from prober.writer import ResultWriter, incident_point, prober_point
+from tests.fixtures.servers import InfluxDatabase, InfluxDBServer, new_database
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config" / "simbank.toml"
+ROUNDS = 20
+LOCATIONS = ("par", "fra")
+INTERVAL = "10s"  # what Grafana computes for a 1 h range with the datasource's 10 s minimum
+
+DASHBOARDS = {p.stem: json.loads(p.read_text()) for p in sorted(DASHBOARD_DIR.glob("*.json"))}
+
+
+@dataclass
+class ProberData:
+    db: InfluxDatabase
+    results: list[JourneyResult]
+    first_ns: int
+    last_ns: int
+
+    @property
+    def absolute_range(self) -> TimeRange:
+        """Explicit epoch-ms bounds around the data, as for a zoomed-in absolute range."""
+        return TimeRange(self.first_ns // 1_000_000 - 60_000, self.last_ns // 1_000_000 + 60_000)
+
+
+async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
+    async with BankServer(seed=1, settle_after=0.05) as bank:
+        plans = {}
+        for location in LOCATIONS:
+            env = {**os.environ, "SIMBANK_URL": bank.url, "PROBER_LOCATION": location}
+            plans[location] = load(CONFIG, env).plans
+        assert {p.kind for p in plans["par"]} == {"login", "accounts", "transfer", "cards", "payments"}
+        bank.faults.set("payments", Fault(mode="refuse", values=("fra",)))
+        config = InfluxDBConfig(url=db.url, api="v1", database=db.name, flush_interval="50ms", batch_size=500)
+        writer = ResultWriter(config, spool_dir=spool_dir)
+        await writer.start()
+        results: list[JourneyResult] = []
+        try:
+            for round_no in range(ROUNDS):
+                if round_no % 2:
+                    bank.faults.set("transfer", Fault(mode="down"))
+                else:
+                    bank.faults.clear("transfer")
+                if round_no in (4, 5):
+                    bank.faults.set("accounts", Fault(mode="wrong_data"))
+                else:
+                    bank.faults.clear("accounts")
+                # The cards check freezes the test card that card-authorisation pays with:
+                # run it alone, and locations one after the other.
+                for location in LOCATIONS:
+                    cards = [p for p in plans[location] if p.kind == "cards"]
+                    others = [p for p in plans[location] if p.kind != "cards"]
+                    round_results = list(await asyncio.gather(*(run_journey(plan) for plan in others)))
+                    round_results += [await run_journey(plan) for plan in cards]
+                    for result in round_results:
+                        writer.submit(result)
+                    results += round_results
+            now = time.time_ns()
+            lines = []
+            for location in LOCATIONS:
+                common = dict(site="simbank", location=location, time_ns=now)
+                lines.append(incident_point(check="transfer", kind="transfer", state="open", reason="3 consecutive failures",
+                                            failed_step="create", duration_s=0.0, **{**common, "time_ns": now - 30_000_000_000}))
+                lines.append(incident_point(check="accounts", kind="accounts", state="open", reason="zero balance",
+                                            failed_step="balances", duration_s=0.0, **{**common, "time_ns": now - 40_000_000_000}))
+                lines.append(incident_point(check="accounts", kind="accounts", state="resolved", reason="zero balance",
+                                            failed_step="balances", duration_s=20.0, **{**common, "time_ns": now - 20_000_000_000}))
+            lines.append(incident_point(site="simbank", check="card-authorisation", kind="payments", location="fra",
+                                        state="open", reason="403 from fra", failed_step="funds", duration_s=0.0, time_ns=now))
+            # Twelve self-reports 10 s apart, cumulative counters growing as the writer's do.
+            for i in range(12):
+                lines.append(prober_point(location=location_of(i), instance=f"prober-{location_of(i)}",
+                                          time_ns=now - (11 - i // 2) * 10_000_000_000 + (i % 2),
+                                          checks=5, running=i % 3, schedule_lag_ms=0.5 + i,
+                                          written_points=1000 * (i // 2 + 1), spooled_points=(7 if i // 2 == 3 else 0),
+                                          dropped_points=(2 if i // 2 >= 4 else 0), write_errors=(i // 2) // 3,
+                                          last_error="HTTP 503 from InfluxDB" if i // 2 >= 3 else ""))
+            writer.submit_lines(lines)
+            assert await writer.wait_idle(20), f"writer did not drain: {writer.stats}"
+        finally:
+            await writer.close()
+        assert writer.stats.write_errors == 0 and writer.stats.dropped_points == 0
+    stamps = [r.started_at_ns for r in results] + [now - 120_000_000_000, now]
+    return ProberData(db, results, min(stamps), max(stamps))
+
+
+def location_of(i: int) -> str:
+    return LOCATIONS[i % 2]
+
+
+@pytest.fixture(scope="module")
+def data(influxdb_v1: InfluxDBServer, tmp_path_factory) -> Iterator[ProberData]:
+    db = new_database(influxdb_v1, "dash")
+    try:
+        yield asyncio.run(_populate(db, tmp_path_factory.mktemp("spool")))
+    finally:
+        influxdb_v1.drop_database(db.name)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def variable_options(dashboard: dict, db: InfluxDatabase, chosen: dict | None = None) -> dict[str, list[str]]:
+    """Run the variable queries in order, as Grafana does on load: each one with the values
+    chosen for the earlier ones (All unless ``chosen`` says otherwise)."""
+    options: dict[str, list[str]] = {}
+    for item in dashboard["templating"]["list"]:
+        if item["type"] != "query":
+            continue
+        query = expand(item["query"], variables_of(dashboard, chosen, options), interval=INTERVAL)
+        options[item["name"]] = sorted({row["value"] for row in db.query(query)})
+    return options
+
+
+def panel(dashboard: str, title: str) -> dict:
+    return next(p for p in DASHBOARDS[dashboard]["panels"] if p["title"] == title)
+
+
+def time_range_of(item: dict) -> TimeRange:
+    """The dashboard range (last hour) or the panel's own relative range (``timeFrom``)."""
+    return TimeRange(f"now-{item['timeFrom']}") if item.get("timeFrom") else TimeRange("now-1h")
+
+
+def run(data: ProberData, dashboard: str, title: str, values: dict | None = None, ref: str = "A") -> list[dict]:
+    """Rows (series tags merged in) of one panel target, variables at All unless given."""
+    item = panel(dashboard, title)
+    target = next(t for t in item["targets"] if t["refId"] == ref)
+    variables = variables_of(DASHBOARDS[dashboard], values or {})
+    return data.db.query(expand(target["query"], variables, time_range=time_range_of(item), interval=INTERVAL))
+
+
+def all_queries() -> Iterator[tuple[str, str, str, dict | None]]:
+    """(dashboard, id, query, panel) for every panel target, variable query and annotation query."""
+    for name, dashboard in DASHBOARDS.items():
+        for item in dashboard["panels"]:
+            for target in item.get("targets", []):
+                yield name, f"{name}:{item['title']}:{target['refId']}", target["query"], item
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] == "query":
+                yield name, f"{name}:${variable['name']}", variable["query"], None
+        for annotation in dashboard["annotations"]["list"]:
+            if "query" in annotation:
+                yield name, f"{name}:annotation:{annotation['name']}", annotation["query"], None
+
+
+QUERIES = list(all_queries())
+
+
+def series_of(db: InfluxDatabase, influxql: str) -> list[dict]:
+    answer = db.server.raw_query(influxql, db.name)
+    return [s for result in answer["results"] for s in result.get("series", [])]
+
+
+# -- every query returns data ------------------------------------------------------------
+
+
+def test_every_dashboard_query_is_covered():
+    assert len(QUERIES) >= 40
+    assert {name for name, *_ in QUERIES} == {"overview", "journey-detail", "locations", "prober-health"}
+
+
+@pytest.mark.parametrize(("dashboard", "query"), [(d, q) for d, _, q, _ in QUERIES],
+                         ids=[i for _, i, _, _ in QUERIES])
+def test_query_returns_data_with_all_selected(data, dashboard, query):
+    item = next((p for d, _, q, p in QUERIES if d == dashboard and q == query), None)
+    board = DASHBOARDS[dashboard]
+    variables = variables_of(board, options=variable_options(board, data.db))
+    for time_range in (time_range_of(item or {}), data.absolute_range):
+        influxql = expand(query, variables, time_range=time_range, interval=INTERVAL)
+        assert "$" not in influxql.replace("$/", "/"), influxql  # every variable and macro expanded
+        series = series_of(data.db, influxql)
+        assert series and any(s.get("values") for s in series), f"no data for {influxql}"
+
+
+@pytest.mark.parametrize(("dashboard", "query"), [(d, q) for d, _, q, _ in QUERIES],
+                         ids=[i for _, i, _, _ in QUERIES])
+def test_query_returns_data_with_values_selected(data, dashboard, query):
+    """Multi-value selections (``(a|b)``) as a user picks them, and longer ranges' intervals.
+
+    On a 6 h range Grafana groups by 20 s, so the two minutes of self-reports still span
+    several buckets (a derivative needs two); on 30 days (30 min buckets) each query must at
+    least be valid InfluxQL.
+    """
+    board = DASHBOARDS[dashboard]
+    chosen = {"site": ["simbank"], "kind": ["transfer", "payments"], "location": ["par", "fra"],
+              "step": ["create", "funds"], "instance": ["prober-par", "prober-fra"]}
+    options = variable_options(board, data.db, chosen)
+    for name, values in options.items():  # children list what the parents' choice allows
+        assert set(chosen.get(name, values)) <= set(values), (name, values)
+        chosen.setdefault(name, values)
+    if "check" in options:
+        assert options["check"] == ["card-authorisation", "transfer"]
+    item = next((p for d, _, q, p in QUERIES if d == dashboard and q == query), None)
+    variables = variables_of(board, chosen, options)
+    time_range = time_range_of(item) if item and item.get("timeFrom") else TimeRange("now-6h")
+    influxql = expand(query, variables, time_range=time_range, max_data_points=1000)
+    assert "GROUP BY time(" not in query or "GROUP BY time(20s)" in influxql
+    series = series_of(data.db, influxql)
+    assert series and any(s.get("values") for s in series), f"no data for {influxql}"
+    series_of(data.db, expand(query, variables, time_range=TimeRange("now-30d"), max_data_points=1000))
+
+
+def test_variable_queries_list_what_was_written(data):
+    overview = variable_options(DASHBOARDS["overview"], data.db)
+    assert overview == {"site": ["simbank"], "kind": ["accounts", "cards", "login", "payments", "transfer"],
+                        "check": ["accounts", "card-authorisation", "cards", "login", "transfer"],
+                        "location": ["fra", "par"]}
+    steps = variable_options(DASHBOARDS["journey-detail"], data.db)["step"]
+    assert {"token", "create", "status", "freeze", "unfreeze", "authorise-de"} <= set(steps)
+    assert variable_options(DASHBOARDS["prober-health"], data.db) == {
+        "location": ["fra", "par"], "instance": ["prober-fra", "prober-par"]}
+
+
+# -- the values the run implies ----------------------------------------------------------
+
+
+def by(rows: list[dict], *keys: str) -> dict:
+    return {tuple(row[k] for k in keys) if len(keys) > 1 else row[keys[0]]: row for row in rows}
+
+
+def test_overview_availability(data):
+    rows = by(run(data, "overview", "Availability over the range"), "kind")
+    assert abs(rows["transfer"]["availability"] - 0.5) <= 0.15
+    assert rows["login"]["availability"] == 1.0
+    assert rows["cards"]["availability"] == 1.0
+    assert rows["payments"]["availability"] == pytest.approx(0.5)  # fine from par, refused from fra
+    assert rows["accounts"]["availability"] == pytest.approx(1 - 2 / ROUNDS)
+    # the same with a multi-value selection
+    rows = run(data, "overview", "Availability over the range", {"kind": ["transfer", "login"]})
+    assert sorted(r["kind"] for r in rows) == ["login", "transfer"]
+
+
+def test_overview_status_grid_shows_the_last_state(data):
+    rows = by(run(data, "overview", "Now: banks × capabilities"), "site", "kind")
+    assert rows[("simbank", "transfer")]["up"] == 0  # round 19 is odd: transfer down
+    assert rows[("simbank", "login")]["up"] == 1
+    assert rows[("simbank", "accounts")]["up"] == 1
+    last_transfer = max((r for r in data.results if r.kind == "transfer"), key=lambda r: r.started_at_ns)
+    assert not last_transfer.success
+
+
+def test_overview_status_history_and_failures(data):
+    history = run(data, "overview", "Availability history", {"kind": ["transfer"]})
+    assert history and all(0.0 <= r["mean"] <= 1.0 for r in history)
+    outcomes = {r["outcome"]: r["count"] for r in run(data, "overview", "Failed runs by outcome") if r["count"]}
+    assert {"http_status", "auth", "assertion"} <= set(outcomes)
+    assert "ok" not in outcomes
+    failed = run(data, "overview", "Latest failed runs")
+    assert failed and all(r["failed_step"] and r["error"] for r in failed)
+    assert {r["kind"] for r in failed} == {"transfer", "payments", "accounts"}
+
+
+def test_open_incidents_are_the_latest_open_states(data):
+    rows = run(data, "overview", "Open incidents")
+    assert sorted((r["check"], r["location"]) for r in rows) == [
+        ("card-authorisation", "fra"), ("transfer", "fra"), ("transfer", "par")]
+    assert all(r["state"] == "open" for r in rows)
+    annotations = [q for d, i, q, _ in QUERIES if d == "overview" and "annotation" in i][0]
+    rows = data.db.query(expand(annotations, variables_of(DASHBOARDS["overview"]), interval=INTERVAL))
+    assert {r["state"] for r in rows} == {"open", "resolved"} and all(r["reason"] for r in rows)
+
+
+def test_journey_step_percentiles(data):
+    rows = run(data, "journey-detail", "Step latency percentiles", {"check": ["login"]})
+    assert {r["step"] for r in rows} == {"token", "session", "me"}
+    for row in rows:
+        assert 0 < row["p50"] <= row["p95"] <= row["p99"]
+    table = by(run(data, "journey-detail", "Steps over the range", {"check": ["transfer"]}), "step")
+    assert table["create"]["success rate"] == pytest.approx(0.5)
+    assert table["token"]["success rate"] == 1.0 and table["token"]["requests"] == ROUNDS * len(LOCATIONS)
+
+
+def test_journey_phase_breakdown_fields_are_numbers(data):
+    phases = ("dns", "connect", "tls", "ttfb", "transfer")
+    rows = run(data, "journey-detail", "Where the time goes (phases, stacked)")
+    assert rows
+    for row in rows:
+        assert set(phases) <= set(row)
+        assert all(isinstance(row[p], (int, float)) and row[p] >= 0 for p in phases), row
+    assert sum(r["ttfb"] for r in rows) > 0 and sum(r["connect"] for r in rows) > 0
+    assert all(r["tls"] == 0 for r in rows)  # plain HTTP to the simulated bank
+    per_step = run(data, "journey-detail", "Phases per step", {"check": ["cards"]})
+    assert {r["step"] for r in per_step} == {"token", "list", "freeze", "limits", "unfreeze"}
+    assert all(isinstance(r["ttfb"], float) for r in per_step)
+
+
+def test_journey_failures_and_latest_failing_steps(data):
+    failures = run(data, "journey-detail", "Step failures by outcome", {"check": ["transfer"]})
+    assert {(r["step"], r["outcome"]) for r in failures} == {("create", "http_status")}
+    latest = run(data, "journey-detail", "Latest failing steps")
+    assert latest and len(latest) <= 50
+    transfer = [r for r in latest if r["check"] == "transfer"]
+    assert transfer and all(r["step"] == "create" and r["http_status"] == 503 and r["error"] for r in transfer)
+    payments = [r for r in latest if r["check"] == "card-authorisation"]
+    assert payments and all(r["location"] == "fra" and r["outcome"] == "auth" for r in payments)
+    assert all(len(r["error"]) < 300 for r in latest)
+
+
+def test_journey_stats(data):
+    (row,) = run(data, "journey-detail", "Runs and failures", {"check": ["transfer"]})
+    assert row["runs"] == ROUNDS * len(LOCATIONS) and row["failed"] == ROUNDS * len(LOCATIONS) / 2
+    (row,) = run(data, "journey-detail", "Availability", {"check": ["login"]})
+    assert row["mean"] == 1.0
+
+
+def test_locations_compare_the_same_capability(data):
+    matrix = by(run(data, "locations", "Availability: location × capability"), "location", "kind")
+    assert matrix[("par", "payments")]["availability"] == 1.0
+    assert matrix[("fra", "payments")]["availability"] == 0.0
+    for location in LOCATIONS:
+        assert matrix[(location, "login")]["availability"] == 1.0
+        assert abs(matrix[(location, "transfer")]["availability"] - 0.5) <= 0.15
+    now = by(run(data, "locations", "Now: location × capability"), "location", "kind")
+    assert now[("fra", "payments")]["up"] == 0 and now[("par", "payments")]["up"] == 1
+    table = by(run(data, "locations", "Locations over the range"), "location", "kind")
+    assert table[("par", "login")]["runs"] == ROUNDS and table[("par", "login")]["p50 ms"] > 0
+    network = run(data, "locations", "Network vs bank time per location (p95)")
+    assert {r["location"] for r in network} == set(LOCATIONS)
+
+
+def test_prober_health(data):
+    (lag,) = [r for r in run(data, "prober-health", "Schedule lag (max)") if r["instance"] == "prober-fra"]
+    assert lag["max"] == pytest.approx(11.5)
+    rate = run(data, "prober-health", "Points written per second")
+    assert rate and all(r["written"] >= 0 for r in rate) and max(r["written"] for r in rate) == pytest.approx(100.0)
+    spool = run(data, "prober-health", "Points in the spool")
+    assert {r["instance"]: r["last"] for r in spool} == {"prober-par": 0, "prober-fra": 0}
+    dropped = by(run(data, "prober-health", "Dropped points / write errors in range"), "instance")
+    assert dropped["prober-par"]["dropped"] == 2 and dropped["prober-par"]["write errors"] == 1
+    latest = by(run(data, "prober-health", "Latest writer state"), "instance")
+    assert latest["prober-par"]["last error"] == "HTTP 503 from InfluxDB"
+    assert latest["prober-par"]["written"] == 6000
+    arriving = run(data, "prober-health", "Results arriving")
+    assert sum(r["count"] for r in arriving) == len(data.results)
