@@ -108,7 +108,7 @@ async def _demo(path: Path, duration: float | None, scenario: str | None, interv
         console.print(
             f"bank-prober demo: simulated bank at {bank.url} (scenario: {scenario or 'none'}), "
             f"status at {health.url}/status, every check each {interval:g}s; Ctrl-C to stop",
-            highlight=False,
+            highlight=False, soft_wrap=True,
         )
         try:
             await service.start()
@@ -118,7 +118,7 @@ async def _demo(path: Path, duration: float | None, scenario: str | None, interv
                 loop.remove_signal_handler(sig)
             await service.stop(grace=5.0)
             await health.stop()
-        console.print(_plain(service), highlight=False)
+        console.print(_plain(service), highlight=False, soft_wrap=True, markup=False)
         return 0
     finally:
         await bank.stop()

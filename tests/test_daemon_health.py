@@ -1,0 +1,62 @@
+"""/healthz and /status over real sockets, and the states of /healthz through a shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from prober.bank import BankServer, Fault
+from prober.config.loader import load
+from prober.daemon.health import HealthServer
+from prober.daemon.service import ProberService
+from prober.writer.writer import ResultWriter
+from tests.test_daemon_helpers import check, config_text, get_json, wait_for
+
+
+async def test_healthz_and_status(bank: BankServer, tmp_path: Path) -> None:
+    bank.faults.set("accounts", Fault(mode="hang"))
+    path = tmp_path / "prober.toml"
+    path.write_text(config_text(
+        bank.url,
+        [check("login", interval="300ms"), check("accounts", name="hanging", interval="600ms", timeout="500ms")],
+        daemon={"state_dir": str(tmp_path / "state")},
+    ))
+    service = ProberService(load(path), writer=ResultWriter(None, spool_dir=tmp_path / "spool"))
+    health = HealthServer(service, "127.0.0.1", 0)
+    await health.start()
+    base = health.url
+    try:
+        assert await get_json(f"{base}/healthz") == (503, {"status": "starting"})
+        await service.start()
+        assert await get_json(f"{base}/healthz") == (200, {"status": "ok"})
+
+        async def both_ran() -> bool:
+            _, doc = await get_json(f"{base}/status")
+            return all(c["runs"] >= 2 for c in doc["checks"])
+
+        await wait_for(both_ran, what="both checks to run twice")
+        code, doc = await get_json(f"{base}/status")
+        assert code == 200 and doc["status"] == "running"
+        checks = {c["check"]: c for c in doc["checks"]}
+        assert set(checks) == {"login", "hanging"}
+        login, hanging = checks["login"], checks["hanging"]
+        assert login["outcome"] == "ok" and login["success"] is True and login["consecutive_failures"] == 0
+        assert login["duration_ms"] > 0 and login["time"].endswith("Z") and login["kind"] == "login"
+        assert hanging["outcome"] == "timeout" and hanging["success"] is False
+        assert hanging["failed_step"] == "list" and "timeout" in hanging["error"]
+        assert hanging["consecutive_failures"] >= 2
+        assert set(doc["writer"]) >= {"written_points", "spooled_points", "dropped_points", "write_errors", "last_error"}
+        assert doc["scheduler"]["checks"] == 2 and doc["scheduler"]["schedule_lag_ms"]["p99"] >= 0
+        text = str(doc)
+        assert "s3cret-pw" not in text and bank.url not in text  # no secrets, no URLs
+
+        # While shutting down (a hanging run holds the grace period), /healthz says 503.
+        await wait_for(lambda: service.scheduler.running, what="a run in flight")
+        stopping = asyncio.create_task(service.stop(grace=1.0))
+        await asyncio.sleep(0.2)
+        assert await get_json(f"{base}/healthz") == (503, {"status": "stopping"})
+        await stopping
+        assert await get_json(f"{base}/healthz") == (503, {"status": "stopped"})
+    finally:
+        await service.stop(grace=0.0)
+        await health.stop()
