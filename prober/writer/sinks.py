@@ -140,6 +140,12 @@ def _error_message(exc: BaseException) -> str:
     return f"{name}: {text}"[:_MESSAGE_MAX] if text else name
 
 
+def _basic_auth(username: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
 class InfluxV1Sink:
     """``POST /write?db=&rp=&precision=`` (InfluxDB 1.x), over aiohttp.
 
@@ -159,11 +165,10 @@ class InfluxV1Sink:
             params["rp"] = config.retention_policy
         self._params = params
         self._url = f"{config.url}/write"
-        self._auth = (
-            aiohttp.BasicAuth(config.username, config.password.get_secret_value() if config.password else "")
-            if config.username
-            else None
-        )
+        self._headers: dict[str, str] = {}
+        if config.username:
+            password = config.password.get_secret_value() if config.password else ""
+            self._headers["Authorization"] = _basic_auth(config.username, password)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -172,7 +177,7 @@ class InfluxV1Sink:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout),
-                auth=self._auth,
+                headers=self._headers,
             )
 
     async def write(self, body: str, points: int) -> WriteResult:

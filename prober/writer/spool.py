@@ -172,6 +172,7 @@ class AsyncSpool:
         self.max_bytes = max_bytes
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prober-spool")
         self._spool: Spool | None = None
+        self._closed_counts = (0, 0)  # (points, batches) when closed
 
     async def _call(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -187,11 +188,11 @@ class AsyncSpool:
     @property
     def points(self) -> int:
         """Points currently waiting in the spool."""
-        return self._spool.points if self._spool else 0
+        return self._spool.points if self._spool else self._closed_counts[0]
 
     @property
     def batches(self) -> int:
-        return self._spool.batches if self._spool else 0
+        return self._spool.batches if self._spool else self._closed_counts[1]
 
     async def put(self, lines: str, points: int, precision: str = "ns") -> int:
         assert self._spool is not None
@@ -215,6 +216,7 @@ class AsyncSpool:
 
     async def close(self) -> None:
         if self._spool is not None:
+            self._closed_counts = (self._spool.points, self._spool.batches)
             await self._call(self._spool.close)
             self._spool = None
         self._executor.shutdown(wait=True)

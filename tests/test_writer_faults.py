@@ -1,0 +1,195 @@
+"""Nothing is lost: outages, 503/401 answers, rejections, a full spool, the embedded default."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+
+from prober.config.influxdb import InfluxDBConfig
+from prober.writer import ResultWriter
+from prober.writer.spool import Spool
+
+from tests.test_writer_e2e import make_result
+
+FAST = dict(flush_interval=0.05, batch_size=40, backoff_base=0.05, backoff_max=0.3)
+
+
+def v1(url: str, database: str, **extra) -> InfluxDBConfig:
+    return InfluxDBConfig(url=url, api="v1", database=database, timeout="2s", **extra)
+
+
+async def stream(writer: ResultWriter, site: str, seconds: float, every: float = 0.01) -> int:
+    """Submit a result every ``every`` seconds for ``seconds``; how many were submitted."""
+    n = 0
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        writer.submit(make_result(site))
+        n += 1
+        await asyncio.sleep(every)
+    return n
+
+
+async def test_influxdb_outage_loses_nothing(influxdb_private, tmp_path):
+    server = influxdb_private
+    server.create_database("prober")
+    writer = ResultWriter(v1(server.url, "prober"), spool_dir=tmp_path, **FAST)
+    await writer.start()
+    n = await stream(writer, "outage", 0.4)
+    await asyncio.to_thread(server.stop)
+    n += await stream(writer, "outage", 1.0)
+    assert writer.stats.spooled_points > 0  # results went to disk while the server was down
+    await asyncio.to_thread(server.start)
+    n += await stream(writer, "outage", 0.4)
+    assert await writer.wait_idle(20)
+    await writer.close()
+    assert server.count("prober", "check") == n
+    assert server.count("prober", "step") == 3 * n
+    stats = writer.stats
+    assert stats.write_errors > 0 and stats.last_error
+    assert stats.dropped_points == 0 and stats.spooled_points == 0
+    assert stats.written_points == 4 * n
+
+
+async def test_503_then_401_then_recovery(fault_proxy, influx_db, tmp_path):
+    writer = ResultWriter(v1(fault_proxy.url, influx_db.name), spool_dir=tmp_path, **FAST)
+    await writer.start()
+    n = await stream(writer, "proxy", 0.3)
+    fault_proxy.mode = 503
+    fault_proxy.retry_after = "0.1"
+    n += await stream(writer, "proxy", 0.6)
+    fault_proxy.mode = 401
+    fault_proxy.retry_after = None
+    n += await stream(writer, "proxy", 0.6)
+    assert writer.stats.spooled_points > 0
+    assert "HTTP 401" in writer.stats.last_error
+    fault_proxy.mode = "forward"
+    n += await stream(writer, "proxy", 0.3)
+    assert await writer.wait_idle(20)
+    await writer.close()
+    assert fault_proxy.requests.get("503", 0) >= 1 and fault_proxy.requests.get("401", 0) >= 1
+    assert influx_db.count("check") == n
+    assert influx_db.count("step") == 3 * n
+    assert writer.stats.dropped_points == 0
+
+
+async def test_400_is_rejected_counted_and_not_retried(fault_proxy, influx_db, tmp_path):
+    writer = ResultWriter(v1(fault_proxy.url, influx_db.name), spool_dir=tmp_path, **FAST)
+    await writer.start()
+    fault_proxy.mode = 400
+    fault_proxy.body = '{"error":"unable to parse \'x\': invalid field format"}'
+    for _ in range(5):
+        writer.submit(make_result("rejected"))
+    await writer.flush()
+    await asyncio.sleep(0.5)  # time enough for retries, were there any
+    assert fault_proxy.requests == {"400": 1}
+    stats = writer.stats
+    assert stats.dropped_points == 20 and stats.spooled_points == 0 and stats.write_errors == 1
+    assert "HTTP 400" in stats.last_error
+    await writer.close()
+    rows = sqlite3.connect(writer.spool_path).execute("SELECT reason, points, lines FROM rejected").fetchall()
+    assert len(rows) == 1 and rows[0][1] == 20 and "HTTP 400" in rows[0][0]
+    assert rows[0][2].count("\n") == 19
+
+
+async def test_partial_write_from_real_influxdb(influx_db, tmp_path):
+    writer = ResultWriter(v1(influx_db.url, influx_db.name), spool_dir=tmp_path, **FAST)
+    await writer.start()
+    writer.submit_lines(["m v=1i 1"])
+    await writer.flush()
+    writer.submit_lines(['m v="text" 2', "m v=3i 3"])  # field type conflict: one point dropped
+    await writer.flush()
+    stats = writer.stats
+    assert stats.dropped_points == 1 and stats.written_points == 2 and stats.spooled_points == 0
+    assert "partial write" in stats.last_error
+    await writer.close()
+    assert influx_db.count("m", "v") == 2
+    assert sqlite3.connect(writer.spool_path).execute("SELECT points FROM rejected").fetchall() == [(2,)]
+
+
+def test_full_spool_drops_the_oldest(tmp_path):
+    spool = Spool(tmp_path, max_bytes=1000)
+    dropped = 0
+    for i in range(30):
+        dropped += spool.put(f"m v={i}i {i}".ljust(100, " "), 10)
+    assert spool.bytes <= 1000 and spool.batches == 10
+    assert dropped == 200 and spool.points == 100
+    assert spool.oldest().lines.startswith("m v=20i")  # the 20 oldest went first
+    spool.close()
+    again = Spool(tmp_path, max_bytes=1000)  # totals survive a restart
+    assert (again.batches, again.points) == (10, 100)
+    again.close()
+
+
+async def test_full_spool_in_the_writer_counts_and_logs_once(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="prober.writer")
+    writer = ResultWriter(None, spool_dir=tmp_path, spool_max_mb=0.01, batch_size=10, flush_interval=0.01)
+    await writer.start()
+    total = 0
+    for _ in range(40):
+        for _ in range(10):
+            writer.submit(make_result("full"))
+            total += 4
+        await writer.flush()
+    await writer.close()
+    stats = writer.stats
+    assert stats.dropped_points > 0
+    assert Spool(tmp_path, 1 << 20).points + stats.dropped_points == total
+    full_lines = [r for r in caplog.records if "spool full" in r.getMessage()]
+    assert len(full_lines) == 1  # rate-limited, not one line per batch
+
+
+async def test_embedded_default_spools_then_a_later_start_replays(influx_db, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="prober.writer")
+    writer = ResultWriter(None, spool_dir=tmp_path, flush_interval=0.02)
+    await writer.start()
+    assert "local spool only" in caplog.text and str(tmp_path) in caplog.text
+    for _ in range(50):
+        writer.submit(make_result("embedded"))
+    await writer.close(timeout=5)
+    assert writer.stats.spooled_points == 200
+    assert influx_db.count("check") == 0
+    writer = ResultWriter(v1(influx_db.url, influx_db.name), spool_dir=tmp_path, **FAST)
+    await writer.start()
+    assert await writer.wait_idle(10)
+    await writer.close()
+    assert influx_db.count("check") == 50 and influx_db.count("step") == 150
+
+
+async def test_close_spools_what_cannot_be_written(influxdb_private, tmp_path):
+    influxdb_private.create_database("prober")
+    url = influxdb_private.url
+    influxdb_private.stop()
+    writer = ResultWriter(v1(url, "prober"), spool_dir=tmp_path, flush_interval=60.0, batch_size=5000)
+    await writer.start()
+    for _ in range(30):
+        writer.submit(make_result("closing"))
+    await writer.close(timeout=1)  # buffer never flushed by interval: close must not lose it
+    assert writer.stats.spooled_points == 120
+    writer.submit(make_result("late"))  # after close: refused, counted, never raises
+    assert writer.stats.dropped_points == 4
+
+
+async def test_logs_and_errors_never_contain_secrets(fault_proxy, influx_db, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    password, token = "PW-do-not-log-41", "TOKEN-do-not-log-42"
+    config = InfluxDBConfig(url=fault_proxy.url, api="v1", database=influx_db.name, username="prober",
+                            password=password, timeout="1s")
+    fault_proxy.mode = 401
+    writer = ResultWriter(config, spool_dir=tmp_path / "a", **FAST)
+    await writer.start()
+    writer.submit(make_result("secret"))
+    await writer.flush()
+    await asyncio.sleep(0.2)
+    await writer.close()
+    v2 = InfluxDBConfig(url="http://127.0.0.1:9", org="o", bucket="b", token=token, timeout="1s")
+    writer2 = ResultWriter(v2, spool_dir=tmp_path / "b", **FAST)
+    await writer2.start()
+    writer2.submit(make_result("secret"))
+    await writer2.flush()
+    await writer2.close()
+    assert writer.stats.write_errors >= 1 and writer2.stats.write_errors >= 1
+    text = caplog.text + writer.stats.last_error + writer2.stats.last_error + repr(config) + repr(v2)
+    assert password not in text and token not in text
+    assert "UFctZG8tbm90" not in text  # nor the basic-auth header value
