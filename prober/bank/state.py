@@ -89,7 +89,12 @@ def _initial_accounts() -> dict[str, Account]:
 
 
 def _initial_cards() -> dict[str, Card]:
-    return {"card-001": Card("card-001", "************1234", "ACTIVE", "1000.00")}
+    # Two test cards: card-001 for the card-management journey (frozen and unfrozen),
+    # card-002 for card authorisations, so a freeze never declines a payment probe.
+    return {
+        "card-001": Card("card-001", "************1234", "ACTIVE", "1000.00"),
+        "card-002": Card("card-002", "************5678", "ACTIVE", "1000.00"),
+    }
 
 
 def _bounded_put(store: dict[str, Any], key: str, value: Any, limit: int) -> None:
