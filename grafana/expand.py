@@ -29,6 +29,7 @@ reports them). :func:`calculate_interval` reproduces Grafana's interval computat
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -143,12 +144,7 @@ class TimeRange:
         match = _RELATIVE.match(value)
         if not match:
             raise ValueError(f"unsupported time {value!r}: use now, now-<n><unit> or epoch milliseconds")
-        if self.now_ms is None:
-            import time
-
-            now = time.time_ns() // 1_000_000
-        else:
-            now = self.now_ms
+        now = time.time_ns() // 1_000_000 if self.now_ms is None else self.now_ms
         if match.group(1) is None:
             return now
         unit = match.group(2)
