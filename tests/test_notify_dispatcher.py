@@ -139,3 +139,15 @@ def test_url_or_url_file_secret(tmp_path):
     assert "http:// or https://" in str(info.value)
     with pytest.raises(ValidationError, match="teams notifiers only"):
         NotifierConfig.model_validate({"type": "slack", "url": "https://x.example", "format": "adaptive"})
+
+
+async def test_close_cancels_deliveries_that_outlive_the_grace_period():
+    async with Receiver("hang") as rx:
+        d = Dispatcher([notifier(rx.url, timeout="30s")])
+        await d.start()
+        d.submit(make_message())
+        await asyncio.sleep(0.1)
+        started = time.perf_counter()
+        await d.close(timeout=0.2)
+        assert time.perf_counter() - started < 2
+        assert d.pending == 0

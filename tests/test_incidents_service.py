@@ -1,0 +1,148 @@
+"""IncidentService: consume() never blocks on notifiers, state survives a restart, one
+``opened`` and one ``resolved`` point land in a real InfluxDB 1.6."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from prober.bank.faults import Fault
+from prober.config.incidents import IncidentsConfig, NotifierConfig
+from prober.config.influxdb import InfluxDBConfig
+from prober.config.loader import load
+from prober.incidents import IncidentService
+from prober.journey.results import JourneyResult, Outcome
+from prober.journey.runner import run_journey
+from prober.writer import ResultWriter
+from tests.test_notify_dispatcher import Receiver
+
+SIMBANK = Path(__file__).resolve().parent.parent / "config" / "simbank.toml"
+
+
+class Lines:
+    precision = "ns"
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def submit_lines(self, lines: list[str]) -> None:
+        self.lines.extend(lines)
+
+
+def simbank(url: str, **incidents):
+    loaded = load(SIMBANK, environ={**os.environ, "SIMBANK_URL": url})
+    config = loaded.config
+    if incidents:
+        config = config.model_copy(update={"incidents": IncidentsConfig.model_validate(incidents)})
+    return config, {p.check: p for p in loaded.plans}
+
+
+def result(check="transfer", kind="transfer", ok=True, i=0, step="create") -> JourneyResult:
+    return JourneyResult(site="simbank", check=check, kind=kind, location="local",
+                         outcome=Outcome.OK if ok else Outcome.HTTP_STATUS, started_at_ns=time.time_ns() + i,
+                         duration_ms=5.0, failed_step="" if ok else step, error="" if ok else "HTTP 503")
+
+
+async def test_consume_is_fast_while_the_notifier_hangs_and_retries_happen(tmp_path):
+    async with Receiver("hang") as rx:
+        config, _ = simbank("http://127.0.0.1:9", open_after=1, resolve_after=1, flap_resolve_after=1)
+        hook = NotifierConfig.model_validate({"type": "webhook", "url": rx.url, "timeout": "300ms", "retries": 1,
+                                              "backoff": "10ms", "backoff_max": "20ms"})
+        config = config.model_copy(update={"notifiers": [hook]})
+        writer = Lines()
+        service = IncidentService(config, writer, state_dir=tmp_path)
+        await service.start()
+        worst = 0.0
+        for i in range(40):  # 20 incidents opened and resolved: 40 notifications
+            started = time.perf_counter()
+            service.consume(result(ok=i % 2 == 1, i=i))
+            worst = max(worst, time.perf_counter() - started)
+        assert worst < 0.005, f"consume took {worst * 1000:.2f} ms"
+        assert len(writer.lines) == 40
+        assert await service.dispatcher.wait_idle(5)
+        assert len(rx.requests) == 80 and service.dispatcher.failed == 40  # every message retried once
+        await service.close()
+
+
+async def test_login_failures_are_not_counted_against_other_capabilities(tmp_path):
+    config, _ = simbank("http://127.0.0.1:9")
+    service = IncidentService(config, Lines(), state_dir=tmp_path)
+    for i in range(10):
+        service.consume(result(check="accounts", kind="accounts", ok=False, i=i, step="token"))
+    assert service.tracker.open_incidents() == []
+    for i in range(3):
+        service.consume(result(check="accounts", kind="accounts", ok=False, i=i, step="balances"))
+    assert [i.kind for i in service.tracker.open_incidents()] == ["accounts"]
+    status = service.status()["simbank"]
+    assert status["capabilities"]["accounts"] == "outage" and status["capabilities"]["login"] == "ok"
+    assert status["summary"].startswith("partial outage: accounts (outage); ok: login")
+
+
+async def test_maintenance_records_but_does_not_notify(tmp_path):
+    async with Receiver() as rx:
+        config, _ = simbank("http://127.0.0.1:9", maintenance=[{"site": "simbank", "kinds": ["transfer"],
+                                                                "start": "2000-01-01T00:00:00Z",
+                                                                "end": "2100-01-01T00:00:00Z"}])
+        config = config.model_copy(update={"notifiers": [NotifierConfig.model_validate({"type": "slack", "url": rx.url})]})
+        writer = Lines()
+        service = IncidentService(config, writer, state_dir=tmp_path)
+        await service.start()
+        for i in range(3):
+            service.consume(result(ok=False, i=i))
+            service.consume(result(check="cards", kind="cards", ok=False, i=i, step="list"))
+        assert await service.dispatcher.wait_idle(5)
+        await service.close()
+    assert len(writer.lines) == 2 and service.silenced == 1
+    assert [r["json"]["text"].splitlines()[0] for r in rx.requests] == ["INCIDENT simbank: cards outage"]
+
+
+async def test_reminders_while_open(tmp_path):
+    async with Receiver() as rx:
+        config, _ = simbank("http://127.0.0.1:9", remind_every="200ms")
+        config = config.model_copy(update={"notifiers": [NotifierConfig.model_validate({"type": "webhook", "url": rx.url})]})
+        service = IncidentService(config, Lines(), state_dir=tmp_path)
+        await service.start()
+        for i in range(3):
+            service.consume(result(ok=False, i=i))
+        import asyncio
+
+        await asyncio.sleep(0.55)
+        await service.close()
+    events = [r["json"]["event"] for r in rx.requests]
+    assert events[0] == "opened" and 2 <= events.count("reminder") <= 3
+
+
+async def test_incident_survives_a_restart_into_real_influxdb(bank, influx_db, tmp_path):
+    config, plans = simbank(bank.url)
+    writer = ResultWriter(InfluxDBConfig(url=influx_db.url, api="v1", database=influx_db.name,
+                                         flush_interval="50ms"), spool_dir=tmp_path / "spool")
+    await writer.start()
+    state = tmp_path / "state"
+    bank.faults.set("transfer", Fault(mode="down"))
+    first = IncidentService(config, writer, state_dir=state)
+    await first.start()
+    for _ in range(4):
+        first.consume(await run_journey(plans["transfer"]))
+    assert [e.event for e in first.events] == ["opened"]
+    incident_id = first.events[0].incident.id
+    await first.close()
+
+    bank.faults.clear("transfer")
+    second = IncidentService(config, writer, state_dir=state)
+    await second.start()
+    assert [i.id for i in second.tracker.open_incidents()] == [incident_id]
+    for _ in range(3):
+        second.consume(await run_journey(plans["transfer"]))
+    assert [e.event for e in second.events] == ["resolved"]
+    assert second.events[0].incident.id == incident_id
+    await second.close()
+    assert await writer.wait_idle(10)
+    await writer.close()
+
+    rows = influx_db.query('SELECT "reason", "failed_step", "duration_s", "state", "kind" FROM "incident"')
+    assert [r["state"] for r in rows] == ["open", "resolved"]
+    opened, resolved = rows
+    assert opened["kind"] == resolved["kind"] == "transfer"
+    assert opened["failed_step"] == "create" and opened["reason"].startswith("http_status: ")
+    assert opened["duration_s"] == 0 and resolved["duration_s"] > 0
