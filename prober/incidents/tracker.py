@@ -206,7 +206,7 @@ class CheckTracker:
             if failed and self.streak >= t.open_after:
                 rule = f"{self.streak} consecutive failures"
                 since = self.streak_since_ns
-                flapping = len(failures) > self.streak
+                flapping = self._interleaved()
             elif failed and len(failures) >= t.flap_failures:
                 rule = f"{len(failures)} of the last {len(self.window)} runs failed"
                 since = failures[0]
@@ -230,6 +230,19 @@ class CheckTracker:
             self.incident = None
             return IncidentEvent("resolved", incident, obs.at_ns)
         return None
+
+    def _interleaved(self) -> bool:
+        """Whether the window holds a success between two failures (a rate, not a steady outage)."""
+        seen_failure = False
+        seen_success_after = False
+        for bad, _ in self.window:
+            if bad:
+                if seen_success_after:
+                    return True
+                seen_failure = True
+            elif seen_failure:
+                seen_success_after = True
+        return False
 
     def to_json(self) -> dict[str, Any]:
         return {
