@@ -30,6 +30,7 @@ from prober.daemon.consumers import ResultConsumer, WriterConsumer
 from prober.daemon.lockout import LockoutTracker
 from prober.daemon.scheduler import JourneyScheduler, Key
 from prober.daemon.status import StatusStore
+from prober.incidents import IncidentService
 from prober.journey.plan import JourneyPlan
 from prober.journey.results import JourneyResult
 from prober.writer.points import prober_point
@@ -91,12 +92,11 @@ class ProberService:
         # ── Result consumers, in the order they receive each result. ──────────────
         # Started in this order, closed in reverse: the writer first in, last out, so
         # whatever the others write while closing is still flushed or spooled.
-        # The incident tracker (prober.incidents.IncidentService(config, writer))
-        # goes here, after the writer.
         self.consumers: list[ResultConsumer] = [
             self.writer_consumer,
             self.status,
             self.lockout,
+            IncidentService(loaded.config, self.writer),
             *consumers,
         ]
         self.scheduler = JourneyScheduler(
