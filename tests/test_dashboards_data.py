@@ -31,7 +31,7 @@ from prober.bank import BankServer
 from prober.bank.faults import Fault
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.loader import load
-from prober.journey.results import JourneyResult
+from prober.journey.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
 from prober.writer import ResultWriter, incident_point, prober_point
 from tests.fixtures.servers import InfluxDatabase, InfluxDBServer, new_database
@@ -91,6 +91,15 @@ async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
                         writer.submit(result)
                     results += round_results
             now = time.time_ns()
+            # The newest login runs are skipped (a lockout back-off): not run is not down,
+            # so availability and the current state must not count them.
+            for location in LOCATIONS:
+                skipped = JourneyResult(
+                    site="simbank", check="login", kind="login", location=location, outcome=Outcome.SKIPPED,
+                    started_at_ns=now - 1_000_000_000, duration_ms=0.0,
+                    error="skipped: site backing off after 3 authentication failures")
+                writer.submit(skipped)
+                results.append(skipped)
             lines = []
             for location in LOCATIONS:
                 common = dict(site="simbank", location=location, time_ns=now)
