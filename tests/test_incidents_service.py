@@ -146,3 +146,17 @@ async def test_incident_survives_a_restart_into_real_influxdb(bank, influx_db, t
     assert opened["kind"] == resolved["kind"] == "transfer"
     assert opened["failed_step"] == "create" and opened["reason"].startswith("http_status: ")
     assert opened["duration_s"] == 0 and resolved["duration_s"] > 0
+
+
+async def test_reload_attributes_token_failures_of_added_checks_to_login(tmp_path):
+    config, _ = simbank("http://127.0.0.1:9", open_after=1)
+    site = config.sites[0]
+    accounts = next(c for c in site.checks if c.name == "accounts")
+    added = accounts.model_copy(update={"name": "accounts-2"})
+    reloaded = config.model_copy(update={"sites": [site.model_copy(update={"checks": [*site.checks, added]})]})
+    service = IncidentService(config, Lines(), state_dir=tmp_path)
+    service.reload(reloaded)
+    service.consume(result(check="accounts-2", kind="accounts", ok=False, step="token"))
+    assert service.tracker.open_incidents() == []  # charged to login, not to accounts-2
+    service.consume(result(check="accounts-2", kind="accounts", ok=False, step="balances"))
+    assert [i.check for i in service.tracker.open_incidents()] == ["accounts-2"]

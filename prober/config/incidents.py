@@ -2,8 +2,7 @@
 
 TOML layout::
 
-    [incidents]
-    state_dir = "var/state"     # open incidents and tracker windows survive restarts here
+    [incidents]                 # state survives restarts in [daemon] state_dir
     open_after = 3              # consecutive runs failing at the same step open an incident
     flap_failures = 8           # ... or this many failed runs
     flap_window = 20            #     among the last `flap_window` runs (a failure *rate*)
@@ -45,10 +44,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from prober.config.types import STRICT, Duration, read_secret_file
-from prober.journey.results import KINDS
+from prober.journey.results import Kind
 
-Kind = Literal["login", "accounts", "transfer", "cards", "payments", "custom"]
-assert set(KINDS) == set(Kind.__args__)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -152,7 +149,6 @@ class IncidentsConfig(BaseModel):
     model_config = STRICT
 
     enabled: bool = True
-    state_dir: str = "var/state"
     open_after: int = Field(default=3, ge=1, le=1000)
     flap_failures: int = Field(default=8, ge=1, le=1000)
     flap_window: int = Field(default=20, ge=1, le=1000)

@@ -153,6 +153,9 @@ class ProberService:
         for section in ("influxdb", "daemon", "prober"):
             if getattr(old, section) != getattr(new, section):
                 log.warning("reload: changes to [%s] take effect at the next restart", section)
+        for consumer in self.consumers:
+            if callable(reload_consumer := getattr(consumer, "reload", None)):
+                reload_consumer(new)
         added, removed, changed = self.scheduler.apply(self._plans(loaded))
         for key in removed:
             self.status.forget(*key)

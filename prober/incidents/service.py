@@ -6,7 +6,7 @@ The daemon hands every finished :class:`~prober.journey.results.JourneyResult` t
 1. counts the run in the :class:`~prober.incidents.tracker.Tracker` (skipped runs, and
    runs of a non-login check that failed at the site's login step, are not counted);
 2. writes one ``incident`` point per state change through ``writer.submit_lines``;
-3. saves the tracker to ``[incidents] state_dir`` (at once after a state change, at most
+3. saves the tracker to ``[daemon] state_dir`` (at once after a state change, at most
    once a second otherwise, in a worker thread), so open incidents survive restarts;
 4. hands a :class:`~prober.notify.message.Message` to the
    :class:`~prober.notify.dispatcher.Dispatcher` unless a maintenance window covers the
@@ -108,7 +108,7 @@ class IncidentService:
         self.clock = clock
         base, overrides = thresholds_of(self.settings)
         self.tracker = Tracker(base, overrides)
-        self.store = StateStore(state_dir if state_dir is not None else self.settings.state_dir)
+        self.store = StateStore(state_dir if state_dir is not None else config.daemon.state_dir)
         self.tracker.restore(self.store.load())
         self.dispatcher = Dispatcher(config.notifiers, session=session)
         self._login_steps = login_dependent_steps(config) if self.settings.attribute_login_failures else {}
@@ -145,6 +145,17 @@ class IncidentService:
         await self.dispatcher.close(timeout)
 
     # ── the consumer interface ─────────────────────────────────────────────────────
+    def reload(self, config: Config) -> None:
+        """Take a reloaded configuration's checks (open incidents and windows are kept).
+
+        Thresholds, maintenance windows and notifiers are read at start; changes to
+        them are logged as needing a restart.
+        """
+        if config.incidents != self.settings or config.notifiers != self.config.notifiers:
+            log.warning("reload: changes to [incidents] and [[notifiers]] take effect at the next restart")
+        self.config = config
+        self._login_steps = login_dependent_steps(config) if self.settings.attribute_login_failures else {}
+
     def consume(self, result: JourneyResult) -> None:
         """Count one finished run. Synchronous and cheap: I/O happens in background tasks."""
         if not self.settings.enabled:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 
 class Outcome(str, enum.Enum):
@@ -51,8 +52,10 @@ class Outcome(str, enum.Enum):
         return self.value
 
 
-KINDS: tuple[str, ...] = ("login", "accounts", "transfer", "cards", "payments", "custom")
+Kind = Literal["login", "accounts", "transfer", "cards", "payments", "custom"]
 """Bank capabilities a check can exercise; the ``kind`` tag in InfluxDB."""
+
+KINDS: tuple[str, ...] = get_args(Kind)
 
 
 @dataclass(slots=True, frozen=True)
