@@ -193,3 +193,47 @@ async def test_logs_and_errors_never_contain_secrets(fault_proxy, influx_db, tmp
     text = caplog.text + writer.stats.last_error + writer2.stats.last_error + repr(config) + repr(v2)
     assert password not in text and token not in text
     assert "UFctZG8tbm90" not in text  # nor the basic-auth header value
+
+
+class AlwaysFailingSink:
+    """A sink whose database never accepts a write (as InfluxDB answering 503 for ever)."""
+
+    description = "always-failing"
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def write(self, body: str, points: int):
+        from prober.writer.sinks import WriteResult, WriteStatus
+
+        self.writes += 1
+        await asyncio.sleep(0)
+        return WriteResult(WriteStatus.RETRY, "HTTP 503")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_background_loops_end_on_stop_even_if_a_cancellation_is_lost(tmp_path):
+    # On Python 3.11 `asyncio.wait_for` can swallow a cancellation that races with its
+    # inner wait finishing; the loops must then still end, not retry without backoff
+    # for ever (a hung shutdown, a database hammered).
+    sink = AlwaysFailingSink()
+    writer = ResultWriter(v1("http://127.0.0.1:9", "db"), spool_dir=tmp_path, sink=sink, **FAST)
+    await writer.start()
+    writer.submit(make_result("stop"))
+    await asyncio.sleep(0.3)
+    assert sink.writes >= 2  # failing, backing off, retrying
+    writer._stop.set()  # what close() does before cancelling; here the cancellation never comes
+    tasks = [writer._flush_task, writer._replay_task]
+    writer._wake.set()
+    done, pending = await asyncio.wait(tasks, timeout=2)
+    assert not pending
+    writes = sink.writes
+    await asyncio.sleep(0.2)
+    assert sink.writes == writes
+    await writer.close(timeout=1)
+    assert writer.stats.spooled_points == 4

@@ -258,8 +258,11 @@ class ResultWriter:
     # -- batching ------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
-        assert self._wake is not None
-        while True:
+        assert self._wake is not None and self._stop is not None
+        # The loops end on `_stop` as well as on cancellation: on Python 3.11,
+        # `asyncio.wait_for` can swallow a cancellation that races with its inner wait
+        # finishing, and a loop that only stops when cancelled then spins for ever.
+        while not self._stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval)
             self._wake.clear()
@@ -368,7 +371,7 @@ class ResultWriter:
     async def _replay_loop(self) -> None:
         assert self._replay_wake is not None and self._stop is not None and self._sink is not None
         attempt = 0
-        while True:
+        while not self._stop.is_set():
             self._replay_wake.clear()
             batch = await self._spool.oldest()
             if batch is None:
