@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from grafana.check import DASHBOARD_DIR
-from grafana.expand import TimeRange, Variable, expand, variables_of
+from grafana.expand import TimeRange, expand, variables_of
 from prober.bank import BankServer
 from prober.bank.faults import Fault
 from prober.config.influxdb import InfluxDBConfig

@@ -15,7 +15,6 @@ Ctrl-C or SIGTERM stop it too; the exit code is 0 in every case but a config err
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
@@ -38,6 +37,7 @@ from prober.daemon.service import ProberService
 from prober.daemon.status import CheckStatus
 from prober.defaults import default_config
 from prober.journey.plan import JourneyPlan
+from prober.waiting import wait_event
 from prober.journey.results import KINDS
 
 log = logging.getLogger("prober.demo")
@@ -131,8 +131,7 @@ async def _view(service: ProberService, console: Console, stop: asyncio.Event, d
         """Sleep; True when it is time to stop."""
         if deadline is not None:
             seconds = min(seconds, max(deadline - time.monotonic(), 0.0))
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
+        await wait_event(stop, seconds)
         return stop.is_set() or (deadline is not None and time.monotonic() >= deadline)
 
     if console.is_terminal:

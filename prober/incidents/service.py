@@ -36,6 +36,7 @@ from prober.incidents.tracker import CheckKey, IncidentEvent, Observation, Thres
 from prober.journey.results import JourneyResult, Outcome
 from prober.notify.dispatcher import Dispatcher
 from prober.notify.message import Message
+from prober.waiting import wait_event
 from prober.writer.points import incident_point
 
 log = logging.getLogger("prober.incidents")
@@ -228,8 +229,7 @@ class IncidentService:
 
     async def _save_loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._save_now.wait(), SAVE_INTERVAL)
+            await wait_event(self._save_now, SAVE_INTERVAL)
             self._save_now.clear()
             if self._dirty:
                 snapshot = self.tracker.to_json()

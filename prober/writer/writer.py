@@ -46,6 +46,7 @@ from pathlib import Path
 
 from prober.config.influxdb import InfluxDBConfig, SpoolConfig
 from prober.journey.results import JourneyResult
+from prober.waiting import wait_event
 from prober.writer.points import Precision, journey_lines, rescale_lines
 from prober.writer.sinks import Sink, WriteResult, WriteStatus, make_sink
 from prober.writer.spool import AsyncSpool, SpooledBatch
@@ -259,12 +260,9 @@ class ResultWriter:
 
     async def _flush_loop(self) -> None:
         assert self._wake is not None and self._stop is not None
-        # The loops end on `_stop` as well as on cancellation: on Python 3.11,
-        # `asyncio.wait_for` can swallow a cancellation that races with its inner wait
-        # finishing, and a loop that only stops when cancelled then spins for ever.
+        # The loops end on `_stop` as well as on cancellation (see prober.waiting).
         while not self._stop.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+            await wait_event(self._wake, self.flush_interval)
             self._wake.clear()
             try:
                 await self._flush_buffer()
@@ -392,7 +390,6 @@ class ResultWriter:
                 self._failed(result)
                 self._healthy = False
                 attempt += 1
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self._backoff(attempt, result.retry_after))
+                await wait_event(self._stop, self._backoff(attempt, result.retry_after))
             else:
                 await self._rejected(result, batch.lines, batch.points, batch)
