@@ -132,7 +132,7 @@ async def test_incident_survives_a_restart_into_real_influxdb(bank, influx_db, t
     second = IncidentService(config, writer, state_dir=state)
     await second.start()
     assert [i.id for i in second.tracker.open_incidents()] == [incident_id]
-    for _ in range(3):
+    for _ in range(6):  # a short incident resolves after 2 × open_after successes
         second.consume(await run_journey(plans["transfer"]))
     assert [e.event for e in second.events] == ["resolved"]
     assert second.events[0].incident.id == incident_id

@@ -29,10 +29,25 @@ def play(tracker: Tracker, pattern: str, **kw):
     return events
 
 
-def test_opens_after_three_consecutive_and_resolves_after_two():
+def test_opens_after_three_consecutive_and_a_short_one_resolves_after_six():
     t = Tracker(Thresholds())
-    events = play(t, "..FFF...")
-    assert events == [(4, "opened"), (6, "resolved")]
+    events = play(t, "..FFF......")
+    assert events == [(4, "opened"), (10, "resolved")]
+
+
+def test_a_long_steady_outage_resolves_after_two():
+    t = Tracker(Thresholds())
+    events = play(t, "F" * 20 + "..")
+    assert events == [(2, "opened"), (21, "resolved")]
+
+
+def test_two_lucky_runs_do_not_end_a_fresh_incident_of_a_failure_rate():
+    # Three failures at the same step, two passes, failures again: the gaps of a
+    # failure rate, not a recovery; one incident, not opened-resolved-opened.
+    t = Tracker(Thresholds())
+    events = play(t, "FFF..F.FF.F.F")
+    assert events == [(2, "opened")]
+    assert t.open_incidents()[0].flapping
 
 
 def test_opened_event_carries_since_reason_and_step():
@@ -47,7 +62,7 @@ def test_opened_event_carries_since_reason_and_step():
 def test_resolved_duration_runs_from_first_failure_to_first_success():
     t = Tracker(Thresholds())
     event = None
-    for i, c in enumerate(".FFFF.."):
+    for i, c in enumerate(".FFFF......"):
         event = run(t, i, c == ".") or event
     assert event.event == "resolved"
     assert event.incident.duration_s == 4 * 30.0  # runs 1..4 failed, back at run 5
@@ -58,10 +73,11 @@ def test_skipped_runs_count_neither_way():
     t = Tracker(Thresholds())
     assert play(t, "FsFsF") == [(4, "opened")]
     assert play(t, "s.s") == []  # one success between skipped runs: still open
-    assert [e for _, e in play(t, "s.")] == ["resolved"]
+    assert play(t, "s....") == []  # five
+    assert [e for _, e in play(t, "s.")] == ["resolved"]  # the sixth
     t2 = Tracker(Thresholds())
-    events = play(t2, "FFFss.s.")
-    assert events == [(2, "opened"), (7, "resolved")]
+    events = play(t2, "FFFss.s.s....")
+    assert events == [(2, "opened"), (12, "resolved")]
 
 
 def test_streak_must_fail_at_the_same_step():
@@ -117,7 +133,7 @@ def test_defaults_ignore_two_percent_noise_and_catch_thirty_percent():
 
 def test_overrides_per_check():
     t = Tracker(Thresholds(), {"transfer": Thresholds(open_after=1, resolve_after=1)})
-    assert play(t, "F.") == [(0, "opened"), (1, "resolved")]
+    assert play(t, "F..") == [(0, "opened"), (2, "resolved")]  # short: 2 × open_after
     assert play(t, "FF", check="cards", kind="cards") == []
 
 
@@ -140,8 +156,9 @@ def test_state_round_trip_keeps_the_same_incident():
     t2 = Tracker(Thresholds())
     t2.restore(t.to_json())
     assert [i.id for i in t2.open_incidents()] == [incident_id]
-    events = [run(t2, 10 + i, True) for i in range(2)]
-    assert events[0] is None and events[1].event == "resolved" and events[1].incident.id == incident_id
+    events = [run(t2, 10 + i, True) for i in range(6)]
+    assert events[:5] == [None] * 5
+    assert events[5].event == "resolved" and events[5].incident.id == incident_id
 
 
 def test_capability_view_is_per_kind_never_bank_down():

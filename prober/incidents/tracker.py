@@ -11,10 +11,12 @@ One :class:`CheckTracker` per ``(site, check, location)``. Runs whose outcome is
 * ``flap_failures`` of the last ``flap_window`` counted runs failed (a failure *rate*:
   intermittent errors after a release, a load balancer with one bad node).
 
-It **resolves** after ``resolve_after`` consecutive successes; an incident that
-*flapped* (it was opened by the rate rule, or a success was followed by a failure while
-it was open) needs ``flap_resolve_after`` consecutive successes instead, so a 30 %
-failure rate is one incident, not a new one every time two runs happen to pass.
+It **resolves** after ``resolve_after`` consecutive successes once it has lasted
+``flap_window`` failed runs, or ``2 × open_after`` while it is shorter (two passing runs
+right after three failures are as likely the gaps of a failure rate as a recovery); an
+incident that *flapped* (it was opened by the rate rule, or a success was followed by a
+failure while it was open) needs ``flap_resolve_after`` consecutive successes, so a
+30 % failure rate is one incident, not a new one every time two runs happen to pass.
 
 ``since`` is the time of the first failed run of the streak (consecutive rule) or the
 first failed run still in the window (rate rule).
@@ -224,12 +226,28 @@ class CheckTracker:
             incident.last_failure_ns = obs.at_ns
             incident.failures += 1
             return None
-        needed = t.flap_resolve_after if incident.flapping else t.resolve_after
-        if self.successes >= needed:
+        if self.successes >= self._successes_needed(incident):
             incident.resolved_ns = self.first_success_ns
             self.incident = None
             return IncidentEvent("resolved", incident, obs.at_ns)
         return None
+
+    def _successes_needed(self, incident: Incident) -> int:
+        """Consecutive successes that resolve ``incident``.
+
+        A long steady outage (at least ``flap_window`` failed runs) is back after
+        ``resolve_after`` successes. A short one is not told apart from the start of a
+        failure rate by two lucky runs (at 66 % of runs failing, two passes in a row
+        come 12 % of the time): it needs ``2 × open_after`` successes, and an incident
+        seen flapping needs ``flap_resolve_after``. ``resolved_ns`` still dates the
+        recovery from the first success, so the duration is exact either way.
+        """
+        t = self.thresholds
+        if incident.flapping:
+            return t.flap_resolve_after
+        if incident.failures >= t.flap_window:
+            return t.resolve_after
+        return min(t.flap_resolve_after, max(t.resolve_after, 2 * t.open_after))
 
     def _interleaved(self) -> bool:
         """Whether the window holds a success between two failures (a rate, not a steady outage)."""
