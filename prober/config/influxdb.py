@@ -32,7 +32,7 @@ import os
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from prober.config.types import STRICT, Duration, read_secret_file
 
@@ -46,9 +46,6 @@ Precision = Literal["ns", "us", "ms", "s"]
 
 _V2_FIELDS = frozenset({"org", "bucket", "token"})
 _REQUIRED = frozenset({"org", "bucket", "database"})
-
-_STRICT_SECRET = ConfigDict(**STRICT, hide_input_in_errors=True)
-""":data:`STRICT`, and errors never echo the input (it may hold a token or password)."""
 
 
 class SpoolConfig(BaseModel):
@@ -84,7 +81,7 @@ class InfluxDBConfig(BaseModel):
     ``spool_max_mb`` megabytes, and replayed oldest first.
     """
 
-    model_config = _STRICT_SECRET
+    model_config = STRICT
 
     url: str
     api: Literal["v1", "v2"] = "v2"

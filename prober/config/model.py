@@ -59,6 +59,14 @@ def _shown_url(value: str) -> str:
     return f"{scheme}{sep}{hostpart}{slash}{path}"
 
 
+def _check_value_names(value: dict[str, Any]) -> dict[str, Any]:
+    """Names usable in templates: vars, secrets and extracted values."""
+    for name in value:
+        if not _IDENTIFIER.match(name) or name in RESERVED_VALUE_NAMES:
+            raise ValueError(f"invalid value name {name!r}: use letters, digits and '_' (not run, uuid, now)")
+    return value
+
+
 def _check_http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -266,13 +274,7 @@ class Step(BaseModel):
                 raise ValueError(f"invalid HTTP status {code} (expected 100-599)")
         return value
 
-    @field_validator("extract")
-    @classmethod
-    def _extract_names(cls, value: dict[str, Extract]) -> dict[str, Extract]:
-        for name in value:
-            if not _IDENTIFIER.match(name) or name in RESERVED_VALUE_NAMES:
-                raise ValueError(f"invalid value name {name!r}: use letters, digits and '_' (not run, uuid, now)")
-        return value
+    check_extract_names = field_validator("extract")(_check_value_names)
 
     @model_validator(mode="after")
     def _shape(self) -> Step:
@@ -359,13 +361,7 @@ class Site(BaseModel):
                 resolved[key] = SecretStr(item) if isinstance(item, str) else item
         return resolved
 
-    @field_validator("vars", "secrets")
-    @classmethod
-    def _value_names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for name in value:
-            if not _IDENTIFIER.match(name) or name in RESERVED_VALUE_NAMES:
-                raise ValueError(f"invalid value name {name!r}: use letters, digits and '_' (not run, uuid, now)")
-        return value
+    check_value_names = field_validator("vars", "secrets")(_check_value_names)
 
 
 class Config(BaseModel):

@@ -1,6 +1,6 @@
 """Field types shared by every configuration section.
 
-Every section is a pydantic dataclass built with :data:`STRICT`: unknown keys are errors,
+Every section is a pydantic model built with :data:`STRICT`: unknown keys are errors,
 values are never coerced across types (``"10"`` is not an int), and durations are written
 the way people write them (``"30s"``, ``"500ms"``, ``"1m30s"``) and held as float seconds.
 """
@@ -13,8 +13,9 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, ConfigDict
 
-STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
-"""Model config for every configuration dataclass."""
+STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, hide_input_in_errors=True)
+"""Model config for every configuration section. Errors never echo the input: it may be
+a password, a token or a webhook URL."""
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
