@@ -39,6 +39,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.support import free_port, start_bank, wait_http  # noqa: E402
 from prober.config.loader import load  # noqa: E402
 from prober.journey.plan import JourneyPlan  # noqa: E402
 from prober.journey.runner import run_journey  # noqa: E402
@@ -55,23 +56,6 @@ kind = "custom"
 name = "get"
 path = "/healthz"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -99,6 +83,11 @@ async def drive_journeys(plan: JourneyPlan, seconds: float, concurrency: int) ->
     cpu0 = time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return journeys, steps, time.process_time() - cpu0, results
+
+
+async def sequential_runs(plan: JourneyPlan, count: int) -> list:
+    """``count`` runs one after the other (no competition for the loop or the CPU)."""
+    return [await run_journey(plan) for _ in range(count)]
 
 
 async def drive_blackbox(bb_url: str, target: str, seconds: float, concurrency: int) -> int:
@@ -154,22 +143,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency-runs", type=int, default=300,
+                        help="journeys for the latency overhead (enough samples for a p99)")
     args = parser.parse_args()
 
-    port = free_port()
-    bank_url = f"http://127.0.0.1:{port}"
-    bank = subprocess.Popen([sys.executable, "-m", "prober", "bank", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, cwd=REPO)
+    bank, bank_url = start_bank()
     bb = None
     try:
-        wait_http(f"{bank_url}/healthz")
         os.environ["SIMBANK_URL"] = bank_url
         accounts = next(p for p in load(REPO / "config" / "simbank.toml").plans if p.check == "accounts")
         tmp = Path(tempfile.mkdtemp())
         (tmp / "health.toml").write_text(HEALTH_CONFIG.format(url=bank_url))
         health = load(tmp / "health.toml").plans[0]
 
-        print(f"# python benchmarks/journey_cpu.py --seconds {args.seconds:g} --concurrency {args.concurrency}")
+        print(f"# python benchmarks/journey_cpu.py --seconds {args.seconds:g} --concurrency {args.concurrency} "
+              f"--latency-runs {args.latency_runs}")
         journeys, steps, cpu, _ = asyncio.run(drive_journeys(accounts, args.seconds, args.concurrency))
         per_step_ms = cpu / steps * 1000
         print(f"accounts journey (3 steps, fresh connection then reuse): {journeys} journeys, {steps} steps "
@@ -203,7 +191,7 @@ def main() -> int:
         set_fault = urllib.request.Request(f"{bank_url}/admin/faults/accounts", method="PUT",
                                            data=json.dumps({"mode": "slow", "delay_ms": 20}).encode())
         urllib.request.urlopen(set_fault).read()
-        _, _, _, results = asyncio.run(drive_journeys(accounts, min(args.seconds, 5.0), 1))
+        results = asyncio.run(sequential_runs(accounts, args.latency_runs))
         prober_ms = sorted(r.steps[1].duration_ms - 20.0 for r in results if r.steps[1].success)
         reference_ms = sorted(d - 20.0 for d in raw_reference(bank_url, len(prober_ms)))
         print(f"latency over a known 20 ms server delay, accounts list step, one request at a time "

@@ -26,17 +26,15 @@ import argparse
 import asyncio
 import logging
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.support import start_bank  # noqa: E402
 from prober.config.loader import load  # noqa: E402
 from prober.daemon.scheduler import percentile  # noqa: E402
 from prober.daemon.service import ProberService  # noqa: E402
@@ -116,28 +114,6 @@ class Counter:
 
     async def close(self) -> None:
         return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_bank() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "prober", "bank", "--port", str(port)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1).read()
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the simulated bank did not start")
 
 
 async def measure(bank_url: str, checks: int, interval: float, seconds: float, workdir: Path) -> dict[str, float]:

@@ -1,0 +1,44 @@
+"""What the benchmark scripts share: free ports, the simulated bank in its own process."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    """Wait until ``url`` answers; raises ``RuntimeError`` naming it otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout:g}s")
+
+
+def start_bank() -> tuple[subprocess.Popen, str]:
+    """``prober bank`` on a free port in a separate process (its CPU is not ours)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "prober", "bank", "--port", str(port)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/healthz")
+    except RuntimeError:
+        proc.kill()
+        raise
+    return proc, url
