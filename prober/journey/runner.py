@@ -78,7 +78,7 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
     async with open_session(plan.ssl_context) as session:
         for step in plan.steps:
             if failure is not None and not step.always_run:
-                results.append(_skipped(step, f"skipped: step {failure.name} failed"))
+                results.append(_not_run(step, f"skipped: step {failure.name} failed"))
                 continue
             left = deadline - loop.time()
             if step.always_run:
@@ -86,8 +86,7 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
             else:
                 budget, cut_by_journey = min(step.timeout, max(left, 0.0)), left < step.timeout
             if budget <= 0:
-                result = _skipped(step, f"timeout: journey budget of {plan.timeout:g}s spent")
-                result.outcome = Outcome.TIMEOUT
+                result = _not_run(step, f"timeout: journey budget of {plan.timeout:g}s spent", Outcome.TIMEOUT)
             else:
                 result = await _run_step(session, step, values, redact, run, budget, plan, cut_by_journey)
             results.append(result)
@@ -111,8 +110,8 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
     )
 
 
-def _skipped(step: StepPlan, reason: str) -> StepResult:
-    return StepResult(name=step.name, outcome=Outcome.SKIPPED, error=reason, always_run=step.always_run,
+def _not_run(step: StepPlan, reason: str, outcome: Outcome = Outcome.SKIPPED) -> StepResult:
+    return StepResult(name=step.name, outcome=outcome, error=reason, always_run=step.always_run,
                       started_at_ns=time.time_ns())
 
 
@@ -153,7 +152,7 @@ async def _run_step(
     try:
         request = _render(step, values, run)
     except UndefinedValue as exc:
-        return _skipped(step, f"skipped: needs a value no earlier step extracted ({exc.message})")
+        return _not_run(step, f"skipped: needs a value no earlier step extracted ({exc.message})")
     wall_ns = time.time_ns()
     started = perf_counter()
     step_deadline = started + budget
