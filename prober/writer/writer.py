@@ -19,7 +19,7 @@ Flow of a batch::
 After a failed write the sink is *unhealthy*: new batches go straight to the spool and
 the replay task alone talks to the server, oldest batch first, with exponential backoff
 and jitter between attempts (``backoff_max``, ~60 s, at most; a ``Retry-After`` is
-honoured). Its first success makes the sink healthy again: new batches are written
+honoured), through tenacity like the notifiers' retries. Its first success makes the sink healthy again: new batches are written
 directly while the spool drains. Writing a point twice is harmless (same series and
 timestamp), so a batch whose fate is unknown (cancelled at shutdown, answer lost) is
 spooled and written again rather than risked.
@@ -38,11 +38,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_never, wait_exponential_jitter
 
 from prober.config.influxdb import InfluxDBConfig, SpoolConfig
 from prober.journey.results import JourneyResult
@@ -70,6 +71,10 @@ class WriterStats:
     """Failed write attempts (each retry counts)."""
     last_error: str = ""
     """The last write error, without credentials; empty until one happens."""
+
+
+class _Stopped(Exception):
+    """The writer stopped while the replay waited for its next attempt."""
 
 
 class _RateLimitedLog:
@@ -130,6 +135,7 @@ class ResultWriter:
         self.flush_interval = flush_interval or settings.flush_interval
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self._backoff = wait_exponential_jitter(multiplier=backoff_base, max=backoff_max, jitter=backoff_base)
         self._sink: Sink | None = sink if sink is not None else (make_sink(config) if config is not None else None)
         self._spool = AsyncSpool(self.spool_dir, int(max_mb * 1024 * 1024))
         self._buffer: list[str] = []
@@ -359,16 +365,48 @@ class ResultWriter:
 
     # -- replay --------------------------------------------------------------------
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        delay = min(self.backoff_max, self.backoff_base * (2 ** min(attempt - 1, 30)))
-        delay *= random.uniform(0.5, 1.0)
+    def _replay_wait(self, state: RetryCallState) -> float:
+        """Exponential backoff with jitter, or the server's ``Retry-After`` when longer (capped)."""
+        delay = self._backoff(state)
+        retry_after = state.outcome.result().retry_after if state.outcome is not None else None
         if retry_after is not None:
             delay = max(delay, min(retry_after, 10 * max(self.backoff_max, 1.0)))
         return delay
 
+    def _replay_failed(self, state: RetryCallState) -> None:
+        assert state.outcome is not None
+        self._failed(state.outcome.result())
+        self._healthy = False
+
+    async def _write_spooled(self, batch: SpooledBatch) -> tuple[WriteResult, int] | None:
+        """Write one spooled batch, retrying while InfluxDB cannot take it.
+
+        Returns the answer that ended the retries and the number of attempts it took, or
+        ``None`` when the writer stopped while waiting for the next attempt.
+        """
+        assert self._stop is not None and self._sink is not None
+        stop = self._stop
+
+        async def sleep_unless_stopped(seconds: float) -> None:
+            if await wait_event(stop, seconds):
+                raise _Stopped
+
+        retrying = AsyncRetrying(
+            retry=retry_if_result(lambda r: r.status is WriteStatus.RETRY),
+            wait=self._replay_wait,
+            before_sleep=self._replay_failed,
+            sleep=sleep_unless_stopped,
+            stop=stop_never,
+        )
+        body = rescale_lines(batch.lines, batch.precision, self.precision)
+        try:
+            result = await retrying(self._sink.write, body, batch.points)
+        except _Stopped:
+            return None
+        return result, retrying.statistics.get("attempt_number", 1)
+
     async def _replay_loop(self) -> None:
         assert self._replay_wake is not None and self._stop is not None and self._sink is not None
-        attempt = 0
         while not self._stop.is_set():
             self._replay_wake.clear()
             batch = await self._spool.oldest()
@@ -377,19 +415,16 @@ class ResultWriter:
                     self._healthy = True
                 await self._replay_wake.wait()
                 continue
-            result = await self._sink.write(rescale_lines(batch.lines, batch.precision, self.precision), batch.points)
+            answer = await self._write_spooled(batch)
+            if answer is None:
+                break
+            result, attempts = answer
             if result.status is WriteStatus.OK:
                 await self._spool.delete(batch)
                 self._stats.written_points += batch.points
-                if not self._healthy or attempt:
+                if not self._healthy or attempts > 1:
                     self._log("recovered", logging.INFO, "InfluxDB %s answers again; replaying %d spooled points",
                               self._sink.description, self._spool.points)
                 self._healthy = True
-                attempt = 0
-            elif result.status is WriteStatus.RETRY:
-                self._failed(result)
-                self._healthy = False
-                attempt += 1
-                await wait_event(self._stop, self._backoff(attempt, result.retry_after))
             else:
                 await self._rejected(result, batch.lines, batch.points, batch)
