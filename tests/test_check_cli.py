@@ -144,3 +144,24 @@ async def test_unknown_site_or_check_exits_2(bank: BankServer) -> None:
     done = await run_prober("check", "-c", "config/simbank.toml", "--check", "nope", env={"SIMBANK_URL": bank.url})
     assert done.returncode == 2
     assert "no check named 'nope'" in done.stderr
+
+
+async def test_json_output_into_a_closed_pipe_exits_quietly(bank: BankServer) -> None:
+    """``prober check --json | head -1``: the reader leaves early; no traceback, SIGPIPE's status."""
+    import asyncio
+    import os
+    import sys
+
+    from tests.cli import REPO, SIMBANK_CONFIG
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line is written
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "prober", "check", "-c", str(SIMBANK_CONFIG), "--json",
+        stdout=write_end, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+        env={**os.environ, "SIMBANK_URL": bank.url},
+    )
+    os.close(write_end)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert err.decode() == ""
+    assert proc.returncode == 141

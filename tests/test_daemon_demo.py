@@ -26,9 +26,31 @@ def test_demo_without_a_tty_prints_plain_summaries(tmp_path: Path) -> None:
     for check, kind in [("login", "login"), ("accounts", "accounts"), ("transfer", "transfer"),
                         ("cards", "cards"), ("card-authorisation", "payments")]:
         assert f"simbank/{check} ({kind}): ok" in out, out[-3000:]
-    assert "results kept in the local spool" in done.stderr or "local spool only" in done.stderr
-    assert (tmp_path / "var" / "spool").is_dir()
+    # Isolated: nothing of the demo stays where a later `prober run` would find it.
+    assert not (tmp_path / "var").exists(), sorted(p.name for p in tmp_path.rglob("*"))
     assert "Traceback" not in done.stderr
+
+
+def test_demo_ignores_influxdb_and_state_of_the_config_it_runs(tmp_path: Path) -> None:
+    """A config with [influxdb] and a state_dir: the demo writes to neither."""
+    from prober.defaults import default_config
+
+    config = tmp_path / "with-influx.toml"
+    config.write_text(default_config().read_text() + """
+[influxdb]
+url = "http://127.0.0.1:9"
+api = "v1"
+database = "prod"
+
+[daemon]
+state_dir = "prod-state"
+health_listen = ""
+""")
+    done = _demo(tmp_path, "-c", str(config), "--duration", "3", "--interval", "0.5")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "simbank/accounts (accounts): ok" in done.stdout, done.stdout[-2000:]
+    assert "127.0.0.1:9" not in done.stderr  # never tried the configured InfluxDB
+    assert not (tmp_path / "prod-state").exists() and not (tmp_path / "var").exists()
 
 
 def test_demo_scenario_reaches_the_bank(tmp_path: Path) -> None:

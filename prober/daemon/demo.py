@@ -4,7 +4,10 @@ The bank listens on port 8480 (or a free port when it is taken) and may play an
 incident ``--scenario``. The prober runs the embedded default configuration
 (:mod:`prober.defaults`, with ``SIMBANK_URL`` set to the bank) with every check's
 interval shortened to ``--interval`` seconds (the plans are rebuilt, the file is not
-touched) and no ``[influxdb]``: results go to the local spool (the writer says where).
+touched). The demo is isolated from any real deployment in the same directory: it
+ignores ``[influxdb]`` and ``[[notifiers]]`` (nothing leaves the demo) and keeps its spool and its state (incidents, lockouts) in a
+temporary directory removed when it ends, so a later ``prober run`` never replays
+simulated-bank results into a real InfluxDB, nor inherits the demo's incidents.
 
 The view is a grid of site × capability (``kind``) with each check's status, latency
 and last error, refreshed every second with ``rich.live``; without a terminal a plain
@@ -20,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +34,7 @@ from rich.text import Text
 
 from prober.bank import SCENARIOS, BankServer
 from prober.config.errors import ConfigError
-from prober.config.loader import load
+from prober.config.loader import LoadedConfig, load
 from prober.daemon.health import HealthServer
 from prober.daemon.lifecycle import config_error_lines
 from prober.daemon.service import ProberService
@@ -38,6 +42,7 @@ from prober.daemon.status import CheckStatus
 from prober.defaults import default_config
 from prober.journey.plan import JourneyPlan
 from prober.waiting import wait_event
+from prober.writer.writer import ResultWriter
 from prober.journey.results import KINDS
 
 log = logging.getLogger("prober.demo")
@@ -97,31 +102,49 @@ async def _demo(path: Path, duration: float | None, scenario: str | None, interv
             for line in config_error_lines(exc):
                 print(line, file=sys.stderr)
             return 2
-        service = ProberService(loaded, plan_override=shorten(interval), writer_close_timeout=5.0)
-        health = HealthServer(service, "127.0.0.1", 0)
-        await health.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        console = Console()
-        console.print(
-            f"bank-prober demo: simulated bank at {bank.url} (scenario: {scenario or 'none'}), "
-            f"status at {health.url}/status, every check each {interval:g}s; Ctrl-C to stop",
-            highlight=False, soft_wrap=True,
-        )
-        try:
-            await service.start()
-            await _view(service, console, stop, duration)
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            await service.stop(grace=5.0)
-            await health.stop()
-        console.print(_plain(service), highlight=False, soft_wrap=True, markup=False)
-        return 0
+        with tempfile.TemporaryDirectory(prefix="bank-prober-demo-") as scratch:
+            return await _run_isolated(loaded, Path(scratch), bank, scenario, interval, duration)
     finally:
         await bank.stop()
+
+
+def isolate(loaded: LoadedConfig, scratch: Path) -> tuple[LoadedConfig, ResultWriter]:
+    """``loaded`` with its state under ``scratch``, no InfluxDB nor notifiers, and a writer
+    spooling under ``scratch`` only."""
+    config = loaded.config
+    daemon = config.daemon.model_copy(update={"state_dir": str(scratch / "state")})
+    isolated = dataclasses.replace(loaded, config=config.model_copy(update={"daemon": daemon, "influxdb": None, "notifiers": []}))
+    return isolated, ResultWriter(None, spool_dir=scratch / "spool")
+
+
+async def _run_isolated(
+    loaded: LoadedConfig, scratch: Path, bank: BankServer, scenario: str | None, interval: float,
+    duration: float | None,
+) -> int:
+    loaded, writer = isolate(loaded, scratch)
+    service = ProberService(loaded, writer=writer, plan_override=shorten(interval), writer_close_timeout=5.0)
+    health = HealthServer(service, "127.0.0.1", 0)
+    await health.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    console = Console()
+    console.print(
+        f"bank-prober demo: simulated bank at {bank.url} (scenario: {scenario or 'none'}), "
+        f"status at {health.url}/status, every check each {interval:g}s; Ctrl-C to stop",
+        highlight=False, soft_wrap=True,
+    )
+    try:
+        await service.start()
+        await _view(service, console, stop, duration)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await service.stop(grace=5.0)
+        await health.stop()
+    console.print(_plain(service), highlight=False, soft_wrap=True, markup=False)
+    return 0
 
 
 async def _view(service: ProberService, console: Console, stop: asyncio.Event, duration: float | None) -> None:

@@ -124,8 +124,10 @@ class TracingConnector(aiohttp.TCPConnector):
     """A TCP connector that notes when the TCP handshake ends, before TLS starts.
 
     It repeats aiohttp's ``_wrap_create_connection`` (connect the socket, then hand it to
-    the loop, which runs the TLS handshake) with one timestamp in between. The tests of
-    phase timing over TLS fail if a new aiohttp changes this seam.
+    the loop, which runs the TLS handshake) with one timestamp in between: a private
+    seam, so ``pyproject.toml`` admits only the aiohttp releases it was checked against,
+    and ``tests/test_packaging.py`` fails, naming this class, when the installed aiohttp's
+    version of the method differs from the one this copy follows.
     """
 
     async def _wrap_create_connection(  # type: ignore[override]
@@ -145,16 +147,16 @@ class TracingConnector(aiohttp.TCPConnector):
                     happy_eyeballs_delay=self._happy_eyeballs_delay,
                     interleave=self._interleave,
                     loop=self._loop,
+                    socket_factory=self._socket_factory,
                 )
-                clock = _current_clock.get()
-                if not kwargs.get("ssl"):
-                    # Without TLS the connection is ready when this returns; leaving
-                    # tcp_end unset makes the whole span count as connect time.
-                    return await self._loop.create_connection(*args, **kwargs, sock=sock)
-                if clock is not None:
-                    clock.tcp_end = perf_counter()
-                if self._ssl_shutdown_timeout and sys.version_info >= (3, 11):
-                    kwargs["ssl_shutdown_timeout"] = self._ssl_shutdown_timeout
+                if kwargs.get("ssl"):
+                    # The one line added to aiohttp's version: the TCP handshake is over,
+                    # TLS starts. Without TLS, tcp_end stays unset and the whole span
+                    # counts as connect time.
+                    if (clock := _current_clock.get()) is not None:
+                        clock.tcp_end = perf_counter()
+                    if self._ssl_shutdown_timeout and sys.version_info >= (3, 11):
+                        kwargs["ssl_shutdown_timeout"] = self._ssl_shutdown_timeout
                 return await self._loop.create_connection(*args, **kwargs, sock=sock)
         except cert_errors as exc:
             raise ClientConnectorCertificateError(req.connection_key, exc) from exc
