@@ -1,31 +1,35 @@
 # bank-prober: the prober daemon (default), or `prober bank` / `prober demo`.
 #   docker build -t bank-prober .
 #   docker run -v $PWD/my-config:/etc/bank-prober:ro -v prober-state:/var/lib/bank-prober bank-prober
-FROM python:3.11-slim
+FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# The locked, hash-checked dependencies first (a layer that changes only with the lock),
+# then the package itself without resolving anything again.
 WORKDIR /src
+COPY requirements/runtime.txt ./requirements/runtime.txt
+RUN pip install --require-hashes -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY prober ./prober
-RUN pip install . \
+RUN pip install --no-deps . \
+    && pip check \
     && rm -rf /src
 
-# The embedded example configuration (journeys against the simulated bank).
-COPY config/simbank.toml /usr/share/bank-prober/simbank.toml
-
-RUN groupadd --system bank-prober \
-    && useradd --system --gid bank-prober --home-dir /var/lib/bank-prober --shell /usr/sbin/nologin bank-prober \
+# A fixed uid/gid, so that files and volumes can be granted to it from the host.
+RUN groupadd --system --gid 10001 bank-prober \
+    && useradd --system --uid 10001 --gid bank-prober --home-dir /var/lib/bank-prober \
+        --shell /usr/sbin/nologin bank-prober \
     && install -d -o bank-prober -g bank-prober -m 0750 /var/lib/bank-prober \
     && install -d -m 0755 /etc/bank-prober
 
 # Relative paths of the configuration (var/spool, var/state) land in the state volume.
 WORKDIR /var/lib/bank-prober
 VOLUME ["/var/lib/bank-prober"]
-USER bank-prober
+USER 10001:10001
 
 EXPOSE 9480
 STOPSIGNAL SIGTERM
