@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from prober.bank.faults import Fault
-from prober.config.incidents import IncidentsConfig, NotifierConfig
+from prober.config.incidents import IncidentsConfig
+from prober.notify import parse_notifier
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.loader import load
 from prober.incidents import IncidentService
@@ -47,7 +48,7 @@ def result(check="transfer", kind="transfer", ok=True, i=0, step="create") -> Jo
 async def test_consume_is_fast_while_the_notifier_hangs_and_retries_happen(tmp_path):
     async with Receiver("hang") as rx:
         config, _ = simbank("http://127.0.0.1:9", open_after=1, resolve_after=1, flap_resolve_after=1)
-        hook = NotifierConfig.model_validate({"type": "webhook", "url": rx.url, "timeout": "300ms", "retries": 1,
+        hook = parse_notifier({"type": "webhook", "url": rx.url, "timeout": "300ms", "retries": 1,
                                               "backoff": "10ms", "backoff_max": "20ms"})
         config = config.model_copy(update={"notifiers": [hook]})
         writer = Lines()
@@ -84,7 +85,7 @@ async def test_maintenance_records_but_does_not_notify(tmp_path):
         config, _ = simbank("http://127.0.0.1:9", maintenance=[{"site": "simbank", "kinds": ["transfer"],
                                                                 "start": "2000-01-01T00:00:00Z",
                                                                 "end": "2100-01-01T00:00:00Z"}])
-        config = config.model_copy(update={"notifiers": [NotifierConfig.model_validate({"type": "slack", "url": rx.url})]})
+        config = config.model_copy(update={"notifiers": [parse_notifier({"type": "slack", "url": rx.url})]})
         writer = Lines()
         service = IncidentService(config, writer, state_dir=tmp_path)
         await service.start()
@@ -100,7 +101,7 @@ async def test_maintenance_records_but_does_not_notify(tmp_path):
 async def test_reminders_while_open(tmp_path):
     async with Receiver() as rx:
         config, _ = simbank("http://127.0.0.1:9", remind_every="200ms")
-        config = config.model_copy(update={"notifiers": [NotifierConfig.model_validate({"type": "webhook", "url": rx.url})]})
+        config = config.model_copy(update={"notifiers": [parse_notifier({"type": "webhook", "url": rx.url})]})
         service = IncidentService(config, Lines(), state_dir=tmp_path)
         await service.start()
         for i in range(3):

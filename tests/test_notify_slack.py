@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from prober.config.incidents import NotifierConfig
+from prober.notify import parse_notifier
 from prober.notify.dispatcher import Dispatcher
 from tests.test_notify_dispatcher import Receiver, make_message
 
 
 async def test_slack_text_and_blocks():
     async with Receiver() as rx:
-        d = Dispatcher([NotifierConfig.model_validate({"type": "slack", "url": rx.url})])
+        d = Dispatcher([parse_notifier({"type": "slack", "url": rx.url})])
         await d.start()
         d.submit(make_message(error="assertion <closing balance> & more"))
         d.submit(make_message("resolved"))

@@ -3,13 +3,13 @@ real local aiohttp receiver."""
 
 from __future__ import annotations
 
-from prober.config.incidents import NotifierConfig
+from prober.notify import parse_notifier
 from prober.notify.dispatcher import Dispatcher
 from tests.test_notify_dispatcher import Receiver, make_message
 
 
 async def send(url: str, **kw) -> list[dict]:
-    d = Dispatcher([NotifierConfig.model_validate({"type": "teams", "url": url, **kw})])
+    d = Dispatcher([parse_notifier({"type": "teams", "url": url, **kw})])
     await d.start()
     d.submit(make_message())
     d.submit(make_message("resolved"))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from prober.config.incidents import NotifierConfig
+from prober.notify import parse_notifier
 from prober.notify.dispatcher import Dispatcher
 from tests.test_notify_dispatcher import Receiver, make_message
 
 
 async def test_webhook_payload_and_headers():
     async with Receiver() as rx:
-        cfg = NotifierConfig.model_validate({"type": "webhook", "url": rx.url, "headers": {"Authorization": "Bearer x"}})
+        cfg = parse_notifier({"type": "webhook", "url": rx.url, "headers": {"Authorization": "Bearer x"}})
         d = Dispatcher([cfg])
         await d.start()
         d.submit(make_message())

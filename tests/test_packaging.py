@@ -9,6 +9,7 @@ import importlib.metadata
 import inspect
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -125,9 +126,14 @@ def _run(*cmd: str | Path, cwd: Path, timeout: float = 300, env: dict[str, str] 
 
 def test_the_wheel_installed_into_a_fresh_environment_runs(tmp_path: Path) -> None:
     """Built and installed as the Dockerfile does (non-editable, from the runtime lock)."""
-    dist, venv, work = tmp_path / "dist", tmp_path / "venv", tmp_path / "work"
+    dist, venv, work, source = tmp_path / "dist", tmp_path / "venv", tmp_path / "work", tmp_path / "source"
     work.mkdir()
-    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, REPO, cwd=tmp_path)
+    # Built from a copy of what the Dockerfile copies, so the build leaves nothing in the checkout.
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    shutil.copytree(REPO / "prober", source / "prober", ignore=shutil.ignore_patterns("__pycache__"))
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, source, cwd=tmp_path)
     (wheel,) = dist.glob("bank_prober-*.whl")
     _run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
     python, prober = venv / "bin" / "python", venv / "bin" / "prober"

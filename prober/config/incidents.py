@@ -25,8 +25,8 @@ TOML layout::
     from = "01:00"
     to = "03:00"                # earlier than `from`: the window runs past midnight
 
-    [[notifiers]]
-    type = "slack"              # webhook | slack | teams
+    [[notifiers]]               # prober.notify: one settings model per type
+    type = "slack"              # webhook | slack | teams | apprise
     url_file = "/run/secrets/slack-webhook"   # or url = "https://hooks.slack.com/..."
     sites = ["bank-a"]          # route: only these sites (omit for all)
     kinds = ["transfer", "cards"]   # route: only these capabilities (omit for all)
@@ -41,9 +41,9 @@ import re
 from datetime import datetime, time, timezone
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from prober.config.types import STRICT, Duration, read_secret_file
+from prober.config.types import STRICT, Duration
 from prober.journey.results import Kind
 
 
@@ -173,62 +173,3 @@ class IncidentsConfig(BaseModel):
             if failures > window:
                 raise ValueError(f"overrides.{name}: flap_failures ({failures}) is larger than flap_window ({window})")
         return self
-
-
-class NotifierConfig(BaseModel):
-    """One ``[[notifiers]]`` entry.
-
-    ``url`` or ``url_file`` (exactly one; webhook URLs are secrets: they are held as
-    ``SecretStr`` and never logged). ``sites``/``kinds`` route: empty means every site /
-    capability. Each attempt is bounded by ``timeout``; failures (connection errors,
-    timeouts, 5xx, 429) are retried ``retries`` times with exponential backoff from
-    ``backoff`` up to ``backoff_max``. Teams: ``format = "adaptive"`` (Workflows
-    webhooks, the default) or ``"messagecard"`` (legacy Office 365 connectors).
-    """
-
-    model_config = STRICT
-
-    type: Literal["webhook", "slack", "teams"]
-    name: str | None = None
-    url: SecretStr | None = None
-    url_file: str | None = None
-    sites: list[str] = Field(default_factory=list)
-    kinds: list[Kind] = Field(default_factory=list)
-    timeout: Duration = 10.0
-    retries: int = Field(default=3, ge=0, le=20)
-    backoff: Duration = 1.0
-    backoff_max: Duration = 30.0
-    headers: dict[str, SecretStr] = Field(default_factory=dict)
-    """Extra request headers (webhook only), e.g. an Authorization header."""
-    format: Literal["adaptive", "messagecard"] | None = None
-    """Teams only."""
-    reminders: bool = True
-    """Send reminders while an incident stays open (``[incidents] remind_every``)."""
-
-    @field_validator("url", mode="before")
-    @classmethod
-    def _secret(cls, value: object) -> object:
-        return SecretStr(value) if isinstance(value, str) else value
-
-    @field_validator("headers", mode="before")
-    @classmethod
-    def _secret_headers(cls, value: object) -> object:
-        if isinstance(value, dict):
-            return {k: SecretStr(v) if isinstance(v, str) else v for k, v in value.items()}
-        return value
-
-    @model_validator(mode="after")
-    def _shape(self) -> NotifierConfig:
-        if (self.url is None) == (self.url_file is None):
-            raise ValueError("a notifier needs exactly one of `url`, `url_file`")
-        if self.url_file is not None:
-            object.__setattr__(self, "url", SecretStr(read_secret_file(self.url_file)))
-        from prober.notify import validate  # the notifier modules own their rules
-
-        validate(self)
-        return self
-
-    @property
-    def label(self) -> str:
-        """How logs name this notifier: its name or type, never its URL."""
-        return self.name or self.type

@@ -27,7 +27,8 @@ import jmespath.exceptions
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from prober.config.daemon import DaemonConfig
-from prober.config.incidents import IncidentsConfig, NotifierConfig
+from prober.config.incidents import IncidentsConfig
+from prober.notify.providers import NotifierConfig
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.types import STRICT, Duration, read_secret_file
 from prober.journey.results import Kind

@@ -1,21 +1,22 @@
-"""The notifier interface: ``validate(config)`` and ``async send(message)``.
+"""The notifier interface: ``async send(message)``, and the JSON-POST notifiers' base.
 
-A notifier turns a :class:`~prober.notify.message.Message` into one HTTP POST. It
-raises :class:`NotifyError` on failure; ``retryable`` says whether another attempt
-can help (connection errors, timeouts, 5xx, 429) or not (any other 4xx: the URL or
-the payload is wrong). Retries, timeouts and concurrency belong to the dispatcher.
+A notifier turns a :class:`~prober.notify.message.Message` into a delivery. It raises
+:class:`NotifyError` on failure; ``retryable`` says whether another attempt can help
+(connection errors, timeouts, 5xx, 429) or not (any other 4xx: the URL or the payload
+is wrong). Retries, timeouts and concurrency belong to the dispatcher. Its
+configuration is validated when the file is loaded, by the provider's own settings
+model (:mod:`prober.notify.settings`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from typing import Any
 
 import aiohttp
 
-from prober.config.incidents import NotifierConfig
 from prober.notify.message import Message
+from prober.notify.settings import NotifierSettings, SecretURLSettings
 
 
 class NotifyError(Exception):
@@ -24,31 +25,21 @@ class NotifyError(Exception):
         self.retryable = retryable
 
 
-def check_url(config: NotifierConfig) -> None:
-    assert config.url is not None
-    parts = urlsplit(config.url.get_secret_value())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        # never echo the URL: it holds the secret
-        raise ValueError(f"notifier {config.label}: `url` must be an http:// or https:// URL")
-
-
 class Notifier:
-    """Base class: subclasses set ``type`` and implement :meth:`payload`."""
+    """One configured notifier; subclasses implement :meth:`send`."""
 
-    type: ClassVar[str] = ""
-
-    def __init__(self, config: NotifierConfig, session: aiohttp.ClientSession) -> None:
+    def __init__(self, config: NotifierSettings, session: aiohttp.ClientSession) -> None:
         self.config = config
         self.session = session
 
-    @classmethod
-    def validate(cls, config: NotifierConfig) -> None:
-        """Raise ``ValueError`` when ``config`` is not usable by this notifier."""
-        check_url(config)
-        if config.format is not None:
-            raise ValueError(f"notifier {config.label}: `format` is for teams notifiers only")
-        if config.headers:
-            raise ValueError(f"notifier {config.label}: `headers` is for webhook notifiers only")
+    async def send(self, message: Message) -> None:
+        raise NotImplementedError
+
+
+class JSONPostNotifier(Notifier):
+    """POSTs :meth:`payload` as JSON to the configured (secret) URL."""
+
+    config: SecretURLSettings
 
     def payload(self, message: Message) -> Any:
         raise NotImplementedError
@@ -57,7 +48,6 @@ class Notifier:
         return {}
 
     async def send(self, message: Message) -> None:
-        assert self.config.url is not None
         try:
             async with self.session.post(
                 self.config.url.get_secret_value(), json=self.payload(message), headers=self.headers(),

@@ -19,17 +19,17 @@ from collections.abc import Sequence
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from prober.config.incidents import NotifierConfig
-from prober.notify import notifier_class
 from prober.notify.base import Notifier, NotifyError
 from prober.notify.message import Message
+from prober.notify.providers import make_notifier
+from prober.notify.settings import NotifierSettings
 
 log = logging.getLogger("prober.notify")
 
 MAX_PENDING = 100
 
 
-def routes(config: NotifierConfig, message: Message) -> bool:
+def routes(config: NotifierSettings, message: Message) -> bool:
     """Whether ``message`` goes to this notifier (empty ``sites``/``kinds`` = all)."""
     if config.sites and message.site not in config.sites:
         return False
@@ -43,7 +43,7 @@ def routes(config: NotifierConfig, message: Message) -> bool:
 class Dispatcher:
     """Delivers messages to the configured notifiers in background tasks."""
 
-    def __init__(self, configs: Sequence[NotifierConfig], session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(self, configs: Sequence[NotifierSettings], session: aiohttp.ClientSession | None = None) -> None:
         self.configs = list(configs)
         self._session = session
         self._own_session = session is None
@@ -58,7 +58,7 @@ class Dispatcher:
     async def start(self) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        self._notifiers = [notifier_class(c.type)(c, self._session) for c in self.configs]
+        self._notifiers = [make_notifier(c, self._session) for c in self.configs]
 
     def submit(self, message: Message) -> None:
         """Schedule delivery of ``message`` to every notifier it routes to; never blocks."""

@@ -3,18 +3,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from prober.notify.base import Notifier
+from prober.notify.base import JSONPostNotifier
 from prober.notify.message import Message, human_duration
+from prober.notify.settings import SecretURLSettings
 
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-class SlackNotifier(Notifier):
-    type = "slack"
+class SlackConfig(SecretURLSettings):
+    """``type = "slack"``: an incoming-webhook ``url``/``url_file``."""
+
+    type: Literal["slack"]
+
+
+class SlackNotifier(JSONPostNotifier):
+    config: SlackConfig
 
     def payload(self, message: Message) -> Any:
         icon = ":white_check_mark:" if message.event == "resolved" else ":rotating_light:"

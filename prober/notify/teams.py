@@ -5,21 +5,23 @@ legacy ``MessageCard`` for Office 365 connector webhooks (``format = "messagecar
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from prober.config.incidents import NotifierConfig
-from prober.notify.base import Notifier, check_url
+from prober.notify.base import JSONPostNotifier
 from prober.notify.message import Message, human_duration
+from prober.notify.settings import SecretURLSettings
 
 
-class TeamsNotifier(Notifier):
-    type = "teams"
+class TeamsConfig(SecretURLSettings):
+    """``type = "teams"``: ``url``/``url_file``; ``format = "adaptive"`` (Workflows
+    webhooks, the default) or ``"messagecard"`` (legacy Office 365 connectors)."""
 
-    @classmethod
-    def validate(cls, config: NotifierConfig) -> None:
-        check_url(config)
-        if config.headers:
-            raise ValueError(f"notifier {config.label}: `headers` is for webhook notifiers only")
+    type: Literal["teams"]
+    format: Literal["adaptive", "messagecard"] = "adaptive"
+
+
+class TeamsNotifier(JSONPostNotifier):
+    config: TeamsConfig
 
     def _facts(self, message: Message) -> list[tuple[str, str]]:
         facts = [

@@ -3,24 +3,40 @@ outcome, error, since, resolved_at, duration_s, capability state, text)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from prober.config.incidents import NotifierConfig
-from prober.notify.base import Notifier, check_url
+from pydantic import Field, SecretStr, field_validator
+
+from prober.notify.base import JSONPostNotifier
 from prober.notify.message import Message
+from prober.notify.settings import SecretURLSettings
 
 
-class WebhookNotifier(Notifier):
-    type = "webhook"
+class WebhookConfig(SecretURLSettings):
+    """``type = "webhook"``: ``url``/``url_file``, and extra ``headers`` (secrets too,
+    e.g. an ``Authorization`` header)."""
 
+    type: Literal["webhook"]
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+
+    @field_validator("headers", mode="before")
     @classmethod
-    def validate(cls, config: NotifierConfig) -> None:
-        check_url(config)
-        if config.format is not None:
-            raise ValueError(f"notifier {config.label}: `format` is for teams notifiers only")
-        for name in config.headers:
+    def _secret_headers(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: SecretStr(v) if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name in value:
             if not name or any(c in name for c in ":\r\n "):
-                raise ValueError(f"notifier {config.label}: invalid header name {name!r}")
+                raise ValueError(f"invalid header name {name!r}")
+        return value
+
+
+class WebhookNotifier(JSONPostNotifier):
+    config: WebhookConfig
 
     def payload(self, message: Message) -> Any:
         return message.to_json()
