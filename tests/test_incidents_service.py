@@ -59,7 +59,9 @@ async def test_consume_is_fast_while_the_notifier_hangs_and_retries_happen(tmp_p
             started = time.perf_counter()
             service.consume(result(ok=i % 2 == 1, i=i))
             worst = max(worst, time.perf_counter() - started)
-        assert worst < 0.005, f"consume took {worst * 1000:.2f} ms"
+        # A consume that waited on the hanging notifier would take its 300 ms timeout; the
+        # bound is far below it, and far above what a loaded machine adds.
+        assert worst < 0.15, f"consume took {worst * 1000:.2f} ms"
         assert len(writer.lines) == 40
         assert await service.dispatcher.wait_idle(5)
         assert len(rx.requests) == 80 and service.dispatcher.failed == 40  # every message retried once
