@@ -53,6 +53,20 @@ health_listen = ""
     assert not (tmp_path / "prod-state").exists() and not (tmp_path / "var").exists()
 
 
+def test_demo_shows_an_incident_open_on_its_capability_then_resolved(tmp_path: Path) -> None:
+    """zero-balances: accounts answer 200 with wrong data from 5 s to 15 s of the cycle."""
+    done = _demo(tmp_path, "--duration", "21", "--interval", "0.5", "--scenario", "zero-balances", timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summaries = done.stdout.split("\n[")
+    during = [s for s in summaries if "OPEN simbank/accounts since" in s]
+    assert during, done.stdout[-4000:]
+    assert "simbank: login ok, accounts outage, transfer ok" in during[0]
+    assert "fails at balances (assertion)" in during[0]
+    assert "RESOLVED simbank/accounts" in summaries[-1], summaries[-1]
+    assert "OPEN" not in summaries[-1]
+    assert not [line for line in done.stdout.splitlines() if "OPEN" in line and "accounts" not in line]
+
+
 def test_demo_scenario_reaches_the_bank(tmp_path: Path) -> None:
     done = _demo(tmp_path, "--scenario", "nope", timeout=20)
     assert done.returncode == 2 and "unknown scenario 'nope'" in done.stderr
@@ -96,5 +110,5 @@ def test_demo_live_view_on_a_terminal_and_sigterm(tmp_path: Path) -> None:
         os.close(master)
     text = output.decode(errors="replace")
     assert code == 0, text[-2000:]
-    assert "bank-prober demo" in text and "site" in text and "payments" in text
-    assert "● login ok" in text
+    assert "bank-prober demo" in text and "capability × bank" in text and "payments" in text
+    assert "● OK" in text and "login ok" in text

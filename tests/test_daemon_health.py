@@ -35,6 +35,12 @@ async def test_healthz_and_status(bank: BankServer, tmp_path: Path) -> None:
             return all(c["runs"] >= 2 for c in doc["checks"])
 
         await wait_for(both_ran, what="both checks to run twice")
+
+        async def accounts_incident_open() -> bool:
+            _, doc = await get_json(f"{base}/status")
+            return bool(doc["incidents"]["open"])
+
+        await wait_for(accounts_incident_open, what="the hanging capability's incident")
         code, doc = await get_json(f"{base}/status")
         assert code == 200 and doc["status"] == "running"
         checks = {c["check"]: c for c in doc["checks"]}
@@ -47,6 +53,17 @@ async def test_healthz_and_status(bank: BankServer, tmp_path: Path) -> None:
         assert hanging["consecutive_failures"] >= 2
         assert set(doc["writer"]) >= {"written_points", "spooled_points", "dropped_points", "write_errors", "last_error"}
         assert doc["scheduler"]["checks"] == 2 and doc["scheduler"]["schedule_lag_ms"]["p99"] >= 0
+        # The answer the prober exists for: which bank, which capability, since when.
+        capabilities = doc["incidents"]["sites"]["simbank"]["capabilities"]
+        assert capabilities["login"]["state"] == "ok"
+        accounts = capabilities["accounts"]
+        assert accounts["state"] == "outage" and accounts["since"].endswith("Z")
+        (incident,) = doc["incidents"]["open"]
+        assert (incident["kind"], incident["check"], incident["failed_step"], incident["outcome"]) == (
+            "accounts", "hanging", "list", "timeout")
+        assert incident["since"] == accounts["since"] and incident["resolved_at"] is None
+        assert doc["incidents"]["notifications"] == {"notifiers": 0, "sent": 0, "failed": 0, "dropped": 0,
+                                                     "pending": 0, "silenced": 0}
         text = str(doc)
         assert "s3cret-pw" not in text and bank.url not in text  # no secrets, no URLs
 

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -167,49 +167,75 @@ async def _view(service: ProberService, console: Console, stop: asyncio.Event, d
             print(_plain(service), flush=True)
 
 
-def _cell(entry: CheckStatus) -> Text:
+STATE_STYLE = {"ok": "green", "degraded": "bold yellow", "outage": "bold red", "unknown": "dim"}
+STATE_MARK = {"ok": "●", "degraded": "◐", "outage": "✖", "unknown": "○"}
+
+
+def _check_line(entry: CheckStatus) -> Text:
     last = entry.last
     if last is None:
         return Text(f"{entry.check}: waiting", style="dim")
-    if last.success:
-        text = Text(f"● {entry.check} ok", style="green")
-    elif last.outcome.value == "skipped":
-        text = Text(f"○ {entry.check} skipped", style="yellow")
-    else:
-        text = Text(f"✖ {entry.check} {last.outcome.value}", style="bold red")
+    style = "green" if last.success else ("yellow" if last.outcome.value == "skipped" else "red")
+    text = Text(f"{entry.check} {last.outcome.value}", style=style)
     text.append(f"  {last.duration_ms:.0f} ms", style="cyan")
     if last.error:
         text.append("\n" + last.error[:60], style="dim")
     return text
 
 
-def _grid(service: ProberService) -> Table:
+def _capability_cell(state: dict | None, entries: list[CheckStatus]) -> Text:
+    """The capability's state in words and colour, since when, then its checks."""
+    name = state["state"] if state else "unknown"
+    if name == "ok" and entries and all(e.last is None for e in entries):
+        name = "unknown"
+    cell = Text(f"{STATE_MARK[name]} {name.upper()}", style=STATE_STYLE[name])
+    if state and state["since"] and name != "ok":
+        cell.append(f" since {state['since'][11:19]}", style=STATE_STYLE[name])
+    for entry in sorted(entries, key=lambda e: e.check):
+        cell.append("\n")
+        cell.append_text(_check_line(entry))
+    return cell
+
+
+def _grid(service: ProberService) -> Group:
     doc_lag = service.scheduler.lag_percentiles()
     stats = service.writer.stats
+    incidents = service.incidents.status()
     table = Table(
-        title="bank-prober demo",
+        title="bank-prober demo: capability × bank",
         caption=(
             f"runs {service.scheduler.started_runs} · results {service.results} · "
             f"lag p50/p99 {doc_lag[0]:.1f}/{doc_lag[1]:.1f} ms · "
             f"points spooled {stats.spooled_points} · {time.strftime('%H:%M:%S')}"
         ),
     )
-    kinds = [k for k in KINDS if any(e.kind == k for e in service.status.checks.values())]
-    table.add_column("site", style="bold")
+    checks = list(service.status.checks.values())
+    kinds = [k for k in KINDS if any(e.kind == k for e in checks)]
+    table.add_column("bank", style="bold")
     for kind in kinds:
         table.add_column(kind)
-    for site in sorted({e.site for e in service.status.checks.values()}):
-        cells: list[Text] = []
-        for kind in kinds:
-            entries = [e for e in service.status.checks.values() if e.site == site and e.kind == kind]
-            cell = Text()
-            for i, entry in enumerate(sorted(entries, key=lambda e: e.check)):
-                if i:
-                    cell.append("\n")
-                cell.append_text(_cell(entry))
-            cells.append(cell)
-        table.add_row(site, *cells)
-    return table
+    for site in sorted({e.site for e in checks}):
+        capabilities = incidents["sites"].get(site, {}).get("capabilities", {})
+        table.add_row(site, *[
+            _capability_cell(capabilities.get(kind), [e for e in checks if e.site == site and e.kind == kind])
+            for kind in kinds
+        ])
+    return Group(table, _incident_lines(incidents))
+
+
+def _incident_lines(incidents: dict) -> Text:
+    text = Text()
+    if not incidents["open"]:
+        text.append("No open incident.", style="green")
+    for incident in incidents["open"]:
+        text.append(f"OPEN since {incident['since'][11:19]}  ", style="bold red")
+        text.append(f"{incident['site']} {incident['kind']}: check {incident['check']} fails at "
+                    f"{incident['failed_step'] or 'the journey'} ({incident['outcome']})\n")
+    for incident in incidents["recent"][:3]:
+        text.append(f"\nRESOLVED {incident['resolved_at'][11:19]}  ", style="green")
+        text.append(f"{incident['site']} {incident['kind']} was failing {incident['since'][11:19]}"
+                    f"-{incident['resolved_at'][11:19]} ({incident['duration_s']:.0f} s)")
+    return text
 
 
 def _plain(service: ProberService) -> str:
@@ -218,6 +244,16 @@ def _plain(service: ProberService) -> str:
         f"[{time.strftime('%H:%M:%S')}] runs={service.scheduler.started_runs} results={service.results} "
         f"lag_p50_ms={p50:.1f} lag_p99_ms={p99:.1f} spooled_points={service.writer.stats.spooled_points}"
     ]
+    incidents = service.incidents.status()
+    for site, doc in incidents["sites"].items():
+        states = ", ".join(f"{kind} {c['state']}" for kind, c in doc["capabilities"].items())
+        lines.append(f"  {site}: {states}")
+    for incident in incidents["open"]:
+        lines.append(f"  OPEN {incident['site']}/{incident['kind']} since {incident['since']}: check "
+                     f"{incident['check']} fails at {incident['failed_step'] or 'the journey'} ({incident['outcome']})")
+    for incident in incidents["recent"]:
+        lines.append(f"  RESOLVED {incident['site']}/{incident['kind']} {incident['since']} to "
+                     f"{incident['resolved_at']} ({incident['duration_s']:.0f}s)")
     for entry in service.status.checks.values():
         last = entry.last
         if last is None:

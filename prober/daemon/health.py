@@ -3,9 +3,12 @@
 * ``/healthz`` → 200 ``{"status": "ok"}`` while the scheduler runs; 503
   ``{"status": "stopping"}`` (or ``starting``) otherwise — what a load balancer, Docker's
   HEALTHCHECK or a Kubernetes probe asks.
-* ``/status`` → the latest result of every site × check (outcome, success, duration_ms,
-  failed_step, error, time, consecutive failures), scheduler figures (schedule lag
-  p50/p99, overlaps, lockouts) and writer counters. Results are redacted already; no
+* ``/status`` → per site × capability its state (ok / degraded / outage) and since
+  when, the open and recently resolved incidents (failing step, outcome, short error),
+  the notifiers' counters (sent, failed, dropped, pending, silenced), the latest result
+  of every site × check (outcome, success, duration_ms, failed_step, error, time,
+  consecutive failures), scheduler figures (schedule lag p50/p99, overlaps), lockouts
+  and writer counters. Results are redacted already; no
   URL, credential or token is part of the document.
 """
 

@@ -33,6 +33,7 @@ from prober.daemon.status import StatusStore
 from prober.incidents import IncidentService
 from prober.journey.plan import JourneyPlan
 from prober.journey.results import JourneyResult
+from prober.timefmt import utc_iso
 from prober.writer.points import prober_point
 from prober.writer.writer import ResultWriter
 
@@ -92,11 +93,12 @@ class ProberService:
         # ── Result consumers, in the order they receive each result. ──────────────
         # Started in this order, closed in reverse: the writer first in, last out, so
         # whatever the others write while closing is still flushed or spooled.
+        self.incidents = IncidentService(loaded.config, self.writer)
         self.consumers: list[ResultConsumer] = [
             self.writer_consumer,
             self.status,
             self.lockout,
-            IncidentService(loaded.config, self.writer),
+            self.incidents,
             *consumers,
         ]
         self.scheduler = JourneyScheduler(
@@ -236,7 +238,7 @@ class ProberService:
             "location": self.loaded.config.prober.location,
             "config": {
                 "files": [str(Path(f)) for f in self.loaded.files],
-                "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
+                "loaded_at": utc_iso(self.loaded_at),
                 "reloads": self.reloads,
                 "last_reload_error": self.last_reload_error,
             },
@@ -251,10 +253,8 @@ class ProberService:
                 "lockout_skips": self.scheduler.lockout_skips,
                 "schedule_lag_ms": {"p50": round(p50, 3), "p99": round(p99, 3)},
             },
-            "lockout": {
-                site: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
-                for site, until in self.lockout.locked_sites().items()
-            },
+            "lockout": {site: utc_iso(until) for site, until in self.lockout.locked_sites().items()},
             "writer": dataclasses.asdict(self.writer.stats),
+            "incidents": self.incidents.status(),
             "checks": self.status.snapshot(),
         }

@@ -22,6 +22,7 @@ from typing import Literal
 
 from prober.incidents.tracker import CheckKey, Incident
 from prober.journey.results import KINDS
+from prober.timefmt import utc_iso
 
 State = Literal["ok", "degraded", "outage", "unknown"]
 
@@ -81,13 +82,50 @@ def site_summary(site: str, states: dict[tuple[str, str], CapabilityState]) -> s
     return f"every checked capability failing: {listed}"
 
 
-def status_document(states: dict[tuple[str, str], CapabilityState]) -> dict[str, dict]:
-    """JSON for a live status page: ``{site: {"summary": ..., "capabilities": {kind: state}}}``."""
-    sites = sorted({site for site, _ in states})
+def _iso(ns: int | None) -> str | None:
+    return utc_iso(ns / 1e9) if ns else None
+
+
+def incident_document(incident: Incident) -> dict:
+    """An incident as ``/status`` and the status page show it (already redacted text)."""
     return {
-        site: {
-            "summary": site_summary(site, states),
-            "capabilities": {kind: s.state for (name, kind), s in sorted(states.items()) if name == site},
-        }
-        for site in sites
+        "id": incident.id,
+        "site": incident.site,
+        "kind": incident.kind,
+        "check": incident.check,
+        "location": incident.location,
+        "since": _iso(incident.since_ns),
+        "resolved_at": _iso(incident.resolved_ns),
+        "duration_s": round(incident.duration_s, 3),
+        "failed_step": incident.failed_step,
+        "outcome": incident.outcome,
+        "error": incident.error,
+        "flapping": incident.flapping,
     }
+
+
+def status_document(
+    states: dict[tuple[str, str], CapabilityState], changed_ns: dict[tuple[str, str], int] | None = None
+) -> dict[str, dict]:
+    """``{site: {"summary": ..., "capabilities": {kind: {"state", "since", "incidents"}}}}``.
+
+    ``since`` is when the capability entered its state: the start of its oldest open
+    incident while failing, the last resolution while ok (``None``: ok since the prober
+    started, as far as it knows). ``changed_ns`` holds those resolution times.
+    """
+    changed_ns = changed_ns or {}
+    sites = sorted({site for site, _ in states})
+    out: dict[str, dict] = {}
+    for site in sites:
+        capabilities = {}
+        for (name, kind), state in sorted(states.items(), key=lambda item: KINDS.index(item[0][1])):
+            if name != site:
+                continue
+            since = min((i.since_ns for i in state.incidents), default=None) if state.failing else changed_ns.get((site, kind))
+            capabilities[kind] = {
+                "state": state.state,
+                "since": _iso(since),
+                "incidents": [incident_document(i) for i in sorted(state.incidents, key=lambda i: i.since_ns)],
+            }
+        out[site] = {"summary": site_summary(site, states), "capabilities": capabilities}
+    return out

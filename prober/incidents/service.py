@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,7 +31,13 @@ import aiohttp
 
 from prober.config.incidents import IncidentsConfig
 from prober.config.model import Config
-from prober.incidents.capability import CapabilityState, capability_states, site_summary, status_document
+from prober.incidents.capability import (
+    CapabilityState,
+    capability_states,
+    incident_document,
+    site_summary,
+    status_document,
+)
 from prober.incidents.store import StateStore
 from prober.incidents.tracker import CheckKey, IncidentEvent, Observation, Thresholds, Tracker
 from prober.journey.results import JourneyResult, Outcome
@@ -42,6 +49,10 @@ from prober.writer.points import incident_point
 log = logging.getLogger("prober.incidents")
 
 SAVE_INTERVAL = 1.0
+EVENTS_KEPT = 1000
+"""State changes kept in memory for the live status."""
+RECENT = 20
+"""Resolved incidents ``/status`` lists."""
 
 
 class LineWriter(Protocol):
@@ -120,8 +131,10 @@ class IncidentService:
         self._dirty = False
         self._save_now = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        self.events: list[IncidentEvent] = []
-        """Every state change since start (for tests and the live status)."""
+        self.events: deque[IncidentEvent] = deque(maxlen=EVENTS_KEPT)
+        """The latest state changes (for the live status; bounded: the daemon runs for months)."""
+        self._resolved_at: dict[tuple[str, str], int] = {}
+        """Per site × capability, when its last incident was resolved (``since`` of an ok state)."""
         self.silenced = 0
         restored = self.tracker.open_incidents()
         if restored:
@@ -180,6 +193,8 @@ class IncidentService:
     def _changed(self, event: IncidentEvent) -> None:
         incident = event.incident
         self.events.append(event)
+        if event.event == "resolved" and incident.resolved_ns is not None:
+            self._resolved_at[(incident.site, incident.kind)] = incident.resolved_ns
         line = incident_point(
             site=incident.site, check=incident.check, kind=incident.kind, location=incident.location,
             state=event.state, reason=incident.reason, failed_step=incident.failed_step,
@@ -216,8 +231,25 @@ class IncidentService:
         """State of every site × capability (see :mod:`prober.incidents.capability`)."""
         return capability_states(self._known.items(), self.tracker.open_incidents())
 
-    def status(self) -> dict[str, dict]:
-        return status_document(self.capabilities())
+    def status(self) -> dict[str, Any]:
+        """What ``/status`` and the status page show of incidents: each site ×
+        capability's state and since when, the open incidents, the recently resolved
+        ones, and the notifiers' counters."""
+        recent = [e.incident for e in reversed(self.events) if e.event == "resolved"][:RECENT]
+        dispatcher = self.dispatcher
+        return {
+            "sites": status_document(self.capabilities(), self._resolved_at),
+            "open": [incident_document(i) for i in sorted(self.tracker.open_incidents(), key=lambda i: i.since_ns)],
+            "recent": [incident_document(i) for i in recent],
+            "notifications": {
+                "notifiers": len(dispatcher.configs),
+                "sent": dispatcher.sent,
+                "failed": dispatcher.failed,
+                "dropped": dispatcher.dropped,
+                "pending": dispatcher.pending,
+                "silenced": self.silenced,
+            },
+        }
 
     # ── background loops ───────────────────────────────────────────────────────────
     def _save(self) -> None:
