@@ -69,6 +69,9 @@ def _chunk(data: bytes) -> bytes:
 async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
     writer.write(data)
     await writer.drain()
+    # drain() returns without suspending while the kernel takes the data; yield anyway,
+    # so that a server sharing its loop with the client under test never hogs it.
+    await asyncio.sleep(0)
 
 
 def _size(query: dict[str, str], default: int) -> int:
@@ -102,13 +105,15 @@ async def _endless(writer: asyncio.StreamWriter, query: dict[str, str]) -> None:
 
 
 async def _zero_blocks(writer: asyncio.StreamWriter, blocks: int | None, framed: bool) -> int:
-    """Send ``blocks`` deflated zero blocks (forever when None); returns their CRC-32."""
+    """Send ``blocks`` deflated zero blocks (forever when None); returns the CRC-32 of
+    what they inflate to (0 for an endless stream, which has no trailer)."""
     crc, sent = 0, 0
     zeros = bytes(_BLOCK)
     piece = _chunk(_ZERO_BLOCK) if framed else _ZERO_BLOCK
     while blocks is None or sent < blocks:
         await _send(writer, piece)
-        crc = zlib.crc32(zeros, crc)
+        if blocks is not None:
+            crc = zlib.crc32(zeros, crc)
         sent += 1
     return crc
 
