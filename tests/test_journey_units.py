@@ -11,7 +11,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from prober.config.model import Assertion, Extract
-from prober.config.types import parse_duration
+from prober.config.types import format_size, parse_duration, parse_size
 from prober.journey.checks import CompiledAssertion, CompiledExtract, Response
 from prober.journey.failures import classify
 from prober.journey.http import PhaseClock
@@ -30,6 +30,23 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(("text", "size"), [("512KiB", 524288), ("10MiB", 10485760), ("1GiB", 1 << 30),
+                                            ("500KB", 500000), ("1mb", 1000000), ("1.5KiB", 1536), ("100B", 100)])
+def test_sizes(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "10", "MiB", "10 parsecs", "10MiBs", "-1KiB", "1TiB"])
+def test_bad_sizes(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid size"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize(("size", "text"), [(10 << 20, "10 MiB"), (1536, "1.5 KiB"), (999, "999 B"), (1 << 30, "1 GiB")])
+def test_sizes_are_shown_in_binary_units(size: int, text: str) -> None:
+    assert format_size(size) == text
 
 
 def test_templates_render_nested_values_and_constants_stay_constant() -> None:

@@ -30,7 +30,7 @@ from prober.config.daemon import DaemonConfig
 from prober.config.incidents import IncidentsConfig
 from prober.notify.providers import NotifierConfig
 from prober.config.influxdb import InfluxDBConfig
-from prober.config.types import STRICT, Duration, read_secret_file
+from prober.config.types import STRICT, ByteSize, Duration, read_secret_file
 from prober.journey.results import Kind
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -39,6 +39,7 @@ MUTATING_KINDS = frozenset({"transfer", "cards"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_VALUE_NAMES = frozenset({"run", "uuid", "now"})
+DEFAULT_MAX_BODY = 10 << 20
 
 
 
@@ -253,6 +254,8 @@ class Step(BaseModel):
     """Latency budget: a slower answer fails the step with outcome ``slow``."""
     timeout: Duration | None = None
     """Cap for this step; defaults to the site's ``timeout``."""
+    max_body: ByteSize | None = None
+    """Largest response body read, after decompression; defaults to the site's."""
     always_run: bool = False
     """Cleanup step: runs even when an earlier step failed or the journey timed out."""
     follow_redirects: bool = True
@@ -332,6 +335,9 @@ class Site(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: Duration = 10.0
     """Default per-step timeout."""
+    max_body: ByteSize = DEFAULT_MAX_BODY
+    """Default largest response body a step reads (decompressed bytes); a larger one
+    ends the step with outcome ``error``."""
     tls: TLSConfig = Field(default_factory=TLSConfig)
     vars: dict[str, str] = Field(default_factory=dict)
     """Plain values for templates (usernames, account ids, IBANs)."""

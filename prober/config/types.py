@@ -2,7 +2,8 @@
 
 Every section is a pydantic model built with :data:`STRICT`: unknown keys are errors,
 values are never coerced across types (``"10"`` is not an int), and durations are written
-the way people write them (``"30s"``, ``"500ms"``, ``"1m30s"``) and held as float seconds.
+the way people write them (``"30s"``, ``"500ms"``, ``"1m30s"``) and held as float seconds,
+sizes likewise (``"512KiB"``, ``"10MiB"``) and held as int bytes.
 """
 
 from __future__ import annotations
@@ -52,6 +53,42 @@ Duration = Annotated[float, BeforeValidator(_positive_duration)]
 
 DurationOrZero = Annotated[float, BeforeValidator(parse_duration)]
 """A duration ≥ 0 written as a string, held as seconds."""
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMG]i?B|B)", re.IGNORECASE)
+_UNIT_BYTES = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
+MAX_BYTE_SIZE = 1 << 30
+"""Sizes are held in memory (a response body), so none may exceed 1 GiB."""
+
+
+def parse_size(value: object) -> int:
+    """Turn ``"512KiB"``, ``"10MiB"`` or ``"1MB"`` into bytes (KiB = 1024, KB = 1000).
+
+    Numbers are refused, as for durations: a bare ``10`` could mean bytes or megabytes.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"expected a size string such as \"10MiB\", got {type(value).__name__} {value!r}")
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"invalid size {value!r} (write e.g. \"512KiB\", \"10MiB\", \"1GiB\")")
+    size = int(float(match.group(1)) * _UNIT_BYTES[match.group(2).lower()])
+    if size <= 0:
+        raise ValueError(f"size {value!r} must be greater than zero")
+    if size > MAX_BYTE_SIZE:
+        raise ValueError(f"size {value!r} is over 1GiB")
+    return size
+
+
+def format_size(size: int) -> str:
+    """``10485760`` → ``"10 MiB"``, ``1536`` → ``"1.5 KiB"``, ``999`` → ``"999 B"``."""
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor:
+            return f"{size / factor:.4g} {unit}"
+    return f"{size} B"
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_size)]
+"""A size in bytes > 0 (at most 1 GiB) written as a string: ``"512KiB"``, ``"10MiB"``."""
 
 
 def read_secret_file(path: str) -> str:

@@ -14,6 +14,12 @@ aiohttp's exceptions, and how they are classified::
      │    ├── ServerDisconnectedError, ClientOSError .............. connect
      │    └── ServerTimeoutError .................................. timeout
      └── ClientResponseError, ClientPayloadError, TooManyRedirects  error
+    BodyTooLarge (the body passed the step's max_body) ................ error
+
+The parser's own exception hangs on the ``__cause__`` chain of ClientResponseError and
+ClientPayloadError, and says what was wrong: a header line or too many headers, a body
+cut short (fewer bytes than its Content-Length, or a chunked body without its last
+chunk), a Content-Encoding that cannot be decoded.
 
 Error strings name the class of failure and the host:port, never the URL (its query may
 carry a token), a request body or a header value.
@@ -25,7 +31,15 @@ import asyncio
 import socket
 
 import aiohttp
+from aiohttp.http_exceptions import (
+    BadHttpMessage,
+    ContentEncodingError,
+    ContentLengthError,
+    LineTooLong,
+    TransferEncodingError,
+)
 
+from prober.journey.http import MAX_FIELD_SIZE, MAX_HEADERS, BodyTooLarge
 from prober.journey.results import Outcome
 
 
@@ -48,6 +62,10 @@ def classify(exc: BaseException) -> tuple[Outcome, str]:
         return Outcome.CONNECT, f"connect: {_reason(exc)}"
     if isinstance(exc, aiohttp.TooManyRedirects):
         return Outcome.ERROR, "error: too many redirects"
+    if isinstance(exc, BodyTooLarge):
+        return Outcome.ERROR, f"error: {exc}"
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError) and (problem := _parser_problem(exc)):
+        return Outcome.ERROR, f"error: {problem}"
     if isinstance(exc, aiohttp.ClientPayloadError):
         return Outcome.ERROR, "error: response body cut short or malformed"
     if isinstance(exc, aiohttp.ClientResponseError):
@@ -60,6 +78,24 @@ def classify(exc: BaseException) -> tuple[Outcome, str]:
 _DNS_ERRORS: tuple[type[BaseException], ...] = tuple(
     t for t in (getattr(aiohttp, "ClientConnectorDNSError", None),) if t is not None
 )
+
+
+def _parser_problem(exc: BaseException) -> str | None:
+    """What the HTTP parser found wrong, from the exception chain; None when unknown."""
+    cause: BaseException | None = exc
+    for _ in range(5):
+        cause = cause.__cause__ if cause is not None else None
+        if cause is None:
+            return None
+        if isinstance(cause, LineTooLong):
+            return f"response status or header line over {MAX_FIELD_SIZE} bytes"
+        if isinstance(cause, ContentLengthError | TransferEncodingError):
+            return "body cut short"
+        if isinstance(cause, ContentEncodingError):
+            return "cannot decode the body's Content-Encoding"
+        if isinstance(cause, BadHttpMessage) and "too many headers" in str(cause.message).lower():
+            return f"more than {MAX_HEADERS} response headers"
+    return None
 
 
 def _where(exc: aiohttp.ClientConnectorError) -> str:

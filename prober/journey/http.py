@@ -10,6 +10,14 @@ apart from TCP.
 Each journey run gets its own session (:func:`open_session`): its first request pays for
 a fresh connection as a customer's would, later steps of the run may reuse it, and the
 cookie jar lives exactly as long as the run.
+
+Answers are bounded: response headers by aiohttp's parser limits (:data:`MAX_FIELD_SIZE`,
+:data:`MAX_HEADERS`), bodies by :class:`BodyReader`, which streams the body and stops at
+the step's ``max_body``, counted after decompression. It reads with ``readany()`` rather
+than ``read()``: ``read()`` without a size lifts aiohttp's cap on how much one compressed
+chunk may inflate to at once, so a decompression bomb would be inflated whole, in memory
+and on the event loop. With the cap in place each call inflates at most the stream's
+buffer limit (256 KiB), and the loop stays free between calls.
 """
 
 from __future__ import annotations
@@ -33,7 +41,67 @@ from aiohttp.client_exceptions import (
 )
 from aiohttp.helpers import ceil_timeout
 
+from prober.config.types import format_size
 from prober.journey.results import Phases
+
+MAX_FIELD_SIZE = 8190
+"""Longest response status or header line aiohttp accepts, in bytes (its default, and
+nginx's); a longer one ends the step with outcome ``error``."""
+MAX_HEADERS = 128
+"""Most response headers accepted (aiohttp's default)."""
+
+
+class BodyTooLarge(Exception):
+    """The response body grew past the step's ``max_body`` (after decompression)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body over max_body ({format_size(limit)})")
+        self.limit = limit
+
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class BodyReader:
+    """Reads one response body, at most ``limit`` bytes after decompression.
+
+    ``received`` counts the (decompressed) bytes read so far, so that a body cut short,
+    stopped at the limit or still arriving at the timeout is reported with what came.
+    """
+
+    __slots__ = ("limit", "received")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.received = 0
+
+    async def read(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The whole body; raises :class:`BodyTooLarge` (and closes the connection)
+        as soon as it is known to exceed the limit."""
+        declared = resp.content_length
+        if (
+            declared is not None
+            and declared > self.limit
+            and resp.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
+            and resp.method != "HEAD"
+            and resp.status not in _NO_BODY_STATUSES
+        ):
+            resp.close()
+            raise BodyTooLarge(self.limit)
+        chunks: list[bytes] = []
+        content = resp.content
+        while chunk := await content.readany():
+            self.received += len(chunk)
+            if self.received > self.limit:
+                resp.close()
+                raise BodyTooLarge(self.limit)
+            chunks.append(chunk)
+            # readany() returns without suspending while data is buffered, and taking
+            # data out inflates the next piece of a compressed body in the same call:
+            # without this, a fast or compressed body would be read in one stretch
+            # that the event loop cannot interrupt.
+            await asyncio.sleep(0)
+        return b"".join(chunks)
 
 
 class PhaseClock:
@@ -181,6 +249,9 @@ def open_session(ssl_context: ssl.SSLContext | bool) -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=None),
         trace_configs=[TRACE_CONFIG],
         auto_decompress=True,
+        max_line_size=MAX_FIELD_SIZE,
+        max_field_size=MAX_FIELD_SIZE,
+        max_headers=MAX_HEADERS,
         raise_for_status=False,
     )
 

@@ -39,6 +39,8 @@ class StepPlan:
     extracts: tuple[CompiledExtract, ...]
     max_duration: float | None
     timeout: float
+    max_body: int
+    """Largest response body read, in bytes after decompression."""
     always_run: bool
     follow_redirects: bool
     poll_attempts: int
@@ -205,6 +207,7 @@ def _compile_step(site: Site, check: Check, step: Step, index: int) -> StepPlan:
         extracts=tuple(CompiledExtract.build(n, e) for n, e in step.extract.items()),
         max_duration=step.max_duration,
         timeout=step.timeout or site.timeout,
+        max_body=step.max_body or site.max_body,
         always_run=step.always_run,
         follow_redirects=step.follow_redirects,
         poll_attempts=step.poll.attempts if step.poll else 1,

@@ -32,7 +32,8 @@ class Outcome(str, enum.Enum):
     tls         TLS handshake or certificate verification failed
     skipped     the step or journey was not run (an earlier step failed, a value it
                 needs is missing, or the check is backing off)
-    error       anything else: malformed HTTP, unreadable body, an internal error
+    error       anything else: malformed HTTP, a body cut short, over ``max_body`` or
+                with an undecodable encoding, oversized headers, an internal error
     ========== ============================================================================
     """
 

@@ -24,7 +24,7 @@ import aiohttp
 
 from prober.journey.checks import Response
 from prober.journey.failures import classify, status_outcome
-from prober.journey.http import PhaseClock, bind_clock, open_session, unbind_clock
+from prober.journey.http import BodyReader, PhaseClock, bind_clock, open_session, unbind_clock
 from prober.journey.plan import JourneyPlan, StepPlan
 from prober.journey.redact import Redactor
 from prober.journey.results import JourneyResult, Outcome, StepResult
@@ -197,11 +197,14 @@ async def _exchange(
         kwargs["json"] = request.body
     elif request.body_kind is not None:
         kwargs["data"] = request.body
+    reader = BodyReader(step.max_body)
+    status: int | None = None
     clock.start = perf_counter()
     try:
         async with asyncio.timeout(budget):
             async with session.request(request.method, request.url, **kwargs) as resp:
-                body = await resp.read()
+                status = resp.status
+                body = await reader.read(resp)
                 clock.end = perf_counter()
                 cookies = {name: morsel.value for name, morsel in resp.cookies.items()}
                 response = Response(resp.status, resp.headers, body, cookies)
@@ -210,8 +213,10 @@ async def _exchange(
         outcome, error = classify(exc)
         if outcome is Outcome.ERROR and not isinstance(exc, aiohttp.ClientError):
             log.warning("step %s raised %s", step.name, type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+        # Headers may have come before the failure (a body cut short, too large, too slow):
+        # the status and the bytes that did arrive are part of what happened.
         return StepResult(name=step.name, outcome=outcome, duration_ms=(clock.end - clock.start) * 1000.0,
-                          phases=clock.phases(), error=error), None
+                          phases=clock.phases(), http_status=status, bytes=reader.received, error=error), None
     finally:
         unbind_clock(token)
     result = StepResult(
@@ -220,7 +225,7 @@ async def _exchange(
         duration_ms=(clock.end - clock.start) * 1000.0,
         phases=clock.phases(),
         http_status=response.status,
-        bytes=len(body),
+        bytes=reader.received,
     )
     return result, response
 
