@@ -124,9 +124,9 @@ async def play(name: str, *, window_s: float = 4.0, interval: float = 0.05, seed
                 counted = not result.success and result.failed_step not in service._login_steps.get(
                     (result.site, result.check), ())
                 report.runs.setdefault(plan.kind, []).append((result.started_at_ns / 1e9, counted))
-                for event in service.events[seen:]:
+                for event in service.changes_since(seen):
                     report.events.append((event.event, event.incident.kind, event.at_ns / 1e9))
-                seen = len(service.events)
+                seen = service.changes
                 await asyncio.sleep(interval)
 
         tasks = [asyncio.create_task(loop(p)) for p in loaded.plans]

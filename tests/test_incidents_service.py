@@ -77,8 +77,9 @@ async def test_login_failures_are_not_counted_against_other_capabilities(tmp_pat
     for i in range(3):
         service.consume(result(check="accounts", kind="accounts", ok=False, i=i, step="balances"))
     assert [i.kind for i in service.tracker.open_incidents()] == ["accounts"]
-    status = service.status()["simbank"]
-    assert status["capabilities"]["accounts"] == "outage" and status["capabilities"]["login"] == "ok"
+    status = service.status()["sites"]["simbank"]
+    assert status["capabilities"]["accounts"]["state"] == "outage"
+    assert status["capabilities"]["login"]["state"] == "ok"
     assert status["summary"].startswith("partial outage: accounts (outage); ok: login")
 
 

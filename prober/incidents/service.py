@@ -133,6 +133,8 @@ class IncidentService:
         self._tasks: list[asyncio.Task] = []
         self.events: deque[IncidentEvent] = deque(maxlen=EVENTS_KEPT)
         """The latest state changes (for the live status; bounded: the daemon runs for months)."""
+        self.changes = 0
+        """State changes since start (``events`` keeps only the latest)."""
         self._resolved_at: dict[tuple[str, str], int] = {}
         """Per site × capability, when its last incident was resolved (``since`` of an ok state)."""
         self.silenced = 0
@@ -193,6 +195,7 @@ class IncidentService:
     def _changed(self, event: IncidentEvent) -> None:
         incident = event.incident
         self.events.append(event)
+        self.changes += 1
         if event.event == "resolved" and incident.resolved_ns is not None:
             self._resolved_at[(incident.site, incident.kind)] = incident.resolved_ns
         line = incident_point(
@@ -230,6 +233,11 @@ class IncidentService:
     def capabilities(self) -> dict[tuple[str, str], CapabilityState]:
         """State of every site × capability (see :mod:`prober.incidents.capability`)."""
         return capability_states(self._known.items(), self.tracker.open_incidents())
+
+    def changes_since(self, seen: int) -> list[IncidentEvent]:
+        """The state changes after the first ``seen`` (as many as ``events`` still holds)."""
+        fresh = min(self.changes - seen, len(self.events))
+        return list(self.events)[len(self.events) - fresh:] if fresh > 0 else []
 
     def status(self) -> dict[str, Any]:
         """What ``/status`` and the status page show of incidents: each site ×
