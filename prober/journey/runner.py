@@ -5,6 +5,10 @@ what to expect. A step's budget is its own timeout, cut to what is left of the j
 ``always_run`` (cleanup) steps keep their full step timeout even after the journey's
 budget is spent or an earlier step failed, so a frozen test card is always unfrozen.
 
+An internal error (a bug, a ``RecursionError`` on a pathological answer…) ends the step
+it happened in with outcome ``error`` and a message naming only the exception's class
+and the step; cleanup steps still run, and the other journeys are not affected.
+
 Nothing is retried: a failure is what the prober exists to record, and a mutating step
 sent twice could move money twice. ``poll`` steps (read-only by construction) repeat
 until the bank reports the expected state.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 import uuid
 from dataclasses import dataclass
 from time import perf_counter
@@ -63,18 +68,59 @@ def _run_info(plan: JourneyPlan, wall_ns: int) -> RunInfo:
 
 
 async def run_journey(plan: JourneyPlan) -> JourneyResult:
-    """Run every step of ``plan`` once and return the typed result. Never raises for
-    anything the bank or the network does."""
+    """Run every step of ``plan`` once and return the typed result. Never raises, except
+    ``CancelledError``: what the bank or the network does becomes an outcome, and so does
+    an internal error (outcome ``error``)."""
     wall_ns = time.time_ns()
     started = perf_counter()
     run = _run_info(plan, wall_ns)
     values: dict[str, Any] = {**plan.values, "run": run}
     redact = Redactor(plan.secrets)
+    results: list[StepResult] = []
+    try:
+        await _run_steps(plan, values, redact, run, results)
+    except Exception as exc:  # noqa: BLE001 - a bug outside any step (opening the session…)
+        _log_internal(plan, "", exc, redact)
+        results.append(StepResult(name="", outcome=Outcome.ERROR, error=_internal(exc, ""), started_at_ns=wall_ns))
+    failure = next((r for r in results if r.outcome not in (Outcome.OK, Outcome.SKIPPED)), None)
+    if failure is None:
+        failure = next((r for r in results if r.outcome is not Outcome.OK), None)
+    return JourneyResult(
+        site=plan.site,
+        check=plan.check,
+        kind=plan.kind,
+        location=plan.location,
+        outcome=failure.outcome if failure else Outcome.OK,
+        started_at_ns=wall_ns,
+        duration_ms=(perf_counter() - started) * 1000.0,
+        steps=[r for r in results if r.name],
+        failed_step=failure.name if failure else "",
+        error=failure.error if failure else "",
+        run_id=run.id,
+    )
+
+
+def _internal(exc: BaseException, step: str) -> str:
+    """The error string of an internal error: the class and where, never its message
+    (which may quote a value from the answer)."""
+    where = f" in step {step}" if step else ""
+    return f"error: internal {type(exc).__name__}{where}"
+
+
+def _log_internal(plan: JourneyPlan, step: str, exc: BaseException, redact: Redactor) -> None:
+    log.warning("check %s/%s: %s", plan.site, plan.check, _internal(exc, step))
+    if log.isEnabledFor(logging.DEBUG):
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-20))
+        log.debug("internal error of %s/%s:\n%s", plan.site, plan.check, redact(trace))
+
+
+async def _run_steps(
+    plan: JourneyPlan, values: dict[str, Any], redact: Redactor, run: RunInfo, results: list[StepResult]
+) -> None:
+    """Run the steps of ``plan``, appending each one's result to ``results``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + plan.timeout
-    results: list[StepResult] = []
     failure: StepResult | None = None
-
     async with open_session(plan.ssl_context) as session:
         for step in plan.steps:
             if failure is not None and not step.always_run:
@@ -88,26 +134,16 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
             if budget <= 0:
                 result = _not_run(step, f"timeout: journey budget of {plan.timeout:g}s spent", Outcome.TIMEOUT)
             else:
-                result = await _run_step(session, step, values, redact, run, budget, plan, cut_by_journey)
+                step_started = time.time_ns()
+                try:
+                    result = await _run_step(session, step, values, redact, run, budget, plan, cut_by_journey)
+                except Exception as exc:  # noqa: BLE001 - a bug becomes this step's outcome
+                    _log_internal(plan, step.name, exc, redact)
+                    result = _not_run(step, _internal(exc, step.name), Outcome.ERROR)
+                    result.started_at_ns = step_started
             results.append(result)
             if failure is None and result.outcome not in (Outcome.OK, Outcome.SKIPPED):
                 failure = result
-
-    if failure is None:
-        failure = next((r for r in results if r.outcome is not Outcome.OK), None)
-    return JourneyResult(
-        site=plan.site,
-        check=plan.check,
-        kind=plan.kind,
-        location=plan.location,
-        outcome=failure.outcome if failure else Outcome.OK,
-        started_at_ns=wall_ns,
-        duration_ms=(perf_counter() - started) * 1000.0,
-        steps=results,
-        failed_step=failure.name if failure else "",
-        error=failure.error if failure else "",
-        run_id=run.id,
-    )
 
 
 def _not_run(step: StepPlan, reason: str, outcome: Outcome = Outcome.SKIPPED) -> StepResult:
@@ -248,11 +284,12 @@ def _judge(step: StepPlan, response: Response, result: StepResult, values: dict[
         except LookupError as exc:
             missing = missing or str(exc)
             continue
-        if extract.secret and isinstance(value, str):
-            redact.add(value)
+        if extract.secret:
+            for text in _secret_texts(value):
+                redact.add(text)
         taken[extract.name] = value
     for assertion in step.assertions:
-        if (problem := assertion.check(response, values)) is not None:
+        if (problem := assertion.check(response, values, redact)) is not None:
             result.outcome, result.error = Outcome.ASSERTION, f"assertion failed: {problem}"
             return
     if missing:
@@ -262,3 +299,16 @@ def _judge(step: StepPlan, response: Response, result: StepResult, values: dict[
     if step.max_duration is not None and result.duration_ms > step.max_duration * 1000.0:
         result.outcome = Outcome.SLOW
         result.error = f"slow: {result.duration_ms:.0f} ms over the {step.max_duration * 1000.0:.0f} ms budget"
+
+
+def _secret_texts(value: Any) -> list[str]:
+    """The strings a secret value extracted from JSON may be quoted as: itself, or each
+    of its scalars when it is an object or an array."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, int | float):
+        return [str(value)]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return [text for item in items for text in _secret_texts(item)]
