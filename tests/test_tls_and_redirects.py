@@ -73,3 +73,50 @@ async def test_redirect_to_another_host_carries_no_credentials(tmp_path: Path) -
     assert "Authorization" not in away[0].headers
     assert "Cookie" not in away[0].headers
     assert TOKEN not in str(away[0]) and SESSION not in str(away[0])
+
+
+async def test_redirect_to_another_host_drops_secret_headers_and_refuses_secret_bodies(tmp_path: Path) -> None:
+    api_key = "ak_live_" + "Mf3Zt7Qa" * 4
+    async with HostileBank() as bank, HostileBank(host="127.0.0.2") as other:
+        (tmp_path / "t.toml").write_text(f"""
+[[sites]]
+name = "bank"
+base_url = "{bank.url}"
+timeout = "5s"
+headers = {{ X-Api-Key = "{{{{ api_key }}}}", X-Client = "prober" }}
+[sites.secrets]
+api_key = "{api_key}"
+password = "pw-Hq83Lx02"
+[[sites.checks]]
+name = "c"
+kind = "accounts"
+interval = "60s"
+timeout = "10s"
+[[sites.checks.steps]]
+name = "away"
+path = "/redirect"
+query = {{ to = "{other.url}/landing" }}
+[[sites.checks.steps]]
+name = "home"
+path = "/redirect"
+query = {{ to = "{bank.url}/landing" }}
+[[sites.checks.steps]]
+name = "grant"
+method = "POST"
+path = "/redirect"
+query = {{ to = "{other.url}/ok", code = "307" }}
+form = {{ password = "{{{{ password }}}}" }}
+always_run = true
+""")
+        result = await run_journey(load(tmp_path / "t.toml", environ={}).plans[0])
+        away, home = other.seen("/landing"), bank.seen("/landing")
+    assert result.steps[0].outcome is Outcome.OK and result.steps[1].outcome is Outcome.OK
+    assert len(away) == len(home) == 1
+    assert home[0].headers.get("X-Api-Key") == api_key  # same origin: sent, the test can see it
+    assert "X-Api-Key" not in away[0].headers and away[0].headers.get("X-Client") == "prober"
+    # A 307 re-sends method and body: the password grant is not sent to the other host.
+    grant = result.steps[2]
+    assert (grant.name, grant.outcome) == ("grant", Outcome.ERROR)
+    assert grant.error == "error: redirect to another origin would re-send a secret in the body"
+    assert other.seen("/ok") == []
+    assert api_key not in str(other.requests)

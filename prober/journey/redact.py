@@ -62,6 +62,10 @@ class Redactor:
         if len(value) >= MIN_SECRET and value not in self._secrets:
             self._secrets.append(value)
 
+    def holds(self, text: str) -> bool:
+        """Whether ``text`` contains a whole secret (cheap: no fragment index)."""
+        return any(secret in text for secret in self._secrets)
+
     def __call__(self, text: str) -> str:
         if not text or not self._secrets:
             return text

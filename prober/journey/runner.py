@@ -32,6 +32,7 @@ from prober.journey.failures import classify, status_outcome
 from prober.journey.http import BodyReader, PhaseClock, bind_clock, open_session, unbind_clock
 from prober.journey.plan import JourneyPlan, StepPlan
 from prober.journey.redact import Redactor
+from prober.journey.redirects import Middleware, origin_guard
 from prober.journey.results import JourneyResult, Outcome, StepResult
 from prober.journey.templating import UndefinedValue
 
@@ -195,7 +196,7 @@ async def _run_step(
     attempts = 0
     while True:
         attempts += 1
-        result, response = await _exchange(session, step, request, max(step_deadline - perf_counter(), 0.0))
+        result, response = await _exchange(session, step, request, max(step_deadline - perf_counter(), 0.0), redact)
         if response is not None:
             _judge(step, response, result, values, redact)
         polling_again = (
@@ -219,7 +220,7 @@ async def _run_step(
 
 
 async def _exchange(
-    session: aiohttp.ClientSession, step: StepPlan, request: _Request, budget: float
+    session: aiohttp.ClientSession, step: StepPlan, request: _Request, budget: float, redact: Redactor
 ) -> tuple[StepResult, Response | None]:
     clock = PhaseClock()
     token = bind_clock(clock)
@@ -233,6 +234,8 @@ async def _exchange(
         kwargs["json"] = request.body
     elif request.body_kind is not None:
         kwargs["data"] = request.body
+    if step.follow_redirects and (guard := _redirect_guard(request, redact)) is not None:
+        kwargs["middlewares"] = (guard,)
     reader = BodyReader(step.max_body)
     status: int | None = None
     clock.start = perf_counter()
@@ -266,6 +269,14 @@ async def _exchange(
     return result, response
 
 
+def _redirect_guard(request: _Request, redact: Redactor) -> Middleware | None:
+    """A guard for redirects to another origin when the request carries a secret
+    beyond what aiohttp already drops (see :mod:`prober.journey.redirects`)."""
+    headers = tuple(name for name, value in request.headers.items() if redact.holds(value))
+    body = request.body is not None and any(redact.holds(text) for text in _scalars(request.body))
+    return origin_guard(headers, body) if headers or body else None
+
+
 def _judge(step: StepPlan, response: Response, result: StepResult, values: dict[str, Any], redact: Redactor) -> None:
     """Status, then content, then extraction, then the latency budget.
 
@@ -285,7 +296,7 @@ def _judge(step: StepPlan, response: Response, result: StepResult, values: dict[
             missing = missing or str(exc)
             continue
         if extract.secret:
-            for text in _secret_texts(value):
+            for text in _scalars(value):
                 redact.add(text)
         taken[extract.name] = value
     for assertion in step.assertions:
@@ -301,9 +312,9 @@ def _judge(step: StepPlan, response: Response, result: StepResult, values: dict[
         result.error = f"slow: {result.duration_ms:.0f} ms over the {step.max_duration * 1000.0:.0f} ms budget"
 
 
-def _secret_texts(value: Any) -> list[str]:
-    """The strings a secret value extracted from JSON may be quoted as: itself, or each
-    of its scalars when it is an object or an array."""
+def _scalars(value: Any) -> list[str]:
+    """A value as the strings it may be quoted as: itself when a string, each of its
+    scalars when an object or an array (a secret extracted from JSON, a request body)."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, bool) or value is None:
@@ -311,4 +322,4 @@ def _secret_texts(value: Any) -> list[str]:
     if isinstance(value, int | float):
         return [str(value)]
     items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    return [text for item in items for text in _secret_texts(item)]
+    return [text for item in items for text in _scalars(item)]
