@@ -6,6 +6,7 @@ whose assertion raises (a stand-in for any bug in the prober).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,9 @@ async def test_deeply_nested_json_fails_its_check_and_every_check_prints(tmp_pat
 
 
 async def test_a_bug_in_a_step_is_that_journey_s_error_and_cleanup_still_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="prober.journey")
     original = CompiledAssertion.check
 
     def buggy(self: CompiledAssertion, response, values, *rest):  # noqa: ANN001
@@ -73,7 +75,8 @@ async def test_a_bug_in_a_step_is_that_journey_s_error_and_cleanup_still_runs(
         path.write_text(config(
             bank.url,
             check("buggy",
-                  step("token", "/oauth/token", '  form = { a = "b" }', method="POST")
+                  step("token", "/oauth/token", '  form = { a = "b" }\n  extract = { access_token = { json = "access_token" } }',
+                       method="POST")
                   + step("probe", "/ok", '  expect = [ { json = "status", equals = "ok", description = "explodes" } ]')
                   + step("after", "/ok")
                   + step("cleanup", "/landing", "  always_run = true")),
@@ -89,3 +92,7 @@ async def test_a_bug_in_a_step_is_that_journey_s_error_and_cleanup_still_runs(
         ("token", Outcome.OK), ("probe", Outcome.ERROR), ("after", Outcome.SKIPPED), ("cleanup", Outcome.OK)]
     assert len(cleanups) == 1
     assert results["fine"].outcome is Outcome.OK
+    # Logged by class, the traceback at debug level only, and without the exception's secret.
+    assert "check hostile/buggy step probe raised RecursionError" in caplog.text
+    assert "Traceback" in caplog.text and "maximum recursion depth exceeded near ***" in caplog.text
+    assert TOKEN[:8] not in caplog.text

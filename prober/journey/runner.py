@@ -81,7 +81,7 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
     try:
         await _run_steps(plan, values, redact, run, results)
     except Exception as exc:  # noqa: BLE001 - a bug outside any step (opening the session…)
-        _log_internal(plan, "", exc, redact)
+        _log_internal(f"check {plan.site}/{plan.check}", exc, redact)
         results.append(StepResult(name="", outcome=Outcome.ERROR, error=_internal(exc, ""), started_at_ns=wall_ns))
     failure = next((r for r in results if r.outcome not in (Outcome.OK, Outcome.SKIPPED)), None)
     if failure is None:
@@ -108,11 +108,13 @@ def _internal(exc: BaseException, step: str) -> str:
     return f"error: internal {type(exc).__name__}{where}"
 
 
-def _log_internal(plan: JourneyPlan, step: str, exc: BaseException, redact: Redactor) -> None:
-    log.warning("check %s/%s: %s", plan.site, plan.check, _internal(exc, step))
+def _log_internal(where: str, exc: BaseException, redact: Redactor) -> None:
+    """Log an unexpected exception by class; its traceback (which quotes the exception's
+    text, possibly a URL or a value) only at debug level, and redacted."""
+    log.warning("%s raised %s", where, type(exc).__name__)
     if log.isEnabledFor(logging.DEBUG):
         trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-20))
-        log.debug("internal error of %s/%s:\n%s", plan.site, plan.check, redact(trace))
+        log.debug("traceback of %s:\n%s", where, redact(trace))
 
 
 async def _run_steps(
@@ -139,7 +141,7 @@ async def _run_steps(
                 try:
                     result = await _run_step(session, step, values, redact, run, budget, plan, cut_by_journey)
                 except Exception as exc:  # noqa: BLE001 - a bug becomes this step's outcome
-                    _log_internal(plan, step.name, exc, redact)
+                    _log_internal(f"check {plan.site}/{plan.check} step {step.name}", exc, redact)
                     result = _not_run(step, _internal(exc, step.name), Outcome.ERROR)
                     result.started_at_ns = step_started
             results.append(result)
@@ -251,7 +253,7 @@ async def _exchange(
         clock.end = perf_counter()
         outcome, error = classify(exc)
         if outcome is Outcome.ERROR and not isinstance(exc, aiohttp.ClientError):
-            log.warning("step %s raised %s", step.name, type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+            _log_internal(f"step {step.name}", exc, redact)
         # Headers may have come before the failure (a body cut short, too large, too slow):
         # the status and the bytes that did arrive are part of what happened.
         return StepResult(name=step.name, outcome=outcome, duration_ms=(clock.end - clock.start) * 1000.0,
