@@ -1,6 +1,6 @@
 """One journey's internal error is that journey's `error` outcome; the others still run.
 
-Against a real hostile bank on loopback: a JSON array nested 200,000 deep, and a step
+Against a real aiohttp bank on loopback: a JSON array nested 200,000 deep, and a step
 whose assertion raises (a stand-in for any bug in the prober).
 """
 
@@ -16,7 +16,7 @@ from prober.config.loader import load
 from prober.journey.checks import CompiledAssertion
 from prober.journey.results import Outcome
 from tests.cli import run_prober
-from tests.fixtures.hostile import TOKEN, HostileBank
+from tests.fixtures.echo_bank import TOKEN, EchoBank
 
 MAX_JSON_DEPTH = 100  # the documented limit
 
@@ -35,7 +35,7 @@ def config(url: str, *checks: str) -> str:
 
 async def test_deeply_nested_json_fails_its_check_and_every_check_prints(tmp_path: Path) -> None:
     path = tmp_path / "deep.toml"
-    async with HostileBank() as bank:
+    async with EchoBank() as bank:
         path.write_text(config(
             bank.url,
             check("deep-assert", step("deep", "/deep", '  expect = [ { json = "[0]", exists = true } ]')),
@@ -71,7 +71,7 @@ async def test_a_bug_in_a_step_is_that_journey_s_error_and_cleanup_still_runs(
 
     monkeypatch.setattr(CompiledAssertion, "check", buggy)
     path = tmp_path / "bug.toml"
-    async with HostileBank() as bank:
+    async with EchoBank() as bank:
         path.write_text(config(
             bank.url,
             check("buggy",

@@ -1,6 +1,6 @@
 """A bank that echoes secrets back gets no fragment of one into any output.
 
-The hostile bank (a real aiohttp server on loopback) quotes the token it issued, the
+The echo bank (a real aiohttp server on loopback) quotes the token it issued, the
 site's API key (as a header and percent-encoded in the query string) and the session
 cookie in the answers whose assertions fail; the prober must mask them before it cuts
 an excerpt, everywhere a result goes: `prober check` (table and JSON), the logs, the
@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from tests.cli import run_prober
-from tests.fixtures.hostile import SESSION, TOKEN, HostileBank
+from tests.fixtures.echo_bank import SESSION, TOKEN, EchoBank
 from tests.fixtures.servers import free_port
 from tests.test_daemon_helpers import ProberProcess, get_json, wait_for
 from tests.test_notify_dispatcher import Receiver
@@ -69,7 +69,7 @@ def fragments(text: str) -> list[str]:
 
 async def test_check_output_and_logs_hold_no_fragment_of_a_secret(tmp_path: Path) -> None:
     config = tmp_path / "hostile.toml"
-    async with HostileBank() as bank:
+    async with EchoBank() as bank:
         config.write_text(site_config(bank.url, EXPECTATIONS))
         as_json = await run_prober("--log-level", "debug", "check", "-c", str(config), "--json")
         as_table = await run_prober("--log-level", "debug", "--log-format", "json", "check", "-c", str(config))
@@ -88,7 +88,7 @@ async def test_check_output_and_logs_hold_no_fragment_of_a_secret(tmp_path: Path
 
 async def test_no_fragment_reaches_influxdb_status_webhooks_or_state(influx_db, tmp_path: Path) -> None:
     port = free_port()
-    async with HostileBank() as bank, Receiver() as hook:
+    async with EchoBank() as bank, Receiver() as hook:
         config = tmp_path / "prober.toml"
         config.write_text(
             f'[daemon]\nhealth_listen = "127.0.0.1:{port}"\nstate_dir = "state"\nself_report_interval = "1s"\n'

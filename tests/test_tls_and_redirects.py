@@ -12,7 +12,7 @@ import trustme
 from prober.config.loader import load
 from prober.journey.results import Outcome
 from prober.journey.runner import run_journey
-from tests.fixtures.hostile import SESSION, TOKEN, HostileBank
+from tests.fixtures.echo_bank import SESSION, TOKEN, EchoBank
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ async def test_https_step_on_an_http_site_verifies_the_certificate(ca: trustme.C
     ca.issue_cert("127.0.0.1").configure_cert(server_context)
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    async with HostileBank() as plain, HostileBank(ssl_context=server_context) as secure:
+    async with EchoBank() as plain, EchoBank(ssl_context=server_context) as secure:
         steps = step("plain", 'path = "/ok"') + step("secure", f'url = "{secure.url}/ok"')
         untrusted = await run_journey(plan_for(tmp_path, plain.url, steps))
         turned_off = await run_journey(plan_for(tmp_path, plain.url, steps, "[sites.tls]\nverify = false"))
@@ -52,7 +52,7 @@ async def test_https_step_on_an_http_site_verifies_the_certificate(ca: trustme.C
 
 
 async def test_redirect_to_another_host_carries_no_credentials(tmp_path: Path) -> None:
-    async with HostileBank() as bank, HostileBank(host="127.0.0.2") as other:
+    async with EchoBank() as bank, EchoBank(host="127.0.0.2") as other:
         steps = (
             step("token", 'method = "POST"\npath = "/oauth/token"\nform = { a = "b" }\n'
                           'extract = { access_token = { json = "access_token" } }')
@@ -77,7 +77,7 @@ async def test_redirect_to_another_host_carries_no_credentials(tmp_path: Path) -
 
 async def test_redirect_to_another_host_drops_secret_headers_and_refuses_secret_bodies(tmp_path: Path) -> None:
     api_key = "ak_live_" + "Mf3Zt7Qa" * 4
-    async with HostileBank() as bank, HostileBank(host="127.0.0.2") as other:
+    async with EchoBank() as bank, EchoBank(host="127.0.0.2") as other:
         (tmp_path / "t.toml").write_text(f"""
 [[sites]]
 name = "bank"
