@@ -90,7 +90,7 @@ BODY = b'{"balances": [{"balanceType": "CLBD", "balanceAmount": {"amount": "0.00
 )
 def test_failed_assertions_say_which_expected_and_actual(spec: dict, message: str) -> None:
     assertion = CompiledAssertion.build(Assertion.model_validate(spec))
-    assert assertion.check(response(BODY, {"Content-Type": "text/html"}), {}) == message
+    assert assertion.check(response(BODY, {"Content-Type": "text/html"}), {}, Redactor()) == message
 
 
 @pytest.mark.parametrize(
@@ -107,12 +107,12 @@ def test_failed_assertions_say_which_expected_and_actual(spec: dict, message: st
 )
 def test_passing_assertions(spec: dict) -> None:
     assertion = CompiledAssertion.build(Assertion.model_validate(spec))
-    assert assertion.check(response(BODY), {"expected": "Current account"}) is None
+    assert assertion.check(response(BODY), {"expected": "Current account"}, Redactor()) is None
 
 
 def test_assertion_on_a_non_json_body_fails_clearly() -> None:
     assertion = CompiledAssertion.build(Assertion.model_validate({"json": "a", "exists": True}))
-    assert assertion.check(response(b"<html>"), {}) == "json a: response body is not JSON"
+    assert assertion.check(response(b"<html>"), {}, Redactor()) == "json a: response body is not JSON"
 
 
 def test_extraction_from_json_header_cookie_regex() -> None:

@@ -1,15 +1,20 @@
 """Assertions and extractions on a response, compiled once at load.
 
-A failed assertion returns a message saying which one failed, expected versus actual;
-actual values are shortened (and redacted by the runner) so that a response body never
-ends up whole in an error string.
+A failed assertion returns a message saying which one failed, expected versus actual.
+Values quoted in a message are redacted first and cut to length after (:func:`shorten`),
+so that neither a secret nor a response body ends up whole, or in part, in an error
+string.
+
+A body is parsed as JSON only when it nests at most :data:`MAX_JSON_DEPTH` levels deep;
+deeper bodies fail the JSON assertion or extraction with a message saying so, instead of
+exhausting the parser's recursion.
 """
 
 from __future__ import annotations
 
 import json as jsonlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +25,46 @@ from prober.config.model import Assertion, Extract
 from prober.journey.templating import Renderer, compile_value
 
 _MAX_SHOWN = 60
+_REDACTED_WINDOW = 4 * _MAX_SHOWN
+"""How much of a value is redacted before the cut (redacting a whole body costs its size)."""
+MAX_JSON_DEPTH = 100
+"""Deepest nesting of arrays and objects accepted in a JSON body."""
 _NOTHING = object()
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+_QUOTED = re.compile(rb'"[^"]*"')
+
+Redact = Callable[[str], str]
+
+
+def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects in ``body`` nest more than ``limit`` levels deep.
+
+    Without recursion, and at C speed: brackets inside JSON strings are dropped, then each
+    pass over the rest removes the innermost level (``[]``), so a body of depth *d* is
+    gone after *d* passes. Bodies with at most ``limit`` opening brackets (nearly all)
+    are answered by two counts.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    # Escapes pair up from the left, so removing \\ before \" leaves every real quote.
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Only brackets and quotes are left; two adjacent quotes have nothing structural
+    # between them (an empty string, or two strings joined), so they go first, cheaply.
+    structure = unescaped.translate(_SQUARE, _NOT_STRUCTURE).replace(b'""', b"")
+    brackets = _QUOTED.sub(b"", structure).replace(b'"', b"")
+    rest = brackets
+    for _ in range(limit):
+        rest = rest.replace(b"[]", b"")
+        if not rest:
+            return False
+    # Deeper than the limit, or unbalanced: walk to tell which.
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte == 0x5B else -1
+        if depth > limit:
+            return True
+    return False
 
 
 class Response:
@@ -46,19 +90,34 @@ class Response:
     def json(self) -> Any:
         """The parsed body; raises ``ValueError`` when it is not JSON."""
         if self._json is _NOTHING:
-            try:
-                self._json = jsonlib.loads(self.body)
-            except (ValueError, UnicodeDecodeError):
-                self._json = ValueError("response body is not JSON")
+            if json_too_deep(self.body):
+                self._json = ValueError(f"response body is JSON nested deeper than {MAX_JSON_DEPTH} levels")
+            else:
+                try:
+                    self._json = jsonlib.loads(self.body)
+                except (ValueError, UnicodeDecodeError, RecursionError):
+                    self._json = ValueError("response body is not JSON")
         if isinstance(self._json, ValueError):
             raise self._json
         return self._json
 
 
-def shorten(value: Any) -> str:
+def _one_line(value: Any) -> str:
     text = value if isinstance(value, str) else jsonlib.dumps(value, ensure_ascii=False, default=str)
-    text = text.replace("\n", " ")
+    return text.replace("\n", " ")
+
+
+def _cut(text: str) -> str:
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 1] + "…"
+
+
+def shorten(value: Any, redact: Redact) -> str:
+    """``value`` as one line for a message: redacted first, then cut to 60 characters.
+
+    Only the start of a long value is redacted (the part that can be shown); the
+    redactor masks a secret cut at that boundary as a fragment.
+    """
+    return _cut(redact(_one_line(value)[:_REDACTED_WINDOW]))
 
 
 def _as_number(value: Any) -> float | None:
@@ -115,42 +174,49 @@ class CompiledAssertion:
             return response.headers.get(self.spec.header)
         return response.text
 
-    def check(self, response: Response, values: Mapping[str, Any]) -> str | None:
-        """``None`` when the assertion holds, else what went wrong."""
+    def check(self, response: Response, values: Mapping[str, Any], redact: Redact) -> str | None:
+        """``None`` when the assertion holds, else what went wrong, every value quoted
+        passed through ``redact`` before it is cut to length."""
         try:
             actual = self._actual(response)
         except ValueError as exc:
             return f"{self.label}: {exc}"
-        return self._compare(actual, *self.expected(values))
+        return self._compare(actual, *self.expected(values), redact=redact)
 
-    def _compare(self, actual: Any, equals: Any, not_equals: Any, contains: Any) -> str | None:  # noqa: C901
+    def _compare(  # noqa: C901
+        self, actual: Any, equals: Any, not_equals: Any, contains: Any, *, redact: Redact
+    ) -> str | None:
         spec, label = self.spec, self.label
+
+        def shown(value: Any) -> str:
+            return shorten(value, redact)
+
         if spec.exists is not None:
             if (actual is not None) != spec.exists:
-                return f"{label}: expected {'present' if spec.exists else 'absent'}, got {'nothing' if actual is None else shorten(actual)}"
+                return f"{label}: expected {'present' if spec.exists else 'absent'}, got {'nothing' if actual is None else shown(actual)}"
             if not spec.exists:
                 return None
         if actual is None:
             return f"{label}: expected a value, got nothing"
         if equals is not None and not _equal(actual, equals):
-            return f"{label}: expected {shorten(equals)}, got {shorten(actual)}"
+            return f"{label}: expected {shown(equals)}, got {shown(actual)}"
         if not_equals is not None and _equal(actual, not_equals):
-            return f"{label}: expected anything but {shorten(not_equals)}, got it"
+            return f"{label}: expected anything but {shown(not_equals)}, got it"
         bounds = ((">", spec.gt), (">=", spec.ge), ("<", spec.lt), ("<=", spec.le))
         if any(bound is not None for _, bound in bounds):
             number = _as_number(actual)
             if number is None:
-                return f"{label}: expected a number, got {shorten(actual)}"
+                return f"{label}: expected a number, got {shown(actual)}"
             for op, bound in bounds:
                 if bound is not None and not _OPS[op](number, bound):
-                    return f"{label}: expected {op} {bound:g}, got {shorten(actual)}"
-        if self.pattern is not None and not self.pattern.search(actual if isinstance(actual, str) else shorten(actual)):
-            return f"{label}: expected to match /{self.pattern.pattern}/, got {shorten(actual)}"
+                    return f"{label}: expected {op} {bound:g}, got {shown(actual)}"
+        if self.pattern is not None and not self.pattern.search(actual if isinstance(actual, str) else _cut(_one_line(actual))):
+            return f"{label}: expected to match /{self.pattern.pattern}/, got {shown(actual)}"
         if contains is not None and not _contains(actual, contains):
-            return f"{label}: expected to contain {shorten(contains)}, got {shorten(actual)}"
+            return f"{label}: expected to contain {shown(contains)}, got {shown(actual)}"
         if spec.length is not None or spec.min_length is not None:
             if not hasattr(actual, "__len__"):
-                return f"{label}: expected something with a length, got {shorten(actual)}"
+                return f"{label}: expected something with a length, got {shown(actual)}"
             size = len(actual)
             if spec.length is not None and size != spec.length:
                 return f"{label}: expected length {spec.length}, got {size}"

@@ -13,7 +13,8 @@ aiohttp's exceptions, and how they are classified::
      │    ├── ClientSSLError ...................................... tls
      │    ├── ServerDisconnectedError, ClientOSError .............. connect
      │    └── ServerTimeoutError .................................. timeout
-     └── ClientResponseError, ClientPayloadError, TooManyRedirects  error
+     ├── ClientResponseError, ClientPayloadError, TooManyRedirects  error
+     └── SecretRedirectRefused (ours, see redirects.py) ............. error
     BodyTooLarge (the body passed the step's max_body) ................ error
 
 The parser's own exception hangs on the ``__cause__`` chain of ClientResponseError and
@@ -40,6 +41,7 @@ from aiohttp.http_exceptions import (
 )
 
 from prober.journey.http import MAX_FIELD_SIZE, MAX_HEADERS, BodyTooLarge
+from prober.journey.redirects import SecretRedirectRefused
 from prober.journey.results import Outcome
 
 
@@ -70,6 +72,8 @@ def classify(exc: BaseException) -> tuple[Outcome, str]:
         return Outcome.ERROR, "error: response body cut short or malformed"
     if isinstance(exc, aiohttp.ClientResponseError):
         return Outcome.ERROR, f"error: malformed HTTP response ({exc.status})"
+    if isinstance(exc, SecretRedirectRefused):
+        return Outcome.ERROR, "error: redirect to another origin would re-send a secret in the body"
     if isinstance(exc, aiohttp.ClientError):
         return Outcome.ERROR, f"error: {type(exc).__name__}"
     return Outcome.ERROR, f"error: internal {type(exc).__name__}"

@@ -74,10 +74,13 @@ class JourneyPlan:
 
 
 def build_ssl_context(site: Site) -> ssl.SSLContext | bool:
-    """The SSL context of a site, or False for plain HTTP without custom TLS options."""
+    """The TLS setting of a site's connections, used for every ``https://`` request the
+    site's steps make, whatever the scheme of its ``base_url`` (a step's own ``url`` may
+    be https on an http site). ``True`` is aiohttp's shared verifying context (nothing to
+    load per site); ``False`` turns verification off (``verify = false``)."""
     tls = site.tls
-    if not site.base_url.startswith("https") and not (tls.ca_file or tls.cert_file):
-        return False
+    if not (tls.ca_file or tls.cert_file):
+        return tls.verify
     context = ssl.create_default_context(cafile=tls.ca_file)
     if not tls.verify:
         context.check_hostname = False

@@ -5,6 +5,10 @@ what to expect. A step's budget is its own timeout, cut to what is left of the j
 ``always_run`` (cleanup) steps keep their full step timeout even after the journey's
 budget is spent or an earlier step failed, so a frozen test card is always unfrozen.
 
+An internal error (a bug, a ``RecursionError`` on a pathological answer…) ends the step
+it happened in with outcome ``error`` and a message naming only the exception's class
+and the step; cleanup steps still run, and the other journeys are not affected.
+
 Nothing is retried: a failure is what the prober exists to record, and a mutating step
 sent twice could move money twice. ``poll`` steps (read-only by construction) repeat
 until the bank reports the expected state.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 import uuid
 from dataclasses import dataclass
 from time import perf_counter
@@ -27,6 +32,7 @@ from prober.journey.failures import classify, status_outcome
 from prober.journey.http import BodyReader, PhaseClock, bind_clock, open_session, unbind_clock
 from prober.journey.plan import JourneyPlan, StepPlan
 from prober.journey.redact import Redactor
+from prober.journey.redirects import Middleware, origin_guard
 from prober.journey.results import JourneyResult, Outcome, StepResult
 from prober.journey.templating import UndefinedValue
 
@@ -63,18 +69,61 @@ def _run_info(plan: JourneyPlan, wall_ns: int) -> RunInfo:
 
 
 async def run_journey(plan: JourneyPlan) -> JourneyResult:
-    """Run every step of ``plan`` once and return the typed result. Never raises for
-    anything the bank or the network does."""
+    """Run every step of ``plan`` once and return the typed result. Never raises, except
+    ``CancelledError``: what the bank or the network does becomes an outcome, and so does
+    an internal error (outcome ``error``)."""
     wall_ns = time.time_ns()
     started = perf_counter()
     run = _run_info(plan, wall_ns)
     values: dict[str, Any] = {**plan.values, "run": run}
     redact = Redactor(plan.secrets)
+    results: list[StepResult] = []
+    try:
+        await _run_steps(plan, values, redact, run, results)
+    except Exception as exc:  # noqa: BLE001 - a bug outside any step (opening the session…)
+        _log_internal(f"check {plan.site}/{plan.check}", exc, redact)
+        results.append(StepResult(name="", outcome=Outcome.ERROR, error=_internal(exc, ""), started_at_ns=wall_ns))
+    failure = next((r for r in results if r.outcome not in (Outcome.OK, Outcome.SKIPPED)), None)
+    if failure is None:
+        failure = next((r for r in results if r.outcome is not Outcome.OK), None)
+    return JourneyResult(
+        site=plan.site,
+        check=plan.check,
+        kind=plan.kind,
+        location=plan.location,
+        outcome=failure.outcome if failure else Outcome.OK,
+        started_at_ns=wall_ns,
+        duration_ms=(perf_counter() - started) * 1000.0,
+        steps=[r for r in results if r.name],
+        failed_step=failure.name if failure else "",
+        error=failure.error if failure else "",
+        run_id=run.id,
+    )
+
+
+def _internal(exc: BaseException, step: str) -> str:
+    """The error string of an internal error: the class and where, never its message
+    (which may quote a value from the answer)."""
+    where = f" in step {step}" if step else ""
+    return f"error: internal {type(exc).__name__}{where}"
+
+
+def _log_internal(where: str, exc: BaseException, redact: Redactor) -> None:
+    """Log an unexpected exception by class; its traceback (which quotes the exception's
+    text, possibly a URL or a value) only at debug level, and redacted."""
+    log.warning("%s raised %s", where, type(exc).__name__)
+    if log.isEnabledFor(logging.DEBUG):
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-20))
+        log.debug("traceback of %s:\n%s", where, redact(trace))
+
+
+async def _run_steps(
+    plan: JourneyPlan, values: dict[str, Any], redact: Redactor, run: RunInfo, results: list[StepResult]
+) -> None:
+    """Run the steps of ``plan``, appending each one's result to ``results``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + plan.timeout
-    results: list[StepResult] = []
     failure: StepResult | None = None
-
     async with open_session(plan.ssl_context) as session:
         for step in plan.steps:
             if failure is not None and not step.always_run:
@@ -88,26 +137,16 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
             if budget <= 0:
                 result = _not_run(step, f"timeout: journey budget of {plan.timeout:g}s spent", Outcome.TIMEOUT)
             else:
-                result = await _run_step(session, step, values, redact, run, budget, plan, cut_by_journey)
+                step_started = time.time_ns()
+                try:
+                    result = await _run_step(session, step, values, redact, run, budget, plan, cut_by_journey)
+                except Exception as exc:  # noqa: BLE001 - a bug becomes this step's outcome
+                    _log_internal(f"check {plan.site}/{plan.check} step {step.name}", exc, redact)
+                    result = _not_run(step, _internal(exc, step.name), Outcome.ERROR)
+                    result.started_at_ns = step_started
             results.append(result)
             if failure is None and result.outcome not in (Outcome.OK, Outcome.SKIPPED):
                 failure = result
-
-    if failure is None:
-        failure = next((r for r in results if r.outcome is not Outcome.OK), None)
-    return JourneyResult(
-        site=plan.site,
-        check=plan.check,
-        kind=plan.kind,
-        location=plan.location,
-        outcome=failure.outcome if failure else Outcome.OK,
-        started_at_ns=wall_ns,
-        duration_ms=(perf_counter() - started) * 1000.0,
-        steps=results,
-        failed_step=failure.name if failure else "",
-        error=failure.error if failure else "",
-        run_id=run.id,
-    )
 
 
 def _not_run(step: StepPlan, reason: str, outcome: Outcome = Outcome.SKIPPED) -> StepResult:
@@ -159,7 +198,7 @@ async def _run_step(
     attempts = 0
     while True:
         attempts += 1
-        result, response = await _exchange(session, step, request, max(step_deadline - perf_counter(), 0.0))
+        result, response = await _exchange(session, step, request, max(step_deadline - perf_counter(), 0.0), redact)
         if response is not None:
             _judge(step, response, result, values, redact)
         polling_again = (
@@ -183,7 +222,7 @@ async def _run_step(
 
 
 async def _exchange(
-    session: aiohttp.ClientSession, step: StepPlan, request: _Request, budget: float
+    session: aiohttp.ClientSession, step: StepPlan, request: _Request, budget: float, redact: Redactor
 ) -> tuple[StepResult, Response | None]:
     clock = PhaseClock()
     token = bind_clock(clock)
@@ -197,6 +236,8 @@ async def _exchange(
         kwargs["json"] = request.body
     elif request.body_kind is not None:
         kwargs["data"] = request.body
+    if step.follow_redirects and (guard := _redirect_guard(request, redact)) is not None:
+        kwargs["middlewares"] = (guard,)
     reader = BodyReader(step.max_body)
     status: int | None = None
     clock.start = perf_counter()
@@ -212,7 +253,7 @@ async def _exchange(
         clock.end = perf_counter()
         outcome, error = classify(exc)
         if outcome is Outcome.ERROR and not isinstance(exc, aiohttp.ClientError):
-            log.warning("step %s raised %s", step.name, type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+            _log_internal(f"step {step.name}", exc, redact)
         # Headers may have come before the failure (a body cut short, too large, too slow):
         # the status and the bytes that did arrive are part of what happened.
         return StepResult(name=step.name, outcome=outcome, duration_ms=(clock.end - clock.start) * 1000.0,
@@ -228,6 +269,14 @@ async def _exchange(
         bytes=reader.received,
     )
     return result, response
+
+
+def _redirect_guard(request: _Request, redact: Redactor) -> Middleware | None:
+    """A guard for redirects to another origin when the request carries a secret
+    beyond what aiohttp already drops (see :mod:`prober.journey.redirects`)."""
+    headers = tuple(name for name, value in request.headers.items() if redact.holds(value))
+    body = request.body is not None and any(redact.holds(text) for text in _scalars(request.body))
+    return origin_guard(headers, body) if headers or body else None
 
 
 def _judge(step: StepPlan, response: Response, result: StepResult, values: dict[str, Any], redact: Redactor) -> None:
@@ -248,11 +297,12 @@ def _judge(step: StepPlan, response: Response, result: StepResult, values: dict[
         except LookupError as exc:
             missing = missing or str(exc)
             continue
-        if extract.secret and isinstance(value, str):
-            redact.add(value)
+        if extract.secret:
+            for text in _scalars(value):
+                redact.add(text)
         taken[extract.name] = value
     for assertion in step.assertions:
-        if (problem := assertion.check(response, values)) is not None:
+        if (problem := assertion.check(response, values, redact)) is not None:
             result.outcome, result.error = Outcome.ASSERTION, f"assertion failed: {problem}"
             return
     if missing:
@@ -262,3 +312,16 @@ def _judge(step: StepPlan, response: Response, result: StepResult, values: dict[
     if step.max_duration is not None and result.duration_ms > step.max_duration * 1000.0:
         result.outcome = Outcome.SLOW
         result.error = f"slow: {result.duration_ms:.0f} ms over the {step.max_duration * 1000.0:.0f} ms budget"
+
+
+def _scalars(value: Any) -> list[str]:
+    """A value as the strings it may be quoted as: itself when a string, each of its
+    scalars when an object or an array (a secret extracted from JSON, a request body)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, int | float):
+        return [str(value)]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return [text for item in items for text in _scalars(item)]

@@ -21,27 +21,34 @@ partial     InfluxDB 1.x (and 2.x) answer 400 ``partial write`` when they stored
             than the whole batch.
 ========== ==================================================================================
 
-Messages hold the status and the server's (truncated) error text, never credentials.
+Messages hold the status and the server's (truncated) error text, never credentials:
+the text of a 401 or 403 answer is not kept at all (a server or a proxy refusing the
+credentials may echo the ``Authorization`` header), and every message, whatever its
+source, is scrubbed of the token, the password (plain, base64 and percent-encoded, and
+any long fragment of them) and of anything following an ``Authorization`` header name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import enum
 import re
 import ssl
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 import aiohttp
 
 from prober.config.influxdb import InfluxDBConfig
+from prober.journey.redact import Redactor
 
 __all__ = [
     "InfluxV1Sink",
     "InfluxV2Sink",
+    "Scrubber",
     "Sink",
     "WriteResult",
     "WriteStatus",
@@ -113,6 +120,10 @@ def classify_status(status: int, text: str, points: int, retry_after: str | None
     """Turn an HTTP answer to a write into a :class:`WriteResult`."""
     if 200 <= status < 300:
         return OK
+    if status in (401, 403):
+        # What a server says when it refuses credentials is not worth the risk of
+        # keeping: some (and some proxies) echo the Authorization header back.
+        text = "credentials refused" if status == 401 else "permission refused"
     text = " ".join(text.split())[:_MESSAGE_MAX]
     message = f"HTTP {status}: {text}" if text else f"HTTP {status}"
     if status in (401, 403, 404, 408, 429) or status >= 500:
@@ -141,9 +152,28 @@ def _error_message(exc: BaseException) -> str:
 
 
 def _basic_auth(username: str, password: str) -> str:
-    import base64
-
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+_AUTH_ECHO = re.compile(
+    r"""(?i)(authorization["']?\s*[:=]\s*["']?)(?:(?:basic|bearer|token)\s+)?[^\s"',;}]+"""
+)
+
+
+class Scrubber:
+    """Removes the credentials of an InfluxDB configuration from messages."""
+
+    def __init__(self, config: InfluxDBConfig) -> None:
+        secrets = [s.get_secret_value() for s in (config.token, config.password) if s is not None]
+        if config.username:
+            basic = _basic_auth(config.username, config.password.get_secret_value() if config.password else "")
+            secrets += [basic, basic.removeprefix("Basic ")]
+        self._redact = Redactor(tuple(secrets))
+
+    def __call__(self, result: WriteResult) -> WriteResult:
+        if not result.message:
+            return result
+        return replace(result, message=self._redact(_AUTH_ECHO.sub(r"\1***", result.message)))
 
 
 class InfluxV1Sink:
@@ -170,6 +200,7 @@ class InfluxV1Sink:
             password = config.password.get_secret_value() if config.password else ""
             self._headers["Authorization"] = _basic_auth(config.username, password)
         self._session: aiohttp.ClientSession | None = None
+        self._scrub = Scrubber(config)
 
     async def start(self) -> None:
         if self._session is None:
@@ -181,6 +212,9 @@ class InfluxV1Sink:
             )
 
     async def write(self, body: str, points: int) -> WriteResult:
+        return self._scrub(await self._write(body, points))
+
+    async def _write(self, body: str, points: int) -> WriteResult:
         if self._session is None:
             await self.start()
         assert self._session is not None
@@ -221,6 +255,7 @@ class InfluxV2Sink:
         self.description = config.describe()
         self._client = None
         self._write_api = None
+        self._scrub = Scrubber(config)
 
     async def start(self) -> None:
         if self._client is not None:
@@ -242,6 +277,9 @@ class InfluxV2Sink:
         self._write_api = self._client.write_api()
 
     async def write(self, body: str, points: int) -> WriteResult:
+        return self._scrub(await self._write(body, points))
+
+    async def _write(self, body: str, points: int) -> WriteResult:
         from influxdb_client.rest import ApiException
 
         if self._write_api is None:
