@@ -51,6 +51,27 @@ async def test_https_step_on_an_http_site_verifies_the_certificate(ca: trustme.C
     assert https_site.outcome is Outcome.TLS
 
 
+async def test_server_name_is_sent_as_sni_and_checked_against_the_certificate(ca: trustme.CA, tmp_path: Path) -> None:
+    """A certificate for api.bank.test on a server reached by IP: verified as that name."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("api.bank.test").configure_cert(server_context)
+    seen_sni: list[str | None] = []
+    server_context.sni_callback = lambda _sock, name, _ctx: seen_sni.append(name)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    async with EchoBank(ssl_context=server_context) as secure:
+        tls = f'[sites.tls]\nca_file = "{ca_file}"'
+        by_ip = await run_journey(plan_for(tmp_path, secure.url, step("s", 'path = "/ok"'), tls))
+        named = await run_journey(plan_for(tmp_path, secure.url, step("s", 'path = "/ok"'),
+                                           tls + '\nserver_name = "api.bank.test"'))
+        wrong = await run_journey(plan_for(tmp_path, secure.url, step("s", 'path = "/ok"'),
+                                           tls + '\nserver_name = "other.bank.test"'))
+    assert by_ip.outcome is Outcome.TLS  # the certificate does not name 127.0.0.1
+    assert named.outcome is Outcome.OK, named.error
+    assert wrong.outcome is Outcome.TLS
+    assert "api.bank.test" in seen_sni and "other.bank.test" in seen_sni
+
+
 async def test_redirect_to_another_host_carries_no_credentials(tmp_path: Path) -> None:
     async with EchoBank() as bank, EchoBank(host="127.0.0.2") as other:
         steps = (

@@ -135,6 +135,8 @@ class TLSConfig(BaseModel):
     """Client certificate (PEM) for mutual TLS, as PSD2 APIs require (eIDAS QWAC)."""
     key_file: str | None = None
     server_name: str | None = None
+    """Host name sent as SNI and checked against the server's certificate, when the
+    URL's host is not the certificate's (an IP address, a load balancer's own name)."""
 
     @model_validator(mode="after")
     def _key_needs_cert(self) -> TLSConfig:

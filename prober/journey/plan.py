@@ -47,6 +47,9 @@ class StepPlan:
     poll_interval: float
     idempotency_header: str | None
     """Set when the step must carry an idempotency key (mutating check, unsafe method)."""
+    server_name: str | None = None
+    """``[sites.tls] server_name``: the name sent as SNI and matched against the
+    certificate of https requests, instead of the URL's host."""
 
     def accepts(self, status: int) -> bool:
         return 200 <= status < 300 if self.statuses is None else status in self.statuses
@@ -216,6 +219,7 @@ def _compile_step(site: Site, check: Check, step: Step, index: int) -> StepPlan:
         poll_attempts=step.poll.attempts if step.poll else 1,
         poll_interval=step.poll.interval if step.poll else 0.0,
         idempotency_header=check.idempotency_header if needs_key else None,
+        server_name=site.tls.server_name,
     )
 
 

@@ -236,6 +236,8 @@ async def _exchange(
         kwargs["json"] = request.body
     elif request.body_kind is not None:
         kwargs["data"] = request.body
+    if step.server_name and request.url.startswith("https://"):
+        kwargs["server_hostname"] = step.server_name
     if step.follow_redirects and (guard := _redirect_guard(request, redact)) is not None:
         kwargs["middlewares"] = (guard,)
     reader = BodyReader(step.max_body)
