@@ -51,8 +51,6 @@ def _positive_duration(value: object) -> float:
 Duration = Annotated[float, BeforeValidator(_positive_duration)]
 """A duration > 0 written as a string, held as seconds."""
 
-DurationOrZero = Annotated[float, BeforeValidator(parse_duration)]
-"""A duration ≥ 0 written as a string, held as seconds."""
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMG]i?B|B)", re.IGNORECASE)

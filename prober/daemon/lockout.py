@@ -52,9 +52,6 @@ class LockoutTracker:
         self.path = Path(state_dir) / "lockout.json" if state_dir else None
         self.sites: dict[str, _SiteState] = {}
 
-    def configure(self, after: int, cooldown: float) -> None:
-        self.after, self.cooldown = after, cooldown
-
     # -- asked by the scheduler before each run ------------------------------------
 
     def refusal(self, site: str, check: str, now: float | None = None) -> str | None:
