@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from prober.config.types import STRICT, Duration, read_secret_file
+from prober.config.types import STRICT, Duration, Precision, read_secret_file
 
 DEFAULT_SPOOL_DIR = "var/spool"
 """Where failed batches are kept, relative to the working directory unless absolute."""
@@ -42,7 +42,6 @@ DEFAULT_SPOOL_DIR = "var/spool"
 DEFAULT_SPOOL_MAX_MB = 512
 """Spool size limit; beyond it the oldest batches are dropped (and counted)."""
 
-Precision = Literal["ns", "us", "ms", "s"]
 
 _V2_FIELDS = frozenset({"org", "bucket", "token"})
 _REQUIRED = frozenset({"org", "bucket", "database"})

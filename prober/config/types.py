@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, ConfigDict
+
+Precision = Literal["ns", "us", "ms", "s"]
+"""Timestamp precision of InfluxDB line protocol (the ``precision`` of ``[influxdb]``)."""
 
 STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, hide_input_in_errors=True)
 """Model config for every configuration section. Errors never echo the input: it may be

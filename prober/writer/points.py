@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from prober.config.types import Precision
 from prober.journey.results import JourneyResult, StepResult
 
 __all__ = [
@@ -55,8 +56,6 @@ __all__ = [
     "prober_point",
     "rescale_lines",
 ]
-
-Precision = Literal["ns", "us", "ms", "s"]
 
 PRECISION_DIVISOR: dict[str, int] = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 """Nanoseconds per unit of each write precision."""
