@@ -36,6 +36,15 @@ def _check_listen(value: str) -> str:
     return value
 
 
+def split_listen(value: str) -> tuple[str, int] | None:
+    """``"HOST:PORT"`` (checked by :func:`_check_listen`) as ``(host, port)``; ``""`` → None.
+    An IPv6 host may be bracketed: ``"[::1]:9480"``."""
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 class DaemonConfig(BaseModel):
     """Settings of the long-running prober (``prober run``)."""
 
@@ -74,7 +83,4 @@ class DaemonConfig(BaseModel):
 
     def listen_address(self) -> tuple[str, int] | None:
         """``(host, port)`` of the health server, or None when disabled."""
-        if not self.health_listen:
-            return None
-        host, _, port = self.health_listen.rpartition(":")
-        return host.strip("[]"), int(port)
+        return split_listen(self.health_listen)

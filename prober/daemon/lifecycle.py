@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from prober.config.daemon import split_listen
 from prober.config.errors import ConfigError
 from prober.config.loader import LoadedConfig, load
 from prober.daemon.health import HealthServer
@@ -67,7 +68,7 @@ class Daemon:
         self.path = path
         self.environ = environ
         self.service = (service_factory or ProberService)(loaded)
-        listen = loaded.config.daemon.listen_address() if health_listen is None else _split(health_listen)
+        listen = loaded.config.daemon.listen_address() if health_listen is None else split_listen(health_listen)
         self.health = HealthServer(self.service, *listen) if listen else None
         self.should_exit = asyncio.Event()
         self.force_exit = asyncio.Event()
@@ -151,13 +152,6 @@ class Daemon:
         await self.service.stop(force=self.force_exit)
         if self.health is not None:
             await self.health.stop()
-
-
-def _split(listen: str) -> tuple[str, int] | None:
-    if not listen:
-        return None
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 def run(
