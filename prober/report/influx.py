@@ -221,6 +221,9 @@ class Fetched:
         columns = series.get("columns", [])
         for values in series.get("values") or []:
             row = dict(zip(columns, values))
+            for name in ("ttfb_mean", "ttfb_p95", "total_mean", "total_p95"):  # JSON has 10 for 10.0
+                if row.get(name) is not None:
+                    row[name] = float(row[name])
             self.steps[(site, interface, day)] = StepAggregate(
                 requests=int(row.get("requests") or 0), ok=int(row.get("ok") or 0),
                 ttfb_n=int(row.get("ttfb_n") or 0), ttfb_mean=row.get("ttfb_mean"), ttfb_p95=row.get("ttfb_p95"),
