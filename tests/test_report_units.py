@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import xml.dom.minidom
 from datetime import date
 
 import pytest
@@ -138,6 +140,8 @@ def test_every_format_neutralises_hostile_names_and_errors():
     assert "<script>" not in page and "<img" not in page and "\x1b" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "Content-Security-Policy" in page and "<svg" in page
+    for svg in re.findall(r"<svg.*?</svg>", page, re.S):
+        xml.dom.minidom.parseString(svg)  # well-formed, whatever the data held
     rows = list(csv.reader(io.StringIO(to_text(report, "csv"))))
     assert rows[1][0].startswith("'=cmd")
     table = to_text(report, "table")

@@ -31,22 +31,23 @@ def escape(text: str) -> str:
 
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-BAR = 9
 LEFT = 56
 HEIGHT = 150
 TOP = 10
 
 
-def _chart(days: list[DayStats], benchmark: float) -> str:
-    """Daily downtime bars for one site × interface, as inline SVG."""
+def _chart(days: list[DayStats], benchmark: float, number_: int = 0) -> str:
+    """Daily downtime bars for one site × interface, as inline SVG (``number_`` keeps ids unique)."""
+    bar = max(4, min(24, 720 // max(len(days), 1)))
+    hatch = f"h{number_}"
     allowance = (100.0 - benchmark) / 100.0 * 86_400
     peak = max([allowance * 2, 60.0] + [r.downtime_s or 0.0 for r in days])
-    width = LEFT + BAR * len(days) + 20
+    width = max(LEFT + bar * len(days) + 20, 640)
     def y(seconds: float) -> float:
         return TOP + HEIGHT - HEIGHT * min(seconds, peak) / peak
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT + TOP + 34}" '
              f'role="img" aria-label="daily downtime in minutes">',
-             '<defs><pattern id="h" width="4" height="4" patternUnits="userSpaceOnUse">'
+             f'<defs><pattern id="{hatch}" width="4" height="4" patternUnits="userSpaceOnUse">'
              '<path d="M0,4 L4,0" stroke="#999" stroke-width="1"/></pattern></defs>',
              f'<line x1="{LEFT}" y1="{TOP + HEIGHT}" x2="{width - 10}" y2="{TOP + HEIGHT}" stroke="#444"/>']
     for frac in (0.0, 0.5, 1.0):
@@ -54,23 +55,23 @@ def _chart(days: list[DayStats], benchmark: float) -> str:
         parts.append(f'<text x="{LEFT - 4}" y="{y(value) + 4:.1f}" font-size="10" text-anchor="end">'
                      f'{value / 60:.0f} min</text>')
     for i, row in enumerate(days):
-        x = LEFT + i * BAR
+        x = LEFT + i * bar
         label = escape(f"{row.day}: " + (
             "unknown (no request)" if not row.known else
             f"uptime {number(row.uptime_pct, 3)} %, planned {number(row.planned_downtime_s, 0)} s, "
             f"unplanned {number(row.unplanned_downtime_s, 0)} s"))
         if not row.known:
-            parts.append(f'<rect x="{x}" y="{TOP}" width="{BAR - 1}" height="{HEIGHT}" fill="url(#h)">'
+            parts.append(f'<rect x="{x}" y="{TOP}" width="{bar - 1}" height="{HEIGHT}" fill="url(#{hatch})">'
                          f'<title>{label}</title></rect>')
             continue
         planned, unplanned = row.planned_downtime_s or 0.0, row.unplanned_downtime_s or 0.0
         below = (row.uptime_pct or 0.0) < benchmark
         parts.append(f'<g><title>{label}</title>'
-                     f'<rect x="{x}" y="{y(planned):.1f}" width="{BAR - 1}" height="{TOP + HEIGHT - y(planned):.1f}" '
+                     f'<rect x="{x}" y="{y(planned):.1f}" width="{bar - 1}" height="{TOP + HEIGHT - y(planned):.1f}" '
                      'fill="#6b8fd6"/>'
-                     f'<rect x="{x}" y="{y(planned + unplanned):.1f}" width="{BAR - 1}" '
+                     f'<rect x="{x}" y="{y(planned + unplanned):.1f}" width="{bar - 1}" '
                      f'height="{y(planned) - y(planned + unplanned):.1f}" fill="{"#d9534f" if below else "#f0ad4e"}"/>'
-                     f'<rect x="{x}" y="{TOP + HEIGHT}" width="{BAR - 1}" height="4" '
+                     f'<rect x="{x}" y="{TOP + HEIGHT}" width="{bar - 1}" height="4" '
                      f'fill="{"#d9534f" if below else "#5cb85c"}"/></g>')
     line = y(allowance)
     parts.append(f'<line x1="{LEFT}" y1="{line:.1f}" x2="{width - 10}" y2="{line:.1f}" stroke="#000" '
@@ -120,10 +121,10 @@ def _day_table(days: list[DayStats]) -> str:
     return f"<details><summary>every day</summary><table>{head}{''.join(rows)}</table></details>"
 
 
-def _section(summary: RangeSummary, days: list[DayStats], benchmark: float) -> str:
+def _section(summary: RangeSummary, days: list[DayStats], benchmark: float, number_: int) -> str:
     errors = "".join(f"<li><span class=err>{escape(text)}</span> × {count}</li>" for text, count in summary.top_errors)
     return (f"<h2>{escape(summary.site)}: {escape(LABELS[summary.interface])}</h2>"
-            f"{_chart(days, benchmark)}{_day_table(days)}"
+            f"{_chart(days, benchmark, number_)}{_day_table(days)}"
             + (f"<p>Most frequent errors:</p><ul>{errors}</ul>" if errors else ""))
 
 
@@ -135,7 +136,7 @@ def render_html(report: Report, out: TextIO) -> None:
               f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>"
               f"<h1>{escape(title)}</h1><ul class=notes>{''.join(f'<li>{escape(n)}</li>' for n in notes)}</ul>"
               f"<p>Generated {escape(report.generated_at)}.</p><h2>Summary</h2>{_summary_table(report)}")
-    for summary in report.summaries:
+    for i, summary in enumerate(report.summaries):
         days = [r for r in report.days if r.site == summary.site and r.interface == summary.interface]
-        out.write(_section(summary, days, report.benchmark_pct))
+        out.write(_section(summary, days, report.benchmark_pct, i))
     out.write("</body></html>\n")
