@@ -10,7 +10,7 @@ prober's own probes:
 * :mod:`~prober.report.downtime` — the five-failures-in-30-seconds rule, incidents and
   maintenance windows as intervals (pure functions);
 * :mod:`~prober.report.influx` — the InfluxQL ``/query`` client and the queries,
-  one request per day of data;
+  one request per day of data, a few at once;
 * :mod:`~prober.report.compute` — fetched data → :class:`~prober.report.model.Report`;
 * :mod:`~prober.report.formats` — table, CSV, JSON and a self-contained HTML page.
 """
