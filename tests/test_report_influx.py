@@ -133,40 +133,20 @@ kinds = ["accounts"]
 weekdays = ["mon"]
 from = "07:58"
 to = "08:02"
-
-[[sites]]
-name = "dense"
-base_url = "http://127.0.0.1:9"
-[[sites.checks]]
-name = "accounts"
-kind = "accounts"
-[[sites.checks.steps]]
-name = "call"
-path = "/accounts"
-
-[[sites]]
-name = "sparse"
-base_url = "http://127.0.0.1:9"
-[[sites.checks]]
-name = "login"
-kind = "login"
-[[sites.checks.steps]]
-name = "call"
-path = "/token"
-[[sites.checks]]
-name = "accounts"
-kind = "accounts"
-[[sites.checks.steps]]
-name = "call"
-path = "/accounts"
-[[sites.checks]]
-name = "funds"
-kind = "custom"
-psd2 = ["cof"]
-[[sites.checks.steps]]
-name = "call"
-path = "/funds"
 """
+
+
+def site(name: str, *checks: tuple[str, str, str]) -> str:
+    """A ``[[sites]]`` table with one-step checks (name, kind, extra TOML lines)."""
+    text = f'\n[[sites]]\nname = "{name}"\nbase_url = "http://127.0.0.1:9"\n'
+    for check, kind, extra in checks:
+        text += (f'[[sites.checks]]\nname = "{check}"\nkind = "{kind}"\n{extra}'
+                 f'steps = [{{ name = "call", path = "/{check}" }}]\n')
+    return text
+
+
+SITES = site("dense", ("accounts", "accounts", "")) + site(
+    "sparse", ("login", "login", ""), ("accounts", "accounts", ""), ("funds", "custom", 'psd2 = ["cof"]\n'))
 
 
 @dataclass
@@ -181,7 +161,7 @@ def setup(influxdb_v1: InfluxDBServer, tmp_path_factory) -> Iterator[Setup]:
     try:
         write(db, timeline())
         path = tmp_path_factory.mktemp("report") / "prober.toml"
-        path.write_text(CONFIG.format(url=db.url, db=db.name))
+        path.write_text(CONFIG.format(url=db.url, db=db.name) + SITES)
         yield Setup(db, path)
     finally:
         influxdb_v1.drop_database(db.name)
