@@ -1,4 +1,4 @@
-"""The ``prober`` command line: validate, check, run, bank, demo.
+"""The ``prober`` command line: validate, check, run, bank, demo, report.
 
 Exit codes: 0 success, 1 a check failed, 2 a configuration or usage error. Errors are one
 line each, never a traceback.
@@ -108,6 +108,12 @@ def cmd_bank(args: argparse.Namespace) -> int:
     return run_bank(args.host, args.port, scenario=args.scenario, seed=args.seed)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from prober.report.command import run_report
+
+    return run_report(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prober", description="Synthetic availability prober for banks.")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
@@ -147,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", default=None, help="replay a named incident scenario")
     p.add_argument("--seed", type=int, default=None, help="seed for random faults")
     p.set_defaults(func=cmd_bank)
+
+    from prober.report.command import add_arguments as report_arguments
+
+    p = sub.add_parser("report", help="PSD2 availability and performance per site × interface × day, from InfluxDB")
+    report_arguments(p)
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -200,7 +200,8 @@ def series_of(db: InfluxDatabase, influxql: str) -> list[dict]:
 
 def test_every_dashboard_query_is_covered():
     assert len(QUERIES) >= 40
-    assert {name for name, *_ in QUERIES} == {"overview", "journey-detail", "locations", "prober-health"}
+    assert {name for name, *_ in QUERIES} == {"overview", "journey-detail", "locations", "prober-health",
+                                              "psd2-availability"}
 
 
 @pytest.mark.parametrize(("dashboard", "query"), [(d, q) for d, _, q, _ in QUERIES],
@@ -376,3 +377,36 @@ def test_prober_health(data):
     assert latest["prober-par"]["written"] == 6000
     arriving = run(data, "prober-health", "Results arriving")
     assert sum(r["count"] for r in arriving) == len(data.results)
+
+
+def run_daily(data: ProberData, title: str, values: dict | None = None) -> list[dict]:
+    """A PSD2 panel as Grafana runs it on that dashboard: the panel's 1-day minimum interval."""
+    item = panel("psd2-availability", title)
+    variables = variables_of(DASHBOARDS["psd2-availability"], values or {})
+    query = expand(item["targets"][0]["query"], variables, time_range=TimeRange("now-90d"),
+                   max_data_points=item.get("maxDataPoints", 1000), min_interval=item.get("interval"))
+    assert "GROUP BY time(" not in query or "GROUP BY time(1d)" in query
+    return data.db.query(query)
+
+
+def test_psd2_daily_uptime_and_summary(data):
+    assert variable_options(DASHBOARDS["psd2-availability"], data.db)["kind"] == [
+        "accounts", "login", "payments", "transfer"]  # cards is no PSD2 interface
+    daily = run_daily(data, "Daily uptime per bank and interface")
+    by_kind: dict[str, list[dict]] = {}
+    for row in daily:
+        by_kind.setdefault(row["kind"], []).append(row)
+    assert sum(r["runs"] for r in by_kind["transfer"]) == ROUNDS * len(LOCATIONS)
+    assert all(r["uptime %"] == 100.0 for r in by_kind["login"])
+    transfer = sum(r["uptime %"] * r["runs"] for r in by_kind["transfer"]) / sum(r["runs"] for r in by_kind["transfer"])
+    assert transfer == pytest.approx(50.0)
+    summary = by(run_daily(data, "Quarter summary against 99.5 %"), "kind")
+    assert summary["transfer"]["uptime %"] == pytest.approx(50.0) and summary["transfer"]["failed runs"] == ROUNDS
+    assert summary["payments"]["uptime %"] == pytest.approx(50.0)  # refused from fra
+    assert summary["login"]["uptime %"] == 100.0 and "cards" not in summary
+    times = run_daily(data, "Daily response time and error rate", {"kind": ["transfer"]})
+    assert times and all(0 < r["TTFB mean ms"] <= r["total p95 ms"] for r in times)
+    errors = sum(r["error %"] * r["requests"] for r in times) / 100
+    assert errors == pytest.approx(ROUNDS)  # the create step of every odd round
+    incident = run_daily(data, "Incident time per day", {"kind": ["accounts"]})
+    assert sum(r["incident s"] for r in incident) == pytest.approx(20.0 * len(LOCATIONS))

@@ -309,6 +309,9 @@ class Check(BaseModel):
     idempotency key. Defaults to true for kinds ``transfer`` and ``cards``."""
     idempotency_header: str = "Idempotency-Key"
     enabled: bool = True
+    psd2: list[Literal["ais", "pis", "cof"]] | None = None
+    """PSD2 interfaces this check's runs count for in ``prober report`` (``[]``: none);
+    default from ``kind``, see :mod:`prober.report.interfaces`."""
 
     check_name = field_validator("name")(_check_name)
 

@@ -1,0 +1,98 @@
+"""``prober report``: arguments → configuration → InfluxDB → report → stdout.
+
+Exit codes: 0 the report was written; 1 InfluxDB could not be reached or refused the
+query (one line naming the URL, never a secret); 2 a configuration or usage error (no
+``[influxdb]`` section, an unknown time zone, ``--from`` after ``--to``…).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date, datetime, timezone
+from typing import TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from prober.config.errors import ConfigError
+from prober.config.loader import load
+from prober.report.compute import DEFAULT_BENCHMARK, Scope, build_report, day_bounds
+from prober.report.formats import render
+from prober.report.influx import QueryClient, QueryError, fetch
+from prober.report.interfaces import overrides_from_config
+
+EXIT_OK, EXIT_UNREACHABLE, EXIT_CONFIG = 0, 1, 2
+MARGIN_MS = 3_600_000
+"""``check`` points fetched beyond each end of the range, for downtimes crossing it."""
+MAX_DAYS = 1100
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``prober report``."""
+    parser.add_argument("-c", "--config", required=True, help="TOML file or directory; its [influxdb] says where to read")
+    parser.add_argument("--from", dest="first", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                        help="first day (default: the first day of the quarter of --to)")
+    parser.add_argument("--to", dest="last", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                        help="last day, included (default: today)")
+    parser.add_argument("--site", action="append", help="only this site (repeatable)")
+    parser.add_argument("--format", default="table", choices=["table", "csv", "json", "html"])
+    parser.add_argument("--tz", default="UTC", help="time zone of the days, e.g. Europe/Paris (default UTC)")
+    parser.add_argument("--benchmark", type=float, default=DEFAULT_BENCHMARK,
+                        help=f"uptime %% the range is compared with (default {DEFAULT_BENCHMARK:g})")
+    parser.add_argument("-o", "--output", default=None, help="write to this file instead of stdout")
+
+
+def _usage_error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _quarter_start(day: date) -> date:
+    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
+def run_report(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run ``prober report`` with parsed arguments."""
+    try:
+        loaded = load(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    config = loaded.config
+    if config.influxdb is None:
+        return _usage_error(f"{args.config}: no [influxdb] section: prober report reads the data from it")
+    try:
+        tz = ZoneInfo(args.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return _usage_error(f"--tz: unknown time zone {args.tz!r} (use a name such as UTC or Europe/Paris)")
+    if not 0 < args.benchmark <= 100:
+        return _usage_error(f"--benchmark: {args.benchmark:g} is not a percentage in (0, 100]")
+    now = time.time()
+    last = args.last or datetime.fromtimestamp(now, tz).date()
+    first = args.first or _quarter_start(last)
+    if first > last:
+        return _usage_error(f"--from {first} is after --to {last}")
+    if (last - first).days >= MAX_DAYS:
+        return _usage_error(f"the range holds more than {MAX_DAYS} days")
+    sites = tuple(args.site or ())
+    configured = tuple((s.name, c.name, c.kind) for s in config.sites for c in s.checks
+                       if c.enabled and (not sites or s.name in sites))
+    overrides = overrides_from_config(config)
+    bounds = day_bounds(first, last, tz)
+    scope = Scope(first=first, last=last, tz=args.tz, bounds=bounds, now_ms=int(now * 1000),
+                  benchmark_pct=args.benchmark, sites=sites, configured=configured, overrides=overrides,
+                  maintenance=tuple(config.incidents.maintenance))
+    try:
+        fetched = fetch(QueryClient.from_config(config.influxdb), bounds, sites, overrides, MARGIN_MS)
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    generated = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")
+    report = build_report(fetched, scope, generated)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as handle:
+            render(report, args.format, handle)
+    else:
+        render(report, args.format, out or sys.stdout)
+    return EXIT_OK

@@ -1,0 +1,155 @@
+"""Downtime as intervals: the five-failures rule, the prober's incidents, maintenance windows.
+
+All pure functions on epoch milliseconds.
+
+**The rule (EBA/GL/2018/07 §2.4)**: the interface is down when five consecutive requests
+are not replied to within a total of 30 seconds, with no successful request in between;
+the downtime counts from the first of those five. Applied to probe data:
+
+* the requests of an interface are the runs of the checks that feed it, from every
+  location, in order of start time (skipped runs are not requests); a run that failed is
+  a request not replied to, a run that succeeded is a reply;
+* a sequence of consecutive failed runs is downtime when some five consecutive runs of it
+  started within the *window* of each other (first to fifth); the downtime starts at the
+  first of the earliest such five and ends at the next successful run (a gap in the data
+  does not end it); when no run follows, at the last failed run plus one request spacing;
+* the window is 30 s when the probes are dense enough for five requests to fit in it.
+  When they are not (one request every 30 s or more, as probes usually are), it is
+  stretched to :data:`SPARSE_FACTOR` × the request spacing of that site and interface,
+  so that five consecutive failed runs at the usual pace still count (with room for
+  jitter), and five spread over longer (missing runs in between) still do not. The
+  *spacing* is ``1 / Σ (1 / median gap)`` over the series (site × check × location) that
+  feed the interface: two checks each every 60 s give 30 s.
+"""
+
+from __future__ import annotations
+
+import bisect
+import statistics
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+
+from prober.report.intervals import Interval, union
+
+FAILURES = 5
+"""Consecutive requests not replied to before the interface counts as down."""
+WINDOW_MS = 30_000
+"""…within a total of 30 seconds."""
+SPARSE_FACTOR = 4.5
+"""Window = this × spacing when that is more than 30 s (four gaps and half a gap of jitter)."""
+
+
+def median_gap_ms(times: Sequence[int]) -> float | None:
+    """Median gap between consecutive points of one series (``None`` with fewer than two)."""
+    if len(times) < 2:
+        return None
+    return float(statistics.median(b - a for a, b in zip(times, times[1:])))
+
+
+def spacing_ms(series_times: Iterable[Sequence[int]]) -> float | None:
+    """Request spacing of an interface fed by several series (see the module docstring)."""
+    rate = 0.0
+    for times in series_times:
+        gap = median_gap_ms(times)
+        if gap is not None and gap > 0:
+            rate += 1.0 / gap
+    return 1.0 / rate if rate else None
+
+
+def window_ms(spacing: float | None) -> int:
+    """The window five failures must start within, for a request spacing."""
+    if spacing is None:
+        return WINDOW_MS
+    return max(WINDOW_MS, round(SPARSE_FACTOR * spacing))
+
+
+def rule_downtime(times: Sequence[int], ok: Sequence[int], window: int, tail_ms: int) -> list[Interval]:
+    """Down intervals of one interface by the five-failures rule.
+
+    ``times`` are request start times, sorted; ``ok[i]`` is 1 when request ``i`` was
+    replied to. ``window`` is what :func:`window_ms` gives; ``tail_ms`` is how long a
+    downtime lasts after its last failed request when no request follows (the spacing).
+    """
+    down: list[Interval] = []
+    n = len(times)
+    i = 0
+    while i < n:
+        if ok[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and not ok[j]:
+            j += 1
+        # times[i:j] is a run of consecutive failures; j is the next success (or n)
+        for k in range(i, j - FAILURES + 1):
+            if times[k + FAILURES - 1] - times[k] <= window:
+                end = times[j] if j < n else times[j - 1] + tail_ms
+                down.append((times[k], max(end, times[k])))
+                break
+        i = j
+    return down
+
+
+Event = tuple[int, str, float]
+"""An ``incident`` point: (time ms, state ``open``/``resolved``, ``duration_s``)."""
+
+
+def incident_intervals(events: Sequence[Event], until_ms: int) -> list[Interval]:
+    """Open-to-resolved intervals of one check's incidents (one location).
+
+    A resolution without its opening in the data starts ``duration_s`` before it; an
+    incident still open at the end lasts until ``until_ms``.
+    """
+    out: list[Interval] = []
+    opened: int | None = None
+    for at, state, duration_s in sorted(events):
+        if state == "open":
+            if opened is None:
+                opened = at
+        elif state == "resolved":
+            start = opened if opened is not None else at - round((duration_s or 0.0) * 1000)
+            out.append((start, at))
+            opened = None
+    if opened is not None and until_ms > opened:
+        out.append((opened, until_ms))
+    return union(out)
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def maintenance_intervals(window: object, start_ms: int, end_ms: int) -> list[Interval]:
+    """Times inside ``[start_ms, end_ms)`` covered by one ``[[incidents.maintenance]]`` window.
+
+    ``window`` is a :class:`~prober.config.incidents.MaintenanceWindow`: one-off
+    (``start``/``end``) or weekly (``weekdays``, ``from``, ``to`` in UTC, ``to`` at or
+    before ``from`` ending the next day).
+    """
+    out: list[Interval] = []
+    if window.start is not None and window.end is not None:  # type: ignore[attr-defined]
+        begin = _ms(datetime.fromisoformat(window.start.replace("Z", "+00:00")))  # type: ignore[attr-defined]
+        finish = _ms(datetime.fromisoformat(window.end.replace("Z", "+00:00")))  # type: ignore[attr-defined]
+        out.append((max(begin, start_ms), min(finish, end_ms)))
+        return union(out)
+    from_h, from_m = map(int, window.from_time.split(":"))  # type: ignore[attr-defined]
+    to_h, to_m = map(int, window.to_time.split(":"))  # type: ignore[attr-defined]
+    day = datetime.fromtimestamp(start_ms / 1000, timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    day -= timedelta(days=1)  # a window that started the evening before
+    while _ms(day) < end_ms:
+        if _WEEKDAYS[day.weekday()] in window.weekdays:  # type: ignore[attr-defined]
+            begin = day.replace(hour=from_h, minute=from_m)
+            finish = day.replace(hour=to_h, minute=to_m)
+            if finish <= begin:
+                finish += timedelta(days=1)
+            out.append((max(_ms(begin), start_ms), min(_ms(finish), end_ms)))
+        day += timedelta(days=1)
+    return union(out)
+
+
+def count_in(times: Sequence[int], start: int, end: int) -> tuple[int, int]:
+    """(first index, end index) of the sorted ``times`` inside ``[start, end)``."""
+    return bisect.bisect_left(times, start), bisect.bisect_left(times, end)
