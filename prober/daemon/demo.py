@@ -11,8 +11,11 @@ simulated-bank results into a real InfluxDB, nor inherits the demo's incidents.
 
 The view is a grid of site × capability (``kind``) with each check's status, latency
 and last error, refreshed every second with ``rich.live``; without a terminal a plain
-summary is printed every 5 seconds instead. ``--duration`` stops the demo by itself;
-Ctrl-C or SIGTERM stop it too; the exit code is 0 in every case but a config error (2).
+summary is printed every 5 seconds instead. It runs through the same lifecycle as
+``prober run`` (:class:`~prober.daemon.lifecycle.Daemon`): ``--duration`` stops the demo
+by itself, Ctrl-C or SIGTERM stop it cleanly (exit 0), a second one forces the stop (exit
+130), SIGHUP reloads the checks, and the signal handlers in place before are restored.
+A config error exits 2.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -35,8 +37,7 @@ from rich.text import Text
 from prober.bank import SCENARIOS, BankServer
 from prober.config.errors import ConfigError
 from prober.config.loader import LoadedConfig, load
-from prober.daemon.health import HealthServer
-from prober.daemon.lifecycle import config_error_lines
+from prober.daemon.lifecycle import Daemon, config_error_lines
 from prober.daemon.service import ProberService
 from prober.daemon.status import CheckStatus
 from prober.defaults import default_config
@@ -46,6 +47,9 @@ from prober.writer.writer import ResultWriter
 from prober.journey.results import KINDS
 
 log = logging.getLogger("prober.demo")
+
+DEMO_GRACE = 5.0
+"""Seconds running journeys get to finish when the demo stops."""
 
 PLAIN_EVERY = 5.0
 """Seconds between plain summaries when there is no terminal."""
@@ -103,7 +107,7 @@ async def _demo(path: Path, duration: float | None, scenario: str | None, interv
                 print(line, file=sys.stderr)
             return 2
         with tempfile.TemporaryDirectory(prefix="bank-prober-demo-") as scratch:
-            return await _run_isolated(loaded, Path(scratch), bank, scenario, interval, duration)
+            return await _run_isolated(path, environ, loaded, Path(scratch), bank, scenario, interval, duration)
     finally:
         await bank.stop()
 
@@ -112,39 +116,36 @@ def isolate(loaded: LoadedConfig, scratch: Path) -> tuple[LoadedConfig, ResultWr
     """``loaded`` with its state under ``scratch``, no InfluxDB nor notifiers, and a writer
     spooling under ``scratch`` only."""
     config = loaded.config
-    daemon = config.daemon.model_copy(update={"state_dir": str(scratch / "state")})
+    daemon = config.daemon.model_copy(update={
+        "state_dir": str(scratch / "state"), "grace_period": min(config.daemon.grace_period, DEMO_GRACE)})
     isolated = dataclasses.replace(loaded, config=config.model_copy(update={"daemon": daemon, "influxdb": None, "notifiers": []}))
     return isolated, ResultWriter(None, spool_dir=scratch / "spool")
 
 
 async def _run_isolated(
-    loaded: LoadedConfig, scratch: Path, bank: BankServer, scenario: str | None, interval: float,
-    duration: float | None,
+    path: Path, environ: dict[str, str], loaded: LoadedConfig, scratch: Path, bank: BankServer,
+    scenario: str | None, interval: float, duration: float | None,
 ) -> int:
     loaded, writer = isolate(loaded, scratch)
-    service = ProberService(loaded, writer=writer, plan_override=shorten(interval), writer_close_timeout=5.0)
-    health = HealthServer(service, "127.0.0.1", 0)
-    await health.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    console = Console()
-    console.print(
-        f"bank-prober demo: simulated bank at {bank.url} (scenario: {scenario or 'none'}), "
-        f"status at {health.url}/status, every check each {interval:g}s; Ctrl-C to stop",
-        highlight=False, soft_wrap=True,
+    daemon = Daemon(
+        path, loaded, environ=environ, health_listen="127.0.0.1:0",
+        service_factory=lambda config: ProberService(
+            config, writer=writer, plan_override=shorten(interval), writer_close_timeout=5.0),
     )
-    try:
-        await service.start()
-        await _view(service, console, stop, duration)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await service.stop(grace=5.0)
-        await health.stop()
-    console.print(_plain(service), highlight=False, soft_wrap=True, markup=False)
-    return 0
+    console = Console()
+
+    async def live_view() -> None:
+        assert daemon.health is not None
+        console.print(
+            f"bank-prober demo: simulated bank at {bank.url} (scenario: {scenario or 'none'}), "
+            f"status at {daemon.health.url}/status, every check each {interval:g}s; Ctrl-C to stop",
+            highlight=False, soft_wrap=True,
+        )
+        await _view(daemon.service, console, daemon.should_exit, duration)
+
+    code = await daemon.serve(live_view)
+    console.print(_plain(daemon.service), highlight=False, soft_wrap=True, markup=False)
+    return code
 
 
 async def _view(service: ProberService, console: Console, stop: asyncio.Event, duration: float | None) -> None:

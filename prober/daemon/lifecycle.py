@@ -28,10 +28,11 @@ Exit codes: 0 clean stop, 1 startup failure (e.g. the health address is in use),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,9 @@ class Daemon:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def serve(self) -> int:
+    async def serve(self, main: Callable[[], Awaitable[object]] | None = None) -> int:
+        """Start, run until a stop signal (or until ``main``, e.g. the demo's live view,
+        returns), shut down; the exit code."""
         self.install_signal_handlers()
         try:
             try:
@@ -135,11 +138,27 @@ class Daemon:
                 log.error("cannot start: %s", exc.strerror or exc)
                 await self.service.stop(grace=0.0)
                 return EXIT_STARTUP
-            await self.should_exit.wait()
+            if main is None:
+                await self.should_exit.wait()
+            else:
+                await self._run_until_exit(main)
             await self.shutdown()
             return EXIT_FORCED if self.force_exit.is_set() else EXIT_OK
         finally:
             self.restore_signal_handlers()
+
+    async def _run_until_exit(self, main: Callable[[], Awaitable[object]]) -> None:
+        task = asyncio.get_running_loop().create_task(main())
+        stop = asyncio.get_running_loop().create_task(self.should_exit.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.should_exit.set()
 
     async def startup(self) -> None:
         if self.health is not None:
