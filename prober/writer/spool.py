@@ -189,6 +189,20 @@ class Spool:
         cursor.close()
         return merge_batches(rows) if rows else None
 
+    def take_oldest(self, max_points: int = 1) -> SpooledBatch | None:
+        """:meth:`oldest`, held at once (so that no other sender takes the same rows)."""
+        batch = self.oldest(max_points)
+        if batch is not None:
+            self._hold_batch(batch)
+        return batch
+
+    def _hold_batch(self, batch: SpooledBatch) -> None:
+        if len(batch.ids) == 1:
+            self.hold({batch.ids[0]: batch.points})
+        else:  # points per row are not kept in a merged batch: count them again
+            marks = ",".join("?" * len(batch.ids))
+            self.hold(dict(self._db.execute(f"SELECT id, points FROM batches WHERE id IN ({marks})", batch.ids)))
+
     def _delete_rows(self, batch: SpooledBatch) -> tuple[int, int, int]:
         """Delete ``batch``'s rows (inside a transaction); ``(rows, points, bytes)`` that were there."""
         if not batch.ids:
@@ -323,6 +337,9 @@ class AsyncSpool:
 
     async def oldest(self, max_points: int = 1, exclude: tuple[int, ...] = ()) -> SpooledBatch | None:
         return await self._call(self._require().oldest, max_points, exclude)
+
+    async def take_oldest(self, max_points: int = 1) -> SpooledBatch | None:
+        return await self._call(self._require().take_oldest, max_points)
 
     async def delete(self, batch: SpooledBatch) -> int:
         return await self._call(self._require().delete, batch)

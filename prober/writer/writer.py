@@ -57,6 +57,7 @@ import logging
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +172,7 @@ class ResultWriter:
         self._buffer: list[str] = []  # submitted since the last journal commit
         self._pending: deque[SpooledBatch] = deque()  # journaled, waiting for a send
         self._pending_points = 0
+        self._fresh_points = 0  # journaled points on their first, direct send (not "waiting" yet)
         self._memory: deque[SpooledBatch] = deque()  # the spool failed: waiting in memory for the replay
         self._memory_points = 0
         self._unforgotten: list[SpooledBatch] = []  # written, but the spool failed to delete them
@@ -188,7 +190,8 @@ class ResultWriter:
         self._stop: asyncio.Event | None = None
         self._flush_task: asyncio.Task | None = None
         self._replay_task: asyncio.Task | None = None
-        self._in_flight: dict[asyncio.Task, SpooledBatch] = {}
+        # Sends running, with their batch (None: rows taken from the spool, which keeps them).
+        self._in_flight: dict[asyncio.Task, SpooledBatch | None] = {}
         self._max_in_flight = max_in_flight
 
     # -- public surface ------------------------------------------------------------
@@ -197,7 +200,8 @@ class ResultWriter:
     def stats(self) -> WriterStats:
         """A snapshot of the counters."""
         s = self._stats
-        return WriterStats(s.written_points, self._spool.waiting_points, s.dropped_points, s.write_errors, s.last_error)
+        spooled = self._spool.points - self._fresh_points if self._spool.available else self._spool.points
+        return WriterStats(s.written_points, max(spooled, 0), s.dropped_points, s.write_errors, s.last_error)
 
     @property
     def spool_path(self) -> Path:
@@ -288,7 +292,7 @@ class ResultWriter:
             async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
                 await self.flush()
         # Sends still running: cancel them; their rows stay in the spool (a duplicate is harmless).
-        leftovers = list(self._in_flight.values())
+        leftovers = [batch for batch in self._in_flight.values() if batch is not None]
         for task in list(self._in_flight):
             await _cancel(task)
         self._in_flight.clear()
@@ -318,6 +322,7 @@ class ResultWriter:
             await wait_event(self._wake, self.journal_interval)
             self._wake.clear()
             try:
+                self._send_pending()  # free slots need not wait for the commit below
                 await self._journal()
                 self._send_pending()
             except asyncio.CancelledError:
@@ -343,6 +348,8 @@ class ResultWriter:
         for k, (body, points) in enumerate(chunks):
             self._pending.append(SpooledBatch((ids[k],) if ids else (), now, body, points, self.precision))
             self._pending_points += points
+            if ids:
+                self._fresh_points += points
 
     async def _commit(self, chunks: list[tuple[str, int]]) -> list[int] | None:
         """The new rows' ids (held for the direct send), or ``None`` when the spool cannot take them."""
@@ -414,31 +421,42 @@ class ResultWriter:
     # -- sending -------------------------------------------------------------------
 
     def _send_pending(self, force: bool = False) -> None:
-        """Start sends of pending batches when due; hand what cannot be sent to the replay."""
-        if not self._pending:
-            return
+        """Start sends of pending batches when due; hand what cannot be sent to the replay.
+
+        Slots left free help the replay drain the spool while InfluxDB is healthy.
+        """
         if self._sink is None or not self._healthy:
-            self._release(list(self._pending))
+            self._release(list(self._pending), fresh=True)
             self._pending.clear()
             self._pending_points = 0
             return
         now = time.monotonic()
         due = force or self._closing or self._pending_points >= self.batch_size
-        if not due and now - self._last_send < self.flush_interval:
-            return
-        self._last_send = now
-        while self._pending and len(self._in_flight) < self._max_in_flight:
-            batch = self._take_pending()
-            task = asyncio.create_task(self._send_new(batch))
-            self._in_flight[task] = batch
-            task.add_done_callback(self._send_done)
-        # Bounded memory: what the next sends will not take waits in the spool, for the replay.
-        overflow: list[SpooledBatch] = []
-        while self._pending and self._pending_points > self._max_in_flight * self.batch_size:
-            batch = self._pending.popleft()
-            self._pending_points -= batch.points
-            overflow.append(batch)
-        self._release(overflow)
+        if self._pending and (due or now - self._last_send >= self.flush_interval):
+            self._last_send = now
+            while self._pending and len(self._in_flight) < self._max_in_flight:
+                batch = self._take_pending()
+                self._start_send(self._send_batch(batch, fresh=True), batch)
+            # Bounded memory: what the next sends will not take waits in the spool.
+            overflow: list[SpooledBatch] = []
+            while self._pending and self._pending_points > self.memory_max_points:
+                batch = self._pending.popleft()
+                self._pending_points -= batch.points
+                overflow.append(batch)
+            self._release(overflow, fresh=True)
+        while (
+            not self._pending
+            and not self._closing
+            and len(self._in_flight) < self._max_in_flight
+            and self._spool.available
+            and self._spool.waiting_points > 0
+        ):
+            self._start_send(self._send_from_spool())
+
+    def _start_send(self, send: Coroutine[None, None, object], batch: SpooledBatch | None = None) -> None:
+        task = asyncio.create_task(send)
+        self._in_flight[task] = batch
+        task.add_done_callback(self._send_done)
 
     def _take_pending(self) -> SpooledBatch:
         """Up to ``batch_size`` points of pending rows, all journaled or all in memory only."""
@@ -457,32 +475,58 @@ class ResultWriter:
     def _send_done(self, task: asyncio.Task) -> None:
         if task.cancelled():
             return  # close() deals with it
-        batch = self._in_flight.pop(task, None)
+        self._in_flight.pop(task, None)
         exc = task.exception()
-        if exc is not None and batch is not None:
+        if exc is not None:
             log.error("unexpected error while writing a batch: %s: %s", type(exc).__name__, exc)
-            self._release([batch])
-        if self._pending and self._wake is not None:
+        if self._wake is not None and (self._pending or self._spool.waiting_points):
             self._wake.set()  # a slot is free
 
-    async def _send_new(self, batch: SpooledBatch) -> None:
+    async def _send_batch(self, batch: SpooledBatch, fresh: bool = False) -> SpooledBatch:
+        """Write a batch straight to the sink (it is in the spool, held, or only in memory).
+
+        ``fresh``: new points on their first send (they count as spooled only once it fails).
+        """
         assert self._sink is not None
-        result = await self._sink.write(batch.lines, batch.points)
+        try:
+            result = await self._sink.write(batch.lines, batch.points)
+        except Exception:
+            self._release([batch], fresh)
+            raise
         if result.status is WriteStatus.OK:
             self._stats.written_points += batch.points
-            await self._forget(batch)
+            await self._forget(batch, fresh)
         elif result.status is WriteStatus.RETRY:
             self._failed(result)
             self._healthy = False
-            self._release([batch])
+            self._release([batch], fresh)
         else:
-            await self._rejected(result, batch)
+            await self._rejected(result, batch, fresh)
+        return batch
 
-    def _release(self, batches: list[SpooledBatch]) -> None:
+    async def _send_from_spool(self) -> SpooledBatch | None:
+        """Take the oldest spooled rows nobody is sending, and send them."""
+        try:
+            batch = await self._spool.take_oldest(self.batch_size)
+        except (sqlite3.Error, OSError, RuntimeError) as exc:
+            self._spool_error("read", exc)
+            return None
+        if batch is None:
+            return None
+        batch = SpooledBatch(batch.ids, batch.created, rescale_lines(batch.lines, batch.precision, self.precision),
+                             batch.points, self.precision)
+        return await self._send_batch(batch)
+
+    def _unfresh(self, batch: SpooledBatch, fresh: bool) -> None:
+        if fresh and batch.ids:
+            self._fresh_points -= batch.points
+
+    def _release(self, batches: list[SpooledBatch], fresh: bool = False) -> None:
         """Hand batches over to the replay: journaled ones stay in the spool, the others in memory."""
         if not batches:
             return
         for batch in batches:
+            self._unfresh(batch, fresh)
             if batch.ids:
                 self._spool.release_soon(batch.ids)
             else:
@@ -510,10 +554,11 @@ class ResultWriter:
                 self._stats.dropped_points,
             )
 
-    async def _forget(self, batch: SpooledBatch) -> None:
+    async def _forget(self, batch: SpooledBatch, fresh: bool = False) -> None:
         """Delete a written batch from the spool; if that fails, keep it held and try again later."""
         if not batch.ids:
             return
+        self._unfresh(batch, fresh)
         try:
             await self._spool.delete(batch)
         except (sqlite3.Error, OSError, RuntimeError) as exc:
@@ -550,7 +595,8 @@ class ResultWriter:
             self._spool.points,
         )
 
-    async def _rejected(self, result: WriteResult, batch: SpooledBatch) -> None:
+    async def _rejected(self, result: WriteResult, batch: SpooledBatch, fresh: bool = False) -> None:
+        self._unfresh(batch, fresh)
         self._stats.write_errors += 1
         self._stats.last_error = result.message
         self._stats.dropped_points += result.dropped
@@ -619,7 +665,7 @@ class ResultWriter:
         if not self._spool.available:
             return None
         try:
-            return await self._spool.oldest(self.batch_size)
+            return await self._spool.take_oldest(self.batch_size)
         except (sqlite3.Error, OSError, RuntimeError) as exc:
             self._spool_error("read", exc)
             return None
