@@ -47,7 +47,7 @@ async def _kill_restart_and_count(
     try:
         def old_losses() -> list[float]:
             starts = stored_starts(lambda q: server.query(q, "prober"), kills[-1])
-            return [age for age in lost_runs(answered.times, starts, kills) if age > MARGIN]
+            return [age for _, age in lost_runs(answered.times, starts, kills) if age > MARGIN]
 
         try:
             await wait_for(lambda: not old_losses(), timeout=40, interval=0.5, what="the spool replayed")
@@ -58,7 +58,7 @@ async def _kill_restart_and_count(
     finally:
         await prober.kill()
     starts = stored_starts(lambda q: server.query(q, "prober"), kills[-1])
-    return lost_runs(answered.times, starts, kills), len(answered.times)
+    return [age for _, age in lost_runs(answered.times, starts, kills)], len(answered.times)
 
 
 async def test_sigkill_with_influxdb_down_loses_no_completed_run(bank, influxdb_private, tmp_path):
