@@ -176,6 +176,7 @@ class ResultWriter:
         self._memory: deque[SpooledBatch] = deque()  # the spool failed: waiting in memory for the replay
         self._memory_points = 0
         self._unforgotten: list[SpooledBatch] = []  # written, but the spool failed to delete them
+        self._replaying: SpooledBatch | None = None  # the memory batch the replay is writing
         self._stats = WriterStats()
         self._log = _RateLimitedLog(log_interval)
         self._healthy = True
@@ -301,6 +302,8 @@ class ResultWriter:
             leftovers.append(SpooledBatch((), time.time(), "\n".join(lines), len(lines), self.precision))
         leftovers.extend(self._pending)
         leftovers.extend(self._memory)
+        if self._replaying is not None:
+            leftovers.append(self._replaying)
         self._pending.clear()
         self._memory.clear()
         for batch in leftovers:
@@ -661,7 +664,10 @@ class ResultWriter:
     async def _next_to_replay(self) -> SpooledBatch | None:
         """The oldest batch kept in memory, else the oldest spooled rows nobody is sending."""
         if self._memory:
-            return self._memory[0]
+            batch = self._memory.popleft()
+            self._memory_points -= batch.points
+            self._replaying = batch  # out of the deque: never dropped while being written
+            return batch
         if not self._spool.available:
             return None
         try:
@@ -685,9 +691,7 @@ class ResultWriter:
             if answer is None:
                 break
             result, attempts = answer
-            if self._memory and self._memory[0] is batch:
-                self._memory.popleft()
-                self._memory_points -= batch.points
+            self._replaying = None
             if result.status is WriteStatus.OK:
                 await self._forget(batch)
                 self._stats.written_points += batch.points
