@@ -14,7 +14,7 @@ import re
 import resource
 import signal
 import sqlite3
-import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,27 +72,28 @@ async def test_unusable_spool_dir_still_writes_to_influxdb_and_says_so(influxdb_
     assert "not durable" in opened[0].getMessage() and str(tmp_path) in opened[0].getMessage()
 
 
-def _limit_file_size(limit: int):
+def _limited_prober(cwd: Path, limit: int) -> ProberProcess:
+    """``prober run`` whose files cannot grow beyond ``limit`` bytes (a full disk)."""
+
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    return apply
+    return ProberProcess(["run", "-c", "prober.toml"], cwd, preexec_fn=apply)
 
 
-class LimitedProber(ProberProcess):
-    """``prober run`` whose files cannot grow beyond ``limit`` bytes (a full disk)."""
-
-    def __init__(self, args: list[str], cwd: Path, limit: int) -> None:
-        super().__init__(args, cwd)
-        self.limit = limit
-
-    async def start(self) -> LimitedProber:
-        self._log = self.log_path.open("wb")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "prober", *self.args, cwd=self.cwd, env=self.env,
-            stdout=self._log, stderr=asyncio.subprocess.STDOUT, preexec_fn=_limit_file_size(self.limit),
-        )
-        return self
+async def _run_then_stop(prober: ProberProcess, *waits) -> str:
+    """Start ``prober``, wait for each ``(predicate, what)`` in turn, SIGTERM it: its log (exit 0)."""
+    await prober.start()
+    try:
+        for predicate, what in waits:
+            await wait_for(predicate, timeout=60, what=what)
+        prober.signal(signal.SIGTERM)
+        assert await prober.wait(20) == 0, prober.log[-3000:]
+    finally:
+        await prober.kill()
+    log = prober.log
+    assert "Traceback" not in log, log[-3000:]
+    return log
 
 
 def _stopped(log: str) -> tuple[int, int, int]:
@@ -112,18 +113,12 @@ def _daemon_config(bank: BankServer, url: str, database: str, spool_dir: str) ->
 
 @pytest.mark.servers
 async def test_daemon_with_unusable_spool_dir_writes_everything(bank, influx_db: InfluxDatabase, tmp_path):
-    (tmp_path / "prober.toml").write_text(_daemon_config(bank, influx_db.url, influx_db.name, str(unusable_dir(tmp_path))))
-    prober = await ProberProcess(["run", "-c", "prober.toml"], tmp_path).start()
-    try:
-        await wait_for(lambda: influx_db.count("check") >= 30, timeout=30, what="results in InfluxDB")
-        prober.signal(signal.SIGTERM)
-        assert await prober.wait(20) == 0, prober.log[-3000:]
-    finally:
-        await prober.kill()
-    log = prober.log
+    spool_dir = str(unusable_dir(tmp_path))
+    (tmp_path / "prober.toml").write_text(_daemon_config(bank, influx_db.url, influx_db.name, spool_dir))
+    prober = ProberProcess(["run", "-c", "prober.toml"], tmp_path)
+    log = await _run_then_stop(prober, (lambda: influx_db.count("check") >= 30, "results in InfluxDB"))
     results, _, dropped = _stopped(log)
-    assert "Traceback" not in log and dropped == 0
-    assert log.count("cannot open the spool") == 1
+    assert dropped == 0 and log.count("cannot open the spool") == 1
     assert influx_db.count("check") == results
     # The self-report shows the problem: write_errors from the spool, not one per tick.
     errors = [r["write_errors"] for r in influx_db.query('SELECT "write_errors" FROM "prober"')]
@@ -136,39 +131,38 @@ async def test_daemon_on_a_full_disk(bank, influxdb_private, tmp_path):
     server.create_database("prober")
     (tmp_path / "prober.toml").write_text(_daemon_config(bank, server.url, "prober", "spool"))
     # 1. InfluxDB up: the spool fills up, results still all reach InfluxDB.
-    prober = await LimitedProber(["run", "-c", "prober.toml"], tmp_path, 64 * 1024).start()
-    try:
-        await wait_for(lambda: "cannot write to the spool" in prober.log, timeout=60, what="a full spool")
-        full = server.count("prober", "check")
-        await wait_for(lambda: server.count("prober", "check") >= full + 30, timeout=30,
-                       what="results after the spool filled up")
-        prober.signal(signal.SIGTERM)
-        assert await prober.wait(20) == 0, prober.log[-3000:]
-    finally:
-        await prober.kill()
-    log = prober.log
+    prober = _limited_prober(tmp_path, 64 * 1024)
+    full: list[int] = []
+
+    def spool_full() -> bool:
+        if "cannot write to the spool" in prober.log:
+            full.append(server.count("prober", "check"))
+        return bool(full)
+
+    log = await _run_then_stop(
+        prober,
+        (spool_full, "a full spool"),
+        (lambda: server.count("prober", "check") >= full[0] + 30, "results after the spool filled up"),
+    )
     results, _, dropped = _stopped(log)
-    assert "Traceback" not in log and dropped == 0
-    assert re.search(r"cannot write to the spool .*OperationalError: (disk I/O error|database or disk is full)", log), log[-3000:]
-    assert server.count("prober", "check") == results
+    assert dropped == 0 and server.count("prober", "check") == results
+    assert re.search(r"cannot write to the spool .*OperationalError: (disk I/O error|database or disk is full)", log)
 
     # 2. InfluxDB down too: nothing crashes; every result is in the spool or counted as dropped.
     server.stop()
     (tmp_path / "prober.log").unlink()
-    prober = await LimitedProber(["run", "-c", "prober.toml"], tmp_path, 64 * 1024).start()
-    try:
-        await wait_for(lambda: "cannot write to the spool" in prober.log, timeout=60, what="a full spool")
-        await asyncio.sleep(1.0)
-        prober.signal(signal.SIGTERM)
-        assert await prober.wait(20) == 0, prober.log[-3000:]
-    finally:
-        await prober.kill()
-    log = prober.log
+    prober = _limited_prober(tmp_path, 64 * 1024)
+    started: list[float] = []
+
+    def a_second_later() -> bool:
+        started.append(time.monotonic())
+        return started[-1] - started[0] > 1.0
+
+    log = await _run_then_stop(prober, (lambda: "cannot write to the spool" in prober.log, "a full spool"),
+                               (a_second_later, "a second with a full spool"))
     results, written, dropped = _stopped(log)
-    assert "Traceback" not in log and written == 0 and dropped > 0
-    assert "could be neither written nor spooled" in log
-    spooled = _spooled_checks(tmp_path)
-    assert spooled + dropped // 2 >= results  # each login result is 2 points (check + step)
+    assert written == 0 and dropped > 0 and "could be neither written nor spooled" in log
+    assert _spooled_checks(tmp_path) + dropped // 2 >= results  # each login result is 2 points (check + step)
 
 
 def _spooled_checks(tmp_path: Path) -> int:

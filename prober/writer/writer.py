@@ -89,11 +89,11 @@ class WriterStats:
     written_points: int = 0
     """Points the server accepted since start (replayed ones included)."""
     spooled_points: int = 0
-    """Points currently waiting in the spool."""
+    """Points waiting in the spool for a replay (new points on their first send are not counted)."""
     dropped_points: int = 0
     """Points lost for good: refused by the server, or pushed out of a full spool."""
     write_errors: int = 0
-    """Failed write attempts (each retry counts)."""
+    """Failed write attempts, to InfluxDB (each retry counts) or to the spool."""
     last_error: str = ""
     """The last write error, without credentials; empty until one happens."""
 
