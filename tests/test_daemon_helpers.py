@@ -181,10 +181,14 @@ async def get_json(url: str) -> tuple[int, Any]:
 
 
 class ProberProcess:
-    """``prober run`` (or any prober command) as a real subprocess, in ``cwd``."""
+    """``prober run`` (or any prober command) as a real subprocess, in ``cwd``.
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    ``preexec_fn`` runs in the child before it starts (e.g. to set resource limits).
+    """
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None, preexec_fn=None) -> None:
         self.args = args
+        self.preexec_fn = preexec_fn
         self.cwd = cwd
         self.env = {**os.environ, **(env or {})}
         self.log_path = cwd / "prober.log"
@@ -194,7 +198,7 @@ class ProberProcess:
         self._log = self.log_path.open("wb")
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "prober", *self.args, cwd=self.cwd, env=self.env,
-            stdout=self._log, stderr=asyncio.subprocess.STDOUT,
+            stdout=self._log, stderr=asyncio.subprocess.STDOUT, preexec_fn=self.preexec_fn,
         )
         return self
 

@@ -237,3 +237,20 @@ async def test_background_loops_end_on_stop_even_if_a_cancellation_is_lost(tmp_p
     assert sink.writes == writes
     await writer.close(timeout=1)
     assert writer.stats.spooled_points == 4
+
+
+def test_spool_journal_rows_are_held_merged_and_deleted(tmp_path):
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    ids, dropped = spool.append([("m v=1i 1", 1), ("m v=2i 2", 1)], hold=True)  # one commit, two rows
+    assert dropped == 0 and len(ids) == 2 and spool.held_points == 2
+    assert spool.oldest(10) is None  # held rows belong to the sender that holds them
+    spool.put("m v=3i 3", 1, "ms")
+    spool.release(tuple(ids))
+    batch = spool.take_oldest(10)  # merges rows of one precision, holds them
+    assert batch.ids == tuple(ids) and batch.lines == "m v=1i 1\nm v=2i 2" and batch.points == 2
+    assert spool.take_oldest(10).precision == "ms" and spool.take_oldest(10) is None
+    assert spool.delete(batch) == 2 and spool.points == 1 and spool.held_points == 1
+    spool.close()
+    again = Spool(tmp_path, max_bytes=1 << 20)  # a restart holds nothing: everything is replayed
+    assert again.oldest(10).lines == "m v=3i 3"
+    again.close()
