@@ -119,7 +119,7 @@ def isolate(loaded: LoadedConfig, scratch: Path) -> tuple[LoadedConfig, ResultWr
     daemon = config.daemon.model_copy(update={
         "state_dir": str(scratch / "state"), "grace_period": min(config.daemon.grace_period, DEMO_GRACE)})
     isolated = dataclasses.replace(loaded, config=config.model_copy(update={"daemon": daemon, "influxdb": None, "notifiers": []}))
-    return isolated, ResultWriter(None, spool_dir=scratch / "spool")
+    return isolated, ResultWriter(None, spool_dir=scratch / "spool", ephemeral=True)
 
 
 async def _run_isolated(

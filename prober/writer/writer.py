@@ -134,7 +134,9 @@ class ResultWriter:
     (tests); ``batch_size`` and ``flush_interval`` override the configured ones;
     ``backoff_base``/``backoff_max`` bound the replay backoff in seconds;
     ``journal_interval`` is the durability bound (seconds between spool commits);
-    ``memory_max_points`` bounds the points kept in memory while the spool fails.
+    ``memory_max_points`` bounds the points kept in memory while the spool fails;
+    ``ephemeral`` says the spool is thrown away at exit (``prober demo``), so nothing
+    promises that a later start will write it.
     """
 
     def __init__(
@@ -153,6 +155,7 @@ class ResultWriter:
         log_interval: float = 60.0,
         journal_interval: float = JOURNAL_INTERVAL,
         memory_max_points: int = MEMORY_MAX_POINTS,
+        ephemeral: bool = False,
     ) -> None:
         settings = config.spool if config is not None else (spool or SpoolConfig())
         self.config = config
@@ -182,6 +185,7 @@ class ResultWriter:
         self._healthy = True
         self._started = False
         self._closing = False
+        self._ephemeral = ephemeral
         self._closed = False
         self._spool_failing = False
         self._spool_retry_at = 0.0
@@ -218,7 +222,9 @@ class ResultWriter:
         self._stop = asyncio.Event()
         self._last_send = time.monotonic()
         await self._open_spool()
-        if self._sink is None:
+        if self._sink is None and self._ephemeral:
+            log.info("results are kept in a temporary spool at %s, removed at exit", self._spool.path)
+        elif self._sink is None:
             log.warning(
                 "no [influxdb] section: results are kept in the local spool only, at %s "
                 "(%d points there); a start with [influxdb] will write them",
