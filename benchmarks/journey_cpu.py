@@ -1,5 +1,8 @@
 """CPU per executed step of the journey engine, compared with blackbox_exporter in one run.
 
+A micro-benchmark: it times the code in this process, not ``prober run`` as a user runs
+it (``benchmarks/daemon.py`` measures the daemon).
+
     python benchmarks/journey_cpu.py [--seconds 10] [--concurrency 32]
 
 Starts the simulated bank in a separate process (its CPU is not counted), then measures

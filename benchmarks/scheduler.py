@@ -1,5 +1,8 @@
 """Scheduler benchmark: sustained journeys/s, steps/s, schedule lag and CPU per step.
 
+A micro-benchmark: it times the code in this process, not ``prober run`` as a user runs
+it (``benchmarks/daemon.py`` measures the daemon).
+
 Command::
 
     python benchmarks/scheduler.py                       # N = 10, 100, 1000

@@ -1,0 +1,652 @@
+"""The daemon as a user runs it, side by side with blackbox_exporter, in one run.
+
+    python benchmarks/daemon.py                          # about 2 minutes
+    python benchmarks/daemon.py --window 15 --rounds 3   # steadier figures, about 5 minutes
+
+What runs (every server on a free loopback port, every file in a temporary directory):
+
+* **nginx** (Debian's ``nginx-light``, installed with apt-get when missing) answers the
+  three endpoints of the journey with static JSON (``return 200 '…'``: the token
+  endpoint is a POST, which nginx's static file module refuses) and plays InfluxDB
+  Its access log counts the steps, independently of the prober.
+* **prober run -c <generated config>** as a real subprocess: N checks (in sites of 10)
+  of a 3-step journey — form POST for a token (fresh connection), accounts, balances
+  (reused connection), with ``{{ token }}``, ``{{ uuid() }}`` and ``{{ run.id }}``
+  templates, JMESPath assertions and extraction, phase timing, results written to
+  "InfluxDB" (the sidecar). CPU from ``/proc/<pid>/stat`` (utime + stime, children included).
+* **prometheus-blackbox-exporter** (Debian package, installed when missing) with an
+  ``http`` module and a body regex, probing the balances endpoint, driven through
+  ``/probe`` by a small asyncio client at the rate the prober reached.
+* **benchmarks/sidecar.py** (aiohttp, own process): a target that answers after a known
+  delay (nginx cannot delay), and the InfluxDB every daemon writes to, which keeps the
+  daemon's self-reported schedule lag (``prober`` points, every second) and the
+  durations of the delayed step.
+
+What it prints:
+
+1. **CPU per step, prober / blackbox** — rounds of a prober window then a blackbox window
+   (``--rounds``, ``--window``), N = ``--checks`` every ``--interval``; the ratio of the
+   totals (target <= 0.5).
+2. **Saturation** — the rate is ramped (more checks every ``--interval``) until the
+   daemon falls behind (steps served < 95 % of planned), its CPU reaches 95 % of a core
+   or the lag p99 (median of the per-second reports) exceeds 100 ms; prints steps/s per level and the most reached.
+   ``--workers 2`` splits each level's checks over two ``prober run`` processes.
+3. **Schedule lag** at 1,000 and 5,000 checks (``--lag-checks``), both at
+   ``--lag-rate`` steps/s: p99 from the daemon's per-second self-reports
+   (``schedule_lag_ms``, the p99 of the runs started in that second), their median and
+   the worst within the window; p50 from the daemon's ``/status`` (its last 10,000
+   runs, startup included); and
+   **RSS** per check (VmRSS, and the difference between the two sizes per added check).
+4. **Latency overhead under load** — with the ``--checks`` load running, ``--latency-checks``
+   two-step journeys whose second step waits ``--delay-ms`` at the sidecar; the step's
+   duration as the daemon writes it to InfluxDB, next to a bare blocking socket timing
+   the same request in this process at the same time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.support import free_port, wait_http  # noqa: E402
+
+TOKEN_JSON = '{"access_token":"eyJhbGciOiJIUzI1NiJ9.c2ltdWxhdGVkLXRva2Vu.aW4tYmVuY2htYXJr","token_type":"Bearer","expires_in":3600}'
+ACCOUNTS_JSON = json.dumps({"accounts": [
+    {"resourceId": f"ACC-{i}", "iban": f"FR76300060000112345678901{i}", "currency": "EUR",
+     "name": "Compte courant", "cashAccountType": "CACC", "status": "enabled",
+     "_links": {"balances": {"href": f"/accounts/ACC-{i}/balances"}}} for i in range(1, 4)]},
+    separators=(",", ":"))
+BALANCES_JSON = json.dumps({"balances": [
+    {"balanceType": "CLBD", "balanceAmount": {"amount": "1523.45", "currency": "EUR"}, "referenceDate": "2026-11-23"},
+    {"balanceType": "XPCD", "balanceAmount": {"amount": "1498.10", "currency": "EUR"}, "referenceDate": "2026-11-23"}]},
+    separators=(",", ":"))
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    log_format steps '$msec $status $request_method $uri';
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    fastcgi_temp_path {tmp}/nginx-fastcgi;
+    uwsgi_temp_path {tmp}/nginx-uwsgi;
+    scgi_temp_path {tmp}/nginx-scgi;
+    client_body_buffer_size 1m;
+    client_max_body_size 64m;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        default_type application/json;
+        location = /oauth/token {{ access_log {tmp}/steps.log steps; return 200 '{token}'; }}
+        location = /accounts {{ access_log {tmp}/steps.log steps; return 200 '{accounts}'; }}
+        location ~ ^/accounts/[^/]+/balances$ {{ access_log {tmp}/steps.log steps; return 200 '{balances}'; }}
+        location = /ping {{ return 200 'ok'; }}
+    }}
+}}
+"""
+
+BLACKBOX_YML = """modules:
+  http_body:
+    prober: http
+    timeout: 5s
+    http:
+      method: GET
+      fail_if_body_not_matches_regexp: ['"balanceType":"CLBD"']
+"""
+
+HEAD = """
+[prober]
+location = "bench"
+instance = "bench"
+
+[daemon]
+health_listen = "127.0.0.1:{health}"
+state_dir = "{tmp}/state-{tag}"
+log_level = "warning"
+self_report_interval = "1s"
+
+[influxdb]
+url = "{influx}"
+api = "v1"
+database = "bench"
+spool_dir = "{tmp}/spool-{tag}"
+"""
+
+SITE = """
+[[sites]]
+name = "bank-{s:04d}"
+base_url = "{url}"
+timeout = "5s"
+headers = {{ "User-Agent" = "bank-prober" }}
+[sites.vars]
+username = "probe-user-1"
+[sites.secrets]
+password = "s3cret-pw"
+"""
+
+JOURNEY = """
+[[sites.checks]]
+name = "accounts-{i}"
+kind = "accounts"
+interval = "{interval_ms}ms"
+timeout = "{timeout_ms}ms"
+
+  [[sites.checks.steps]]
+  name = "token"
+  method = "POST"
+  path = "/oauth/token"
+  form = {{ grant_type = "password", username = "{{{{ username }}}}", password = "{{{{ password }}}}" }}
+  status = 200
+  expect = [ {{ json = "token_type", equals = "Bearer" }} ]
+  extract = {{ token = {{ json = "access_token" }} }}
+
+  [[sites.checks.steps]]
+  name = "accounts"
+  path = "/accounts"
+  headers = {{ Authorization = "Bearer {{{{ token }}}}", "X-Request-ID" = "{{{{ uuid() }}}}" }}
+  expect = [ {{ json = "accounts", min_length = 1 }}, {{ json = "accounts[0].currency", equals = "EUR" }} ]
+  extract = {{ account_id = {{ json = "accounts[0].resourceId" }} }}
+
+  [[sites.checks.steps]]
+  name = "balances"
+  path = "/accounts/{{{{ account_id }}}}/balances"
+  headers = {{ Authorization = "Bearer {{{{ token }}}}", "X-Request-ID" = "{{{{ uuid() }}}}", "X-Correlation-ID" = "{{{{ run.id }}}}" }}
+  expect = [ {{ json = "balances[0].balanceAmount.amount", gt = 0, description = "closing balance" }},
+             {{ json = "balances[0].balanceType", equals = "CLBD" }} ]
+"""
+
+LATENCY_SITE = """
+[[sites]]
+name = "delayed"
+base_url = "{url}"
+timeout = "5s"
+"""
+
+LATENCY_CHECK = """
+[[sites.checks]]
+name = "delayed-{i}"
+kind = "custom"
+interval = "1s"
+timeout = "1s"
+  [[sites.checks.steps]]
+  name = "connect"
+  path = "/fast"
+  [[sites.checks.steps]]
+  name = "delayed"
+  path = "/delay"
+"""
+
+STEPS_PER_JOURNEY = 3
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+def ensure_debian(binary: str, package: str) -> str:
+    """The path of ``binary``, installing Debian's ``package`` first when it is missing
+    (with the same apt helper as scripts/test)."""
+    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin")
+    if found:
+        return found
+    subprocess.run(["bash", "-c", f'. scripts/venv.sh && apt_install "{package}"'], cwd=ROOT, check=True)
+    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin")
+    if not found:
+        raise RuntimeError(f"{package} installed but {binary} is not on PATH")
+    return found
+
+
+def proc_cpu(pid: int) -> float:
+    """utime + stime + cutime + cstime of ``pid``, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(len(ordered) * q / 100) - 1))]
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+class StepLog:
+    """Counts the requests nginx served for the journey endpoints since the last mark."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def since_mark(self) -> tuple[int, int]:
+        """(requests answered 200, other answers)."""
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        ok = other = 0
+        for line in data.splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[1] == b"200":
+                ok += 1
+            else:
+                other += 1
+        return ok, other
+
+
+# -- servers ---------------------------------------------------------------------------
+
+@dataclass
+class Servers:
+    tmp: Path
+    nginx_url: str
+    steps: StepLog
+    sidecar_url: str
+    blackbox_url: str
+    blackbox_pid: int
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def figures(self, what: str) -> list[float]:
+        """What the sidecar kept since :meth:`forget`: ``lags`` or ``delayed``."""
+        with urllib.request.urlopen(f"{self.sidecar_url}/{what}", timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def forget(self, what: str) -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{self.sidecar_url}/{what}", method="DELETE"), timeout=10)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def start_servers(tmp: Path, delay_ms: float) -> Servers:
+    nginx = ensure_debian("nginx", "nginx-light")
+    blackbox = ensure_debian("prometheus-blackbox-exporter", "prometheus-blackbox-exporter")
+    procs: list[subprocess.Popen] = []
+    try:
+        port = free_port()
+        (tmp / "nginx.conf").write_text(NGINX_CONF.format(
+            tmp=tmp, port=port, token=TOKEN_JSON, accounts=ACCOUNTS_JSON, balances=BALANCES_JSON))
+        procs.append(subprocess.Popen([nginx, "-c", str(tmp / "nginx.conf"), "-p", str(tmp)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        nginx_url = f"http://127.0.0.1:{port}"
+        wait_http(nginx_url + "/ping")
+
+        side_port = free_port()
+        procs.append(subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "sidecar.py"), "--port",
+                                       str(side_port), "--delay-ms", str(delay_ms)], cwd=ROOT))
+        sidecar_url = f"http://127.0.0.1:{side_port}"
+        wait_http(sidecar_url + "/fast")
+
+        bb_port = free_port()
+        (tmp / "blackbox.yml").write_text(BLACKBOX_YML)
+        bb = subprocess.Popen([blackbox, f"--config.file={tmp / 'blackbox.yml'}",
+                               f"--web.listen-address=127.0.0.1:{bb_port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(bb)
+        blackbox_url = f"http://127.0.0.1:{bb_port}"
+        wait_http(blackbox_url + "/metrics")
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+        raise
+    return Servers(tmp, nginx_url, StepLog(tmp / "steps.log"), sidecar_url, blackbox_url, bb.pid, procs)
+
+
+# -- the daemon --------------------------------------------------------------------------
+
+def write_config(servers: Servers, tag: str, checks: int, interval: float, *, latency_checks: int = 0) -> tuple[Path, int]:
+    health = free_port()
+    parts = [HEAD.format(health=health, tmp=servers.tmp, tag=tag, influx=servers.sidecar_url)]
+    interval_ms = round(interval * 1000)
+    timeout_ms = min(interval_ms, 5000)
+    for i in range(checks):
+        if i % 10 == 0:
+            parts.append(SITE.format(s=i // 10, url=servers.nginx_url))
+        parts.append(JOURNEY.format(i=i, interval_ms=interval_ms, timeout_ms=timeout_ms))
+    if latency_checks:
+        parts.append(LATENCY_SITE.format(url=servers.sidecar_url))
+        parts.extend(LATENCY_CHECK.format(i=i) for i in range(latency_checks))
+    path = servers.tmp / f"prober-{tag}.toml"
+    path.write_text("".join(parts))
+    return path, health
+
+
+@dataclass
+class Window:
+    """What one daemon (or several) did during a measurement window."""
+
+    seconds: float
+    cpu_s: float
+    steps: int
+    failed_requests: int
+    lag_p50: float
+    lag_p99: float
+    """The median of the per-second p99s the daemon reported during the window."""
+    lag_p99_worst: float
+    """The worst of them."""
+    missed: int
+    rss_kb: int
+    planned_steps_per_s: float
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.seconds
+
+    @property
+    def cpu_ms_per_step(self) -> float:
+        return self.cpu_s * 1000.0 / self.steps if self.steps else float("nan")
+
+    @property
+    def cpu_share(self) -> float:
+        """CPU of the prober processes together, in cores."""
+        return self.cpu_s / self.seconds
+
+
+class Daemons:
+    """``prober run`` processes, each with its own configuration."""
+
+    def __init__(self, servers: Servers, tag: str, configs: list[tuple[Path, int]]) -> None:
+        self.servers = servers
+        self.tag = tag
+        self.configs = configs
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> Daemons:
+        for n, (path, health) in enumerate(self.configs):
+            log = (self.servers.tmp / f"prober-{self.tag}-{n}.log").open("wb")
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "prober", "run", "-c", str(path)],
+                                               cwd=self.servers.tmp, stdout=log, stderr=subprocess.STDOUT,
+                                               env={**os.environ, "PYTHONPATH": str(ROOT)}))
+        for proc, (_path, health) in zip(self.procs, self.configs):
+            try:
+                wait_http(f"http://127.0.0.1:{health}/healthz", timeout=120.0)
+            except RuntimeError:
+                if proc.poll() is not None:
+                    log_text = (self.servers.tmp / f"prober-{self.tag}-0.log").read_text()[-2000:]
+                    raise RuntimeError(f"prober run exited {proc.returncode}:\n{log_text}") from None
+                raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def measure(self, warmup: float, seconds: float, planned_steps_per_s: float) -> Window:
+        time.sleep(warmup)
+        self.servers.steps.mark()
+        self.servers.forget("lags")
+        cpu0 = [proc_cpu(p.pid) for p in self.procs]
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        cpu1 = [proc_cpu(p.pid) for p in self.procs]
+        elapsed = time.monotonic() - t0
+        ok, other = self.servers.steps.since_mark()
+        lags = self.servers.figures("lags")
+        statuses = [get_json(f"http://127.0.0.1:{health}/status")["scheduler"] for _p, health in self.configs]
+        return Window(
+            seconds=elapsed,
+            cpu_s=sum(cpu1) - sum(cpu0),
+            steps=ok,
+            failed_requests=other,
+            lag_p50=max(s["schedule_lag_ms"]["p50"] for s in statuses),
+            lag_p99=pct(lags, 50),
+            lag_p99_worst=max(lags, default=float("nan")),
+            missed=sum(s["missed"] for s in statuses),
+            rss_kb=sum(proc_rss_kb(p.pid) for p in self.procs),
+            planned_steps_per_s=planned_steps_per_s,
+        )
+
+
+def run_daemon(servers: Servers, tag: str, checks: int, interval: float, args: argparse.Namespace,
+               workers: int = 1, warmup: float | None = None) -> Window:
+    configs = []
+    for w in range(workers):
+        share = checks // workers + (1 if w < checks % workers else 0)
+        configs.append(write_config(servers, f"{tag}-{w}", share, interval))
+    with Daemons(servers, tag, configs) as daemons:
+        return daemons.measure(args.warmup if warmup is None else warmup, args.window,
+                               checks * STEPS_PER_JOURNEY / interval)
+
+
+# -- blackbox ----------------------------------------------------------------------------
+
+async def drive_blackbox(servers: Servers, rate: float, seconds: float) -> tuple[int, int]:
+    """Probes at ``rate`` per second for ``seconds``; returns (successful, failed)."""
+    target = f"{servers.nginx_url}/accounts/ACC-1/balances"
+    url = f"{servers.blackbox_url}/probe?module=http_body&target={target}"
+    ok = failed = 0
+    limit = asyncio.Semaphore(256)
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def probe() -> None:
+            nonlocal ok, failed
+            async with limit:
+                async with session.get(url) as resp:
+                    body = await resp.text()
+            if "probe_success 1" in body:
+                ok += 1
+            else:
+                failed += 1
+
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tasks = []
+        i = 0
+        while (due := start + i / rate) < start + seconds:
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(probe()))
+            i += 1
+        await asyncio.gather(*tasks)
+    return ok, failed
+
+
+def blackbox_window(servers: Servers, rate: float, seconds: float) -> tuple[float, int, int, int]:
+    """(CPU seconds, probes ok, probes failed, requests nginx served) over one window."""
+    asyncio.run(drive_blackbox(servers, rate, 1.0))  # warm-up
+    servers.steps.mark()
+    cpu0 = proc_cpu(servers.blackbox_pid)
+    ok, failed = asyncio.run(drive_blackbox(servers, rate, seconds))
+    cpu = proc_cpu(servers.blackbox_pid) - cpu0
+    served, _ = servers.steps.since_mark()
+    return cpu, ok, failed, served
+
+
+# -- latency -----------------------------------------------------------------------------
+
+def bare_socket_timings(url: str, seconds: float, per_second: float) -> list[float]:
+    """GET /delay on one kept-alive blocking socket, one at a time, the clock read just
+    before sending and after the last byte: the server's delay and loopback, nothing else."""
+    host, port = url.removeprefix("http://").split(":")
+    request = f"GET /delay HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    durations = []
+    stop = time.monotonic() + seconds
+    with socket.create_connection((host, int(port))) as sock:
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            sock.sendall(request)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += sock.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            while len(body) < length:
+                body += sock.recv(65536)
+            durations.append((time.perf_counter() - started) * 1000.0)
+            time.sleep(max(0.0, 1.0 / per_second - durations[-1] / 1000.0))
+    return durations
+
+
+# -- main --------------------------------------------------------------------------------
+
+def main() -> int:  # noqa: C901 - one linear script
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checks", type=int, default=600, help="checks for the CPU ratio and the latency load")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between runs of each check")
+    parser.add_argument("--window", type=float, default=5.0, help="seconds measured per window")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds after the daemon is up before measuring")
+    parser.add_argument("--rounds", type=int, default=1, help="prober/blackbox window pairs for the ratio")
+    parser.add_argument("--lag-checks", type=int, action="append", help="sizes for lag and RSS (default 1000, 5000)")
+    parser.add_argument("--lag-rate", type=float, default=600.0, help="steps/s for the lag sizes (interval = 3 N / rate)")
+    parser.add_argument("--ramp", type=float, default=1.25, help="factor between saturation levels")
+    parser.add_argument("--max-levels", type=int, default=4, help="saturation levels at most")
+    parser.add_argument("--workers", type=int, default=1, help="prober processes sharing each saturation level")
+    parser.add_argument("--latency-checks", type=int, default=20, help="delayed journeys (each every 1 s)")
+    parser.add_argument("--delay-ms", type=float, default=20.0)
+    parser.add_argument("--skip", action="append", default=[], choices=["ratio", "saturation", "lag", "latency"])
+    args = parser.parse_args()
+    lag_sizes = args.lag_checks or [1000, 5000]
+    print(f"# command: python benchmarks/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}".rstrip())
+    print(f"# python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    summary: list[str] = []
+
+    with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmpdir:
+        tmp = Path(tmpdir)
+        os.chmod(tmp, 0o755)
+        servers = start_servers(tmp, args.delay_ms)
+        try:
+            per_step_guess = None
+            if "ratio" not in args.skip:
+                print(f"\n## CPU per step: prober run, {args.checks} checks every {args.interval:g}s "
+                      f"({args.checks * 3 / args.interval:,.0f} steps/s planned), against blackbox_exporter")
+                p_cpu = p_steps = b_cpu = b_probes = 0.0
+                for r in range(args.rounds):
+                    w = run_daemon(servers, f"ratio{r}", args.checks, args.interval, args)
+                    p_cpu += w.cpu_s
+                    p_steps += w.steps
+                    print(f"round {r + 1} prober:   {w.steps_per_s:7,.0f} steps/s, CPU {w.cpu_ms_per_step:.3f} ms/step "
+                          f"({w.cpu_share * 100:.0f}% of a core), lag p50 {w.lag_p50:.1f} ms p99 {w.lag_p99:.1f} ms "
+                          f"(worst second {w.lag_p99_worst:.1f} ms), non-200 answers {w.failed_requests}", flush=True)
+                    cpu, ok, failed, served = blackbox_window(servers, w.steps_per_s, args.window)
+                    b_cpu += cpu
+                    b_probes += ok
+                    print(f"round {r + 1} blackbox: {ok / args.window:7,.0f} probes/s, CPU {cpu * 1000 / max(ok, 1):.3f} ms/probe "
+                          f"(failed {failed}, nginx served {served})", flush=True)
+                per_step = p_cpu / p_steps * 1000
+                per_probe = b_cpu / b_probes * 1000
+                per_step_guess = per_step
+                ratio = per_step / per_probe
+                summary.append(f"CPU per step prober {per_step:.3f} ms / blackbox per probe {per_probe:.3f} ms = "
+                               f"ratio {ratio:.2f} (target <= 0.50)")
+
+            if "saturation" not in args.skip:
+                start = 1.0 / (per_step_guess or 0.8) * 1000 * 0.7
+                checks = max(10, round(start * args.interval / STEPS_PER_JOURNEY / 10) * 10)
+                print(f"\n## Saturation: checks every {args.interval:g}s, {args.workers} prober process(es), "
+                      f"ramped by x{args.ramp:g}")
+                best = 0.0
+                for level in range(args.max_levels):
+                    w = run_daemon(servers, f"sat{level}", checks, args.interval, args, workers=args.workers)
+                    core = w.cpu_share / args.workers
+                    behind = w.steps_per_s < 0.95 * w.planned_steps_per_s
+                    saturated = behind or core >= 0.95 or w.lag_p99 > 100.0
+                    best = max(best, w.steps_per_s)
+                    print(f"{checks:6} checks: planned {w.planned_steps_per_s:7,.0f} steps/s, served {w.steps_per_s:7,.0f}, "
+                          f"CPU {core * 100:3.0f}% of a core per process, {w.cpu_ms_per_step:.3f} ms/step, "
+                          f"lag p50 {w.lag_p50:.1f} ms p99 {w.lag_p99:.1f} ms (worst second {w.lag_p99_worst:.1f} ms)"
+                          f"{'  <- saturated' if saturated else ''}",
+                          flush=True)
+                    if saturated:
+                        break
+                    checks = round(checks * args.ramp / 10) * 10
+                summary.append(f"steps/s at saturation ({args.workers} process(es)): {best:,.0f} (target >= 2,000)")
+
+            if "lag" not in args.skip:
+                print(f"\n## Schedule lag and memory: {', '.join(str(n) for n in lag_sizes)} checks at "
+                      f"{args.lag_rate:g} steps/s")
+                rss = {}
+                for n in lag_sizes:
+                    interval = n * STEPS_PER_JOURNEY / args.lag_rate
+                    w = run_daemon(servers, f"lag{n}", n, interval, args, warmup=max(args.warmup, min(interval, 10.0)))
+                    rss[n] = w.rss_kb
+                    print(f"{n:6} checks every {interval:g}s: served {w.steps_per_s:,.0f} steps/s, "
+                          f"lag p50 {w.lag_p50:.1f} ms p99 {w.lag_p99:.1f} ms (worst second "
+                          f"{w.lag_p99_worst:.1f} ms), missed runs {w.missed}, "
+                          f"CPU {w.cpu_ms_per_step:.3f} ms/step, RSS {w.rss_kb / 1024:.0f} MB "
+                          f"= {w.rss_kb / n:.1f} KB/check", flush=True)
+                    summary.append(f"lag at {n} checks: p50 {w.lag_p50:.1f} ms, p99 {w.lag_p99:.1f} ms (worst second "
+                                   f"{w.lag_p99_worst:.1f} ms; target p99 <= 20 ms at 1,000)")
+                if len(rss) >= 2:
+                    small, big = min(rss), max(rss)
+                    per_check = (rss[big] - rss[small]) / (big - small)
+                    summary.append(f"RSS: {rss[small] / small:.1f} KB/check at {small}, {rss[big] / big:.1f} KB/check at {big}, "
+                                   f"{per_check:.1f} KB per added check (target <= 50 KB)")
+
+            if "latency" not in args.skip:
+                print(f"\n## Latency overhead under load: {args.checks} checks every {args.interval:g}s plus "
+                      f"{args.latency_checks} journeys whose second step waits {args.delay_ms:g} ms")
+                config = write_config(servers, "latency", args.checks, args.interval,
+                                      latency_checks=args.latency_checks)
+                with Daemons(servers, "latency", [config]):
+                    time.sleep(args.warmup)
+                    servers.forget("delayed")
+                    reference = bare_socket_timings(servers.sidecar_url, args.window, args.latency_checks)
+                    time.sleep(1.5)  # the writer's flush interval
+                    measured = servers.figures("delayed")
+                prober = [d - args.delay_ms for d in measured]
+                bare = [d - args.delay_ms for d in reference]
+                print(f"prober step duration - delay ({len(prober)} steps): p50 {pct(prober, 50):.3f} ms, "
+                      f"p99 {pct(prober, 99):.3f} ms")
+                print(f"bare socket - delay ({len(bare)} requests):        p50 {pct(bare, 50):.3f} ms, "
+                      f"p99 {pct(bare, 99):.3f} ms")
+                summary.append(f"latency overhead over a bare socket: p50 {pct(prober, 50) - pct(bare, 50):.3f} ms, "
+                               f"p99 {pct(prober, 99) - pct(bare, 99):.3f} ms (target p99 <= 0.5 ms)")
+        finally:
+            servers.close()
+
+    print(f"\n## Summary (load average {os.getloadavg()[0]:.2f} at the end: other work on the machine "
+          "slows every process alike; compare the ratio)")
+    for line in summary:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
