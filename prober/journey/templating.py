@@ -8,7 +8,7 @@ renders nothing per run.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,7 +22,20 @@ _ENV = jinja2.Environment(
     keep_trailing_newline=True,
     cache_size=0,
 )
-_ENV.globals["uuid"] = lambda: str(uuid.uuid4())
+
+
+def fresh_uuid() -> str:
+    """A random (version 4) UUID as text: what ``str(uuid.uuid4())`` gives, without
+    building a ``UUID`` object (a quarter of the cost, and ``{{ uuid() }}`` runs on
+    every request that carries an ``X-Request-ID``)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_ENV.globals["uuid"] = fresh_uuid
 
 TemplateError = jinja2.TemplateError
 UndefinedValue = jinja2.UndefinedError
@@ -69,11 +82,19 @@ def _lookup(values: Mapping[str, Any], name: str, attr: str | None) -> str:
     return str(found)
 
 
+def _is_uuid_call(node: jinja2.nodes.Node) -> bool:
+    return (
+        isinstance(node, jinja2.nodes.Call) and isinstance(node.node, jinja2.nodes.Name) and node.node.name == "uuid"
+        and not (node.args or node.kwargs or node.dyn_args or node.dyn_kwargs)
+    )
+
+
 def _substitution(text: str) -> Renderer | None:
-    """A fast renderer for the common case, text with ``{{ name }}`` or
-    ``{{ name.attr }}`` and nothing else; ``None`` for anything richer (filters, calls,
-    blocks), which Jinja renders. Same output, a fraction of the cost per run."""
-    parts: list[str | tuple[str, str | None]] = []
+    """A fast renderer for the common case, text with ``{{ name }}``,
+    ``{{ name.attr }}`` or ``{{ uuid() }}`` and nothing else; ``None`` for anything
+    richer (filters, other calls, blocks), which Jinja renders. Same output, a fraction
+    of the cost per run (a Jinja render of ``{{ uuid() }}`` alone costs ~15 µs)."""
+    parts: list[str | tuple[str, str | None] | Callable[[], str]] = []
     for node in _ENV.parse(text).body:
         if not isinstance(node, jinja2.nodes.Output):
             return None
@@ -84,10 +105,22 @@ def _substitution(text: str) -> Renderer | None:
                 parts.append((child.name, None))
             elif isinstance(child, jinja2.nodes.Getattr) and isinstance(child.node, jinja2.nodes.Name):
                 parts.append((child.node.name, child.attr))
+            elif _is_uuid_call(child):
+                parts.append(fresh_uuid)
             else:
                 return None
     frozen = tuple(parts)
-    return lambda values: "".join(p if isinstance(p, str) else _lookup(values, *p) for p in frozen)
+    if len(frozen) == 1 and frozen[0] is fresh_uuid:
+        return lambda _values: fresh_uuid()
+    return lambda values: "".join(_part(p, values) for p in frozen)
+
+
+def _part(part: str | tuple[str, str | None] | Callable[[], str], values: Mapping[str, Any]) -> str:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, tuple):
+        return _lookup(values, *part)
+    return part()
 
 
 def compile_value(value: Any) -> Renderer:

@@ -1,0 +1,74 @@
+"""Fast templates give what Jinja gives, with ``{{ uuid() }}`` and lazy run values."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from types import SimpleNamespace
+
+import jinja2
+import pytest
+
+from prober.journey.runner import RunInfo
+from prober.journey.templating import _ENV, compile_value, fresh_uuid
+
+UUID_V4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def test_fresh_uuid_is_a_random_version_4_uuid() -> None:
+    seen = {fresh_uuid() for _ in range(2000)}
+    assert len(seen) == 2000
+    for text in list(seen)[:200]:
+        assert UUID_V4.match(text), text
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+def run_values() -> dict[str, object]:
+    plan = SimpleNamespace(site="bank", check="accounts", location="paris-1")
+    return {"token": "tok", "x": 5, "run": RunInfo(plan, 1_764_000_000_123_456_789)}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", [
+    "{{ uuid() }}", "req-{{ uuid() }}", "{{ uuid() }}/{{ run.id }}", "Bearer {{ token }} {{ uuid() }}",
+    "{{ run.now }} {{ run.date }} {{ run.epoch_ms }} {{ run.site }} {{ run.check }} {{ run.location }}",
+    "{{ run.uuid }}", "{{ x }}{{ uuid() }}{{ x }}",
+])
+def test_templates_with_uuid_and_run_values_render_as_jinja_does(text: str) -> None:
+    values = run_values()
+    fast = compile_value(text)(values)
+    slow = _ENV.from_string(text).render(values)
+    # Every uuid() is fresh: compare with the UUIDs masked, then check they are UUIDs.
+    mask = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+    run_uuid = values["run"].uuid  # type: ignore[attr-defined]
+    assert mask.sub("U", fast.replace(run_uuid, "R")) == mask.sub("U", slow.replace(run_uuid, "R"))
+    assert fast.count("-4") >= text.count("uuid()")
+
+
+def test_uuid_templates_take_the_fast_path() -> None:
+    from prober.journey.templating import _substitution
+
+    for text in ("{{ uuid() }}", "a-{{ uuid() }}-{{ token }}"):
+        assert _substitution(text) is not None
+    for text in ("{{ uuid(1) }}", "{{ uuid() | upper }}", "{{ other() }}"):
+        assert _substitution(text) is None
+    render = compile_value("{{ uuid() }}")
+    assert render({}) != render({})
+
+
+def test_undefined_names_fail_alike_next_to_uuid() -> None:
+    with pytest.raises(jinja2.UndefinedError):
+        compile_value("{{ uuid() }}-{{ missing }}")({})
+
+
+def test_run_values_equal_the_values_computed_up_front() -> None:
+    wall_ns = 1_764_000_000_999_999_999
+    run = RunInfo(SimpleNamespace(site="s", check="c", location="l"), wall_ns)  # type: ignore[arg-type]
+    moment = time.gmtime(wall_ns // 1_000_000_000)
+    assert run.now == time.strftime("%Y-%m-%dT%H:%M:%SZ", moment) == "2025-11-24T16:00:00Z"
+    assert run.date == "2025-11-24"
+    assert run.epoch_ms == wall_ns // 1_000_000
+    assert (run.site, run.check, run.location) == ("s", "c", "l")
+    assert uuid.UUID(run.uuid).hex == run.id and uuid.UUID(run.uuid).version == 4
+    assert RunInfo(SimpleNamespace(site="s", check="c", location="l"), wall_ns).id != run.id  # type: ignore[arg-type]
