@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jmespath
 from multidict import CIMultiDictProxy
 
 from prober.config.model import Assertion, Extract
+from prober.journey.jsonpath import JsonPath, compile_path
 from prober.journey.templating import Renderer, compile_value
 
 _MAX_SHOWN = 60
@@ -146,7 +146,7 @@ class CompiledAssertion:
 
     label: str
     spec: Assertion
-    json_expr: Any
+    json_expr: JsonPath | None
     pattern: re.Pattern[str] | None
     expected: Renderer
     """Renders ``equals``, ``not_equals`` and ``contains``, which may be templates."""
@@ -162,7 +162,7 @@ class CompiledAssertion:
         return cls(
             label=spec.description or label,
             spec=spec,
-            json_expr=jmespath.compile(spec.json_path) if spec.json_path is not None else None,
+            json_expr=compile_path(spec.json_path) if spec.json_path is not None else None,
             pattern=re.compile(spec.matches) if spec.matches is not None else None,
             expected=compile_value([spec.equals, spec.not_equals, spec.contains]),
         )
@@ -247,7 +247,7 @@ class CompiledExtract:
 
     name: str
     spec: Extract
-    json_expr: Any
+    json_expr: JsonPath | None
     pattern: re.Pattern[str] | None
     secret: bool
 
@@ -257,7 +257,7 @@ class CompiledExtract:
         return cls(
             name=name,
             spec=spec,
-            json_expr=jmespath.compile(spec.json_path) if spec.json_path is not None else None,
+            json_expr=compile_path(spec.json_path) if spec.json_path is not None else None,
             pattern=re.compile(spec.regex) if spec.regex is not None else None,
             secret=secret or spec.cookie is not None,
         )
