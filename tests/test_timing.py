@@ -126,3 +126,20 @@ async def test_mutual_tls_client_certificate_is_presented(ca: trustme.CA, tmp_pa
             tls=f'[sites.tls]\nca_file = "{ca_file}"\ncert_file = "{cert_file}"\nkey_file = "{key_file}"'))
     assert without.outcome in (Outcome.TLS, Outcome.CONNECT)
     assert with_cert.success, with_cert.error
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+async def test_name_lookup_is_timed_apart_and_phases_add_up(bank: BankServer, tmp_path: Path, host: str) -> None:
+    url = bank.url.replace("127.0.0.1", host)
+    result = await run_journey(plan_for(tmp_path, url, TOKEN_STEP + ME_STEP))
+    assert result.success, result.error
+    first, second = result.steps
+    assert first.phases is not None and second.phases is not None
+    if host == "localhost":
+        assert first.phases.dns_ms > 0.0  # a name is looked up...
+    else:
+        assert first.phases.dns_ms == 0.0  # ...an address is not
+    assert first.phases.connect_ms > 0.0
+    for step in (first, second):
+        assert abs(step.phases.total_ms - step.duration_ms) <= 1.0
+    assert second.phases.dns_ms == 0.0 and second.phases.connect_ms == 0.0  # the connection is reused

@@ -227,7 +227,6 @@ async def _exchange(
         "params": request.query or None,
         "headers": request.headers,
         "allow_redirects": step.follow_redirects,
-        "trace_request_ctx": clock,
     }
     if request.body_kind == "json":
         kwargs["json"] = request.body
@@ -243,6 +242,7 @@ async def _exchange(
     try:
         async with asyncio.timeout(budget):
             async with session.request(request.method, request.url, **kwargs) as resp:
+                clock.headers = perf_counter()  # the last hop's headers are in
                 status = resp.status
                 body = await reader.read(resp)
                 clock.end = perf_counter()
