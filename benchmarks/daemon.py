@@ -65,7 +65,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.support import free_port, wait_http  # noqa: E402
+from benchmarks.support import free_port, timed_request, wait_http  # noqa: E402
 
 TOKEN_JSON = '{"access_token":"eyJhbGciOiJIUzI1NiJ9.c2ltdWxhdGVkLXRva2Vu.aW4tYmVuY2htYXJr","token_type":"Bearer","expires_in":3600}'
 ACCOUNTS_JSON = json.dumps({"accounts": [
@@ -509,17 +509,7 @@ def bare_socket_timings(url: str, seconds: float, per_second: float) -> list[flo
     stop = time.monotonic() + seconds
     with socket.create_connection((host, int(port))) as sock:
         while time.monotonic() < stop:
-            started = time.perf_counter()
-            sock.sendall(request)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += sock.recv(65536)
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length")))
-            while len(body) < length:
-                body += sock.recv(65536)
-            durations.append((time.perf_counter() - started) * 1000.0)
+            durations.append(timed_request(sock, request))
             time.sleep(max(0.0, 1.0 / per_second - durations[-1] / 1000.0))
     return durations
 

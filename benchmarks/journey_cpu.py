@@ -42,7 +42,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.support import free_port, start_bank, wait_http  # noqa: E402
+from benchmarks.support import free_port, start_bank, timed_request, wait_http  # noqa: E402
 from prober.config.loader import load  # noqa: E402
 from prober.journey.plan import JourneyPlan  # noqa: E402
 from prober.journey.runner import run_journey  # noqa: E402
@@ -128,17 +128,7 @@ def raw_reference(bank_url: str, count: int) -> list[float]:
     durations = []
     with socket.create_connection((host, int(port))) as sock:
         for _ in range(count):
-            started = time.perf_counter()
-            sock.sendall(request)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += sock.recv(65536)
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length")))
-            while len(body) < length:
-                body += sock.recv(65536)
-            durations.append((time.perf_counter() - started) * 1000.0)
+            durations.append(timed_request(sock, request))
     return sorted(durations)
 
 

@@ -18,6 +18,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def timed_request(sock: socket.socket, request: bytes) -> float:
+    """Send ``request`` on a kept-alive blocking socket and read the whole answer (its
+    ``Content-Length``); the milliseconds from just before sending to the last byte.
+    The leanest client there is: the reference the prober's latency is compared with."""
+    started = time.perf_counter()
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return (time.perf_counter() - started) * 1000.0
+
+
 def wait_http(url: str, timeout: float = 20.0) -> None:
     """Wait until ``url`` answers; raises ``RuntimeError`` naming it otherwise."""
     deadline = time.monotonic() + timeout
