@@ -2,6 +2,7 @@
 
     python benchmarks/daemon.py                          # about 2 minutes
     python benchmarks/daemon.py --window 15 --rounds 3   # steadier figures, about 5 minutes
+    python benchmarks/daemon.py --baseline /tmp/main --skip ratio --skip saturation --skip lag --skip latency
 
 What runs (every server on a free loopback port, every file in a temporary directory):
 
@@ -29,7 +30,8 @@ What it prints:
    totals (target <= 0.5).
 2. **Saturation** — the rate is ramped (more checks every ``--interval``) until the
    daemon falls behind (steps served < 95 % of planned), its CPU reaches 95 % of a core
-   or the lag p99 (median of the per-second reports) exceeds 100 ms; prints steps/s per level and the most reached.
+   or the lag p99 (median of the per-second reports) exceeds 100 ms; prints steps/s per
+   level and the most reached.
    ``--workers 2`` splits each level's checks over two ``prober run`` processes.
 3. **Schedule lag** at 1,000 and 5,000 checks (``--lag-checks``), both at
    ``--lag-rate`` steps/s: p99 from the daemon's per-second self-reports
@@ -41,6 +43,10 @@ What it prints:
    two-step journeys whose second step waits ``--delay-ms`` at the sidecar; the step's
    duration as the daemon writes it to InfluxDB, next to a bare blocking socket timing
    the same request in this process at the same time.
+5. **Side by side** (``--baseline DIR``, optional) — another tree of the project (say,
+   main before a change) run at the same time as this one, the same checks each,
+   steps told apart in nginx's log by User-Agent: both CPU per step from windows under
+   the very same machine load, the fairest before/after on a shared machine.
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ error_log {tmp}/nginx-error.log warn;
 events {{ worker_connections 8192; }}
 http {{
     access_log off;
-    log_format steps '$msec $status $request_method $uri';
+    log_format steps '$msec $status $request_method $uri $http_user_agent';
     client_body_temp_path {tmp}/nginx-body;
     proxy_temp_path {tmp}/nginx-proxy;
     fastcgi_temp_path {tmp}/nginx-fastcgi;
@@ -138,7 +144,7 @@ SITE = """
 name = "bank-{s:04d}"
 base_url = "{url}"
 timeout = "5s"
-headers = {{ "User-Agent" = "bank-prober" }}
+headers = {{ "User-Agent" = "{agent}" }}
 [sites.vars]
 username = "probe-user-1"
 [sites.secrets]
@@ -250,14 +256,17 @@ class StepLog:
     def mark(self) -> None:
         self.offset = self.path.stat().st_size if self.path.exists() else 0
 
-    def since_mark(self) -> tuple[int, int]:
-        """(requests answered 200, other answers)."""
+    def since_mark(self, agent: str | None = None) -> tuple[int, int]:
+        """(requests answered 200, other answers), of one User-Agent or of all."""
         with self.path.open("rb") as f:
             f.seek(self.offset)
             data = f.read()
+        wanted = agent.encode() if agent is not None else None
         ok = other = 0
         for line in data.splitlines():
             parts = line.split()
+            if wanted is not None and parts[-1:] != [wanted]:
+                continue
             if len(parts) >= 2 and parts[1] == b"200":
                 ok += 1
             else:
@@ -331,14 +340,15 @@ def start_servers(tmp: Path, delay_ms: float) -> Servers:
 
 # -- the daemon --------------------------------------------------------------------------
 
-def write_config(servers: Servers, tag: str, checks: int, interval: float, *, latency_checks: int = 0) -> tuple[Path, int]:
+def write_config(servers: Servers, tag: str, checks: int, interval: float, *, latency_checks: int = 0,
+                 agent: str = "bank-prober") -> tuple[Path, int]:
     health = free_port()
     parts = [HEAD.format(health=health, tmp=servers.tmp, tag=tag, influx=servers.sidecar_url)]
     interval_ms = round(interval * 1000)
     timeout_ms = min(interval_ms, 5000)
     for i in range(checks):
         if i % 10 == 0:
-            parts.append(SITE.format(s=i // 10, url=servers.nginx_url))
+            parts.append(SITE.format(s=i // 10, url=servers.nginx_url, agent=agent))
         parts.append(JOURNEY.format(i=i, interval_ms=interval_ms, timeout_ms=timeout_ms))
     if latency_checks:
         parts.append(LATENCY_SITE.format(url=servers.sidecar_url))
@@ -382,18 +392,21 @@ class Window:
 class Daemons:
     """``prober run`` processes, each with its own configuration."""
 
-    def __init__(self, servers: Servers, tag: str, configs: list[tuple[Path, int]]) -> None:
+    def __init__(self, servers: Servers, tag: str, configs: list[tuple[Path, int]],
+                 roots: list[Path] | None = None) -> None:
         self.servers = servers
         self.tag = tag
         self.configs = configs
+        self.roots = roots or [ROOT] * len(configs)
+        """The tree of the project each process runs (``--baseline`` runs another one)."""
         self.procs: list[subprocess.Popen] = []
 
     def __enter__(self) -> Daemons:
-        for n, (path, health) in enumerate(self.configs):
+        for n, ((path, _health), root) in enumerate(zip(self.configs, self.roots)):
             log = (self.servers.tmp / f"prober-{self.tag}-{n}.log").open("wb")
             self.procs.append(subprocess.Popen([sys.executable, "-m", "prober", "run", "-c", str(path)],
                                                cwd=self.servers.tmp, stdout=log, stderr=subprocess.STDOUT,
-                                               env={**os.environ, "PYTHONPATH": str(ROOT)}))
+                                               env={**os.environ, "PYTHONPATH": str(root)}))
         for proc, (_path, health) in zip(self.procs, self.configs):
             try:
                 wait_http(f"http://127.0.0.1:{health}/healthz", timeout=120.0)
@@ -450,6 +463,22 @@ def run_daemon(servers: Servers, tag: str, checks: int, interval: float, args: a
     with Daemons(servers, tag, configs) as daemons:
         return daemons.measure(args.warmup if warmup is None else warmup, args.window,
                                checks * STEPS_PER_JOURNEY / interval)
+
+
+def paired_window(servers: Servers, tag: str, baseline: Path, args: argparse.Namespace) -> tuple[float, float]:
+    """This tree and ``baseline`` side by side, the same checks each, one window:
+    (CPU ms per step of this tree, of the baseline)."""
+    configs = [write_config(servers, f"{tag}-{who}", args.checks, args.interval, agent=f"bank-prober-{who}")
+               for who in ("this", "base")]
+    with Daemons(servers, tag, configs, roots=[ROOT, baseline]) as daemons:
+        time.sleep(args.warmup)
+        servers.steps.mark()
+        cpu0 = [proc_cpu(p.pid) for p in daemons.procs]
+        time.sleep(args.window)
+        cpu1 = [proc_cpu(p.pid) for p in daemons.procs]
+        steps = [servers.steps.since_mark(f"bank-prober-{who}")[0] for who in ("this", "base")]
+    this, base = ((b - a) * 1000.0 / max(n, 1) for a, b, n in zip(cpu0, cpu1, steps))
+    return this, base
 
 
 # -- blackbox ----------------------------------------------------------------------------
@@ -531,6 +560,9 @@ def main() -> int:  # noqa: C901 - one linear script
     parser.add_argument("--latency-checks", type=int, default=20, help="delayed journeys (each every 1 s)")
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--skip", action="append", default=[], choices=["ratio", "saturation", "lag", "latency"])
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another tree of the project (e.g. git archive main | tar -x -C DIR): runs it side by "
+                             "side with this one, --checks each, for --rounds windows, and prints both CPU per step")
     args = parser.parse_args()
     lag_sizes = args.lag_checks or [1000, 5000]
     print(f"# command: python benchmarks/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}".rstrip())
@@ -543,6 +575,17 @@ def main() -> int:  # noqa: C901 - one linear script
         servers = start_servers(tmp, args.delay_ms)
         try:
             per_step_guess = None
+            if args.baseline is not None:
+                print(f"\n## This tree and {args.baseline} side by side: {args.checks} checks each every "
+                      f"{args.interval:g}s, same nginx, same windows")
+                mine = theirs = 0.0
+                for r in range(args.rounds):
+                    this, base = paired_window(servers, f"pair{r}", args.baseline.resolve(), args)
+                    mine, theirs = mine + this, theirs + base
+                    print(f"round {r + 1}: CPU per step {this:.3f} ms here, {base:.3f} ms baseline "
+                          f"({(this / base - 1) * 100:+.1f} %)", flush=True)
+                summary.append(f"CPU per step side by side: {mine / args.rounds:.3f} ms here, {theirs / args.rounds:.3f} ms "
+                               f"baseline ({(mine / theirs - 1) * 100:+.1f} %)")
             if "ratio" not in args.skip:
                 print(f"\n## CPU per step: prober run, {args.checks} checks every {args.interval:g}s "
                       f"({args.checks * 3 / args.interval:,.0f} steps/s planned), against blackbox_exporter")
