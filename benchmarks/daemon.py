@@ -1,7 +1,8 @@
 """The daemon as a user runs it, side by side with blackbox_exporter, in one run.
 
-    python benchmarks/daemon.py                          # about 2 minutes
-    python benchmarks/daemon.py --window 15 --rounds 3   # steadier figures, about 5 minutes
+    python benchmarks/daemon.py --skip saturation --lag-checks 1000 --window 4   # about 1 minute
+    python benchmarks/daemon.py                          # everything, about 5 minutes
+    python benchmarks/daemon.py --window 15 --rounds 3   # steadier figures, about 10 minutes
     python benchmarks/daemon.py --baseline /tmp/main --skip ratio --skip saturation --skip lag --skip latency
 
 What runs (every server on a free loopback port, every file in a temporary directory):
