@@ -101,13 +101,51 @@ INVALID = [
      "FILE: sites[bank].tls: `key_file` is set but `cert_file` is not"),
     ("vars-and-secrets-overlap", site(site_extra='vars = { user = "a" }\nsecrets = { user = "b" }'), {},
      "FILE: sites[bank]: 'user' is defined in both vars and secrets"),
+    # Durations outside their documented range (types.DurationRange).
+    ("interval-too-long", site(check_extra='interval = "100000000d"'), {},
+     "FILE: sites[bank].checks[login].interval: interval '100000000d' is out of range: allowed 100ms to 7d"),
+    ("interval-too-short", site(check_extra='interval = "0.0000001ms"'), {},
+     "FILE: sites[bank].checks[login].interval: interval '0.0000001ms' is out of range: allowed 100ms to 7d"),
+    ("check-timeout-too-short", site(check_extra='timeout = "0.0000001ms"'), {},
+     "FILE: sites[bank].checks[login].timeout: timeout '0.0000001ms' is out of range: allowed 10ms to 1d"),
+    ("site-timeout-too-long", site(site_extra='timeout = "2d"'), {},
+     "FILE: sites[bank].timeout: timeout '2d' is out of range: allowed 10ms to 1d"),
+    ("step-timeout-too-short", site(step_extra='timeout = "5ms"'), {},
+     "FILE: sites[bank].checks[login].steps[token].timeout: timeout '5ms' is out of range: allowed 10ms to 1d"),
+    ("duration-too-long", "[daemon]\ngrace_period = \"8d\"\n" + site(), {},
+     "FILE: daemon.grace_period: duration '8d' is out of range: allowed 1ms to 7d"),
+    ("duration-zero", site(step_extra='max_duration = "0s"'), {},
+     "FILE: sites[bank].checks[login].steps[token].max_duration: duration '0s' is out of range: allowed 1ms to 7d"),
+    # Nothing to probe.
+    ("empty-file", "", {}, "FILE: nothing to probe: no [[sites]] defined"),
+    ("only-settings", "[prober]\nlocation = 'paris'\n", {}, "FILE: nothing to probe: no [[sites]] defined"),
+    ("every-check-disabled", site(check_extra="enabled = false"), {},
+     "FILE: nothing to probe: every check is disabled (enabled = false)"),
+    # Concurrency slots (prober.daemon.slots).
+    ("site-max-concurrency-zero", site(site_extra="max_concurrency = 0"), {},
+     "FILE: sites[bank].max_concurrency: Input should be greater than or equal to 1"),
+    ("max-concurrency-below-sites", "[daemon]\nmax_concurrency = 1\n" + site()
+     + site().replace('name = "bank"', 'name = "other"'), {},
+     "FILE: daemon.max_concurrency: 1 is less than the 2 sites with enabled checks; each site needs a slot of "
+     "its own (remove it to size it from the checks)"),
+    # Encoding: the line and column of the first byte that is not UTF-8.
+    ("not-utf8", b'[prober]\nlocation = "caf\xe9"\n', {}, "FILE:2:16: not UTF-8 text (byte 0xe9)"),
+    ("not-utf8-after-multibyte", site().encode() + "# d\u00e9j\u00e0 ".encode() + b"\xff\n", {},
+     "FILE:15:8: not UTF-8 text (byte 0xff)"),
 ]
 
 
+def write(path: Path, text: str | bytes) -> None:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+
+
 @pytest.mark.parametrize(("text", "env", "expected"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
-def test_invalid_config_exact_message(tmp_path: Path, text: str, env: dict[str, str], expected: str) -> None:
+def test_invalid_config_exact_message(tmp_path: Path, text: str | bytes, env: dict[str, str], expected: str) -> None:
     path = tmp_path / "bank.toml"
-    path.write_text(text)
+    write(path, text)
     with pytest.raises(ConfigError) as caught:
         load(path, environ=env)
     assert caught.value.problems[0].replace(str(path), "FILE") == expected
@@ -168,11 +206,12 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
     assert len(caught.value.problems) == 2
 
 
-@pytest.mark.parametrize("case", ["toml-syntax", "unknown-step-key", "missing-env"])
+@pytest.mark.parametrize("case", ["toml-syntax", "unknown-step-key", "missing-env", "interval-too-long",
+                                  "empty-file", "not-utf8"])
 def test_validate_command_exits_2_without_traceback(tmp_path: Path, case: str) -> None:
     text, env, expected = next(c[1:] for c in INVALID if c[0] == case)
     path = tmp_path / "bank.toml"
-    path.write_text(text)
+    write(path, text)
     proc = subprocess.run([sys.executable, "-m", "prober", "validate", "-c", str(path)],
                           capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **env}, timeout=60)
     assert proc.returncode == 2
@@ -185,3 +224,13 @@ def test_shipped_examples_validate() -> None:
         proc = subprocess.run([sys.executable, "-m", "prober", "validate", "-c", str(path)],
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, f"{path}: {proc.stderr}"
+
+
+@pytest.mark.parametrize("command", ["validate", "check", "run"])
+def test_nothing_to_probe_exits_2(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "empty.toml"
+    path.write_text("# every site was removed\n")
+    proc = subprocess.run([sys.executable, "-m", "prober", command, "-c", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == f"config error: {path}: nothing to probe: no [[sites]] defined\n"

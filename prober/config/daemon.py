@@ -6,7 +6,7 @@ Example (every key optional; these are the defaults)::
     health_listen = "127.0.0.1:9480"   # GET /healthz, GET /status; "" disables it
     log_level = "info"                 # debug, info, warning, error
     log_format = "plain"               # or "json" (one object per line, for shippers)
-    max_concurrency = 64               # journeys running at once, across every check
+    # max_concurrency = 200            # cap on journeys at once; default: what the checks need
     grace_period = "20s"               # on SIGTERM, how long running journeys may finish
     self_report_interval = "10s"       # how often the `prober` measurement is written
     jitter = 1.0                       # fraction of the interval used to spread first runs
@@ -55,9 +55,13 @@ class DaemonConfig(BaseModel):
     port; ``""`` disables it. IPv6 hosts are written in brackets: ``"[::1]:9480"``."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["plain", "json"] = "plain"
-    max_concurrency: int = Field(default=64, ge=1, le=100_000)
-    """Global limit of journeys running at once; a due run waits for a slot (its wait
-    shows in the schedule lag)."""
+    max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    """Cap on journeys running at once, across every site. Unset (the default), it is
+    the sum of the sites' own limits, so no site ever waits for another. Set lower, it
+    is divided among the sites in proportion to their limits (at least one slot each):
+    every site keeps its own share, and a hanging bank only ever holds its share. It
+    must be at least the number of sites with enabled checks. See
+    :mod:`prober.daemon.slots`."""
     grace_period: Duration = 20.0
     """On SIGTERM/SIGINT, how long running journeys (cleanup steps included) may finish
     before they are cancelled."""

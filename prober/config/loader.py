@@ -79,13 +79,30 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedCo
     except ValidationError as exc:
         raise ConfigError(_describe(exc, merged, site_origin, owners, files[0])) from None
     plans = compile_config(config, site_origin)
+    problems = _probing_problems(Path(path), config, plans, owners.get("daemon", files[0]))
+    if problems:
+        raise ConfigError(problems)
     return LoadedConfig(config=config, plans=plans, files=tuple(files))
+
+
+def _probing_problems(path: Path, config: Config, plans: list[JourneyPlan], daemon_file: Path) -> list[str]:
+    """Rules on what the daemon will schedule: something to probe, a slot for every site."""
+    if not config.sites:
+        return [f"{path}: nothing to probe: no [[sites]] defined"]
+    if not plans:
+        return [f"{path}: nothing to probe: every check is disabled (enabled = false)"]
+    cap = config.daemon.max_concurrency
+    sites = len({plan.site for plan in plans})
+    if cap is not None and cap < sites:
+        return [f"{daemon_file}: daemon.max_concurrency: {cap} is less than the {sites} sites with enabled "
+                "checks; each site needs a slot of its own (remove it to size it from the checks)"]
+    return []
 
 
 def _parse(file: Path, problems: list[str]) -> dict[str, Any] | None:
     try:
-        with file.open("rb") as handle:
-            return tomllib.load(handle)
+        data = file.read_bytes()
+        return tomllib.loads(data.decode("utf-8"))
     except OSError as exc:
         problems.append(f"{file}: cannot read: {exc.strerror or exc}")
     except tomllib.TOMLDecodeError as exc:
@@ -96,9 +113,17 @@ def _parse(file: Path, problems: list[str]) -> dict[str, Any] | None:
             problems.append(f"{file}:{line}:{column}: invalid TOML: {message[: position.start()]}")
         else:
             problems.append(f"{file}: invalid TOML: {message}")
-    except UnicodeDecodeError:
-        problems.append(f"{file}: not UTF-8 text")
+    except UnicodeDecodeError as exc:
+        line, column = _position(data, exc.start)
+        problems.append(f"{file}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x})")
     return None
+
+
+def _position(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of byte ``offset``, as TOML errors give them."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
+    return data.count(b"\n", 0, offset) + 1, column
 
 
 def _expand(value: Any, env: Mapping[str, str], where: str, problems: list[str], path: str = "") -> Any:

@@ -30,7 +30,7 @@ from prober.config.daemon import DaemonConfig
 from prober.config.incidents import IncidentsConfig
 from prober.notify.providers import NotifierConfig
 from prober.config.influxdb import InfluxDBConfig
-from prober.config.types import STRICT, ByteSize, Duration, read_secret_file
+from prober.config.types import STRICT, ByteSize, Duration, Interval, Timeout, read_secret_file
 from prober.journey.results import Kind
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -254,7 +254,7 @@ class Step(BaseModel):
     extract: dict[str, Extract] = Field(default_factory=dict)
     max_duration: Duration | None = None
     """Latency budget: a slower answer fails the step with outcome ``slow``."""
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     """Cap for this step; defaults to the site's ``timeout``."""
     max_body: ByteSize | None = None
     """Largest response body read, after decompression; defaults to the site's."""
@@ -301,8 +301,8 @@ class Check(BaseModel):
     name: str
     kind: Kind
     steps: list[Step] = Field(min_length=1)
-    interval: Duration = 60.0
-    timeout: Duration = 30.0
+    interval: Interval = 60.0
+    timeout: Timeout = 30.0
     """Budget for the whole journey (cleanup steps get their own step timeouts)."""
     mutating: bool | None = None
     """Changes state at the bank: never retried, every non-GET request carries an
@@ -338,11 +338,15 @@ class Site(BaseModel):
     checks: list[Check] = Field(min_length=1)
     location: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout: Duration = 10.0
+    timeout: Timeout = 10.0
     """Default per-step timeout."""
     max_body: ByteSize = DEFAULT_MAX_BODY
     """Default largest response body a step reads (decompressed bytes); a larger one
     ends the step with outcome ``error``."""
+    max_concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    """Journeys of this site running at once. Default: its number of enabled checks,
+    so each of them always finds a slot (a check never runs twice at once). A lower
+    value spares a fragile bank: its runs then wait for one of its own slots."""
     tls: TLSConfig = Field(default_factory=TLSConfig)
     vars: dict[str, str] = Field(default_factory=dict)
     """Plain values for templates (usernames, account ids, IBANs)."""

@@ -9,6 +9,7 @@ sizes likewise (``"512KiB"``, ``"10MiB"``) and held as int bytes.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -44,16 +45,50 @@ def parse_duration(value: object) -> float:
     return total
 
 
-def _positive_duration(value: object) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError(f"duration {value!r} must be greater than zero")
-    return seconds
+def format_duration(seconds: float) -> str:
+    """``0.1`` → ``"100ms"``, ``604800`` → ``"7d"``: the largest unit that divides it."""
+    for unit in ("d", "h", "m", "s"):
+        count = seconds / _UNIT_SECONDS[unit]
+        if count >= 1 and count == int(count):
+            return f"{int(count)}{unit}"
+    return f"{seconds * 1000:g}ms"
 
 
-Duration = Annotated[float, BeforeValidator(_positive_duration)]
-"""A duration > 0 written as a string, held as seconds."""
+@dataclass(frozen=True, slots=True)
+class DurationRange:
+    """Bounds of a duration field, checked when it is parsed.
 
+    No duration is finer than a millisecond or longer than a week: the scheduler turns
+    intervals into dates, timers and lags in milliseconds, and a value outside these
+    bounds is a typo (``"100000000d"``, ``"0.0000001ms"``), never an intent.
+    """
+
+    what: str
+    low: float
+    high: float
+
+    def __call__(self, value: object) -> float:
+        seconds = parse_duration(value)
+        if not self.low <= seconds <= self.high:
+            raise ValueError(
+                f"{self.what} {value!r} is out of range: allowed "
+                f"{format_duration(self.low)} to {format_duration(self.high)}"
+            )
+        return seconds
+
+
+ANY_RANGE = DurationRange("duration", 0.001, 7 * 86400.0)
+INTERVAL_RANGE = DurationRange("interval", 0.1, 7 * 86400.0)
+TIMEOUT_RANGE = DurationRange("timeout", 0.01, 86400.0)
+
+Duration = Annotated[float, BeforeValidator(ANY_RANGE)]
+"""A duration written as a string, held as seconds: 1ms to 7d."""
+
+Interval = Annotated[float, BeforeValidator(INTERVAL_RANGE)]
+"""How often a check runs: 100ms to 7d."""
+
+Timeout = Annotated[float, BeforeValidator(TIMEOUT_RANGE)]
+"""A check's, site's or step's timeout: 10ms to 1d (a check's also at most its interval)."""
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMG]i?B|B)", re.IGNORECASE)

@@ -6,13 +6,16 @@
   reload or a second prober keeps the same phase. Every run also gets a small random
   delay (5% of the interval, at most 1 s).
 * The job itself only starts a task for the journey and returns, so APScheduler never
-  waits for a bank. A global semaphore (``max_concurrency``) bounds the journeys
-  running at once; the journey timeout bounds each run, so a hanging bank delays only
-  its own check.
+  waits for a bank. Each site has its own pool of concurrency slots
+  (:mod:`prober.daemon.slots`), sized from the configuration, and nothing else is
+  shared: the journeys of a hanging bank hold only their own site's slots, each until
+  its journey timeout, and never delay another site's checks.
 * A run that is due while the previous run of the same check is still going (a slow
   cleanup step can outlast the interval) is not stacked: it is recorded as a result with
   outcome ``skipped`` and error ``skipped: previous run still going``, and counted in
-  :attr:`JourneyScheduler.overlaps`.
+  :attr:`JourneyScheduler.overlaps`. When the previous run is still waiting for a slot
+  of its site (a site whose ``max_concurrency`` is below its number of checks), the
+  error says so and names the limit.
 * A run of a site that is backing off (:mod:`prober.daemon.lockout`) is recorded as
   ``skipped`` with the reason, and the bank is not contacted.
 * Schedule lag = actual start of the journey (after waiting for a concurrency slot) −
@@ -36,6 +39,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from prober.daemon.lockout import LockoutTracker
+from prober.daemon.slots import SitePool
 from prober.journey.plan import JourneyPlan
 from prober.journey.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
@@ -49,6 +53,11 @@ LAG_WINDOW = 10_000
 """How many recent lags the p50/p99 are computed over."""
 
 OVERLAP_ERROR = "skipped: previous run still going"
+
+
+def waiting_error(site: str, limit: int) -> str:
+    """The reason of a run skipped because the previous one still waits for a slot."""
+    return f"skipped: previous run still waiting for a slot (site {site} runs at most {limit} journeys at once)"
 
 
 def phase_of(site: str, check: str, interval: float, jitter: float) -> float:
@@ -96,7 +105,6 @@ class JourneyScheduler:
         self,
         emit: Emit,
         *,
-        max_concurrency: int = 64,
         jitter: float = 1.0,
         lockout: LockoutTracker | None = None,
         runner: Callable[[JourneyPlan], asyncio.Future[JourneyResult]] | None = None,
@@ -105,12 +113,17 @@ class JourneyScheduler:
         self.jitter = jitter
         self.lockout = lockout
         self._run_journey = runner or run_journey
-        self._slots = asyncio.Semaphore(max_concurrency)
-        self.max_concurrency = max_concurrency
+        self.pools: dict[str, SitePool] = {}
+        """Concurrency slots of each site (:mod:`prober.daemon.slots`)."""
         self.entries: dict[Key, _Entry] = {}
         self.running: dict[Key, asyncio.Task[None]] = {}
+        self._waiting: set[Key] = set()
         self.active = 0
         """Journeys holding a concurrency slot right now."""
+        self.waiting_skips = 0
+        self.on_start: Callable[[JourneyPlan, float], None] | None = None
+        """Called with the plan and the schedule lag (ms) of each run as it starts
+        (benchmarks and tests watch the lag of some sites with it)."""
         self.lags: deque[float] = deque(maxlen=LAG_WINDOW)
         self.window_lags: list[float] = []
         """Lags since the last :meth:`take_window` (the self-report interval)."""
@@ -128,12 +141,27 @@ class JourneyScheduler:
     def job_id(key: Key) -> str:
         return f"{key[0]}/{key[1]}"
 
-    def apply(self, plans: dict[Key, tuple[JourneyPlan, Hashable]]) -> tuple[list[Key], list[Key], list[Key]]:
-        """Make ``plans`` the scheduled set; returns ``(added, removed, changed)``.
+    @property
+    def max_concurrency(self) -> int:
+        """Journeys that may run at once: the sum of the sites' slots."""
+        return sum(pool.limit for pool in self.pools.values())
+
+    def apply(
+        self, plans: dict[Key, tuple[JourneyPlan, Hashable]], limits: dict[str, int]
+    ) -> tuple[list[Key], list[Key], list[Key]]:
+        """Make ``plans`` the scheduled set, with ``limits`` slots per site; returns
+        ``(added, removed, changed)``.
 
         Runs in flight are left alone: they finish with the plan they started with and
-        their results are delivered as usual.
+        their results are delivered as usual (a site's pool is resized, not replaced).
         """
+        for site, limit in limits.items():
+            if site in self.pools:
+                self.pools[site].resize(limit)
+            else:
+                self.pools[site] = SitePool(limit)
+        for site in [s for s, pool in self.pools.items() if s not in limits and not pool.active and not pool.waiting]:
+            del self.pools[site]
         added, removed, changed = [], [], []
         for key in list(self.entries):
             if key not in plans:
@@ -251,8 +279,12 @@ class JourneyScheduler:
             return
         plan = entry.plan
         if key in self.running:
-            self.overlaps += 1
-            self.emit(skipped_result(plan, OVERLAP_ERROR))
+            if key in self._waiting:
+                self.waiting_skips += 1
+                self.emit(skipped_result(plan, waiting_error(plan.site, self.pools[plan.site].limit)))
+            else:
+                self.overlaps += 1
+                self.emit(skipped_result(plan, OVERLAP_ERROR))
             return
         if self.lockout is not None:
             reason = self.lockout.refusal(plan.site, plan.check)
@@ -261,7 +293,8 @@ class JourneyScheduler:
                 self.emit(skipped_result(plan, reason))
                 return
         task = asyncio.get_running_loop().create_task(
-            self._run(plan, planned.timestamp() if planned is not None else None), name=f"journey {self.job_id(key)}"
+            self._run(plan, self.pools[plan.site], planned.timestamp() if planned is not None else None),
+            name=f"journey {self.job_id(key)}",
         )
         self.running[key] = task
         task.add_done_callback(lambda t, key=key: self._done(key, t))
@@ -270,19 +303,26 @@ class JourneyScheduler:
         if self.running.get(key) is task:
             del self.running[key]
 
-    async def _run(self, plan: JourneyPlan, planned: float | None) -> None:
+    async def _run(self, plan: JourneyPlan, pool: SitePool, planned: float | None) -> None:
         try:
-            async with self._slots:
-                if planned is not None:
-                    lag = max((time.time() - planned) * 1000.0, 0.0)
-                    self.lags.append(lag)
-                    self.window_lags.append(lag)
-                self.active += 1
-                self.started_runs += 1
-                try:
-                    result = await self._run_journey(plan)
-                finally:
-                    self.active -= 1
+            self._waiting.add(plan.key)
+            try:
+                await pool.acquire()
+            finally:
+                self._waiting.discard(plan.key)
+            if planned is not None:
+                lag = max((time.time() - planned) * 1000.0, 0.0)
+                self.lags.append(lag)
+                self.window_lags.append(lag)
+                if self.on_start is not None:
+                    self.on_start(plan, lag)
+            self.active += 1
+            self.started_runs += 1
+            try:
+                result = await self._run_journey(plan)
+            finally:
+                self.active -= 1
+                pool.release()
         except asyncio.CancelledError:
             self.emit(skipped_result(plan, "cancelled: the prober shut down before the run finished"))
             raise

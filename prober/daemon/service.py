@@ -28,7 +28,9 @@ from typing import Any
 from prober.config.loader import LoadedConfig
 from prober.daemon.consumers import ResultConsumer, WriterConsumer
 from prober.daemon.lockout import LockoutTracker
+from prober.daemon.heap import freeze_long_lived
 from prober.daemon.scheduler import JourneyScheduler, Key
+from prober.daemon.slots import site_limits
 from prober.daemon.status import StatusStore
 from prober.incidents import IncidentService
 from prober.journey.plan import JourneyPlan
@@ -101,9 +103,7 @@ class ProberService:
             self.incidents,
             *consumers,
         ]
-        self.scheduler = JourneyScheduler(
-            self._dispatch, max_concurrency=daemon.max_concurrency, jitter=daemon.jitter, lockout=self.lockout
-        )
+        self.scheduler = JourneyScheduler(self._dispatch, jitter=daemon.jitter, lockout=self.lockout)
         self.state = "created"
         """created → running → stopping → stopped (``/healthz`` is 200 only in running)."""
         self.results = 0
@@ -114,14 +114,16 @@ class ProberService:
 
     # -- plans -------------------------------------------------------------------------
 
-    def _plans(self, loaded: LoadedConfig) -> dict[Key, tuple[JourneyPlan, Hashable]]:
+    def _apply(self, loaded: LoadedConfig) -> tuple[list[Key], list[Key], list[Key]]:
+        """Schedule the checks of ``loaded``, with the concurrency slots sized from it."""
         prints = fingerprints(loaded)
-        out = {}
+        plans = {}
         for plan in loaded.plans:
             if self.plan_override is not None:
                 plan = self.plan_override(plan)
-            out[plan.key] = (plan, prints[plan.key])
-        return out
+            plans[plan.key] = (plan, prints[plan.key])
+        limits = site_limits(loaded.config, (plan for plan, _ in plans.values()))
+        return self.scheduler.apply(plans, limits)
 
     def _dispatch(self, result: JourneyResult) -> None:
         self.results += 1
@@ -136,16 +138,16 @@ class ProberService:
     async def start(self) -> None:
         for consumer in self.consumers:
             await consumer.start()
-        plans = self._plans(self.loaded)
-        for plan, _ in plans.values():
+        for plan in self.loaded.plans:
             self.status.declare(plan.site, plan.check, plan.kind)
-        self.scheduler.apply(plans)
+        self._apply(self.loaded)
         await self.scheduler.start()
+        freeze_long_lived()
         self._report_task = asyncio.create_task(self._report_loop(), name="prober-self-report")
         self.state = "running"
         log.info(
             "prober running: %d checks of %d sites from %s",
-            len(plans), len(self.loaded.config.sites), ", ".join(str(f) for f in self.loaded.files),
+            len(self.scheduler.entries), len(self.loaded.config.sites), ", ".join(str(f) for f in self.loaded.files),
         )
 
     def reload(self, loaded: LoadedConfig) -> tuple[list[Key], list[Key], list[Key]]:
@@ -158,12 +160,13 @@ class ProberService:
         for consumer in self.consumers:
             if callable(reload_consumer := getattr(consumer, "reload", None)):
                 reload_consumer(new)
-        added, removed, changed = self.scheduler.apply(self._plans(loaded))
+        added, removed, changed = self._apply(loaded)
         for key in removed:
             self.status.forget(*key)
         for plan in loaded.plans:
             self.status.declare(plan.site, plan.check, plan.kind)
         self.loaded = loaded
+        freeze_long_lived()
         self.loaded_at = time.time()
         self.reloads += 1
         self.last_reload_error = ""
@@ -249,6 +252,8 @@ class ProberService:
                 "max_concurrency": self.scheduler.max_concurrency,
                 "runs": self.scheduler.started_runs,
                 "overlaps": self.scheduler.overlaps,
+                "waiting_for_slot": sum(pool.waiting for pool in self.scheduler.pools.values()),
+                "waiting_skips": self.scheduler.waiting_skips,
                 "missed": self.scheduler.missed,
                 "lockout_skips": self.scheduler.lockout_skips,
                 "schedule_lag_ms": {"p50": round(p50, 3), "p99": round(p99, 3)},

@@ -1,0 +1,216 @@
+"""Starvation benchmark: healthy banks' schedule while other banks hang.
+
+Command::
+
+    python benchmarks/starvation.py                    # 1,000 checks, 500 of them hang
+    python benchmarks/starvation.py --checks 1000 --sites 10 --seconds 30 --interval 2
+
+Two simulated banks run in **separate processes** (``prober bank`` on free loopback
+ports): one healthy, one whose ``login`` capability hangs (it never answers). Half of
+the sites point at the hanging bank, half at the healthy one, the checks divided evenly
+among them; each check is one ``POST /oauth/token`` step, every ``--interval`` seconds,
+with a journey timeout of half the interval, so a hanging check holds its slot half of
+the time. The daemon (:class:`ProberService`, the writer serializing into a sink that
+discards) runs in this process with the ``[daemon]`` defaults (``--max-concurrency``
+sets the cap, as a user would).
+
+After a warm-up of one interval plus 2 s, over ``--seconds``, it prints for the healthy
+checks: runs made against runs due, schedule lag p50/p99/max (start of the journey −
+its planned time, jitter included), runs skipped, runs failed; for the hanging checks,
+runs made and skipped; and the garbage collector's pauses (longest, total).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.scheduler import NullSink  # noqa: E402
+from benchmarks.support import start_bank  # noqa: E402
+from prober.config.loader import load  # noqa: E402
+from prober.daemon.scheduler import percentile  # noqa: E402
+from prober.daemon.service import ProberService  # noqa: E402
+from prober.journey.plan import JourneyPlan  # noqa: E402
+from prober.journey.results import JourneyResult, Outcome  # noqa: E402
+from prober.writer.writer import ResultWriter  # noqa: E402
+
+CHECK = """
+[[sites.checks]]
+name = "login-{i}"
+kind = "login"
+interval = "{interval_ms}ms"
+timeout = "{timeout_ms}ms"
+
+  [[sites.checks.steps]]
+  name = "token"
+  method = "POST"
+  path = "/oauth/token"
+  form = {{ grant_type = "password", username = "alice", password = "{{{{ password }}}}" }}
+  status = 200
+"""
+
+
+class Tally:
+    """Result consumer: executed, skipped and failed runs per kind of site."""
+
+    def __init__(self, hanging: set[str]) -> None:
+        self.hanging = hanging
+        self.counts: Counter[tuple[bool, str]] = Counter()
+        self.skip_reasons: Counter[str] = Counter()
+        self.fail_reasons: Counter[str] = Counter()
+
+    def consume(self, result: JourneyResult) -> None:
+        side = result.site in self.hanging
+        if result.outcome is Outcome.SKIPPED:
+            self.counts[side, "skipped"] += 1
+            if not side:
+                self.skip_reasons[result.error] += 1
+        else:
+            self.counts[side, "runs"] += 1
+            if not result.success:
+                self.counts[side, "failed"] += 1
+                if not side:
+                    self.fail_reasons[f"{result.outcome.value}: {result.error}"] += 1
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class GcPauses:
+    """Wall time of every garbage collection, from :data:`gc.callbacks`."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self.by_generation: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            pause = (time.perf_counter() - self._started) * 1000.0
+            self.pauses.append(pause)
+            self.by_generation[info["generation"]].append(pause)
+
+    def summary(self) -> str:
+        return ", ".join(f"gen{g} {len(p)}x max {max(p, default=0.0):.1f} ms"
+                         for g, p in self.by_generation.items())
+
+
+def hang_login(bank_url: str) -> None:
+    request = urllib.request.Request(f"{bank_url}/admin/faults/login", data=json.dumps({"mode": "hang"}).encode(),
+                                     method="PUT", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+def config_text(healthy: str, hanging: str, checks: int, sites: int, interval: float, cap: int | None,
+                workdir: Path) -> tuple[str, set[str]]:
+    daemon = f'[daemon]\nhealth_listen = ""\nself_report_interval = "5s"\nstate_dir = "{workdir / "state"}"\n'
+    if cap is not None:
+        daemon += f"max_concurrency = {cap}\n"
+    parts, hanging_sites = [daemon], set()
+    per_site = checks // sites
+    for s in range(sites):
+        hangs = s % 2 == 1
+        name = f"{'stuck' if hangs else 'bank'}-{s}"
+        if hangs:
+            hanging_sites.add(name)
+        parts.append(f'[[sites]]\nname = "{name}"\nbase_url = "{hanging if hangs else healthy}"\ntimeout = "5s"\n'
+                     '[sites.secrets]\npassword = "s3cret-pw"\n')
+        ms = int(interval * 1000)
+        parts += [CHECK.format(i=i, interval_ms=ms, timeout_ms=ms // 2) for i in range(per_site)]
+    return "\n".join(parts), hanging_sites
+
+
+async def measure(args: argparse.Namespace, healthy: str, hanging: str, workdir: Path) -> None:
+    text, hanging_sites = config_text(healthy, hanging, args.checks, args.sites, args.interval,
+                                      args.max_concurrency, workdir)
+    path = workdir / "starvation.toml"
+    path.write_text(text)
+    tally = Tally(hanging_sites)
+    writer = ResultWriter(None, sink=NullSink(), spool_dir=workdir / "spool")
+    service = ProberService(load(path), writer=writer, consumers=[tally])
+    lags: list[float] = []
+    measuring = False
+
+    def on_start(plan: JourneyPlan, lag: float) -> None:
+        if measuring and plan.site not in hanging_sites:
+            lags.append(lag)
+
+    service.scheduler.on_start = on_start
+    pauses = GcPauses()
+    await service.start()
+    await asyncio.sleep(args.interval + 2.0)
+    gc.callbacks.append(pauses)
+    before = Counter(tally.counts)
+    measuring = True
+    cpu0 = time.process_time()
+    await asyncio.sleep(args.seconds)
+    cpu = time.process_time() - cpu0
+    measuring = False
+    after = Counter(tally.counts)
+    gc.callbacks.remove(pauses)
+    await service.stop(grace=args.interval)
+    got = after - before
+    healthy_checks = args.checks // args.sites * (args.sites - len(hanging_sites))
+    due = healthy_checks * args.seconds / args.interval
+    print(f"sites {args.sites} ({len(hanging_sites)} hanging), checks {args.checks} "
+          f"({args.checks - healthy_checks} hanging), interval {args.interval:g}s, timeout {args.interval / 2:g}s, "
+          f"max_concurrency {service.scheduler.max_concurrency} "
+          f"({'set' if args.max_concurrency else 'sized from the config'}), measured {args.seconds:g}s")
+    print(f"healthy checks: runs {got[False, 'runs']} of ~{due:.0f} due, skipped {got[False, 'skipped']}, "
+          f"failed {got[False, 'failed']}")
+    print(f"healthy lag: p50 {percentile(lags, 50):.2f} ms, p99 {percentile(lags, 99):.2f} ms, "
+          f"max {max(lags, default=0.0):.1f} ms (over {len(lags)} runs)")
+    print(f"hanging checks: runs {got[True, 'runs']}, skipped {got[True, 'skipped']}")
+    print(f"gc pauses: {len(pauses.pauses)}, longest {max(pauses.pauses, default=0.0):.1f} ms, "
+          f"total {sum(pauses.pauses):.0f} ms ({pauses.summary()}); "
+          f"prober CPU {cpu / args.seconds * 100:.0f}% of one core")
+    for reason, count in tally.skip_reasons.most_common(3):
+        print(f"  healthy skipped x{count}: {reason}")
+    for reason, count in tally.fail_reasons.most_common(3):
+        print(f"  healthy failed x{count}: {reason}")
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.ERROR)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checks", type=int, default=1000, help="checks in all (default 1000)")
+    parser.add_argument("--sites", type=int, default=10, help="sites, every other one hanging (default 10)")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between runs of a check (default 2)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measurement window (default 30)")
+    parser.add_argument("--max-concurrency", type=int, default=None, help="[daemon] max_concurrency (default unset)")
+    args = parser.parse_args()
+    print(f"command: {' '.join([os.path.relpath(sys.argv[0], os.getcwd()), *sys.argv[1:]])}")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; banks in separate processes")
+    healthy_bank, healthy = start_bank()
+    hanging_bank, hanging = start_bank()
+    try:
+        hang_login(hanging)
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(measure(args, healthy, hanging, Path(tmp)))
+    finally:
+        for bank in (healthy_bank, hanging_bank):
+            bank.terminate()
+            bank.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
