@@ -121,7 +121,7 @@ class Counter:
 
 async def measure(bank_url: str, checks: int, interval: float, seconds: float, workdir: Path) -> dict[str, float]:
     text = ['[daemon]\nhealth_listen = ""\nself_report_interval = "1s"\n'
-            f'state_dir = "{workdir / "state"}"\nmax_concurrency = 256\n',
+            f'state_dir = "{workdir / "state"}"\n',
             f'[[sites]]\nname = "simbank"\nbase_url = "{bank_url}"\ntimeout = "5s"\n'
             '[sites.vars]\nusername = "alice"\n[sites.secrets]\npassword = "s3cret-pw"\n']
     text += [CHECK.format(i=i, interval=int(interval * 1000)) for i in range(checks)]

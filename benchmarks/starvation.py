@@ -3,7 +3,7 @@
 Command::
 
     python benchmarks/starvation.py                    # 1,000 checks, 500 of them hang
-    python benchmarks/starvation.py --checks 1000 --sites 10 --seconds 30 --interval 2
+    python benchmarks/starvation.py --checks 1000 --sites 10 --seconds 30 --interval 5
 
 Two simulated banks run in **separate processes** (``prober bank`` on free loopback
 ports): one healthy, one whose ``login`` capability hangs (it never answers). Half of
@@ -17,7 +17,9 @@ sets the cap, as a user would).
 After a warm-up of one interval plus 2 s, over ``--seconds``, it prints for the healthy
 checks: runs made against runs due, schedule lag p50/p99/max (start of the journey −
 its planned time, jitter included), runs skipped, runs failed; for the hanging checks,
-runs made and skipped; and the garbage collector's pauses (longest, total).
+runs made and skipped; the garbage collector's pauses (count, longest and total wall
+time, CPU time, longest per generation) and the prober's CPU. ``--gc-threshold 700``
+and ``--no-freeze`` undo what :mod:`prober.daemon.heap` does, for comparison.
 """
 
 from __future__ import annotations
@@ -98,18 +100,21 @@ class GcPauses:
     def __init__(self) -> None:
         self.pauses: list[float] = []
         self.by_generation: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        self._started = 0.0
+        self.cpu = 0.0
+        self._started = self._cpu_started = 0.0
 
     def __call__(self, phase: str, info: dict) -> None:
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started, self._cpu_started = time.perf_counter(), time.thread_time()
         else:
             pause = (time.perf_counter() - self._started) * 1000.0
+            cpu = (time.thread_time() - self._cpu_started) * 1000.0
+            self.cpu += cpu
             self.pauses.append(pause)
-            self.by_generation[info["generation"]].append(pause)
+            self.by_generation[info["generation"]].append(cpu)
 
     def summary(self) -> str:
-        return ", ".join(f"gen{g} {len(p)}x max {max(p, default=0.0):.1f} ms"
+        return ", ".join(f"gen{g} {len(p)}x, longest {max(p, default=0.0):.1f} ms of CPU"
                          for g, p in self.by_generation.items())
 
 
@@ -156,6 +161,10 @@ async def measure(args: argparse.Namespace, healthy: str, hanging: str, workdir:
     service.scheduler.on_start = on_start
     pauses = GcPauses()
     await service.start()
+    if args.gc_threshold is not None:  # what the service chose, for comparison
+        gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
+    if args.no_freeze:
+        gc.unfreeze()
     await asyncio.sleep(args.interval + 2.0)
     gc.callbacks.append(pauses)
     before = Counter(tally.counts)
@@ -180,7 +189,7 @@ async def measure(args: argparse.Namespace, healthy: str, hanging: str, workdir:
           f"max {max(lags, default=0.0):.1f} ms (over {len(lags)} runs)")
     print(f"hanging checks: runs {got[True, 'runs']}, skipped {got[True, 'skipped']}")
     print(f"gc pauses: {len(pauses.pauses)}, longest {max(pauses.pauses, default=0.0):.1f} ms, "
-          f"total {sum(pauses.pauses):.0f} ms ({pauses.summary()}); "
+          f"total {sum(pauses.pauses):.0f} ms, {pauses.cpu:.0f} ms of CPU ({pauses.summary()}); "
           f"prober CPU {cpu / args.seconds * 100:.0f}% of one core")
     for reason, count in tally.skip_reasons.most_common(3):
         print(f"  healthy skipped x{count}: {reason}")
@@ -193,9 +202,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks", type=int, default=1000, help="checks in all (default 1000)")
     parser.add_argument("--sites", type=int, default=10, help="sites, every other one hanging (default 10)")
-    parser.add_argument("--interval", type=float, default=2.0, help="seconds between runs of a check (default 2)")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between runs of a check (default 5)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measurement window (default 30)")
     parser.add_argument("--max-concurrency", type=int, default=None, help="[daemon] max_concurrency (default unset)")
+    parser.add_argument("--gc-threshold", type=int, default=None,
+                        help="youngest generation's threshold instead of the service's (CPython's default: 700)")
+    parser.add_argument("--no-freeze", action="store_true", help="give the frozen heap back to the collector")
     args = parser.parse_args()
     print(f"command: {' '.join([os.path.relpath(sys.argv[0], os.getcwd()), *sys.argv[1:]])}")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; banks in separate processes")

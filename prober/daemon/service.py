@@ -28,7 +28,7 @@ from typing import Any
 from prober.config.loader import LoadedConfig
 from prober.daemon.consumers import ResultConsumer, WriterConsumer
 from prober.daemon.lockout import LockoutTracker
-from prober.daemon.heap import freeze_long_lived
+from prober.daemon.heap import freeze_long_lived, thaw
 from prober.daemon.scheduler import JourneyScheduler, Key
 from prober.daemon.slots import site_limits
 from prober.daemon.status import StatusStore
@@ -196,6 +196,7 @@ class ProberService:
                 await consumer.close()
             except Exception:
                 log.exception("closing result consumer %s failed", type(consumer).__name__)
+        thaw()
         stats = self.writer.stats
         self.state = "stopped"
         log.warning(

@@ -1,0 +1,39 @@
+"""The loaded configuration is kept out of garbage collections while the service runs."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+from prober.bank import BankServer
+from prober.config.loader import load
+from prober.daemon.heap import YOUNG_THRESHOLD
+from prober.daemon.service import ProberService
+from prober.writer.writer import ResultWriter
+from tests.test_daemon_helpers import check, config_text
+
+
+def _collected(obj: object) -> bool:
+    """Whether later collections walk ``obj`` (frozen objects are not listed)."""
+    return any(o is obj for o in gc.get_objects())
+
+
+async def test_config_frozen_after_start_and_reload(bank: BankServer, tmp_path: Path) -> None:
+    path = tmp_path / "prober.toml"
+    path.write_text(config_text(bank.url, [check("login", interval="10s")], daemon={"state_dir": str(tmp_path / "s")}))
+    first = load(path)
+    service = ProberService(first, writer=ResultWriter(None, spool_dir=tmp_path / "spool"))
+    threshold = gc.get_threshold()
+    assert gc.is_tracked(first.plans[0]) and _collected(first.plans[0])
+    await service.start()
+    try:
+        assert not _collected(first.plans[0]) and not _collected(service.scheduler)
+        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+        path.write_text(path.read_text().replace('interval = "10s"', 'interval = "20s"'))
+        second = load(path)
+        assert _collected(second.plans[0])
+        service.reload(second)
+        assert not _collected(second.plans[0])
+    finally:
+        await service.stop(grace=1.0)
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold
