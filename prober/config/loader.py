@@ -3,8 +3,10 @@
 Steps: parse each file (``tomllib``), expand ``${VAR}`` / ``${VAR:-default}`` in string
 values, merge (``[[sites]]`` are concatenated in file-name order; any other section may
 be written in one file only), validate into the typed :class:`~prober.config.model.Config`,
-then compile the journey plans, which checks what needs the whole tree. Every problem is
-reported at once, each naming the file and the line (TOML syntax) or the field path.
+then compile the journey plans, which checks what needs the whole tree, and last check
+that there is something to probe (at least one enabled check) and a concurrency slot
+for every site. Every problem is reported at once, each naming the file and the line
+(TOML syntax, text that is not UTF-8) or the field path.
 """
 
 from __future__ import annotations
