@@ -14,21 +14,13 @@ import pytest
 from prober.bank import BankServer, Fault
 from prober.config.loader import load
 from prober.daemon.scheduler import OVERLAP_ERROR, waiting_error
-from prober.daemon.service import ProberService
 from prober.daemon.slots import SitePool, share, site_limits
 from prober.journey.results import Outcome
-from prober.writer.writer import ResultWriter
-from tests.test_daemon_helpers import Recorder, check, config_text
+from tests.test_daemon_helpers import Recorder, check, config_text, peak_while_running, service_for
 
 RUN_FOR = 4.0
 HEALTHY_INTERVAL = 0.5
 HANGING_CHECKS = 100  # well over the 64 slots every check shared before
-
-
-def _service(tmp_path: Path, text: str, recorder: Recorder) -> ProberService:
-    path = tmp_path / "prober.toml"
-    path.write_text(text)
-    return ProberService(load(path), writer=ResultWriter(None, spool_dir=tmp_path / "spool"), consumers=[recorder])
 
 
 async def test_hanging_bank_does_not_starve_a_healthy_one(bank: BankServer, tmp_path: Path) -> None:
@@ -46,7 +38,7 @@ async def test_hanging_bank_does_not_starve_a_healthy_one(bank: BankServer, tmp_
             site="stuck",
         ).split("[[sites]]", 1)[1]
         recorder = Recorder()
-        service = _service(tmp_path, healthy_site + "\n[[sites]]" + hanging_site, recorder)
+        service = service_for(tmp_path, healthy_site + "\n[[sites]]" + hanging_site, recorder)
         await service.start()
         await asyncio.sleep(RUN_FOR)
         await service.stop(grace=2.0)
@@ -81,21 +73,8 @@ async def test_a_full_site_pool_waits_and_says_so(bank: BankServer, tmp_path: Pa
         daemon={"state_dir": str(tmp_path / "state")},
     ).replace('timeout = "2s"\n', 'timeout = "2s"\nmax_concurrency = 1\n', 1)
     recorder = Recorder()
-    service = _service(tmp_path, text, recorder)
-    peak = 0
-
-    async def watch() -> None:
-        nonlocal peak
-        while True:
-            peak = max(peak, service.scheduler.pools["simbank"].active)
-            await asyncio.sleep(0.005)
-
-    await service.start()
-    watcher = asyncio.create_task(watch())
-    await asyncio.sleep(3.0)
-    watcher.cancel()
-    await service.stop(grace=2.0)
-    assert peak == 1
+    service = service_for(tmp_path, text, recorder)
+    assert await peak_while_running(service, 3.0, lambda: service.scheduler.pools["simbank"].active) == 1
     errors = [r.error for r in recorder.results if r.outcome is Outcome.SKIPPED]
     assert waiting_error("simbank", 1) in errors
     assert set(errors) <= {waiting_error("simbank", 1), OVERLAP_ERROR}

@@ -12,10 +12,14 @@ import signal
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from prober.config.loader import load
+from prober.daemon.service import ProberService
 from prober.journey.results import JourneyResult
+from prober.writer.writer import ResultWriter
 
 TOKEN = """
   [[sites.checks.steps]]
@@ -235,3 +239,28 @@ async def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, wha
             return
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def service_for(tmp_path: Path, text: str, recorder: Recorder) -> ProberService:
+    """A service for the configuration ``text``, results kept by ``recorder``, no database."""
+    path = tmp_path / "prober.toml"
+    path.write_text(text)
+    return ProberService(load(path), writer=ResultWriter(None, spool_dir=tmp_path / "spool"), consumers=[recorder])
+
+
+async def peak_while_running(service: ProberService, seconds: float, measure: Callable[[], int]) -> int:
+    """Start ``service``, run it ``seconds``, stop it; the highest ``measure()`` seen."""
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, measure())
+            await asyncio.sleep(0.005)
+
+    await service.start()
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(seconds)
+    watcher.cancel()
+    await service.stop(grace=2.0)
+    return peak

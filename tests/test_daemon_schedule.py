@@ -6,22 +6,11 @@ import asyncio
 from pathlib import Path
 
 from prober.bank import BankServer, Fault
-from prober.config.loader import load
 from prober.daemon.scheduler import OVERLAP_ERROR, first_run, percentile, phase_of
-from prober.daemon.service import ProberService
 from prober.journey.results import Outcome
-from prober.writer.writer import ResultWriter
-from tests.test_daemon_helpers import Recorder, check, config_text
+from tests.test_daemon_helpers import Recorder, check, config_text, peak_while_running, service_for
 
 RUN_FOR = 4.0
-
-
-def _service(tmp_path: Path, text: str, recorder: Recorder) -> ProberService:
-    path = tmp_path / "prober.toml"
-    path.write_text(text)
-    loaded = load(path)
-    writer = ResultWriter(None, spool_dir=tmp_path / "spool")
-    return ProberService(loaded, writer=writer, consumers=[recorder])
 
 
 async def test_hanging_check_does_not_delay_the_others(bank: BankServer, tmp_path: Path) -> None:
@@ -38,7 +27,7 @@ async def test_hanging_check_does_not_delay_the_others(bank: BankServer, tmp_pat
         daemon={"state_dir": str(tmp_path / "state")},
     )
     recorder = Recorder()
-    service = _service(tmp_path, text, recorder)
+    service = service_for(tmp_path, text, recorder)
     await service.start()
     await asyncio.sleep(RUN_FOR)
     await service.stop(grace=3.0)
@@ -77,22 +66,8 @@ async def test_global_concurrency_limit(bank: BankServer, tmp_path: Path) -> Non
         [check("payments", name=f"p{i}", interval="500ms") for i in range(8)],
         daemon={"max_concurrency": 2, "state_dir": str(tmp_path / "state")},
     )
-    recorder = Recorder()
-    service = _service(tmp_path, text, recorder)
-    peak = 0
-
-    async def watch() -> None:
-        nonlocal peak
-        while True:
-            peak = max(peak, service.scheduler.active)
-            await asyncio.sleep(0.005)
-
-    await service.start()
-    watcher = asyncio.create_task(watch())
-    await asyncio.sleep(2.0)
-    watcher.cancel()
-    await service.stop(grace=2.0)
-    assert peak == 2
+    service = service_for(tmp_path, text, Recorder())
+    assert await peak_while_running(service, 2.0, lambda: service.scheduler.active) == 2
     # 8 checks × ~200 ms each every 500 ms need 3.2 slot-seconds per second and there
     # are 2 slots: runs queue, and the wait shows as schedule lag.
     assert max(service.scheduler.lags) > 100.0
