@@ -51,8 +51,11 @@ def config_files(path: str | Path) -> list[Path]:
     return [root]
 
 
-def load(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Load, validate and compile; raises :class:`ConfigError` with every problem."""
+def load(path: str | Path, environ: Mapping[str, str] | None = None, *, probing: bool = True) -> LoadedConfig:
+    """Load, validate and compile; raises :class:`ConfigError` with every problem.
+
+    ``probing=False`` (``prober report``, which only reads InfluxDB) accepts a
+    configuration with nothing to probe."""
     env = os.environ if environ is None else environ
     files = config_files(path)
     problems: list[str] = []
@@ -81,7 +84,7 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedCo
     except ValidationError as exc:
         raise ConfigError(_describe(exc, merged, site_origin, owners, files[0])) from None
     plans = compile_config(config, site_origin)
-    problems = _probing_problems(Path(path), config, plans, owners.get("daemon", files[0]))
+    problems = _probing_problems(Path(path), config, plans, owners.get("daemon", files[0])) if probing else []
     if problems:
         raise ConfigError(problems)
     return LoadedConfig(config=config, plans=plans, files=tuple(files))

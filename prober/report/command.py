@@ -54,7 +54,7 @@ def _quarter_start(day: date) -> date:
 def run_report(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run ``prober report`` with parsed arguments."""
     try:
-        loaded = load(args.config)
+        loaded = load(args.config, probing=False)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
