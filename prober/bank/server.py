@@ -14,6 +14,7 @@ from aiohttp import web
 from .admin import AdminApi
 from .api import ROUTES, BankApi
 from .faults import FaultRegistry, guard
+from .signatures import SignatureProfile, signature_middleware
 from .scenarios import DEFAULT_TIME_SCALE, SCENARIOS, Scenario, ScenarioRunner, get_scenario
 from .state import BankState
 
@@ -30,7 +31,8 @@ class BankServer:
     :class:`~prober.bank.state.BankState`. ``seed`` makes intermittent failures
     reproducible; ``scenario`` (a name from :data:`SCENARIOS` or a :class:`Scenario`)
     is played from start-up with ``time_scale`` real seconds per simulated second.
-    With ``ssl_context`` the bank serves HTTPS.
+    With ``ssl_context`` the bank serves HTTPS; with ``signatures`` it refuses business
+    requests not signed as that PSD2 profile requires (401, reason in the body).
     """
 
     def __init__(
@@ -46,11 +48,13 @@ class BankServer:
         scenario: str | Scenario | None = None,
         time_scale: float = DEFAULT_TIME_SCALE,
         ssl_context: ssl.SSLContext | None = None,
+        signatures: SignatureProfile | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.seed = seed
         self.ssl_context = ssl_context
+        self.signatures = signatures
         self.state = BankState(
             username=username, password=password, client_secret=client_secret, settle_after=settle_after
         )
@@ -72,7 +76,8 @@ class BankServer:
     def make_app(self) -> web.Application:
         """Build the aiohttp application: business routes behind fault guards, admin routes."""
         assert self._stopping is not None
-        app = web.Application()
+        middlewares = [signature_middleware(self.signatures)] if self.signatures is not None else []
+        app = web.Application(middlewares=middlewares)
         api = BankApi(self.state)
         for method, path, capability, name in ROUTES:
             handler = guard(

@@ -30,6 +30,7 @@ from prober.config.daemon import DaemonConfig
 from prober.config.incidents import IncidentsConfig
 from prober.notify.providers import NotifierConfig
 from prober.config.influxdb import InfluxDBConfig
+from prober.config.signing import SigningConfig
 from prober.config.types import STRICT, ByteSize, Duration, Interval, Timeout, read_secret_file
 from prober.journey.results import Kind
 
@@ -262,6 +263,11 @@ class Step(BaseModel):
     """Cleanup step: runs even when an earlier step failed or the journey timed out."""
     follow_redirects: bool = True
     poll: Poll | None = None
+    signing: SigningConfig | None = None
+    """Signs this step's requests, instead of the site's ``signing``."""
+    sign: bool = True
+    """``false``: send this step unsigned even when the site signs (e.g. a token
+    endpoint outside the signed API)."""
 
     check_name = field_validator("name")(_check_name)
 
@@ -288,6 +294,8 @@ class Step(BaseModel):
         bodies = [b for b in ("json_body", "form", "body") if getattr(self, b) is not None]
         if len(bodies) > 1:
             raise ValueError(f"step {self.name!r} sets more than one body: {', '.join(bodies)}")
+        if self.signing is not None and not self.sign:
+            raise ValueError(f"step {self.name!r} sets both `signing` and `sign = false`")
         if self.poll is not None and self.method not in SAFE_METHODS:
             raise ValueError(f"step {self.name!r}: `poll` repeats the request, so it is only allowed on GET/HEAD/OPTIONS")
         return self
@@ -353,6 +361,8 @@ class Site(BaseModel):
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
     """Values for templates that are redacted everywhere; ``name_file = "/path"`` reads
     the value ``name`` from a file."""
+    signing: SigningConfig | None = None
+    """Signs every request of the site (PSD2 profiles, see prober.config.signing)."""
 
     check_name = field_validator("name")(_check_name)
     check_url = field_validator("base_url")(_check_http_url)

@@ -16,6 +16,8 @@ aiohttp's exceptions, and how they are classified::
      ├── ClientResponseError, ClientPayloadError, TooManyRedirects  error
      └── SecretRedirectRefused (ours, see redirects.py) ............. error
     BodyTooLarge (the body passed the step's max_body) ................ error
+    ReportableError (the prober's own request preparation failed:
+                     a signing key unreadable at run time) ............ error
 
 The parser's own exception hangs on the ``__cause__`` chain of ClientResponseError and
 ClientPayloadError, and says what was wrong: a header line or too many headers, a body
@@ -45,8 +47,15 @@ from prober.journey.redirects import SecretRedirectRefused
 from prober.journey.results import Outcome
 
 
+class ReportableError(Exception):
+    """The prober could not prepare a request (e.g. sign it). The message names the
+    problem and is safe to report: it never holds a key, a token or a body."""
+
+
 def classify(exc: BaseException) -> tuple[Outcome, str]:
     """Outcome and a short error string for an exception raised by an exchange."""
+    if isinstance(exc, ReportableError):
+        return Outcome.ERROR, f"error: {exc}"
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return Outcome.TIMEOUT, "timeout"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):

@@ -15,7 +15,9 @@ from typing import Any
 
 from prober.config.errors import ConfigError
 from prober.config.model import SAFE_METHODS, Check, Config, Site, Step
+from prober.config.signing import SigningConfig
 from prober.journey.checks import CompiledAssertion, CompiledExtract
+from prober.journey.signing import KeyFileError, Signer, build_signer
 from prober.journey.templating import Renderer, TemplateError, compile_value, names_in
 
 RUN_NAMES = frozenset({"run", "uuid"})
@@ -50,6 +52,8 @@ class StepPlan:
     server_name: str | None = None
     """``[sites.tls] server_name``: the name sent as SNI and matched against the
     certificate of https requests, instead of the URL's host."""
+    signer: Signer | None = None
+    """Signs each request of the step just before it is sent (site or step ``signing``)."""
 
     def accepts(self, status: int) -> bool:
         return 200 <= status < 300 if self.statuses is None else status in self.statuses
@@ -114,13 +118,14 @@ def compile_config(config: Config, origin: dict[int, str] | None = None) -> list
         except (OSError, ssl.SSLError) as exc:
             problems.append(f"{where}.tls: cannot load certificate or key: {getattr(exc, 'strerror', None) or exc}")
             context = False
+        site_signer = _build_signer(site.signing, f"{where}.signing", problems)
         seen_checks: set[str] = set()
         for check in site.checks:
             check_where = f"{where}.checks[{check.name}]"
             if check.name in seen_checks:
                 problems.append(f"{check_where}.name: duplicate check name {check.name!r} in site {site.name!r}")
             seen_checks.add(check.name)
-            plan = _compile_check(config, site, check, context, check_where, problems)
+            plan = _compile_check(config, site, check, context, check_where, problems, site_signer)
             if plan is not None and check.enabled:
                 plans.append(plan)
     if problems:
@@ -128,8 +133,21 @@ def compile_config(config: Config, origin: dict[int, str] | None = None) -> list
     return plans
 
 
+def _build_signer(config: SigningConfig | None, where: str, problems: list[str]) -> Signer | None:
+    """The signer of a ``signing`` section; a key or certificate that does not load is a
+    problem naming the field and the file."""
+    if config is None:
+        return None
+    try:
+        return build_signer(config)
+    except KeyFileError as exc:
+        problems.append(f"{where}.{exc.field}: {exc}")
+        return None
+
+
 def _compile_check(
-    config: Config, site: Site, check: Check, context: ssl.SSLContext | bool, where: str, problems: list[str]
+    config: Config, site: Site, check: Check, context: ssl.SSLContext | bool, where: str, problems: list[str],
+    site_signer: Signer | None = None,
 ) -> JourneyPlan | None:
     static = set(site.vars) | set(site.secrets) | RUN_NAMES
     extracted: set[str] = set()
@@ -146,8 +164,9 @@ def _compile_check(
             if name in static:
                 problems.append(f"{step_where}.extract.{name}: {name!r} is already a site var or secret")
         extracted |= set(step.extract)
+        signer = _build_signer(step.signing, f"{step_where}.signing", problems) if step.signing else site_signer
         if len(problems) == start:
-            steps.append(_compile_step(site, check, step, index))
+            steps.append(_compile_step(site, check, step, index, signer if step.sign else None))
     if len(problems) != start:
         return None
     values: dict[str, Any] = dict(site.vars)
@@ -188,7 +207,7 @@ def _check_references(
             )
 
 
-def _compile_step(site: Site, check: Check, step: Step, index: int) -> StepPlan:
+def _compile_step(site: Site, check: Check, step: Step, index: int, signer: Signer | None = None) -> StepPlan:
     url = step.url if step.url is not None else _join(site.base_url, step.path or "")
     if step.json_body is not None:
         body_kind, body = "json", compile_value(step.json_body)
@@ -220,6 +239,7 @@ def _compile_step(site: Site, check: Check, step: Step, index: int) -> StepPlan:
         poll_interval=step.poll.interval if step.poll else 0.0,
         idempotency_header=check.idempotency_header if needs_key else None,
         server_name=site.tls.server_name,
+        signer=signer,
     )
 
 

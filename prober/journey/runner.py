@@ -32,6 +32,7 @@ from prober.journey.http import BodyReader, PhaseClock, bind_clock, open_session
 from prober.journey.plan import JourneyPlan, StepPlan
 from prober.journey.redact import Redactor
 from prober.journey.redirects import Middleware, origin_guard
+from prober.journey.signing import signing_middleware
 from prober.journey.results import JourneyResult, Outcome, StepResult
 from prober.journey.templating import UndefinedValue, fresh_uuid
 
@@ -234,8 +235,13 @@ async def _exchange(
         kwargs["data"] = request.body
     if step.server_name and request.url.startswith("https://"):
         kwargs["server_hostname"] = step.server_name
+    middlewares: list[Middleware] = []
     if step.follow_redirects and (guard := _redirect_guard(request, redact)) is not None:
-        kwargs["middlewares"] = (guard,)
+        middlewares.append(guard)
+    if step.signer is not None:  # after the guard: the hop is signed as it is sent
+        middlewares.append(signing_middleware(step.signer))
+    if middlewares:
+        kwargs["middlewares"] = tuple(middlewares)
     reader = BodyReader(step.max_body)
     status: int | None = None
     clock.start = perf_counter()
