@@ -14,6 +14,7 @@ from aiohttp import web
 from .admin import AdminApi
 from .api import ROUTES, BankApi
 from .faults import FaultRegistry, guard
+from .oauth import OAuthServer
 from .signatures import SignatureProfile, signature_middleware
 from .scenarios import DEFAULT_TIME_SCALE, SCENARIOS, Scenario, ScenarioRunner, get_scenario
 from .state import BankState
@@ -32,7 +33,9 @@ class BankServer:
     reproducible; ``scenario`` (a name from :data:`SCENARIOS` or a :class:`Scenario`)
     is played from start-up with ``time_scale`` real seconds per simulated second.
     With ``ssl_context`` the bank serves HTTPS; with ``signatures`` it refuses business
-    requests not signed as that PSD2 profile requires (401, reason in the body).
+    requests not signed as that PSD2 profile requires (401, reason in the body); with
+    ``oauth`` the token endpoint authenticates PSD2 clients (private_key_jwt, mTLS) and
+    rotates refresh tokens.
     """
 
     def __init__(
@@ -49,12 +52,14 @@ class BankServer:
         time_scale: float = DEFAULT_TIME_SCALE,
         ssl_context: ssl.SSLContext | None = None,
         signatures: SignatureProfile | None = None,
+        oauth: OAuthServer | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.seed = seed
         self.ssl_context = ssl_context
         self.signatures = signatures
+        self.oauth = oauth
         self.state = BankState(
             username=username, password=password, client_secret=client_secret, settle_after=settle_after
         )
@@ -80,8 +85,12 @@ class BankServer:
         app = web.Application(middlewares=middlewares)
         api = BankApi(self.state)
         for method, path, capability, name in ROUTES:
+            target = getattr(api, name)
+            if path == "/oauth/token" and self.oauth is not None:
+                oauth, state = self.oauth, self.state
+                target = lambda request, fault: oauth.token(request, state, fault)  # noqa: E731
             handler = guard(
-                capability, f"{method} {path}", getattr(api, name), self.faults,
+                capability, f"{method} {path}", target, self.faults,
                 self.state.count, self._stopping,
             )
             app.router.add_route(method, path, handler)

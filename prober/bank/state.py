@@ -151,10 +151,10 @@ class BankState:
 
     # -- credentials ------------------------------------------------------------
 
-    def issue_token(self, subject: str) -> str:
-        """A new random bearer token for ``subject``, valid :data:`TOKEN_LIFETIME_S`."""
+    def issue_token(self, subject: str, lifetime_s: float = TOKEN_LIFETIME_S) -> str:
+        """A new random bearer token for ``subject``, valid ``lifetime_s``."""
         token = secrets.token_urlsafe(24)
-        _bounded_put(self.tokens, token, (subject, time.monotonic() + TOKEN_LIFETIME_S), MAX_TOKENS)
+        _bounded_put(self.tokens, token, (subject, time.monotonic() + lifetime_s), MAX_TOKENS)
         return token
 
     def token_subject(self, authorization: str | None) -> str | None:

@@ -30,6 +30,7 @@ from prober.config.daemon import DaemonConfig
 from prober.config.incidents import IncidentsConfig
 from prober.notify.providers import NotifierConfig
 from prober.config.influxdb import InfluxDBConfig
+from prober.config.oauth import OAuthConfig
 from prober.config.signing import SigningConfig
 from prober.config.types import STRICT, ByteSize, Duration, Interval, Timeout, read_secret_file
 from prober.journey.results import Kind
@@ -268,6 +269,9 @@ class Step(BaseModel):
     sign: bool = True
     """``false``: send this step unsigned even when the site signs (e.g. a token
     endpoint outside the signed API)."""
+    oauth: OAuthConfig | None = None
+    """A token step: asks ``oauth.token_url`` for an access token (instead of
+    ``path``/``url`` and a body), see prober.config.oauth."""
 
     check_name = field_validator("name")(_check_name)
 
@@ -290,6 +294,12 @@ class Step(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> Step:
+        if self.oauth is not None:
+            clash = [f for f in ("path", "url", "json_body", "form", "body", "poll") if getattr(self, f) is not None]
+            if clash or self.method != "GET":
+                raise ValueError(f"step {self.name!r}: a token step (`oauth`) sets no "
+                                 + ", ".join(f"`{f.removesuffix('_body')}`" for f in clash or ["method"]))
+            return self
         _exactly_one(self, ("path", "url"), f"step {self.name!r}")
         bodies = [b for b in ("json_body", "form", "body") if getattr(self, b) is not None]
         if len(bodies) > 1:

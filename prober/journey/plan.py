@@ -17,8 +17,10 @@ from prober.config.errors import ConfigError
 from prober.config.model import SAFE_METHODS, Check, Config, Site, Step
 from prober.config.signing import SigningConfig
 from prober.journey.checks import CompiledAssertion, CompiledExtract
+from prober.journey.oauth import OAuthPlan, template_names
 from prober.journey.signing import KeyFileError, Signer, build_signer
 from prober.journey.templating import Renderer, TemplateError, compile_value, names_in
+from prober.journey.tokens import TokenCache
 
 RUN_NAMES = frozenset({"run", "uuid"})
 """Names every template may use: per-run values and a fresh-uuid function."""
@@ -54,6 +56,8 @@ class StepPlan:
     certificate of https requests, instead of the URL's host."""
     signer: Signer | None = None
     """Signs each request of the step just before it is sent (site or step ``signing``)."""
+    oauth: OAuthPlan | None = None
+    """Set for a token step (``oauth``): the runner asks it for the request."""
 
     def accepts(self, status: int) -> bool:
         return 200 <= status < 300 if self.statuses is None else status in self.statuses
@@ -104,6 +108,7 @@ def compile_config(config: Config, origin: dict[int, str] | None = None) -> list
     """
     problems: list[str] = []
     plans: list[JourneyPlan] = []
+    tokens: TokenCache | None = None  # one per compiled config, shared by its token steps
     seen_sites: set[str] = set()
     for si, site in enumerate(config.sites):
         where = f"{(origin or {}).get(si, '<config>')}: sites[{site.name}]"
@@ -119,13 +124,14 @@ def compile_config(config: Config, origin: dict[int, str] | None = None) -> list
             problems.append(f"{where}.tls: cannot load certificate or key: {getattr(exc, 'strerror', None) or exc}")
             context = False
         site_signer = _build_signer(site.signing, f"{where}.signing", problems)
+        tokens = tokens or TokenCache(config.daemon.state_dir)
         seen_checks: set[str] = set()
         for check in site.checks:
             check_where = f"{where}.checks[{check.name}]"
             if check.name in seen_checks:
                 problems.append(f"{check_where}.name: duplicate check name {check.name!r} in site {site.name!r}")
             seen_checks.add(check.name)
-            plan = _compile_check(config, site, check, context, check_where, problems, site_signer)
+            plan = _compile_check(config, site, check, context, check_where, problems, site_signer, tokens)
             if plan is not None and check.enabled:
                 plans.append(plan)
     if problems:
@@ -147,7 +153,7 @@ def _build_signer(config: SigningConfig | None, where: str, problems: list[str])
 
 def _compile_check(
     config: Config, site: Site, check: Check, context: ssl.SSLContext | bool, where: str, problems: list[str],
-    site_signer: Signer | None = None,
+    site_signer: Signer | None = None, tokens: TokenCache | None = None,
 ) -> JourneyPlan | None:
     static = set(site.vars) | set(site.secrets) | RUN_NAMES
     extracted: set[str] = set()
@@ -164,9 +170,15 @@ def _compile_check(
             if name in static:
                 problems.append(f"{step_where}.extract.{name}: {name!r} is already a site var or secret")
         extracted |= set(step.extract)
-        signer = _build_signer(step.signing, f"{step_where}.signing", problems) if step.signing else site_signer
+        oauth = _build_oauth(site, step, static | extracted, tokens, step_where, problems)
+        if step.oauth is not None:
+            extracted.add(step.oauth.into)
+        if step.signing:
+            signer = _build_signer(step.signing, f"{step_where}.signing", problems)
+        else:  # token endpoints are outside the signed API unless a step says otherwise
+            signer = site_signer if step.sign and step.oauth is None else None
         if len(problems) == start:
-            steps.append(_compile_step(site, check, step, index, signer if step.sign else None))
+            steps.append(_compile_step(site, check, step, index, signer, oauth))
     if len(problems) != start:
         return None
     values: dict[str, Any] = dict(site.vars)
@@ -207,7 +219,31 @@ def _check_references(
             )
 
 
-def _compile_step(site: Site, check: Check, step: Step, index: int, signer: Signer | None = None) -> StepPlan:
+def _build_oauth(
+    site: Site, step: Step, known: set[str], tokens: TokenCache | None, where: str, problems: list[str]
+) -> OAuthPlan | None:
+    """The compiled token step, or None (and problems naming the fields)."""
+    if step.oauth is None:
+        return None
+    try:
+        used = template_names(step.oauth)
+    except TemplateError as exc:
+        problems.append(f"{where}.oauth: invalid template: {exc}")
+        return None
+    for name in sorted(used - known):
+        problems.append(
+            f"{where}.oauth: uses {{{{ {name} }}}}, which is not a site var or secret nor extracted by an earlier step"
+        )
+    try:
+        return OAuthPlan.build(site.name, step.oauth, tokens or TokenCache(None))
+    except KeyFileError as exc:
+        problems.append(f"{where}.oauth.{exc.field}: {exc}")
+        return None
+
+
+def _compile_step(
+    site: Site, check: Check, step: Step, index: int, signer: Signer | None = None, oauth: OAuthPlan | None = None
+) -> StepPlan:
     url = step.url if step.url is not None else _join(site.base_url, step.path or "")
     if step.json_body is not None:
         body_kind, body = "json", compile_value(step.json_body)
@@ -240,6 +276,7 @@ def _compile_step(site: Site, check: Check, step: Step, index: int, signer: Sign
         idempotency_header=check.idempotency_header if needs_key else None,
         server_name=site.tls.server_name,
         signer=signer,
+        oauth=oauth,
     )
 
 

@@ -96,6 +96,8 @@ class StepResult:
     attempts: int = 0
     started_at_ns: int = 0
     """Wall-clock start, nanoseconds since the epoch (the InfluxDB timestamp)."""
+    reused: bool = False
+    """A token step that reused a cached access token: ok, and no request was sent."""
 
     @property
     def success(self) -> bool:
@@ -103,8 +105,9 @@ class StepResult:
 
     @property
     def executed(self) -> bool:
-        """True when a request was attempted (skipped steps are reported, not executed)."""
-        return self.outcome is not Outcome.SKIPPED
+        """True when a request was attempted (skipped steps and reused tokens are
+        reported, not executed)."""
+        return self.outcome is not Outcome.SKIPPED and not self.reused
 
 
 @dataclass(slots=True)

@@ -27,8 +27,9 @@ from typing import Any
 import aiohttp
 
 from prober.journey.checks import Response
-from prober.journey.failures import classify, status_outcome
+from prober.journey.failures import ReportableError, classify, status_outcome
 from prober.journey.http import BodyReader, PhaseClock, bind_clock, open_session, unbind_clock
+from prober.journey.oauth import TokenRequest, refusal
 from prober.journey.plan import JourneyPlan, StepPlan
 from prober.journey.redact import Redactor
 from prober.journey.redirects import Middleware, origin_guard
@@ -136,15 +137,29 @@ async def _run_steps(
                 result = _not_run(step, f"timeout: journey budget of {plan.timeout:g}s spent", Outcome.TIMEOUT)
             else:
                 step_started = time.time_ns()
+                run_step = _run_token_step if step.oauth is not None else _run_step
                 try:
-                    result = await _run_step(session, step, values, redact, run, budget, plan, cut_by_journey)
+                    result = await run_step(session, step, values, redact, run, budget, plan, cut_by_journey)
                 except Exception as exc:  # noqa: BLE001 - a bug becomes this step's outcome
                     _log_internal(f"check {plan.site}/{plan.check} step {step.name}", exc, redact)
                     result = _not_run(step, _internal(exc, step.name), Outcome.ERROR)
                     result.started_at_ns = step_started
             results.append(result)
+            if result.outcome is Outcome.AUTH:
+                _forget_tokens(plan, values)
             if failure is None and result.outcome not in (Outcome.OK, Outcome.SKIPPED):
                 failure = result
+
+
+def _forget_tokens(plan: JourneyPlan, values: dict[str, Any]) -> None:
+    """After a refusal, the journey's cached access tokens are not trusted any more: a
+    bank may revoke one before it expires. The next run asks for new ones."""
+    for step in plan.steps:
+        if step.oauth is not None:
+            try:
+                step.oauth.cache.forget(step.oauth.client(values))
+            except UndefinedValue:
+                continue
 
 
 def _not_run(step: StepPlan, reason: str, outcome: Outcome = Outcome.SKIPPED) -> StepResult:
@@ -160,6 +175,7 @@ class _Request:
     headers: dict[str, str]
     body_kind: str | None
     body: Any
+    token: TokenRequest | None = None
 
 
 def _render(step: StepPlan, values: dict[str, Any], run: RunInfo) -> _Request:
@@ -176,7 +192,7 @@ def _render(step: StepPlan, values: dict[str, Any], run: RunInfo) -> _Request:
     )
 
 
-async def _run_step(
+async def _run_token_step(
     session: aiohttp.ClientSession,
     step: StepPlan,
     values: dict[str, Any],
@@ -186,10 +202,49 @@ async def _run_step(
     plan: JourneyPlan,
     cut_by_journey: bool,
 ) -> StepResult:
+    """A token step: the cached access token when it is still good, else a token
+    request, one at a time per client (a refresh token is never sent twice)."""
+    oauth = step.oauth
+    assert oauth is not None
     try:
-        request = _render(step, values, run)
+        client = oauth.client(values)
     except UndefinedValue as exc:
         return _not_run(step, f"skipped: needs a value no earlier step extracted ({exc.message})")
+    async with oauth.cache.lock(client):
+        if (token := oauth.cached(client)) is not None:
+            redact.add(token)
+            values[oauth.into] = token
+            return StepResult(name=step.name, outcome=Outcome.OK, reused=True, always_run=step.always_run,
+                              started_at_ns=time.time_ns())
+        try:
+            token_request = oauth.request(client, values)
+        except ReportableError as exc:
+            return StepResult(name=step.name, outcome=Outcome.ERROR, error=redact(f"error: {exc}"),
+                              always_run=step.always_run, started_at_ns=time.time_ns())
+        for secret in token_request.form.get("client_assertion"), token_request.refresh_token:
+            if secret:
+                redact.add(secret)
+        request = _Request("POST", token_request.url, {}, token_request.headers, "form", token_request.form,
+                           token_request)
+        return await _run_step(session, step, values, redact, run, budget, plan, cut_by_journey, request)
+
+
+async def _run_step(
+    session: aiohttp.ClientSession,
+    step: StepPlan,
+    values: dict[str, Any],
+    redact: Redactor,
+    run: RunInfo,
+    budget: float,
+    plan: JourneyPlan,
+    cut_by_journey: bool,
+    request: _Request | None = None,
+) -> StepResult:
+    if request is None:
+        try:
+            request = _render(step, values, run)
+        except UndefinedValue as exc:
+            return _not_run(step, f"skipped: needs a value no earlier step extracted ({exc.message})")
     wall_ns = time.time_ns()
     started = perf_counter()
     step_deadline = started + budget
@@ -207,6 +262,11 @@ async def _run_step(
         if not polling_again:
             break
         await asyncio.sleep(step.poll_interval)
+    if request.token is not None and response is not None:
+        if result.outcome is Outcome.OK:
+            _take_token(step, request.token, response, result, values, redact)
+        elif (code := refusal(response)) is not None:
+            result.outcome, result.error = Outcome.AUTH, f"{result.error}: {code}"
     if result.outcome is Outcome.TIMEOUT:
         scope = f"journey timeout {plan.timeout:g}s" if cut_by_journey else f"step timeout {budget:g}s"
         result.error = f"timeout: no complete answer within {budget:g}s ({scope})"
@@ -282,6 +342,26 @@ def _redirect_guard(request: _Request, redact: Redactor) -> Middleware | None:
     headers = tuple(name for name, value in request.headers.items() if redact.holds(value))
     body = request.body is not None and any(redact.holds(text) for text in _scalars(request.body))
     return origin_guard(headers, body) if headers or body else None
+
+
+def _take_token(
+    step: StepPlan, request: TokenRequest, response: Response, result: StepResult, values: dict[str, Any],
+    redact: Redactor,
+) -> None:
+    """The access token of an accepted token answer goes into the step's value."""
+    assert step.oauth is not None
+    try:
+        token, secrets = step.oauth.accept(request, response)
+    except LookupError as exc:
+        result.outcome, result.error = Outcome.ASSERTION, f"assertion failed: {exc}"
+        return
+    except ReportableError as exc:
+        result.outcome, result.error = Outcome.ERROR, f"error: {exc}"
+        token, secrets = "", []
+    for secret in secrets:
+        redact.add(secret)
+    if token:
+        values[step.oauth.into] = token
 
 
 def _judge(step: StepPlan, response: Response, result: StepResult, values: dict[str, Any], redact: Redactor) -> None:
