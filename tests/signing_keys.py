@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 
@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 class KeyFiles:
     """A private key, its self-signed certificate, and the files holding them."""
 
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
     certificate: x509.Certificate
     key_file: Path
     certificate_file: Path
@@ -29,8 +29,13 @@ class KeyFiles:
 
 
 def make_key(directory: Path, name: str, kind: str = "rsa") -> KeyFiles:
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    key = rsa.generate_private_key(65537, 2048) if kind == "rsa" else ec.generate_private_key(ec.SECP256R1())
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    if kind == "rsa":
+        key = rsa.generate_private_key(65537, 2048)
+    elif kind == "ed25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([
         x509.NameAttribute(NameOID.COMMON_NAME, f"bank-prober test {name}"),
         x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, "PSDDE-BAFIN-999999"),
@@ -40,7 +45,8 @@ def make_key(directory: Path, name: str, kind: str = "rsa") -> KeyFiles:
     certificate = (
         x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
         .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256())
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, None if kind == "ed25519" else hashes.SHA256())
     )
     key_file = directory / f"{name}.key"
     certificate_file = directory / f"{name}.pem"

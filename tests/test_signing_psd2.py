@@ -273,9 +273,11 @@ async def test_a_rotated_key_is_picked_up_without_a_restart(tmp_path: Path) -> N
     ("mismatch", "sites[psd2].signing.certificate_file: certificate {cert} does not match the private key in {key}"),
     ("missing", "sites[psd2].signing.key_file: cannot read key file {key}: no such file or directory"),
     ("garbage", "sites[psd2].signing.key_file: cannot load key file {key}: not a PEM or DER private key"),
+    ("ed25519", "sites[psd2].signing.key_file: key file {key}: berlin-group signs with RSA or ECDSA keys only"),
 ])
 async def test_validate_names_the_field_and_the_file(tmp_path: Path, change: str, message: str) -> None:
-    key, other = make_key(tmp_path, "tpp"), make_key(tmp_path, "other")
+    key = make_key(tmp_path, "tpp", "ed25519" if change == "ed25519" else "rsa")
+    other = make_key(tmp_path, "other")
     config = write_config(tmp_path, "https://xs2a.bank.example", "berlin-group", key,
                           f'certificate_file = "{other.certificate_file if change == "mismatch" else key.certificate_file}"')
     if change == "missing":

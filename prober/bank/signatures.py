@@ -40,6 +40,8 @@ class SignatureProfile:
     certificates: list[x509.Certificate] = field(default_factory=list)
     issuer: str | None = None
     trust_anchor: str = "openbanking.org.uk"
+    algorithm: str | None = None
+    """RFC 9421: the algorithm keys sign with (rsa-pss-sha512 unless set)."""
     max_skew_s: float = 300.0
     verified: int = 0
     refused: dict[str, int] = field(default_factory=dict)

@@ -48,8 +48,8 @@ class SigningConfig(BaseModel):
     key_id: str | None = None
     """keyId / kid. STET: the URL where the bank fetches the QSealC (required). UK Open
     Banking: the kid of the key in the directory (required). Berlin Group: derived from
-    the certificate (``SN=<serial>,CA=<issuer>``) unless set. RFC 9421: the keyid
-    parameter (optional)."""
+    the certificate (``SN=<serial>,CA=<issuer>``) unless set. RFC 9421: the ``keyid``
+    parameter (required)."""
     headers: list[str] | None = None
     """Covered headers, lower case, ``(request-target)`` (cavage) or ``@method``-style
     derived components (RFC 9421). Defaults to what the profile requires."""
@@ -71,7 +71,7 @@ class SigningConfig(BaseModel):
             "berlin-group": ("certificate_file",),
             "stet": ("key_id",),
             "uk-open-banking": ("key_id", "issuer"),
-            "rfc9421": (),
+            "rfc9421": ("key_id",),
         }[self.profile]
         missing = [name for name in needs if getattr(self, name) is None]
         if missing:

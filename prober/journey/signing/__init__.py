@@ -28,9 +28,12 @@ def build_signer(config: SigningConfig) -> Signer:
     keys = KeySource(config.key_file, config.certificate_file, config.key_password_file)
     covered = tuple(h.lower() for h in config.headers) if config.headers else None
     if config.profile in ("berlin-group", "stet"):
-        from prober.journey.signing.cavage import CavageSigner, algorithm_of
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-        algorithm_of(keys.get().key)  # refuses Ed25519 at compile time
+        from prober.journey.signing.cavage import CavageSigner
+
+        if not isinstance(keys.get().key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise KeyFileError("key_file", f"key file {config.key_file}: {config.profile} signs with RSA or ECDSA keys only")
         return CavageSigner(config.profile, keys, config.key_id, covered)
     if config.profile == "uk-open-banking":
         from prober.journey.signing.jws import DetachedJwsSigner

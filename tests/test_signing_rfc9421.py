@@ -1,0 +1,98 @@
+"""RFC 9421 HTTP Message Signatures: the prober signs, the simulated bank verifies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from multidict import CIMultiDict
+
+from prober.bank import BankServer
+from prober.bank.signatures import SignatureProfile
+from prober.config.loader import load
+from prober.config.signing import SigningConfig
+from prober.journey.results import Outcome
+from prober.journey.runner import run_journey
+from prober.journey.signing import Outgoing, build_signer
+from tests.cli import run_prober
+from tests.signing_keys import make_key
+
+SITE = """
+[[sites]]
+name = "rfc"
+base_url = "{url}"
+  [sites.signing]
+  profile = "rfc9421"
+  key_file = "{key_file}"
+  key_id = "tpp-key-1"
+  {extra}
+  [sites.secrets]
+  password = "s3cret-pw"
+[[sites.checks]]
+name = "funds"
+kind = "payments"
+  [[sites.checks.steps]]
+  name = "token"
+  method = "POST"
+  path = "/oauth/token"
+  form = {{ grant_type = "password", username = "alice", password = "{{{{ password }}}}" }}
+  extract = {{ token = {{ json = "access_token" }} }}
+  [[sites.checks.steps]]
+  name = "accounts"
+  path = "/accounts"
+  query = {{ withBalance = "false" }}
+  headers = {{ Authorization = "Bearer {{{{ token }}}}" }}
+  [[sites.checks.steps]]
+  name = "confirm"
+  method = "POST"
+  path = "/funds-confirmations"
+  headers = {{ Authorization = "Bearer {{{{ token }}}}" }}
+  json = {{ account = {{ iban = "FR7630006000011234567890189" }}, instructedAmount = {{ amount = "1.00", currency = "EUR" }} }}
+  expect = [ {{ json = "fundsAvailable", equals = true }} ]
+"""
+
+
+@pytest.mark.parametrize(("kind", "algorithm"), [("rsa", "rsa-pss-sha512"), ("rsa", "rsa-v1_5-sha256"),
+                                                 ("ec", "ecdsa-p256-sha256"), ("ed25519", "ed25519")])
+async def test_bank_verifies_rfc9421_signatures(tmp_path: Path, kind: str, algorithm: str) -> None:
+    key = make_key(tmp_path, "tpp", kind)
+    profile = SignatureProfile("rfc9421", keys={"tpp-key-1": key.key.public_key()}, algorithm=algorithm)
+    config = tmp_path / "rfc.toml"
+    async with BankServer(seed=1, signatures=profile) as bank:
+        config.write_text(SITE.format(url=bank.url, key_file=key.key_file, extra=f'algorithm = "{algorithm}"'))
+        [result] = [await run_journey(p) for p in load(config).plans]
+    assert result.outcome is Outcome.OK, (result.error, profile.refused)
+    assert profile.verified == 2 and profile.refused == {}
+
+
+async def test_a_signature_of_another_key_is_auth(tmp_path: Path) -> None:
+    key, other = make_key(tmp_path, "tpp"), make_key(tmp_path, "other")
+    profile = SignatureProfile("rfc9421", keys={"tpp-key-1": key.key.public_key()})
+    config = tmp_path / "rfc.toml"
+    async with BankServer(seed=1, signatures=profile) as bank:
+        config.write_text(SITE.format(url=bank.url, key_file=other.key_file, extra=""))
+        [result] = [await run_journey(p) for p in load(config).plans]
+    assert result.outcome is Outcome.AUTH and result.failed_step == "accounts"
+    assert sum(profile.refused.values()) == 1
+
+
+def test_signature_input_covers_the_request_and_the_body_digest(tmp_path: Path) -> None:
+    key = make_key(tmp_path, "tpp")
+    signer = build_signer(SigningConfig(profile="rfc9421", key_file=str(key.key_file), key_id="tpp-key-1",
+                                        expires_in="5m"))  # type: ignore[arg-type]
+    headers: CIMultiDict[str] = CIMultiDict()
+    signer.sign(Outgoing("POST", "https", "api.bank.example", "/v1/payments?x=1", headers, b'{"a": 1}'))
+    assert headers["Content-Digest"].startswith("sha-256=:")
+    value = headers["Signature-Input"]
+    assert value.startswith('sig1=("@method" "@authority" "@target-uri" "content-digest");created=')
+    assert ';keyid="tpp-key-1";alg="rsa-pss-sha512";expires=' in value
+    assert headers["Signature"].startswith("sig1=:")
+
+
+async def test_validate_refuses_a_key_that_does_not_fit_the_algorithm(tmp_path: Path) -> None:
+    key = make_key(tmp_path, "tpp", "ec")
+    config = tmp_path / "rfc.toml"
+    config.write_text(SITE.format(url="https://bank.example", key_file=key.key_file, extra='algorithm = "ed25519"'))
+    done = await run_prober("validate", "-c", str(config))
+    assert done.returncode == 2
+    assert f"sites[rfc].signing.key_file: key file {key.key_file}: not a key for ed25519" in done.stderr
