@@ -15,6 +15,7 @@ from .admin import AdminApi
 from .api import ROUTES, BankApi
 from .faults import FaultRegistry, guard
 from .oauth import OAuthServer
+from .psd2 import PROFILE_ROUTES, Psd2Api
 from .signatures import SignatureProfile, signature_middleware
 from .scenarios import DEFAULT_TIME_SCALE, SCENARIOS, Scenario, ScenarioRunner, get_scenario
 from .state import BankState
@@ -35,7 +36,8 @@ class BankServer:
     With ``ssl_context`` the bank serves HTTPS; with ``signatures`` it refuses business
     requests not signed as that PSD2 profile requires (401, reason in the body); with
     ``oauth`` the token endpoint authenticates PSD2 clients (private_key_jwt, mTLS) and
-    rotates refresh tokens.
+    rotates refresh tokens; with ``profile`` (a key of
+    :data:`~prober.bank.psd2.PROFILE_ROUTES`) it also serves that standard's routes.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class BankServer:
         ssl_context: ssl.SSLContext | None = None,
         signatures: SignatureProfile | None = None,
         oauth: OAuthServer | None = None,
+        profile: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -60,6 +63,9 @@ class BankServer:
         self.ssl_context = ssl_context
         self.signatures = signatures
         self.oauth = oauth
+        if profile is not None and profile not in PROFILE_ROUTES:
+            raise ValueError(f"unknown bank profile {profile!r}; known: {', '.join(PROFILE_ROUTES)}")
+        self.profile = profile
         self.state = BankState(
             username=username, password=password, client_secret=client_secret, settle_after=settle_after
         )
@@ -83,17 +89,18 @@ class BankServer:
         assert self._stopping is not None
         middlewares = [signature_middleware(self.signatures)] if self.signatures is not None else []
         app = web.Application(middlewares=middlewares)
-        api = BankApi(self.state)
-        for method, path, capability, name in ROUTES:
-            target = getattr(api, name)
-            if path == "/oauth/token" and self.oauth is not None:
-                oauth, state = self.oauth, self.state
-                target = lambda request, fault: oauth.token(request, state, fault)  # noqa: E731
-            handler = guard(
-                capability, f"{method} {path}", target, self.faults,
-                self.state.count, self._stopping,
-            )
-            app.router.add_route(method, path, handler)
+        tables = ((BankApi(self.state), ROUTES), (Psd2Api(self.state), PROFILE_ROUTES.get(self.profile or "", ())))
+        for api, routes in tables:
+            for method, path, capability, name in routes:
+                target = getattr(api, name)
+                if path == "/oauth/token" and self.oauth is not None:
+                    oauth, state = self.oauth, self.state
+                    target = lambda request, fault: oauth.token(request, state, fault)  # noqa: E731
+                handler = guard(
+                    capability, f"{method} {path}", target, self.faults,
+                    self.state.count, self._stopping,
+                )
+                app.router.add_route(method, path, handler)
         AdminApi(self.state, self.faults, lambda: self.scenario, self.reset).add_routes(app)
         app.router.add_get("/healthz", _healthz)
         return app

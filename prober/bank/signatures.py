@@ -43,6 +43,9 @@ class SignatureProfile:
     algorithm: str | None = None
     """RFC 9421: the algorithm keys sign with (rsa-pss-sha512 unless set)."""
     max_skew_s: float = 300.0
+    exempt: tuple[str, ...] = ()
+    """Path prefixes served unsigned besides the token endpoint (e.g. a card issuer's
+    own API sharing the simulated host)."""
     verified: int = 0
     refused: dict[str, int] = field(default_factory=dict)
 
@@ -155,7 +158,7 @@ def signature_middleware(profile: SignatureProfile) -> Callable[..., Awaitable[w
 
     @web.middleware
     async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        if request.path.startswith(UNSIGNED_PATHS):
+        if request.path.startswith(UNSIGNED_PATHS) or (profile.exempt and request.path.startswith(profile.exempt)):
             return await handler(request)
         body = await request.read()
         try:

@@ -224,8 +224,11 @@ async def _run_token_step(
         for secret in token_request.form.get("client_assertion"), token_request.refresh_token:
             if secret:
                 redact.add(secret)
-        request = _Request("POST", token_request.url, {}, token_request.headers, "form", token_request.form,
-                           token_request)
+        try:
+            headers = {**step.headers(values), **token_request.headers}  # site and step headers too
+        except UndefinedValue as exc:
+            return _not_run(step, f"skipped: needs a value no earlier step extracted ({exc.message})")
+        request = _Request("POST", token_request.url, {}, headers, "form", token_request.form, token_request)
         return await _run_step(session, step, values, redact, run, budget, plan, cut_by_journey, request)
 
 

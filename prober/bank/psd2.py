@@ -1,0 +1,165 @@
+"""The simulated bank in a PSD2 standard's shape: the routes and bodies of Berlin Group
+NextGenPSD2 (``profile="berlin-group"``), over the same accounts, cards and payments
+as the bank's own routes.
+
+:data:`PROFILE_ROUTES` maps a profile to its table of ``(method, path, capability,
+handler attribute of Psd2Api)``; :class:`~prober.bank.server.BankServer` adds them
+behind the same fault guards as its own routes, so faults apply per capability.
+Together with a :class:`~prober.bank.signatures.SignatureProfile` and an
+:class:`~prober.bank.oauth.OAuthServer` this is what the shipped example
+``config/berlin-group.toml`` runs against end to end.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .api import ZERO, BadRequest, _amount, _json_body, _money
+from .faults import Fault
+from .state import BankState
+
+BERLIN_GROUP = (
+    ("GET", "/v1/consents/{consent_id}/status", "accounts", "bg_consent_status"),
+    ("GET", "/v1/accounts", "accounts", "bg_accounts"),
+    ("GET", "/v1/accounts/{account_id}/balances", "accounts", "bg_balances"),
+    ("GET", "/v1/card-accounts", "accounts", "bg_card_accounts"),
+    ("GET", "/v1/card-accounts/{account_id}/balances", "accounts", "bg_card_balances"),
+    ("POST", "/v1/payments/sepa-credit-transfers", "transfer", "bg_initiate"),
+    ("GET", "/v1/payments/sepa-credit-transfers/{payment_id}/status", "transfer", "bg_payment_status"),
+    ("POST", "/v1/funds-confirmations", "payments", "bg_funds_confirmation"),
+    ("PATCH", "/cards/{card_id}", "cards", "issuer_patch_card"),
+)
+
+PROFILE_ROUTES: dict[str, tuple[tuple[str, str, str, str], ...]] = {"berlin-group": BERLIN_GROUP}
+"""Routes per profile name (``BankServer(profile=...)``)."""
+
+
+def _tpp_error(status: int, code: str, text: str) -> web.Response:
+    """A Berlin Group error body (``tppMessages``)."""
+    return web.json_response({"tppMessages": [{"category": "ERROR", "code": code, "text": text}]}, status=status)
+
+
+class Psd2Api:
+    """Handlers of the standards' routes, over one :class:`BankState`."""
+
+    def __init__(self, state: BankState) -> None:
+        self.state = state
+
+    def _refused(self, request: web.Request, consent: bool = False) -> web.Response | None:
+        if self.state.token_subject(request.headers.get("Authorization")) is None:
+            return _tpp_error(401, "TOKEN_INVALID", "no valid access token")
+        if not request.headers.get("X-Request-ID"):
+            return _tpp_error(400, "FORMAT_ERROR", "X-Request-ID missing")
+        if consent and not request.headers.get("Consent-ID"):
+            return _tpp_error(400, "FORMAT_ERROR", "Consent-ID missing")
+        return None
+
+    async def bg_consent_status(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        status = "expired" if fault is not None and fault.mode == "wrong_data" else "valid"
+        return web.json_response({"consentStatus": status})
+
+    async def bg_accounts(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request, consent=True)) is not None:
+            return refused
+        wrong = fault is not None and fault.mode == "wrong_data"
+        accounts = [] if wrong else [a.to_json() for a in self.state.accounts.values()]
+        return web.json_response({"accounts": accounts})
+
+    async def bg_balances(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request, consent=True)) is not None:
+            return refused
+        account = self.state.accounts.get(request.match_info["account_id"])
+        if account is None:
+            return _tpp_error(404, "RESOURCE_UNKNOWN", "unknown account")
+        wrong = fault is not None and fault.mode == "wrong_data"
+        return web.json_response({"balances": [
+            {"balanceType": "closingBooked", "balanceAmount": _amount(ZERO if wrong else account.booked, account.currency)},
+            {"balanceType": "interimAvailable",
+             "balanceAmount": _amount(ZERO if wrong else account.expected, account.currency)},
+        ]})
+
+    async def bg_card_accounts(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request, consent=True)) is not None:
+            return refused
+        cards = [] if fault is not None and fault.mode == "wrong_data" else self.state.cards.values()
+        return web.json_response({"cardAccounts": [
+            {"resourceId": c.card_id, "maskedPan": c.masked_pan, "currency": c.currency,
+             "status": "enabled" if c.status == "ACTIVE" else "blocked"} for c in cards
+        ]})
+
+    async def bg_card_balances(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request, consent=True)) is not None:
+            return refused
+        card = self.state.cards.get(request.match_info["account_id"])
+        if card is None:
+            return _tpp_error(404, "RESOURCE_UNKNOWN", "unknown card account")
+        limit = ZERO if fault is not None and fault.mode == "wrong_data" else card.daily_limit
+        return web.json_response({"balances": [{"balanceType": "interimAvailable", "balanceAmount": _amount(limit, card.currency)}]})
+
+    async def bg_initiate(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        """A SEPA credit transfer; X-Request-ID identifies it (a repeat is not a new payment)."""
+        if (refused := self._refused(request)) is not None:
+            return refused
+        try:
+            body = await _json_body(request)
+            amount, currency = _money(body, "instructedAmount")
+        except BadRequest as exc:
+            return _tpp_error(400, "FORMAT_ERROR", str(exc))
+        creditor = body.get("creditorAccount")
+        iban = creditor.get("iban") if isinstance(creditor, dict) else None
+        if not isinstance(iban, str) or len(iban) < 4:
+            return _tpp_error(400, "FORMAT_ERROR", "creditorAccount.iban missing")
+        country = iban[:2]
+        rejected = fault is not None and fault.mode == "reject" and fault.rejects_country(country)
+        payment, _replayed = self.state.create_payment(request.headers["X-Request-ID"], amount, currency, country, rejected)
+        return web.json_response(
+            {"transactionStatus": "RCVD", "paymentId": payment.payment_id,
+             "_links": {"status": {"href": f"/v1/payments/sepa-credit-transfers/{payment.payment_id}/status"}}},
+            status=201,
+        )
+
+    async def bg_payment_status(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        payment = self.state.payments.get(request.match_info["payment_id"])
+        if payment is None:
+            return _tpp_error(404, "RESOURCE_UNKNOWN", "unknown payment")
+        return web.json_response({"transactionStatus": payment.status(time.monotonic())})
+
+    async def bg_funds_confirmation(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        try:
+            body = await _json_body(request)
+            amount, _currency = _money(body, "instructedAmount")
+        except BadRequest as exc:
+            return _tpp_error(400, "FORMAT_ERROR", str(exc))
+        reference: Any = body.get("account")
+        account = self.state.account_by_iban(reference.get("iban") if isinstance(reference, dict) else None)
+        if account is None:
+            return _tpp_error(404, "RESOURCE_UNKNOWN", "unknown account")
+        if fault is not None and fault.mode == "wrong_data":
+            return web.json_response({"fundsAvailable": False})
+        return web.json_response({"fundsAvailable": float(amount) <= float(account.booked)})
+
+    async def issuer_patch_card(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        """The issuer's card API: ``PATCH /cards/{id}`` with ``{"status": "BLOCKED"|"ACTIVE"}``."""
+        if self.state.token_subject(request.headers.get("Authorization")) is None:
+            return web.json_response({"error": "invalid_token"}, status=401)
+        card = self.state.cards.get(request.match_info["card_id"])
+        if card is None:
+            return web.json_response({"error": "unknown card"}, status=404)
+        try:
+            status = (await _json_body(request)).get("status")
+        except BadRequest as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        if status not in ("BLOCKED", "ACTIVE"):
+            return web.json_response({"error": "status must be BLOCKED or ACTIVE"}, status=400)
+        if fault is None or fault.mode != "wrong_data":
+            card.status = status
+        return web.json_response({"cardId": card.card_id, "status": card.status})

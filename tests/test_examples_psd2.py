@@ -1,0 +1,70 @@
+"""The shipped PSD2 examples run end to end against the simulated bank in that
+standard's profile: signatures verified, private_key_jwt checked, refresh tokens
+rotated (and persisted across two `prober check` processes)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from prober.bank import BankServer
+from prober.bank.oauth import OAuthClient, OAuthServer
+from prober.bank.signatures import SignatureProfile
+from tests.cli import REPO, run_prober
+from tests.signing_keys import make_key
+
+
+async def test_berlin_group_example_runs_end_to_end(tmp_path: Path) -> None:
+    qseal, client = make_key(tmp_path, "qseal"), make_key(tmp_path, "client", "ec")
+    config = tmp_path / "config"
+    config.mkdir()
+    shutil.copy(REPO / "config" / "berlin-group.toml", config / "berlin-group.toml")
+    (config / "daemon.toml").write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    signatures = SignatureProfile("berlin-group", certificates=[qseal.certificate], exempt=("/cards",))
+    oauth = OAuthServer({"bank-prober": OAuthClient("bank-prober", public_key=client.key.public_key(),
+                                                    secret="issuer-s3cret")})
+    oauth.refresh_tokens["rt-bg-first"] = "bank-prober"
+    async with BankServer(seed=1, profile="berlin-group", signatures=signatures, oauth=oauth) as bank:
+        env = {
+            "BG_URL": bank.url, "BG_TOKEN_URL": f"{bank.url}/oauth/token", "BG_CARDS_URL": bank.url,
+            "BG_QSEAL_KEY": str(qseal.key_file), "BG_QSEAL_CERT": str(qseal.certificate_file),
+            "BG_CLIENT_KEY": str(client.key_file), "BG_CLIENT_SECRET": "issuer-s3cret",
+            "BG_REFRESH_TOKEN": "rt-bg-first",
+            "BG_DEBTOR_IBAN": "FR7630006000011234567890189", "BG_CREDITOR_IBAN": "FR5630006000019876543210921",
+            "BG_TEST_CARD_ID": "card-002",  # card-001 is the one card-accounts lists first
+        }
+        # Two processes: the second starts with the refresh token the first one rotated.
+        runs = [await run_prober("check", "-c", str(config), "--json", env=env, timeout=120) for _ in range(2)]
+        tokens = list(bank.state.tokens)
+        refresh_tokens = list(oauth.refresh_tokens)
+    for run in runs:
+        by_check = run.by_check()
+        assert {name: r["outcome"] for name, r in by_check.items()} == {
+            "login": "ok", "accounts": "ok", "card-accounts": "ok", "transfer": "ok",
+            "funds-confirmation": "ok", "cards": "ok",
+        }, run.stdout + run.stderr
+        assert run.returncode == 0
+    assert oauth.rejected == {} and signatures.refused == {}
+    assert signatures.verified >= 2 * 9  # every XS2A request of both runs, signed
+    assert "rt-bg-first" not in refresh_tokens  # rotated away in the first run
+    output = "".join(r.stdout + r.stderr for r in runs)
+    for secret in [*tokens, *refresh_tokens, "rt-bg-first", "issuer-s3cret", qseal.pem_body, client.pem_body]:
+        assert secret not in output
+
+
+async def test_berlin_group_example_fails_auth_when_the_bank_does_not_know_the_qsealc(tmp_path: Path) -> None:
+    qseal, other, client = make_key(tmp_path, "qseal"), make_key(tmp_path, "other"), make_key(tmp_path, "client")
+    config = tmp_path / "config"
+    config.mkdir()
+    shutil.copy(REPO / "config" / "berlin-group.toml", config / "berlin-group.toml")
+    (config / "daemon.toml").write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    signatures = SignatureProfile("berlin-group", certificates=[other.certificate], exempt=("/cards",))
+    oauth = OAuthServer({"bank-prober": OAuthClient("bank-prober", public_key=client.key.public_key())})
+    async with BankServer(seed=1, profile="berlin-group", signatures=signatures, oauth=oauth) as bank:
+        env = {"BG_URL": bank.url, "BG_TOKEN_URL": f"{bank.url}/oauth/token", "BG_QSEAL_KEY": str(qseal.key_file),
+               "BG_QSEAL_CERT": str(qseal.certificate_file), "BG_CLIENT_KEY": str(client.key_file)}
+        run = await run_prober("check", "-c", str(config), "--json", "--check", "funds-confirmation", env=env)
+    result = run.by_check()["funds-confirmation"]
+    assert run.returncode == 1
+    assert (result["outcome"], result["failed_step"]) == ("auth", "confirm")
+    assert signatures.refused == {"TPP-Signature-Certificate is not a registered QSealC": 1}
