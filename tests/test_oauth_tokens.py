@@ -246,3 +246,24 @@ async def test_tokens_assertions_and_refresh_tokens_never_appear_in_output(tmp_p
     for secret in tokens + refresh_tokens + [key.pem_body]:
         assert secret not in output
     assert "eyJ" not in output  # no JWT (client assertion) either
+
+
+async def test_two_refresh_token_chains_of_one_client_keep_their_own_tokens(tmp_path: Path) -> None:
+    """Two consents of one PSU (AISP and CBPII): same client, two refresh tokens."""
+    key = make_key(tmp_path, "client")
+    oauth = server_for(key)
+    config = write(tmp_path, "http://x", jwt_oauth(key, 'grant = "refresh_token", refresh_token = "{{ refresh_token }}"'))
+    text = config.read_text().replace('  [sites.secrets]\n', '  [sites.secrets]\n  other_refresh_token = "rt-other"\n')
+    options = jwt_oauth(key, 'grant = "refresh_token", refresh_token = "{{ other_refresh_token }}", into = "token2"')
+    second = ('  [[sites.checks.steps]]\n  name = "token2"\n  oauth = { token_url = "http://x/oauth/token", '
+              'client_id = "tpp-1", ' + options + ' }\n')
+    text = text.replace('  [[sites.checks.steps]]\n  name = "accounts"', second + '  [[sites.checks.steps]]\n  name = "accounts"')
+    async with BankServer(seed=1, oauth=oauth) as bank:
+        oauth.refresh_tokens.update({"rt-first": "tpp-1", "rt-other": "tpp-1"})
+        config.write_text(text.replace("http://x", bank.url))
+        [plan] = load(config).plans
+        results = [await run_journey(plan) for _ in range(2)]
+    assert [r.outcome for r in results] == [Outcome.OK, Outcome.OK], (results[0].error, oauth.rejected)
+    assert oauth.issued == 2  # one per chain, then both reused
+    assert [s.reused for s in results[1].steps[:2]] == [True, True]
+    assert len(list((tmp_path / "state" / "tokens").iterdir())) == 2

@@ -30,7 +30,7 @@ from prober.journey.checks import Response
 from prober.journey.failures import ReportableError
 from prober.journey.signing.keys import KeyFileError, KeySource
 from prober.journey.templating import Renderer, compile_value, names_in
-from prober.journey.tokens import ClientKey, TokenCache
+from prober.journey.tokens import ClientKey, TokenCache, fingerprint
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -114,7 +114,8 @@ class OAuthPlan:
 
     def client(self, values: dict[str, Any]) -> ClientKey:
         scope = self.scope(values) if self.scope is not None else ""
-        return ClientKey(self.site, self.token_url(values), self.client_id(values), self.grant, scope)
+        chain = fingerprint(str(self.refresh_token(values)))[:16] if self.refresh_token is not None else ""
+        return ClientKey(self.site, self.token_url(values), self.client_id(values), self.grant, scope, chain)
 
     def cached(self, client: ClientKey) -> str | None:
         """A reusable access token of ``client``, or None."""

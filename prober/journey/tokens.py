@@ -32,20 +32,22 @@ TOKENS_DIR = "tokens"
 
 @dataclass(slots=True, frozen=True)
 class ClientKey:
-    """Who a token belongs to."""
+    """Who a token belongs to. ``chain`` tells refresh-token chains of one client apart
+    (e.g. two PSU consents): a fingerprint of the configured first refresh token."""
 
     site: str
     token_url: str
     client_id: str
     grant: str
     scope: str
+    chain: str = ""
 
     def file_name(self) -> str:
-        text = "\0".join((self.site, self.token_url, self.client_id, self.grant, self.scope))
+        text = "\0".join((self.site, self.token_url, self.client_id, self.grant, self.scope, self.chain))
         return f"{self.site}-{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
 
 
-def _fingerprint(value: str) -> str:
+def fingerprint(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
@@ -87,7 +89,7 @@ class TokenCache:
 
     def refresh_token(self, key: ClientKey, configured: str) -> str:
         """The refresh token to use: the rotated one, unless ``configured`` changed since."""
-        seed = _fingerprint(configured)
+        seed = fingerprint(configured)
         held = self._refresh.get(key)
         if held is None:
             held = self._load(key)
@@ -101,7 +103,7 @@ class TokenCache:
         """Keep ``new`` as the refresh token of ``key``: in memory first (so this process
         goes on even if the disk fails), then on disk. Raises
         :class:`ReportableError` naming the file when it cannot be written."""
-        seed = _fingerprint(configured)
+        seed = fingerprint(configured)
         self._refresh[key] = (new, seed)
         if self.directory is not None:
             self._write(self.directory / key.file_name(), {"refresh_token": new, "seed": seed, "site": key.site,
