@@ -68,3 +68,37 @@ async def test_berlin_group_example_fails_auth_when_the_bank_does_not_know_the_q
     assert run.returncode == 1
     assert (result["outcome"], result["failed_step"]) == ("auth", "confirm")
     assert signatures.refused == {"TPP-Signature-Certificate is not a registered QSealC": 1}
+
+
+async def test_stet_example_runs_end_to_end(tmp_path: Path) -> None:
+    qseal, client = make_key(tmp_path, "qseal"), make_key(tmp_path, "client")
+    config = tmp_path / "config"
+    config.mkdir()
+    shutil.copy(REPO / "config" / "stet-psd2.toml", config / "stet-psd2.toml")
+    (config / "daemon.toml").write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    key_url = "https://tpp.example/certs/qseal.pem"
+    signatures = SignatureProfile("stet", keys={key_url: qseal.key.public_key()}, exempt=("/cards",))
+    oauth = OAuthServer({"bank-prober": OAuthClient("bank-prober", public_key=client.key.public_key(),
+                                                    secret="issuer-s3cret")})
+    oauth.refresh_tokens.update({"rt-aisp": "bank-prober", "rt-cbpii": "bank-prober"})
+    async with BankServer(seed=1, profile="stet", signatures=signatures, oauth=oauth) as bank:
+        env = {
+            "STET_URL": f"{bank.url}/stet/psd2/v1.6", "STET_TOKEN_URL": f"{bank.url}/oauth/token",
+            "STET_CARDS_URL": bank.url, "STET_QSEAL_KEY": str(qseal.key_file), "STET_QSEAL_URL": key_url,
+            "STET_CLIENT_KEY": str(client.key_file), "STET_CLIENT_SECRET": "issuer-s3cret",
+            "STET_AISP_REFRESH_TOKEN": "rt-aisp", "STET_CBPII_REFRESH_TOKEN": "rt-cbpii",
+            "STET_DEBTOR_IBAN": "FR7630006000011234567890189", "STET_CREDITOR_IBAN": "FR5630006000019876543210921",
+            "STET_TEST_CARD_ID": "card-001",
+        }
+        runs = [await run_prober("check", "-c", str(config), "--json", env=env, timeout=120) for _ in range(2)]
+        tokens, refresh_tokens = list(bank.state.tokens), list(oauth.refresh_tokens)
+    for run in runs:
+        assert {name: r["outcome"] for name, r in run.by_check().items()} == {
+            "login": "ok", "accounts": "ok", "transfer": "ok", "funds-confirmation": "ok", "cards": "ok",
+        }, run.stdout + run.stderr
+    assert oauth.rejected == {} and signatures.refused == {}
+    assert signatures.verified >= 2 * 6
+    assert len(refresh_tokens) == 2 and not {"rt-aisp", "rt-cbpii"} & set(refresh_tokens)
+    output = "".join(r.stdout + r.stderr for r in runs)
+    for secret in [*tokens, *refresh_tokens, "rt-aisp", "rt-cbpii", "issuer-s3cret", qseal.pem_body, client.pem_body]:
+        assert secret not in output

@@ -1,13 +1,13 @@
 """The simulated bank in a PSD2 standard's shape: the routes and bodies of Berlin Group
-NextGenPSD2 (``profile="berlin-group"``), over the same accounts, cards and payments
-as the bank's own routes.
+NextGenPSD2 (``profile="berlin-group"``) and STET (``profile="stet"``, under
+:data:`STET_BASE`), over the same accounts, cards and payments as the bank's own routes.
 
 :data:`PROFILE_ROUTES` maps a profile to its table of ``(method, path, capability,
 handler attribute of Psd2Api)``; :class:`~prober.bank.server.BankServer` adds them
 behind the same fault guards as its own routes, so faults apply per capability.
 Together with a :class:`~prober.bank.signatures.SignatureProfile` and an
 :class:`~prober.bank.oauth.OAuthServer` this is what the shipped example
-``config/berlin-group.toml`` runs against end to end.
+``config/berlin-group.toml`` and ``config/stet-psd2.toml`` run against end to end.
 """
 
 from __future__ import annotations
@@ -33,7 +33,16 @@ BERLIN_GROUP = (
     ("PATCH", "/cards/{card_id}", "cards", "issuer_patch_card"),
 )
 
-PROFILE_ROUTES: dict[str, tuple[tuple[str, str, str, str], ...]] = {"berlin-group": BERLIN_GROUP}
+STET_BASE = "/stet/psd2/v1.6"
+STET = (
+    ("GET", f"{STET_BASE}/accounts", "accounts", "stet_accounts"),
+    ("GET", f"{STET_BASE}/accounts/{{account_id}}/balances", "accounts", "stet_balances"),
+    ("POST", f"{STET_BASE}/payment-requests", "transfer", "stet_payment_request"),
+    ("GET", f"{STET_BASE}/payment-requests/{{payment_id}}", "transfer", "stet_payment_status"),
+    ("POST", f"{STET_BASE}/funds-confirmations", "payments", "stet_funds_confirmation"),
+)
+
+PROFILE_ROUTES: dict[str, tuple[tuple[str, str, str, str], ...]] = {"berlin-group": BERLIN_GROUP, "stet": STET}
 """Routes per profile name (``BankServer(profile=...)``)."""
 
 
@@ -131,7 +140,72 @@ class Psd2Api:
             return _tpp_error(404, "RESOURCE_UNKNOWN", "unknown payment")
         return web.json_response({"transactionStatus": payment.status(time.monotonic())})
 
+    async def stet_accounts(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        accounts = [] if fault is not None and fault.mode == "wrong_data" else self.state.accounts.values()
+        return web.json_response({"accounts": [
+            {"resourceId": a.resource_id, "accountId": {"iban": a.iban, "currency": a.currency}, "name": a.name,
+             "cashAccountType": a.cash_account_type, "usage": "PRIV"} for a in accounts
+        ]})
+
+    async def stet_balances(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        account = self.state.accounts.get(request.match_info["account_id"])
+        if account is None:
+            return _tpp_error(404, "RESOURCE_UNKNOWN", "unknown account")
+        wrong = fault is not None and fault.mode == "wrong_data"
+        return web.json_response({"balances": [
+            {"name": "closing", "balanceType": "CLBD",
+             "balanceAmount": _amount(ZERO if wrong else account.booked, account.currency)},
+            {"name": "expected", "balanceType": "XPCD",
+             "balanceAmount": _amount(ZERO if wrong else account.expected, account.currency)},
+        ]})
+
+    async def stet_payment_request(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        """A payment request (PISP); 201 with its Location, identified by X-Request-ID."""
+        if (refused := self._refused(request)) is not None:
+            return refused
+        try:
+            body = await _json_body(request)
+            transactions = body.get("creditTransferTransaction")
+            if not isinstance(transactions, list) or len(transactions) != 1 or not isinstance(transactions[0], dict):
+                raise BadRequest("creditTransferTransaction must hold one transaction")
+            amount, currency = _money(transactions[0], "instructedAmount")
+        except BadRequest as exc:
+            return _tpp_error(400, "FORMAT_ERROR", str(exc))
+        beneficiary = body.get("beneficiary")
+        creditor = beneficiary.get("creditorAccount") if isinstance(beneficiary, dict) else None
+        iban = creditor.get("iban") if isinstance(creditor, dict) else None
+        if not isinstance(iban, str) or len(iban) < 4:
+            return _tpp_error(400, "FORMAT_ERROR", "beneficiary.creditorAccount.iban missing")
+        rejected = fault is not None and fault.mode == "reject" and fault.rejects_country(iban[:2])
+        payment, _ = self.state.create_payment(request.headers["X-Request-ID"], amount, currency, iban[:2], rejected)
+        location = f"{STET_BASE}/payment-requests/{payment.payment_id}"
+        return web.json_response({"appliedAuthenticationApproach": "REDIRECT"}, status=201, headers={"Location": location})
+
+    async def stet_payment_status(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        payment = self.state.payments.get(request.match_info["payment_id"])
+        if payment is None:
+            return _tpp_error(404, "RESOURCE_UNKNOWN", "unknown payment request")
+        return web.json_response({"paymentRequest": {
+            "resourceId": payment.payment_id, "paymentInformationStatus": payment.status(time.monotonic()),
+        }})
+
+    async def stet_funds_confirmation(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        covered = await self._funds(request, fault, "accountId")
+        return covered if isinstance(covered, web.Response) else web.json_response({"result": covered})
+
     async def bg_funds_confirmation(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        covered = await self._funds(request, fault, "account")
+        return covered if isinstance(covered, web.Response) else web.json_response({"fundsAvailable": covered})
+
+    async def _funds(self, request: web.Request, fault: Fault | None, account_field: str) -> web.Response | bool:
+        """Whether the booked balance of the account named in ``account_field`` covers
+        ``instructedAmount`` (false under wrong_data), or the error response."""
         if (refused := self._refused(request)) is not None:
             return refused
         try:
@@ -139,13 +213,11 @@ class Psd2Api:
             amount, _currency = _money(body, "instructedAmount")
         except BadRequest as exc:
             return _tpp_error(400, "FORMAT_ERROR", str(exc))
-        reference: Any = body.get("account")
+        reference: Any = body.get(account_field)
         account = self.state.account_by_iban(reference.get("iban") if isinstance(reference, dict) else None)
         if account is None:
             return _tpp_error(404, "RESOURCE_UNKNOWN", "unknown account")
-        if fault is not None and fault.mode == "wrong_data":
-            return web.json_response({"fundsAvailable": False})
-        return web.json_response({"fundsAvailable": float(amount) <= float(account.booked)})
+        return (fault is None or fault.mode != "wrong_data") and float(amount) <= float(account.booked)
 
     async def issuer_patch_card(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
         """The issuer's card API: ``PATCH /cards/{id}`` with ``{"status": "BLOCKED"|"ACTIVE"}``."""
