@@ -102,3 +102,38 @@ async def test_stet_example_runs_end_to_end(tmp_path: Path) -> None:
     output = "".join(r.stdout + r.stderr for r in runs)
     for secret in [*tokens, *refresh_tokens, "rt-aisp", "rt-cbpii", "issuer-s3cret", qseal.pem_body, client.pem_body]:
         assert secret not in output
+
+
+async def test_uk_open_banking_example_runs_end_to_end(tmp_path: Path) -> None:
+    signing, client = make_key(tmp_path, "signing"), make_key(tmp_path, "client")
+    config = tmp_path / "config"
+    config.mkdir()
+    shutil.copy(REPO / "config" / "uk-open-banking.toml", config / "uk-open-banking.toml")
+    (config / "daemon.toml").write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    issuer = "0015800001041RHAAY/prober-test"
+    signatures = SignatureProfile("uk-open-banking", keys={"sig-kid-1": signing.key.public_key()}, issuer=issuer,
+                                  exempt=("/cards",))
+    oauth = OAuthServer({"bank-prober": OAuthClient("bank-prober", public_key=client.key.public_key(),
+                                                    secret="issuer-s3cret")})
+    oauth.refresh_tokens.update({"rt-ais": "bank-prober", "rt-vrp": "bank-prober", "rt-cof": "bank-prober"})
+    async with BankServer(seed=1, profile="uk-open-banking", signatures=signatures, oauth=oauth) as bank:
+        env = {
+            "UKOB_URL": f"{bank.url}/open-banking/v4.0", "UKOB_TOKEN_URL": f"{bank.url}/oauth/token",
+            "UKOB_CARDS_URL": bank.url, "UKOB_SIGNING_KEY": str(signing.key_file), "UKOB_SIGNING_KID": "sig-kid-1",
+            "UKOB_ISS": issuer, "UKOB_CLIENT_KEY": str(client.key_file), "UKOB_CLIENT_SECRET": "issuer-s3cret",
+            "UKOB_AIS_REFRESH_TOKEN": "rt-ais", "UKOB_VRP_REFRESH_TOKEN": "rt-vrp", "UKOB_COF_REFRESH_TOKEN": "rt-cof",
+            "UKOB_TEST_CARD_ID": "card-001",
+        }
+        runs = [await run_prober("check", "-c", str(config), "--json", env=env, timeout=120) for _ in range(2)]
+        tokens, refresh_tokens = list(bank.state.tokens), list(oauth.refresh_tokens)
+    for run in runs:
+        assert {name: r["outcome"] for name, r in run.by_check().items()} == {
+            "login": "ok", "accounts": "ok", "payment-consent": "ok", "transfer": "ok",
+            "funds-confirmation": "ok", "cards": "ok",
+        }, run.stdout + run.stderr
+    assert oauth.rejected == {} and signatures.refused == {}
+    assert signatures.verified >= 2 * 3  # the three requests with a body carry a JWS
+    assert len(refresh_tokens) == 3 and not {"rt-ais", "rt-vrp", "rt-cof"} & set(refresh_tokens)
+    output = "".join(r.stdout + r.stderr for r in runs)
+    for secret in [*tokens, *refresh_tokens, "rt-ais", "issuer-s3cret", signing.pem_body, client.pem_body]:
+        assert secret not in output

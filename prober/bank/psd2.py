@@ -1,13 +1,15 @@
 """The simulated bank in a PSD2 standard's shape: the routes and bodies of Berlin Group
-NextGenPSD2 (``profile="berlin-group"``) and STET (``profile="stet"``, under
-:data:`STET_BASE`), over the same accounts, cards and payments as the bank's own routes.
+NextGenPSD2 (``profile="berlin-group"``), STET (``profile="stet"``, under
+:data:`STET_BASE`) and UK Open Banking (``profile="uk-open-banking"``, under
+:data:`UK_BASE`), over the same accounts, cards and payments as the bank's own routes.
 
 :data:`PROFILE_ROUTES` maps a profile to its table of ``(method, path, capability,
 handler attribute of Psd2Api)``; :class:`~prober.bank.server.BankServer` adds them
 behind the same fault guards as its own routes, so faults apply per capability.
 Together with a :class:`~prober.bank.signatures.SignatureProfile` and an
 :class:`~prober.bank.oauth.OAuthServer` this is what the shipped example
-``config/berlin-group.toml`` and ``config/stet-psd2.toml`` run against end to end.
+``config/berlin-group.toml``, ``config/stet-psd2.toml`` and ``config/uk-open-banking.toml``
+run against end to end.
 """
 
 from __future__ import annotations
@@ -42,7 +44,23 @@ STET = (
     ("POST", f"{STET_BASE}/funds-confirmations", "payments", "stet_funds_confirmation"),
 )
 
-PROFILE_ROUTES: dict[str, tuple[tuple[str, str, str, str], ...]] = {"berlin-group": BERLIN_GROUP, "stet": STET}
+UK_BASE = "/open-banking/v4.0"
+UK_OPEN_BANKING = (
+    ("GET", f"{UK_BASE}/aisp/accounts", "accounts", "uk_accounts"),
+    ("GET", f"{UK_BASE}/aisp/accounts/{{account_id}}/balances", "accounts", "uk_balances"),
+    ("POST", f"{UK_BASE}/pisp/domestic-payment-consents", "transfer", "uk_stage_consent"),
+    ("GET", f"{UK_BASE}/pisp/domestic-payment-consents/{{consent_id}}", "transfer", "uk_read_consent"),
+    ("POST", f"{UK_BASE}/pisp/domestic-vrps", "transfer", "uk_vrp"),
+    ("GET", f"{UK_BASE}/pisp/domestic-vrps/{{vrp_id}}", "transfer", "uk_vrp_status"),
+    ("POST", f"{UK_BASE}/cbpii/funds-confirmations", "payments", "uk_funds_confirmation"),
+)
+UK_IDENTIFICATION = {"acc-001": "40400412345678", "acc-002": "40400487654321"}
+"""Sort code + account number of the bank's accounts in the UK profile."""
+UK_STATUS = {"RCVD": "ACSP", "ACSC": "ACSC", "RJCT": "RJCT"}
+
+PROFILE_ROUTES: dict[str, tuple[tuple[str, str, str, str], ...]] = {
+    "berlin-group": BERLIN_GROUP, "stet": STET, "uk-open-banking": UK_OPEN_BANKING,
+}
 """Routes per profile name (``BankServer(profile=...)``)."""
 
 
@@ -56,11 +74,12 @@ class Psd2Api:
 
     def __init__(self, state: BankState) -> None:
         self.state = state
+        self.uk_consents: dict[str, str] = {}
 
-    def _refused(self, request: web.Request, consent: bool = False) -> web.Response | None:
+    def _refused(self, request: web.Request, consent: bool = False, request_id: bool = True) -> web.Response | None:
         if self.state.token_subject(request.headers.get("Authorization")) is None:
             return _tpp_error(401, "TOKEN_INVALID", "no valid access token")
-        if not request.headers.get("X-Request-ID"):
+        if request_id and not request.headers.get("X-Request-ID"):
             return _tpp_error(400, "FORMAT_ERROR", "X-Request-ID missing")
         if consent and not request.headers.get("Consent-ID"):
             return _tpp_error(400, "FORMAT_ERROR", "Consent-ID missing")
@@ -218,6 +237,101 @@ class Psd2Api:
         if account is None:
             return _tpp_error(404, "RESOURCE_UNKNOWN", "unknown account")
         return (fault is None or fault.mode != "wrong_data") and float(amount) <= float(account.booked)
+
+    # -- UK Open Banking --------------------------------------------------------
+
+    async def _uk_body(self, request: web.Request, idempotent: bool = False) -> web.Response | dict[str, Any]:
+        if (refused := self._refused(request, request_id=False)) is not None:
+            return refused
+        if idempotent and not request.headers.get("x-idempotency-key"):
+            return _tpp_error(400, "UK.OBIE.Header.Missing", "x-idempotency-key missing")
+        try:
+            body = await _json_body(request)
+        except BadRequest as exc:
+            return _tpp_error(400, "UK.OBIE.Field.Invalid", str(exc))
+        data = body.get("Data")
+        return data if isinstance(data, dict) else _tpp_error(400, "UK.OBIE.Field.Missing", "Data missing")
+
+    async def uk_accounts(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request, request_id=False)) is not None:
+            return refused
+        accounts = [] if fault is not None and fault.mode == "wrong_data" else self.state.accounts.values()
+        return web.json_response({"Data": {"Account": [
+            {"AccountId": a.resource_id, "Currency": a.currency, "AccountCategory": "Personal",
+             "Account": [{"SchemeName": "UK.OBIE.SortCodeAccountNumber",
+                          "Identification": UK_IDENTIFICATION.get(a.resource_id, a.iban[-14:]), "Name": a.name}]}
+            for a in accounts
+        ]}})
+
+    async def uk_balances(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request, request_id=False)) is not None:
+            return refused
+        account = self.state.accounts.get(request.match_info["account_id"])
+        if account is None:
+            return _tpp_error(404, "UK.OBIE.Resource.NotFound", "unknown account")
+        wrong = fault is not None and fault.mode == "wrong_data"
+        return web.json_response({"Data": {"Balance": [
+            {"AccountId": account.resource_id, "Type": kind, "CreditDebitIndicator": "Credit",
+             "Amount": {"Amount": ZERO if wrong else amount, "Currency": account.currency}}
+            for kind, amount in (("ITAV", account.expected), ("CLBD", account.booked))
+        ]}})
+
+    async def uk_stage_consent(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        data = await self._uk_body(request, idempotent=True)
+        if isinstance(data, web.Response):
+            return data
+        if not isinstance(data.get("Initiation"), dict):
+            return _tpp_error(400, "UK.OBIE.Field.Missing", "Data.Initiation missing")
+        consent_id = f"pdc-{len(self.uk_consents) + 1:06d}"
+        self.uk_consents[consent_id] = "AWAU"
+        return web.json_response({"Data": {"ConsentId": consent_id, "Status": "AWAU",
+                                           "Initiation": data["Initiation"]}, "Risk": {}}, status=201)
+
+    async def uk_read_consent(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request, request_id=False)) is not None:
+            return refused
+        consent_id = request.match_info["consent_id"]
+        if consent_id not in self.uk_consents:
+            return _tpp_error(404, "UK.OBIE.Resource.NotFound", "unknown consent")
+        return web.json_response({"Data": {"ConsentId": consent_id, "Status": self.uk_consents[consent_id]}})
+
+    async def uk_vrp(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        """A sweeping VRP under an authorised consent; x-idempotency-key identifies it."""
+        data = await self._uk_body(request, idempotent=True)
+        if isinstance(data, web.Response):
+            return data
+        instruction = data.get("Instruction")
+        amount = instruction.get("InstructedAmount") if isinstance(instruction, dict) else None
+        if not isinstance(amount, dict) or not isinstance(amount.get("Amount"), str):
+            return _tpp_error(400, "UK.OBIE.Field.Missing", "Data.Instruction.InstructedAmount missing")
+        rejected = fault is not None and fault.mode == "reject" and fault.rejects_country("GB")
+        payment, _ = self.state.create_payment(request.headers["x-idempotency-key"], amount["Amount"],
+                                               str(amount.get("Currency", "GBP")), "GB", rejected)
+        return web.json_response({"Data": {"DomesticVRPId": payment.payment_id, "ConsentId": data.get("ConsentId"),
+                                           "Status": "RCVD"}}, status=201)
+
+    async def uk_vrp_status(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        if (refused := self._refused(request, request_id=False)) is not None:
+            return refused
+        payment = self.state.payments.get(request.match_info["vrp_id"])
+        if payment is None:
+            return _tpp_error(404, "UK.OBIE.Resource.NotFound", "unknown payment")
+        status = UK_STATUS[payment.status(time.monotonic())]
+        return web.json_response({"Data": {"DomesticVRPId": payment.payment_id, "Status": status}})
+
+    async def uk_funds_confirmation(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        """Funds confirmation on the consent's account (the bank's first account)."""
+        data = await self._uk_body(request)
+        if isinstance(data, web.Response):
+            return data
+        amount = data.get("InstructedAmount")
+        if not isinstance(amount, dict) or not isinstance(amount.get("Amount"), str):
+            return _tpp_error(400, "UK.OBIE.Field.Missing", "Data.InstructedAmount missing")
+        account = next(iter(self.state.accounts.values()))
+        available = (fault is None or fault.mode != "wrong_data") and float(amount["Amount"]) <= float(account.booked)
+        return web.json_response({"Data": {"FundsConfirmationId": f"fc-{time.monotonic_ns()}",
+                                           "ConsentId": data.get("ConsentId"), "FundsAvailable": available}},
+                                 status=201)
 
     async def issuer_patch_card(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
         """The issuer's card API: ``PATCH /cards/{id}`` with ``{"status": "BLOCKED"|"ACTIVE"}``."""
