@@ -75,8 +75,8 @@ class DaemonConfig(BaseModel):
     back off, so the prober never locks the test customer out."""
     lockout_cooldown: Duration = 900.0
     state_dir: str = "var/state"
-    """Where the lockout state is kept across restarts (relative to the working
-    directory unless absolute)."""
+    """Where the lockout state and rotated refresh tokens (``tokens/``) are kept across
+    restarts (relative to the working directory unless absolute)."""
 
     @field_validator("jitter", mode="before")
     @classmethod
