@@ -320,7 +320,7 @@ async def _exchange(
     except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome
         clock.end = perf_counter()
         outcome, error = classify(exc)
-        if outcome is Outcome.ERROR and not isinstance(exc, aiohttp.ClientError):
+        if outcome is Outcome.ERROR and not isinstance(exc, aiohttp.ClientError | ReportableError):
             _log_internal(f"step {step.name}", exc, redact)
         # Headers may have come before the failure (a body cut short, too large, too slow):
         # the status and the bytes that did arrive are part of what happened.
