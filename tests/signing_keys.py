@@ -55,3 +55,42 @@ def make_key(directory: Path, name: str, kind: str = "rsa") -> KeyFiles:
     key_file.chmod(0o600)
     certificate_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return KeyFiles(key, certificate, key_file, certificate_file)
+
+
+JOURNEY = """
+  [sites.secrets]
+  password = "s3cret-pw"
+[[sites.checks]]
+name = "funds"
+kind = "payments"
+  [[sites.checks.steps]]
+  name = "token"
+  method = "POST"
+  path = "/oauth/token"
+  sign = false
+  form = { grant_type = "password", username = "alice", password = "{{ password }}" }
+  extract = { token = { json = "access_token" } }
+  [[sites.checks.steps]]
+  name = "accounts"
+  path = "/accounts"
+  query = { withBalance = "false" }
+  headers = { Authorization = "Bearer {{ token }}" }
+  expect = [ { json = "accounts", min_length = 1 } ]
+  [[sites.checks.steps]]
+  name = "confirm"
+  method = "POST"
+  path = "/funds-confirmations"
+  headers = { Authorization = "Bearer {{ token }}" }
+  json = { account = { iban = "FR7630006000011234567890189" }, instructedAmount = { amount = "1.00", currency = "EUR" }, reference = "é ünïcode" }
+  expect = [ { json = "fundsAvailable", equals = true } ]
+"""
+
+
+def signed_site(name: str, url: str, signing: dict[str, str | Path] | None) -> str:
+    """A site of the simulated bank whose journey takes a token (unsigned), lists accounts
+    (a GET with a query) and confirms funds (a POST with a non-ASCII JSON body), with a
+    ``[sites.signing]`` section made of ``signing`` (none when None)."""
+    lines = ["[[sites]]", f'name = "{name}"', f'base_url = "{url}"', 'headers = { "X-Request-ID" = "{{ uuid() }}" }']
+    if signing is not None:
+        lines += ["  [sites.signing]", *(f'  {key} = "{value}"' for key, value in signing.items())]
+    return "\n".join(lines) + JOURNEY

@@ -14,12 +14,18 @@ from tests.cli import REPO, run_prober
 from tests.signing_keys import make_key
 
 
-async def test_berlin_group_example_runs_end_to_end(tmp_path: Path) -> None:
-    qseal, client = make_key(tmp_path, "qseal"), make_key(tmp_path, "client", "ec")
+def example_dir(tmp_path: Path, name: str) -> Path:
+    """A config directory: the shipped example ``name`` as it is, and a state_dir in tmp_path."""
     config = tmp_path / "config"
     config.mkdir()
-    shutil.copy(REPO / "config" / "berlin-group.toml", config / "berlin-group.toml")
+    shutil.copy(REPO / "config" / name, config / name)
     (config / "daemon.toml").write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    return config
+
+
+async def test_berlin_group_example_runs_end_to_end(tmp_path: Path) -> None:
+    qseal, client = make_key(tmp_path, "qseal"), make_key(tmp_path, "client", "ec")
+    config = example_dir(tmp_path, "berlin-group.toml")
     signatures = SignatureProfile("berlin-group", certificates=[qseal.certificate], exempt=("/cards",))
     oauth = OAuthServer({"bank-prober": OAuthClient("bank-prober", public_key=client.key.public_key(),
                                                     secret="issuer-s3cret")})
@@ -54,10 +60,7 @@ async def test_berlin_group_example_runs_end_to_end(tmp_path: Path) -> None:
 
 async def test_berlin_group_example_fails_auth_when_the_bank_does_not_know_the_qsealc(tmp_path: Path) -> None:
     qseal, other, client = make_key(tmp_path, "qseal"), make_key(tmp_path, "other"), make_key(tmp_path, "client")
-    config = tmp_path / "config"
-    config.mkdir()
-    shutil.copy(REPO / "config" / "berlin-group.toml", config / "berlin-group.toml")
-    (config / "daemon.toml").write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    config = example_dir(tmp_path, "berlin-group.toml")
     signatures = SignatureProfile("berlin-group", certificates=[other.certificate], exempt=("/cards",))
     oauth = OAuthServer({"bank-prober": OAuthClient("bank-prober", public_key=client.key.public_key())})
     async with BankServer(seed=1, profile="berlin-group", signatures=signatures, oauth=oauth) as bank:
@@ -72,10 +75,7 @@ async def test_berlin_group_example_fails_auth_when_the_bank_does_not_know_the_q
 
 async def test_stet_example_runs_end_to_end(tmp_path: Path) -> None:
     qseal, client = make_key(tmp_path, "qseal"), make_key(tmp_path, "client")
-    config = tmp_path / "config"
-    config.mkdir()
-    shutil.copy(REPO / "config" / "stet-psd2.toml", config / "stet-psd2.toml")
-    (config / "daemon.toml").write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    config = example_dir(tmp_path, "stet-psd2.toml")
     key_url = "https://tpp.example/certs/qseal.pem"
     signatures = SignatureProfile("stet", keys={key_url: qseal.key.public_key()}, exempt=("/cards",))
     oauth = OAuthServer({"bank-prober": OAuthClient("bank-prober", public_key=client.key.public_key(),
@@ -106,10 +106,7 @@ async def test_stet_example_runs_end_to_end(tmp_path: Path) -> None:
 
 async def test_uk_open_banking_example_runs_end_to_end(tmp_path: Path) -> None:
     signing, client = make_key(tmp_path, "signing"), make_key(tmp_path, "client")
-    config = tmp_path / "config"
-    config.mkdir()
-    shutil.copy(REPO / "config" / "uk-open-banking.toml", config / "uk-open-banking.toml")
-    (config / "daemon.toml").write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    config = example_dir(tmp_path, "uk-open-banking.toml")
     issuer = "0015800001041RHAAY/prober-test"
     signatures = SignatureProfile("uk-open-banking", keys={"sig-kid-1": signing.key.public_key()}, issuer=issuer,
                                   exempt=("/cards",))

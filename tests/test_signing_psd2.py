@@ -28,52 +28,18 @@ from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer, signing_middleware
 from prober.journey.signing.cavage import parse_signature
 from tests.cli import run_prober
-from tests.signing_keys import KeyFiles, make_key
+from tests.signing_keys import KeyFiles, make_key, signed_site
 
-SITE = """
-[[sites]]
-name = "psd2"
-base_url = "{url}"
-headers = {{ "X-Request-ID" = "{{{{ uuid() }}}}" }}
-  [sites.signing]
-  profile = "{profile}"
-  key_file = "{key_file}"
-  {extra}
-  [sites.secrets]
-  password = "s3cret-pw"
-
-[[sites.checks]]
-name = "accounts"
-kind = "accounts"
-  [[sites.checks.steps]]
-  name = "token"
-  method = "POST"
-  path = "/oauth/token"
-  sign = false
-  form = {{ grant_type = "password", username = "alice", password = "{{{{ password }}}}" }}
-  extract = {{ token = {{ json = "access_token" }} }}
-  [[sites.checks.steps]]
-  name = "accounts"
-  path = "/accounts"
-  headers = {{ Authorization = "Bearer {{{{ token }}}}" }}
-  expect = [ {{ json = "accounts", min_length = 1 }} ]
-  [[sites.checks.steps]]
-  name = "confirm"
-  method = "POST"
-  path = "/funds-confirmations"
-  headers = {{ Authorization = "Bearer {{{{ token }}}}" }}
-  json = {{ account = {{ iban = "FR7630006000011234567890189" }}, instructedAmount = {{ amount = "1.00", currency = "EUR" }} }}
-"""
-
-
-def write_config(tmp_path: Path, url: str, profile: str, key: KeyFiles, extra: str = "") -> Path:
+def write_config(tmp_path: Path, url: str, profile: str, key: KeyFiles, extra: dict[str, str | Path] | None = None,
+                 signed: bool = True) -> Path:
     path = tmp_path / f"{profile}.toml"
-    path.write_text(SITE.format(url=url, profile=profile, key_file=key.key_file, extra=extra))
+    signing = {"profile": profile, "key_file": key.key_file, **(extra or {})} if signed else None
+    path.write_text(signed_site("psd2", url, signing))
     return path
 
 
-def bg_extra(key: KeyFiles) -> str:
-    return f'certificate_file = "{key.certificate_file}"'
+def bg_extra(key: KeyFiles) -> dict[str, str | Path]:
+    return {"certificate_file": key.certificate_file}
 
 
 STET_KEY_ID = "https://tpp.example/qseal.pem#714f8154"
@@ -94,7 +60,7 @@ def bank_profile(profile: str, key: KeyFiles) -> SignatureProfile:
 async def test_signed_journey_passes_the_banks_checks(tmp_path: Path, profile: str, kind: str) -> None:
     key = make_key(tmp_path, "tpp", kind)
     signatures = bank_profile(profile, key)
-    extra = bg_extra(key) if profile == "berlin-group" else f'key_id = "{STET_KEY_ID}"'
+    extra = bg_extra(key) if profile == "berlin-group" else {"key_id": STET_KEY_ID}
     async with BankServer(seed=1, signatures=signatures) as bank:
         [result] = await run_config(write_config(tmp_path, bank.url, profile, key, extra))
     assert result.outcome is Outcome.OK, result.error
@@ -104,14 +70,9 @@ async def test_signed_journey_passes_the_banks_checks(tmp_path: Path, profile: s
 
 async def test_unsigned_requests_are_refused_as_auth(tmp_path: Path) -> None:
     key = make_key(tmp_path, "tpp")
-    config = write_config(tmp_path, "http://x", "berlin-group", key, bg_extra(key))
-    text = config.read_text().replace("[sites.signing]", "[sites.unused]").replace("  profile", "  # profile")
-    text = text.replace("[sites.unused]", "").replace(f'  key_file = "{key.key_file}"', "").replace(bg_extra(key), "")
-    text = text.replace("  sign = false\n", "")
     signatures = bank_profile("berlin-group", key)
     async with BankServer(seed=1, signatures=signatures) as bank:
-        config.write_text(text.replace("http://x", bank.url))
-        [result] = await run_config(config)
+        [result] = await run_config(write_config(tmp_path, bank.url, "berlin-group", key, signed=False))
     assert result.outcome is Outcome.AUTH
     assert result.failed_step == "accounts"
     assert signatures.refused == {"missing Signature header": 1}
@@ -131,7 +92,7 @@ async def test_stet_key_id_of_another_key_does_not_verify(tmp_path: Path) -> Non
     registered, other = make_key(tmp_path, "registered"), make_key(tmp_path, "other")
     signatures = bank_profile("stet", registered)
     async with BankServer(seed=1, signatures=signatures) as bank:
-        [result] = await run_config(write_config(tmp_path, bank.url, "stet", other, f'key_id = "{STET_KEY_ID}"'))
+        [result] = await run_config(write_config(tmp_path, bank.url, "stet", other, {"key_id": STET_KEY_ID}))
     assert result.outcome is Outcome.AUTH
     assert signatures.refused == {"signature does not verify": 1}
 
@@ -257,7 +218,7 @@ async def test_a_key_unreadable_at_run_time_is_an_error_outcome(tmp_path: Path) 
 
 async def test_a_rotated_key_is_picked_up_without_a_restart(tmp_path: Path) -> None:
     first = make_key(tmp_path, "first")
-    config = write_config(tmp_path, "http://x", "stet", first, f'key_id = "{STET_KEY_ID}"')
+    config = write_config(tmp_path, "http://x", "stet", first, {"key_id": STET_KEY_ID})
     async with BankServer(seed=1, signatures=bank_profile("stet", first)) as bank:
         config.write_text(config.read_text().replace("http://x", bank.url))
         [plan] = load(config).plans
@@ -279,7 +240,7 @@ async def test_validate_names_the_field_and_the_file(tmp_path: Path, change: str
     key = make_key(tmp_path, "tpp", "ed25519" if change == "ed25519" else "rsa")
     other = make_key(tmp_path, "other")
     config = write_config(tmp_path, "https://xs2a.bank.example", "berlin-group", key,
-                          f'certificate_file = "{other.certificate_file if change == "mismatch" else key.certificate_file}"')
+                          {"certificate_file": other.certificate_file if change == "mismatch" else key.certificate_file})
     if change == "missing":
         key.key_file.unlink()
     elif change == "garbage":

@@ -15,41 +15,11 @@ from prober.journey.results import Outcome
 from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer
 from tests.cli import run_prober
-from tests.signing_keys import make_key
+from tests.signing_keys import make_key, signed_site
 
-SITE = """
-[[sites]]
-name = "rfc"
-base_url = "{url}"
-  [sites.signing]
-  profile = "rfc9421"
-  key_file = "{key_file}"
-  key_id = "tpp-key-1"
-  {extra}
-  [sites.secrets]
-  password = "s3cret-pw"
-[[sites.checks]]
-name = "funds"
-kind = "payments"
-  [[sites.checks.steps]]
-  name = "token"
-  method = "POST"
-  path = "/oauth/token"
-  form = {{ grant_type = "password", username = "alice", password = "{{{{ password }}}}" }}
-  extract = {{ token = {{ json = "access_token" }} }}
-  [[sites.checks.steps]]
-  name = "accounts"
-  path = "/accounts"
-  query = {{ withBalance = "false" }}
-  headers = {{ Authorization = "Bearer {{{{ token }}}}" }}
-  [[sites.checks.steps]]
-  name = "confirm"
-  method = "POST"
-  path = "/funds-confirmations"
-  headers = {{ Authorization = "Bearer {{{{ token }}}}" }}
-  json = {{ account = {{ iban = "FR7630006000011234567890189" }}, instructedAmount = {{ amount = "1.00", currency = "EUR" }} }}
-  expect = [ {{ json = "fundsAvailable", equals = true }} ]
-"""
+def site(url: str, key_file: Path, **extra: str) -> str:
+    return signed_site("rfc", url, {"profile": "rfc9421", "key_file": key_file, "key_id": "tpp-key-1", **extra})
+
 
 
 @pytest.mark.parametrize(("kind", "algorithm"), [("rsa", "rsa-pss-sha512"), ("rsa", "rsa-v1_5-sha256"),
@@ -59,7 +29,7 @@ async def test_bank_verifies_rfc9421_signatures(tmp_path: Path, kind: str, algor
     profile = SignatureProfile("rfc9421", keys={"tpp-key-1": key.key.public_key()}, algorithm=algorithm)
     config = tmp_path / "rfc.toml"
     async with BankServer(seed=1, signatures=profile) as bank:
-        config.write_text(SITE.format(url=bank.url, key_file=key.key_file, extra=f'algorithm = "{algorithm}"'))
+        config.write_text(site(bank.url, key.key_file, algorithm=algorithm))
         [result] = [await run_journey(p) for p in load(config).plans]
     assert result.outcome is Outcome.OK, (result.error, profile.refused)
     assert profile.verified == 2 and profile.refused == {}
@@ -70,7 +40,7 @@ async def test_a_signature_of_another_key_is_auth(tmp_path: Path) -> None:
     profile = SignatureProfile("rfc9421", keys={"tpp-key-1": key.key.public_key()})
     config = tmp_path / "rfc.toml"
     async with BankServer(seed=1, signatures=profile) as bank:
-        config.write_text(SITE.format(url=bank.url, key_file=other.key_file, extra=""))
+        config.write_text(site(bank.url, other.key_file))
         [result] = [await run_journey(p) for p in load(config).plans]
     assert result.outcome is Outcome.AUTH and result.failed_step == "accounts"
     assert sum(profile.refused.values()) == 1
@@ -92,7 +62,7 @@ def test_signature_input_covers_the_request_and_the_body_digest(tmp_path: Path) 
 async def test_validate_refuses_a_key_that_does_not_fit_the_algorithm(tmp_path: Path) -> None:
     key = make_key(tmp_path, "tpp", "ec")
     config = tmp_path / "rfc.toml"
-    config.write_text(SITE.format(url="https://bank.example", key_file=key.key_file, extra='algorithm = "ed25519"'))
+    config.write_text(site("https://bank.example", key.key_file, algorithm="ed25519"))
     done = await run_prober("validate", "-c", str(config))
     assert done.returncode == 2
     assert f"sites[rfc].signing.key_file: key file {key.key_file}: not a key for ed25519" in done.stderr

@@ -19,44 +19,10 @@ from prober.journey.results import Outcome
 from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer
 from tests.cli import run_prober
-from tests.signing_keys import KeyFiles, make_key
+from tests.signing_keys import KeyFiles, make_key, signed_site
 
 ISSUER = "0015800001041RHAAY/3L3w5r0Mgl6ixNE9mrNbyq"
 KID = "90210ABAD"
-
-SITE = """
-[[sites]]
-name = "ob"
-base_url = "{url}"
-  [sites.signing]
-  profile = "uk-open-banking"
-  key_file = "{key_file}"
-  key_id = "{kid}"
-  issuer = "{issuer}"
-  [sites.secrets]
-  password = "s3cret-pw"
-[[sites.checks]]
-name = "funds"
-kind = "payments"
-  [[sites.checks.steps]]
-  name = "token"
-  method = "POST"
-  path = "/oauth/token"
-  form = {{ grant_type = "password", username = "alice", password = "{{{{ password }}}}" }}
-  extract = {{ token = {{ json = "access_token" }} }}
-  [[sites.checks.steps]]
-  name = "accounts"
-  path = "/accounts"
-  headers = {{ Authorization = "Bearer {{{{ token }}}}" }}
-  [[sites.checks.steps]]
-  name = "confirm"
-  method = "POST"
-  path = "/funds-confirmations"
-  headers = {{ Authorization = "Bearer {{{{ token }}}}" }}
-  json = {{ account = {{ iban = "FR7630006000011234567890189" }}, instructedAmount = {{ amount = "1.00", currency = "GBP" }}, reference = "é ünïcode" }}
-  expect = [ {{ json = "fundsAvailable", equals = true }} ]
-"""
-
 
 def _b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -64,7 +30,8 @@ def _b64url(text: str) -> bytes:
 
 def write_config(tmp_path: Path, url: str, key: KeyFiles, kid: str = KID) -> Path:
     path = tmp_path / "ob.toml"
-    path.write_text(SITE.format(url=url, key_file=key.key_file, kid=kid, issuer=ISSUER))
+    signing = {"profile": "uk-open-banking", "key_file": key.key_file, "key_id": kid, "issuer": ISSUER}
+    path.write_text(signed_site("ob", url, signing))
     return path
 
 
@@ -129,7 +96,7 @@ async def test_validate_refuses_an_ec_key_for_ps256(tmp_path: Path) -> None:
 async def test_validate_names_a_missing_issuer(tmp_path: Path) -> None:
     key = make_key(tmp_path, "ob")
     config = write_config(tmp_path, "https://ob.bank.example", key)
-    config.write_text(config.read_text().replace(f'issuer = "{ISSUER}"', ""))
+    config.write_text(config.read_text().replace(f'  issuer = "{ISSUER}"\n', ""))
     done = await run_prober("validate", "-c", str(config))
     assert done.returncode == 2
     assert "sites[ob].signing: profile 'uk-open-banking' needs `issuer`" in done.stderr
