@@ -219,11 +219,25 @@ def test_validate_command_exits_2_without_traceback(tmp_path: Path, case: str) -
     assert "Traceback" not in proc.stderr
 
 
-def test_shipped_examples_validate() -> None:
+def test_shipped_examples_validate(tmp_path: Path) -> None:
+    """Every example validates; the PSD2 ones once their key files exist (validation
+    loads them), and without them they fail naming the field and the file."""
+    from tests.signing_keys import make_key
+
+    qseal, client = make_key(tmp_path, "qseal"), make_key(tmp_path, "client")
+    keys = {"BG_QSEAL_KEY": qseal.key_file, "BG_QSEAL_CERT": qseal.certificate_file, "BG_CLIENT_KEY": client.key_file,
+            "STET_QSEAL_KEY": qseal.key_file, "STET_CLIENT_KEY": client.key_file,
+            "UKOB_SIGNING_KEY": qseal.key_file, "UKOB_CLIENT_KEY": client.key_file}
+    env = {"PATH": "/usr/bin:/bin", **{name: str(value) for name, value in keys.items()}}
     for path in sorted(Path("config").glob("*.toml")):
         proc = subprocess.run([sys.executable, "-m", "prober", "validate", "-c", str(path)],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, env=env)
         assert proc.returncode == 0, f"{path}: {proc.stderr}"
+    proc = subprocess.run([sys.executable, "-m", "prober", "validate", "-c", "config/berlin-group.toml"],
+                          capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2
+    assert ("config/berlin-group.toml: sites[berlin-group-bank].signing.key_file: cannot read key file "
+            "/etc/bank-prober/bg-qseal.key: no such file or directory") in proc.stderr
 
 
 @pytest.mark.parametrize("command", ["validate", "check", "run"])

@@ -10,9 +10,11 @@ import ssl
 import stat
 from pathlib import Path
 
+import aiohttp
 import pytest
 import trustme
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from prober.bank import BankServer
 from prober.bank.oauth import OAuthClient, OAuthServer
@@ -203,8 +205,19 @@ async def test_tls_client_auth_authenticates_with_the_sites_certificate(tmp_path
             config.write_text(config.read_text().replace(
                 "  [sites.vars]", f'  [sites.tls]\n  ca_file = "{tmp_path / "ca.pem"}"\n  cert_file = "{tmp_path / name}.pem"\n  [sites.vars]'))
             outcomes.append((await run_once(config)).outcome)
+        # The token is bound to the certificate it was issued over (RFC 8705): presented
+        # over another client certificate, the bank refuses it.
+        [(token, bound)] = oauth.bound.items()
+        client_ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        client_ctx.load_cert_chain(str(tmp_path / "stranger.pem"))
+        async with aiohttp.ClientSession() as session, session.get(
+                f"{bank.url}/accounts", headers={"Authorization": f"Bearer {token}"}, ssl=client_ctx) as resp:
+            refused = (resp.status, (await resp.json())["reason"])
     assert outcomes == [Outcome.OK, Outcome.AUTH]
-    assert oauth.rejected == {"no or another client certificate": 1}
+    assert bound == registered.public_bytes(serialization.Encoding.DER)
+    assert refused == (401, "access token is bound to another client certificate")
+    assert oauth.rejected == {"no or another client certificate": 1,
+                              "access token is bound to another client certificate": 1}
 
 
 @pytest.mark.parametrize(("oauth", "message"), [

@@ -1,6 +1,7 @@
 """The simulated bank's OAuth2 server for PSD2 clients: private_key_jwt (RFC 7523),
 tls_client_auth (RFC 8705) or a client secret; client_credentials and refresh_token
-grants; refresh tokens rotated on use.
+grants; refresh tokens rotated on use; access tokens bound to the client certificate
+they were issued over (RFC 8705 §3).
 
 Given to :class:`~prober.bank.server.BankServer` as ``oauth``, it answers
 ``POST /oauth/token`` (behind the same fault guard as the built-in handler). A client
@@ -17,6 +18,7 @@ import binascii
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -61,6 +63,8 @@ class OAuthServer:
     rotate_refresh_tokens: bool = True
     refresh_tokens: dict[str, str] = field(default_factory=dict)
     used_jti: set[str] = field(default_factory=set)
+    bound: dict[str, bytes] = field(default_factory=dict)
+    """Access token → DER of the client certificate it was issued over."""
     issued: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
@@ -81,6 +85,8 @@ class OAuthServer:
             return web.json_response({"error": exc.error, "reason": str(exc)}, status=exc.status)
         if fault is not None and fault.mode == "wrong_data":
             body["access_token"] = ""
+        if (certificate := peer_certificate(request)) is not None:
+            self.bound[str(body["access_token"])] = certificate
         self.issued += 1
         return web.json_response(body)
 
@@ -109,9 +115,7 @@ class OAuthServer:
         if client is None:
             raise Rejected(401, "invalid_client", "unknown client")
         if client.certificate is not None:
-            ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
-            presented = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-            if presented != client.certificate.public_bytes(serialization.Encoding.DER):
+            if peer_certificate(request) != client.certificate.public_bytes(serialization.Encoding.DER):
                 raise Rejected(401, "invalid_client", "no or another client certificate")
             return client.client_id
         if client.secret is not None and form.get("client_secret") == client.secret:
@@ -145,6 +149,29 @@ class OAuthServer:
             raise Rejected(401, "invalid_client", "jti missing or replayed")
         self.used_jti.add(jti)
         return client.client_id
+
+
+def peer_certificate(request: web.Request) -> bytes | None:
+    """DER of the client certificate of the request's TLS connection, if any."""
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    return ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+
+
+def binding_middleware(oauth: OAuthServer) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Refuse (401) a bound access token presented over another client certificate."""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        authorization = request.headers.get("Authorization", "")
+        if authorization.startswith("Bearer ") and oauth.bound:
+            expected = oauth.bound.get(authorization[7:].strip())
+            if expected is not None and peer_certificate(request) != expected:
+                reason = "access token is bound to another client certificate"
+                oauth.rejected[reason] = oauth.rejected.get(reason, 0) + 1
+                return web.json_response({"error": "invalid_token", "reason": reason}, status=401)
+        return await handler(request)
+
+    return check
 
 
 def _b64url(segment: str) -> bytes:

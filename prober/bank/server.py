@@ -14,7 +14,7 @@ from aiohttp import web
 from .admin import AdminApi
 from .api import ROUTES, BankApi
 from .faults import FaultRegistry, guard
-from .oauth import OAuthServer
+from .oauth import OAuthServer, binding_middleware
 from .psd2 import PROFILE_ROUTES, Psd2Api
 from .signatures import SignatureProfile, signature_middleware
 from .scenarios import DEFAULT_TIME_SCALE, SCENARIOS, Scenario, ScenarioRunner, get_scenario
@@ -88,6 +88,8 @@ class BankServer:
         """Build the aiohttp application: business routes behind fault guards, admin routes."""
         assert self._stopping is not None
         middlewares = [signature_middleware(self.signatures)] if self.signatures is not None else []
+        if self.oauth is not None:
+            middlewares.append(binding_middleware(self.oauth))
         app = web.Application(middlewares=middlewares)
         tables = ((BankApi(self.state), ROUTES), (Psd2Api(self.state), PROFILE_ROUTES.get(self.profile or "", ())))
         for api, routes in tables:
