@@ -16,7 +16,7 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from prober.bank import BankServer
+from prober.bank import BankServer, Fault
 from prober.bank.oauth import OAuthClient, OAuthServer
 from prober.config.loader import load
 from prober.journey.results import JourneyResult, Outcome
@@ -280,3 +280,28 @@ async def test_two_refresh_token_chains_of_one_client_keep_their_own_tokens(tmp_
     assert oauth.issued == 2  # one per chain, then both reused
     assert [s.reused for s in results[1].steps[:2]] == [True, True]
     assert len(list((tmp_path / "state" / "tokens").iterdir())) == 2
+
+
+async def test_waiting_for_another_runs_token_request_is_bounded_by_the_step_timeout(tmp_path: Path) -> None:
+    key = make_key(tmp_path, "client")
+    oauth = server_for(key)
+    config = write(tmp_path, "http://x", jwt_oauth(key, "reuse = false"))
+    text = config.read_text()
+    checks = text[text.index("[[sites.checks]]"):]
+    quick = checks.replace('name = "accounts"\nkind', 'name = "quick"\nkind').replace(
+        '  name = "token"\n', '  name = "token"\n  timeout = "500ms"\n')
+    async with BankServer(seed=1, oauth=oauth) as bank:
+        bank.faults.set("login", Fault(mode="slow", delay_ms=1500))
+        config.write_text((text + quick).replace("http://x", bank.url))
+        slow_plan, quick_plan = load(config).plans
+        slow = asyncio.create_task(run_journey(slow_plan))
+        oauth_plan = slow_plan.steps[0].oauth
+        assert oauth_plan is not None
+        lock = oauth_plan.cache.lock(oauth_plan.client(dict(slow_plan.values)))
+        while not lock.locked():  # the slow run holds the client's lock first
+            await asyncio.sleep(0.01)
+        quick_result = await run_journey(quick_plan)
+        slow_result = await slow
+    assert slow_result.outcome is Outcome.OK, slow_result.error
+    assert quick_result.outcome is Outcome.TIMEOUT and quick_result.failed_step == "token"
+    assert quick_result.error == "timeout: another run of this client's token request took over 0.5s"

@@ -210,7 +210,15 @@ async def _run_token_step(
         client = oauth.client(values)
     except UndefinedValue as exc:
         return _not_run(step, f"skipped: needs a value no earlier step extracted ({exc.message})")
-    async with oauth.cache.lock(client):
+    lock, waiting_since = oauth.cache.lock(client), perf_counter()
+    try:
+        async with asyncio.timeout(budget):  # another journey's token request is bounded too
+            await lock.acquire()
+    except TimeoutError:
+        return _not_run(step, f"timeout: another run of this client's token request took over {budget:g}s",
+                        Outcome.TIMEOUT)
+    try:
+        budget -= perf_counter() - waiting_since
         if (token := oauth.cached(client)) is not None:
             redact.add(token)
             values[oauth.into] = token
@@ -230,6 +238,8 @@ async def _run_token_step(
             return _not_run(step, f"skipped: needs a value no earlier step extracted ({exc.message})")
         request = _Request("POST", token_request.url, {}, headers, "form", token_request.form, token_request)
         return await _run_step(session, step, values, redact, run, budget, plan, cut_by_journey, request)
+    finally:
+        lock.release()
 
 
 async def _run_step(
