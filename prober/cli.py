@@ -105,7 +105,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bank(args: argparse.Namespace) -> int:
     from prober.bank import run_bank
 
-    return run_bank(args.host, args.port, scenario=args.scenario, seed=args.seed)
+    return run_bank(args.host, args.port, scenario=args.scenario, seed=args.seed, profile=args.profile,
+                    keys_dir=args.keys)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -152,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8480)
     p.add_argument("--scenario", default=None, help="replay a named incident scenario")
     p.add_argument("--seed", type=int, default=None, help="seed for random faults")
+    p.add_argument("--profile", default=None, choices=["berlin-group", "stet", "uk-open-banking"],
+                   help="speak this PSD2 standard: its routes, signatures, private_key_jwt (needs --keys)")
+    p.add_argument("--keys", default=None, metavar="DIR",
+                   help="with --profile: where the TPP's test keys and the example's env file go")
     p.set_defaults(func=cmd_bank)
 
     from prober.report.command import add_arguments as report_arguments

@@ -4,8 +4,14 @@ rotated (and persisted across two `prober check` processes)."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import signal
+import stat
+import sys
 from pathlib import Path
+
+import pytest
 
 from prober.bank import BankServer
 from prober.bank.oauth import OAuthClient, OAuthServer
@@ -134,3 +140,30 @@ async def test_uk_open_banking_example_runs_end_to_end(tmp_path: Path) -> None:
     output = "".join(r.stdout + r.stderr for r in runs)
     for secret in [*tokens, *refresh_tokens, "rt-ais", "issuer-s3cret", signing.pem_body, client.pem_body]:
         assert secret not in output
+
+
+@pytest.mark.parametrize(("profile", "example"), [("berlin-group", "berlin-group.toml"),
+                                                  ("stet", "stet-psd2.toml"),
+                                                  ("uk-open-banking", "uk-open-banking.toml")])
+async def test_prober_bank_profile_mode_serves_the_example(tmp_path: Path, profile: str, example: str) -> None:
+    """`prober bank --profile NAME --keys DIR`, then the example with DIR/NAME.env."""
+    keys = tmp_path / "keys"
+    bank = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "prober", "bank", "--port", "0", "--profile", profile, "--keys", str(keys),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO)
+    try:
+        assert bank.stdout is not None
+        lines = [(await asyncio.wait_for(bank.stdout.readline(), 60)).decode() for _ in range(2)]
+        assert lines[0].startswith("bank listening on http://127.0.0.1:"), lines
+        assert lines[1] == f"{profile} profile: keys in {keys}, environment for the example in {keys}/{profile}.env\n"
+        env_file = keys / f"{profile}.env"
+        assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+        assert stat.S_IMODE((keys / "qseal.key").stat().st_mode) == 0o600
+        env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        run = await run_prober("check", "-c", str(example_dir(tmp_path, example)), "--json", env=env, timeout=120)
+    finally:
+        bank.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(bank.wait(), 30)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert {r["outcome"] for r in run.by_check().values()} == {"ok"}
+    assert bank.returncode == 0

@@ -7,10 +7,12 @@ import random
 import signal
 import ssl
 import sys
+from pathlib import Path
 from types import TracebackType
 
 from aiohttp import web
 
+from . import profiles
 from .admin import AdminApi
 from .api import ROUTES, BankApi
 from .faults import FaultRegistry, guard
@@ -171,23 +173,36 @@ def run_bank(
     seed: int | None = None,
     *,
     time_scale: float = DEFAULT_TIME_SCALE,
+    profile: str | None = None,
+    keys_dir: str | None = None,
 ) -> int:
     """Serve the simulated bank until SIGINT/SIGTERM (``prober bank``).
 
-    Prints the URL and scenario on one line. Returns 0 after a clean stop, 2 on an
-    unknown scenario or an address that cannot be bound (message on stderr).
+    Prints the URL and scenario on one line. With ``profile`` (and ``keys_dir``, where
+    the TPP's keys and the example's env file go) the bank speaks that PSD2 standard,
+    see :mod:`prober.bank.profiles`. Returns 0 after a clean stop, 2 on an unknown
+    scenario or profile or an address that cannot be bound (message on stderr).
     """
+    if profile is not None and (profile not in PROFILE_ROUTES or keys_dir is None):
+        print(f"prober bank: --profile needs --keys DIR and one of {', '.join(PROFILE_ROUTES)}", file=sys.stderr)
+        return 2
     if scenario is not None and scenario not in SCENARIOS:
         print(
             f"prober bank: unknown scenario {scenario!r}; known scenarios: {', '.join(SCENARIOS)}",
             file=sys.stderr,
         )
         return 2
-    return asyncio.run(_serve(host, port, scenario, seed, time_scale))
+    psd2 = profiles.setup(profile, Path(keys_dir)) if profile is not None and keys_dir is not None else None
+    return asyncio.run(_serve(host, port, scenario, seed, time_scale, psd2))
 
 
-async def _serve(host: str, port: int, scenario: str | None, seed: int | None, time_scale: float) -> int:
-    bank = BankServer(host, port, seed=seed, scenario=scenario, time_scale=time_scale)
+async def _serve(
+    host: str, port: int, scenario: str | None, seed: int | None, time_scale: float,
+    psd2: profiles.ProfileSetup | None = None,
+) -> int:
+    bank = BankServer(host, port, seed=seed, scenario=scenario, time_scale=time_scale,
+                      profile=psd2.profile if psd2 else None, signatures=psd2.signatures if psd2 else None,
+                      oauth=psd2.oauth if psd2 else None)
     try:
         await bank.start()
     except OSError as exc:
@@ -201,6 +216,10 @@ async def _serve(host: str, port: int, scenario: str | None, seed: int | None, t
         loop.add_signal_handler(sig, stop.set)
     try:
         print(f"bank listening on {bank.url} (scenario: {scenario or 'none'})", flush=True)
+        if psd2 is not None:
+            env_file = psd2.write_env(bank.url)
+            print(f"{psd2.profile} profile: keys in {psd2.directory}, environment for the example in {env_file}",
+                  flush=True)
         await stop.wait()
     finally:
         # Restore default handlers first so a second Ctrl-C forces the exit.
