@@ -61,7 +61,9 @@ async def test_one_failure_after_resolved_opens_nothing_and_points_carry_start_a
 
     rows = influx_db.query('SELECT "duration_s", "state", "reason" FROM "incident"')
     assert [r["state"] for r in rows] == ["open", "resolved"]
-    assert rows[1]["duration_s"] == (runs[27].started_at_ns - runs[2].started_at_ns) / 1e9
+    first_failure, first_success = runs[2].started_at_ns, runs[27].started_at_ns
+    assert [r["time"] for r in rows] == [first_failure, first_success]  # estimated start, estimated end
+    assert rows[1]["duration_s"] == (first_success - first_failure) / 1e9
     assert rows[0]["reason"].startswith("http_status: HTTP 503")
 
 

@@ -57,10 +57,24 @@ class Message:
         return iso(self.resolved_ns)
 
     @property
+    def still_failing(self) -> bool:
+        """After a resolution: other checks (or locations) of the capability still fail."""
+        return self.event == "resolved" and self.capability_state in ("degraded", "outage")
+
+    @property
     def title(self) -> str:
-        """E.g. ``INCIDENT simbank: transfer outage`` / ``RESOLVED simbank: transfer is back after 2h 5m``."""
+        """E.g. ``INCIDENT simbank: transfer outage`` / ``RESOLVED simbank: transfer is back after 2h 5m``.
+
+        A resolution names the capability as back only when no other check of it still
+        fails; otherwise it names the check and the capability's state:
+        ``RESOLVED simbank: payments check `card-auth` is back after 5m; payments still degraded``.
+        """
         if self.event == "resolved":
-            return f"RESOLVED {self.site}: {self.kind} is back after {human_duration(self.duration_s)}"
+            after = f"is back after {human_duration(self.duration_s)}"
+            if self.still_failing:
+                return (f"RESOLVED {self.site}: {self.kind} check `{self.check}` {after}; "
+                        f"{self.kind} still {self.capability_state}")
+            return f"RESOLVED {self.site}: {self.kind} {after}"
         prefix = "STILL FAILING" if self.event == "reminder" else "INCIDENT"
         state = self.capability_state if self.capability_state in ("degraded", "outage") else "failing"
         return f"{prefix} {self.site}: {self.kind} {state}"
@@ -82,8 +96,9 @@ class Message:
         """The plain-text body every notifier can use."""
         lines = [self.title]
         if self.event == "resolved":
+            subject = f"check `{self.check}` of {self.kind}" if self.still_failing else self.kind
             lines.append(
-                f"{self.kind} at {self.site} was failing from {self.since} to {self.resolved_at} "
+                f"{subject} at {self.site} was failing from {self.since} to {self.resolved_at} "
                 f"({human_duration(self.duration_s)}); last failure: {self.what_fails}."
             )
         else:
