@@ -69,6 +69,10 @@ CASES = {
         "F..F.F...F.F..F.F..F" + ".........F..........",
         [(19, "opened", 0, None, True), (39, "resolved", 0, 20, True)],
     ),
+    "noise failures some runs after a failure rate ended do not move its end": (
+        "F..F.F...F.F..F.F..F" + "........F.....F" + "." * 20,
+        [(19, "opened", 0, None, True), (48, "resolved", 0, 20, True)],
+    ),
     "two returns to failure make an incident intermittent": (
         "FFF..F.FF.F.F" + "." * 12,
         [(2, "opened", 0, None, False)],

@@ -13,12 +13,11 @@ Open
     the same way every time), or ``flap_failures`` of the last ``flap_window`` runs
     failed (a failure *rate*: intermittent errors after a release).
 Start (``since_ns``)
-    Rate rule: the first failure of the window that triggered it. Consecutive rule: the
-    first failure of the streak, moved back to an earlier failure of the window when
-    the runs are better explained by a failure rate that began there (the split of the
-    window into a calm part and a failing part with the highest likelihood), so that a
-    rate which happened to show three failures in a row is dated from its first failure,
-    while a lone noise failure a few runs before a hard outage is not.
+    The first failure of the streak (consecutive rule) or of the window (rate rule),
+    unless another failure of the window splits its runs into a calm part and a failing
+    part (at least ``open_after`` failures) clearly better (:func:`rate_start`): a rate
+    which happened to show three failures in a row is dated from its first failure,
+    while a lone noise failure a few runs before a hard outage or a rate is not.
 Intermittent (``flapping``)
     Opened by the rate rule, or showing two returns to failure after a success (one
     failure after a first success is noise during recovery, not a rate).
@@ -31,7 +30,9 @@ Resolve
     intermittent one.
 End (``resolved_ns``)
     The first success after the last failure that still counted (the isolated one
-    forgiven by the rule above does not count).
+    forgiven by the rule above does not count), unless an earlier end splits the runs
+    into a failing and a calm part clearly better (:func:`rate_end`): noise failures
+    some runs after a failure rate ended do not stretch it.
 
 After a resolution the window starts empty: the runs of the incident just closed never
 count towards the next one, which must meet the opening rule on its own runs.
@@ -198,26 +199,59 @@ def _log_likelihood(failures: int, runs: int) -> float:
     return out
 
 
-def rate_start(window: list[tuple[bool, int]], latest: int) -> int:
+SPLIT_MARGIN = 0.5
+"""How much more likely (in log-likelihood: a factor of e^0.5 ≈ 1.65) another split of
+the window must explain the runs before it replaces the rule's own start."""
+
+
+def rate_start(window: list[tuple[bool, int]], default: int, first: int, min_failures: int) -> int:
     """Index of the failure where the failing part of ``window`` most likely began.
 
-    Candidates are the failures at or before index ``latest``; each splits the window
-    into a calm part before it and a failing part from it on, and the split whose two
-    failure rates explain the runs best (maximum likelihood) wins, provided the failing
-    part fails more often than the calm one. Ties go to the later failure.
+    Each failure from index ``first`` on with at least ``min_failures`` failures from it
+    to the end splits the window into a calm part before it and a failing part from it
+    on; the split whose two failure rates explain the runs best (maximum likelihood),
+    with the failing part failing more often than the calm one, replaces ``default``
+    (the rule's own start) when it is clearly better (by :data:`SPLIT_MARGIN`).
     """
-    best, best_ll = latest, -math.inf
     total = sum(bad for bad, _ in window)
-    before = 0
-    for index, (bad, _) in enumerate(window[: latest + 1]):
-        if bad:
-            after_runs = len(window) - index
-            after = total - before
-            if index == latest or after / after_runs > before / max(index, 1):
-                ll = _log_likelihood(before, index) + _log_likelihood(after, after_runs)
-                if ll >= best_ll:
-                    best, best_ll = index, ll
-            before += 1
+
+    def likelihood(index: int) -> float:
+        before = sum(bad for bad, _ in window[:index])
+        after, after_runs = total - before, len(window) - index
+        if index != default and (after < min_failures or after / after_runs <= before / max(index, 1)):
+            return -math.inf
+        return _log_likelihood(before, index) + _log_likelihood(after, after_runs)
+
+    best, best_ll = default, likelihood(default) + SPLIT_MARGIN
+    for index in range(first, len(window)):
+        if window[index][0] and index != default and (ll := likelihood(index)) > best_ll:
+            best, best_ll = index, ll
+    return best
+
+
+def rate_end(window: list[tuple[bool, int]], default: int, min_failures: int) -> int:
+    """Index of the success where the failing part of ``window`` most likely ended.
+
+    The mirror of :func:`rate_start`: each success right after a failure, at or before
+    ``default``, with at least ``min_failures`` failures before it, splits the window
+    into a failing part and a calm part; the most likely split, with the failing part
+    failing more often than the calm one, replaces ``default`` when it is clearly
+    better. So a noise failure some runs after a failure rate ended does not move its
+    end.
+    """
+    total = sum(bad for bad, _ in window)
+
+    def likelihood(index: int) -> float:
+        before = sum(bad for bad, _ in window[:index])
+        after, after_runs = total - before, len(window) - index
+        if index != default and (before < min_failures or before / index <= after / max(after_runs, 1)):
+            return -math.inf
+        return _log_likelihood(before, index) + _log_likelihood(after, after_runs)
+
+    best, best_ll = default, likelihood(default) + SPLIT_MARGIN
+    for index in range(1, default):
+        if not window[index][0] and window[index - 1][0] and (ll := likelihood(index)) > best_ll:
+            best, best_ll = index, ll
     return best
 
 
@@ -244,9 +278,10 @@ class CheckTracker:
     incident: Incident | None = None
 
     def history(self) -> int:
-        """How many runs the window keeps: enough for the rate rule and every recovery rule."""
+        """How many runs the window keeps: the longest recovery, plus a rate window before it
+        (to date the end of an intermittent incident)."""
         t = self.thresholds
-        return max(t.flap_window, t.flap_resolve_after, 2 * t.open_after, t.resolve_after) + 1
+        return max(t.flap_window, 2 * t.open_after, t.resolve_after) + t.flap_resolve_after + 1
 
     def observe(self, obs: Observation) -> IncidentEvent | None:
         if obs.outcome == "skipped":
@@ -292,13 +327,16 @@ class CheckTracker:
         failures = sum(bad for bad, _ in recent)
         if self.streak >= t.open_after:
             rule = f"{self.streak} consecutive failures"
-            start = rate_start(window, len(window) - self.streak)
+            streak_start = len(window) - self.streak
+            start = rate_start(window, streak_start, 0, self.streak)
             part = window[start:]
             relapses = _relapses(part)
             flapping = relapses >= 2
         elif failures >= t.flap_failures:
             rule = f"{failures} of the last {len(recent)} runs failed"
-            start = len(window) - len(recent) + next(i for i, (bad, _) in enumerate(recent) if bad)
+            first = len(window) - len(recent)
+            start = rate_start(window, first + next(i for i, (bad, _) in enumerate(recent) if bad), first,
+                               t.open_after)
             part = window[start:]
             relapses = _relapses(part)
             flapping = True
@@ -357,10 +395,9 @@ class CheckTracker:
         span = max(needed, 2 * self.thresholds.open_after)
         if failures and failures[-1] >= len(window) - span and self._isolated(window, failures[-1]):
             failures.pop()
-        last = failures[-1] if failures else None
-        if last is None:  # the failing stretch is older than the window: it ended before its first run
+        if not failures:  # the failing stretch is older than the window: it ended before its first run
             return window[0][1]
-        return window[last + 1][1]
+        return window[rate_end(window, failures[-1] + 1, self.thresholds.open_after)][1]
 
     @staticmethod
     def _isolated_failure(window: list[tuple[bool, int]], runs: int) -> int | None | Literal[False]:
