@@ -64,6 +64,7 @@ import math
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -204,6 +205,29 @@ SPLIT_MARGIN = 0.5
 the window must explain the runs before it replaces the rule's own start."""
 
 
+def _best_split(window: list[tuple[bool, int]], default: int, candidates: Iterable[int],
+                valid: Callable[[int, int, int, int], bool]) -> int:
+    """The index among ``candidates`` that splits ``window`` into two parts whose failure
+    rates explain its runs best, if it beats ``default`` by :data:`SPLIT_MARGIN`.
+
+    ``valid(failures before, runs before, failures after, runs after)`` rules splits out.
+    """
+    total = sum(bad for bad, _ in window)
+
+    def likelihood(index: int) -> float:
+        before = sum(bad for bad, _ in window[:index])
+        after, after_runs = total - before, len(window) - index
+        if index != default and not valid(before, index, after, after_runs):
+            return -math.inf
+        return _log_likelihood(before, index) + _log_likelihood(after, after_runs)
+
+    best, best_ll = default, likelihood(default) + SPLIT_MARGIN
+    for index in candidates:
+        if index != default and (ll := likelihood(index)) > best_ll:
+            best, best_ll = index, ll
+    return best
+
+
 def rate_start(window: list[tuple[bool, int]], default: int, first: int, min_failures: int) -> int:
     """Index of the failure where the failing part of ``window`` most likely began.
 
@@ -213,46 +237,26 @@ def rate_start(window: list[tuple[bool, int]], default: int, first: int, min_fai
     with the failing part failing more often than the calm one, replaces ``default``
     (the rule's own start) when it is clearly better (by :data:`SPLIT_MARGIN`).
     """
-    total = sum(bad for bad, _ in window)
-
-    def likelihood(index: int) -> float:
-        before = sum(bad for bad, _ in window[:index])
-        after, after_runs = total - before, len(window) - index
-        if index != default and (after < min_failures or after / after_runs <= before / max(index, 1)):
-            return -math.inf
-        return _log_likelihood(before, index) + _log_likelihood(after, after_runs)
-
-    best, best_ll = default, likelihood(default) + SPLIT_MARGIN
-    for index in range(first, len(window)):
-        if window[index][0] and index != default and (ll := likelihood(index)) > best_ll:
-            best, best_ll = index, ll
-    return best
+    return _best_split(
+        window, default, (i for i in range(first, len(window)) if window[i][0]),
+        lambda before, runs, after, after_runs: after >= min_failures and after / after_runs > before / max(runs, 1),
+    )
 
 
 def rate_end(window: list[tuple[bool, int]], default: int, min_failures: int) -> int:
     """Index of the success where the failing part of ``window`` most likely ended.
 
-    The mirror of :func:`rate_start`: each success right after a failure, at or before
+    The mirror of :func:`rate_start`: each success right after a failure, before
     ``default``, with at least ``min_failures`` failures before it, splits the window
     into a failing part and a calm part; the most likely split, with the failing part
     failing more often than the calm one, replaces ``default`` when it is clearly
     better. So a noise failure some runs after a failure rate ended does not move its
     end.
     """
-    total = sum(bad for bad, _ in window)
-
-    def likelihood(index: int) -> float:
-        before = sum(bad for bad, _ in window[:index])
-        after, after_runs = total - before, len(window) - index
-        if index != default and (before < min_failures or before / index <= after / max(after_runs, 1)):
-            return -math.inf
-        return _log_likelihood(before, index) + _log_likelihood(after, after_runs)
-
-    best, best_ll = default, likelihood(default) + SPLIT_MARGIN
-    for index in range(1, default):
-        if not window[index][0] and window[index - 1][0] and (ll := likelihood(index)) > best_ll:
-            best, best_ll = index, ll
-    return best
+    return _best_split(
+        window, default, (i for i in range(1, default) if not window[i][0] and window[i - 1][0]),
+        lambda before, runs, after, after_runs: before >= min_failures and before / runs > after / max(after_runs, 1),
+    )
 
 
 def _relapses(window: list[tuple[bool, int]]) -> int:
