@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from prober.bank import Fault
-from prober.config.incidents import NotifierConfig
+from prober.notify import parse_notifier
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.loader import load
 from prober.incidents import IncidentService
@@ -71,7 +71,7 @@ async def test_a_slow_journey_is_slow_and_sustained_slowness_is_a_degraded_incid
     config, plans = simbank(bank.url)
     writer = await _writer(influx_db, tmp_path)
     async with Receiver() as rx:
-        hook = NotifierConfig.model_validate({"type": "webhook", "url": rx.url})
+        hook = parse_notifier({"type": "webhook", "url": rx.url})
         config = config.model_copy(update={"notifiers": [hook]})
         service = IncidentService(config, writer, state_dir=tmp_path / "state")
         await service.start()
@@ -93,7 +93,7 @@ async def test_a_slow_journey_is_slow_and_sustained_slowness_is_a_degraded_incid
         assert result.error.startswith("slow: journey took ") and result.error.endswith(" ms, over its 300 ms budget")
     [event] = service.events
     assert event.event == "opened" and event.incident.slow
-    assert service.status()["simbank"]["capabilities"]["cards"] == "degraded"
+    assert service.status()["sites"]["simbank"]["capabilities"]["cards"]["state"] == "degraded"
     [message] = [r["json"] for r in rx.requests]
     assert message["title"] == "INCIDENT simbank: cards degraded"
     assert "works, too slowly" in message["text"]

@@ -174,7 +174,7 @@ async def test_resolved_names_the_check_while_its_capability_still_fails(tmp_pat
     async with Receiver() as rx:
         config = config.model_copy(update={
             "sites": [site.model_copy(update={"checks": [*site.checks, second]})],
-            "notifiers": [NotifierConfig.model_validate({"type": "webhook", "url": rx.url})],
+            "notifiers": [parse_notifier({"type": "webhook", "url": rx.url})],
         })
         service = IncidentService(config, Lines(), state_dir=tmp_path)
         await service.start()
