@@ -81,11 +81,12 @@ class Message:
 
     @property
     def what_fails(self) -> str:
-        """E.g. ``check `transfer` fails at step `create`: HTTP 503 (expected 201)``; an error
-        that already names its outcome (``timeout: …``) is not prefixed a second time."""
+        """E.g. ``check `transfer` fails at step `create`: http_status (HTTP 503)``; an error
+        that already names its outcome (``timeout: no complete answer…``) is not wrapped
+        in a second mention of it."""
         error = self.error or self.outcome
         if not error.startswith(f"{self.outcome}:") and self.error:
-            error = f"{self.outcome}: {self.error}"
+            error = f"{self.outcome} ({self.error})"
         if self.outcome == "slow" and not self.failed_step:
             return f"check `{self.check}` works, too slowly: {error}"
         step = f"step `{self.failed_step}`" if self.failed_step else "the journey"
