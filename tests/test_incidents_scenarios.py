@@ -34,8 +34,10 @@ async def test_scenario_opens_the_right_incidents_and_reports_their_duration(nam
         start, end = report.reported(kind)
         error = (end - start) - (window.end - window.start)
         if name == "intermittent-login":
-            # a rate shows its first failure some runs after it began, its last some before it ended
-            bound = 6 * report.run_gap(kind)
+            # A rate shows its first failure some runs after it began and its last some runs
+            # before it ended, and a noise failure next to either end can pass for part of
+            # it: a few runs either way (the old rules were 13 runs late here).
+            bound = 10 * report.run_gap(kind)
         else:
             # a run dates a change to within the gap between two runs, at each end
             bound = report.max_gap_near(kind, window.start) + report.max_gap_near(kind, window.end)
