@@ -73,7 +73,7 @@ async def test_card_is_unfrozen_after_the_journey_timeout(bank: BankServer, tmp_
     # The limits step hangs past the journey budget; the cleanup step still runs.
     config = tmp_path / "bank.toml"
     text = (open("config/simbank.toml").read()
-            .replace('name = "cards"\nkind = "cards"\ninterval = "60s"\ntimeout = "15s"',
+            .replace('name = "cards"\nkind = "cards"\ninterval = "60s"\ntimeout = "15s"\nmax_duration = "8s"',
                      'name = "cards"\nkind = "cards"\ninterval = "60s"\ntimeout = "1s"'))
     config.write_text(text)
     bank.faults.set("cards", Fault(mode="hang", paths=("/cards/card-001/limits",)))

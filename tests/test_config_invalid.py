@@ -54,6 +54,8 @@ INVALID = [
      "FILE: sites[bank].max_body: size '2GiB' is over 1GiB"),
     ("timeout-over-interval", site(check_extra='interval = "10s"\ntimeout = "20s"'), {},
      "FILE: sites[bank].checks[login]: timeout (20s) is longer than interval (10s)"),
+    ("max-duration-over-timeout", site(check_extra='timeout = "10s"\nmax_duration = "12s"'), {},
+     "FILE: sites[bank].checks[login]: max_duration (12s) is longer than timeout (10s)"),
     ("bad-url", site().replace("http://127.0.0.1:8480", "ftp://bank"), {},
      "FILE: sites[bank].base_url: invalid URL 'ftp://bank': expected http:// or https:// followed by a host"),
     ("bad-kind", site().replace('kind = "login"', 'kind = "mortgage"'), {},

@@ -164,3 +164,41 @@ async def test_reload_attributes_token_failures_of_added_checks_to_login(tmp_pat
     assert service.tracker.open_incidents() == []  # charged to login, not to accounts-2
     service.consume(result(check="accounts-2", kind="accounts", ok=False, step="balances"))
     assert [i.check for i in service.tracker.open_incidents()] == ["accounts-2"]
+
+
+async def test_resolved_names_the_check_while_its_capability_still_fails(tmp_path):
+    config, _ = simbank("http://127.0.0.1:9")
+    site = config.sites[0]
+    auth = next(c for c in site.checks if c.kind == "payments")
+    second = auth.model_copy(update={"name": "card-authorisation-2"})
+    async with Receiver() as rx:
+        config = config.model_copy(update={
+            "sites": [site.model_copy(update={"checks": [*site.checks, second]})],
+            "notifiers": [parse_notifier({"type": "webhook", "url": rx.url})],
+        })
+        service = IncidentService(config, Lines(), state_dir=tmp_path)
+        await service.start()
+        for i in range(3):
+            for name in (auth.name, second.name):
+                service.consume(JourneyResult(
+                    site="simbank", check=name, kind="payments", location="local", outcome=Outcome.TIMEOUT,
+                    started_at_ns=(i + 1) * 10**9, duration_ms=2000.0, failed_step="authorise",
+                    error="timeout: no complete answer within 2s (step timeout 2s)"))
+        for i in range(3, 9):
+            service.consume(result(check=auth.name, kind="payments", i=i * 10**9))
+        for i in range(9, 15):
+            service.consume(result(check=second.name, kind="payments", i=i * 10**9))
+        assert await service.dispatcher.wait_idle(5)
+        await service.close()
+    messages = [r["json"] for r in rx.requests]
+    assert [m["event"] for m in messages] == ["opened", "opened", "resolved", "resolved"]
+    first, last = messages[2], messages[3]
+    assert first["title"].startswith(f"RESOLVED simbank: payments check `{auth.name}` is back after ")
+    assert first["title"].endswith("; payments still degraded")
+    assert first["text"].splitlines()[1].startswith(f"check `{auth.name}` of payments at simbank was failing from ")
+    assert "payments (degraded)" in first["text"]  # the summary agrees with the title
+    assert last["title"].startswith("RESOLVED simbank: payments is back after ")
+    assert "payments (" not in last["text"]
+    for message in messages:
+        assert "timeout: timeout" not in message["text"] + message["reason"]
+        assert message["reason"] == "timeout: no complete answer within 2s (step timeout 2s) (3 consecutive failures)"

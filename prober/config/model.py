@@ -322,6 +322,9 @@ class Check(BaseModel):
     interval: Interval = 60.0
     timeout: Timeout = 30.0
     """Budget for the whole journey (cleanup steps get their own step timeouts)."""
+    max_duration: Duration | None = None
+    """Latency budget of the whole journey: when every step passed but the journey took
+    longer, its outcome is ``slow``. At most ``timeout``."""
     mutating: bool | None = None
     """Changes state at the bank: never retried, every non-GET request carries an
     idempotency key. Defaults to true for kinds ``transfer`` and ``cards``."""
@@ -341,6 +344,8 @@ class Check(BaseModel):
     def _timeouts(self) -> Check:
         if self.timeout > self.interval:
             raise ValueError(f"timeout ({self.timeout:g}s) is longer than interval ({self.interval:g}s)")
+        if self.max_duration is not None and self.max_duration > self.timeout:
+            raise ValueError(f"max_duration ({self.max_duration:g}s) is longer than timeout ({self.timeout:g}s)")
         if self.is_mutating and not self.idempotency_header.strip():
             raise ValueError("a mutating check needs a non-empty `idempotency_header`")
         return self

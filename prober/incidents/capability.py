@@ -7,10 +7,11 @@ login works while transfers fail is a *partial outage of transfer*.
 State of one site × kind:
 
 * ``ok`` — no check of that kind has an open incident;
-* ``degraded`` — some of its checks (or locations) fail, or the failures are
-  intermittent (a flapping incident);
+* ``degraded`` — some of its checks (or locations) fail, the failures are
+  intermittent (a flapping incident), or the journeys work but too slowly (an
+  incident made only of ``slow`` runs);
 * ``outage`` — every check of that kind, at every location that runs it, has a steady
-  open incident;
+  open incident of failures (not only slowness);
 * ``unknown`` — no check of that kind has reported yet.
 """
 
@@ -62,7 +63,7 @@ def capability_states(
             state: State = "ok"
         else:
             failing = {CheckKey(i.site, i.check, i.location) for i in found}
-            steady = all(not i.flapping for i in found)
+            steady = all(not i.flapping and not i.slow for i in found)
             state = "outage" if failing >= keys and steady else "degraded"
         states[(site, kind)] = CapabilityState(site, kind, state, tuple(found))
     return states

@@ -5,7 +5,8 @@ The daemon hands every finished :class:`~prober.journey.results.JourneyResult` t
 
 1. counts the run in the :class:`~prober.incidents.tracker.Tracker` (skipped runs, and
    runs of a non-login check that failed at the site's login step, are not counted);
-2. writes one ``incident`` point per state change through ``writer.submit_lines``;
+2. writes one ``incident`` point per state change through ``writer.submit_lines``,
+   dated by the incident's estimated start (``open``) or estimated end (``resolved``);
 3. saves the tracker to ``[daemon] state_dir`` (at once after a state change, at most
    once a second otherwise, in a worker thread), so open incidents survive restarts;
 4. hands a :class:`~prober.notify.message.Message` to the
@@ -196,12 +197,16 @@ class IncidentService:
         incident = event.incident
         self.events.append(event)
         self.changes += 1
-        if event.event == "resolved" and incident.resolved_ns is not None:
+        resolved = event.event == "resolved" and incident.resolved_ns is not None
+        if resolved:
             self._resolved_at[(incident.site, incident.kind)] = incident.resolved_ns
+        # The point is dated by the estimate it reports: the incident's start for `open`,
+        # its end for `resolved` (not the run that detected the change).
         line = incident_point(
             site=incident.site, check=incident.check, kind=incident.kind, location=incident.location,
             state=event.state, reason=incident.reason, failed_step=incident.failed_step,
-            duration_s=incident.duration_s if event.event == "resolved" else 0.0, time_ns=event.at_ns,
+            duration_s=incident.duration_s if event.event == "resolved" else 0.0,
+            time_ns=incident.resolved_ns if resolved else incident.since_ns,
             precision=self.precision,
         )
         self.writer.submit_lines([line])

@@ -4,22 +4,38 @@ Pure logic, no I/O, no clock of its own: every call passes the run's time, so th
 tracker is tested (and replayed from its saved state) without servers.
 
 One :class:`CheckTracker` per ``(site, check, location)``. Runs whose outcome is
-``skipped`` are ignored (they neither fail nor succeed). An incident **opens** when
+``skipped`` are ignored (they neither fail nor succeed); every other outcome but ``ok``
+is a failure, ``slow`` included (an incident made only of slow runs is *degraded*,
+never an outage). The rules, stated as a person reading the runs would apply them:
 
-* ``open_after`` consecutive runs failed *at the same step* (a steady outage fails the
-  same way every time), or
-* ``flap_failures`` of the last ``flap_window`` counted runs failed (a failure *rate*:
-  intermittent errors after a release, a load balancer with one bad node).
+Open
+    ``open_after`` consecutive runs failed *at the same step* (a steady outage fails
+    the same way every time), or ``flap_failures`` of the last ``flap_window`` runs
+    failed (a failure *rate*: intermittent errors after a release).
+Start (``since_ns``)
+    The first failure of the streak (consecutive rule) or of the window (rate rule),
+    unless another failure of the window splits its runs into a calm part and a failing
+    part (at least ``open_after`` failures) clearly better (:func:`rate_start`): a rate
+    which happened to show three failures in a row is dated from its first failure,
+    while a lone noise failure a few runs before a hard outage or a rate is not.
+Intermittent (``flapping``)
+    Opened by the rate rule, or showing two returns to failure after a success (one
+    failure after a first success is noise during recovery, not a rate).
+Resolve
+    When the last ``resolve_after`` runs passed and the last *R* runs hold no failure
+    except at most one isolated one (a success on each side), where *R* is
+    ``resolve_after`` after a long outage (``flap_window`` failed runs or more),
+    ``2 × open_after`` after a shorter one (two passes right after three failures are
+    as likely the gaps of a rate as a recovery), and ``flap_resolve_after`` for an
+    intermittent one.
+End (``resolved_ns``)
+    The first success after the last failure that still counted (the isolated one
+    forgiven by the rule above does not count), unless an earlier end splits the runs
+    into a failing and a calm part clearly better (:func:`rate_end`): noise failures
+    some runs after a failure rate ended do not stretch it.
 
-It **resolves** after ``resolve_after`` consecutive successes once it has lasted
-``flap_window`` failed runs, or ``2 × open_after`` while it is shorter (two passing runs
-right after three failures are as likely the gaps of a failure rate as a recovery); an
-incident that *flapped* (it was opened by the rate rule, or a success was followed by a
-failure while it was open) needs ``flap_resolve_after`` consecutive successes, so a
-30 % failure rate is one incident, not a new one every time two runs happen to pass.
-
-``since`` is the time of the first failed run of the streak (consecutive rule) or the
-first failed run still in the window (rate rule).
+After a resolution the window starts empty: the runs of the incident just closed never
+count towards the next one, which must meet the opening rule on its own runs.
 
 Why the defaults (3 same-step / 8 of 20 / 2 / 20), for checks every 30-60 s
 --------------------------------------------------------------------------------
@@ -38,15 +54,17 @@ rule (open)           false incidents / 1000 runs  30 % of runs failing: delay, 
 A steady outage opens after 3 runs (1.5-3 min) with every variant. The rate rule needs
 a window of about 20 runs to tell 8 % noise from a 30 % failure rate; at 30 s that is
 17 minutes for a 30 % rate (a 66 % rate, three 30 % requests in a row, takes ~11 runs).
-The brief's 3-of-6 example opens about 4 false incidents per 1000 runs of an 8 %-noisy
+A 3-of-6 rule opens about 4 false incidents per 1000 runs of an 8 %-noisy
 journey (one every 8 hours at 30 s), which is why it is not the default.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -122,7 +140,11 @@ class Incident:
     failures: int = 0
     last_reminder_ns: int = 0
     resolved_ns: int | None = None
-    """When it was back: the first run of the successful streak that resolved it."""
+    """When it was back: the first success after the last failure that still counted."""
+    relapses: int = 0
+    """Returns to failure after a success, within the incident (two make it flapping)."""
+    slow: bool = False
+    """Every failure of the incident was ``slow``: the capability is degraded, not down."""
 
     @property
     def duration_s(self) -> float:
@@ -131,9 +153,16 @@ class Incident:
 
     @property
     def reason(self) -> str:
-        """``outcome: short error (rule)``, e.g. ``http_status: HTTP 503 (3 consecutive failures)``."""
+        """``outcome: short error (rule)``, e.g. ``http_status: HTTP 503 (3 consecutive failures)``.
+
+        An error that already starts with its outcome (``timeout: no complete answer…``)
+        is not prefixed a second time.
+        """
         error = _short(self.error)
-        head = f"{self.outcome}: {error}" if error else self.outcome
+        if error.startswith(f"{self.outcome}:"):
+            head = error
+        else:
+            head = f"{self.outcome}: {error}" if error else self.outcome
         return f"{head} ({self.rule})"
 
     def to_json(self) -> dict[str, Any]:
@@ -162,14 +191,88 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _log_likelihood(failures: int, runs: int) -> float:
+    """Log-likelihood of ``failures`` in ``runs`` at their own rate (0 for an empty or pure part)."""
+    out = 0.0
+    for count in (failures, runs - failures):
+        if count:
+            out += count * math.log(count / runs)
+    return out
+
+
+SPLIT_MARGIN = 0.5
+"""How much more likely (in log-likelihood: a factor of e^0.5 ≈ 1.65) another split of
+the window must explain the runs before it replaces the rule's own start."""
+
+
+def _best_split(window: list[tuple[bool, int]], default: int, candidates: Iterable[int],
+                valid: Callable[[int, int, int, int], bool]) -> int:
+    """The index among ``candidates`` that splits ``window`` into two parts whose failure
+    rates explain its runs best, if it beats ``default`` by :data:`SPLIT_MARGIN`.
+
+    ``valid(failures before, runs before, failures after, runs after)`` rules splits out.
+    """
+    total = sum(bad for bad, _ in window)
+
+    def likelihood(index: int) -> float:
+        before = sum(bad for bad, _ in window[:index])
+        after, after_runs = total - before, len(window) - index
+        if index != default and not valid(before, index, after, after_runs):
+            return -math.inf
+        return _log_likelihood(before, index) + _log_likelihood(after, after_runs)
+
+    best, best_ll = default, likelihood(default) + SPLIT_MARGIN
+    for index in candidates:
+        if index != default and (ll := likelihood(index)) > best_ll:
+            best, best_ll = index, ll
+    return best
+
+
+def rate_start(window: list[tuple[bool, int]], default: int, first: int, min_failures: int) -> int:
+    """Index of the failure where the failing part of ``window`` most likely began.
+
+    Each failure from index ``first`` on with at least ``min_failures`` failures from it
+    to the end splits the window into a calm part before it and a failing part from it
+    on; the split whose two failure rates explain the runs best (maximum likelihood),
+    with the failing part failing more often than the calm one, replaces ``default``
+    (the rule's own start) when it is clearly better (by :data:`SPLIT_MARGIN`).
+    """
+    return _best_split(
+        window, default, (i for i in range(first, len(window)) if window[i][0]),
+        lambda before, runs, after, after_runs: after >= min_failures and after / after_runs > before / max(runs, 1),
+    )
+
+
+def rate_end(window: list[tuple[bool, int]], default: int, min_failures: int) -> int:
+    """Index of the success where the failing part of ``window`` most likely ended.
+
+    The mirror of :func:`rate_start`: each success right after a failure, before
+    ``default``, with at least ``min_failures`` failures before it, splits the window
+    into a failing part and a calm part; the most likely split, with the failing part
+    failing more often than the calm one, replaces ``default`` when it is clearly
+    better. So a noise failure some runs after a failure rate ended does not move its
+    end.
+    """
+    return _best_split(
+        window, default, (i for i in range(1, default) if not window[i][0] and window[i - 1][0]),
+        lambda before, runs, after, after_runs: before >= min_failures and before / runs > after / max(after_runs, 1),
+    )
+
+
+def _relapses(window: list[tuple[bool, int]]) -> int:
+    """Failures that follow a success, in ``window``."""
+    return sum(1 for (prev, _), (bad, _) in zip(window, window[1:]) if bad and not prev)
+
+
 @dataclass(slots=True)
 class CheckTracker:
-    """The window and the open incident of one ``(site, check, location)``."""
+    """The recent runs and the open incident of one ``(site, check, location)``."""
 
     thresholds: Thresholds
     kind: str = ""
     window: deque = field(default_factory=deque)
-    """``(failed, at_ns)`` of the last ``flap_window`` counted runs."""
+    """``(failed, at_ns)`` of the recent counted runs since the last resolution (at most
+    :meth:`history` of them)."""
     streak: int = 0
     streak_step: str = ""
     streak_since_ns: int = 0
@@ -178,22 +281,27 @@ class CheckTracker:
     last: Observation | None = None
     incident: Incident | None = None
 
+    def history(self) -> int:
+        """How many runs the window keeps: the longest recovery, plus a rate window before it
+        (to date the end of an intermittent incident)."""
+        t = self.thresholds
+        return max(t.flap_window, 2 * t.open_after, t.resolve_after) + t.flap_resolve_after + 1
+
     def observe(self, obs: Observation) -> IncidentEvent | None:
         if obs.outcome == "skipped":
             return None
-        t = self.thresholds
         self.kind = obs.kind
         failed = obs.outcome != "ok"
+        relapse = False
         self.window.append((failed, obs.at_ns))
-        while len(self.window) > t.flap_window:
+        while len(self.window) > self.history():
             self.window.popleft()
         if failed:
             if self.streak and obs.failed_step == self.streak_step:
                 self.streak += 1
             else:
                 self.streak, self.streak_step, self.streak_since_ns = 1, obs.failed_step, obs.at_ns
-            if self.incident is not None and self.successes:
-                self.incident.flapping = True
+            relapse = self.successes > 0
             self.successes = 0
             self.last = obs
         else:
@@ -204,43 +312,68 @@ class CheckTracker:
 
         incident = self.incident
         if incident is None:
-            failures = [at for bad, at in self.window if bad]
-            if failed and self.streak >= t.open_after:
-                rule = f"{self.streak} consecutive failures"
-                since = self.streak_since_ns
-                flapping = self._interleaved()
-            elif failed and len(failures) >= t.flap_failures:
-                rule = f"{len(failures)} of the last {len(self.window)} runs failed"
-                since = failures[0]
-                flapping = True
-            else:
-                return None
-            self.incident = Incident(
-                id=uuid.uuid4().hex[:12], site=obs.site, check=obs.check, kind=obs.kind, location=obs.location,
-                since_ns=since, opened_ns=obs.at_ns, outcome=obs.outcome, failed_step=obs.failed_step,
-                error=_short(obs.error), rule=rule, flapping=flapping, last_failure_ns=obs.at_ns,
-                failures=len(failures), last_reminder_ns=obs.at_ns,
-            )
-            return IncidentEvent("opened", self.incident, obs.at_ns)
+            return self._maybe_open(obs) if failed else None
         if failed:
-            incident.last_failure_ns = obs.at_ns
-            incident.failures += 1
+            self._count_failure(incident, obs, relapse)
             return None
-        if self.successes >= self._successes_needed(incident):
-            incident.resolved_ns = self.first_success_ns
-            self.incident = None
-            return IncidentEvent("resolved", incident, obs.at_ns)
-        return None
+        end = self._recovered(incident)
+        if end is None:
+            return None
+        incident.resolved_ns = end
+        self.incident = None
+        self.window.clear()  # the next incident is judged on its own runs
+        return IncidentEvent("resolved", incident, obs.at_ns)
 
-    def _successes_needed(self, incident: Incident) -> int:
-        """Consecutive successes that resolve ``incident``.
+    def _maybe_open(self, obs: Observation) -> IncidentEvent | None:
+        t = self.thresholds
+        window = list(self.window)
+        recent = window[-t.flap_window:]
+        failures = sum(bad for bad, _ in recent)
+        if self.streak >= t.open_after:
+            rule = f"{self.streak} consecutive failures"
+            streak_start = len(window) - self.streak
+            start = rate_start(window, streak_start, 0, self.streak)
+            part = window[start:]
+            relapses = _relapses(part)
+            flapping = relapses >= 2
+        elif failures >= t.flap_failures:
+            rule = f"{failures} of the last {len(recent)} runs failed"
+            first = len(window) - len(recent)
+            start = rate_start(window, first + next(i for i, (bad, _) in enumerate(recent) if bad), first,
+                               t.open_after)
+            part = window[start:]
+            relapses = _relapses(part)
+            flapping = True
+        else:
+            return None
+        self.incident = Incident(
+            id=uuid.uuid4().hex[:12], site=obs.site, check=obs.check, kind=obs.kind, location=obs.location,
+            since_ns=window[start][1], opened_ns=obs.at_ns, outcome=obs.outcome, failed_step=obs.failed_step,
+            error=_short(obs.error), rule=rule, flapping=flapping, last_failure_ns=obs.at_ns,
+            failures=sum(bad for bad, _ in part), last_reminder_ns=obs.at_ns, relapses=relapses,
+            slow=obs.outcome == "slow",
+        )
+        return IncidentEvent("opened", self.incident, obs.at_ns)
+
+    def _count_failure(self, incident: Incident, obs: Observation, relapse: bool) -> None:
+        incident.last_failure_ns = obs.at_ns
+        incident.failures += 1
+        if relapse:
+            incident.relapses += 1
+            incident.flapping = incident.flapping or incident.relapses >= 2
+        if incident.slow and obs.outcome != "slow":
+            # No longer only slow: the incident is now about this failure.
+            incident.slow = False
+            incident.outcome, incident.failed_step, incident.error = obs.outcome, obs.failed_step, _short(obs.error)
+
+    def recovery_runs(self, incident: Incident) -> int:
+        """*R*: how many recent runs must be clean (but for one isolated failure) to resolve ``incident``.
 
         A long steady outage (at least ``flap_window`` failed runs) is back after
         ``resolve_after`` successes. A short one is not told apart from the start of a
         failure rate by two lucky runs (at 66 % of runs failing, two passes in a row
-        come 12 % of the time): it needs ``2 × open_after`` successes, and an incident
-        seen flapping needs ``flap_resolve_after``. ``resolved_ns`` still dates the
-        recovery from the first success, so the duration is exact either way.
+        come 12 % of the time): it needs ``2 × open_after``; an intermittent one needs
+        ``flap_resolve_after``.
         """
         t = self.thresholds
         if incident.flapping:
@@ -249,18 +382,40 @@ class CheckTracker:
             return t.resolve_after
         return min(t.flap_resolve_after, max(t.resolve_after, 2 * t.open_after))
 
-    def _interleaved(self) -> bool:
-        """Whether the window holds a success between two failures (a rate, not a steady outage)."""
-        seen_failure = False
-        seen_success_after = False
-        for bad, _ in self.window:
-            if bad:
-                if seen_success_after:
-                    return True
-                seen_failure = True
-            elif seen_failure:
-                seen_success_after = True
-        return False
+    def _recovered(self, incident: Incident) -> int | None:
+        """The estimated end of ``incident`` when the runs so far resolve it, else None."""
+        if self.successes < self.thresholds.resolve_after:
+            return None
+        window = list(self.window)
+        needed = self.recovery_runs(incident)
+        if len(window) < needed:
+            return None
+        if self._isolated_failure(window, needed) is False:
+            return None
+        # The last failure is forgiven when it is isolated and recent (within a short
+        # outage's recovery): a lone failure just after a long outage is noise too,
+        # though two successes already resolved it.
+        failures = [i for i in range(len(window)) if window[i][0]]
+        span = max(needed, 2 * self.thresholds.open_after)
+        if failures and failures[-1] >= len(window) - span and self._isolated(window, failures[-1]):
+            failures.pop()
+        if not failures:  # the failing stretch is older than the window: it ended before its first run
+            return window[0][1]
+        return window[rate_end(window, failures[-1] + 1, self.thresholds.open_after)][1]
+
+    @staticmethod
+    def _isolated_failure(window: list[tuple[bool, int]], runs: int) -> int | None | Literal[False]:
+        """In the last ``runs`` of ``window``: None when they all passed, the index of their one
+        failure when it is isolated (a success on each side), False otherwise."""
+        bad = [i for i in range(max(len(window) - runs, 0), len(window)) if window[i][0]]
+        if not bad:
+            return None
+        return bad[0] if len(bad) == 1 and CheckTracker._isolated(window, bad[0]) else False
+
+    @staticmethod
+    def _isolated(window: list[tuple[bool, int]], index: int) -> bool:
+        """Whether the failure at ``index`` has a success on each side."""
+        return 0 < index < len(window) - 1 and not window[index - 1][0] and not window[index + 1][0]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -277,7 +432,7 @@ class CheckTracker:
     @classmethod
     def from_json(cls, data: dict[str, Any], thresholds: Thresholds) -> CheckTracker:
         tracker = cls(thresholds, kind=data.get("kind", ""))
-        tracker.window = deque((bool(b), int(a)) for b, a in data.get("window", [])[-thresholds.flap_window:])
+        tracker.window = deque((bool(b), int(a)) for b, a in data.get("window", [])[-tracker.history():])
         tracker.streak = int(data.get("streak", 0))
         tracker.streak_step = str(data.get("streak_step", ""))
         tracker.streak_since_ns = int(data.get("streak_since_ns", 0))

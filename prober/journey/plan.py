@@ -78,6 +78,8 @@ class JourneyPlan:
     ssl_context: ssl.SSLContext | bool
     values: dict[str, Any]
     secrets: tuple[str, ...]
+    max_duration: float | None = None
+    """The journey's latency budget (seconds): over it, a run whose steps all passed is ``slow``."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -195,6 +197,7 @@ def _compile_check(
         ssl_context=context,
         values=values,
         secrets=tuple(v.get_secret_value() for v in site.secrets.values()),
+        max_duration=check.max_duration,
     )
 
 

@@ -25,7 +25,9 @@ class Outcome(str, enum.Enum):
                 (bad credentials, expired consent, refused client or location)
     assertion   the answer arrived with an accepted status but its content was wrong
                 (a JSON value, a header, the body, or a value to extract is missing)
-    slow        the answer was right but took longer than the step's latency budget
+    slow        the answer was right but took longer than the step's latency budget;
+                for a journey: every step passed but the whole took longer than the
+                check's ``max_duration`` (no failed step)
     timeout     no complete answer within the step or journey timeout
     connect     the TCP connection could not be made (refused, reset, unreachable)
     dns         the host name could not be resolved

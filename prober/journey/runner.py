@@ -85,17 +85,23 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
     failure = next((r for r in results if r.outcome not in (Outcome.OK, Outcome.SKIPPED)), None)
     if failure is None:
         failure = next((r for r in results if r.outcome is not Outcome.OK), None)
+    duration_ms = (perf_counter() - started) * 1000.0
+    outcome, failed_step, error = (failure.outcome, failure.name, failure.error) if failure else (Outcome.OK, "", "")
+    if failure is None and plan.max_duration is not None and duration_ms > plan.max_duration * 1000.0:
+        # Every step passed, the journey as a whole was too slow: no step to blame.
+        outcome = Outcome.SLOW
+        error = f"slow: journey took {duration_ms:.0f} ms, over its {plan.max_duration * 1000.0:.0f} ms budget"
     return JourneyResult(
         site=plan.site,
         check=plan.check,
         kind=plan.kind,
         location=plan.location,
-        outcome=failure.outcome if failure else Outcome.OK,
+        outcome=outcome,
         started_at_ns=wall_ns,
-        duration_ms=(perf_counter() - started) * 1000.0,
+        duration_ms=duration_ms,
         steps=[r for r in results if r.name],
-        failed_step=failure.name if failure else "",
-        error=failure.error if failure else "",
+        failed_step=failed_step,
+        error=error,
         run_id=run.id,
     )
 
@@ -282,7 +288,7 @@ async def _run_step(
             result.outcome, result.error = Outcome.AUTH, f"{result.error}: {code}"
     if result.outcome is Outcome.TIMEOUT:
         scope = f"journey timeout {plan.timeout:g}s" if cut_by_journey else f"step timeout {budget:g}s"
-        result.error = f"timeout: no complete answer within {budget:g}s ({scope})"
+        result.error = f"timeout: no complete answer within {budget:.3g}s ({scope})"
     if attempts > 1:
         result.duration_ms = (perf_counter() - started) * 1000.0
     result.attempts = attempts

@@ -57,27 +57,49 @@ class Message:
         return iso(self.resolved_ns)
 
     @property
+    def still_failing(self) -> bool:
+        """After a resolution: other checks (or locations) of the capability still fail."""
+        return self.event == "resolved" and self.capability_state in ("degraded", "outage")
+
+    @property
     def title(self) -> str:
-        """E.g. ``INCIDENT simbank: transfer outage`` / ``RESOLVED simbank: transfer is back after 2h 5m``."""
+        """E.g. ``INCIDENT simbank: transfer outage`` / ``RESOLVED simbank: transfer is back after 2h 5m``.
+
+        A resolution names the capability as back only when no other check of it still
+        fails; otherwise it names the check and the capability's state:
+        ``RESOLVED simbank: payments check `card-auth` is back after 5m; payments still degraded``.
+        """
         if self.event == "resolved":
-            return f"RESOLVED {self.site}: {self.kind} is back after {human_duration(self.duration_s)}"
+            after = f"is back after {human_duration(self.duration_s)}"
+            if self.still_failing:
+                return (f"RESOLVED {self.site}: {self.kind} check `{self.check}` {after}; "
+                        f"{self.kind} still {self.capability_state}")
+            return f"RESOLVED {self.site}: {self.kind} {after}"
         prefix = "STILL FAILING" if self.event == "reminder" else "INCIDENT"
         state = self.capability_state if self.capability_state in ("degraded", "outage") else "failing"
         return f"{prefix} {self.site}: {self.kind} {state}"
 
     @property
     def what_fails(self) -> str:
+        """E.g. ``check `transfer` fails at step `create`: http_status (HTTP 503)``; an error
+        that already names its outcome (``timeout: no complete answer…``) is not wrapped
+        in a second mention of it."""
+        error = self.error or self.outcome
+        if not error.startswith(f"{self.outcome}:") and self.error:
+            error = f"{self.outcome} ({self.error})"
+        if self.outcome == "slow" and not self.failed_step:
+            return f"check `{self.check}` works, too slowly: {error}"
         step = f"step `{self.failed_step}`" if self.failed_step else "the journey"
-        error = f" ({self.error})" if self.error else ""
-        return f"check `{self.check}` fails at {step}: {self.outcome}{error}"
+        return f"check `{self.check}` fails at {step}: {error}"
 
     @property
     def text(self) -> str:
         """The plain-text body every notifier can use."""
         lines = [self.title]
         if self.event == "resolved":
+            subject = f"check `{self.check}` of {self.kind}" if self.still_failing else self.kind
             lines.append(
-                f"{self.kind} at {self.site} was failing from {self.since} to {self.resolved_at} "
+                f"{subject} at {self.site} was failing from {self.since} to {self.resolved_at} "
                 f"({human_duration(self.duration_s)}); last failure: {self.what_fails}."
             )
         else:
