@@ -166,11 +166,26 @@ def check_capability(capability: str) -> str:
 class FaultRegistry:
     """The active fault of each capability, changeable at run time.
 
-    ``rng`` draws the ``intermittent`` failures; seed it for reproducible runs.
+    ``intermittent`` failures are drawn from one random sequence per capability, seeded
+    from ``seed`` when it is set: the draws of one capability do not depend on how the
+    requests of the others interleave with them, so a seeded run is reproducible even
+    with concurrent journeys.
     """
 
-    rng: random.Random = field(default_factory=random.Random)
+    seed: int | None = None
     _active: dict[str, Fault] = field(default_factory=dict)
+    _draws: dict[str, random.Random] = field(default_factory=dict)
+
+    def draw(self, capability: str) -> float:
+        """The next number in [0, 1) of ``capability``'s sequence."""
+        rng = self._draws.get(capability)
+        if rng is None:
+            rng = self._draws[capability] = random.Random(None if self.seed is None else f"{self.seed}:{capability}")
+        return rng.random()
+
+    def reseed(self) -> None:
+        """Start every capability's sequence again (from ``seed``)."""
+        self._draws.clear()
 
     def set(self, capability: str, fault: Fault) -> None:
         """Make ``fault`` the active fault of ``capability`` (replacing any other)."""
@@ -236,7 +251,7 @@ def guard(
             await asyncio.sleep(fault.delay_ms / 1000.0)
             return await handler(request, None)
         if mode == "intermittent":
-            if faults.rng.random() < fault.rate:
+            if faults.draw(capability) < fault.rate:
                 return _error(fault.status or 500, "internal error")
             return await handler(request, None)
         if mode == "refuse":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import signal
 import ssl
 import sys
@@ -71,7 +70,7 @@ class BankServer:
         self.state = BankState(
             username=username, password=password, client_secret=client_secret, settle_after=settle_after
         )
-        self.faults = FaultRegistry(rng=random.Random(seed))
+        self.faults = FaultRegistry(seed=seed)
         resolved = get_scenario(scenario) if isinstance(scenario, str) else scenario
         self.scenario: ScenarioRunner | None = (
             ScenarioRunner(resolved, self.faults, time_scale) if resolved is not None else None
@@ -144,8 +143,7 @@ class BankServer:
         """Restore the initial data, clear faults and counters, restart the scenario."""
         self.state.reset()
         self.faults.clear()
-        if self.seed is not None:
-            self.faults.rng.seed(self.seed)
+        self.faults.reseed()
         if self.scenario is not None and self._runner is not None:
             self.scenario.start()
 
