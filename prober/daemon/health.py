@@ -10,6 +10,10 @@
   consecutive failures), scheduler figures (schedule lag p50/p99, overlaps), lockouts
   and writer counters. Results are redacted already; no
   URL, credential or token is part of the document.
+
+With a :class:`~prober.statuspage.StatusPage` (``[status_page]`` without a ``listen``
+of its own), the same listener serves the status page (``/``, ``/api/v1/status``,
+``/feed.atom``, ``/badge/…``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from prober.daemon.service import ProberService
+    from prober.statuspage import StatusPage
 
 log = logging.getLogger("prober.daemon.health")
 
@@ -28,8 +33,9 @@ log = logging.getLogger("prober.daemon.health")
 class HealthServer:
     """Serves ``/healthz`` and ``/status`` for a :class:`ProberService`."""
 
-    def __init__(self, service: ProberService, host: str, port: int) -> None:
+    def __init__(self, service: ProberService, host: str, port: int, page: StatusPage | None = None) -> None:
         self.service = service
+        self.page = page
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -44,6 +50,8 @@ class HealthServer:
         app = web.Application()
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/status", self.status)
+        if self.page is not None:
+            self.page.add_routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -54,7 +62,7 @@ class HealthServer:
             raise
         self._runner = runner
         self.port = runner.addresses[0][1]
-        log.info("health server on %s (/healthz, /status)", self.url)
+        log.info("health server on %s (/healthz, /status%s)", self.url, ", status page at /" if self.page else "")
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None

@@ -1,0 +1,144 @@
+"""The status page's HTTP side: routes on the health listener, or a listener of its own.
+
+Routes (every answer carries :data:`~prober.statuspage.page.SECURITY_HEADERS`):
+
+* ``/`` — the HTML page; ``/status.css`` its stylesheet; ``/incidents`` → ``/#incidents``
+* ``/api/v1/status`` — the same view as JSON
+* ``/feed.atom`` — the incidents as an Atom feed
+* ``/badge/<site>/<kind>.svg`` — one SVG badge (404 for an unknown site × kind)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from aiohttp import web
+
+from prober.config.statuspage import StatusPageConfig
+from prober.statuspage.badge import render_badge
+from prober.statuspage.feed import render_feed
+from prober.statuspage.history import DayUptime
+from prober.statuspage.page import SECURITY_HEADERS, render_page, stylesheet
+from prober.statuspage.view import StatusView, build_view
+
+if TYPE_CHECKING:
+    from prober.daemon.service import ProberService
+
+log = logging.getLogger("prober.statuspage")
+
+
+class HistorySource(Protocol):
+    """Where the daily uptime bars come from."""
+
+    name: str
+
+    async def daily(self, days: int) -> dict[tuple[str, str], list[DayUptime]]: ...
+
+
+class LocalHistory:
+    """The prober's own daily aggregate (:class:`~prober.statuspage.history.DailyHistory`)."""
+
+    name = "the prober's local state"
+
+    def __init__(self, service: ProberService) -> None:
+        self.service = service
+
+    async def daily(self, days: int) -> dict[tuple[str, str], list[DayUptime]]:
+        return self.service.history.daily(days)
+
+
+class StatusPage:
+    """Renders the page and its twins for a :class:`ProberService`."""
+
+    def __init__(self, service: ProberService, settings: StatusPageConfig, history: HistorySource | None = None) -> None:
+        self.service = service
+        self.settings = settings
+        self.history = history or LocalHistory(service)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/", self.page)
+        app.router.add_get("/status.css", self.css)
+        app.router.add_get("/incidents", self.incidents)
+        app.router.add_get("/api/v1/status", self.api)
+        app.router.add_get("/feed.atom", self.feed)
+        app.router.add_get("/badge/{site}/{kind}.svg", self.badge)
+
+    async def view(self) -> StatusView:
+        service = self.service
+        settings = self.settings
+        return build_view(
+            incidents=service.incidents.status(),
+            checks=list(service.status.checks.values()),
+            maintenance=service.loaded.config.incidents.maintenance,
+            history=await self.history.daily(settings.history_days),
+            history_days=settings.history_days,
+            history_source=self.history.name,
+            title=settings.title,
+            public=settings.public,
+            refresh_s=settings.refresh,
+        )
+
+    # ── handlers ───────────────────────────────────────────────────────────────────
+    async def page(self, request: web.Request) -> web.Response:
+        html = render_page(await self.view())
+        return web.Response(text=html, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
+
+    async def css(self, request: web.Request) -> web.Response:
+        return web.Response(body=stylesheet(), content_type="text/css", charset="utf-8", headers=SECURITY_HEADERS)
+
+    async def incidents(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound("/#incidents", headers=SECURITY_HEADERS)
+
+    async def api(self, request: web.Request) -> web.Response:
+        return web.json_response((await self.view()).to_json(), headers=SECURITY_HEADERS)
+
+    async def feed(self, request: web.Request) -> web.Response:
+        base = self.settings.base_url or f"{request.scheme}://{request.host}/"
+        if not base.endswith("/"):
+            base += "/"
+        body = render_feed(await self.view(), base)
+        return web.Response(body=body, content_type="application/atom+xml", charset="utf-8", headers=SECURITY_HEADERS)
+
+    async def badge(self, request: web.Request) -> web.Response:
+        site, kind = request.match_info["site"], request.match_info["kind"]
+        cell = (await self.view()).cell(site, kind)
+        if cell is None:
+            raise web.HTTPNotFound(text="no such site and capability", headers=SECURITY_HEADERS)
+        headers = {**SECURITY_HEADERS, "Cross-Origin-Resource-Policy": "cross-origin"}
+        return web.Response(text=render_badge(site, kind, cell.state), content_type="image/svg+xml", headers=headers)
+
+
+class StatusPageServer:
+    """The status page on a listener of its own (``[status_page] listen``)."""
+
+    def __init__(self, page: StatusPage, host: str, port: int) -> None:
+        self.page = page
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    async def start(self) -> None:
+        """Bind and serve; raises ``OSError`` when the address cannot be bound."""
+        app = web.Application()
+        self.page.add_routes(app)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        log.info("status page on %s", self.url)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
