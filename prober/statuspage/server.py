@@ -2,7 +2,7 @@
 
 Routes (every answer carries :data:`~prober.statuspage.page.SECURITY_HEADERS`):
 
-* ``/`` — the HTML page; ``/status.css`` its stylesheet; ``/incidents`` → ``/#incidents``
+* ``/`` — the HTML page; ``/status.css`` its stylesheet, ``/favicon.svg`` its icon; ``/incidents`` → ``/#incidents``
 * ``/api/v1/status`` — the same view as JSON
 * ``/feed.atom`` — the incidents as an Atom feed
 * ``/badge/<site>/<kind>.svg`` — one SVG badge (404 for an unknown site × kind)
@@ -26,6 +26,12 @@ if TYPE_CHECKING:
     from prober.daemon.service import ProberService
 
 log = logging.getLogger("prober.statuspage")
+
+
+FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    '<rect width="16" height="16" rx="3" fill="#1f2328"/><path d="M3 11h2V7H3zm4 0h2V4H7zm4 0h2V8h-2z" fill="#fff"/></svg>'
+)
 
 
 class HistorySource(Protocol):
@@ -59,6 +65,7 @@ class StatusPage:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.page)
         app.router.add_get("/status.css", self.css)
+        app.router.add_get("/favicon.svg", self.favicon)
         app.router.add_get("/incidents", self.incidents)
         app.router.add_get("/api/v1/status", self.api)
         app.router.add_get("/feed.atom", self.feed)
@@ -86,6 +93,9 @@ class StatusPage:
 
     async def css(self, request: web.Request) -> web.Response:
         return web.Response(body=stylesheet(), content_type="text/css", charset="utf-8", headers=SECURITY_HEADERS)
+
+    async def favicon(self, request: web.Request) -> web.Response:
+        return web.Response(text=FAVICON, content_type="image/svg+xml", headers=SECURITY_HEADERS)
 
     async def incidents(self, request: web.Request) -> web.Response:
         raise web.HTTPFound("/#incidents", headers=SECURITY_HEADERS)

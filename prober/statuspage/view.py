@@ -39,7 +39,7 @@ KIND_WORDS = {
 OUTCOME_WORDS = {
     "http_status": "answers with an error status",
     "auth": "refuses the prober's credentials",
-    "assertion": "answers, with wrong data",
+    "assertion": "answers with wrong data",
     "slow": "answers too slowly",
     "timeout": "does not answer in time",
     "connect": "cannot be reached",
@@ -51,10 +51,13 @@ INTERNAL_FIELDS = frozenset({"check", "outcome", "outcome_words", "error", "loca
 """What a public view leaves out of failures and incidents."""
 
 
-def plain_time(iso: str | None) -> str:
-    """``2026-11-23 19:40 UTC`` for an ISO time, ``""`` for None."""
+def plain_time(iso: str | None, today: str | None = None) -> str:
+    """``2026-11-23 19:40 UTC`` for an ISO time (``19:40 UTC`` when it is on the day of
+    the ISO time ``today``), ``""`` for None."""
     if not iso:
         return ""
+    if today and today[:10] == iso[:10]:
+        return f"{iso[11:16]} UTC"
     return f"{iso[:10]} {iso[11:16]} UTC"
 
 
