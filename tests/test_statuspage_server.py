@@ -132,3 +132,23 @@ async def test_page_feed_badges_during_and_after_an_incident(bank: BankServer, t
         await health.stop()
         await public.stop()
         await evil.stop()
+
+
+async def test_daemon_serves_the_page_on_the_health_listener_unless_disabled(bank: BankServer, tmp_path: Path) -> None:
+    from prober.daemon.lifecycle import Daemon
+    from tests.test_daemon_helpers import check, config_text
+
+    for enabled in (True, False):
+        path = tmp_path / f"prober-{enabled}.toml"
+        path.write_text(config_text(bank.url, [check("login")], daemon={
+            "health_listen": "127.0.0.1:0", "state_dir": str(tmp_path / "state")}) +
+            f"\n[status_page]\nenabled = {str(enabled).lower()}\n")
+        daemon = Daemon(path, load(path))
+        await daemon.startup()
+        try:
+            assert daemon.page_server is None and daemon.health is not None
+            code, headers, html = await get(daemon.health.url + "/")
+            assert (code == 200 and "<h1>Bank status</h1>" in html) if enabled else code == 404
+            assert (await get(daemon.health.url + "/healthz"))[0] == 200
+        finally:
+            await daemon.shutdown()
