@@ -52,6 +52,7 @@ def test_config_defaults_and_values(tmp_path: Path) -> None:
         ('listen = "8080"', "status_page.listen: invalid address '8080'"),
         ("history_days = 0", "status_page.history_days: Input should be greater than or equal to 1"),
         ("colour = \"red\"", "status_page.colour: unknown key"),
+        ('history = "grafana"', "status_page.history: Input should be 'auto', 'influxdb' or 'local'"),
     ],
 )
 def test_config_invalid(tmp_path: Path, line: str, message: str) -> None:
@@ -204,3 +205,19 @@ def test_history_is_bounded_and_reads_malformed_state() -> None:
     fresh.restore({"a\x1flogin": {"2026-03-10": [5, 9], "junk": [1, 1], "2026-03-09": "x"}, "nokind": {}, "b\x1fc": 3})
     assert fresh.counts == {("a", "login"): {date(2026, 3, 10): [5, 5]}}
     assert utc_day(_ns(NOW)) == date(2026, 3, 10) and time.time() > NOW
+
+
+def test_history_source_follows_the_configuration(tmp_path: Path) -> None:
+    from prober.statuspage.influx import InfluxHistory
+    from prober.statuspage.server import LocalHistory, history_source
+
+    influx = '[influxdb]\nurl = "http://127.0.0.1:9"\napi = "v1"\ndatabase = "p"\n'
+    for section, history, expected in [
+        (influx, "auto", InfluxHistory), (influx, "local", LocalHistory), (influx, "influxdb", InfluxHistory),
+        ("", "auto", LocalHistory), ("", "influxdb", LocalHistory),
+    ]:
+        path = tmp_path / "p.toml"
+        path.write_text(f'{section}[status_page]\nhistory = "{history}"\n{SITE}')
+        loaded = load(path)
+        service = SimpleNamespace(loaded=loaded, history=DailyHistory(tmp_path))
+        assert type(history_source(service, loaded.config.status_page)) is expected, (section, history)

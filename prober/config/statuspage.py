@@ -9,6 +9,7 @@ Example (every key optional; these are the defaults)::
     title = "Bank status"
     refresh = "30s"              # the page reloads itself (meta refresh)
     history_days = 90            # daily uptime bars per capability
+    history = "auto"             # auto: from InfluxDB when [influxdb] is set | influxdb | local
     base_url = ""                # absolute address of the page, for the Atom feed's links
 
 The page is served on the health listener (bound to localhost by default) unless
@@ -18,6 +19,8 @@ text (escaped), latency and location.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -37,6 +40,11 @@ class StatusPageConfig(BaseModel):
     title: str = Field(default="Bank status", min_length=1, max_length=200)
     refresh: Duration = Field(default=30.0, ge=1.0, le=3600.0)
     history_days: int = Field(default=90, ge=1, le=400)
+    history: Literal["auto", "influxdb", "local"] = "auto"
+    """Where the daily uptime bars come from: ``influxdb`` (InfluxQL ``/query`` on the
+    ``[influxdb]`` server, the prober's own aggregate when it cannot answer), ``local``
+    (the aggregate the prober keeps in ``state_dir``), ``auto`` (InfluxDB when there is
+    an ``[influxdb]`` section)."""
     base_url: str = ""
     """Where readers reach the page (``https://status.example.net/``); the Atom feed's
     links are made absolute with it, relative to the request's host otherwise."""

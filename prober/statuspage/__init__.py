@@ -5,6 +5,7 @@
 * :mod:`~prober.statuspage.feed` — the Atom feed of incidents
 * :mod:`~prober.statuspage.badge` — SVG badges per site × capability
 * :mod:`~prober.statuspage.history` — daily uptime per site × capability, in ``state_dir``
+* :mod:`~prober.statuspage.influx` — the same, read from InfluxDB through InfluxQL
 * :mod:`~prober.statuspage.server` — the routes, on the health listener or their own
 """
 

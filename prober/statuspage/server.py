@@ -19,6 +19,7 @@ from prober.config.statuspage import StatusPageConfig
 from prober.statuspage.badge import render_badge
 from prober.statuspage.feed import render_feed
 from prober.statuspage.history import DayUptime
+from prober.statuspage.influx import InfluxHistory
 from prober.statuspage.page import SECURITY_HEADERS, render_page, stylesheet
 from prober.statuspage.view import StatusView, build_view
 
@@ -54,13 +55,23 @@ class LocalHistory:
         return self.service.history.daily(days)
 
 
+def history_source(service: ProberService, settings: StatusPageConfig) -> HistorySource:
+    """The source ``[status_page] history`` names (InfluxDB only with an ``[influxdb]``)."""
+    influxdb = service.loaded.config.influxdb
+    if settings.history != "local" and influxdb is not None:
+        return InfluxHistory(influxdb, service.history)
+    if settings.history == "influxdb":
+        log.warning("[status_page] history = \"influxdb\" but there is no [influxdb] section: using the local history")
+    return LocalHistory(service)
+
+
 class StatusPage:
     """Renders the page and its twins for a :class:`ProberService`."""
 
     def __init__(self, service: ProberService, settings: StatusPageConfig, history: HistorySource | None = None) -> None:
         self.service = service
         self.settings = settings
-        self.history = history or LocalHistory(service)
+        self.history = history or history_source(service, settings)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.page)
