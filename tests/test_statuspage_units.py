@@ -136,6 +136,7 @@ def test_public_view_has_names_states_and_times_only() -> None:
     assert doc["open"][0] == {"id": "abc123", "site": "bank-a", "kind": "transfer", "since": "2026-03-10T11:00:00Z",
                               "resolved_at": None, "duration_s": 3600.0, "step": "create"}
     assert "checks" not in doc["sites"]["bank-a"]["capabilities"]["transfer"]
+    assert "source" not in doc["history"] and "local state" not in html  # where the data lives is internal
     feed = render_feed(view, "https://status.example/").decode()
     assert "alert" not in feed and "Ongoing: bank-a Transfers failing" in feed
 

@@ -293,7 +293,7 @@ class StatusView:
             "maintenance": [asdict(m) for m in self.maintenance],
             "history": {
                 "days": self.history_days,
-                "source": self.history_source,
+                **({} if self.public else {"source": self.history_source}),
                 "series": [
                     {
                         "site": h.site,
