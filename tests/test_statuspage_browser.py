@@ -72,7 +72,7 @@ MIN_CELL_WIDTH = 120
 
 MEASURE = """() => ({
     scrollWidth: document.documentElement.scrollWidth,
-    cells: [...document.querySelectorAll("td.cell")].map(td => {
+    cells: [...document.querySelectorAll("td.cell[data-site]")].map(td => {
         const box = td.getBoundingClientRect();
         const state = td.querySelector(".state").getBoundingClientRect();
         const style = getComputedStyle(td);
@@ -89,8 +89,8 @@ replaces itself every second)."""
 
 
 async def check_layout(page: Page, width: int) -> None:
-    """No horizontal scrolling; every cell of the grid laid out inside the viewport, wide
-    enough to read, its state on one line."""
+    """No horizontal scrolling; every cell of a checked capability laid out inside the
+    viewport, wide enough to read, its state on one line."""
     layout = await page.evaluate(MEASURE)
     assert layout["scrollWidth"] <= width, f"horizontal overflow at {width}px: {layout['scrollWidth']}px"
     assert len(layout["cells"]) >= 6

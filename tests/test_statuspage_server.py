@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import re
 import urllib.request
 from pathlib import Path
@@ -73,6 +74,10 @@ async def test_page_feed_badges_during_and_after_an_incident(bank: BankServer, t
         assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in html
         assert "Core banking &lt;b&gt;upgrade&lt;/b&gt;" in html and "every sun 01:00 to 03:00 UTC" in html
         assert "s3cret-pw" not in html and bank.url not in html and evil.url not in html
+        request = urllib.request.Request(base, headers={"Accept-Encoding": "gzip"})
+        with await asyncio.to_thread(urllib.request.urlopen, request, timeout=5) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            assert gzip.decompress(response.read()).decode().startswith("<!doctype html>")
         code, headers, css = await get(base + "status.css")
         assert code == 200 and headers["Content-Type"].startswith("text/css") and ".grid" in css
 
@@ -89,7 +94,7 @@ async def test_page_feed_badges_during_and_after_an_incident(bank: BankServer, t
         _, doc = await get_json(base + "api/v1/status")
         (failing,) = doc["sites"]["simbank"]["capabilities"]["accounts"]["failing"]
         assert failing["outcome"] == "http_status" and failing["check"] == "accounts"
-        assert doc["history"]["series"][0]["days"][-1]["runs"] > 0
+        assert doc["history"]["series"][0]["runs"][-1] > 0 and len(doc["history"]["series"][0]["uptime"]) == 90
 
         # Badges.
         code, headers, svg = await get(base + "badge/simbank/accounts.svg")

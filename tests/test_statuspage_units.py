@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from xml.etree import ElementTree as ET
@@ -120,8 +120,9 @@ def test_internal_view_and_page_escape_everything() -> None:
     doc = view.to_json()
     assert doc["sites"]["bank-a"]["capabilities"]["transfer"]["failing"][0]["error"] == HOSTILE
     assert doc["sites"]["bank-a"]["capabilities"]["transfer"]["checks"][0]["latency_ms"] == 12.3
-    assert [d["runs"] for d in doc["history"]["series"][0]["days"]] == [0, 100, 10]
-    assert doc["history"]["series"][0]["days"][2]["uptime"] == 0.5
+    assert doc["history"]["series"][0] == {"site": "bank-a", "kind": "login", "from": "2026-03-08",
+                                           "uptime": [None, 1.0, 0.5], "runs": [0, 100, 10]}
+    assert '<li class="none w1" title="2026-03-08 no data"></li><li class="up w1" title="2026-03-09 100.00% (100 runs)">' in html
 
 
 def test_public_view_has_names_states_and_times_only() -> None:
@@ -222,3 +223,20 @@ def test_history_source_follows_the_configuration(tmp_path: Path) -> None:
         loaded = load(path)
         service = SimpleNamespace(loaded=loaded, history=DailyHistory(tmp_path))
         assert type(history_source(service, loaded.config.status_page)) is expected, (section, history)
+
+
+def test_history_segments_keep_the_page_small() -> None:
+    from prober.statuspage.page import stylesheet
+    from prober.statuspage.view import Bar, HistoryRow
+
+    first = date(2026, 1, 1)
+    uptimes = [None] * 80 + [1.0] * 7 + [0.9995, 0.5, 1.0]
+    row = HistoryRow("a", "login", tuple(
+        Bar(first + timedelta(days=n), u, 0 if u is None else 100) for n, u in enumerate(uptimes)))
+    segments = row.segments
+    assert [(s.level, s.days) for s in segments] == [("none", 80), ("up", 8), ("down", 1), ("up", 1)]
+    assert segments[0].words == "2026-01-01 to 2026-03-21 no data"
+    assert segments[1].words == "2026-03-22 to 2026-03-29 99.95% to 100.00% (800 runs)"
+    assert segments[2].words == "2026-03-30 50.00% (100 runs)"
+    css = stylesheet(90).decode()
+    assert ".bars .w80{flex-grow:80;background-size:calc(100%/80) 100%}" in css and ".w91{" not in css

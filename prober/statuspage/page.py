@@ -51,6 +51,8 @@ def render_page(view: StatusView, prefix: str = "") -> str:
 
 
 @cache
-def stylesheet() -> bytes:
-    """The page's stylesheet (``/status.css``)."""
-    return resources.files("prober.statuspage").joinpath("status.css").read_bytes()
+def stylesheet(days: int) -> bytes:
+    """The page's stylesheet (``/status.css``), with the widths of history segments of
+    1 to ``days`` days (``.wN``: N days wide; no inline style under the CSP)."""
+    widths = "".join(f".bars .w{n}{{flex-grow:{n};background-size:calc(100%/{n}) 100%}}" for n in range(2, days + 1))
+    return resources.files("prober.statuspage").joinpath("status.css").read_bytes() + widths.encode() + b"\n"

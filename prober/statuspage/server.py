@@ -10,7 +10,10 @@ Routes (every answer carries :data:`~prober.statuspage.page.SECURITY_HEADERS`):
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
@@ -27,6 +30,9 @@ if TYPE_CHECKING:
     from prober.daemon.service import ProberService
 
 log = logging.getLogger("prober.statuspage")
+
+VIEW_TTL = 1.0
+"""Seconds a built view (and what was rendered from it) serves every reader."""
 
 
 FAVICON = (
@@ -72,6 +78,8 @@ class StatusPage:
         self.service = service
         self.settings = settings
         self.history = history or history_source(service, settings)
+        self._view: tuple[float, StatusView] | None = None
+        self._rendered: dict[str, bytes] = {}
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.page)
@@ -83,6 +91,24 @@ class StatusPage:
         app.router.add_get("/badge/{site}/{kind}.svg", self.badge)
 
     async def view(self) -> StatusView:
+        """The view of the moment, built at most once every :data:`VIEW_TTL` seconds
+        however many readers ask (rendering holds the event loop)."""
+        now = time.monotonic()
+        if self._view is not None and now - self._view[0] < VIEW_TTL:
+            return self._view[1]
+        view = await self._build()
+        self._view = (now, view)
+        self._rendered = {}
+        return view
+
+    async def _rendered_body(self, key: str, render: Callable[[StatusView], bytes]) -> bytes:
+        view = await self.view()
+        body = self._rendered.get(key)
+        if body is None:
+            body = self._rendered[key] = render(view)
+        return body
+
+    async def _build(self) -> StatusView:
         service = self.service
         settings = self.settings
         return build_view(
@@ -99,11 +125,14 @@ class StatusPage:
 
     # ── handlers ───────────────────────────────────────────────────────────────────
     async def page(self, request: web.Request) -> web.Response:
-        html = render_page(await self.view())
-        return web.Response(text=html, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
+        body = await self._rendered_body("page", lambda view: render_page(view).encode())
+        response = web.Response(body=body, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
+        response.enable_compression()
+        return response
 
     async def css(self, request: web.Request) -> web.Response:
-        return web.Response(body=stylesheet(), content_type="text/css", charset="utf-8", headers=SECURITY_HEADERS)
+        body = stylesheet(self.settings.history_days)
+        return web.Response(body=body, content_type="text/css", charset="utf-8", headers=SECURITY_HEADERS)
 
     async def favicon(self, request: web.Request) -> web.Response:
         return web.Response(text=FAVICON, content_type="image/svg+xml", headers=SECURITY_HEADERS)
@@ -112,14 +141,20 @@ class StatusPage:
         raise web.HTTPFound("/#incidents", headers=SECURITY_HEADERS)
 
     async def api(self, request: web.Request) -> web.Response:
-        return web.json_response((await self.view()).to_json(), headers=SECURITY_HEADERS)
+        body = await self._rendered_body("json", lambda view: json.dumps(view.to_json()).encode())
+        response = web.Response(body=body, content_type="application/json", headers=SECURITY_HEADERS)
+        response.enable_compression()
+        return response
 
     async def feed(self, request: web.Request) -> web.Response:
         base = self.settings.base_url or f"{request.scheme}://{request.host}/"
         if not base.endswith("/"):
             base += "/"
-        body = render_feed(await self.view(), base)
-        return web.Response(body=body, content_type="application/atom+xml", charset="utf-8", headers=SECURITY_HEADERS)
+        body = await self._rendered_body("feed " + base, lambda view: render_feed(view, base))
+        response = web.Response(body=body, content_type="application/atom+xml", charset="utf-8",
+                                headers=SECURITY_HEADERS)
+        response.enable_compression()
+        return response
 
     async def badge(self, request: web.Request) -> web.Response:
         site, kind = request.match_info["site"], request.match_info["kind"]

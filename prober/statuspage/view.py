@@ -199,10 +199,49 @@ class Bar:
 
 
 @dataclass(frozen=True, slots=True)
+class Segment:
+    """Consecutive days of one level, drawn as one bar ``days`` days wide (a page of
+    many banks stays small: a quiet quarter is one element, not ninety)."""
+
+    level: str
+    bars: tuple[Bar, ...]
+
+    @property
+    def days(self) -> int:
+        return len(self.bars)
+
+    @property
+    def words(self) -> str:
+        if len(self.bars) == 1:
+            return self.bars[0].words
+        span = f"{self.bars[0].day.isoformat()} to {self.bars[-1].day.isoformat()}"
+        known = [b.uptime for b in self.bars if b.uptime is not None]
+        if not known:
+            return f"{span} no data"
+        low, high = min(known) * 100, max(known) * 100
+        figure = f"{low:.2f}%" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}% to {high:.2f}%"
+        return f"{span} {figure} ({sum(b.runs for b in self.bars)} runs)"
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryRow:
     site: str
     kind: str
     bars: tuple[Bar, ...]
+
+    @property
+    def segments(self) -> list[Segment]:
+        """The bars, consecutive days of the same level together."""
+        out: list[Segment] = []
+        run: list[Bar] = []
+        for bar in self.bars:
+            if run and bar.level != run[-1].level:
+                out.append(Segment(run[-1].level, tuple(run)))
+                run = []
+            run.append(bar)
+        if run:
+            out.append(Segment(run[-1].level, tuple(run)))
+        return out
 
     @property
     def kind_words(self) -> str:
@@ -298,11 +337,9 @@ class StatusView:
                     {
                         "site": h.site,
                         "kind": h.kind,
-                        "days": [
-                            {"day": b.day.isoformat(), "uptime": None if b.uptime is None else round(b.uptime, 6),
-                             "runs": b.runs}
-                            for b in h.bars
-                        ],
+                        "from": h.bars[0].day.isoformat() if h.bars else None,
+                        "uptime": [None if b.uptime is None else round(b.uptime, 6) for b in h.bars],
+                        "runs": [b.runs for b in h.bars],
                     }
                     for h in self.history
                 ],
@@ -382,8 +419,10 @@ def build_view(
     now = time.time() if now is None else now
     sites_doc: dict[str, Any] = incidents.get("sites", {})
     configured: dict[str, set[str]] = {}
+    by_capability: dict[tuple[str, str], list[Any]] = {}
     for entry in checks:
         configured.setdefault(entry.site, set()).add(entry.kind)
+        by_capability.setdefault((entry.site, entry.kind), []).append(entry)
     for site, doc in sites_doc.items():
         configured.setdefault(site, set()).update(doc.get("capabilities", {}))
     kinds = tuple(k for k in KINDS if any(k in found for found in configured.values()))
@@ -395,7 +434,7 @@ def build_view(
             if kind not in configured[site]:
                 cells.append(Cell(site, kind, "unknown", None, checked=False))
                 continue
-            mine = [e for e in checks if e.site == site and e.kind == kind]
+            mine = by_capability.get((site, kind), [])
             doc = capabilities.get(kind)
             state = doc["state"] if doc else "unknown"
             if state == "ok" and mine and all(e.last is None for e in mine):
