@@ -157,3 +157,15 @@ async def test_daemon_serves_the_page_on_the_health_listener_unless_disabled(ban
             assert (await get(daemon.health.url + "/healthz"))[0] == 200
         finally:
             await daemon.shutdown()
+
+
+async def test_reload_says_status_page_changes_need_a_restart(bank: BankServer, tmp_path: Path, caplog) -> None:
+    from tests.test_daemon_helpers import check, config_text
+
+    path = tmp_path / "prober.toml"
+    text = config_text(bank.url, [check("login")], daemon={"state_dir": str(tmp_path / "state")})
+    path.write_text(text)
+    service = ProberService(load(path), writer=ResultWriter(None, spool_dir=tmp_path / "spool"))
+    path.write_text(text + '\n[status_page]\ntitle = "New title"\n')
+    service.reload(load(path))
+    assert "reload: changes to [status_page] take effect at the next restart" in caplog.text

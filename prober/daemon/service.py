@@ -158,7 +158,7 @@ class ProberService:
         """Apply a new, valid configuration's checks; runs in flight are not touched."""
         old = self.loaded.config
         new = loaded.config
-        for section in ("influxdb", "daemon", "prober"):
+        for section in ("influxdb", "daemon", "prober", "status_page"):
             if getattr(old, section) != getattr(new, section):
                 log.warning("reload: changes to [%s] take effect at the next restart", section)
         for consumer in self.consumers:
