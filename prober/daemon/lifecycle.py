@@ -2,7 +2,8 @@
 
 * **Startup**: load the configuration (errors: exit 2, one ``config error:`` line each,
   no traceback), set up logging from ``[daemon]``, start the writer and the other
-  result consumers, the scheduler, the health server.
+  result consumers, the scheduler, the health server and the status page (on the
+  health listener, or on ``[status_page] listen``).
 * **Main loop**: wait for a signal.
 
   - ``SIGHUP``: load the configuration again (same :func:`~prober.config.loader.load`);
