@@ -82,12 +82,12 @@ async def test_page_feed_badges_during_and_after_an_incident(bank: BankServer, t
         assert code == 200 and headers["Content-Type"].startswith("text/css") and ".grid" in css
 
         # The public page and JSON: names, states and times only.
-        code, _, html = await get(public.url)
+        code, _, html = await get(public.url + "/")
         cells = Cells.of(html)
         assert code == 200 and "Outage" in cells[("simbank", "accounts")]
         assert "Accounts failing at step “list”." in cells[("simbank", "accounts")]
         assert "pwned" not in html and "error status" not in html and "check accounts" not in html
-        _, doc = await get_json(public.url + "api/v1/status")
+        _, doc = await get_json(public.url + "/api/v1/status")
         assert "pwned" not in str(doc) and "http_status" not in str(doc)
         (failing,) = doc["sites"]["simbank"]["capabilities"]["accounts"]["failing"]
         assert failing["step"] == "list" and failing["since"].endswith("Z") and "error" not in failing
@@ -128,7 +128,9 @@ async def test_page_feed_badges_during_and_after_an_incident(bank: BankServer, t
         summaries = " ".join(e.findtext(f"{ATOM}summary") or "" for e in feed.iter(f"{ATOM}entry"))
         assert SCRIPT in summaries  # the XML parser unescaped it: it was text, not markup
         assert "<script" not in body
-        code, _, body = await get(public.url + "feed.atom")
+        # The page's own listener serves the page only: the internal /status stays off it.
+        assert (await get(public.url + "/status"))[0] == 404 and (await get(public.url + "/healthz"))[0] == 404
+        code, _, body = await get(public.url + "/feed.atom")
         assert "pwned" not in body
         # /incidents points at the page's incident list.
         assert (await get(base + "incidents"))[0] == 200

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from aiohttp import web
 
 from prober.config.statuspage import StatusPageConfig
+from prober.listener import Listener
 from prober.statuspage.badge import render_badge
 from prober.statuspage.feed import render_feed
 from prober.statuspage.history import DayUptime
@@ -165,36 +166,15 @@ class StatusPage:
         return web.Response(text=render_badge(site, kind, cell.state), content_type="image/svg+xml", headers=headers)
 
 
-class StatusPageServer:
-    """The status page on a listener of its own (``[status_page] listen``)."""
+class StatusPageServer(Listener):
+    """The status page on a listener of its own (``[status_page] listen``): nothing
+    else is served there (no ``/status``, no ``/healthz``)."""
+
+    what = "status page"
 
     def __init__(self, page: StatusPage, host: str, port: int) -> None:
+        super().__init__(host, port)
         self.page = page
-        self.host = host
-        self.port = port
-        self._runner: web.AppRunner | None = None
 
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
-
-    async def start(self) -> None:
-        """Bind and serve; raises ``OSError`` when the address cannot be bound."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         self.page.add_routes(app)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self.port = runner.addresses[0][1]
-        log.info("status page on %s", self.url)
-
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
