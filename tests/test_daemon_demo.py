@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ def test_demo_without_a_tty_prints_plain_summaries(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert "simulated bank at http://127.0.0.1:" in out
+    assert re.search(r"status page at http://127\.0\.0\.1:\d+/ ", out), out[:500]
     for check, kind in [("login", "login"), ("accounts", "accounts"), ("transfer", "transfer"),
                         ("cards", "cards"), ("card-authorisation", "payments")]:
         assert f"simbank/{check} ({kind}): ok" in out, out[-3000:]

@@ -152,6 +152,11 @@ def test_the_wheel_installed_into_a_fresh_environment_runs(tmp_path: Path) -> No
         "print(len(names), 'modules imported')"), cwd=work, env=env)
     assert int(imported.split()[0]) >= 40, imported
 
+    # The status page's templates and stylesheet are package data: in the wheel, found there.
+    _run(python, "-c", (
+        "from prober.statuspage.page import environment, stylesheet\n"
+        "environment().get_template('page.html'); environment().get_template('badge.svg')\n"
+        "assert b'.grid' in stylesheet(90)"), cwd=work, env=env)
     assert "validate" in _run(prober, "--help", cwd=work, env=env)
     assert "valid (" in _run(prober, "validate", "-c", REPO / "config" / "simbank.toml", cwd=work, env=env)
     demo = _run(prober, "demo", "--duration", "5", "--interval", "0.5", "--port", "0", cwd=work, env=env,

@@ -12,7 +12,7 @@ Example (every key optional; these are the defaults)::
     jitter = 1.0                       # fraction of the interval used to spread first runs
     lockout_after = 3                  # consecutive auth failures of a site before backing off
     lockout_cooldown = "15m"           # how long a locked-out site is left alone
-    state_dir = "var/state"            # lockout state kept across restarts
+    state_dir = "var/state"            # lockout, incident and uptime history state kept across restarts
 
 Changes to this section and to ``[influxdb]`` take effect at the next start; a reload
 (SIGHUP) applies the ``[[sites]]`` only and logs that a restart is needed for the rest.
@@ -75,8 +75,9 @@ class DaemonConfig(BaseModel):
     back off, so the prober never locks the test customer out."""
     lockout_cooldown: Duration = 900.0
     state_dir: str = "var/state"
-    """Where the lockout state and rotated refresh tokens (``tokens/``) are kept across
-    restarts (relative to the working directory unless absolute)."""
+    """Where the lockout and incident state, rotated refresh tokens (``tokens/``) and the
+    status page's daily uptime are kept across restarts (relative to the working
+    directory unless absolute)."""
 
     @field_validator("jitter", mode="before")
     @classmethod

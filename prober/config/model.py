@@ -32,6 +32,7 @@ from prober.notify.providers import NotifierConfig
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.oauth import OAuthConfig
 from prober.config.signing import SigningConfig
+from prober.config.statuspage import StatusPageConfig
 from prober.config.types import STRICT, ByteSize, Duration, Interval, Timeout, read_secret_file
 from prober.journey.results import Kind
 
@@ -416,6 +417,7 @@ class Config(BaseModel):
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     notifiers: list[NotifierConfig] = Field(default_factory=list)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    status_page: StatusPageConfig = Field(default_factory=StatusPageConfig)
 
     def location_of(self, site: Site) -> str:
         return site.location or self.prober.location

@@ -113,12 +113,14 @@ async def _demo(path: Path, duration: float | None, scenario: str | None, interv
 
 
 def isolate(loaded: LoadedConfig, scratch: Path) -> tuple[LoadedConfig, ResultWriter]:
-    """``loaded`` with its state under ``scratch``, no InfluxDB nor notifiers, and a writer
-    spooling under ``scratch`` only."""
+    """``loaded`` with its state under ``scratch``, no InfluxDB nor notifiers, the status
+    page on the demo's health port, and a writer spooling under ``scratch`` only."""
     config = loaded.config
     daemon = config.daemon.model_copy(update={
         "state_dir": str(scratch / "state"), "grace_period": min(config.daemon.grace_period, DEMO_GRACE)})
-    isolated = dataclasses.replace(loaded, config=config.model_copy(update={"daemon": daemon, "influxdb": None, "notifiers": []}))
+    page = config.status_page.model_copy(update={"enabled": True, "listen": ""})  # on the demo's own health port
+    isolated = dataclasses.replace(loaded, config=config.model_copy(
+        update={"daemon": daemon, "influxdb": None, "notifiers": [], "status_page": page}))
     return isolated, ResultWriter(None, spool_dir=scratch / "spool", ephemeral=True)
 
 
@@ -138,7 +140,8 @@ async def _run_isolated(
         assert daemon.health is not None
         console.print(
             f"bank-prober demo: simulated bank at {bank.url} (scenario: {scenario or 'none'}), "
-            f"status at {daemon.health.url}/status, every check each {interval:g}s; Ctrl-C to stop",
+            f"status page at {daemon.health.url}/ (JSON at {daemon.health.url}/status), "
+            f"every check each {interval:g}s; Ctrl-C to stop",
             highlight=False, soft_wrap=True,
         )
         await _view(daemon.service, console, daemon.should_exit, duration)

@@ -10,56 +10,43 @@
   consecutive failures), scheduler figures (schedule lag p50/p99, overlaps), lockouts
   and writer counters. Results are redacted already; no
   URL, credential or token is part of the document.
+
+With a :class:`~prober.statuspage.StatusPage` (``[status_page]`` without a ``listen``
+of its own), the same listener serves the status page (``/``, ``/api/v1/status``,
+``/feed.atom``, ``/badge/…``).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from prober.listener import Listener
+
 if TYPE_CHECKING:
     from prober.daemon.service import ProberService
+    from prober.statuspage import StatusPage
 
-log = logging.getLogger("prober.daemon.health")
 
+class HealthServer(Listener):
+    """Serves ``/healthz`` and ``/status`` for a :class:`ProberService` (and the status
+    page, when given one)."""
 
-class HealthServer:
-    """Serves ``/healthz`` and ``/status`` for a :class:`ProberService`."""
+    what = "health server (/healthz, /status)"
 
-    def __init__(self, service: ProberService, host: str, port: int) -> None:
+    def __init__(self, service: ProberService, host: str, port: int, page: StatusPage | None = None) -> None:
+        super().__init__(host, port)
         self.service = service
-        self.host = host
-        self.port = port
-        self._runner: web.AppRunner | None = None
+        self.page = page
+        if page is not None:
+            self.what = "health server (/healthz, /status, the status page at /)"
 
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    async def start(self) -> None:
-        """Bind and serve; raises ``OSError`` when the address cannot be bound."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/status", self.status)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self.port = runner.addresses[0][1]
-        log.info("health server on %s (/healthz, /status)", self.url)
-
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        if self.page is not None:
+            self.page.add_routes(app)
 
     async def healthz(self, request: web.Request) -> web.Response:
         state = self.service.state

@@ -2,7 +2,8 @@
 
 * **Startup**: load the configuration (errors: exit 2, one ``config error:`` line each,
   no traceback), set up logging from ``[daemon]``, start the writer and the other
-  result consumers, the scheduler, the health server.
+  result consumers, the scheduler, the health server and the status page (on the
+  health listener, or on ``[status_page] listen``).
 * **Main loop**: wait for a signal.
 
   - ``SIGHUP``: load the configuration again (same :func:`~prober.config.loader.load`);
@@ -42,6 +43,7 @@ from prober.config.loader import LoadedConfig, load
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService
 from prober.logs import setup_logging
+from prober.statuspage import StatusPage, StatusPageServer
 
 log = logging.getLogger("prober.daemon")
 
@@ -70,7 +72,14 @@ class Daemon:
         self.environ = environ
         self.service = (service_factory or ProberService)(loaded)
         listen = loaded.config.daemon.listen_address() if health_listen is None else split_listen(health_listen)
-        self.health = HealthServer(self.service, *listen) if listen else None
+        page_settings = loaded.config.status_page
+        page = StatusPage(self.service, page_settings) if page_settings.enabled else None
+        page_listen = page_settings.listen_address()
+        self.page_server = StatusPageServer(page, *page_listen) if page is not None and page_listen else None
+        on_health = page if page is not None and self.page_server is None else None
+        self.health = HealthServer(self.service, *listen, page=on_health) if listen else None
+        if on_health is not None and self.health is None:
+            log.warning("[status_page] has no listen address and health_listen is off: the status page is not served")
         self.should_exit = asyncio.Event()
         self.force_exit = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -163,12 +172,16 @@ class Daemon:
     async def startup(self) -> None:
         if self.health is not None:
             await self.health.start()
+        if self.page_server is not None:
+            await self.page_server.start()
         await self.service.start()
 
     async def shutdown(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await self.service.stop(force=self.force_exit)
+        if self.page_server is not None:
+            await self.page_server.stop()
         if self.health is not None:
             await self.health.stop()
 

@@ -35,6 +35,7 @@ from prober.daemon.status import StatusStore
 from prober.incidents import IncidentService
 from prober.journey.plan import JourneyPlan
 from prober.journey.results import JourneyResult
+from prober.statuspage.history import DailyHistory
 from prober.timefmt import utc_iso
 from prober.writer.points import prober_point
 from prober.writer.writer import ResultWriter
@@ -96,11 +97,14 @@ class ProberService:
         # Started in this order, closed in reverse: the writer first in, last out, so
         # whatever the others write while closing is still flushed or spooled.
         self.incidents = IncidentService(loaded.config, self.writer)
+        self.history = DailyHistory(daemon.state_dir, loaded.config.status_page.history_days)
+        """Daily uptime per site × capability (the status page's history bars)."""
         self.consumers: list[ResultConsumer] = [
             self.writer_consumer,
             self.status,
             self.lockout,
             self.incidents,
+            self.history,
             *consumers,
         ]
         self.scheduler = JourneyScheduler(self._dispatch, jitter=daemon.jitter, lockout=self.lockout)
@@ -154,7 +158,7 @@ class ProberService:
         """Apply a new, valid configuration's checks; runs in flight are not touched."""
         old = self.loaded.config
         new = loaded.config
-        for section in ("influxdb", "daemon", "prober"):
+        for section in ("influxdb", "daemon", "prober", "status_page"):
             if getattr(old, section) != getattr(new, section):
                 log.warning("reload: changes to [%s] take effect at the next restart", section)
         for consumer in self.consumers:

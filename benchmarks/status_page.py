@@ -1,0 +1,88 @@
+"""Size and render time of the status page, its JSON twin and its Atom feed.
+
+    python benchmarks/status_page.py [--banks 50] [--days 90]
+
+Builds the view of N banks × 6 capabilities with 90 days of history (two bad days in
+each; ``--worst``: a different uptime level every day) and one open incident per bank
+(a long hostile error text), then renders the page (internal and
+public), the JSON and the feed, each many times, and prints bytes and milliseconds of
+CPU per render. The page is rendered on the event loop; this says how long it holds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from prober.journey.results import KINDS, Outcome  # noqa: E402
+from prober.statuspage.feed import render_feed  # noqa: E402
+from prober.statuspage.history import DayUptime  # noqa: E402
+from prober.statuspage.page import render_page  # noqa: E402
+from prober.statuspage.view import build_view  # noqa: E402
+
+
+def inputs(banks: int, days: int, worst: bool) -> dict:
+    sites, open_, checks, history = {}, [], [], {}
+    today = date(2026, 3, 10)
+    for n in range(banks):
+        site = f"bank-{n:03d}"
+        incident = {"id": f"{n:012x}", "site": site, "kind": "transfer", "check": "sepa", "location": "paris",
+                    "since": "2026-03-10T11:00:00Z", "resolved_at": None, "duration_s": 60.0, "failed_step": "create",
+                    "outcome": "assertion", "error": "<script>alert(1)</script>" * 6, "flapping": False}
+        open_.append(incident)
+        sites[site] = {"summary": "partial outage: transfer (outage)", "capabilities": {
+            kind: {"state": "outage" if kind == "transfer" else "ok", "since": "2026-03-10T11:00:00Z",
+                   "incidents": [incident] if kind == "transfer" else []} for kind in KINDS}}
+        last = SimpleNamespace(outcome=Outcome.OK, duration_ms=42.0, location="paris")
+        for kind in KINDS:
+            checks.append(SimpleNamespace(site=site, check=kind, kind=kind, last=last))
+            history[(site, kind)] = [
+                DayUptime(today - timedelta(days=d), 2880, (d % 7) if worst else (100 if d in (10, 40) else 0))
+                for d in range(days - 1, -1, -1)
+            ]
+    return {"incidents": {"sites": sites, "open": open_, "recent": open_[:20]}, "checks": checks, "history": history}
+
+
+def timed(fn, repeat: int) -> tuple[float, int]:
+    start = time.process_time()
+    for _ in range(repeat):
+        out = fn()
+    return (time.process_time() - start) * 1000 / repeat, len(out) if isinstance(out, bytes) else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--banks", type=int, default=50)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--worst", action="store_true", help="every day's uptime level differs from the day before")
+    args = parser.parse_args()
+    data = inputs(args.banks, args.days, args.worst)
+    print(f"python benchmarks/status_page.py --banks {args.banks} --days {args.days} --repeat {args.repeat}"
+          + (" --worst" if args.worst else ""))
+    for public in (False, True):
+        def view(public: bool = public):
+            return build_view(**data, maintenance=[], history_days=args.days, history_source="local", title="Status",
+                              public=public, refresh_s=30, now=1773144000.0)
+
+        label = "public" if public else "internal"
+        ms, _ = timed(view, args.repeat)
+        print(f"{label:8} view:  {ms:8.2f} ms CPU")
+        v = view()
+        ms, size = timed(lambda: render_page(v).encode(), args.repeat)
+        print(f"{label:8} page:  {ms:8.2f} ms CPU, {size / 1024:8.1f} KiB")
+        ms, size = timed(lambda: json.dumps(v.to_json()).encode(), args.repeat)
+        print(f"{label:8} json:  {ms:8.2f} ms CPU, {size / 1024:8.1f} KiB")
+        ms, size = timed(lambda: render_feed(v, "https://status.example/"), args.repeat)
+        print(f"{label:8} feed:  {ms:8.2f} ms CPU, {size / 1024:8.1f} KiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,472 @@
+"""What the status page shows, built once per request from the running prober.
+
+:func:`build_view` turns the incident service's status (each site × capability's state
+and since when, open and recent incidents), the latest result of every check, the
+announced maintenance windows and the daily uptime history into a :class:`StatusView`.
+The HTML page, the JSON twin (:meth:`StatusView.to_json`), the Atom feed and the badges
+are all rendered from it, so they never disagree.
+
+Two audiences. ``public`` keeps names, states and times only: the bank, the
+capability, the step that fails, since when, until when. The internal view adds, per
+failing check, the check, its outcome in plain words, the (already redacted) error text
+from the bank, the latency of the latest runs and the probe location. Error text from a
+bank is hostile input: it is carried as data here and escaped by every renderer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+from prober.config.incidents import MaintenanceWindow, _iso
+from prober.journey.results import KINDS
+from prober.statuspage.history import DayUptime, day_range
+from prober.timefmt import utc_iso
+
+STATE_WORDS = {"ok": "Operational", "degraded": "Degraded", "outage": "Outage", "unknown": "No data yet"}
+"""Every state in words, so the page reads the same without colour."""
+STATE_MARKS = {"ok": "✔", "degraded": "▲", "outage": "✖", "unknown": "?"}
+KIND_WORDS = {
+    "login": "Login",
+    "accounts": "Accounts",
+    "transfer": "Transfers",
+    "cards": "Cards",
+    "payments": "Payments",
+    "custom": "Other",
+}
+OUTCOME_WORDS = {
+    "http_status": "answers with an error status",
+    "auth": "refuses the prober's credentials",
+    "assertion": "answers with wrong data",
+    "slow": "answers too slowly",
+    "timeout": "does not answer in time",
+    "connect": "cannot be reached",
+    "dns": "its address does not resolve",
+    "tls": "its secure connection fails",
+    "error": "gives an unusable answer",
+}
+INTERNAL_FIELDS = frozenset({"check", "outcome", "outcome_words", "error", "location"})
+"""What a public view leaves out of failures and incidents."""
+
+
+def plain_time(iso: str | None, today: str | None = None) -> str:
+    """``2026-11-23 19:40 UTC`` for an ISO time (``19:40 UTC`` when it is on the day of
+    the ISO time ``today``), ``""`` for None."""
+    if not iso:
+        return ""
+    if today and today[:10] == iso[:10]:
+        return f"{iso[11:16]} UTC"
+    return f"{iso[:10]} {iso[11:16]} UTC"
+
+
+def plain_duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3 h 05 min``, ``2 d 4 h``."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An open incident of one check, as the page states it."""
+
+    step: str
+    """The step that fails (a configured name), ``""`` when the journey failed as a whole."""
+    since: str
+    check: str | None = None
+    outcome: str | None = None
+    outcome_words: str | None = None
+    error: str | None = None
+    location: str | None = None
+    intermittent: bool = False
+
+    def sentence(self, kind: str) -> str:
+        """What fails in plain language, e.g. ``Accounts failing at step “balances”``."""
+        what = KIND_WORDS.get(kind, kind)
+        where = f" at step “{self.step}”" if self.step else ""
+        how = " intermittently" if self.intermittent else ""
+        return f"{what} failing{how}{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckLine:
+    """Internal view: the latest run of one check of a capability."""
+
+    check: str
+    outcome: str | None
+    latency_ms: float | None
+    location: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One site × capability."""
+
+    site: str
+    kind: str
+    state: str
+    since: str | None
+    failures: tuple[Failure, ...] = ()
+    checks: tuple[CheckLine, ...] = ()
+    checked: bool = True
+    """False: the site has no check of this kind (an empty cell)."""
+
+    @property
+    def words(self) -> str:
+        return STATE_WORDS.get(self.state, self.state)
+
+    @property
+    def mark(self) -> str:
+        return STATE_MARKS.get(self.state, "?")
+
+    @property
+    def kind_words(self) -> str:
+        return KIND_WORDS.get(self.kind, self.kind)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentLine:
+    """An open or resolved incident in the lists below the grid."""
+
+    id: str
+    site: str
+    kind: str
+    since: str
+    resolved_at: str | None
+    duration_s: float
+    step: str
+    check: str | None = None
+    outcome: str | None = None
+    outcome_words: str | None = None
+    error: str | None = None
+    location: str | None = None
+
+    @property
+    def kind_words(self) -> str:
+        return KIND_WORDS.get(self.kind, self.kind)
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceLine:
+    """An announced maintenance window."""
+
+    sites: str
+    kinds: str
+    when: str
+    description: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One day of a history row: ``level`` is the colour class, ``words`` its text."""
+
+    day: date
+    uptime: float | None
+    runs: int
+
+    @property
+    def level(self) -> str:
+        if self.uptime is None:
+            return "none"
+        if self.uptime >= 0.999:
+            return "up"
+        if self.uptime >= 0.99:
+            return "minor"
+        if self.uptime >= 0.95:
+            return "major"
+        return "down"
+
+    @property
+    def words(self) -> str:
+        if self.uptime is None:
+            return f"{self.day.isoformat()} no data"
+        return f"{self.day.isoformat()} {self.uptime * 100:.2f}% ({self.runs} runs)"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Consecutive days of one level, drawn as one bar ``days`` days wide (a page of
+    many banks stays small: a quiet quarter is one element, not ninety)."""
+
+    level: str
+    bars: tuple[Bar, ...]
+
+    @property
+    def days(self) -> int:
+        return len(self.bars)
+
+    @property
+    def words(self) -> str:
+        if len(self.bars) == 1:
+            return self.bars[0].words
+        span = f"{self.bars[0].day.isoformat()} to {self.bars[-1].day.isoformat()}"
+        known = [b.uptime for b in self.bars if b.uptime is not None]
+        if not known:
+            return f"{span} no data"
+        low, high = min(known) * 100, max(known) * 100
+        figure = f"{low:.2f}%" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}% to {high:.2f}%"
+        return f"{span} {figure} ({sum(b.runs for b in self.bars)} runs)"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    site: str
+    kind: str
+    bars: tuple[Bar, ...]
+
+    @property
+    def segments(self) -> list[Segment]:
+        """The bars, consecutive days of the same level together."""
+        out: list[Segment] = []
+        run: list[Bar] = []
+        for bar in self.bars:
+            if run and bar.level != run[-1].level:
+                out.append(Segment(run[-1].level, tuple(run)))
+                run = []
+            run.append(bar)
+        if run:
+            out.append(Segment(run[-1].level, tuple(run)))
+        return out
+
+    @property
+    def kind_words(self) -> str:
+        return KIND_WORDS.get(self.kind, self.kind)
+
+    @property
+    def uptime(self) -> float | None:
+        """Uptime over the days that have data, weighted by runs."""
+        runs = sum(b.runs for b in self.bars if b.uptime is not None)
+        if not runs:
+            return None
+        return sum(b.uptime * b.runs for b in self.bars if b.uptime is not None) / runs
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    site: str
+    summary: str
+    cells: tuple[Cell, ...]
+
+    @property
+    def worst(self) -> str:
+        order = ("outage", "degraded", "unknown", "ok")
+        states = {c.state for c in self.cells if c.checked}
+        return next((s for s in order if s in states), "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    """Everything the page and its twins show (see the module docstring)."""
+
+    title: str
+    public: bool
+    generated_at: str
+    refresh_s: int
+    kinds: tuple[str, ...]
+    rows: tuple[Row, ...]
+    open: tuple[IncidentLine, ...]
+    recent: tuple[IncidentLine, ...]
+    maintenance: tuple[MaintenanceLine, ...]
+    history: tuple[HistoryRow, ...]
+    history_days: int
+    history_source: str
+    kind_words: dict[str, str] = field(default_factory=lambda: dict(KIND_WORDS))
+
+    def cell(self, site: str, kind: str) -> Cell | None:
+        for row in self.rows:
+            if row.site == site:
+                return next((c for c in row.cells if c.kind == kind and c.checked), None)
+        return None
+
+    @property
+    def headline(self) -> str:
+        """One sentence for the top of the page."""
+        failing = [c for r in self.rows for c in r.cells if c.checked and c.state in ("degraded", "outage")]
+        if not failing:
+            return "All checked services are operational."
+        return "; ".join(f"{c.site}: {c.kind_words} {c.words.lower()}" for c in failing) + "."
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine-readable twin (``/api/v1/status``); public views leave detail out."""
+
+        def strip(item: Any) -> dict[str, Any]:
+            data = asdict(item)
+            return {k: v for k, v in data.items() if k not in INTERNAL_FIELDS} if self.public else data
+
+        return {
+            "title": self.title,
+            "public": self.public,
+            "generated_at": self.generated_at,
+            "sites": {
+                row.site: {
+                    "summary": row.summary,
+                    "capabilities": {
+                        c.kind: {
+                            "state": c.state,
+                            "since": c.since,
+                            "failing": [strip(f) for f in c.failures],
+                            **({} if self.public else {"checks": [asdict(x) for x in c.checks]}),
+                        }
+                        for c in row.cells if c.checked
+                    },
+                }
+                for row in self.rows
+            },
+            "open": [strip(i) for i in self.open],
+            "recent": [strip(i) for i in self.recent],
+            "maintenance": [asdict(m) for m in self.maintenance],
+            "history": {
+                "days": self.history_days,
+                **({} if self.public else {"source": self.history_source}),
+                "series": [
+                    {
+                        "site": h.site,
+                        "kind": h.kind,
+                        "from": h.bars[0].day.isoformat() if h.bars else None,
+                        "uptime": [None if b.uptime is None else round(b.uptime, 6) for b in h.bars],
+                        "runs": [b.runs for b in h.bars],
+                    }
+                    for h in self.history
+                ],
+            },
+        }
+
+
+# ── building ─────────────────────────────────────────────────────────────────────
+
+
+def _failure(doc: dict[str, Any], public: bool) -> Failure:
+    if public:
+        return Failure(step=doc.get("failed_step") or "", since=doc["since"], intermittent=bool(doc.get("flapping")))
+    outcome = doc.get("outcome") or ""
+    return Failure(
+        step=doc.get("failed_step") or "", since=doc["since"], check=doc.get("check"), outcome=outcome,
+        outcome_words=OUTCOME_WORDS.get(outcome, outcome), error=doc.get("error") or "",
+        location=doc.get("location"), intermittent=bool(doc.get("flapping")),
+    )
+
+
+def _incident(doc: dict[str, Any], public: bool, now: float) -> IncidentLine:
+    duration = doc.get("duration_s") or 0.0
+    if not doc.get("resolved_at") and doc.get("since"):
+        duration = max(duration, now - _epoch(doc["since"]))
+    base = dict(
+        id=doc["id"], site=doc["site"], kind=doc["kind"], since=doc["since"], resolved_at=doc.get("resolved_at"),
+        duration_s=round(float(duration), 3), step=doc.get("failed_step") or "",
+    )
+    if public:
+        return IncidentLine(**base)
+    outcome = doc.get("outcome") or ""
+    return IncidentLine(
+        **base, check=doc.get("check"), outcome=outcome, outcome_words=OUTCOME_WORDS.get(outcome, outcome),
+        error=doc.get("error") or "", location=doc.get("location"),
+    )
+
+
+def maintenance_lines(windows: list[MaintenanceWindow], now: float) -> tuple[MaintenanceLine, ...]:
+    """Announced windows: weekly ones, and one-off ones not over yet."""
+    at = datetime.fromtimestamp(now, tz=timezone.utc)
+    out = []
+    for window in windows:
+        if window.start is not None and window.end is not None:
+            if _iso(window.end) <= at:
+                continue
+            when = f"{plain_time(utc_iso(_iso(window.start).timestamp()))} to {plain_time(utc_iso(_iso(window.end).timestamp()))}"
+        else:
+            when = f"every {', '.join(window.weekdays)} {window.from_time} to {window.to_time} UTC"
+        out.append(MaintenanceLine(
+            sites=window.site or "all banks",
+            kinds=", ".join(KIND_WORDS.get(k, k) for k in window.kinds) or "all services",
+            when=when, description=window.description,
+            active=any(window.covers(window.site or "", k, at) for k in (window.kinds or KINDS)),
+        ))
+    return tuple(out)
+
+
+def build_view(
+    *,
+    incidents: dict[str, Any],
+    checks: list[Any],
+    maintenance: list[MaintenanceWindow],
+    history: dict[tuple[str, str], list[DayUptime]],
+    history_days: int,
+    history_source: str,
+    title: str,
+    public: bool,
+    refresh_s: float,
+    now: float | None = None,
+) -> StatusView:
+    """The view of one moment.
+
+    ``incidents`` is :meth:`IncidentService.status`'s document; ``checks`` the
+    :class:`~prober.daemon.status.CheckStatus` entries (site, check, kind, last result).
+    """
+    now = time.time() if now is None else now
+    sites_doc: dict[str, Any] = incidents.get("sites", {})
+    configured: dict[str, set[str]] = {}
+    by_capability: dict[tuple[str, str], list[Any]] = {}
+    for entry in checks:
+        configured.setdefault(entry.site, set()).add(entry.kind)
+        by_capability.setdefault((entry.site, entry.kind), []).append(entry)
+    for site, doc in sites_doc.items():
+        configured.setdefault(site, set()).update(doc.get("capabilities", {}))
+    kinds = tuple(k for k in KINDS if any(k in found for found in configured.values()))
+    rows = []
+    for site in sorted(configured):
+        capabilities = sites_doc.get(site, {}).get("capabilities", {})
+        cells = []
+        for kind in kinds:
+            if kind not in configured[site]:
+                cells.append(Cell(site, kind, "unknown", None, checked=False))
+                continue
+            mine = by_capability.get((site, kind), [])
+            doc = capabilities.get(kind)
+            state = doc["state"] if doc else "unknown"
+            if state == "ok" and mine and all(e.last is None for e in mine):
+                state = "unknown"
+            lines = () if public else tuple(
+                CheckLine(
+                    check=e.check,
+                    outcome=e.last.outcome.value if e.last else None,
+                    latency_ms=round(e.last.duration_ms, 1) if e.last else None,
+                    location=e.last.location if e.last else None,
+                )
+                for e in sorted(mine, key=lambda e: e.check)
+            )
+            cells.append(Cell(
+                site, kind, state, doc["since"] if doc else None,
+                failures=tuple(_failure(i, public) for i in (doc or {}).get("incidents", [])),
+                checks=lines,
+            ))
+        rows.append(Row(site, sites_doc.get(site, {}).get("summary", "no results yet"), tuple(cells)))
+    span = day_range(history_days, datetime.fromtimestamp(now, tz=timezone.utc).date())
+    history_rows = []
+    for row in rows:
+        for kind in kinds:
+            if kind in configured[row.site]:
+                known = {d.day: d for d in history.get((row.site, kind), [])}
+                days = [known.get(day) or DayUptime(day) for day in span]
+                history_rows.append(HistoryRow(row.site, kind, tuple(Bar(d.day, d.uptime, d.runs) for d in days)))
+    return StatusView(
+        title=title, public=public, generated_at=utc_iso(now), refresh_s=max(1, round(refresh_s)), kinds=kinds,
+        rows=tuple(rows),
+        open=tuple(_incident(i, public, now) for i in incidents.get("open", [])),
+        recent=tuple(_incident(i, public, now) for i in incidents.get("recent", [])),
+        maintenance=maintenance_lines(maintenance, now),
+        history=tuple(history_rows), history_days=history_days, history_source=history_source,
+    )
