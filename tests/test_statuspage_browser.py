@@ -54,6 +54,7 @@ def fast_default_config(bank_url: str, evil_url: str, state_dir: Path, port: int
     text = default_config().read_text()
     text = re.sub(r'^interval = "\d+s"', 'interval = "500ms"', text, flags=re.M)
     text = re.sub(r'^timeout = "\d+s"(\s*#.*)?$', 'timeout = "500ms"', text, flags=re.M)
+    text = re.sub(r'^max_duration = "\d+s"(\s*#.*)?$', 'max_duration = "500ms"', text, flags=re.M)
     head = (
         f'[daemon]\nhealth_listen = ""\nstate_dir = "{state_dir}"\nself_report_interval = "1s"\n\n'
         f'[status_page]\nlisten = "127.0.0.1:{port}"\nrefresh = "1s"\ntitle = "Bank status"\n\n'
