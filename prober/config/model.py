@@ -357,6 +357,26 @@ CheckStep = Annotated[
     Annotated[Step, Tag("Step")] | Annotated[Include, Tag("Include")], Discriminator(_step_or_include)
 ]
 
+_USER_TAG = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+SCHEMA_TAGS = frozenset({"site", "check", "kind", "step", "location", "instance", "outcome", "state"})
+MAX_USER_TAGS = 4
+
+
+def _check_user_tags(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_USER_TAGS:
+        raise ValueError(f"at most {MAX_USER_TAGS} tags per check, got {len(value)}")
+    for name, tag_value in value.items():
+        if not _USER_TAG.match(name):
+            raise ValueError(f"invalid tag name {name!r}: use 1-32 lowercase letters, digits or '_', starting with a letter")
+        if name in SCHEMA_TAGS:
+            raise ValueError(f"tag name {name!r} is one of the schema's own tags ({', '.join(sorted(SCHEMA_TAGS))})")
+        if not _NAME.match(tag_value):
+            raise ValueError(
+                f"invalid value for tag {name!r}: use 1-63 letters, digits, '_', '-' or '.', starting with a letter or digit"
+            )
+    return value
+
+
 class Check(BaseModel):
     """A journey: ordered steps exercising one bank capability (``kind``)."""
 
@@ -367,6 +387,10 @@ class Check(BaseModel):
     steps: list[CheckStep] = Field(min_length=1)
     """Steps, and ``{ include = "NAME" }`` entries that the site expands in place (after
     validation of the site, every entry is a :class:`Step`)."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """The check's own InfluxDB tags (at most four), for failures that depend on where or
+    what, e.g. ``{ merchant_country = "US" }``; on ``check`` and ``step`` points and in
+    notifications."""
     interval: Interval = 60.0
     timeout: Timeout = 30.0
     """Budget for the whole journey (cleanup steps get their own step timeouts)."""
@@ -383,6 +407,7 @@ class Check(BaseModel):
     default from ``kind``, see :mod:`prober.report.interfaces`."""
 
     check_name = field_validator("name")(_check_name)
+    check_tags = field_validator("tags")(_check_user_tags)
 
     @property
     def is_mutating(self) -> bool:

@@ -80,6 +80,8 @@ class JourneyPlan:
     secrets: tuple[str, ...]
     max_duration: float | None = None
     """The journey's latency budget (seconds): over it, a run whose steps all passed is ``slow``."""
+    tags: tuple[tuple[str, str], ...] = ()
+    """The check's own tags, sorted by name."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -200,6 +202,7 @@ def _compile_check(
         values=values,
         secrets=tuple(v.get_secret_value() for v in site.secrets.values()),
         max_duration=check.max_duration,
+        tags=tuple(sorted(check.tags.items())),
     )
 
 
