@@ -52,6 +52,17 @@ INVALID = [
      "FILE: sites[bank].checks[login].steps[token].max_body: size '0KiB' must be greater than zero"),
     ("max-body-over-1GiB", site(site_extra='max_body = "2GiB"'), {},
      "FILE: sites[bank].max_body: size '2GiB' is over 1GiB"),
+    ("tag-schema-name", site(check_extra='tags = { outcome = "x" }'), {},
+     "FILE: sites[bank].checks[login].tags: tag name 'outcome' is one of the schema's own tags "
+     "(check, instance, kind, location, outcome, site, state, step)"),
+    ("tag-bad-name", site(check_extra='tags = { "Merchant-Country" = "US" }'), {},
+     "FILE: sites[bank].checks[login].tags: invalid tag name 'Merchant-Country': "
+     "use 1-32 lowercase letters, digits or '_', starting with a letter"),
+    ("tag-bad-value", site(check_extra='tags = { merchant_country = "U S" }'), {},
+     "FILE: sites[bank].checks[login].tags: invalid value for tag 'merchant_country': "
+     "use 1-63 letters, digits, '_', '-' or '.', starting with a letter or digit"),
+    ("too-many-tags", site(check_extra='tags = { a = "1", b = "2", c = "3", d = "4", e = "5" }'), {},
+     "FILE: sites[bank].checks[login].tags: at most 4 tags per check, got 5"),
     ("timeout-over-interval", site(check_extra='interval = "10s"\ntimeout = "20s"'), {},
      "FILE: sites[bank].checks[login]: timeout (20s) is longer than interval (10s)"),
     ("max-duration-over-timeout", site(check_extra='timeout = "10s"\nmax_duration = "12s"'), {},

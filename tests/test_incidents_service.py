@@ -202,3 +202,21 @@ async def test_resolved_names_the_check_while_its_capability_still_fails(tmp_pat
     for message in messages:
         assert "timeout: timeout" not in message["text"] + message["reason"]
         assert message["reason"] == "timeout: no complete answer within 2s (step timeout 2s) (3 consecutive failures)"
+
+
+async def test_notification_carries_the_check_tags(tmp_path):
+    # simbank.toml tags card-authorisation with merchant_country = "DE".
+    async with Receiver() as rx:
+        config, _ = simbank("http://127.0.0.1:9")
+        config = config.model_copy(update={"notifiers": [parse_notifier({"type": "webhook", "url": rx.url})]})
+        service = IncidentService(config, Lines(), state_dir=tmp_path)
+        await service.start()
+        for i in range(3):
+            service.consume(result(check="card-authorisation", kind="payments", ok=False, i=i, step="authorise-de"))
+            service.consume(result(check="cards", kind="cards", ok=False, i=i, step="list"))
+        assert await service.dispatcher.wait_idle(5)
+        await service.close()
+    sent = {r["json"]["check"]: r["json"] for r in rx.requests}
+    assert sent["card-authorisation"]["tags"] == {"merchant_country": "DE"}
+    assert "check `card-authorisation` (merchant_country=DE) fails" in sent["card-authorisation"]["text"]
+    assert sent["cards"]["tags"] == {}

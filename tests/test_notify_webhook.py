@@ -29,3 +29,16 @@ async def test_webhook_payload_and_headers():
     assert resolved["resolved_at"] == "2025-03-01T23:30:00Z"
     assert "1h 30m" in resolved["title"]
     assert "from 2025-03-01T22:00:00Z to 2025-03-01T23:30:00Z" in resolved["text"]
+
+
+async def test_webhook_carries_the_check_tags():
+    async with Receiver() as rx:
+        d = Dispatcher([parse_notifier({"type": "webhook", "url": rx.url})])
+        await d.start()
+        d.submit(make_message(check="card-auth-us", tags={"merchant_country": "US"}))
+        d.submit(make_message())
+        assert await d.wait_idle(5)
+        await d.close()
+    tagged, plain = (r["json"] for r in rx.requests)
+    assert tagged["tags"] == {"merchant_country": "US"} and plain["tags"] == {}
+    assert "check `card-auth-us` (merchant_country=US) fails at step `create`" in tagged["text"]

@@ -56,7 +56,15 @@ async def test_journeys_into_influxdb_v1(bank: BankServer, influx_db, tmp_path) 
         assert step_types[field] == "float"
     assert step_types["success"] == step_types["http_status"] == step_types["bytes"] == "integer"
     tags = {r["tagKey"] for r in influx_db.query('SHOW TAG KEYS FROM "check"')}
-    assert tags == {"site", "check", "kind", "location", "outcome"}
+    assert tags == {"site", "check", "kind", "location", "outcome", "merchant_country"}
+    # The check's own tag (simbank.toml: card-authorisation) is on its check and step points only.
+    for measurement in ("check", "step"):
+        tagged = influx_db.query(
+            f'SELECT "success", "check" FROM "{measurement}" WHERE "merchant_country" = \'DE\'')
+        assert {r["check"] for r in tagged} == {"card-authorisation"}
+        expected = sum(1 if measurement == "check" else len(r.executed_steps)
+                       for r in results if r.check == "card-authorisation")
+        assert len(tagged) == expected
     rows = influx_db.query('SELECT mean("success") FROM "check" WHERE "check" = \'transfer\'')
     assert rows[0]["mean"] == 0.5
     failed = influx_db.query('SELECT "failed_step", "error" FROM "check" WHERE "check" = \'transfer\' AND "success" = 0')

@@ -143,3 +143,19 @@ def test_hostile_strings_round_trip_through_influxdb(influx_db):
     assert rows[0]["check"] == "chk/x"
     assert rows[0]["error"] == 'a "quoted", \\ back=slashed line'
     assert rows[0]["success"] == 0 and rows[0]["time"] == T0
+
+
+def test_check_own_tags_on_check_and_step_points_in_key_order():
+    tags = (("a_zone", "eu"), ("merchant_country", "US"), ("tier", "gold"))
+    check_line, step_line = journey_lines(result(tags=tags))[:2]
+    assert check_line.split(" ", 1)[0] == (
+        "check,a_zone=eu,check=daily,kind=accounts,location=par,merchant_country=US,outcome=assertion,"
+        "site=bank-a,tier=gold"
+    )
+    assert step_line.split(" ", 1)[0] == (
+        "step,a_zone=eu,check=daily,kind=accounts,location=par,merchant_country=US,outcome=ok,"
+        "site=bank-a,step=login,tier=gold"
+    )
+    # Two checks differing only by their tags do not share a cached prefix.
+    assert "merchant_country=FR" in journey_lines(result(tags=(("merchant_country", "FR"),)))[0]
+    assert "merchant_country" not in journey_lines(result())[0]

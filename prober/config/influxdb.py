@@ -95,6 +95,9 @@ class InfluxDBConfig(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     password_file: str | None = None
+    create_database: bool = False
+    """v1: when a write answers that ``database`` does not exist, create it (needs an
+    admin user) instead of keeping results in the spool until an operator does."""
     # transport
     verify_tls: bool = True
     ca_file: str | None = None
@@ -131,6 +134,13 @@ class InfluxDBConfig(BaseModel):
             raise ValueError(f'{name} applies to api = "{own_api}" only, and api = "{api}"')
         if api == own_api and name in _REQUIRED and not value:
             raise ValueError(f'{name} is required when api = "{api}"')
+        return value
+
+    @field_validator("create_database")
+    @classmethod
+    def _create_database_is_v1(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("api") == "v2":
+            raise ValueError('create_database applies to api = "v1" only, and api = "v2"')
         return value
 
     @field_validator("token_file", "password_file")

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from prober.config.errors import ConfigError
-from prober.config.model import Config
+from prober.config.model import STEP_OR_INCLUDE_TAGS, Config
 from prober.journey.plan import JourneyPlan, compile_config
 
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -171,7 +171,7 @@ def _describe(
 ) -> list[str]:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
-        loc = error["loc"]
+        loc = tuple(part for part in error["loc"] if part not in STEP_OR_INCLUDE_TAGS)
         path, node = "", data
         for part in loc:
             if isinstance(part, int) and isinstance(node, list) and part < len(node):

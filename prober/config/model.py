@@ -6,8 +6,9 @@ TOML layout::
     [influxdb]               # optional: where results go (see prober.config.influxdb)
     [[sites]]                # one per bank
       [sites.tls] [sites.headers] [sites.vars] [sites.secrets]
+      [[sites.step_groups.NAME]]   # reusable steps, included by checks
       [[sites.checks]]       # one per journey
-        [[sites.checks.steps]]
+        [[sites.checks.steps]]     # a step, or { include = "NAME" }
           expect = [ {json = "...", gt = 0}, ... ]
           extract = { token = {json = "access_token"} }
 
@@ -24,7 +25,9 @@ from urllib.parse import urlsplit
 
 import jmespath
 import jmespath.exceptions
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel, BeforeValidator, Discriminator, Field, PrivateAttr, SecretStr, Tag, field_validator, model_validator,
+)
 
 from prober.config.daemon import DaemonConfig
 from prober.config.incidents import IncidentsConfig
@@ -273,8 +276,16 @@ class Step(BaseModel):
     oauth: OAuthConfig | None = None
     """A token step: asks ``oauth.token_url`` for an access token (instead of
     ``path``/``url`` and a body), see prober.config.oauth."""
+    idempotency_key: bool | None = None
+    """Send the check's idempotency key with this step; unset: see :func:`needs_idempotency_key`."""
+    _group: str | None = PrivateAttr(default=None)
+    """The step group this step was included from, if any (for messages)."""
 
     check_name = field_validator("name")(_check_name)
+
+    @property
+    def group(self) -> str | None:
+        return self._group
 
     @field_validator("url")
     @classmethod
@@ -312,6 +323,60 @@ class Step(BaseModel):
         return self
 
 
+def needs_idempotency_key(check: Check, step: Step) -> bool:
+    """Whether a step carries the check's idempotency key.
+
+    ``idempotency_key = true/false`` on the step decides; unset, the key goes on every
+    POST/PUT/PATCH/DELETE of a mutating check except an OAuth2 token request (an
+    ``oauth`` step, or a ``form`` body with a ``grant_type``), which obtains credentials
+    and changes nothing.
+    """
+    if step.idempotency_key is not None:
+        return step.idempotency_key and step.method not in SAFE_METHODS
+    is_token_request = step.oauth is not None or (step.form is not None and "grant_type" in step.form)
+    return check.is_mutating and step.method not in SAFE_METHODS and not is_token_request
+
+
+class Include(BaseModel):
+    """``{ include = "NAME" }`` in a check's steps: the site's step group NAME, in place."""
+
+    model_config = STRICT
+
+    include: str
+
+
+def _step_or_include(value: object) -> str:
+    return "Include" if isinstance(value, (dict, Include)) and (
+        isinstance(value, Include) or "include" in value) else "Step"
+
+
+STEP_OR_INCLUDE_TAGS = frozenset({"Step", "Include"})
+"""Union tags pydantic puts in error locations of a check's steps (left out of messages)."""
+
+CheckStep = Annotated[
+    Annotated[Step, Tag("Step")] | Annotated[Include, Tag("Include")], Discriminator(_step_or_include)
+]
+
+_USER_TAG = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+SCHEMA_TAGS = frozenset({"site", "check", "kind", "step", "location", "instance", "outcome", "state"})
+MAX_USER_TAGS = 4
+
+
+def _check_user_tags(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_USER_TAGS:
+        raise ValueError(f"at most {MAX_USER_TAGS} tags per check, got {len(value)}")
+    for name, tag_value in value.items():
+        if not _USER_TAG.match(name):
+            raise ValueError(f"invalid tag name {name!r}: use 1-32 lowercase letters, digits or '_', starting with a letter")
+        if name in SCHEMA_TAGS:
+            raise ValueError(f"tag name {name!r} is one of the schema's own tags ({', '.join(sorted(SCHEMA_TAGS))})")
+        if not _NAME.match(tag_value):
+            raise ValueError(
+                f"invalid value for tag {name!r}: use 1-63 letters, digits, '_', '-' or '.', starting with a letter or digit"
+            )
+    return value
+
+
 class Check(BaseModel):
     """A journey: ordered steps exercising one bank capability (``kind``)."""
 
@@ -319,7 +384,13 @@ class Check(BaseModel):
 
     name: str
     kind: Kind
-    steps: list[Step] = Field(min_length=1)
+    steps: list[CheckStep] = Field(min_length=1)
+    """Steps, and ``{ include = "NAME" }`` entries that the site expands in place (after
+    validation of the site, every entry is a :class:`Step`)."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """The check's own InfluxDB tags (at most four), for failures that depend on where or
+    what, e.g. ``{ merchant_country = "US" }``; on ``check`` and ``step`` points and in
+    notifications."""
     interval: Interval = 60.0
     timeout: Timeout = 30.0
     """Budget for the whole journey (cleanup steps get their own step timeouts)."""
@@ -336,6 +407,7 @@ class Check(BaseModel):
     default from ``kind``, see :mod:`prober.report.interfaces`."""
 
     check_name = field_validator("name")(_check_name)
+    check_tags = field_validator("tags")(_check_user_tags)
 
     @property
     def is_mutating(self) -> bool:
@@ -379,6 +451,9 @@ class Site(BaseModel):
     the value ``name`` from a file."""
     signing: SigningConfig | None = None
     """Signs every request of the site (PSD2 profiles, see prober.config.signing)."""
+    step_groups: dict[str, list[Step]] = Field(default_factory=dict)
+    """Named lists of steps (e.g. the token request) that checks include with
+    ``{ include = "NAME" }``; written ``[[sites.step_groups.NAME]]``, one table per step."""
 
     check_name = field_validator("name")(_check_name)
     check_url = field_validator("base_url")(_check_http_url)
@@ -404,6 +479,42 @@ class Site(BaseModel):
         return resolved
 
     check_value_names = field_validator("vars", "secrets")(_check_value_names)
+
+    @field_validator("step_groups")
+    @classmethod
+    def _group_names(cls, value: dict[str, list[Step]]) -> dict[str, list[Step]]:
+        for name, steps in value.items():
+            _check_name(name)
+            if not steps:
+                raise ValueError(f"step group {name!r} has no steps")
+        return value
+
+    @model_validator(mode="after")
+    def _expand_includes(self) -> Site:
+        """Replace each ``{ include = "NAME" }`` by copies of the group's steps."""
+        problems: list[str] = []
+        checks: list[Check] = []
+        for check in self.checks:
+            steps: list[Step] = []
+            for index, item in enumerate(check.steps):
+                if isinstance(item, Step):
+                    steps.append(item)
+                elif item.include not in self.step_groups:
+                    defined = ", ".join(sorted(self.step_groups)) or "none"
+                    problems.append(
+                        f"checks[{check.name}].steps[{index}].include: no step group {item.include!r} "
+                        f"in this site (defined: {defined})"
+                    )
+                else:
+                    for step in self.step_groups[item.include]:
+                        copy = step.model_copy()
+                        copy._group = item.include
+                        steps.append(copy)
+            checks.append(check.model_copy(update={"steps": steps}))
+        if problems:
+            raise ValueError("; ".join(problems))
+        object.__setattr__(self, "checks", checks)  # frozen: set once, while validating
+        return self
 
 
 class Config(BaseModel):

@@ -80,7 +80,7 @@ def skipped_result(plan: JourneyPlan, reason: str) -> JourneyResult:
     """A run that was not made (overlap, back-off, shutdown)."""
     return JourneyResult(
         site=plan.site, check=plan.check, kind=plan.kind, location=plan.location,
-        outcome=Outcome.SKIPPED, started_at_ns=time.time_ns(), duration_ms=0.0, error=reason,
+        outcome=Outcome.SKIPPED, started_at_ns=time.time_ns(), duration_ms=0.0, error=reason, tags=plan.tags,
     )
 
 

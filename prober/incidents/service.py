@@ -102,6 +102,14 @@ def login_dependent_steps(config: Config) -> dict[tuple[str, str], frozenset[str
     return out
 
 
+def check_tags(config: Config, site: str, check: str) -> dict[str, str]:
+    """The own tags of a configured check (empty when it is no longer configured)."""
+    for s in config.sites:
+        if s.name == site:
+            return next((dict(c.tags) for c in s.checks if c.name == check), {})
+    return {}
+
+
 class IncidentService:
     """Result consumer: tracker → InfluxDB ``incident`` points → notifications."""
 
@@ -232,6 +240,7 @@ class IncidentService:
             outcome=incident.outcome, error=incident.error, reason=incident.reason, since_ns=incident.since_ns,
             at_ns=event.at_ns, duration_s=duration, capability_state=state.state if state else "unknown",
             site_summary=site_summary(incident.site, states), resolved_ns=incident.resolved_ns,
+            tags=check_tags(self.config, incident.site, incident.check),
         ))
 
     # ── views ──────────────────────────────────────────────────────────────────────

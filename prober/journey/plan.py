@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prober.config.errors import ConfigError
-from prober.config.model import SAFE_METHODS, Check, Config, Site, Step
+from prober.config.model import Check, Config, Site, Step, needs_idempotency_key
 from prober.config.signing import SigningConfig
 from prober.journey.checks import CompiledAssertion, CompiledExtract
 from prober.journey.oauth import OAuthPlan, template_names
@@ -80,6 +80,8 @@ class JourneyPlan:
     secrets: tuple[str, ...]
     max_duration: float | None = None
     """The journey's latency budget (seconds): over it, a run whose steps all passed is ``slow``."""
+    tags: tuple[tuple[str, str], ...] = ()
+    """The check's own tags, sorted by name."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -164,6 +166,8 @@ def _compile_check(
     start = len(problems)
     for index, step in enumerate(check.steps):
         step_where = f"{where}.steps[{step.name}]"
+        if step.group is not None:
+            step_where += f" (from step_groups.{step.group})"
         if step.name in step_names:
             problems.append(f"{step_where}.name: duplicate step name {step.name!r}")
         step_names.add(step.name)
@@ -198,6 +202,7 @@ def _compile_check(
         values=values,
         secrets=tuple(v.get_secret_value() for v in site.secrets.values()),
         max_duration=check.max_duration,
+        tags=tuple(sorted(check.tags.items())),
     )
 
 
@@ -256,7 +261,7 @@ def _compile_step(
         body_kind, body = "raw", compile_value(step.body)
     else:
         body_kind, body = None, None
-    needs_key = check.is_mutating and step.method not in SAFE_METHODS
+    needs_key = needs_idempotency_key(check, step)
     return StepPlan(
         name=step.name,
         index=index,

@@ -127,6 +127,8 @@ class JourneyResult:
     failed_step: str = ""
     error: str = ""
     run_id: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
+    """The check's own tags (``tags = { … }`` in the config), sorted by name."""
 
     @property
     def success(self) -> bool:

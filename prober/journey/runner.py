@@ -103,6 +103,7 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
         failed_step=failed_step,
         error=error,
         run_id=run.id,
+        tags=plan.tags,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -47,6 +47,8 @@ class Message:
     site_summary: str
     """Every capability of the site, e.g. ``partial outage: transfer (outage); ok: login``."""
     resolved_ns: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    """The check's own tags, e.g. ``{"merchant_country": "US"}``."""
 
     @property
     def since(self) -> str:
@@ -87,10 +89,11 @@ class Message:
         error = self.error or self.outcome
         if not error.startswith(f"{self.outcome}:") and self.error:
             error = f"{self.outcome} ({self.error})"
+        tags = f" ({', '.join(f'{k}={v}' for k, v in sorted(self.tags.items()))})" if self.tags else ""
         if self.outcome == "slow" and not self.failed_step:
-            return f"check `{self.check}` works, too slowly: {error}"
+            return f"check `{self.check}`{tags} works, too slowly: {error}"
         step = f"step `{self.failed_step}`" if self.failed_step else "the journey"
-        return f"check `{self.check}` fails at {step}: {error}"
+        return f"check `{self.check}`{tags} fails at {step}: {error}"
 
     @property
     def text(self) -> str:
@@ -115,6 +118,7 @@ class Message:
             "site": self.site,
             "kind": self.kind,
             "check": self.check,
+            "tags": dict(self.tags),
             "location": self.location,
             "failed_step": self.failed_step,
             "outcome": self.outcome,

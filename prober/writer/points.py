@@ -6,9 +6,9 @@ The measurements, tags and fields are the schema contract of ``DESIGN.md``:
 measurement tags                                    fields
 ========== ======================================= =========================================
 check       site, check, kind, location, outcome    success (int), duration_ms, failed_step,
-                                                    error, steps (int)
+            (+ the check's own tags)                error, steps (int)
 step        site, check, kind, step, location,      success (int), duration_ms, dns_ms,
-            outcome                                 connect_ms, tls_ms, ttfb_ms, transfer_ms,
+            outcome (+ the check's own tags)        connect_ms, tls_ms, ttfb_ms, transfer_ms,
                                                     http_status (int), bytes (int), error
 incident    site, check, kind, location, state      reason, failed_step, duration_s
 prober      location, instance                      checks, running, schedule_lag_ms,
@@ -107,30 +107,37 @@ def _ts(ns: int, divisor: int) -> int:
     return ns if divisor == 1 else ns // divisor
 
 
-# Per check: the escaped ",check=..,kind=..,location=.." part and ",site=.." part.
-_prefix_cache: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+# Per check, its escaped tags (the check's own tags included) in three runs, so that every
+# line's tags stay in key order: those before "outcome", between "outcome" and "step",
+# and after "step".
+_prefix_cache: dict[tuple[str, str, str, str, tuple[tuple[str, str], ...]], tuple[str, str, str]] = {}
 
 
-def _check_prefix(result: JourneyResult) -> tuple[str, str]:
-    key = (result.site, result.check, result.kind, result.location)
+def _check_prefix(result: JourneyResult) -> tuple[str, str, str]:
+    key = (result.site, result.check, result.kind, result.location, result.tags)
     cached = _prefix_cache.get(key)
     if cached is None:
-        middle = _tags([("check", result.check), ("kind", result.kind), ("location", result.location)])
-        site = _tags([("site", result.site)])
+        pairs = sorted([("check", result.check), ("kind", result.kind), ("location", result.location),
+                        ("site", result.site), *result.tags])
+        cached = (
+            _tags([p for p in pairs if p[0] < "outcome"]),
+            _tags([p for p in pairs if "outcome" < p[0] < "step"]),
+            _tags([p for p in pairs if p[0] > "step"]),
+        )
         if len(_prefix_cache) >= _TAG_CACHE_MAX:
             _prefix_cache.clear()
-        cached = _prefix_cache[key] = (middle, site)
+        _prefix_cache[key] = cached
     return cached
 
 
 def journey_lines(result: JourneyResult, precision: Precision = "ns") -> list[str]:
     """Line protocol for one journey run: one ``check`` line, one ``step`` line per executed step."""
     divisor = PRECISION_DIVISOR[precision]
-    middle, site = _check_prefix(result)
+    middle, site, tail = _check_prefix(result)
     outcome = str(result.outcome.value)
     duration = _float(result.duration_ms)
     lines = [
-        f"check{middle},outcome={escape_tag(outcome)}{site} "
+        f"check{middle},outcome={escape_tag(outcome)}{site}{tail} "
         f"success={1 if result.success else 0}i"
         + (f",duration_ms={duration}" if duration is not None else "")
         + f",failed_step={escape_field_string(result.failed_step)}"
@@ -140,11 +147,11 @@ def journey_lines(result: JourneyResult, precision: Precision = "ns") -> list[st
     ]
     for step in result.steps:
         if step.executed:
-            lines.append(_step_line(step, middle, site, result.started_at_ns, divisor))
+            lines.append(_step_line(step, middle, site, tail, result.started_at_ns, divisor))
     return lines
 
 
-def _step_line(step: StepResult, middle: str, site: str, journey_ns: int, divisor: int) -> str:
+def _step_line(step: StepResult, middle: str, site: str, tail: str, journey_ns: int, divisor: int) -> str:
     outcome = step.outcome.value
     parts = [f"success={1 if step.success else 0}i"]
     duration = _float(step.duration_ms)
@@ -168,7 +175,7 @@ def _step_line(step: StepResult, middle: str, site: str, journey_ns: int, diviso
     parts.append(f"error={escape_field_string(step.error)}")
     ts = step.started_at_ns or journey_ns
     step_tag = f",step={escape_tag(step.name)}" if step.name else ""
-    return f"step{middle},outcome={escape_tag(outcome)}{site}{step_tag} {','.join(parts)} {_ts(ts, divisor)}"
+    return f"step{middle},outcome={escape_tag(outcome)}{site}{step_tag}{tail} {','.join(parts)} {_ts(ts, divisor)}"
 
 
 def incident_point(

@@ -8,7 +8,9 @@ ok          written (204/200)
 retry       keep the batch and try again later: connection refused or reset, timeout, DNS,
             TLS, 5xx, 429, and also 401/403/404 (a token, a permission or a database an
             operator can fix: the data is kept, not thrown away). ``retry_after`` carries
-            the server's ``Retry-After`` in seconds when it sent one.
+            the server's ``Retry-After`` in seconds when it sent one. A missing InfluxDB
+            1.x database is created when ``create_database`` is set, and otherwise
+            logged once as an error naming it (see :class:`InfluxV1Sink`).
 rejected    the server refused the content and will refuse it again (400 malformed, 413,
             422…): the batch is set aside in the spool's ``rejected`` table for
             inspection, its points counted as dropped, and never retried.
@@ -33,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import enum
+import logging
 import re
 import ssl
 import zlib
@@ -57,6 +60,10 @@ __all__ = [
 ]
 
 _MESSAGE_MAX = 300
+_DATABASE_NOT_FOUND = "database not found"
+"""What InfluxDB 1.x answers (with a 404) to a write into a database that does not exist."""
+
+log = logging.getLogger("prober.writer")
 
 
 class WriteStatus(enum.Enum):
@@ -181,6 +188,12 @@ class InfluxV1Sink:
 
     Credentials go in a basic ``Authorization`` header (never in the URL, which may be
     logged by proxies). Bodies are gzip-compressed (level 1) when ``gzip`` is set.
+
+    A write answered 404 ``database not found``: with ``create_database`` the sink sends
+    ``CREATE DATABASE`` through ``/query`` and writes the batch again; without, it logs an
+    error naming the database once (again if it disappears after working) and answers
+    ``retry`` with a message saying what to do, which the writer shows as ``last_error``
+    while the results wait in the spool.
     """
 
     _V1_PRECISION = {"ns": "ns", "us": "u", "ms": "ms", "s": "s"}
@@ -201,6 +214,7 @@ class InfluxV1Sink:
             self._headers["Authorization"] = _basic_auth(config.username, password)
         self._session: aiohttp.ClientSession | None = None
         self._scrub = Scrubber(config)
+        self._missing_reported = False
 
     async def start(self) -> None:
         if self._session is None:
@@ -224,16 +238,61 @@ class InfluxV1Sink:
             compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
             data = compressor.compress(data) + compressor.flush()
             headers["Content-Encoding"] = "gzip"
+        result, missing = await self._post(data, headers, points)
+        if missing:
+            result = await self._missing_database(data, headers, points)
+        elif result.status is WriteStatus.OK:
+            self._missing_reported = False
+        return result
+
+    async def _post(self, data: bytes, headers: dict[str, str], points: int) -> tuple[WriteResult, bool]:
+        """One write; the flag says the server answered that the database does not exist."""
+        assert self._session is not None
         try:
             async with self._session.post(self._url, params=self._params, data=data, headers=headers) as resp:
                 if 200 <= resp.status < 300:
-                    return OK
+                    return OK, False
                 text = await resp.text(errors="replace")
-                return classify_status(resp.status, text, points, resp.headers.get("Retry-After"))
+                missing = resp.status == 404 and _DATABASE_NOT_FOUND in text
+                return classify_status(resp.status, text, points, resp.headers.get("Retry-After")), missing
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            return WriteResult(WriteStatus.RETRY, _error_message(exc))
+            return WriteResult(WriteStatus.RETRY, _error_message(exc)), False
         except Exception as exc:  # anything unforeseen: keep the data, try again later
-            return WriteResult(WriteStatus.RETRY, _error_message(exc))
+            return WriteResult(WriteStatus.RETRY, _error_message(exc)), False
+
+    async def _missing_database(self, data: bytes, headers: dict[str, str], points: int) -> WriteResult:
+        name = self.config.database or ""
+        where = f"InfluxDB {self.config.url}"
+        if not self.config.create_database:
+            message = (f"database {name!r} does not exist on {where}: create it (CREATE DATABASE) or set "
+                       "[influxdb] create_database = true; results are kept in the spool")
+            if not self._missing_reported:
+                self._missing_reported = True
+                log.error("%s", message)
+            return WriteResult(WriteStatus.RETRY, message)
+        created = await self._create_database(name)
+        if created.status is not WriteStatus.OK:
+            return created
+        log.warning("created database %r on %s ([influxdb] create_database = true)", name, where)
+        result, _ = await self._post(data, headers, points)
+        return result
+
+    async def _create_database(self, name: str) -> WriteResult:
+        """``CREATE DATABASE`` (a no-op when it exists) through ``POST /query``."""
+        assert self._session is not None
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        failed = f"cannot create database {name!r}"
+        try:
+            async with self._session.post(f"{self.config.url}/query", data={"q": f'CREATE DATABASE "{quoted}"'}) as resp:
+                text = await resp.text(errors="replace")
+                if not 200 <= resp.status < 300:
+                    answer = classify_status(resp.status, text, 0).message
+                    return WriteResult(WriteStatus.RETRY, f"{failed}: {answer}")
+                if '"error"' in text:
+                    return WriteResult(WriteStatus.RETRY, f"{failed}: {' '.join(text.split())[:_MESSAGE_MAX]}")
+                return OK
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return WriteResult(WriteStatus.RETRY, f"{failed}: {_error_message(exc)}")
 
     async def close(self) -> None:
         if self._session is not None:
