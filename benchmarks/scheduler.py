@@ -41,7 +41,7 @@ from benchmarks.support import start_bank  # noqa: E402
 from prober.config.loader import load  # noqa: E402
 from prober.daemon.scheduler import percentile  # noqa: E402
 from prober.daemon.service import ProberService  # noqa: E402
-from prober.journey.results import JourneyResult, Outcome  # noqa: E402
+from prober.results import JourneyResult, Outcome  # noqa: E402
 from prober.writer.sinks import OK, WriteResult  # noqa: E402
 from prober.writer.writer import ResultWriter  # noqa: E402
 

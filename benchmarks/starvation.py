@@ -46,7 +46,7 @@ from prober.config.loader import load  # noqa: E402
 from prober.daemon.scheduler import percentile  # noqa: E402
 from prober.daemon.service import ProberService  # noqa: E402
 from prober.journey.plan import JourneyPlan  # noqa: E402
-from prober.journey.results import JourneyResult, Outcome  # noqa: E402
+from prober.results import JourneyResult, Outcome  # noqa: E402
 from prober.writer.writer import ResultWriter  # noqa: E402
 
 CHECK = """

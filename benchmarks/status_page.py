@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prober.journey.results import KINDS, Outcome  # noqa: E402
+from prober.results import KINDS, Outcome  # noqa: E402
 from prober.statuspage.feed import render_feed  # noqa: E402
 from prober.statuspage.history import DayUptime  # noqa: E402
 from prober.statuspage.page import render_page  # noqa: E402

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from prober.config.influxdb import InfluxDBConfig  # noqa: E402
-from prober.journey.results import JourneyResult, Outcome, Phases, StepResult  # noqa: E402
+from prober.results import JourneyResult, Outcome, Phases, StepResult  # noqa: E402
 from prober.writer import ResultWriter  # noqa: E402
 from tests.fixtures.servers import InfluxDBServer  # noqa: E402
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from prober.config.errors import ConfigError
 from prober.config.loader import LoadedConfig, load
 from prober.journey.plan import JourneyPlan
-from prober.journey.results import JourneyResult
+from prober.results import JourneyResult
 from prober.journey.runner import run_journey
 from prober.logs import setup_logging
 

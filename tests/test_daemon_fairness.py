@@ -15,7 +15,7 @@ from prober.bank import BankServer, Fault
 from prober.config.loader import load
 from prober.daemon.scheduler import OVERLAP_ERROR, waiting_error
 from prober.daemon.slots import SitePool, share, site_limits
-from prober.journey.results import Outcome
+from prober.results import Outcome
 from tests.test_daemon_helpers import Recorder, check, config_text, peak_while_running, service_for
 
 RUN_FOR = 4.0

@@ -18,7 +18,7 @@ from typing import Any
 
 from prober.config.loader import load
 from prober.daemon.service import ProberService
-from prober.journey.results import JourneyResult
+from prober.results import JourneyResult
 from prober.writer.writer import ResultWriter
 
 TOKEN = """

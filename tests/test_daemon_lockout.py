@@ -11,7 +11,7 @@ from prober.bank import BankServer
 from prober.config.loader import load
 from prober.daemon.lockout import LockoutTracker
 from prober.daemon.service import ProberService
-from prober.journey.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Outcome
 from prober.writer.writer import ResultWriter
 from tests.test_daemon_helpers import Recorder, check, config_text, wait_for
 

@@ -31,7 +31,7 @@ from prober.bank import BankServer
 from prober.bank.faults import Fault
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.loader import load
-from prober.journey.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
 from prober.writer import ResultWriter, incident_point, prober_point
 from tests.fixtures.servers import InfluxDatabase, InfluxDBServer, new_database

@@ -14,7 +14,7 @@ import pytest
 from prober.bank.hostile import HostileServer
 from prober.config.loader import load
 from prober.journey.plan import JourneyPlan
-from prober.journey.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
 from tests.cli import run_prober
 

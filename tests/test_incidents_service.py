@@ -13,7 +13,7 @@ from prober.notify import parse_notifier
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.loader import load
 from prober.incidents import IncidentService
-from prober.journey.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
 from prober.writer import ResultWriter
 from tests.test_notify_dispatcher import Receiver

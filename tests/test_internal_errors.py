@@ -14,7 +14,7 @@ import pytest
 from prober.cli import run_once
 from prober.config.loader import load
 from prober.journey.checks import CompiledAssertion
-from prober.journey.results import Outcome
+from prober.results import Outcome
 from tests.cli import run_prober
 from tests.fixtures.echo_bank import TOKEN, EchoBank
 

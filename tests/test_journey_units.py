@@ -15,8 +15,8 @@ from prober.config.types import format_size, parse_duration, parse_size
 from prober.journey.checks import CompiledAssertion, CompiledExtract, Response
 from prober.journey.failures import classify
 from prober.journey.http import PhaseClock
-from prober.journey.redact import Redactor
-from prober.journey.results import Outcome
+from prober.redact import Redactor
+from prober.results import Outcome
 from prober.journey.templating import compile_value, names_in
 
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from prober.bank import BankServer, Fault
 from prober.bank.oauth import OAuthClient, OAuthServer
 from prober.config.loader import load
-from prober.journey.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
 from tests.cli import run_prober
 from tests.signing_keys import KeyFiles, make_key

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.model import Assertion
 from prober.journey.checks import MAX_JSON_DEPTH, CompiledAssertion, Response, json_too_deep, shorten
-from prober.journey.redact import MASK, MIN_FRAGMENT, Redactor
+from prober.redact import MASK, MIN_FRAGMENT, Redactor
 from prober.writer.sinks import Scrubber, WriteResult, WriteStatus, classify_status
 
 TOKEN = "tkEXX" + "q7Rv2Lm9Zx" * 7 + "Wp3"  # 78 characters, like an opaque access token

@@ -40,7 +40,7 @@ from pathlib import Path
 import pytest
 
 from prober.cli import main
-from prober.journey.results import JourneyResult, Outcome, Phases, StepResult
+from prober.results import JourneyResult, Outcome, Phases, StepResult
 from prober.writer import incident_point, journey_lines
 from tests.fixtures.servers import InfluxDatabase, InfluxDBServer, free_port, new_database
 

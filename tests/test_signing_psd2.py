@@ -23,7 +23,7 @@ from prober.bank import BankServer
 from prober.bank.signatures import SignatureProfile, signature_middleware
 from prober.config.loader import load
 from prober.config.signing import SigningConfig
-from prober.journey.results import Outcome
+from prober.results import Outcome
 from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer, signing_middleware
 from prober.journey.signing.cavage import parse_signature

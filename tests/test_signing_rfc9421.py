@@ -11,7 +11,7 @@ from prober.bank import BankServer
 from prober.bank.signatures import SignatureProfile
 from prober.config.loader import load
 from prober.config.signing import SigningConfig
-from prober.journey.results import Outcome
+from prober.results import Outcome
 from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer
 from tests.cli import run_prober

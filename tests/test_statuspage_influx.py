@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from prober.config.influxdb import InfluxDBConfig
-from prober.journey.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Outcome
 from prober.statuspage.history import DailyHistory
 from prober.statuspage.influx import InfluxHistory, InfluxQueryError, parse_answer
 

@@ -14,7 +14,7 @@ from prober.config.errors import ConfigError
 from prober.config.incidents import MaintenanceWindow
 from prober.config.loader import load
 from prober.config.statuspage import StatusPageConfig
-from prober.journey.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Outcome
 from prober.statuspage.badge import render_badge
 from prober.statuspage.feed import render_feed
 from prober.statuspage.history import MAX_SERIES, DailyHistory, utc_day

@@ -10,7 +10,7 @@ import trustme
 
 from prober.bank import BankServer, Fault
 from prober.config.loader import load
-from prober.journey.results import Outcome
+from prober.results import Outcome
 from prober.journey.runner import run_journey
 
 

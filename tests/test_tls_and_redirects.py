@@ -10,7 +10,7 @@ import pytest
 import trustme
 
 from prober.config.loader import load
-from prober.journey.results import Outcome
+from prober.results import Outcome
 from prober.journey.runner import run_journey
 from tests.fixtures.echo_bank import SESSION, TOKEN, EchoBank
 

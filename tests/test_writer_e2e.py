@@ -6,7 +6,7 @@ import itertools
 import time
 
 from prober.config.influxdb import InfluxDBConfig
-from prober.journey.results import JourneyResult, Outcome, Phases, StepResult
+from prober.results import JourneyResult, Outcome, Phases, StepResult
 from prober.writer import ResultWriter, incident_point, prober_point
 
 _clock = itertools.count(time.time_ns() // 1_000_000 * 1_000_000, 1_000_000)

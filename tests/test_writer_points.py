@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from prober.journey.results import JourneyResult, Outcome, Phases, StepResult
+from prober.results import JourneyResult, Outcome, Phases, StepResult
 from prober.writer.points import (
     escape_field_string,
     escape_tag,

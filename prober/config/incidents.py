@@ -44,7 +44,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from prober.config.types import STRICT, Duration
-from prober.journey.results import Kind
+from prober.results import Kind
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

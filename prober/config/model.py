@@ -37,7 +37,7 @@ from prober.config.oauth import OAuthConfig
 from prober.config.signing import SigningConfig
 from prober.config.statuspage import StatusPageConfig
 from prober.config.types import STRICT, ByteSize, Duration, Interval, Timeout, read_secret_file
-from prober.journey.results import Kind
+from prober.results import Kind
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -1,6 +1,6 @@
 """Where finished journey results go: the :class:`ResultConsumer` interface.
 
-The daemon hands every :class:`~prober.journey.results.JourneyResult` (runs, skipped
+The daemon hands every :class:`~prober.results.JourneyResult` (runs, skipped
 runs, runs cancelled at shutdown) to each consumer in turn. A consumer:
 
 * ``consume(result)`` — synchronous and cheap; never blocks, never raises (the daemon
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from prober.journey.results import JourneyResult
+from prober.results import JourneyResult
 from prober.writer.writer import ResultWriter
 
 

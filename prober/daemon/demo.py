@@ -44,7 +44,7 @@ from prober.defaults import default_config
 from prober.journey.plan import JourneyPlan
 from prober.waiting import wait_event
 from prober.writer.writer import ResultWriter
-from prober.journey.results import KINDS
+from prober.results import KINDS
 
 log = logging.getLogger("prober.demo")
 

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prober.journey.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Outcome
 
 log = logging.getLogger("prober.daemon.lockout")
 

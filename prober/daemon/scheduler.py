@@ -41,7 +41,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prober.daemon.lockout import LockoutTracker
 from prober.daemon.slots import SitePool
 from prober.journey.plan import JourneyPlan
-from prober.journey.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
 
 log = logging.getLogger("prober.daemon.scheduler")

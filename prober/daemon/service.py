@@ -34,7 +34,7 @@ from prober.daemon.slots import site_limits
 from prober.daemon.status import StatusStore
 from prober.incidents import IncidentService
 from prober.journey.plan import JourneyPlan
-from prober.journey.results import JourneyResult
+from prober.results import JourneyResult
 from prober.statuspage.history import DailyHistory
 from prober.timefmt import utc_iso
 from prober.writer.points import prober_point

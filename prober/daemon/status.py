@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from prober.journey.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Outcome
 
 
 @dataclass(slots=True)

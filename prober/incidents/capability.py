@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from prober.incidents.tracker import CheckKey, Incident
-from prober.journey.results import KINDS
+from prober.results import KINDS
 from prober.timefmt import utc_iso
 
 State = Literal["ok", "degraded", "outage", "unknown"]

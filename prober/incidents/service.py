@@ -1,6 +1,6 @@
 """The incident service: a result consumer that turns runs into incidents.
 
-The daemon hands every finished :class:`~prober.journey.results.JourneyResult` to
+The daemon hands every finished :class:`~prober.results.JourneyResult` to
 :meth:`IncidentService.consume` (synchronous, cheap, never blocks). The service
 
 1. counts the run in the :class:`~prober.incidents.tracker.Tracker` (skipped runs, and
@@ -41,7 +41,7 @@ from prober.incidents.capability import (
 )
 from prober.incidents.store import StateStore
 from prober.incidents.tracker import CheckKey, IncidentEvent, Observation, Thresholds, Tracker
-from prober.journey.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Outcome
 from prober.notify.dispatcher import Dispatcher
 from prober.notify.message import Message
 from prober.waiting import wait_event

@@ -110,7 +110,7 @@ class Observation:
     kind: str
     location: str
     outcome: str
-    """An :class:`~prober.journey.results.Outcome` value; ``ok`` and ``skipped`` are special."""
+    """An :class:`~prober.results.Outcome` value; ``ok`` and ``skipped`` are special."""
     at_ns: int
     failed_step: str = ""
     error: str = ""

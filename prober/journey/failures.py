@@ -44,7 +44,7 @@ from aiohttp.http_exceptions import (
 
 from prober.journey.http import MAX_FIELD_SIZE, MAX_HEADERS, BodyTooLarge
 from prober.journey.redirects import SecretRedirectRefused
-from prober.journey.results import Outcome
+from prober.results import Outcome
 
 
 class ReportableError(Exception):

@@ -51,7 +51,7 @@ from aiohttp.helpers import ceil_timeout
 from aiohttp.resolver import ThreadedResolver
 
 from prober.config.types import format_size
-from prober.journey.results import Phases
+from prober.results import Phases
 
 MAX_FIELD_SIZE = 8190
 """Longest response status or header line aiohttp accepts, in bytes (its default, and

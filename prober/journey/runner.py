@@ -31,10 +31,10 @@ from prober.journey.failures import ReportableError, classify, status_outcome
 from prober.journey.http import BodyReader, PhaseClock, bind_clock, open_session, unbind_clock
 from prober.journey.oauth import TokenRequest, refusal
 from prober.journey.plan import JourneyPlan, StepPlan
-from prober.journey.redact import Redactor
+from prober.redact import Redactor
 from prober.journey.redirects import Middleware, origin_guard
 from prober.journey.signing import signing_middleware
-from prober.journey.results import JourneyResult, Outcome, StepResult
+from prober.results import JourneyResult, Outcome, StepResult
 from prober.journey.templating import UndefinedValue, fresh_uuid
 
 log = logging.getLogger("prober.journey")

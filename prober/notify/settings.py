@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from prober.config.types import STRICT, Duration, read_secret_file
-from prober.journey.results import Kind
+from prober.results import Kind
 
 
 class NotifierSettings(BaseModel):

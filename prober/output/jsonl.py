@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from prober.journey.results import JourneyResult, StepResult
+from prober.results import JourneyResult, StepResult
 
 
 def _step(step: StepResult) -> dict[str, Any]:

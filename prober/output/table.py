@@ -8,7 +8,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.table import Table
 
-from prober.journey.results import JourneyResult
+from prober.results import JourneyResult
 
 
 def render_table(results: Sequence[JourneyResult], stream: TextIO) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prober.incidents.store import StateStore
-from prober.journey.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Outcome
 
 log = logging.getLogger("prober.statuspage")
 

@@ -21,7 +21,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from prober.config.incidents import MaintenanceWindow, _iso
-from prober.journey.results import KINDS
+from prober.results import KINDS
 from prober.statuspage.history import DayUptime, day_range
 from prober.timefmt import utc_iso
 

@@ -45,7 +45,7 @@ import math
 from typing import Literal
 
 from prober.config.types import Precision
-from prober.journey.results import JourneyResult, StepResult
+from prober.results import JourneyResult, StepResult
 
 __all__ = [
     "PRECISION_DIVISOR",

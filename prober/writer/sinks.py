@@ -46,7 +46,7 @@ from typing import Protocol
 import aiohttp
 
 from prober.config.influxdb import InfluxDBConfig
-from prober.journey.redact import Redactor
+from prober.redact import Redactor
 
 __all__ = [
     "InfluxV1Sink",

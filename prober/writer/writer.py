@@ -64,7 +64,7 @@ from pathlib import Path
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_never, wait_exponential_jitter
 
 from prober.config.influxdb import InfluxDBConfig, SpoolConfig
-from prober.journey.results import JourneyResult
+from prober.results import JourneyResult
 from prober.waiting import wait_event
 from prober.writer.points import Precision, journey_lines, rescale_lines
 from prober.writer.sinks import Sink, WriteResult, WriteStatus, make_sink

@@ -1,7 +1,8 @@
 """Typed results of a journey run: journey → steps → phases.
 
 These types are the only thing the writer, the incident tracker, the live status and the
-CLI see of a run; none of them needs to know about HTTP.
+CLI see of a run; none of them needs to know about HTTP. The module imports nothing of
+the project, so every package can share it without importing another's behaviour.
 
 Outcomes form one closed set (:class:`Outcome`). The journey's outcome is the outcome of
 its first failed step (a failed cleanup step fails the journey too, since a card left
