@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ from prober.notify import parse_notifier
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.loader import load
 from prober.incidents import IncidentService
+from prober.incidents.service import SAVE_INTERVAL
 from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
 from prober.writer import ResultWriter
@@ -220,3 +223,40 @@ async def test_notification_carries_the_check_tags(tmp_path):
     assert sent["card-authorisation"]["tags"] == {"merchant_country": "DE"}
     assert "check `card-authorisation` (merchant_country=DE) fails" in sent["card-authorisation"]["text"]
     assert sent["cards"]["tags"] == {}
+
+
+def saved_window(state: Path) -> list[bool]:
+    """The failed flags of the saved window of simbank's transfer check."""
+    doc = json.loads((state / "incidents.json").read_text())
+    return [bad for bad, _ in doc["checks"]["simbank\x1ftransfer\x1flocal"]["window"]]
+
+
+async def wait_saved(state: Path, expected: list[bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if (state / "incidents.json").exists() and saved_window(state) == expected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"saved window {saved_window(state)} never became {expected}")
+
+
+async def test_passing_runs_of_a_healthy_check_are_saved_on_a_slow_timer(tmp_path):
+    """Serializing every check each second for runs that change nothing material costs
+    more than the runs: only failures, and runs while failures are in the window, are
+    saved within a second; the rest waits for the slow timer or the shutdown."""
+    config, _ = simbank("http://127.0.0.1:9")
+    service = IncidentService(config, Lines(), state_dir=tmp_path)
+    await service.start()
+    service.consume(result(ok=True, i=0))  # a check seen for the first time is saved
+    await wait_saved(tmp_path, [False])
+    for i in range(1, 5):
+        service.consume(result(ok=True, i=i))
+    await asyncio.sleep(3 * SAVE_INTERVAL)
+    assert saved_window(tmp_path) == [False]  # passing runs of a healthy check: not yet
+    service.consume(result(ok=False, i=5))
+    await wait_saved(tmp_path, [False] * 5 + [True])  # a failure: within a second
+    service.consume(result(ok=True, i=6))
+    await wait_saved(tmp_path, [False] * 5 + [True, False])  # a failure in the window: too
+    service.consume(result(ok=True, i=7))
+    await service.close()
+    assert saved_window(tmp_path) == [False] * 5 + [True, False, False]  # everything on shutdown

@@ -1,12 +1,22 @@
-"""Scheduling journeys with APScheduler: one job per site × check.
+"""Scheduling journeys with APScheduler: one tick job per interval, one timer per run.
 
-* Each check is an APScheduler job (``AsyncIOScheduler``, ``IntervalTrigger``) with
-  ``max_instances=1`` and ``coalesce=True``. Its first run is spread over the interval
-  (``[daemon] jitter``) by a hash of ``site/check``, anchored on the epoch: a restart, a
-  reload or a second prober keeps the same phase. Every run also gets a small random
-  delay (5% of the interval, at most 1 s).
-* The job itself only starts a task for the journey and returns, so APScheduler never
-  waits for a bank. Each site has its own pool of concurrency slots
+* APScheduler (``AsyncIOScheduler``, ``IntervalTrigger``, ``coalesce=True``,
+  ``max_instances=1``) runs one *tick* job per distinct interval, not one job per check:
+  its per-run machinery (trigger arithmetic, job store update, events, executor task)
+  is then paid once per interval class and period, not once per check run. Each tick
+  fires ``lead`` (a quarter of the interval, at most 1 s) before the period it plans
+  and puts every check of that interval on the event loop's timer (``loop.call_at``)
+  at its own time in the period.
+* A check runs at ``phase`` past every multiple of its interval, the phase spread over
+  the interval (``[daemon] jitter``) by a hash of ``site/check``, anchored on the
+  epoch: a restart, a reload or a second prober keeps the same phase. Every run also
+  gets a small random delay (5% of the interval, at most 1 s).
+* A run later than its misfire grace (the interval, at least 1 s: event loop blocked,
+  machine suspended) is dropped and counted in :attr:`JourneyScheduler.missed`; the
+  next one runs on time. A tick that APScheduler reports missed counts the runs of its
+  period as missed.
+* A run only starts a task for the journey and returns, so the scheduler never waits
+  for a bank. Each site has its own pool of concurrency slots
   (:mod:`prober.daemon.slots`), sized from the configuration, and nothing else is
   shared: the journeys of a hanging bank hold only their own site's slots, each until
   its journey timeout, and never delay another site's checks.
@@ -19,7 +29,7 @@
 * A run of a site that is backing off (:mod:`prober.daemon.lockout`) is recorded as
   ``skipped`` with the reason, and the bank is not contacted.
 * Schedule lag = actual start of the journey (after waiting for a concurrency slot) −
-  the run time APScheduler planned (jitter included); the recent lags give p50/p99.
+  the run time planned (random delay included); the recent lags give p50/p99.
 """
 
 from __future__ import annotations
@@ -28,13 +38,14 @@ import asyncio
 import hashlib
 import logging
 import math
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED, JobEvent
+from apscheduler.events import EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -71,6 +82,17 @@ def first_run(now: float, interval: float, phase: float) -> float:
     return math.floor((now - phase) / interval + 1) * interval + phase
 
 
+def tick_lead(interval: float) -> float:
+    """How long before its period the tick of an interval plans the period's runs."""
+    return min(interval / 4, 1.0)
+
+
+def tick_of(now: float, interval: float) -> float:
+    """The latest tick time at or before ``now``: ``lead`` before a multiple of ``interval``."""
+    lead = tick_lead(interval)
+    return math.floor((now + lead) / interval) * interval - lead
+
+
 def run_jitter(interval: float) -> float:
     """The random delay each run may get: 5% of the interval, at most 1 s."""
     return min(interval * 0.05, 1.0)
@@ -92,10 +114,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100.0 * len(ordered)) - 1))]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Entry:
     plan: JourneyPlan
     fingerprint: Hashable
+    phase: float = 0.0
+    due: float = -math.inf
+    """The latest run put on the timer (epoch seconds, random delay excluded)."""
+    handle: asyncio.TimerHandle | None = None
 
 
 class JourneyScheduler:
@@ -131,15 +157,16 @@ class JourneyScheduler:
         self.overlaps = 0
         self.missed = 0
         self.lockout_skips = 0
-        self._planned: dict[str, datetime] = {}
+        self._groups: dict[float, dict[Key, _Entry]] = {}
+        """Checks by interval: one APScheduler tick job each."""
         self._scheduler: AsyncIOScheduler | None = None
         self._stopped = False
 
     # -- plans -----------------------------------------------------------------------
 
     @staticmethod
-    def job_id(key: Key) -> str:
-        return f"{key[0]}/{key[1]}"
+    def tick_id(interval: float) -> str:
+        return f"tick/{interval!r}"
 
     @property
     def max_concurrency(self) -> int:
@@ -181,40 +208,69 @@ class JourneyScheduler:
     def _schedule(self, key: Key) -> None:
         if self._scheduler is None or self._stopped:
             return
-        plan = self.entries[key].plan
-        start = first_run(time.time(), plan.interval, phase_of(plan.site, plan.check, plan.interval, self.jitter))
-        trigger = IntervalTrigger(
-            seconds=plan.interval,
-            start_date=datetime.fromtimestamp(start, timezone.utc),
-            timezone=timezone.utc,
-            jitter=run_jitter(plan.interval) or None,
-        )
-        self._scheduler.add_job(
-            self._fire,
-            trigger,
-            args=[key],
-            id=self.job_id(key),
-            name=self.job_id(key),
-            max_instances=1,
-            coalesce=True,
-            # A run later than this (event loop blocked, machine suspended) is dropped
-            # and counted in `missed`; the next one runs on time.
-            misfire_grace_time=max(1, math.ceil(plan.interval)),
-            replace_existing=True,
-        )
+        entry = self.entries[key]
+        interval = entry.plan.interval
+        entry.phase = phase_of(entry.plan.site, entry.plan.check, interval, self.jitter)
+        group = self._groups.get(interval)
+        if group is None:
+            group = self._groups[interval] = {}
+            start = tick_of(time.time(), interval) + interval
+            self._scheduler.add_job(
+                self._tick,
+                IntervalTrigger(seconds=interval, start_date=datetime.fromtimestamp(start, timezone.utc),
+                                timezone=timezone.utc),
+                args=[interval],
+                id=self.tick_id(interval),
+                name=self.tick_id(interval),
+                max_instances=1,
+                coalesce=True,
+                # A late tick still plans its period: runs already due start at once,
+                # or count as missed past their own grace (see _fire).
+                misfire_grace_time=max(1, math.ceil(interval)),
+                replace_existing=True,
+            )
+        group[key] = entry
+        self._plan(key, entry, first_run(time.time(), interval, entry.phase))
+
+    def _plan(self, key: Key, entry: _Entry, due: float) -> None:
+        """Put the run of ``entry`` due at ``due`` on the event loop's timer."""
+        entry.due = due
+        jitter = run_jitter(entry.plan.interval)
+        planned = due + random.uniform(0, jitter) if jitter else due
+        loop = asyncio.get_running_loop()
+        entry.handle = loop.call_at(loop.time() + (planned - time.time()), self._fire, key, entry, planned)
 
     def _unschedule(self, key: Key) -> None:
         if self._scheduler is None or self._stopped:
             return
-        job = self._scheduler.get_job(self.job_id(key))
-        if job is not None:
-            job.remove()
+        for interval, group in list(self._groups.items()):
+            entry = group.pop(key, None)
+            if entry is None:
+                continue
+            if entry.handle is not None:
+                entry.handle.cancel()
+            if not group:
+                del self._groups[interval]
+                job = self._scheduler.get_job(self.tick_id(interval))
+                if job is not None:
+                    job.remove()
+
+    async def _tick(self, interval: float) -> None:
+        """Plan the runs of the period that starts ``lead`` after this tick."""
+        group = self._groups.get(interval)
+        if not group or self._stopped:
+            return
+        tick = tick_of(time.time(), interval)
+        for key, entry in group.items():
+            due = first_run(tick, interval, entry.phase)
+            if due > entry.due:
+                self._plan(key, entry, due)
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
         scheduler = AsyncIOScheduler(timezone=timezone.utc)
-        scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        scheduler.add_listener(self._on_event, EVENT_JOB_MISSED)
         self._scheduler = scheduler
         scheduler.start()
         for key in self.entries:
@@ -228,6 +284,11 @@ class JourneyScheduler:
         """No new runs from now on; runs in flight keep going."""
         if self._scheduler is not None and not self._stopped:
             self._stopped = True
+            for group in self._groups.values():
+                for entry in group.values():
+                    if entry.handle is not None:
+                        entry.handle.cancel()
+            self._groups.clear()
             self._scheduler.remove_all_jobs()
             self._scheduler.shutdown(wait=False)
 
@@ -265,19 +326,19 @@ class JourneyScheduler:
     # -- runs ------------------------------------------------------------------------
 
     def _on_event(self, event: JobEvent) -> None:
-        if event.code == EVENT_JOB_SUBMITTED:
-            times = getattr(event, "scheduled_run_times", None)
-            if times:
-                self._planned[event.job_id] = times[-1]
-        elif event.code == EVENT_JOB_MISSED:
-            self.missed += 1
+        if event.code == EVENT_JOB_MISSED:
+            interval = next((i for i in self._groups if self.tick_id(i) == event.job_id), None)
+            self.missed += len(self._groups.get(interval, ())) if interval is not None else 0
 
-    async def _fire(self, key: Key) -> None:
-        planned = self._planned.pop(self.job_id(key), None)
-        entry = self.entries.get(key)
-        if entry is None or self._stopped:
-            return
+    def _fire(self, key: Key, entry: _Entry, planned: float) -> None:
+        if self.entries.get(key) is not entry or self._stopped:
+            return  # removed or changed by a reload since it was planned
+        if planned >= entry.due:
+            entry.handle = None  # (an overdue run can fire after a late tick planned the next)
         plan = entry.plan
+        if time.time() - planned > max(1, math.ceil(plan.interval)):
+            self.missed += 1
+            return
         if key in self.running:
             if key in self._waiting:
                 self.waiting_skips += 1
@@ -293,8 +354,7 @@ class JourneyScheduler:
                 self.emit(skipped_result(plan, reason))
                 return
         task = asyncio.get_running_loop().create_task(
-            self._run(plan, self.pools[plan.site], planned.timestamp() if planned is not None else None),
-            name=f"journey {self.job_id(key)}",
+            self._run(plan, self.pools[plan.site], planned), name=f"journey {plan.site}/{plan.check}",
         )
         self.running[key] = task
         task.add_done_callback(lambda t, key=key: self._done(key, t))
@@ -303,19 +363,18 @@ class JourneyScheduler:
         if self.running.get(key) is task:
             del self.running[key]
 
-    async def _run(self, plan: JourneyPlan, pool: SitePool, planned: float | None) -> None:
+    async def _run(self, plan: JourneyPlan, pool: SitePool, planned: float) -> None:
         try:
             self._waiting.add(plan.key)
             try:
                 await pool.acquire()
             finally:
                 self._waiting.discard(plan.key)
-            if planned is not None:
-                lag = max((time.time() - planned) * 1000.0, 0.0)
-                self.lags.append(lag)
-                self.window_lags.append(lag)
-                if self.on_start is not None:
-                    self.on_start(plan, lag)
+            lag = max((time.time() - planned) * 1000.0, 0.0)
+            self.lags.append(lag)
+            self.window_lags.append(lag)
+            if self.on_start is not None:
+                self.on_start(plan, lag)
             self.active += 1
             self.started_runs += 1
             try:

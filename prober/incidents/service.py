@@ -7,8 +7,10 @@ The daemon hands every finished :class:`~prober.results.JourneyResult` to
    runs of a non-login check that failed at the site's login step, are not counted);
 2. writes one ``incident`` point per state change through ``writer.submit_lines``,
    dated by the incident's estimated start (``open``) or estimated end (``resolved``);
-3. saves the tracker to ``[daemon] state_dir`` (at once after a state change, at most
-   once a second otherwise, in a worker thread), so open incidents survive restarts;
+3. saves the tracker to ``[daemon] state_dir`` (at once after a state change, within a
+   second after a failed run or a run of a check with failures in its window or an open
+   incident, at most once a minute when only passing runs of healthy checks were
+   counted; the file is written in a worker thread), so open incidents survive restarts;
 4. hands a :class:`~prober.notify.message.Message` to the
    :class:`~prober.notify.dispatcher.Dispatcher` unless a maintenance window covers the
    site and capability, and sends reminders while an incident stays open.
@@ -50,6 +52,11 @@ from prober.writer.points import incident_point
 log = logging.getLogger("prober.incidents")
 
 SAVE_INTERVAL = 1.0
+QUIET_SAVE_INTERVAL = 60.0
+"""How stale the saved state may get when only passing runs of healthy checks (no
+failure in the window, no open incident) were counted: such runs change nothing that
+opens or resolves an incident, and serializing every check each second costs more CPU
+than the runs themselves at a thousand checks."""
 EVENTS_KEPT = 1000
 """State changes kept in memory for the live status."""
 RECENT = 20
@@ -138,6 +145,9 @@ class IncidentService:
             for site in config.sites for check in site.checks if check.enabled
         }
         self._dirty = False
+        self._stale = False
+        """Only passing runs of healthy checks counted since the last save."""
+        self._saved_at = time.monotonic()
         self._save_now = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self.events: deque[IncidentEvent] = deque(maxlen=EVENTS_KEPT)
@@ -190,15 +200,26 @@ class IncidentService:
             (result.site, result.check), ()
         ):
             outcome = "skipped"  # the login check carries this failure
-        self._known.setdefault(CheckKey(result.site, result.check, result.location), result.kind)
+        key = CheckKey(result.site, result.check, result.location)
+        self._known.setdefault(key, result.kind)
+        material = outcome != "ok" or not self._healthy(key)
         event = self.tracker.observe(Observation(
             site=result.site, check=result.check, kind=result.kind, location=result.location, outcome=outcome,
             at_ns=result.started_at_ns, failed_step=result.failed_step, error=result.error,
         ))
         if outcome != "skipped":
-            self._dirty = True
+            if material:
+                self._dirty = True
+            else:
+                self._stale = True
         if event is not None:
             self._changed(event)
+
+    def _healthy(self, key: CheckKey) -> bool:
+        """Whether ``key`` is known, has no open incident and no failure in its window."""
+        check = self.tracker.checks.get(key)
+        return (check is not None and check.incident is None and not check.streak
+                and not any(bad for bad, _ in check.window))
 
     # ── state changes ──────────────────────────────────────────────────────────────
     def _changed(self, event: IncidentEvent) -> None:
@@ -277,7 +298,7 @@ class IncidentService:
     def _save(self) -> None:
         try:
             self.store.save(self.tracker.to_json())
-            self._dirty = False
+            self._dirty = self._stale = False
         except OSError as exc:
             log.error("cannot save incident state to %s: %s", self.store.path, exc)
 
@@ -285,9 +306,10 @@ class IncidentService:
         while True:
             await wait_event(self._save_now, SAVE_INTERVAL)
             self._save_now.clear()
-            if self._dirty:
+            if self._dirty or (self._stale and time.monotonic() - self._saved_at >= QUIET_SAVE_INTERVAL):
                 snapshot = self.tracker.to_json()
-                self._dirty = False
+                self._dirty = self._stale = False
+                self._saved_at = time.monotonic()
                 try:
                     await asyncio.to_thread(self.store.save, snapshot)
                 except OSError as exc:
