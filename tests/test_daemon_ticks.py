@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from prober.daemon.scheduler import JourneyScheduler, phase_of, run_jitter
+from prober.daemon.scheduler import JourneyScheduler, phase_of, run_jitter, tick_lead, tick_of
 from prober.journey.plan import JourneyPlan
 from prober.results import JourneyResult, Outcome
 
@@ -116,3 +116,13 @@ async def test_a_blocked_loop_misses_runs_then_runs_on_time() -> None:
         assert len(after) >= 2 and all(off_grid(p, at) <= run_jitter(0.3) + 0.002 for at in after)
     assert scheduler.overlaps == 0
 
+
+
+def test_a_tick_plans_its_own_period_early_or_late() -> None:
+    """The tick of a period is ``lead`` before it; a tick woken a hair early or late by
+    less than the interval still finds its own tick time (``_tick`` adds half a lead)."""
+    interval = 2.0
+    lead = tick_lead(interval)
+    tick = 1_000_000 * interval - lead
+    for offset in (-lead / 4, -1e-6, 0.0, 0.3, interval - lead):
+        assert tick_of(tick + offset + lead / 2, interval) == tick, offset

@@ -260,7 +260,8 @@ class JourneyScheduler:
         group = self._groups.get(interval)
         if not group or self._stopped:
             return
-        tick = tick_of(time.time(), interval)
+        # Half a lead of margin: a tick woken a hair early still plans its own period.
+        tick = tick_of(time.time() + tick_lead(interval) / 2, interval)
         for key, entry in group.items():
             due = first_run(tick, interval, entry.phase)
             if due > entry.due:
