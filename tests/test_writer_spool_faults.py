@@ -65,8 +65,11 @@ async def test_unusable_spool_dir_still_writes_to_influxdb_and_says_so(influxdb_
     stats = writer.stats
     checks = server.count("prober", "check")
     assert server.count("prober", "step") == 3 * checks
-    assert (checks - 10) * 4 + stats.dropped_points == 120, (checks, stats)
-    assert stats.written_points == checks * 4
+    # Every result is in InfluxDB or counted as dropped. A write cut off as InfluxDB
+    # stopped may have been stored although its answer was lost: the writer then counts
+    # it as failed (and, past the memory bound, dropped), so the sums may exceed by a batch.
+    assert 120 <= (checks - 10) * 4 + stats.dropped_points <= 120 + FAST["batch_size"], (checks, stats)
+    assert checks * 4 - FAST["batch_size"] <= stats.written_points <= checks * 4
     opened = [r for r in caplog.records if "cannot open the spool" in r.getMessage()]
     assert len(opened) == 1  # rate-limited, not one line per attempt
     assert "not durable" in opened[0].getMessage() and str(tmp_path) in opened[0].getMessage()
