@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from prober.atomic import write_atomic
 from prober.results import JourneyResult, Outcome
+from prober.timefmt import utc_iso
 
 log = logging.getLogger("prober.daemon.lockout")
 
@@ -40,7 +41,7 @@ class _SiteState:
 
 
 def _clock(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    return utc_iso(epoch)
 
 
 class LockoutTracker:
@@ -122,9 +123,6 @@ class LockoutTracker:
         if self.path is None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"until": self.locked_sites()}), encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps({"until": self.locked_sites()}).encode())
         except OSError as exc:
             log.error("cannot save the lockout state to %s: %s", self.path, exc)

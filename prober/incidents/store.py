@@ -1,7 +1,7 @@
 """Persistence of the tracker: open incidents and windows survive a restart.
 
-One JSON file, ``<state_dir>/incidents.json``, replaced atomically (write a temporary
-file in the same directory, fsync, rename), so a crash leaves the old or the new
+One JSON file, ``<state_dir>/incidents.json``, replaced atomically
+(:func:`prober.atomic.write_atomic`), so a crash leaves the old or the new
 state, never half of one. An incident open before a restart is the same incident after
 it: no second "opened", and its "resolved" still comes.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from prober.atomic import write_atomic
 
 log = logging.getLogger("prober.incidents")
 
@@ -41,18 +41,5 @@ class StateStore:
 
     def save(self, checks: dict[str, Any]) -> None:
         """Atomically replace the saved state."""
-        self.dir.mkdir(parents=True, exist_ok=True)
         body = json.dumps({"version": VERSION, "checks": checks}, separators=(",", ":"))
-        fd, tmp = tempfile.mkstemp(prefix=".incidents-", suffix=".tmp", dir=self.dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_atomic(self.path, body.encode())

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prober.journey.failures import ReportableError
+from prober.timefmt import utc_iso
 
 TOKENS_DIR = "tokens"
 
@@ -107,7 +108,7 @@ class TokenCache:
         self._refresh[key] = (new, seed)
         if self.directory is not None:
             self._write(self.directory / key.file_name(), {"refresh_token": new, "seed": seed, "site": key.site,
-                                                         "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                                                         "updated": utc_iso(time.time())})
 
     def _load(self, key: ClientKey) -> tuple[str, str] | None:
         if self.directory is None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Literal
+
+from prober.timefmt import utc_iso
 
 
 def iso(ns: int | None) -> str | None:
     """UTC ISO 8601 time with a ``Z``, to the second."""
     if ns is None:
         return None
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_iso(ns // 1_000_000_000)
 
 
 def human_duration(seconds: float) -> str:
