@@ -90,7 +90,26 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from prober.daemon.lifecycle import run
 
-    return run(args.config, log_level=args.daemon_log_level, log_format=args.daemon_log_format)
+    return run(args.config, log_level=args.daemon_log_level, log_format=args.daemon_log_format,
+               shard=args.shard, workers=args.workers, worker=args.worker)
+
+
+def _share(level: str):  # noqa: ANN202 (an argparse type)
+    from prober.daemon.sharding import parse_share
+
+    def parse(text: str):  # noqa: ANN202
+        try:
+            return parse_share(text, level)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _workers(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to 256, got {text!r}")
+    return int(text)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -138,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["debug", "info", "warning", "error"], help="overrides [daemon] log_level")
     p.add_argument("--log-format", dest="daemon_log_format", default=None, choices=["plain", "json"],
                    help="overrides [daemon] log_format")
+    p.add_argument("--shard", type=_share("shard"), default=None, metavar="K/N",
+                   help="run only share K of N of the sites (one instance per machine, same config everywhere)")
+    p.add_argument("--workers", type=_workers, default=None, metavar="N",
+                   help="split the sites among N worker processes; overrides [daemon] workers")
+    p.add_argument("--worker", type=_share("worker"), default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="simulated bank + prober + live view, on the embedded default config")

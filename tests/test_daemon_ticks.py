@@ -44,7 +44,7 @@ def scheduler_for(runs: Runs, plans: list[JourneyPlan]) -> JourneyScheduler:
 def off_grid(p: JourneyPlan, planned: float) -> float:
     """How far a planned run is past its check's grid point (phase past a multiple of
     the interval): within the run's random delay when the grid is kept."""
-    return (planned - phase_of(p.site, p.check, p.interval, 1.0)) % p.interval
+    return (planned - phase_of(p.site, p.check, p.interval, 1.0, p.location)) % p.interval
 
 
 async def test_runs_stay_on_the_grid_of_their_phase() -> None:

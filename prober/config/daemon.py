@@ -13,6 +13,11 @@ Example (every key optional; these are the defaults)::
     lockout_after = 3                  # consecutive auth failures of a site before backing off
     lockout_cooldown = "15m"           # how long a locked-out site is left alone
     state_dir = "var/state"            # lockout, incident and uptime history state kept across restarts
+    workers = 1                        # processes sharing the sites (one per core); see below
+
+``workers`` above 1 makes ``prober run`` a supervisor of that many worker processes,
+the sites split among them by a stable hash of their names (``prober run --workers N``
+overrides it; :mod:`prober.daemon.sharding`).
 
 Changes to this section and to ``[influxdb]`` take effect at the next start; a reload
 (SIGHUP) applies the ``[[sites]]`` only and logs that a restart is needed for the rest.
@@ -68,7 +73,8 @@ class DaemonConfig(BaseModel):
     self_report_interval: Duration = 10.0
     jitter: float = Field(default=1.0, ge=0.0, le=1.0)
     """Fraction of each check's interval over which first runs are spread (by a hash of
-    site and check, so restarts keep the same spread). Each run also gets a small random
+    location, site and check, so restarts keep the same spread and two locations probe a
+    bank at different instants). Each run also gets a small random
     delay of up to 5% of the interval (at most 1 s)."""
     lockout_after: int = Field(default=3, ge=1, le=1000)
     """Consecutive runs of a site failing with outcome ``auth`` before all its checks
@@ -78,6 +84,13 @@ class DaemonConfig(BaseModel):
     """Where the lockout and incident state, rotated refresh tokens (``tokens/``) and the
     status page's daily uptime are kept across restarts (relative to the working
     directory unless absolute)."""
+
+    workers: int = Field(default=1, ge=1, le=256)
+    """Worker processes of ``prober run`` (1: the prober runs in one process). Each worker
+    runs the checks of its share of the sites, with its own spool and state directory
+    (``worker-<k>/`` below ``spool_dir`` and ``state_dir``), instance name
+    (``<instance>-w<k>``) and health listener (``health_listen``'s port + k - 1). A site
+    is never split: a configuration with fewer sites than workers leaves some idle."""
 
     @field_validator("jitter", mode="before")
     @classmethod

@@ -31,9 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,17 @@ from prober.config.errors import ConfigError
 from prober.config.loader import LoadedConfig, load
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService
+from prober.daemon.sharding import Share, select_sites, share_identity, spool_dir_of
 from prober.logs import setup_logging
 from prober.statuspage import StatusPage, StatusPageServer
+from prober.writer.writer import ResultWriter
 
 log = logging.getLogger("prober.daemon")
 
 EXIT_OK, EXIT_STARTUP, EXIT_CONFIG, EXIT_FORCED = 0, 1, 2, 130
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PARENT_POLL = 1.0
+"""Seconds between a worker's checks that its supervisor is still there."""
 
 
 def config_error_lines(exc: ConfigError) -> list[str]:
@@ -67,9 +72,15 @@ class Daemon:
         environ: Mapping[str, str] | None = None,
         service_factory: Callable[[LoadedConfig], ProberService] | None = None,
         health_listen: str | None = None,
+        prepare: Callable[[LoadedConfig], LoadedConfig] | None = None,
+        parent_pid: int | None = None,
     ) -> None:
         self.path = path
         self.environ = environ
+        self.prepare = prepare
+        """Applied to every configuration loaded on SIGHUP (a share's sites and identity)."""
+        self.parent_pid = parent_pid
+        """A worker's supervisor: when it is gone (killed), the worker shuts down too."""
         self.service = (service_factory or ProberService)(loaded)
         listen = loaded.config.daemon.listen_address() if health_listen is None else split_listen(health_listen)
         page_settings = loaded.config.status_page
@@ -101,12 +112,15 @@ class Daemon:
             signal.signal(sig, previous)
         self._saved.clear()
 
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def handle_signal(self, sig: int) -> None:
         if sig == signal.SIGHUP:
             if not self.should_exit.is_set():
-                task = asyncio.get_running_loop().create_task(self.reload())
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self.reload())
             return
         name = signal.Signals(sig).name
         if self.should_exit.is_set():
@@ -131,8 +145,16 @@ class Daemon:
                 return False
             if self.should_exit.is_set():
                 return False
+            if self.prepare is not None:
+                loaded = self.prepare(loaded)
             self.service.reload(loaded)
             return True
+
+    async def _watch_parent(self) -> None:
+        while os.getppid() == self.parent_pid:
+            await asyncio.sleep(PARENT_POLL)
+        log.error("the supervisor (pid %d) is gone: shutting down", self.parent_pid)
+        self.should_exit.set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -147,6 +169,8 @@ class Daemon:
                 log.error("cannot start: %s", exc.strerror or exc)
                 await self.service.stop(grace=0.0)
                 return EXIT_STARTUP
+            if self.parent_pid is not None:
+                self._spawn(self._watch_parent())
             if main is None:
                 await self.should_exit.wait()
             else:
@@ -192,8 +216,16 @@ def run(
     log_level: str | None = None,
     log_format: str | None = None,
     environ: Mapping[str, str] | None = None,
+    shard: Share | None = None,
+    workers: int | None = None,
+    worker: Share | None = None,
 ) -> int:
-    """``prober run -c PATH``: returns the exit code."""
+    """``prober run -c PATH [--shard K/N] [--workers N]``: returns the exit code.
+
+    ``workers`` (default ``[daemon] workers``) above 1 makes this process the supervisor
+    of that many worker processes (:mod:`prober.daemon.supervisor`); ``worker`` is set
+    in each of them, which then runs the share ``worker`` of the share ``shard``.
+    """
     try:
         loaded = load(path, environ)
     except ConfigError as exc:
@@ -205,11 +237,36 @@ def run(
     setup_logging(level, log_format or daemon_settings.log_format)  # type: ignore[arg-type]
     if level != "debug":
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    count = workers if workers is not None else daemon_settings.workers
+    if worker is None and count > 1:
+        from prober.daemon.supervisor import Supervisor
+
+        return Supervisor(path, count, shard=shard, log_level=log_level, log_format=log_format).run()
+    shares: list[Share] = [s for s in (shard, worker) if s is not None and s.count > 1]
+    spool_dir = spool_dir_of(loaded.config, shares)
+
+    def prepare(config: LoadedConfig) -> LoadedConfig:
+        return share_identity(select_sites(config, shares), shares)
+
+    def service(config: LoadedConfig) -> ProberService:
+        writer = ResultWriter(config.config.influxdb, spool_dir=spool_dir) if shares else None
+        return ProberService(config, writer=writer)
 
     async def main() -> int:
-        return await Daemon(path, loaded, environ=environ).serve()
+        mine = prepare(loaded)
+        if shares:
+            log.warning("%s: %d of the %d sites (%s)", " and ".join(_describe(s) for s in shares),
+                        len(mine.config.sites), len(loaded.config.sites),
+                        ", ".join(site.name for site in mine.config.sites) or "none: idle until a reload gives it one")
+        daemon = Daemon(path, mine, environ=environ, service_factory=service, prepare=prepare if shares else None,
+                        parent_pid=os.getppid() if worker is not None else None)
+        return await daemon.serve()
 
     try:
         return asyncio.run(main())
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return EXIT_FORCED
+
+
+def _describe(share: Share) -> str:
+    return f"{share.level} {share.index}/{share.count}"

@@ -8,8 +8,10 @@
   and puts every check of that interval on the event loop's timer (``loop.call_at``)
   at its own time in the period.
 * A check runs at ``phase`` past every multiple of its interval, the phase spread over
-  the interval (``[daemon] jitter``) by a hash of ``site/check``, anchored on the
-  epoch: a restart, a reload or a second prober keeps the same phase. Every run also
+  the interval (``[daemon] jitter``) by a hash of ``location/site/check``, anchored on
+  the epoch: a restart, a reload or a change in how the sites are split among probers
+  keeps the same phase, and probers in two locations do not hit a bank at the same
+  instant. Every run also
   gets a small random delay (5% of the interval, at most 1 s).
 * A run later than its misfire grace (the interval, at least 1 s: event loop blocked,
   machine suspended) is dropped and counted in :attr:`JourneyScheduler.missed`; the
@@ -71,9 +73,9 @@ def waiting_error(site: str, limit: int) -> str:
     return f"skipped: previous run still waiting for a slot (site {site} runs at most {limit} journeys at once)"
 
 
-def phase_of(site: str, check: str, interval: float, jitter: float) -> float:
-    """Deterministic offset in ``[0, interval * jitter)`` of a check's runs."""
-    digest = hashlib.blake2b(f"{site}/{check}".encode(), digest_size=8).digest()
+def phase_of(site: str, check: str, interval: float, jitter: float, location: str = "") -> float:
+    """Deterministic offset in ``[0, interval * jitter)`` of a check's runs from ``location``."""
+    digest = hashlib.blake2b(f"{location}/{site}/{check}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64 * interval * jitter
 
 
@@ -210,7 +212,7 @@ class JourneyScheduler:
             return
         entry = self.entries[key]
         interval = entry.plan.interval
-        entry.phase = phase_of(entry.plan.site, entry.plan.check, interval, self.jitter)
+        entry.phase = phase_of(entry.plan.site, entry.plan.check, interval, self.jitter, entry.plan.location)
         group = self._groups.get(interval)
         if group is None:
             group = self._groups[interval] = {}

@@ -90,6 +90,8 @@ class ProberService:
         self.settings = daemon
         self.plan_override = plan_override
         self.writer = writer if writer is not None else ResultWriter(loaded.config.influxdb)
+        if not self.writer.instance:
+            self.writer.instance = loaded.config.prober.instance
         self.writer_consumer = WriterConsumer(self.writer, writer_close_timeout)
         self.status = StatusStore()
         self.lockout = LockoutTracker(daemon.lockout_after, daemon.lockout_cooldown, daemon.state_dir)

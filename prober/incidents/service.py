@@ -236,7 +236,7 @@ class IncidentService:
             state=event.state, reason=incident.reason, failed_step=incident.failed_step,
             duration_s=incident.duration_s if event.event == "resolved" else 0.0,
             time_ns=incident.resolved_ns if resolved else incident.since_ns,
-            precision=self.precision,
+            precision=self.precision, instance=self.config.prober.instance,
         )
         self.writer.submit_lines([line])
         self._save_now.set()

@@ -5,16 +5,22 @@ The measurements, tags and fields are the schema contract of ``DESIGN.md``:
 ========== ======================================= =========================================
 measurement tags                                    fields
 ========== ======================================= =========================================
-check       site, check, kind, location, outcome    success (int), duration_ms, failed_step,
-            (+ the check's own tags)                error, steps (int)
+check       site, check, kind, location, instance,  success (int), duration_ms, failed_step,
+            outcome (+ the check's own tags)        error, steps (int)
 step        site, check, kind, step, location,      success (int), duration_ms, dns_ms,
-            outcome (+ the check's own tags)        connect_ms, tls_ms, ttfb_ms, transfer_ms,
-                                                    http_status (int), bytes (int), error
-incident    site, check, kind, location, state      reason, failed_step, duration_s
+            instance, outcome (+ the check's own    connect_ms, tls_ms, ttfb_ms, transfer_ms,
+            tags)                                   http_status (int), bytes (int), error
+incident    site, check, kind, location, instance,  reason, failed_step, duration_s
+            state
 prober      location, instance                      checks, running, schedule_lag_ms,
                                                     spooled_points, write_errors,
                                                     dropped_points, written_points, last_error
 ========== ======================================= =========================================
+
+``instance`` names the prober process that made the point (``[prober] instance``, with
+a suffix per shard or worker, see :mod:`prober.daemon.sharding`), so that two probers
+never write into the same series; it is left out when empty (the writer of a bare
+:class:`~prober.writer.ResultWriter` that was given none).
 
 One ``check`` point per journey run and one ``step`` point per *executed* step (skipped
 steps are visible in the journey's ``steps`` count and ``failed_step``, not as points).
@@ -110,15 +116,15 @@ def _ts(ns: int, divisor: int) -> int:
 # Per check, its escaped tags (the check's own tags included) in three runs, so that every
 # line's tags stay in key order: those before "outcome", between "outcome" and "step",
 # and after "step".
-_prefix_cache: dict[tuple[str, str, str, str, tuple[tuple[str, str], ...]], tuple[str, str, str]] = {}
+_prefix_cache: dict[tuple[str, str, str, str, str, tuple[tuple[str, str], ...]], tuple[str, str, str]] = {}
 
 
-def _check_prefix(result: JourneyResult) -> tuple[str, str, str]:
-    key = (result.site, result.check, result.kind, result.location, result.tags)
+def _check_prefix(result: JourneyResult, instance: str) -> tuple[str, str, str]:
+    key = (result.site, result.check, result.kind, result.location, instance, result.tags)
     cached = _prefix_cache.get(key)
     if cached is None:
-        pairs = sorted([("check", result.check), ("kind", result.kind), ("location", result.location),
-                        ("site", result.site), *result.tags])
+        pairs = sorted([("check", result.check), ("instance", instance), ("kind", result.kind),
+                        ("location", result.location), ("site", result.site), *result.tags])
         cached = (
             _tags([p for p in pairs if p[0] < "outcome"]),
             _tags([p for p in pairs if "outcome" < p[0] < "step"]),
@@ -130,10 +136,10 @@ def _check_prefix(result: JourneyResult) -> tuple[str, str, str]:
     return cached
 
 
-def journey_lines(result: JourneyResult, precision: Precision = "ns") -> list[str]:
+def journey_lines(result: JourneyResult, precision: Precision = "ns", instance: str = "") -> list[str]:
     """Line protocol for one journey run: one ``check`` line, one ``step`` line per executed step."""
     divisor = PRECISION_DIVISOR[precision]
-    middle, site, tail = _check_prefix(result)
+    middle, site, tail = _check_prefix(result, instance)
     outcome = str(result.outcome.value)
     duration = _float(result.duration_ms)
     lines = [
@@ -190,6 +196,7 @@ def incident_point(
     duration_s: float,
     time_ns: int,
     precision: Precision = "ns",
+    instance: str = "",
 ) -> str:
     """One ``incident`` line: a check's incident opened or resolved.
 
@@ -197,7 +204,8 @@ def incident_point(
     """
     if state not in ("open", "resolved"):
         raise ValueError(f"incident state must be 'open' or 'resolved', not {state!r}")
-    tags = _tags([("check", check), ("kind", kind), ("location", location), ("site", site), ("state", state)])
+    tags = _tags([("check", check), ("instance", instance), ("kind", kind), ("location", location), ("site", site),
+                  ("state", state)])
     duration = _float(duration_s)
     fields = [f"reason={escape_field_string(reason)}", f"failed_step={escape_field_string(failed_step)}"]
     if duration is not None:

@@ -136,7 +136,8 @@ class ResultWriter:
     ``journal_interval`` is the durability bound (seconds between spool commits);
     ``memory_max_points`` bounds the points kept in memory while the spool fails;
     ``ephemeral`` says the spool is thrown away at exit (``prober demo``), so nothing
-    promises that a later start will write it.
+    promises that a later start will write it. ``instance`` is the ``instance`` tag of
+    the journey points.
     """
 
     def __init__(
@@ -156,11 +157,14 @@ class ResultWriter:
         journal_interval: float = JOURNAL_INTERVAL,
         memory_max_points: int = MEMORY_MAX_POINTS,
         ephemeral: bool = False,
+        instance: str = "",
     ) -> None:
         settings = config.spool if config is not None else (spool or SpoolConfig())
         self.config = config
         self.precision: Precision = config.precision if config is not None else "ns"
         """Timestamp precision of the lines this writer produces (and expects from ``submit_lines``)."""
+        self.instance = instance
+        """The ``instance`` tag of the journey points (``[prober] instance``); none when empty."""
         self.spool_dir = Path(spool_dir if spool_dir is not None else settings.spool_dir)
         max_mb = spool_max_mb if spool_max_mb is not None else settings.spool_max_mb
         self.batch_size = batch_size or settings.batch_size
@@ -243,7 +247,7 @@ class ResultWriter:
 
     def submit(self, result: JourneyResult) -> None:
         """Queue a journey's points (one ``check`` point, one ``step`` point per executed step)."""
-        self.submit_lines(journey_lines(result, self.precision))
+        self.submit_lines(journey_lines(result, self.precision, self.instance))
 
     def submit_lines(self, lines: list[str]) -> None:
         """Queue ready-made lines (incident, prober points) in :attr:`precision`; never blocks."""

@@ -1,0 +1,132 @@
+"""``prober run --workers N``: one supervisor process, N worker processes.
+
+The supervisor loads the configuration once (an invalid one: exit 2, as always), then
+starts each worker as ``prober run … --worker k/N`` (its own process group, so that a
+Ctrl-C in a terminal reaches the supervisor alone) and:
+
+* forwards SIGTERM, SIGINT and SIGHUP to every worker: each reloads or shuts down as a
+  single ``prober run`` does (a second SIGTERM forces the workers' shutdown too);
+* restarts a worker that exits while no stop was asked, after a back-off (1 s, doubled
+  each time up to 60 s, back to 1 s once a worker has run for a minute), logged;
+* on SIGTERM / SIGINT, waits for every worker to flush or spool its results and exits
+  0, or 130 when a worker's shutdown was forced, 1 when one failed.
+
+A worker whose supervisor dies (SIGKILL) notices within a second and shuts down
+cleanly, so no orphan keeps probing. Which sites each worker runs, and under which
+instance name, spool, state directory and health port: :mod:`prober.daemon.sharding`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from prober.daemon.sharding import Share
+
+log = logging.getLogger("prober.daemon.supervisor")
+
+EXIT_OK, EXIT_FAILED, EXIT_FORCED = 0, 1, 130
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_AFTER = 1.0, 60.0, 60.0
+"""Restart back-off of a worker (seconds), and how long it must run to reset it."""
+
+
+class Supervisor:
+    """Starts, watches, signals and restarts the worker processes of one ``prober run``."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        workers: int,
+        *,
+        shard: Share | None = None,
+        log_level: str | None = None,
+        log_format: str | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.workers = workers
+        self.shard = shard
+        self.options = [*(["--log-level", log_level] if log_level else []),
+                        *(["--log-format", log_format] if log_format else [])]
+        self.procs: dict[int, asyncio.subprocess.Process] = {}
+        self.codes: dict[int, int] = {}
+        self.restarts = 0
+        self.stopping: asyncio.Event | None = None
+        self._forced = False
+
+    def command(self, index: int) -> list[str]:
+        """The command line of worker ``index`` (1-based)."""
+        shard = ["--shard", f"{self.shard.index}/{self.shard.count}"] if self.shard is not None else []
+        return [sys.executable, "-m", "prober", "run", "-c", self.path, *shard, *self.options,
+                "--worker", f"{index}/{self.workers}"]
+
+    def run(self) -> int:
+        """Supervise until every worker has stopped; the exit code."""
+        try:
+            return asyncio.run(self.serve())
+        except KeyboardInterrupt:
+            return EXIT_FORCED
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        saved = {sig: signal.getsignal(sig) for sig in HANDLED_SIGNALS}
+        for sig in HANDLED_SIGNALS:
+            loop.add_signal_handler(sig, self.handle_signal, sig)
+        try:
+            log.warning("supervising %d workers (the sites split among them by name)", self.workers)
+            await asyncio.gather(*(self._keep(index) for index in range(1, self.workers + 1)))
+        finally:
+            for sig, previous in saved.items():
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, previous)
+        if self._forced or EXIT_FORCED in self.codes.values():
+            return EXIT_FORCED
+        failed = {k: code for k, code in self.codes.items() if code != EXIT_OK}
+        if failed:
+            log.error("workers stopped with errors: %s", ", ".join(f"worker {k}: exit {c}" for k, c in failed.items()))
+            return EXIT_FAILED
+        log.warning("all %d workers stopped", self.workers)
+        return EXIT_OK
+
+    def handle_signal(self, sig: int) -> None:
+        assert self.stopping is not None
+        if sig != signal.SIGHUP:
+            if self.stopping.is_set():
+                self._forced = True
+            self.stopping.set()
+        for index, proc in list(self.procs.items()):
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(sig)
+
+    async def _keep(self, index: int) -> None:
+        """Run worker ``index`` until a stop, restarting it when it dies."""
+        assert self.stopping is not None
+        backoff = BACKOFF_FIRST
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            proc = await asyncio.create_subprocess_exec(*self.command(index), process_group=0)
+            self.procs[index] = proc
+            if self.stopping.is_set():  # the stop came while it was being started
+                proc.send_signal(signal.SIGTERM)
+            code = await proc.wait()
+            self.codes[index] = code
+            if self.stopping.is_set():
+                return
+            ran = time.monotonic() - started
+            if ran >= HEALTHY_AFTER:
+                backoff = BACKOFF_FIRST
+            self.restarts += 1
+            del self.codes[index]  # a stop during the back-off is a clean stop
+            log.error("worker %d (pid %d) exited with code %d after %.1fs; restarting it in %gs",
+                      index, proc.pid, code, ran, backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+        self.codes.setdefault(index, EXIT_OK)
