@@ -159,3 +159,20 @@ def test_check_own_tags_on_check_and_step_points_in_key_order():
     # Two checks differing only by their tags do not share a cached prefix.
     assert "merchant_country=FR" in journey_lines(result(tags=(("merchant_country", "FR"),)))[0]
     assert "merchant_country" not in journey_lines(result())[0]
+
+
+def test_instance_tag_on_check_step_and_incident_points_in_key_order():
+    lines = journey_lines(result(tags=(("country", "fr"), ("zone", "eu"))), instance="probe-w2")
+    assert lines[0].startswith(
+        "check,check=daily,country=fr,instance=probe-w2,kind=accounts,location=par,outcome=assertion,"
+        "site=bank-a,zone=eu "
+    ), lines[0]
+    assert all(",instance=probe-w2," in line for line in lines)
+    assert lines[1].startswith("step,check=daily,country=fr,instance=probe-w2,kind=accounts,location=par,"
+                               "outcome=ok,site=bank-a,step=login,zone=eu "), lines[1]
+    # Two instances never share a series: the cached tag prefix is per instance.
+    assert ",instance=probe-w1," in journey_lines(result(), instance="probe-w1")[0]
+    assert "instance=" not in journey_lines(result())[0]
+    assert incident_point(site="a", check="c", kind="cards", location="par", state="open", reason="r",
+                          failed_step="", duration_s=0, time_ns=7, instance="probe-s1").startswith(
+        "incident,check=c,instance=probe-s1,kind=cards,location=par,site=a,state=open ")
