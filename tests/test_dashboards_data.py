@@ -3,7 +3,9 @@
 The data comes from the real pipeline: the simulated bank with faults, ``config/simbank.toml``
 loaded for two probe locations, :func:`run_journey` for 20 rounds, results written through
 :class:`ResultWriter` (``api = "v1"``) into the InfluxDB fixture, plus incident and prober
-self-report points. The run implies what the panels must show:
+self-report points. Two prober instances share the writing, round by round (as when the
+sites move between shards), so every panel must give the same answer whichever instance
+wrote a point. The run implies what the panels must show:
 
 * ``transfer`` is down (503) on every odd round: availability 0.5, last state DOWN
   (round 19 is odd), incidents open for it;
@@ -72,6 +74,7 @@ async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
         results: list[JourneyResult] = []
         try:
             for round_no in range(ROUNDS):
+                writer.instance = f"probe-s{1 + round_no % 2}"
                 if round_no % 2:
                     bank.faults.set("transfer", Fault(mode="down"))
                 else:
@@ -101,14 +104,15 @@ async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
                 writer.submit(skipped)
                 results.append(skipped)
             lines = []
-            for location in LOCATIONS:
-                common = dict(site="simbank", location=location, time_ns=now)
+            for n, location in enumerate(LOCATIONS):
+                common = dict(site="simbank", location=location, time_ns=now, instance=f"probe-s{1 + n}")
                 lines.append(incident_point(check="transfer", kind="transfer", state="open", reason="3 consecutive failures",
                                             failed_step="create", duration_s=0.0, **{**common, "time_ns": now - 30_000_000_000}))
                 lines.append(incident_point(check="accounts", kind="accounts", state="open", reason="zero balance",
                                             failed_step="balances", duration_s=0.0, **{**common, "time_ns": now - 40_000_000_000}))
                 lines.append(incident_point(check="accounts", kind="accounts", state="resolved", reason="zero balance",
-                                            failed_step="balances", duration_s=20.0, **{**common, "time_ns": now - 20_000_000_000}))
+                                            failed_step="balances", duration_s=20.0,
+                                            **{**common, "time_ns": now - 20_000_000_000, "instance": f"probe-s{2 - n}"}))
             lines.append(incident_point(site="simbank", check="card-authorisation", kind="payments", location="fra",
                                         state="open", reason="403 from fra", failed_step="funds", duration_s=0.0, time_ns=now))
             # Twelve self-reports 10 s apart, cumulative counters growing as the writer's do.

@@ -323,3 +323,32 @@ def test_missing_database_is_a_clear_error(setup, tmp_path):
     config.write_text(f'[influxdb]\nurl = "{setup.db.url}"\napi = "v1"\ndatabase = "no_such_db"\n')
     done = _cli("-c", str(config), "--from", "2026-03-02", "--to", "2026-03-02")
     assert done.returncode == 1 and "database not found" in done.stderr
+
+
+def split_between_instances(lines: list[str], at_s: int) -> list[str]:
+    """``lines`` as two probers write them when the sites move from one to the other at
+    ``at_s`` (a shard added): each point tagged with the instance that wrote it."""
+    out = []
+    for line in lines:
+        instance = "probe-s1" if int(line.rsplit(" ", 1)[1]) < at_s * NS else "probe-s2"
+        out.append(line.replace(",kind=", f",instance={instance},kind=", 1))
+    return out
+
+
+def test_two_instances_writing_one_site_give_the_same_report(setup, influxdb_v1, tmp_path, capsys):
+    # Split at Tuesday midnight: the Monday-night outage and its incident (opened by one
+    # instance, resolved by the other) straddle the two.
+    lines = split_between_instances(timeline(), at(1))
+    assert sum(",instance=probe-s1," in line for line in lines) and sum(",instance=probe-s2," in line for line in lines)
+    db = new_database(influxdb_v1, "report_split")
+    try:
+        write(db, lines)
+        path = tmp_path / "prober.toml"
+        path.write_text(CONFIG.format(url=db.url, db=db.name) + SITES)
+        split = json.loads(report(Setup(db, path), capsys))
+    finally:
+        influxdb_v1.drop_database(db.name)
+    single = json.loads(report(setup, capsys))
+    for doc in (split, single):
+        doc.pop("generated_at", None)
+    assert split == single
