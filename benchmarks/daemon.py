@@ -33,7 +33,8 @@ What it prints:
    daemon falls behind (steps served < 95 % of planned), its CPU reaches 95 % of a core
    or the lag p99 (median of the per-second reports) exceeds 100 ms; prints steps/s per
    level and the most reached.
-   ``--workers 2`` splits each level's checks over two ``prober run`` processes.
+   ``--workers 2`` runs ``prober run --workers 2`` (a supervisor and two workers, the
+   sites split between them) in every section; CPU and RSS are the whole tree's.
 3. **Schedule lag** at 1,000 and 5,000 checks (``--lag-checks``), both at
    ``--lag-rate`` steps/s: p99 from the daemon's per-second self-reports
    (``schedule_lag_ms``, the p99 of the runs started in that second), their median and
@@ -228,6 +229,14 @@ def proc_cpu(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def proc_children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (a supervisor's workers)."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def proc_rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -341,9 +350,27 @@ def start_servers(tmp: Path, delay_ms: float) -> Servers:
 
 # -- the daemon --------------------------------------------------------------------------
 
+def free_port_run(count: int) -> int:
+    """A free port followed by ``count - 1`` free ones (the health ports of the workers)."""
+    while True:
+        port = free_port()
+        probes = []
+        try:
+            for k in range(1, count):
+                sock = socket.socket()
+                probes.append(sock)
+                sock.bind(("127.0.0.1", port + k))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in probes:
+                sock.close()
+
+
 def write_config(servers: Servers, tag: str, checks: int, interval: float, *, latency_checks: int = 0,
-                 agent: str = "bank-prober") -> tuple[Path, int]:
-    health = free_port()
+                 agent: str = "bank-prober", workers: int = 1) -> tuple[Path, int]:
+    health = free_port_run(workers)
     parts = [HEAD.format(health=health, tmp=servers.tmp, tag=tag, influx=servers.sidecar_url)]
     interval_ms = round(interval * 1000)
     timeout_ms = min(interval_ms, 5000)
@@ -391,13 +418,16 @@ class Window:
 
 
 class Daemons:
-    """``prober run`` processes, each with its own configuration."""
+    """``prober run`` processes, each with its own configuration; ``workers`` above 1 runs
+    each as ``prober run --workers N`` (a supervisor and N worker processes, whose health
+    ports follow the configured one)."""
 
     def __init__(self, servers: Servers, tag: str, configs: list[tuple[Path, int]],
-                 roots: list[Path] | None = None) -> None:
+                 roots: list[Path] | None = None, workers: int = 1) -> None:
         self.servers = servers
         self.tag = tag
         self.configs = configs
+        self.workers = workers
         self.roots = roots or [ROOT] * len(configs)
         """The tree of the project each process runs (``--baseline`` runs another one)."""
         self.procs: list[subprocess.Popen] = []
@@ -405,10 +435,12 @@ class Daemons:
     def __enter__(self) -> Daemons:
         for n, ((path, _health), root) in enumerate(zip(self.configs, self.roots)):
             log = (self.servers.tmp / f"prober-{self.tag}-{n}.log").open("wb")
-            self.procs.append(subprocess.Popen([sys.executable, "-m", "prober", "run", "-c", str(path)],
+            workers = ["--workers", str(self.workers)] if self.workers > 1 else []
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "prober", "run", "-c", str(path), *workers],
                                                cwd=self.servers.tmp, stdout=log, stderr=subprocess.STDOUT,
                                                env={**os.environ, "PYTHONPATH": str(root)}))
-        for proc, (_path, health) in zip(self.procs, self.configs):
+        for n, health in enumerate(self.health_ports()):
+            proc = self.procs[n // self.workers]
             try:
                 wait_http(f"http://127.0.0.1:{health}/healthz", timeout=120.0)
             except RuntimeError:
@@ -429,18 +461,27 @@ class Daemons:
                 proc.kill()
                 proc.wait()
 
+    def health_ports(self) -> list[int]:
+        """Every process's health port (each worker's, with ``workers``)."""
+        return [health + k for _path, health in self.configs for k in range(self.workers)]
+
+    def pids(self) -> list[int]:
+        """Every prober process: the ones started, and their workers."""
+        return [pid for proc in self.procs for pid in [proc.pid, *proc_children(proc.pid)]]
+
     def measure(self, warmup: float, seconds: float, planned_steps_per_s: float) -> Window:
         time.sleep(warmup)
         self.servers.steps.mark()
         self.servers.forget("lags")
-        cpu0 = [proc_cpu(p.pid) for p in self.procs]
+        pids = self.pids()
+        cpu0 = [proc_cpu(pid) for pid in pids]
         t0 = time.monotonic()
         time.sleep(seconds)
-        cpu1 = [proc_cpu(p.pid) for p in self.procs]
+        cpu1 = [proc_cpu(pid) for pid in pids]
         elapsed = time.monotonic() - t0
         ok, other = self.servers.steps.since_mark()
         lags = self.servers.figures("lags")
-        statuses = [get_json(f"http://127.0.0.1:{health}/status")["scheduler"] for _p, health in self.configs]
+        statuses = [get_json(f"http://127.0.0.1:{health}/status")["scheduler"] for health in self.health_ports()]
         return Window(
             seconds=elapsed,
             cpu_s=sum(cpu1) - sum(cpu0),
@@ -450,18 +491,16 @@ class Daemons:
             lag_p99=pct(lags, 50),
             lag_p99_worst=max(lags, default=float("nan")),
             missed=sum(s["missed"] for s in statuses),
-            rss_kb=sum(proc_rss_kb(p.pid) for p in self.procs),
+            rss_kb=sum(proc_rss_kb(pid) for pid in pids),
             planned_steps_per_s=planned_steps_per_s,
         )
 
 
 def run_daemon(servers: Servers, tag: str, checks: int, interval: float, args: argparse.Namespace,
-               workers: int = 1, warmup: float | None = None) -> Window:
-    configs = []
-    for w in range(workers):
-        share = checks // workers + (1 if w < checks % workers else 0)
-        configs.append(write_config(servers, f"{tag}-{w}", share, interval))
-    with Daemons(servers, tag, configs) as daemons:
+               warmup: float | None = None) -> Window:
+    """``prober run`` (with ``--workers``) on ``checks`` checks, one measured window."""
+    configs = [write_config(servers, tag, checks, interval, workers=args.workers)]
+    with Daemons(servers, tag, configs, workers=args.workers) as daemons:
         return daemons.measure(args.warmup if warmup is None else warmup, args.window,
                                checks * STEPS_PER_JOURNEY / interval)
 
@@ -557,7 +596,8 @@ def main() -> int:  # noqa: C901 - one linear script
     parser.add_argument("--lag-rate", type=float, default=600.0, help="steps/s for the lag sizes (interval = 3 N / rate)")
     parser.add_argument("--ramp", type=float, default=1.25, help="factor between saturation levels")
     parser.add_argument("--max-levels", type=int, default=4, help="saturation levels at most")
-    parser.add_argument("--workers", type=int, default=1, help="prober processes sharing each saturation level")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="prober run --workers N: worker processes sharing the checks (ratio, saturation, lag)")
     parser.add_argument("--latency-checks", type=int, default=20, help="delayed journeys (each every 1 s)")
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--skip", action="append", default=[], choices=["ratio", "saturation", "lag", "latency"])
@@ -617,7 +657,7 @@ def main() -> int:  # noqa: C901 - one linear script
                       f"ramped by x{args.ramp:g}")
                 best = 0.0
                 for level in range(args.max_levels):
-                    w = run_daemon(servers, f"sat{level}", checks, args.interval, args, workers=args.workers)
+                    w = run_daemon(servers, f"sat{level}", checks, args.interval, args)
                     core = w.cpu_share / args.workers
                     behind = w.steps_per_s < 0.95 * w.planned_steps_per_s
                     saturated = behind or core >= 0.95 or w.lag_p99 > 100.0

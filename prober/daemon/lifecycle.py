@@ -22,6 +22,10 @@
   exit code is 130. The signal handlers in place before are restored on exit, so a
   third signal is handled by them (by default: the process dies).
 
+With ``--shard K/N`` or as a worker of ``--workers N`` (:mod:`prober.daemon.supervisor`),
+the daemon runs its share of the sites under its own identity
+(:mod:`prober.daemon.sharding`), on start and on every reload.
+
 Exit codes: 0 clean stop, 1 startup failure (e.g. the health address is in use),
 2 configuration error, 130 forced stop.
 """
@@ -255,9 +259,10 @@ def run(
     async def main() -> int:
         mine = prepare(loaded)
         if shares:
-            log.warning("%s: %d of the %d sites (%s)", " and ".join(_describe(s) for s in shares),
-                        len(mine.config.sites), len(loaded.config.sites),
-                        ", ".join(site.name for site in mine.config.sites) or "none: idle until a reload gives it one")
+            names = [site.name for site in mine.config.sites]
+            listed = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
+            log.warning("%s: %d of the %d sites (%s)", " and ".join(_describe(s) for s in shares), len(names),
+                        len(loaded.config.sites), listed or "none: idle until a reload gives it one")
         daemon = Daemon(path, mine, environ=environ, service_factory=service, prepare=prepare if shares else None,
                         parent_pid=os.getppid() if worker is not None else None)
         return await daemon.serve()
