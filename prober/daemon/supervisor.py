@@ -36,6 +36,12 @@ BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_AFTER = 1.0, 60.0, 60.0
 """Restart back-off of a worker (seconds), and how long it must run to reset it."""
 
 
+def _ignore_sighup() -> None:
+    """In a worker before it runs: a SIGHUP that comes before its handlers are installed
+    (a reload just as it starts, when it loads the configuration anyway) must not kill it."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 class Supervisor:
     """Starts, watches, signals and restarts the worker processes of one ``prober run``."""
 
@@ -111,14 +117,18 @@ class Supervisor:
         backoff = BACKOFF_FIRST
         while not self.stopping.is_set():
             started = time.monotonic()
-            proc = await asyncio.create_subprocess_exec(*self.command(index), process_group=0)
+            proc = await asyncio.create_subprocess_exec(*self.command(index), process_group=0,
+                                                        preexec_fn=_ignore_sighup)
             self.procs[index] = proc
             if self.stopping.is_set():  # the stop came while it was being started
                 proc.send_signal(signal.SIGTERM)
             code = await proc.wait()
-            self.codes[index] = code
             if self.stopping.is_set():
+                # Killed by the stop signal itself: it came before the worker had its
+                # handlers, so before it had probed anything.
+                self.codes[index] = EXIT_OK if code in (-signal.SIGTERM, -signal.SIGINT) else code
                 return
+            self.codes[index] = code
             ran = time.monotonic() - started
             if ran >= HEALTHY_AFTER:
                 backoff = BACKOFF_FIRST
