@@ -7,6 +7,8 @@
 * :mod:`~prober.daemon.lockout` — back off a site that refuses our credentials;
 * :mod:`~prober.daemon.health` — ``/healthz`` and ``/status``;
 * :mod:`~prober.daemon.lifecycle` — startup → main loop → shutdown, signals, reload;
+* :mod:`~prober.daemon.sharding` — which sites a ``--shard`` or a worker runs, and as whom;
+* :mod:`~prober.daemon.supervisor` — ``--workers N``: start, signal and restart the workers;
 * :mod:`~prober.daemon.demo` — ``prober demo``.
 """
 
