@@ -133,6 +133,8 @@ async def test_workers_split_the_sites_reload_restart_and_stop_together(
     assert code == 0, log[-3000:]
     assert "Traceback" not in log
     assert len(re.findall(r"prober stopped: \d+ results", log)) == 2, log[-3000:]
+    for k in (1, 2):  # every line of a worker names it
+        assert f"[probe-w{k}] prober.daemon: prober stopped:" in log, log[-3000:]
     assert "all 2 workers stopped" in log
     rows = check_points(influx_db)
     # The killed worker's last run may be lost with it: look at the runs since the restart

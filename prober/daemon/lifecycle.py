@@ -256,8 +256,12 @@ def run(
         writer = ResultWriter(config.config.influxdb, spool_dir=spool_dir) if shares else None
         return ProberService(config, writer=writer)
 
+    mine = prepare(loaded)
+    if shares:
+        setup_logging(level, log_format or daemon_settings.log_format,  # type: ignore[arg-type]
+                      instance=mine.config.prober.instance)
+
     async def main() -> int:
-        mine = prepare(loaded)
         if shares:
             names = [site.name for site in mine.config.sites]
             listed = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
