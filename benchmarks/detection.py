@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from prober.bank import BankServer, Fault  # noqa: E402
 from prober.bank.scenarios import CAPABILITIES, SCENARIOS, FaultWindow, Scenario  # noqa: E402
 from prober.config.loader import load  # noqa: E402
-from prober.incidents import IncidentService  # noqa: E402
+from prober.daemon.alerting import compose_incidents  # noqa: E402
 from prober.journey.runner import run_journey  # noqa: E402
 
 SIMBANK = ROOT / "config" / "simbank.toml"
@@ -168,7 +168,7 @@ async def play(name: str, *, window_s: float = 4.0, interval: float = 0.05, seed
         ]
         loaded = load(SIMBANK, environ={**os.environ, "SIMBANK_URL": bank.url})
         writer = _Lines()
-        service = IncidentService(loaded.config, writer, state_dir=state)
+        service, _ = compose_incidents(loaded.config, writer, state_dir=state)  # incident points into `writer`
         await service.start()
         report = Report(name, windows)
         last_end = max((w.end for w in windows), default=started)

@@ -11,7 +11,7 @@ from prober.bank import Fault
 from prober.notify import parse_notifier
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.loader import load
-from prober.incidents import IncidentService
+from prober.daemon.alerting import compose_incidents
 from prober.journey.runner import run_journey
 from prober.writer import ResultWriter
 from tests.test_notify_dispatcher import Receiver
@@ -34,7 +34,8 @@ async def _writer(influx_db, tmp_path) -> ResultWriter:
 async def test_one_failure_after_resolved_opens_nothing_and_points_carry_start_and_end(bank, influx_db, tmp_path):
     config, plans = simbank(bank.url)
     writer = await _writer(influx_db, tmp_path)
-    service = IncidentService(config, writer, state_dir=tmp_path / "state")
+    service, alerting = compose_incidents(config, writer, state_dir=tmp_path / "state")
+    await alerting.start()
     await service.start()
     runs = []
 
@@ -56,6 +57,7 @@ async def test_one_failure_after_resolved_opens_nothing_and_points_carry_start_a
     await run(5)
     assert [e.event for e in service.events] == ["opened", "resolved"], [e.incident.rule for e in service.events]
     await service.close()
+    await alerting.close()
     assert await writer.wait_idle(10)
     await writer.close()
 
@@ -73,7 +75,8 @@ async def test_a_slow_journey_is_slow_and_sustained_slowness_is_a_degraded_incid
     async with Receiver() as rx:
         hook = parse_notifier({"type": "webhook", "url": rx.url})
         config = config.model_copy(update={"notifiers": [hook]})
-        service = IncidentService(config, writer, state_dir=tmp_path / "state")
+        service, alerting = compose_incidents(config, writer, state_dir=tmp_path / "state")
+        await alerting.start()
         await service.start()
         plan = replace(plans["cards"], max_duration=0.3)
         ok = await run_journey(plan)
@@ -85,8 +88,9 @@ async def test_a_slow_journey_is_slow_and_sustained_slowness_is_a_degraded_incid
             results.append(result)
             writer.submit(result)
             service.consume(result)
-        assert await service.dispatcher.wait_idle(5)
+        assert await alerting.dispatcher.wait_idle(5)
         await service.close()
+        await alerting.close()
     for result in results:
         assert result.outcome.value == "slow" and not result.success and result.failed_step == ""
         assert all(step.outcome.value == "ok" for step in result.steps)  # no step had a budget to break

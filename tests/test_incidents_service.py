@@ -14,7 +14,8 @@ from prober.config.incidents import IncidentsConfig
 from prober.notify import parse_notifier
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.loader import load
-from prober.incidents import IncidentService
+from prober.daemon.alerting import compose_incidents
+from prober.incidents import IncidentChange, IncidentService
 from prober.incidents.service import SAVE_INTERVAL
 from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
@@ -55,7 +56,8 @@ async def test_consume_is_fast_while_the_notifier_hangs_and_retries_happen(tmp_p
                                               "backoff": "10ms", "backoff_max": "20ms"})
         config = config.model_copy(update={"notifiers": [hook]})
         writer = Lines()
-        service = IncidentService(config, writer, state_dir=tmp_path)
+        service, alerting = compose_incidents(config, writer, state_dir=tmp_path)
+        await alerting.start()
         await service.start()
         worst = 0.0
         for i in range(40):  # 20 incidents opened and resolved: 40 notifications
@@ -66,14 +68,15 @@ async def test_consume_is_fast_while_the_notifier_hangs_and_retries_happen(tmp_p
         # bound is far below it, and far above what a loaded machine adds.
         assert worst < 0.15, f"consume took {worst * 1000:.2f} ms"
         assert len(writer.lines) == 40
-        assert await service.dispatcher.wait_idle(5)
-        assert len(rx.requests) == 80 and service.dispatcher.failed == 40  # every message retried once
+        assert await alerting.dispatcher.wait_idle(5)
+        assert len(rx.requests) == 80 and alerting.dispatcher.failed == 40  # every message retried once
         await service.close()
+        await alerting.close()
 
 
 async def test_login_failures_are_not_counted_against_other_capabilities(tmp_path):
     config, _ = simbank("http://127.0.0.1:9")
-    service = IncidentService(config, Lines(), state_dir=tmp_path)
+    service, _ = compose_incidents(config, Lines(), state_dir=tmp_path)
     for i in range(10):
         service.consume(result(check="accounts", kind="accounts", ok=False, i=i, step="token"))
     assert service.tracker.open_incidents() == []
@@ -93,14 +96,16 @@ async def test_maintenance_records_but_does_not_notify(tmp_path):
                                                                 "end": "2100-01-01T00:00:00Z"}])
         config = config.model_copy(update={"notifiers": [parse_notifier({"type": "slack", "url": rx.url})]})
         writer = Lines()
-        service = IncidentService(config, writer, state_dir=tmp_path)
+        service, alerting = compose_incidents(config, writer, state_dir=tmp_path)
+        await alerting.start()
         await service.start()
         for i in range(3):
             service.consume(result(ok=False, i=i))
             service.consume(result(check="cards", kind="cards", ok=False, i=i, step="list"))
-        assert await service.dispatcher.wait_idle(5)
+        assert await alerting.dispatcher.wait_idle(5)
         await service.close()
-    assert len(writer.lines) == 2 and service.silenced == 1
+        await alerting.close()
+    assert len(writer.lines) == 2 and alerting.silenced == 1
     assert [r["json"]["text"].splitlines()[0] for r in rx.requests] == ["INCIDENT simbank: cards outage"]
 
 
@@ -108,7 +113,8 @@ async def test_reminders_while_open(tmp_path):
     async with Receiver() as rx:
         config, _ = simbank("http://127.0.0.1:9", remind_every="200ms")
         config = config.model_copy(update={"notifiers": [parse_notifier({"type": "webhook", "url": rx.url})]})
-        service = IncidentService(config, Lines(), state_dir=tmp_path)
+        service, alerting = compose_incidents(config, Lines(), state_dir=tmp_path)
+        await alerting.start()
         await service.start()
         for i in range(3):
             service.consume(result(ok=False, i=i))
@@ -116,6 +122,7 @@ async def test_reminders_while_open(tmp_path):
 
         await asyncio.sleep(0.55)
         await service.close()
+        await alerting.close()
     events = [r["json"]["event"] for r in rx.requests]
     assert events[0] == "opened" and 2 <= events.count("reminder") <= 3
 
@@ -127,16 +134,19 @@ async def test_incident_survives_a_restart_into_real_influxdb(bank, influx_db, t
     await writer.start()
     state = tmp_path / "state"
     bank.faults.set("transfer", Fault(mode="down"))
-    first = IncidentService(config, writer, state_dir=state)
+    first, first_alerting = compose_incidents(config, writer, state_dir=state)
+    await first_alerting.start()
     await first.start()
     for _ in range(4):
         first.consume(await run_journey(plans["transfer"]))
     assert [e.event for e in first.events] == ["opened"]
     incident_id = first.events[0].incident.id
     await first.close()
+    await first_alerting.close()
 
     bank.faults.clear("transfer")
-    second = IncidentService(config, writer, state_dir=state)
+    second, second_alerting = compose_incidents(config, writer, state_dir=state)
+    await second_alerting.start()
     await second.start()
     assert [i.id for i in second.tracker.open_incidents()] == [incident_id]
     for _ in range(6):  # a short incident resolves after 2 × open_after successes
@@ -144,6 +154,7 @@ async def test_incident_survives_a_restart_into_real_influxdb(bank, influx_db, t
     assert [e.event for e in second.events] == ["resolved"]
     assert second.events[0].incident.id == incident_id
     await second.close()
+    await second_alerting.close()
     assert await writer.wait_idle(10)
     await writer.close()
 
@@ -161,7 +172,7 @@ async def test_reload_attributes_token_failures_of_added_checks_to_login(tmp_pat
     accounts = next(c for c in site.checks if c.name == "accounts")
     added = accounts.model_copy(update={"name": "accounts-2"})
     reloaded = config.model_copy(update={"sites": [site.model_copy(update={"checks": [*site.checks, added]})]})
-    service = IncidentService(config, Lines(), state_dir=tmp_path)
+    service, _ = compose_incidents(config, Lines(), state_dir=tmp_path)
     service.reload(reloaded)
     service.consume(result(check="accounts-2", kind="accounts", ok=False, step="token"))
     assert service.tracker.open_incidents() == []  # charged to login, not to accounts-2
@@ -179,7 +190,8 @@ async def test_resolved_names_the_check_while_its_capability_still_fails(tmp_pat
             "sites": [site.model_copy(update={"checks": [*site.checks, second]})],
             "notifiers": [parse_notifier({"type": "webhook", "url": rx.url})],
         })
-        service = IncidentService(config, Lines(), state_dir=tmp_path)
+        service, alerting = compose_incidents(config, Lines(), state_dir=tmp_path)
+        await alerting.start()
         await service.start()
         for i in range(3):
             for name in (auth.name, second.name):
@@ -191,8 +203,9 @@ async def test_resolved_names_the_check_while_its_capability_still_fails(tmp_pat
             service.consume(result(check=auth.name, kind="payments", i=i * 10**9))
         for i in range(9, 15):
             service.consume(result(check=second.name, kind="payments", i=i * 10**9))
-        assert await service.dispatcher.wait_idle(5)
+        assert await alerting.dispatcher.wait_idle(5)
         await service.close()
+        await alerting.close()
     messages = [r["json"] for r in rx.requests]
     assert [m["event"] for m in messages] == ["opened", "opened", "resolved", "resolved"]
     first, last = messages[2], messages[3]
@@ -212,13 +225,15 @@ async def test_notification_carries_the_check_tags(tmp_path):
     async with Receiver() as rx:
         config, _ = simbank("http://127.0.0.1:9")
         config = config.model_copy(update={"notifiers": [parse_notifier({"type": "webhook", "url": rx.url})]})
-        service = IncidentService(config, Lines(), state_dir=tmp_path)
+        service, alerting = compose_incidents(config, Lines(), state_dir=tmp_path)
+        await alerting.start()
         await service.start()
         for i in range(3):
             service.consume(result(check="card-authorisation", kind="payments", ok=False, i=i, step="authorise-de"))
             service.consume(result(check="cards", kind="cards", ok=False, i=i, step="list"))
-        assert await service.dispatcher.wait_idle(5)
+        assert await alerting.dispatcher.wait_idle(5)
         await service.close()
+        await alerting.close()
     sent = {r["json"]["check"]: r["json"] for r in rx.requests}
     assert sent["card-authorisation"]["tags"] == {"merchant_country": "DE"}
     assert "check `card-authorisation` (merchant_country=DE) fails" in sent["card-authorisation"]["text"]
@@ -245,7 +260,8 @@ async def test_passing_runs_of_a_healthy_check_are_saved_on_a_slow_timer(tmp_pat
     more than the runs: only failures, and runs while failures are in the window, are
     saved within a second; the rest waits for the slow timer or the shutdown."""
     config, _ = simbank("http://127.0.0.1:9")
-    service = IncidentService(config, Lines(), state_dir=tmp_path)
+    service, alerting = compose_incidents(config, Lines(), state_dir=tmp_path)
+    await alerting.start()
     await service.start()
     service.consume(result(ok=True, i=0))  # a check seen for the first time is saved
     await wait_saved(tmp_path, [False])
@@ -259,4 +275,28 @@ async def test_passing_runs_of_a_healthy_check_are_saved_on_a_slow_timer(tmp_pat
     await wait_saved(tmp_path, [False] * 5 + [True, False])  # a failure in the window: too
     service.consume(result(ok=True, i=7))
     await service.close()
+    await alerting.close()
     assert saved_window(tmp_path) == [False] * 5 + [True, False, False]  # everything on shutdown
+
+
+async def test_subscribers_get_each_change_even_when_one_fails(tmp_path):
+    """The service publishes what a consumer needs; a subscriber that raises costs the
+    others nothing."""
+    config, _ = simbank("http://127.0.0.1:9")
+    seen: list[IncidentChange] = []
+
+    def broken(change: IncidentChange) -> None:
+        raise RuntimeError("subscriber bug")
+
+    service = IncidentService(config, subscribers=[broken, seen.append], state_dir=tmp_path)
+    for i in range(3):
+        service.consume(result(check="card-authorisation", kind="payments", ok=False, i=i, step="authorise-de"))
+    for i in range(3, 9):
+        service.consume(result(check="card-authorisation", kind="payments", i=i))
+    assert [c.event for c in seen] == ["opened", "resolved"]
+    opened, resolved = seen
+    assert opened.state == "open" and resolved.state == "resolved"
+    assert opened.capability_state in ("degraded", "outage") and resolved.capability_state == "ok"
+    assert opened.site_summary.startswith("partial outage: payments")
+    assert dict(opened.tags) == {"merchant_country": "DE"}
+    assert opened.incident.check == "card-authorisation"

@@ -20,10 +20,7 @@ FORBIDDEN = {
     "notify": {"journey", "writer", "incidents", "daemon", "statuspage", "report", "output"},
     "output": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "report"},
     "report": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "output"},
-    # Not yet: incidents/service.py still encodes its own `incident` points
-    # (writer.points) and owns the notification dispatcher (notify), where the daemon
-    # should hand both in.
-    "incidents": {"journey", "daemon", "statuspage", "report", "output"},
+    "incidents": {"journey", "writer", "notify", "daemon", "statuspage", "report", "output"},
 }
 
 

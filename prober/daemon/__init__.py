@@ -2,6 +2,8 @@
 
 * :mod:`~prober.daemon.scheduler` — APScheduler jobs, concurrency limit, schedule lag;
 * :mod:`~prober.daemon.service` — composition: scheduler → results → consumers;
+* :mod:`~prober.daemon.alerting` — the incident service's subscribers: notifications
+  (maintenance silencing, dispatch) and ``incident`` points;
 * :mod:`~prober.daemon.consumers` — the :class:`ResultConsumer` interface, writer adapter;
 * :mod:`~prober.daemon.status` — latest result per check (``/status``, the demo view);
 * :mod:`~prober.daemon.lockout` — back off a site that refuses our credentials;

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from prober.config.loader import LoadedConfig
+from prober.daemon.alerting import compose_incidents
 from prober.daemon.consumers import ResultConsumer, WriterConsumer
 from prober.daemon.lockout import LockoutTracker
 from prober.daemon.heap import freeze_long_lived, thaw
 from prober.daemon.scheduler import JourneyScheduler, Key
 from prober.daemon.slots import site_limits
 from prober.daemon.status import StatusStore
-from prober.incidents import IncidentService
 from prober.journey.plan import JourneyPlan
 from prober.results import JourneyResult
 from prober.statuspage.history import DailyHistory
@@ -98,7 +98,7 @@ class ProberService:
         # ── Result consumers, in the order they receive each result. ──────────────
         # Started in this order, closed in reverse: the writer first in, last out, so
         # whatever the others write while closing is still flushed or spooled.
-        self.incidents = IncidentService(loaded.config, self.writer)
+        self.incidents, self.alerting = compose_incidents(loaded.config, self.writer)
         self.history = DailyHistory(daemon.state_dir, loaded.config.status_page.history_days)
         """Daily uptime per site × capability (the status page's history bars)."""
         self.consumers: list[ResultConsumer] = [
@@ -142,6 +142,7 @@ class ProberService:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.alerting.start()  # before the incident service: restored incidents remind
         for consumer in self.consumers:
             await consumer.start()
         for plan in self.loaded.plans:
@@ -202,6 +203,7 @@ class ProberService:
                 await consumer.close()
             except Exception:
                 log.exception("closing result consumer %s failed", type(consumer).__name__)
+        await self.alerting.close()  # after the incident service: its last changes are delivered
         thaw()
         stats = self.writer.stats
         self.state = "stopped"
@@ -267,6 +269,6 @@ class ProberService:
             },
             "lockout": {site: utc_iso(until) for site, until in self.lockout.locked_sites().items()},
             "writer": dataclasses.asdict(self.writer.stats),
-            "incidents": self.incidents.status(),
+            "incidents": {**self.incidents.status(), "notifications": self.alerting.status()},
             "checks": self.status.snapshot(),
         }

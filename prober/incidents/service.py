@@ -5,18 +5,17 @@ The daemon hands every finished :class:`~prober.results.JourneyResult` to
 
 1. counts the run in the :class:`~prober.incidents.tracker.Tracker` (skipped runs, and
    runs of a non-login check that failed at the site's login step, are not counted);
-2. writes one ``incident`` point per state change through ``writer.submit_lines``,
-   dated by the incident's estimated start (``open``) or estimated end (``resolved``);
+2. publishes every state change (``opened``, ``resolved``) and every reminder while an
+   incident stays open as an :class:`IncidentChange` to the subscribers the
+   composition root hands in (:mod:`prober.daemon.alerting` wires the ``incident``
+   points and the notifications); this package neither writes nor notifies;
 3. saves the tracker to ``[daemon] state_dir`` (at once after a state change, within a
    second after a failed run or a run of a check with failures in its window or an open
    incident, at most once a minute when only passing runs of healthy checks were
-   counted; the file is written in a worker thread), so open incidents survive restarts;
-4. hands a :class:`~prober.notify.message.Message` to the
-   :class:`~prober.notify.dispatcher.Dispatcher` unless a maintenance window covers the
-   site and capability, and sends reminders while an incident stays open.
+   counted; the file is written in a worker thread), so open incidents survive restarts.
 
-Lifecycle: ``IncidentService(config, writer)`` → ``await start()`` → ``consume(...)``… →
-``await close()``.
+Lifecycle: ``IncidentService(config, subscribers=[...])`` → ``await start()`` →
+``consume(...)``… → ``await close()``.
 """
 
 from __future__ import annotations
@@ -26,11 +25,10 @@ import contextlib
 import logging
 import time
 from collections import deque
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import aiohttp
+from typing import Any
 
 from prober.config.incidents import IncidentsConfig
 from prober.config.model import Config
@@ -42,12 +40,9 @@ from prober.incidents.capability import (
     status_document,
 )
 from prober.incidents.store import StateStore
-from prober.incidents.tracker import CheckKey, IncidentEvent, Observation, Thresholds, Tracker
+from prober.incidents.tracker import CheckKey, EventKind, Incident, IncidentEvent, Observation, Thresholds, Tracker
 from prober.results import JourneyResult, Outcome
-from prober.notify.dispatcher import Dispatcher
-from prober.notify.message import Message
 from prober.waiting import wait_event
-from prober.writer.points import incident_point
 
 log = logging.getLogger("prober.incidents")
 
@@ -63,8 +58,36 @@ RECENT = 20
 """Resolved incidents ``/status`` lists."""
 
 
-class LineWriter(Protocol):
-    def submit_lines(self, lines: list[str]) -> None: ...
+@dataclass(frozen=True, slots=True)
+class IncidentChange:
+    """One state change (``opened``, ``resolved``) or reminder, as subscribers get it.
+
+    ``capabilities`` and ``site_summary`` describe every site × capability *after* the
+    change; ``tags`` are the check's own configured tags.
+    """
+
+    event: EventKind
+    incident: Incident
+    at_ns: int
+    """When the change was detected (the run's start; the clock for a reminder)."""
+    capabilities: Mapping[tuple[str, str], CapabilityState]
+    site_summary: str
+    tags: Mapping[str, str]
+
+    @property
+    def state(self) -> str:
+        """``open`` or ``resolved``: the incident's state after the change."""
+        return "resolved" if self.event == "resolved" else "open"
+
+    @property
+    def capability_state(self) -> str:
+        """State of the incident's site × capability after the change (``unknown`` if none)."""
+        state = self.capabilities.get((self.incident.site, self.incident.kind))
+        return state.state if state else "unknown"
+
+
+Subscriber = Callable[[IncidentChange], None]
+"""Takes each :class:`IncidentChange`; synchronous and cheap (I/O goes to background tasks)."""
 
 
 def thresholds_of(cfg: IncidentsConfig) -> tuple[Thresholds, dict[str, Thresholds]]:
@@ -118,27 +141,24 @@ def check_tags(config: Config, site: str, check: str) -> dict[str, str]:
 
 
 class IncidentService:
-    """Result consumer: tracker → InfluxDB ``incident`` points → notifications."""
+    """Result consumer: tracker → saved state → :class:`IncidentChange` to the subscribers."""
 
     def __init__(
         self,
         config: Config,
-        writer: LineWriter,
         *,
+        subscribers: Sequence[Subscriber] = (),
         state_dir: str | Path | None = None,
-        session: aiohttp.ClientSession | None = None,
         clock: Any = time.time_ns,
     ) -> None:
         self.config = config
         self.settings: IncidentsConfig = config.incidents
-        self.writer = writer
-        self.precision = getattr(writer, "precision", "ns")
+        self.subscribers = list(subscribers)
         self.clock = clock
         base, overrides = thresholds_of(self.settings)
         self.tracker = Tracker(base, overrides)
         self.store = StateStore(state_dir if state_dir is not None else config.daemon.state_dir)
         self.tracker.restore(self.store.load())
-        self.dispatcher = Dispatcher(config.notifiers, session=session)
         self._login_steps = login_dependent_steps(config) if self.settings.attribute_login_failures else {}
         self._known: dict[CheckKey, str] = {
             CheckKey(site.name, check.name, config.location_of(site)): check.kind
@@ -156,20 +176,18 @@ class IncidentService:
         """State changes since start (``events`` keeps only the latest)."""
         self._resolved_at: dict[tuple[str, str], int] = {}
         """Per site × capability, when its last incident was resolved (``since`` of an ok state)."""
-        self.silenced = 0
         restored = self.tracker.open_incidents()
         if restored:
             log.info("restored %d open incident(s) from %s", len(restored), self.store.path)
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────
     async def start(self) -> None:
-        await self.dispatcher.start()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._save_loop(), name="incident state saver"))
         if self.settings.remind_every:
             self._tasks.append(loop.create_task(self._remind_loop(self.settings.remind_every), name="incident reminders"))
 
-    async def close(self, timeout: float = 5.0) -> None:
+    async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -177,7 +195,6 @@ class IncidentService:
                 await task
         self._tasks.clear()
         self._save()
-        await self.dispatcher.close(timeout)
 
     # ── the consumer interface ─────────────────────────────────────────────────────
     def reload(self, config: Config) -> None:
@@ -226,43 +243,26 @@ class IncidentService:
         incident = event.incident
         self.events.append(event)
         self.changes += 1
-        resolved = event.event == "resolved" and incident.resolved_ns is not None
-        if resolved:
+        if event.event == "resolved" and incident.resolved_ns is not None:
             self._resolved_at[(incident.site, incident.kind)] = incident.resolved_ns
-        # The point is dated by the estimate it reports: the incident's start for `open`,
-        # its end for `resolved` (not the run that detected the change).
-        line = incident_point(
-            site=incident.site, check=incident.check, kind=incident.kind, location=incident.location,
-            state=event.state, reason=incident.reason, failed_step=incident.failed_step,
-            duration_s=incident.duration_s if event.event == "resolved" else 0.0,
-            time_ns=incident.resolved_ns if resolved else incident.since_ns,
-            precision=self.precision, instance=self.config.prober.instance,
-        )
-        self.writer.submit_lines([line])
         self._save_now.set()
         log.warning("incident %s: %s/%s (%s) at %s: %s", event.event, incident.site, incident.kind, incident.check,
                     incident.location, incident.reason)
-        self._notify(event)
+        self._publish(event)
 
-    def _notify(self, event: IncidentEvent) -> None:
+    def _publish(self, event: IncidentEvent) -> None:
         incident = event.incident
-        at = datetime.fromtimestamp(event.at_ns / 1e9, tz=timezone.utc)
-        if any(w.covers(incident.site, incident.kind, at) for w in self.settings.maintenance):
-            self.silenced += 1
-            return
-        if not self.dispatcher.configs:
-            return
         states = self.capabilities()
-        state = states.get((incident.site, incident.kind))
-        duration = incident.duration_s if event.event == "resolved" else max(0.0, (event.at_ns - incident.since_ns) / 1e9)
-        self.dispatcher.submit(Message(
-            event=event.event, incident_id=incident.id, site=incident.site, kind=incident.kind,
-            check=incident.check, location=incident.location, failed_step=incident.failed_step,
-            outcome=incident.outcome, error=incident.error, reason=incident.reason, since_ns=incident.since_ns,
-            at_ns=event.at_ns, duration_s=duration, capability_state=state.state if state else "unknown",
-            site_summary=site_summary(incident.site, states), resolved_ns=incident.resolved_ns,
+        change = IncidentChange(
+            event=event.event, incident=incident, at_ns=event.at_ns, capabilities=states,
+            site_summary=site_summary(incident.site, states),
             tags=check_tags(self.config, incident.site, incident.check),
-        ))
+        )
+        for subscriber in self.subscribers:
+            try:
+                subscriber(change)
+            except Exception:  # one subscriber's bug must not cost the others the change
+                log.exception("incident subscriber %r failed", subscriber)
 
     # ── views ──────────────────────────────────────────────────────────────────────
     def capabilities(self) -> dict[tuple[str, str], CapabilityState]:
@@ -276,22 +276,13 @@ class IncidentService:
 
     def status(self) -> dict[str, Any]:
         """What ``/status`` and the status page show of incidents: each site ×
-        capability's state and since when, the open incidents, the recently resolved
-        ones, and the notifiers' counters."""
+        capability's state and since when, the open incidents and the recently resolved
+        ones (the daemon adds the notifiers' counters)."""
         recent = [e.incident for e in reversed(self.events) if e.event == "resolved"][:RECENT]
-        dispatcher = self.dispatcher
         return {
             "sites": status_document(self.capabilities(), self._resolved_at),
             "open": [incident_document(i) for i in sorted(self.tracker.open_incidents(), key=lambda i: i.since_ns)],
             "recent": [incident_document(i) for i in recent],
-            "notifications": {
-                "notifiers": len(dispatcher.configs),
-                "sent": dispatcher.sent,
-                "failed": dispatcher.failed,
-                "dropped": dispatcher.dropped,
-                "pending": dispatcher.pending,
-                "silenced": self.silenced,
-            },
         }
 
     # ── background loops ───────────────────────────────────────────────────────────
@@ -321,4 +312,4 @@ class IncidentService:
             await asyncio.sleep(min(max(every / 4, 0.01), 30.0))
             for event in self.tracker.due_reminders(self.clock(), every):
                 self._dirty = True
-                self._notify(event)
+                self._publish(event)

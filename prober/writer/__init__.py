@@ -4,16 +4,20 @@
   ``step``, ``incident``, ``prober`` measurements);
 * :mod:`~prober.writer.sinks` — the v2 (``influxdb-client``) and v1 (``/write``) sinks and
   how their answers are classified (ok / retry / rejected / partial);
+* :mod:`~prober.writer.incidents` — :class:`IncidentPoints`, the incident service's
+  subscriber that writes ``incident`` points;
 * :mod:`~prober.writer.spool` — the durable SQLite spool of unwritten batches;
 * :mod:`~prober.writer.writer` — :class:`ResultWriter`, which ties them together.
 """
 
+from prober.writer.incidents import IncidentPoints
 from prober.writer.points import escape_field_string, escape_tag, incident_point, journey_lines, prober_point
 from prober.writer.sinks import InfluxV1Sink, InfluxV2Sink, Sink, WriteResult, WriteStatus, make_sink
 from prober.writer.spool import Spool
 from prober.writer.writer import ResultWriter, WriterStats
 
 __all__ = [
+    "IncidentPoints",
     "InfluxV1Sink",
     "InfluxV2Sink",
     "ResultWriter",
