@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import urllib.request
+from types import SimpleNamespace
 
 import pytest
 
 from prober.results import JourneyResult, Outcome, Phases, StepResult
+from prober.writer.incidents import IncidentPoints
 from prober.writer.points import (
     escape_field_string,
     escape_tag,
@@ -176,3 +178,31 @@ def test_instance_tag_on_check_step_and_incident_points_in_key_order():
     assert incident_point(site="a", check="c", kind="cards", location="par", state="open", reason="r",
                           failed_step="", duration_s=0, time_ns=7, instance="probe-s1").startswith(
         "incident,check=c,instance=probe-s1,kind=cards,location=par,site=a,state=open ")
+
+
+def test_incident_points_from_state_changes():
+    """Opened: dated by the estimated start, duration 0; resolved: by the estimated end,
+    with the duration; reminders write nothing; every point names the instance."""
+    class Lines:
+        precision = "ms"
+
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def submit_lines(self, lines: list[str]) -> None:
+            self.lines.extend(lines)
+
+    incident = SimpleNamespace(site="b", check="c", kind="cards", location="par", reason="r", failed_step="s",
+                               since_ns=5_000_000, resolved_ns=None, duration_s=3.0)
+    writer = Lines()
+    points = IncidentPoints(writer, instance="host-1")
+    points(SimpleNamespace(event="opened", incident=incident))
+    points(SimpleNamespace(event="reminder", incident=incident))
+    incident.resolved_ns = 9_000_000
+    points(SimpleNamespace(event="resolved", incident=incident))
+    assert writer.lines == [
+        'incident,check=c,instance=host-1,kind=cards,location=par,site=b,state=open '
+        'reason="r",failed_step="s",duration_s=0.0 5',
+        'incident,check=c,instance=host-1,kind=cards,location=par,site=b,state=resolved '
+        'reason="r",failed_step="s",duration_s=3.0 9',
+    ]
