@@ -4,6 +4,10 @@ These types are the only thing the writer, the incident tracker, the live status
 CLI see of a run; none of them needs to know about HTTP. The module imports nothing of
 the project, so every package can share it without importing another's behaviour.
 
+Results are immutable once produced (frozen dataclasses): the runner builds each one
+whole, or derives a new one with :func:`dataclasses.replace`, and every consumer sees
+the same values.
+
 Outcomes form one closed set (:class:`Outcome`). The journey's outcome is the outcome of
 its first failed step (a failed cleanup step fails the journey too, since a card left
 frozen is a real problem); ``ok`` when every step passed.
@@ -12,7 +16,7 @@ frozen is a real problem); ``ok`` when every step passed.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 
@@ -84,7 +88,7 @@ class Phases:
         return self.dns_ms + self.connect_ms + self.tls_ms + self.ttfb_ms + self.transfer_ms
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class StepResult:
     """The result of one executed (or skipped) step."""
 
@@ -113,18 +117,18 @@ class StepResult:
         return self.outcome is not Outcome.SKIPPED and not self.reused
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class JourneyResult:
     """The result of one run of a check's journey against one site."""
 
     site: str
     check: str
-    kind: str
+    kind: Kind
     location: str
     outcome: Outcome
     started_at_ns: int
     duration_ms: float
-    steps: list[StepResult] = field(default_factory=list)
+    steps: tuple[StepResult, ...] = ()
     failed_step: str = ""
     error: str = ""
     run_id: str = ""

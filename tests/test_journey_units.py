@@ -4,6 +4,7 @@ redaction, outcome classification. No servers."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 
 import aiohttp
@@ -16,7 +17,7 @@ from prober.journey.checks import CompiledAssertion, CompiledExtract, Response
 from prober.journey.failures import classify
 from prober.journey.http import PhaseClock
 from prober.redact import Redactor
-from prober.results import Outcome
+from prober.results import JourneyResult, Outcome, StepResult
 from prober.journey.templating import compile_value, names_in
 
 
@@ -186,3 +187,15 @@ def test_undefined_value_raises_in_both_renderers() -> None:
     for text in ("{{ missing }}", "{{ missing | upper }}"):
         with pytest.raises(UndefinedValue, match="'missing' is undefined"):
             compile_value(text)({})
+
+
+def test_results_are_immutable_once_produced():
+    """Four consumers share each result: none can change what the others see."""
+    step = StepResult("login", Outcome.OK, started_at_ns=1)
+    result = JourneyResult(site="s", check="c", kind="login", location="l", outcome=Outcome.OK,
+                           started_at_ns=1, duration_ms=1.0, steps=(step,))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.outcome = Outcome.SKIPPED  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        step.error = "x"  # type: ignore[misc]
+    assert isinstance(result.steps, tuple)

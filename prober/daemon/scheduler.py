@@ -100,11 +100,11 @@ def run_jitter(interval: float) -> float:
     return min(interval * 0.05, 1.0)
 
 
-def skipped_result(plan: JourneyPlan, reason: str) -> JourneyResult:
-    """A run that was not made (overlap, back-off, shutdown)."""
+def skipped_result(plan: JourneyPlan, reason: str, outcome: Outcome = Outcome.SKIPPED) -> JourneyResult:
+    """A run that was not made (overlap, back-off, shutdown; ``error`` for an internal error)."""
     return JourneyResult(
         site=plan.site, check=plan.check, kind=plan.kind, location=plan.location,
-        outcome=Outcome.SKIPPED, started_at_ns=time.time_ns(), duration_ms=0.0, error=reason, tags=plan.tags,
+        outcome=outcome, started_at_ns=time.time_ns(), duration_ms=0.0, error=reason, tags=plan.tags,
     )
 
 
@@ -390,8 +390,7 @@ class JourneyScheduler:
             raise
         except Exception as exc:  # a bug, never the bank: the runner classifies those
             log.exception("journey %s/%s raised", plan.site, plan.check)
-            result = skipped_result(plan, f"error: internal {type(exc).__name__}")
-            result.outcome = Outcome.ERROR
+            result = skipped_result(plan, f"error: internal {type(exc).__name__}", Outcome.ERROR)
         self.emit(result)
 
     # -- figures ---------------------------------------------------------------------

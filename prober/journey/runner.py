@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import Any
 
@@ -99,7 +99,7 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
         outcome=outcome,
         started_at_ns=wall_ns,
         duration_ms=duration_ms,
-        steps=[r for r in results if r.name],
+        steps=tuple(r for r in results if r.name),
         failed_step=failed_step,
         error=error,
         run_id=run.id,
@@ -149,8 +149,7 @@ async def _run_steps(
                     result = await run_step(session, step, values, redact, run, budget, plan, cut_by_journey)
                 except Exception as exc:  # noqa: BLE001 - a bug becomes this step's outcome
                     _log_internal(f"check {plan.site}/{plan.check} step {step.name}", exc, redact)
-                    result = _not_run(step, _internal(exc, step.name), Outcome.ERROR)
-                    result.started_at_ns = step_started
+                    result = _not_run(step, _internal(exc, step.name), Outcome.ERROR, started_at_ns=step_started)
             results.append(result)
             if result.outcome is Outcome.AUTH:
                 _forget_tokens(plan, values)
@@ -169,9 +168,11 @@ def _forget_tokens(plan: JourneyPlan, values: dict[str, Any]) -> None:
                 continue
 
 
-def _not_run(step: StepPlan, reason: str, outcome: Outcome = Outcome.SKIPPED) -> StepResult:
+def _not_run(
+    step: StepPlan, reason: str, outcome: Outcome = Outcome.SKIPPED, started_at_ns: int | None = None
+) -> StepResult:
     return StepResult(name=step.name, outcome=outcome, error=reason, always_run=step.always_run,
-                      started_at_ns=time.time_ns())
+                      started_at_ns=time.time_ns() if started_at_ns is None else started_at_ns)
 
 
 @dataclass(slots=True)
@@ -273,7 +274,7 @@ async def _run_step(
         attempts += 1
         result, response = await _exchange(session, step, request, max(step_deadline - perf_counter(), 0.0), redact)
         if response is not None:
-            _judge(step, response, result, values, redact)
+            result = _judge(step, response, result, values, redact)
         polling_again = (
             result.outcome is Outcome.ASSERTION
             and attempts < step.poll_attempts
@@ -284,19 +285,21 @@ async def _run_step(
         await asyncio.sleep(step.poll_interval)
     if request.token is not None and response is not None:
         if result.outcome is Outcome.OK:
-            _take_token(step, request.token, response, result, values, redact)
+            result = _take_token(step, request.token, response, result, values, redact)
         elif (code := refusal(response)) is not None:
-            result.outcome, result.error = Outcome.AUTH, f"{result.error}: {code}"
+            result = replace(result, outcome=Outcome.AUTH, error=f"{result.error}: {code}")
+    error = result.error
     if result.outcome is Outcome.TIMEOUT:
         scope = f"journey timeout {plan.timeout:g}s" if cut_by_journey else f"step timeout {budget:g}s"
-        result.error = f"timeout: no complete answer within {budget:.3g}s ({scope})"
-    if attempts > 1:
-        result.duration_ms = (perf_counter() - started) * 1000.0
-    result.attempts = attempts
-    result.started_at_ns = wall_ns
-    result.always_run = step.always_run
-    result.error = redact(result.error)
-    return result
+        error = f"timeout: no complete answer within {budget:.3g}s ({scope})"
+    return replace(
+        result,
+        duration_ms=(perf_counter() - started) * 1000.0 if attempts > 1 else result.duration_ms,
+        attempts=attempts,
+        started_at_ns=wall_ns,
+        always_run=step.always_run,
+        error=redact(error),
+    )
 
 
 async def _exchange(
@@ -367,33 +370,36 @@ def _redirect_guard(request: _Request, redact: Redactor) -> Middleware | None:
 def _take_token(
     step: StepPlan, request: TokenRequest, response: Response, result: StepResult, values: dict[str, Any],
     redact: Redactor,
-) -> None:
-    """The access token of an accepted token answer goes into the step's value."""
+) -> StepResult:
+    """The access token of an accepted token answer goes into the step's value; the
+    step's result, failed when the answer holds no usable token."""
     assert step.oauth is not None
     try:
         token, secrets = step.oauth.accept(request, response)
     except LookupError as exc:
-        result.outcome, result.error = Outcome.ASSERTION, f"assertion failed: {exc}"
-        return
+        return replace(result, outcome=Outcome.ASSERTION, error=f"assertion failed: {exc}")
     except ReportableError as exc:
-        result.outcome, result.error = Outcome.ERROR, f"error: {exc}"
+        result = replace(result, outcome=Outcome.ERROR, error=f"error: {exc}")
         token, secrets = "", []
     for secret in secrets:
         redact.add(secret)
     if token:
         values[step.oauth.into] = token
+    return result
 
 
-def _judge(step: StepPlan, response: Response, result: StepResult, values: dict[str, Any], redact: Redactor) -> None:
-    """Status, then content, then extraction, then the latency budget.
+def _judge(
+    step: StepPlan, response: Response, result: StepResult, values: dict[str, Any], redact: Redactor
+) -> StepResult:
+    """Status, then content, then extraction, then the latency budget: ``result`` judged.
 
     Values are taken before the assertions run, so that a secret one (a token) is
     already known to the redactor if an assertion's message would quote it.
     """
     if not step.accepts(response.status):
         expected = "2xx" if step.statuses is None else "/".join(str(s) for s in sorted(step.statuses))
-        result.outcome, result.error = status_outcome(response.status), f"HTTP {response.status} (expected {expected})"
-        return
+        return replace(result, outcome=status_outcome(response.status),
+                       error=f"HTTP {response.status} (expected {expected})")
     taken: dict[str, Any] = {}
     missing = ""
     for extract in step.extracts:
@@ -408,15 +414,14 @@ def _judge(step: StepPlan, response: Response, result: StepResult, values: dict[
         taken[extract.name] = value
     for assertion in step.assertions:
         if (problem := assertion.check(response, values, redact)) is not None:
-            result.outcome, result.error = Outcome.ASSERTION, f"assertion failed: {problem}"
-            return
+            return replace(result, outcome=Outcome.ASSERTION, error=f"assertion failed: {problem}")
     if missing:
-        result.outcome, result.error = Outcome.ASSERTION, missing
-        return
+        return replace(result, outcome=Outcome.ASSERTION, error=missing)
     values.update(taken)
     if step.max_duration is not None and result.duration_ms > step.max_duration * 1000.0:
-        result.outcome = Outcome.SLOW
-        result.error = f"slow: {result.duration_ms:.0f} ms over the {step.max_duration * 1000.0:.0f} ms budget"
+        return replace(result, outcome=Outcome.SLOW,
+                       error=f"slow: {result.duration_ms:.0f} ms over the {step.max_duration * 1000.0:.0f} ms budget")
+    return result
 
 
 def _scalars(value: Any) -> list[str]:
