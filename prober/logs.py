@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from typing import Literal
+
+from prober.timefmt import utc_iso
 
 LogFormat = Literal["plain", "json"]
 
@@ -25,7 +26,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         data = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": utc_iso(record.created, millis=True),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

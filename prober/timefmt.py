@@ -11,3 +11,16 @@ def utc_iso(epoch_s: float, *, millis: bool = False) -> str:
     if millis:
         return f"{text}.{int(epoch_s * 1000) % 1000:03d}Z"
     return text + "Z"
+
+
+def utc_iso_ns(epoch_ns: int, *, millis: bool = False) -> str:
+    """:func:`utc_iso` for nanoseconds since the epoch, exact (integer arithmetic: a
+    float of ~1.7e9 seconds cannot always hold the milliseconds)."""
+    seconds, rest = divmod(epoch_ns, 1_000_000_000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{text}.{rest // 1_000_000:03d}Z" if millis else text + "Z"
+
+
+def utc_date(epoch_s: float) -> str:
+    """``2026-03-01``: the UTC date of seconds since the epoch."""
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch_s))

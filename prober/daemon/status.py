@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from prober.results import JourneyResult, Outcome
+from prober.timefmt import utc_iso_ns
 
 
 @dataclass(slots=True)
@@ -33,7 +33,7 @@ class CheckStatus:
             "runs": self.runs,
             "skipped": self.skipped,
             "consecutive_failures": self.consecutive_failures,
-            "last_success": _iso(self.last_success_ns) if self.last_success_ns else None,
+            "last_success": utc_iso_ns(self.last_success_ns, millis=True) if self.last_success_ns else None,
         }
         if last is None:
             data.update(outcome=None, success=None, duration_ms=None, failed_step="", error="", time=None)
@@ -44,14 +44,9 @@ class CheckStatus:
                 duration_ms=round(last.duration_ms, 3),
                 failed_step=last.failed_step,
                 error=last.error,
-                time=_iso(last.started_at_ns),
+                time=utc_iso_ns(last.started_at_ns, millis=True),
             )
         return data
-
-
-def _iso(ns: int) -> str:
-    seconds, rest = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1_000_000:03d}Z"
 
 
 class StatusStore:

@@ -32,6 +32,7 @@ from prober.journey.http import BodyReader, PhaseClock, bind_clock, open_session
 from prober.journey.oauth import TokenRequest, refusal
 from prober.journey.plan import JourneyPlan, StepPlan
 from prober.redact import Redactor
+from prober.timefmt import utc_date, utc_iso_ns
 from prober.journey.redirects import Middleware, origin_guard
 from prober.journey.signing import signing_middleware
 from prober.results import JourneyResult, Outcome, StepResult
@@ -44,7 +45,7 @@ class RunInfo:
     """Per-run values for templates: ``{{ run.id }}``, ``{{ run.now }}``…
 
     ``now`` and ``date`` are formatted only when a template asks for them: most runs
-    never do, and two ``strftime`` per run add up at thousands of runs a second.
+    never do, and formatting two times per run adds up at thousands of runs a second.
     """
 
     __slots__ = ("id", "uuid", "site", "check", "location", "epoch_ms", "_wall_ns")
@@ -60,11 +61,11 @@ class RunInfo:
 
     @property
     def now(self) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._wall_ns // 1_000_000_000))
+        return utc_iso_ns(self._wall_ns)
 
     @property
     def date(self) -> str:
-        return time.strftime("%Y-%m-%d", time.gmtime(self._wall_ns // 1_000_000_000))
+        return utc_date(self._wall_ns // 1_000_000_000)
 
 
 async def run_journey(plan: JourneyPlan) -> JourneyResult:
