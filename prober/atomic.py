@@ -20,7 +20,9 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, dir_mode: int = 
     try:
         try:
             os.fchmod(fd, mode)
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:  # a write may be short (disk or file size limit): the next one raises
+                view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)

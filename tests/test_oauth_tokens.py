@@ -4,8 +4,10 @@ OAuth server, access tokens reused across runs, rotated refresh tokens persisted
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import os
+import resource
+import signal
 import ssl
 import stat
 from pathlib import Path
@@ -168,6 +170,20 @@ async def test_concurrent_journeys_never_send_one_refresh_token_twice(tmp_path: 
     assert oauth.issued == 4 and oauth.rejected == {}
 
 
+@contextlib.contextmanager
+def file_size_limit(limit: int):
+    """Files of this process cannot grow beyond ``limit`` bytes (a write there is short,
+    the next one fails with EFBIG): a disk that fills up in the middle of a write."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
 async def test_refresh_token_that_cannot_be_persisted_is_an_error(tmp_path: Path) -> None:
     key = make_key(tmp_path, "client")
     oauth = server_for(key)
@@ -175,14 +191,14 @@ async def test_refresh_token_that_cannot_be_persisted_is_an_error(tmp_path: Path
     async with BankServer(seed=1, oauth=oauth) as bank:
         oauth.refresh_tokens["rt-first"] = "tpp-1"
         [plan] = load(write(tmp_path, bank.url, refresh)).plans
-        # The temporary file cannot be created: a directory is in its place.
-        client = plan.steps[0].oauth.client(dict(plan.values))  # type: ignore[union-attr]
-        (tmp_path / "state" / "tokens" / f".{client.file_name()}.{os.getpid()}.tmp").mkdir(parents=True)
-        result = await run_journey(plan)
+        with file_size_limit(16):  # the token file is larger: it cannot be written whole
+            result = await run_journey(plan)
         again = await run_journey(plan)
     assert result.outcome is Outcome.ERROR and result.failed_step == "token"
     assert result.error == (f"error: cannot persist the rotated refresh token in {tmp_path / 'state' / 'tokens'}: "
-                            "is a directory")
+                            "file too large")
+    # No partial file (nor a temporary one) is left for the next start to read.
+    assert list((tmp_path / "state" / "tokens").iterdir()) == []
     # The rotated token is kept in memory: the next run (with a cached access token) goes on.
     assert again.outcome is Outcome.OK, again.error
 

@@ -5,8 +5,8 @@ A :class:`TokenCache` holds, per client (site, token URL, client id, grant, scop
 - the last access token and when it expires (in memory: an access token is cheap to get
   again after a restart, and a file of live bearer tokens is a risk for nothing);
 - the current refresh token when the bank rotated it, in a file of the state directory
-  written atomically (temporary file, fsync, rename, fsync of the directory) with mode
-  0600, so neither a restart nor a crash in the middle of a write loses the only valid
+  written atomically (:func:`prober.atomic.write_atomic`: temporary file, fsync,
+  rename, fsync of the directory) with mode 0600, so neither a restart nor a crash in the middle of a write loses the only valid
   refresh token. The file also records a hash of the configured refresh token: when
   the operator configures a new one (the old chain was revoked), it wins.
 - a lock, so that two journeys of the same client never use one refresh token twice
@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from prober.atomic import write_atomic
 from prober.journey.failures import ReportableError
 from prober.timefmt import utc_iso
 
@@ -125,22 +125,8 @@ class TokenCache:
             raise ReportableError(f"cannot read the stored refresh token {path}: not a token file") from None
 
     def _write(self, path: Path, data: dict[str, str]) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a leftover file
-                os.write(fd, json.dumps(data).encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            write_atomic(path, json.dumps(data).encode(), mode=0o600, dir_mode=0o700)
         except OSError as exc:
             raise ReportableError(
                 f"cannot persist the rotated refresh token in {path.parent}: {(exc.strerror or str(exc)).lower()}"
