@@ -6,8 +6,8 @@ A :class:`TokenCache` holds, per client (site, token URL, client id, grant, scop
   again after a restart, and a file of live bearer tokens is a risk for nothing);
 - the current refresh token when the bank rotated it, in a file of the state directory
   written atomically (:func:`prober.atomic.write_atomic`: temporary file, fsync,
-  rename, fsync of the directory) with mode 0600, so neither a restart nor a crash in the middle of a write loses the only valid
-  refresh token. The file also records a hash of the configured refresh token: when
+  rename, fsync of the directory) with mode 0600, so neither a restart nor a crash in
+  the middle of a write loses the only valid refresh token. The file also records a hash of the configured refresh token: when
   the operator configures a new one (the old chain was revoked), it wins.
 - a lock, so that two journeys of the same client never use one refresh token twice
   (the second waits and then finds the new access token or the rotated refresh token).
