@@ -475,12 +475,14 @@ async def test_admin_state_and_reset(bank: BankServer, http: aiohttp.ClientSessi
 def test_shipped_scenarios() -> None:
     assert set(SCENARIOS) == {
         "transfers-and-cards-down", "zero-balances", "card-authorisation-outage",
-        "intermittent-login", "country-declines", "healthy-noise",
+        "intermittent-login", "intermittent-auth", "country-declines", "healthy-noise",
     }
     down = SCENARIOS["transfers-and-cards-down"]
     assert down.capabilities == {"transfer", "cards"}
     assert SCENARIOS["country-declines"].windows[0].fault.countries == ("DE",)
     assert SCENARIOS["intermittent-login"].windows[0].fault.rate == 0.3
+    auth = SCENARIOS["intermittent-auth"].windows[0]
+    assert (auth.capability, auth.fault.mode, auth.fault.rate, auth.fault.status) == ("login", "intermittent", 0.4, 401)
     assert SCENARIOS["healthy-noise"].capabilities == {"login", "accounts", "transfer", "cards", "payments"}
 
 

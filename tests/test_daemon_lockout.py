@@ -28,7 +28,8 @@ async def test_site_backs_off_after_auth_failures_and_resumes(bank: BankServer, 
     path.write_text(config_text(
         bank.url,
         [check("login", interval="200ms"), check("accounts", interval="200ms")],
-        daemon={"lockout_after": 3, "lockout_cooldown": f"{COOLDOWN}s", "state_dir": str(tmp_path / "state")},
+        daemon={"lockout_after": 3, "lockout_first_pause": f"{COOLDOWN}s", "lockout_cooldown": f"{COOLDOWN}s",
+                "state_dir": str(tmp_path / "state")},
     ))
     recorder = Recorder()
     service = ProberService(load(path), writer=ResultWriter(None, spool_dir=tmp_path / "spool"), consumers=[recorder])
@@ -66,9 +67,130 @@ async def test_site_backs_off_after_auth_failures_and_resumes(bank: BankServer, 
         await service.stop(grace=1.0)
 
 
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Incidents:
+    """Records what the lockout asks of the incident service (pure logic: no service)."""
+
+    def __init__(self) -> None:
+        self.opened: list[dict] = []
+        self.resolved: list[tuple[str, int]] = []
+
+    def open_external(self, **incident) -> str:
+        self.opened.append(incident)
+        return f"i{len(self.opened)}"
+
+    def resolve_external(self, incident_id: str, *, resolved_ns: int) -> bool:
+        self.resolved.append((incident_id, resolved_ns))
+        return True
+
+
+_at = iter(range(1, 10**9))
+
+
 def _result(outcome: Outcome, check: str = "login", site: str = "bank") -> JourneyResult:
     return JourneyResult(site=site, check=check, kind="login", location="here", outcome=outcome,
-                         started_at_ns=time.time_ns(), duration_ms=1.0)
+                         started_at_ns=next(_at), duration_ms=1.0)
+
+
+def _feed(tracker: LockoutTracker, outcomes: str, checks: tuple[str, ...] = ("login",)) -> list[JourneyResult]:
+    """``outcomes``: ``a`` for auth (refused), ``o`` for ok, ``t`` for a timeout."""
+    codes = {"a": Outcome.AUTH, "o": Outcome.OK, "t": Outcome.TIMEOUT}
+    results = [_result(codes[c], check=checks[i % len(checks)]) for i, c in enumerate(outcomes)]
+    for result in results:
+        tracker.consume(result)
+    return results
+
+
+def _probe(tracker: LockoutTracker, clock: Clock, outcome: Outcome, check: str = "login") -> None:
+    clock.now = tracker.sites["bank"].until
+    assert tracker.refusal("bank", check) is None
+    tracker.consume(_result(outcome, check=check))
+
+
+def test_a_refused_probe_doubles_the_pause_up_to_the_cooldown_then_credentials_refused() -> None:
+    clock = Clock()
+    tracker = LockoutTracker(after=3, cooldown=60.0, first_pauses={"bank": 10.0}, clock=clock)
+    _feed(tracker, "aaa", checks=("login", "accounts", "cards"))
+    site = tracker.sites["bank"]
+    assert (site.state, site.pause, site.until) == ("backing_off", 10.0, clock.now + 10.0)
+    assert tracker.counts() == {"backing_off": 1, "credentials_refused": 0}
+    pauses, states = [], []
+    for _ in range(4):
+        _probe(tracker, clock, Outcome.AUTH)
+        pauses.append(site.pause)
+        states.append(site.state)
+    assert pauses == [20.0, 40.0, 60.0, 60.0]
+    assert states == ["backing_off", "backing_off", "credentials_refused", "credentials_refused"]
+    assert tracker.counts() == {"backing_off": 0, "credentials_refused": 1}
+    assert "credentials_refused" in (tracker.refusal("bank", "accounts") or "")
+
+
+def test_a_probe_that_authenticates_resumes_at_once_and_the_next_back_off_is_short_again() -> None:
+    clock = Clock()
+    tracker = LockoutTracker(after=3, cooldown=900.0, first_pauses={"bank": 30.0}, clock=clock)
+    _feed(tracker, "oaoaaa", checks=("login", "accounts"))
+    site = tracker.sites["bank"]
+    assert tracker.refusal("bank", "accounts") is not None
+    assert tracker.refusal("bank", "accounts") is not None
+    _probe(tracker, clock, Outcome.AUTH)  # 30 s → 60 s
+    assert site.pause == 60.0
+    clock.now = site.until
+    assert tracker.refusal("bank", "accounts") is None  # the probe
+    assert "waiting for the probe run of check accounts" in (tracker.refusal("bank", "login") or "")
+    doc = tracker.status()["bank"]
+    assert doc["state"] == "backing_off" and doc["consecutive_auth_failures"] == 4
+    assert doc["skipped_checks"] == {"accounts": 2, "login": 1}
+    assert doc["auth_failures"] == {"refused": 5, "runs": 7, "rate": round(5 / 7, 3)}
+    tracker.consume(_result(Outcome.OK, check="accounts"))
+    assert tracker.refusal("bank", "login") is None
+    doc = tracker.status()["bank"]
+    assert (doc["state"], doc["until"], doc["skipped_checks"], doc["consecutive_auth_failures"]) == ("ok", None, {}, 0)
+    _feed(tracker, "aaa")
+    assert (site.state, site.pause) == ("backing_off", 30.0)
+
+
+def test_the_first_pause_defaults_to_the_shortest_interval_and_never_exceeds_the_cooldown() -> None:
+    clock = Clock()
+    tracker = LockoutTracker(after=2, cooldown=45.0, first_pauses={"bank": 300.0, "other": 5.0}, clock=clock)
+    _feed(tracker, "aa")
+    assert tracker.sites["bank"].pause == 45.0
+    assert tracker.first_pause("other") == 5.0 and tracker.first_pause("unknown") == 45.0
+
+
+def test_the_incident_opens_from_the_failures_seen_and_resolves_once_logins_pass_again() -> None:
+    clock = Clock()
+    incidents = Incidents()
+    tracker = LockoutTracker(after=3, cooldown=900.0, first_pauses={"bank": 30.0}, incidents=incidents, clock=clock)
+    runs = _feed(tracker, "oaoaoaaa", checks=("login", "accounts", "cards"))
+    [opened] = incidents.opened
+    assert (opened["site"], opened["kind"], opened["location"]) == ("bank", "login", "here")
+    assert opened["since_ns"] == runs[5].started_at_ns  # the first refusal of the streak
+    assert opened["reason"].startswith("intermittent auth failures: 5 of the last 8 logins refused (401/403); "
+                                       "backing off until ")
+    _probe(tracker, clock, Outcome.OK)
+    _feed(tracker, "aaa")  # backs off again: the same incident, not a new one
+    assert len(incidents.opened) == 1
+    _probe(tracker, clock, Outcome.OK)
+    _feed(tracker, "oooooooo")
+    assert incidents.resolved == []  # the probe and 8 more: 9 of the 10 runs needed
+    last = _feed(tracker, "o")
+    assert incidents.resolved == [("i1", last[0].started_at_ns - 9)]  # dated by the probe that authenticated
+    assert tracker.sites["bank"].incident == ""
+
+
+def test_dead_credentials_say_so() -> None:
+    incidents = Incidents()
+    tracker = LockoutTracker(after=3, cooldown=60.0, incidents=incidents, clock=Clock())
+    _feed(tracker, "aaa", checks=("login", "accounts", "cards"))
+    assert incidents.opened[0]["reason"].startswith(
+        "credentials refused: 3 consecutive 401/403 across checks login, accounts, cards; backing off until ")
 
 
 async def test_lockout_rules_and_persistence(tmp_path: Path) -> None:
@@ -82,12 +204,13 @@ async def test_lockout_rules_and_persistence(tmp_path: Path) -> None:
     assert reason and "site bank is backing off" in reason
     assert tracker.refusal("other", "login") is None
     saved = json.loads((tmp_path / "lockout.json").read_text())
-    assert set(saved["until"]) == {"bank"}
+    assert set(saved["sites"]) == {"bank"} and saved["sites"]["bank"]["state"] == "backing_off"
 
     # A restart keeps backing off.
     again = LockoutTracker(after=3, cooldown=60.0, state_dir=tmp_path)
     await again.start()
     assert again.refusal("bank", "accounts") is not None
+    assert again.status()["bank"]["state"] == "backing_off"
 
     # After the cool-down, only one check probes; the others wait for its result.
     later = time.time() + 61.0
@@ -95,4 +218,13 @@ async def test_lockout_rules_and_persistence(tmp_path: Path) -> None:
     assert "waiting for the probe run" in (again.refusal("bank", "login", now=later) or "")
     again.consume(_result(Outcome.OK, check="accounts"))
     assert again.refusal("bank", "login") is None
-    assert json.loads((tmp_path / "lockout.json").read_text()) == {"until": {}}
+    assert json.loads((tmp_path / "lockout.json").read_text())["sites"]["bank"]["state"] == "ok"
+
+
+async def test_the_state_saved_before_the_back_off_states_is_read(tmp_path: Path) -> None:
+    until = time.time() + 100
+    (tmp_path / "lockout.json").write_text(json.dumps({"until": {"bank": until}}))
+    tracker = LockoutTracker(after=3, cooldown=60.0, state_dir=tmp_path)
+    await tracker.start()
+    assert tracker.locked_sites() == {"bank": until}
+    assert tracker.status()["bank"]["state"] == "backing_off"

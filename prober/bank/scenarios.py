@@ -110,6 +110,17 @@ SCENARIOS: dict[str, Scenario] = {
             cycle_s=6 * HOUR,
         ),
         Scenario(
+            "intermittent-auth",
+            "40 % of logins answered 401 for 3 h after a release: a failure rate of auth, not dead credentials.",
+            (
+                FaultWindow(
+                    1 * HOUR, 4 * HOUR, "login", Fault(mode="intermittent", rate=0.4, status=401),
+                    "intermittent auth failures (401)",
+                ),
+            ),
+            cycle_s=5 * HOUR,
+        ),
+        Scenario(
             "country-declines",
             "Card payments to German merchants silently declined for 3 h.",
             (

@@ -11,7 +11,8 @@ Example (every key optional; these are the defaults)::
     self_report_interval = "10s"       # how often the `prober` measurement is written
     jitter = 1.0                       # fraction of the interval used to spread first runs
     lockout_after = 3                  # consecutive auth failures of a site before backing off
-    lockout_cooldown = "15m"           # how long a locked-out site is left alone
+    # lockout_first_pause = "30s"      # first pause; default: the site's shortest check interval
+    lockout_cooldown = "15m"           # longest pause (each refused probe doubles it up to this)
     state_dir = "var/state"            # lockout, incident and uptime history state kept across restarts
     workers = 1                        # processes sharing the sites (one per core); see below
 
@@ -79,7 +80,12 @@ class DaemonConfig(BaseModel):
     lockout_after: int = Field(default=3, ge=1, le=1000)
     """Consecutive runs of a site failing with outcome ``auth`` before all its checks
     back off, so the prober never locks the test customer out."""
+    lockout_first_pause: Duration | None = None
+    """How long a site backs off before one run probes again (see
+    :mod:`prober.daemon.lockout`); unset, the site's shortest check interval. Each probe
+    refused again doubles the pause, up to ``lockout_cooldown``."""
     lockout_cooldown: Duration = 900.0
+    """The longest pause: a site whose credentials stopped working is probed this often."""
     state_dir: str = "var/state"
     """Where the lockout and incident state, rotated refresh tokens (``tokens/``) and the
     status page's daily uptime are kept across restarts (relative to the working

@@ -28,7 +28,7 @@ from typing import Any
 from prober.config.loader import LoadedConfig
 from prober.daemon.alerting import compose_incidents
 from prober.daemon.consumers import ResultConsumer, WriterConsumer
-from prober.daemon.lockout import LockoutTracker
+from prober.daemon.lockout import LockoutTracker, first_pauses
 from prober.daemon.heap import freeze_long_lived, thaw
 from prober.daemon.scheduler import JourneyScheduler, Key
 from prober.daemon.slots import site_limits
@@ -94,7 +94,8 @@ class ProberService:
             self.writer.instance = loaded.config.prober.instance
         self.writer_consumer = WriterConsumer(self.writer, writer_close_timeout)
         self.status = StatusStore()
-        self.lockout = LockoutTracker(daemon.lockout_after, daemon.lockout_cooldown, daemon.state_dir)
+        self.lockout = LockoutTracker(daemon.lockout_after, daemon.lockout_cooldown, daemon.state_dir,
+                                      first_pauses=first_pauses(loaded.config))
         # ── Result consumers, in the order they receive each result. ──────────────
         # Started in this order, closed in reverse: the writer first in, last out, so
         # whatever the others write while closing is still flushed or spooled.
@@ -235,10 +236,20 @@ class ProberService:
             checks=len(self.scheduler.entries),
             running=self.scheduler.active,
             schedule_lag_ms=p99,
+            lockout=self.lockout_fields(),
             precision=self.writer.precision,
             **stats,
         )
         self.writer.submit_lines([line])
+
+    def lockout_fields(self) -> dict[str, int]:
+        """The lockout protection's fields of the ``prober`` self-report."""
+        counts = self.lockout.counts()
+        return {
+            "sites_backing_off": counts["backing_off"],
+            "sites_credentials_refused": counts["credentials_refused"],
+            "lockout_skips": self.scheduler.lockout_skips,
+        }
 
     # -- /status -------------------------------------------------------------------------
 
@@ -267,7 +278,7 @@ class ProberService:
                 "lockout_skips": self.scheduler.lockout_skips,
                 "schedule_lag_ms": {"p50": round(p50, 3), "p99": round(p99, 3)},
             },
-            "lockout": {site: utc_iso(until) for site, until in self.lockout.locked_sites().items()},
+            "lockout": self.lockout.status(),
             "writer": dataclasses.asdict(self.writer.stats),
             "incidents": {**self.incidents.status(), "notifications": self.alerting.status()},
             "checks": self.status.snapshot(),

@@ -226,12 +226,14 @@ def prober_point(
     dropped_points: int = 0,
     write_errors: int = 0,
     last_error: str = "",
+    lockout: dict[str, int] | None = None,
     precision: Precision = "ns",
 ) -> str:
     """One ``prober`` self-report line.
 
     The writer counters match :class:`prober.writer.WriterStats`, so a daemon can pass
-    ``**dataclasses.asdict(writer.stats)``.
+    ``**dataclasses.asdict(writer.stats)``. ``lockout`` adds the lockout protection's
+    integer fields (``sites_backing_off``, ``sites_credentials_refused``, ``lockout_skips``).
     """
     tags = _tags([("instance", instance), ("location", location)])
     lag = _float(schedule_lag_ms)
@@ -245,6 +247,7 @@ def prober_point(
         f"write_errors={int(write_errors)}i",
         f"last_error={escape_field_string(last_error)}",
     ]
+    fields += [f"{name}={int(value)}i" for name, value in (lockout or {}).items()]
     return f"prober{tags} {','.join(fields)} {_ts(time_ns, PRECISION_DIVISOR[precision])}"
 
 
