@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from prober.bank import BankServer
+from prober.bank import BankServer, Fault
 from prober.config.loader import load
 from prober.daemon.lockout import LockoutTracker
 from prober.daemon.service import ProberService
@@ -228,3 +228,45 @@ async def test_the_state_saved_before_the_back_off_states_is_read(tmp_path: Path
     await tracker.start()
     assert tracker.locked_sites() == {"bank": until}
     assert tracker.status()["bank"]["state"] == "backing_off"
+
+
+async def test_intermittent_auth_failures_back_off_briefly_and_keep_every_check_probed(
+    bank: BankServer, influx_db, tmp_path: Path,
+) -> None:
+    # 40 % of logins answer 401: three refusals in a row across the site's checks come
+    # within a second. A 30 s cool-down must not blind the prober to the whole bank.
+    bank.faults.set("login", Fault(mode="intermittent", rate=0.4, status=401))
+    path = tmp_path / "prober.toml"
+    path.write_text(config_text(
+        bank.url,
+        [check("login", interval="200ms"), check("accounts", interval="200ms"), check("payments", interval="200ms")],
+        daemon={"lockout_after": 3, "lockout_cooldown": "30s", "state_dir": str(tmp_path / "state")},
+        influxdb={"url": influx_db.url, "api": "v1", "database": influx_db.name, "flush_interval": "100ms"},
+    ))
+    recorder = Recorder()
+    service = ProberService(load(path), consumers=[recorder])
+    await service.start()
+    try:
+        await wait_for(lambda: service.scheduler.lockout_skips >= 1, timeout=10, what="a back-off")
+        backed_off_at = time.time_ns()
+        await asyncio.sleep(5.0)
+        later = [r for r in recorder.results if r.started_at_ns > backed_off_at]
+        # Every check kept being probed, and reached the bank's services after the back-off.
+        assert {r.check for r in later if r.outcome is Outcome.OK} == {"login", "accounts", "payments"}
+        assert len([r for r in later if r.outcome is not Outcome.SKIPPED]) >= 20
+        lockout = service.status_document()["lockout"]["simbank"]
+        assert lockout["state"] in ("ok", "backing_off"), lockout  # a rate, not credentials refused
+        assert 0.15 <= lockout["auth_failures"]["rate"] <= 0.7, lockout
+        assert lockout["since"] is not None
+    finally:
+        await service.stop(grace=2.0)
+
+    skipped = influx_db.query("SELECT \"error\" FROM \"check\" WHERE \"outcome\" = 'skipped'")
+    assert skipped and all("lockout protection" in row["error"] and " until " in row["error"] for row in skipped)
+    ok = influx_db.query(f"SELECT count(\"success\") FROM \"check\" WHERE \"outcome\" = 'ok' "
+                         f"AND time > {backed_off_at} GROUP BY \"check\"")
+    assert len(ok) == 3, ok
+    fields = influx_db.field_types("prober")
+    assert {fields[f] for f in ("sites_backing_off", "sites_credentials_refused", "lockout_skips")} == {"integer"}
+    skips = influx_db.query('SELECT max("lockout_skips") FROM "prober"')
+    assert skips[0]["max"] >= 1
