@@ -122,7 +122,10 @@ async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
                                           checks=5, running=i % 3, schedule_lag_ms=0.5 + i,
                                           written_points=1000 * (i // 2 + 1), spooled_points=(7 if i // 2 == 3 else 0),
                                           dropped_points=(2 if i // 2 >= 4 else 0), write_errors=(i // 2) // 3,
-                                          last_error="HTTP 503 from InfluxDB" if i // 2 >= 3 else ""))
+                                          last_error="HTTP 503 from InfluxDB" if i // 2 >= 3 else "",
+                                          lockout={"sites_backing_off": int(i // 2 in (2, 3)),
+                                                   "sites_credentials_refused": int(i // 2 == 4),
+                                                   "lockout_skips": 5 * (i // 2)}))
             writer.submit_lines(lines)
             assert await writer.wait_idle(20), f"writer did not drain: {writer.stats}"
         finally:
@@ -379,6 +382,11 @@ def test_prober_health(data):
     latest = by(run(data, "prober-health", "Latest writer state"), "instance")
     assert latest["prober-par"]["last error"] == "HTTP 503 from InfluxDB"
     assert latest["prober-par"]["written"] == 6000
+    lockout = run(data, "prober-health", "Lockout protection: sites backing off")
+    assert max(r["backing off"] for r in lockout) == 1 and max(r["credentials refused"] for r in lockout) == 1
+    assert {r["instance"] for r in lockout} == {"prober-par", "prober-fra"}
+    skipped = run(data, "prober-health", "Runs skipped by lockout protection")
+    assert skipped and sum(r["skipped runs"] for r in skipped if r["instance"] == "prober-par") == 25
     arriving = run(data, "prober-health", "Results arriving")
     assert sum(r["count"] for r in arriving) == len(data.results)
 

@@ -7,7 +7,7 @@
   when, the open and recently resolved incidents (failing step, outcome, short error),
   the notifiers' counters (sent, failed, dropped, pending, silenced), the latest result
   of every site × check (outcome, success, duration_ms, failed_step, error, time,
-  consecutive failures), scheduler figures (schedule lag p50/p99, overlaps), lockouts
+  consecutive failures), scheduler figures (schedule lag p50/p99, overlaps), each site's lockout state (ok / backing_off / credentials_refused, since, until, auth failure rate, skipped checks)
   and writer counters. Results are redacted already; no
   URL, credential or token is part of the document.
 
