@@ -14,6 +14,7 @@ from prober.daemon.service import ProberService
 from prober.results import JourneyResult, Outcome
 from prober.writer.writer import ResultWriter
 from tests.test_daemon_helpers import Recorder, check, config_text, wait_for
+from tests.test_notify_dispatcher import Receiver
 
 COOLDOWN = 1.5
 
@@ -230,36 +231,61 @@ async def test_the_state_saved_before_the_back_off_states_is_read(tmp_path: Path
     assert tracker.status()["bank"]["state"] == "backing_off"
 
 
+def _webhook(url: str) -> str:
+    return f'\n[[notifiers]]\ntype = "webhook"\nurl = "{url}"\nretries = 0\n'
+
+
+def _events(rx: Receiver) -> list[tuple[str, str, str]]:
+    return [(r["json"]["event"], r["json"]["kind"], r["json"]["check"]) for r in rx.requests]
+
+
 async def test_intermittent_auth_failures_back_off_briefly_and_keep_every_check_probed(
     bank: BankServer, influx_db, tmp_path: Path,
 ) -> None:
     # 40 % of logins answer 401: three refusals in a row across the site's checks come
     # within a second. A 30 s cool-down must not blind the prober to the whole bank.
     bank.faults.set("login", Fault(mode="intermittent", rate=0.4, status=401))
-    path = tmp_path / "prober.toml"
-    path.write_text(config_text(
-        bank.url,
-        [check("login", interval="200ms"), check("accounts", interval="200ms"), check("payments", interval="200ms")],
-        daemon={"lockout_after": 3, "lockout_cooldown": "30s", "state_dir": str(tmp_path / "state")},
-        influxdb={"url": influx_db.url, "api": "v1", "database": influx_db.name, "flush_interval": "100ms"},
-    ))
-    recorder = Recorder()
-    service = ProberService(load(path), consumers=[recorder])
-    await service.start()
-    try:
-        await wait_for(lambda: service.scheduler.lockout_skips >= 1, timeout=10, what="a back-off")
-        backed_off_at = time.time_ns()
-        await asyncio.sleep(5.0)
-        later = [r for r in recorder.results if r.started_at_ns > backed_off_at]
-        # Every check kept being probed, and reached the bank's services after the back-off.
-        assert {r.check for r in later if r.outcome is Outcome.OK} == {"login", "accounts", "payments"}
-        assert len([r for r in later if r.outcome is not Outcome.SKIPPED]) >= 20
-        lockout = service.status_document()["lockout"]["simbank"]
-        assert lockout["state"] in ("ok", "backing_off"), lockout  # a rate, not credentials refused
-        assert 0.15 <= lockout["auth_failures"]["rate"] <= 0.7, lockout
-        assert lockout["since"] is not None
-    finally:
-        await service.stop(grace=2.0)
+    async with Receiver() as rx:
+        path = tmp_path / "prober.toml"
+        path.write_text(config_text(
+            bank.url,
+            [check("login", interval="200ms"), check("accounts", interval="200ms"),
+             check("payments", interval="200ms")],
+            daemon={"lockout_after": 3, "lockout_cooldown": "30s", "state_dir": str(tmp_path / "state")},
+            influxdb={"url": influx_db.url, "api": "v1", "database": influx_db.name, "flush_interval": "100ms"},
+        ) + _webhook(rx.url))
+        recorder = Recorder()
+        service = ProberService(load(path), consumers=[recorder])
+        await service.start()
+        try:
+            await wait_for(lambda: service.scheduler.lockout_skips >= 1, timeout=10, what="a back-off")
+            backed_off_at = time.time_ns()
+            await asyncio.sleep(5.0)
+            later = [r for r in recorder.results if r.started_at_ns > backed_off_at]
+            # Every check kept being probed, and reached the bank's services after the back-off.
+            assert {r.check for r in later if r.outcome is Outcome.OK} == {"login", "accounts", "payments"}
+            assert len([r for r in later if r.outcome is not Outcome.SKIPPED]) >= 20
+            document = service.status_document()
+            lockout = document["lockout"]["simbank"]
+            assert lockout["state"] in ("ok", "backing_off"), lockout  # a rate, not credentials refused
+            assert 0.15 <= lockout["auth_failures"]["rate"] <= 0.7, lockout
+            assert lockout["since"] is not None and lockout["incident"]
+            # One incident on the login capability, notified once (not once per check): the
+            # lockout's, opened from the refusals ("lockout"), or the login check's own when
+            # its rate rule opened first (the lockout then adopts it).
+            [incident] = document["incidents"]["open"]
+            assert incident["kind"] == "login" and incident["check"] in ("lockout", "login")
+            await wait_for(lambda: rx.requests, timeout=5, what="the notification")
+            assert _events(rx) == [("opened", "login", incident["check"])]
+            assert "401" in rx.requests[0]["json"]["reason"]
+
+            # The rate ends: the incident resolves once logins pass again, notified once.
+            bank.faults.clear("login")
+            await wait_for(lambda: len(rx.requests) >= 2, timeout=10, what="the resolution")
+            assert [e[:2] for e in _events(rx)] == [("opened", "login"), ("resolved", "login")]
+            assert service.status_document()["lockout"]["simbank"]["state"] == "ok"
+        finally:
+            await service.stop(grace=2.0)
 
     skipped = influx_db.query("SELECT \"error\" FROM \"check\" WHERE \"outcome\" = 'skipped'")
     assert skipped and all("lockout protection" in row["error"] and " until " in row["error"] for row in skipped)
@@ -268,5 +294,57 @@ async def test_intermittent_auth_failures_back_off_briefly_and_keep_every_check_
     assert len(ok) == 3, ok
     fields = influx_db.field_types("prober")
     assert {fields[f] for f in ("sites_backing_off", "sites_credentials_refused", "lockout_skips")} == {"integer"}
-    skips = influx_db.query('SELECT max("lockout_skips") FROM "prober"')
-    assert skips[0]["max"] >= 1
+    assert influx_db.query('SELECT max("lockout_skips") FROM "prober"')[0]["max"] >= 1
+    rows = influx_db.query('SELECT "reason", "check", "kind", "state" FROM "incident"')
+    assert [(r["state"], r["kind"]) for r in rows] == [("open", "login"), ("resolved", "login")]
+    assert rows[0]["reason"].startswith("auth: ") and "401" in rows[0]["reason"]
+
+
+async def test_dead_credentials_pause_longer_with_each_refused_probe_and_open_one_incident(
+    bank: BankServer, influx_db, tmp_path: Path,
+) -> None:
+    bank.state.password = "changed-by-the-bank"  # the prober's password stopped working
+    async with Receiver() as rx:
+        path = tmp_path / "prober.toml"
+        path.write_text(config_text(
+            bank.url,
+            [check("login", interval="200ms"), check("accounts", interval="200ms"), check("cards", interval="200ms")],
+            daemon={"lockout_after": 3, "lockout_first_pause": "300ms", "lockout_cooldown": "1200ms",
+                    "state_dir": str(tmp_path / "state")},
+            influxdb={"url": influx_db.url, "api": "v1", "database": influx_db.name, "flush_interval": "100ms"},
+        ) + _webhook(rx.url))
+        recorder = Recorder()
+        service = ProberService(load(path), consumers=[recorder])
+        await service.start()
+        try:
+            await wait_for(lambda: service.scheduler.lockout_skips >= 1, timeout=5, what="the back-off")
+            lockout = service.lockout.sites["simbank"]
+            # Refused probes: 0.3 s → 0.6 s → 1.2 s (the cap: credentials refused), one login each.
+            await wait_for(lambda: lockout.state == "credentials_refused", timeout=5, what="credentials refused")
+            assert lockout.pause == 1.2
+            executed = [r for r in recorder.results if r.outcome is not Outcome.SKIPPED]
+            assert all(r.outcome is Outcome.AUTH for r in executed)
+            assert _token_requests(bank) == len(executed)  # each run made one login, refused
+            backed_off_at = min(r.started_at_ns for r in recorder.results if r.outcome is Outcome.SKIPPED)
+            assert len([r for r in executed if r.started_at_ns > backed_off_at]) == 2  # the two probes
+            document = service.status_document()["lockout"]["simbank"]
+            assert document["state"] == "credentials_refused" and document["until"]
+            assert set(document["skipped_checks"]) == {"login", "accounts", "cards"}
+            await wait_for(lambda: rx.requests, timeout=5, what="the notification")
+            message = rx.requests[0]["json"]
+            assert (message["event"], message["kind"], message["check"]) == ("opened", "login", "lockout")
+            assert message["reason"].startswith("auth: credentials refused: ")
+            assert "401/403 across checks" in message["reason"] and "backing off until" in message["reason"]
+
+            # The password works again: the next probe authenticates, every check resumes,
+            # the incident resolves.
+            bank.state.password = "s3cret-pw"
+            await wait_for(lambda: len(rx.requests) >= 2, timeout=8, what="the resolution")
+            assert _events(rx) == [("opened", "login", "lockout"), ("resolved", "login", "lockout")]
+            assert service.status_document()["lockout"]["simbank"]["state"] == "ok"
+            assert service.status_document()["incidents"]["open"] == []
+        finally:
+            await service.stop(grace=2.0)
+    rows = influx_db.query('SELECT "reason", "check", "kind", "state" FROM "incident"')
+    assert [(r["state"], r["kind"], r["check"]) for r in rows] == [("open", "login", "lockout"),
+                                                                  ("resolved", "login", "lockout")]
