@@ -35,14 +35,16 @@ def test_defaults(tmp_path: Path) -> None:
     assert daemon.health_listen == "127.0.0.1:9480" and daemon.listen_address() == ("127.0.0.1", 9480)
     assert (daemon.max_concurrency, daemon.grace_period, daemon.self_report_interval) == (None, 20.0, 10.0)
     assert (daemon.jitter, daemon.lockout_after, daemon.lockout_cooldown) == (1.0, 3, 900.0)
+    assert daemon.lockout_first_pause is None  # the site's shortest check interval
     assert daemon.log_format == "plain" and daemon.state_dir == "var/state"
 
 
 def test_values(tmp_path: Path) -> None:
     daemon = _load(tmp_path, 'health_listen = "[::1]:0"\ngrace_period = "1m30s"\njitter = 0\n'
-                             'lockout_cooldown = "2h"\nlog_format = "json"').config.daemon
+                             'lockout_cooldown = "2h"\nlockout_first_pause = "45s"\nlog_format = "json"').config.daemon
     assert daemon.listen_address() == ("::1", 0)
     assert daemon.grace_period == 90.0 and daemon.jitter == 0.0 and daemon.lockout_cooldown == 7200.0
+    assert daemon.lockout_first_pause == 45.0
     assert _load(tmp_path, 'health_listen = ""').config.daemon.listen_address() is None
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 
 from prober.bank import BankServer, Fault
 from prober.config.loader import load
-from prober.daemon.lockout import LockoutTracker
+from prober.daemon.lockout import LockoutTracker, first_pauses
 from prober.daemon.service import ProberService
 from prober.results import JourneyResult, Outcome
 from prober.writer.writer import ResultWriter
@@ -49,7 +50,8 @@ async def test_site_backs_off_after_auth_failures_and_resumes(bank: BankServer, 
         assert _token_requests(bank) == at_lock
         skipped = [r for r in recorder.results if r.outcome is Outcome.SKIPPED]
         assert {r.check for r in skipped} == {"login", "accounts"}
-        assert all("backing off after 3 consecutive auth failures" in r.error and " until " in r.error for r in skipped)
+        assert all(re.search(r"backing off after [34] consecutive auth failures \(lockout protection, backing_off\) "
+                             r"until \S+Z$", r.error) for r in skipped), [r.error for r in skipped]
         assert (tmp_path / "state" / "lockout.json").exists()
 
         # After the cool-down: one probe run, refused again → backing off again.
@@ -348,3 +350,12 @@ async def test_dead_credentials_pause_longer_with_each_refused_probe_and_open_on
     rows = influx_db.query('SELECT "reason", "check", "kind", "state" FROM "incident"')
     assert [(r["state"], r["kind"], r["check"]) for r in rows] == [("open", "login", "lockout"),
                                                                   ("resolved", "login", "lockout")]
+
+
+def test_first_pauses_of_a_configuration(tmp_path: Path) -> None:
+    path = tmp_path / "prober.toml"
+    path.write_text(config_text("http://127.0.0.1:1", [check("login", interval="30s"), check("accounts", interval="2m")]))
+    assert first_pauses(load(path).config) == {"simbank": 30.0}
+    path.write_text(config_text("http://127.0.0.1:1", [check("login", interval="30s")],
+                                daemon={"lockout_first_pause": "5s"}))
+    assert first_pauses(load(path).config) == {"simbank": 5.0}
