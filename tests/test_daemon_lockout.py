@@ -93,6 +93,9 @@ class Incidents:
         self.resolved.append((incident_id, resolved_ns))
         return True
 
+    def adopt_external(self, incident_id: str) -> bool:
+        return incident_id not in {i for i, _ in self.resolved}
+
 
 _at = iter(range(1, 10**9))
 
@@ -173,7 +176,8 @@ def test_the_incident_opens_from_the_failures_seen_and_resolves_once_logins_pass
     tracker = LockoutTracker(after=3, cooldown=900.0, first_pauses={"bank": 30.0}, incidents=incidents, clock=clock)
     runs = _feed(tracker, "oaoaoaaa", checks=("login", "accounts", "cards"))
     [opened] = incidents.opened
-    assert (opened["site"], opened["kind"], opened["location"]) == ("bank", "login", "here")
+    assert (opened["site"], opened["kind"], opened["location"], opened["check"]) == ("bank", "login", "here", "lockout")
+    assert (opened["outcome"], opened["rule"]) == ("auth", "lockout protection")
     assert opened["since_ns"] == runs[5].started_at_ns  # the first refusal of the streak
     assert opened["reason"].startswith("intermittent auth failures: 5 of the last 8 logins refused (401/403); "
                                        "backing off until ")
@@ -359,3 +363,17 @@ def test_first_pauses_of_a_configuration(tmp_path: Path) -> None:
     path.write_text(config_text("http://127.0.0.1:1", [check("login", interval="30s")],
                                 daemon={"lockout_first_pause": "5s"}))
     assert first_pauses(load(path).config) == {"simbank": 5.0}
+
+
+async def test_the_open_incident_survives_a_restart(tmp_path: Path) -> None:
+    incidents = Incidents()
+    tracker = LockoutTracker(after=3, cooldown=60.0, state_dir=tmp_path, incidents=incidents, clock=Clock())
+    _feed(tracker, "aaa")
+    assert tracker.sites["bank"].incident == "i1"
+    again = LockoutTracker(after=3, cooldown=60.0, state_dir=tmp_path, incidents=incidents, clock=Clock())
+    await again.start()
+    assert again.sites["bank"].incident == "i1"  # taken back: no second incident at the next back-off
+    incidents.resolved.append(("i1", 0))  # resolved meanwhile (e.g. its state was lost)
+    third = LockoutTracker(after=3, cooldown=60.0, state_dir=tmp_path, incidents=incidents, clock=Clock())
+    await third.start()
+    assert third.sites["bank"].incident == ""

@@ -67,15 +67,26 @@ PROBE_CLAIM = 120.0
 its run skipped) lets another check probe."""
 
 
+LOCKOUT_CHECK = "lockout"
+"""The ``check`` of a lockout incident (in its ``incident`` point and its messages)."""
+LOCKOUT_RULE = "lockout protection"
+
+
 class LockoutIncidents(Protocol):
     """Where the lockout opens and resolves its incidents (the incident service)."""
 
-    def open_external(self, *, site: str, kind: str, location: str, reason: str, since_ns: int) -> str:
-        """Open an incident decided outside the run tracker; returns its id."""
+    def open_external(self, *, site: str, check: str, kind: str, location: str, outcome: str, reason: str,
+                      rule: str, since_ns: int) -> str:
+        """Open an incident decided outside the run tracker; its id, or "" when none was
+        opened (an incident of that capability is open already)."""
         ...
 
     def resolve_external(self, incident_id: str, *, resolved_ns: int) -> bool:
         """Resolve it (dated ``resolved_ns``); False when it is no longer open."""
+        ...
+
+    def adopt_external(self, incident_id: str) -> bool:
+        """After a restart: take back an incident opened before it; False when it is not open."""
         ...
 
 
@@ -255,8 +266,8 @@ class LockoutTracker:
             return
         try:
             state.incident = self.incidents.open_external(
-                site=site, kind="login", location=state.location, reason=self.reason(site, state),
-                since_ns=state.streak_since_ns or time.time_ns(),
+                site=site, check=LOCKOUT_CHECK, kind="login", location=state.location, outcome="auth",
+                reason=self.reason(site, state), rule=LOCKOUT_RULE, since_ns=state.streak_since_ns or time.time_ns(),
             )
         except Exception:  # the back-off itself must hold whatever the incident service does
             log.exception("site %s: cannot open the lockout incident", site)
@@ -305,6 +316,10 @@ class LockoutTracker:
             self._restore(data)
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             log.error("cannot read the lockout state %s: %s", self.path, exc)
+        for site, state in self.sites.items():
+            if state.incident and (self.incidents is None or not self.incidents.adopt_external(state.incident)):
+                log.info("site %s: the lockout incident %s is no longer open", site, state.incident)
+                state.incident = ""
 
     def _restore(self, data: dict[str, Any]) -> None:
         sites = dict(data.get("sites", {}))
