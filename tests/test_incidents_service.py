@@ -300,3 +300,51 @@ async def test_subscribers_get_each_change_even_when_one_fails(tmp_path):
     assert opened.site_summary.startswith("partial outage: payments")
     assert dict(opened.tags) == {"merchant_country": "DE"}
     assert opened.incident.check == "card-authorisation"
+
+
+def _auth(check: str, kind: str, i: int) -> JourneyResult:
+    return JourneyResult(site="simbank", check=check, kind=kind, location="local", outcome=Outcome.AUTH,
+                         started_at_ns=time.time_ns() + i, duration_ms=5.0, failed_step="token", error="HTTP 401")
+
+
+async def test_an_externally_decided_incident_is_announced_carries_the_sites_auth_failures_and_survives_a_restart(
+    tmp_path,
+):
+    config, _ = simbank("http://127.0.0.1:9", attribute_login_failures=False)
+    seen: list[IncidentChange] = []
+    service = IncidentService(config, subscribers=[seen.append], state_dir=tmp_path)
+    await service.start()
+    since = time.time_ns() - 5_000_000_000
+    opened = service.open_external(site="simbank", check="lockout", kind="login", location="local", outcome="auth",
+                                   reason="credentials refused: 3 consecutive 401/403", rule="lockout protection",
+                                   since_ns=since)
+    assert opened and [e.event for e in service.events] == ["opened"]
+    assert service.open_external(site="simbank", check="lockout", kind="login", location="local", outcome="auth",
+                                 reason="again", rule="lockout protection", since_ns=since) == ""  # one per capability
+    [change] = seen  # published like any incident: the incident point, notifications
+    assert (change.event, change.incident.check, change.incident.kind) == ("opened", "lockout", "login")
+    assert change.incident.reason == "auth: credentials refused: 3 consecutive 401/403 (lockout protection)"
+    assert change.incident.since_ns == since  # dated from the first refusal
+    # While it is open, refused logins of any check of the site count towards it, not their own.
+    for i in range(5):
+        service.consume(_auth("login", "login", i))
+        service.consume(_auth("accounts", "accounts", i))
+    assert [e.event for e in service.events] == ["opened"]
+    # The test customer's credentials refused does not prove customers cannot log in.
+    assert service.status()["sites"]["simbank"]["capabilities"]["login"]["state"] == "degraded"
+    await service.close()
+
+    again = IncidentService(config, subscribers=[seen.append], state_dir=tmp_path)
+    assert again.adopt_external(opened) and not again.adopt_external("unknown")
+    await again.start()
+    end = time.time_ns()
+    assert again.resolve_external(opened, resolved_ns=end) and not again.resolve_external(opened, resolved_ns=end)
+    [resolved] = [e for e in again.events if e.event == "resolved"]
+    assert resolved.incident.duration_s == (end - since) / 1e9
+    assert (seen[-1].event, seen[-1].incident.resolved_ns) == ("resolved", end)
+    for i in range(3):  # resolved: refused logins count for their checks again
+        again.consume(_auth("login", "login", i))
+    assert [e.event for e in again.events][-1] == "opened" and again.events[-1].incident.check == "login"
+    # The "lockout" name is no member of the capability: the login check alone failing is an outage.
+    assert again.status()["sites"]["simbank"]["capabilities"]["login"]["state"] == "outage"
+    await again.close()

@@ -14,6 +14,11 @@ The daemon hands every finished :class:`~prober.results.JourneyResult` to
    incident, at most once a minute when only passing runs of healthy checks were
    counted; the file is written in a worker thread), so open incidents survive restarts.
 
+Incidents decided elsewhere in the daemon (lockout protection: a site refusing the
+prober's logins, :mod:`prober.daemon.lockout`) enter through :meth:`IncidentService.open_external`
+and :meth:`~IncidentService.resolve_external` and are announced, saved and shown like the
+others.
+
 Lifecycle: ``IncidentService(config, subscribers=[...])`` → ``await start()`` →
 ``consume(...)``… → ``await close()``.
 """
@@ -24,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +46,7 @@ from prober.incidents.capability import (
     status_document,
 )
 from prober.incidents.store import StateStore
-from prober.incidents.tracker import CheckKey, EventKind, Incident, IncidentEvent, Observation, Thresholds, Tracker
+from prober.incidents.tracker import CheckKey, CheckTracker, EventKind, Incident, IncidentEvent, Observation, Thresholds, Tracker
 from prober.results import JourneyResult, Outcome
 from prober.waiting import wait_event
 
@@ -176,6 +182,8 @@ class IncidentService:
         """State changes since start (``events`` keeps only the latest)."""
         self._resolved_at: dict[tuple[str, str], int] = {}
         """Per site × capability, when its last incident was resolved (``since`` of an ok state)."""
+        self._external: dict[tuple[str, str], CheckKey] = {}
+        """``(site, location)`` → the key of its open incident decided outside the tracker."""
         restored = self.tracker.open_incidents()
         if restored:
             log.info("restored %d open incident(s) from %s", len(restored), self.store.path)
@@ -217,6 +225,8 @@ class IncidentService:
             (result.site, result.check), ()
         ):
             outcome = "skipped"  # the login check carries this failure
+        if outcome == "auth" and self._external and (result.site, result.location) in self._external:
+            outcome = "skipped"  # the site's lockout incident carries its refused logins
         key = CheckKey(result.site, result.check, result.location)
         self._known.setdefault(key, result.kind)
         material = outcome != "ok" or not self._healthy(key)
@@ -263,6 +273,62 @@ class IncidentService:
                 subscriber(change)
             except Exception:  # one subscriber's bug must not cost the others the change
                 log.exception("incident subscriber %r failed", subscriber)
+
+    # ── incidents decided outside the tracker (lockout protection) ─────────────────
+    def open_external(self, *, site: str, check: str, kind: str, location: str, outcome: str, reason: str,
+                      rule: str, since_ns: int) -> str:
+        """Open an incident another part of the daemon decided (lockout protection: a
+        site refusing the prober's logins); returns its id.
+
+        It is published like any incident (to the subscribers: ``incident`` point,
+        maintenance silencing, notifications) and kept in the saved state. When ``site`` × ``kind`` at
+        ``location`` has an open incident already, nothing is opened ("" is returned):
+        one incident, one notification. While it is open, ``auth`` failures of the
+        site's runs at ``location`` count towards it rather than towards their checks.
+        ``check`` names the incident, not a member of the capability: with the site's
+        own checks of ``kind`` passing, the capability is ``degraded``.
+        """
+        if not self.settings.enabled:
+            return ""
+        if any((i.site, i.kind, i.location) == (site, kind, location) for i in self.tracker.open_incidents()):
+            return ""
+        key = CheckKey(site, check, location)
+        tracker = self.tracker.checks.setdefault(key, CheckTracker(self.tracker.thresholds_for(check)))
+        tracker.kind = kind
+        now = self.clock()
+        incident = Incident(
+            id=uuid.uuid4().hex[:12], site=site, check=check, kind=kind, location=location,
+            since_ns=min(since_ns, now), opened_ns=now, outcome=outcome, failed_step="", error=reason, rule=rule,
+            last_failure_ns=now, last_reminder_ns=now,
+        )
+        tracker.incident = incident
+        self._external[(site, location)] = key
+        self._changed(IncidentEvent("opened", incident, now))
+        return incident.id
+
+    def resolve_external(self, incident_id: str, *, resolved_ns: int) -> bool:
+        """Resolve an incident opened by :meth:`open_external`, dated ``resolved_ns``;
+        False when it is not open."""
+        for place, key in list(self._external.items()):
+            tracker = self.tracker.checks.get(key)
+            incident = tracker.incident if tracker is not None else None
+            if incident is None or incident.id != incident_id:
+                continue
+            del self._external[place]
+            incident.resolved_ns = max(resolved_ns, incident.since_ns)
+            tracker.incident = None
+            self._changed(IncidentEvent("resolved", incident, self.clock()))
+            return True
+        return False
+
+    def adopt_external(self, incident_id: str) -> bool:
+        """After a restart: take back an incident :meth:`open_external` opened before it
+        (restored from the saved state); False when it is not open."""
+        for key, tracker in self.tracker.checks.items():
+            if tracker.incident is not None and tracker.incident.id == incident_id:
+                self._external[(key.site, key.location)] = key
+                return True
+        return False
 
     # ── views ──────────────────────────────────────────────────────────────────────
     def capabilities(self) -> dict[tuple[str, str], CapabilityState]:
