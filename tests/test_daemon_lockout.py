@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from prober.bank import BankServer
-from prober.config.loader import load
+from prober.loading import load
 from prober.daemon.lockout import LockoutTracker
 from prober.daemon.service import ProberService
 from prober.results import JourneyResult, Outcome
