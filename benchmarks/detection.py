@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from prober.bank import BankServer, Fault  # noqa: E402
 from prober.bank.scenarios import CAPABILITIES, SCENARIOS, FaultWindow, Scenario  # noqa: E402
-from prober.config.loader import load  # noqa: E402
+from prober.loading import load  # noqa: E402
 from prober.daemon.alerting import compose_incidents  # noqa: E402
 from prober.journey.runner import run_journey  # noqa: E402
 

@@ -62,7 +62,7 @@ async def _ticker(stall: list[float], stop: asyncio.Event) -> None:
 
 
 async def _one(base_url: str, path: str, timeout: str, max_body: str) -> dict[str, object]:
-    from prober.config.loader import load
+    from prober.loading import load
     from prober.journey.runner import run_journey
 
     limit = f'max_body = "{max_body}"\n' if max_body else ""

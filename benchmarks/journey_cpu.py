@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.support import free_port, start_bank, timed_request, wait_http  # noqa: E402
-from prober.config.loader import load  # noqa: E402
+from prober.loading import load  # noqa: E402
 from prober.journey.plan import JourneyPlan  # noqa: E402
 from prober.journey.runner import run_journey  # noqa: E402
 from prober.writer.points import journey_lines  # noqa: E402

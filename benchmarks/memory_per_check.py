@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.scheduler import CHECK, NullSink  # noqa: E402
-from prober.config.loader import load  # noqa: E402
+from prober.loading import load  # noqa: E402
 from prober.daemon.service import ProberService  # noqa: E402
 from prober.writer.writer import ResultWriter  # noqa: E402
 

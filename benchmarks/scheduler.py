@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.support import start_bank  # noqa: E402
-from prober.config.loader import load  # noqa: E402
+from prober.loading import load  # noqa: E402
 from prober.daemon.scheduler import percentile  # noqa: E402
 from prober.daemon.service import ProberService  # noqa: E402
 from prober.results import JourneyResult, Outcome  # noqa: E402

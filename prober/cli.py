@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from prober.config.errors import ConfigError
-from prober.config.loader import LoadedConfig, load
+from prober.loading import LoadedConfig, load
 from prober.journey.plan import JourneyPlan
 from prober.results import JourneyResult
 from prober.journey.runner import run_journey

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from prober.config.errors import ConfigError
-from prober.config.loader import load
+from prober.loading import load
 
 SITE = """
 [[sites]]

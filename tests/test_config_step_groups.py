@@ -9,7 +9,7 @@ import pytest
 
 from prober.cli import run_once
 from prober.config.errors import ConfigError
-from prober.config.loader import load
+from prober.loading import load
 from tests.fixtures.echo_bank import EchoBank
 
 GROUP = """

@@ -8,7 +8,7 @@ import pytest
 
 from prober.config.daemon import DaemonConfig
 from prober.config.errors import ConfigError
-from prober.config.loader import load
+from prober.loading import load
 
 SITE = """
 [[sites]]

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from prober.cli import build_parser
-from prober.config.loader import load
+from prober.loading import load
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

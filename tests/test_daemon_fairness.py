@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from prober.bank import BankServer, Fault
-from prober.config.loader import load
+from prober.loading import load
 from prober.daemon.scheduler import OVERLAP_ERROR, waiting_error
 from prober.daemon.slots import SitePool, share, site_limits
 from prober.results import Outcome

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from prober.bank import BankServer, Fault
-from prober.config.loader import load
+from prober.loading import load
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService
 from prober.writer.writer import ResultWriter

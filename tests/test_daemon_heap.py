@@ -6,7 +6,7 @@ import gc
 from pathlib import Path
 
 from prober.bank import BankServer
-from prober.config.loader import load
+from prober.loading import load
 from prober.daemon.heap import YOUNG_THRESHOLD
 from prober.daemon.service import ProberService
 from prober.writer.writer import ResultWriter

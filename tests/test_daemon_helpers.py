@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prober.config.loader import load
+from prober.loading import load
 from prober.daemon.service import ProberService
 from prober.results import JourneyResult
 from prober.writer.writer import ResultWriter

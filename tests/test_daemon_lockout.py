@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from prober.bank import BankServer, Fault
-from prober.config.loader import load
+from prober.loading import load
 from prober.daemon.lockout import LockoutTracker, first_pauses
 from prober.daemon.service import ProberService
 from prober.results import JourneyResult, Outcome

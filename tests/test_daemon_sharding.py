@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from prober.config.loader import load
+from prober.loading import load
 from prober.daemon.scheduler import phase_of
 from prober.daemon.sharding import Share, owner, parse_share, select_sites, share_identity, spool_dir_of
 

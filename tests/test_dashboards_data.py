@@ -32,7 +32,7 @@ from grafana.expand import TimeRange, expand, variables_of
 from prober.bank import BankServer
 from prober.bank.faults import Fault
 from prober.config.influxdb import InfluxDBConfig
-from prober.config.loader import load
+from prober.loading import load
 from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
 from prober.writer import ResultWriter, incident_point, prober_point

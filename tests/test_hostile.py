@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from prober.bank.hostile import HostileServer
-from prober.config.loader import load
+from prober.loading import load
 from prober.journey.plan import JourneyPlan
 from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey

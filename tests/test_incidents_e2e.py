@@ -10,7 +10,7 @@ from pathlib import Path
 from prober.bank import Fault
 from prober.notify import parse_notifier
 from prober.config.influxdb import InfluxDBConfig
-from prober.config.loader import load
+from prober.loading import load
 from prober.daemon.alerting import compose_incidents
 from prober.journey.runner import run_journey
 from prober.writer import ResultWriter

@@ -13,7 +13,7 @@ from prober.bank.faults import Fault
 from prober.config.incidents import IncidentsConfig
 from prober.notify import parse_notifier
 from prober.config.influxdb import InfluxDBConfig
-from prober.config.loader import load
+from prober.loading import load
 from prober.daemon.alerting import compose_incidents
 from prober.incidents import IncidentChange, IncidentService
 from prober.incidents.service import SAVE_INTERVAL

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from prober.cli import run_once
-from prober.config.loader import load
+from prober.loading import load
 from prober.journey.checks import CompiledAssertion
 from prober.results import Outcome
 from tests.cli import run_prober

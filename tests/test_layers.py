@@ -12,15 +12,21 @@ PROBER = Path(__file__).resolve().parent.parent / "prober"
 
 LEAVES = ["results.py", "redact.py", "timefmt.py", "waiting.py", "atomic.py", "config/types.py"]
 """Shared vocabulary: imports nothing of the project."""
+LEAF_MODULES = {leaf.removesuffix(".py").replace("/", ".") for leaf in LEAVES}
+"""The leaves as module names: any package may import them."""
 
 FORBIDDEN = {
     # package: project packages it must not import
     "journey": {"writer", "incidents", "notify", "daemon", "statuspage", "report", "output"},
     "writer": {"journey", "incidents", "notify", "daemon", "statuspage", "report", "output"},
-    "notify": {"journey", "writer", "incidents", "daemon", "statuspage", "report", "output"},
+    "notify": {"config", "journey", "writer", "incidents", "daemon", "statuspage", "report", "output"},
     "output": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "report"},
     "report": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "output"},
     "incidents": {"journey", "writer", "notify", "daemon", "statuspage", "report", "output"},
+    # Config is read first and compiles nothing (prober/loading.py compiles the plans).
+    # It may import prober.notify.providers: each notifier owns its settings model, and
+    # notify imports nothing of config, so there is no cycle.
+    "config": {"journey", "writer", "incidents", "daemon", "statuspage", "report", "output"},
 }
 
 
@@ -46,6 +52,6 @@ def test_behaviour_packages_do_not_import_each_other(package: str) -> None:
         f"{path.relative_to(PROBER)} imports prober.{name}"
         for path in (PROBER / package).rglob("*.py")
         for name in _imports(path)
-        if name.split(".")[0] in FORBIDDEN[package]
+        if name.split(".")[0] in FORBIDDEN[package] and name not in LEAF_MODULES
     }
     assert crossings == set()

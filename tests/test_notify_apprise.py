@@ -13,7 +13,7 @@ from aiosmtpd.controller import Controller
 from pydantic import ValidationError
 
 from prober.config.errors import ConfigError
-from prober.config.loader import load
+from prober.loading import load
 from prober.notify import parse_notifier
 from prober.notify.dispatcher import Dispatcher
 from tests.fixtures.servers import free_port

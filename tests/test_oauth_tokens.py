@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from prober.bank import BankServer, Fault
 from prober.bank.oauth import OAuthClient, OAuthServer
-from prober.config.loader import load
+from prober.loading import load
 from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
 from tests.cli import run_prober

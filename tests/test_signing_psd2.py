@@ -21,7 +21,7 @@ from multidict import CIMultiDict
 
 from prober.bank import BankServer
 from prober.bank.signatures import SignatureProfile, signature_middleware
-from prober.config.loader import load
+from prober.loading import load
 from prober.config.signing import SigningConfig
 from prober.results import Outcome
 from prober.journey.runner import run_journey

@@ -10,7 +10,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from prober.bank import BankServer, Fault
-from prober.config.loader import load
+from prober.loading import load
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService
 from prober.statuspage import StatusPage, StatusPageServer

@@ -12,7 +12,7 @@ import pytest
 
 from prober.config.errors import ConfigError
 from prober.config.incidents import MaintenanceWindow
-from prober.config.loader import load
+from prober.loading import load
 from prober.config.statuspage import StatusPageConfig
 from prober.results import JourneyResult, Outcome
 from prober.statuspage.badge import render_badge

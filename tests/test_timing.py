@@ -9,7 +9,7 @@ import pytest
 import trustme
 
 from prober.bank import BankServer, Fault
-from prober.config.loader import load
+from prober.loading import load
 from prober.results import Outcome
 from prober.journey.runner import run_journey
 

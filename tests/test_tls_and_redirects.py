@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from prober.config.loader import load
+from prober.loading import load
 from prober.results import Outcome
 from prober.journey.runner import run_journey
 from tests.fixtures.echo_bank import SESSION, TOKEN, EchoBank

@@ -10,7 +10,7 @@ import time
 
 from prober.bank import BankServer, Fault
 from prober.config.influxdb import InfluxDBConfig
-from prober.config.loader import load
+from prober.loading import load
 from prober.results import JourneyResult
 from prober.journey.runner import run_journey
 from prober.writer import ResultWriter

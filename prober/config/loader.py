@@ -2,11 +2,13 @@
 
 Steps: parse each file (``tomllib``), expand ``${VAR}`` / ``${VAR:-default}`` in string
 values, merge (``[[sites]]`` are concatenated in file-name order; any other section may
-be written in one file only), validate into the typed :class:`~prober.config.model.Config`,
-then compile the journey plans, which checks what needs the whole tree, and last check
-that there is something to probe (at least one enabled check) and a concurrency slot
-for every site. Every problem is reported at once, each naming the file and the line
-(TOML syntax, text that is not UTF-8) or the field path.
+be written in one file only), validate into the typed :class:`~prober.config.model.Config`.
+Every problem is reported at once, each naming the file and the line (TOML syntax, text
+that is not UTF-8) or the field path.
+
+This module only reads: compiling the journey plans (templates, signers, what needs the
+whole tree) and the rules on what the daemon will schedule are :mod:`prober.loading`'s,
+on top of it.
 """
 
 from __future__ import annotations
@@ -23,19 +25,21 @@ from pydantic import ValidationError
 
 from prober.config.errors import ConfigError
 from prober.config.model import STEP_OR_INCLUDE_TAGS, Config
-from prober.journey.plan import JourneyPlan, compile_config
 
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
 
 @dataclass(slots=True, frozen=True)
-class LoadedConfig:
-    """A validated configuration and the plans compiled from it."""
+class ReadConfig:
+    """A validated configuration and where each part of it came from (for messages)."""
 
     config: Config
-    plans: list[JourneyPlan]
     files: tuple[Path, ...]
+    site_origin: dict[int, str]
+    """Index of a site in ``config.sites`` → the file it was written in."""
+    daemon_file: Path
+    """The file holding ``[daemon]`` (the first file when there is none)."""
 
 
 def config_files(path: str | Path) -> list[Path]:
@@ -51,11 +55,8 @@ def config_files(path: str | Path) -> list[Path]:
     return [root]
 
 
-def load(path: str | Path, environ: Mapping[str, str] | None = None, *, probing: bool = True) -> LoadedConfig:
-    """Load, validate and compile; raises :class:`ConfigError` with every problem.
-
-    ``probing=False`` (``prober report``, which only reads InfluxDB) accepts a
-    configuration with nothing to probe."""
+def read(path: str | Path, environ: Mapping[str, str] | None = None) -> ReadConfig:
+    """Parse, expand, merge and validate; raises :class:`ConfigError` with every problem."""
     env = os.environ if environ is None else environ
     files = config_files(path)
     problems: list[str] = []
@@ -83,25 +84,8 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None, *, probing:
         config = Config.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, merged, site_origin, owners, files[0])) from None
-    plans = compile_config(config, site_origin)
-    problems = _probing_problems(Path(path), config, plans, owners.get("daemon", files[0])) if probing else []
-    if problems:
-        raise ConfigError(problems)
-    return LoadedConfig(config=config, plans=plans, files=tuple(files))
-
-
-def _probing_problems(path: Path, config: Config, plans: list[JourneyPlan], daemon_file: Path) -> list[str]:
-    """Rules on what the daemon will schedule: something to probe, a slot for every site."""
-    if not config.sites:
-        return [f"{path}: nothing to probe: no [[sites]] defined"]
-    if not plans:
-        return [f"{path}: nothing to probe: every check is disabled (enabled = false)"]
-    cap = config.daemon.max_concurrency
-    sites = len({plan.site for plan in plans})
-    if cap is not None and cap < sites:
-        return [f"{daemon_file}: daemon.max_concurrency: {cap} is less than the {sites} sites with enabled "
-                "checks; each site needs a slot of its own (remove it to size it from the checks)"]
-    return []
+    return ReadConfig(config=config, files=tuple(files), site_origin=site_origin,
+                      daemon_file=owners.get("daemon", files[0]))
 
 
 def _parse(file: Path, problems: list[str]) -> dict[str, Any] | None:

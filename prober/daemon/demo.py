@@ -36,7 +36,7 @@ from rich.text import Text
 
 from prober.bank import SCENARIOS, BankServer
 from prober.config.errors import ConfigError
-from prober.config.loader import LoadedConfig, load
+from prober.loading import LoadedConfig, load
 from prober.daemon.lifecycle import Daemon, config_error_lines
 from prober.daemon.service import ProberService
 from prober.daemon.status import CheckStatus

@@ -6,7 +6,7 @@
   health listener, or on ``[status_page] listen``).
 * **Main loop**: wait for a signal.
 
-  - ``SIGHUP``: load the configuration again (same :func:`~prober.config.loader.load`);
+  - ``SIGHUP``: load the configuration again (same :func:`~prober.loading.load`);
     a valid one replaces the checks (added, removed and changed checks take effect
     at once; runs in flight finish with the plan they started with and are recorded).
     An invalid one is logged with the same ``config error:`` lines as
@@ -44,7 +44,7 @@ from typing import Any
 
 from prober.config.daemon import split_listen
 from prober.config.errors import ConfigError
-from prober.config.loader import LoadedConfig, load
+from prober.loading import LoadedConfig, load
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService
 from prober.daemon.sharding import Share, select_sites, share_identity, spool_dir_of

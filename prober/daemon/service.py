@@ -25,7 +25,7 @@ from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
-from prober.config.loader import LoadedConfig
+from prober.loading import LoadedConfig
 from prober.daemon.alerting import compose_incidents
 from prober.daemon.consumers import ResultConsumer, WriterConsumer
 from prober.daemon.lockout import LockoutTracker, first_pauses

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from prober.config.daemon import split_listen
 from prober.config.influxdb import SpoolConfig
-from prober.config.loader import LoadedConfig
+from prober.loading import LoadedConfig
 from prober.config.model import Config
 
 __all__ = ["Share", "owner", "parse_share", "select_sites", "share_identity", "spool_dir_of"]

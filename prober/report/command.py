@@ -15,7 +15,7 @@ from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prober.config.errors import ConfigError
-from prober.config.loader import load
+from prober.config.loader import read
 from prober.report.compute import DEFAULT_BENCHMARK, Scope, build_report, day_bounds
 from prober.report.formats import render
 from prober.report.influx import QueryClient, QueryError, fetch
@@ -54,7 +54,7 @@ def _quarter_start(day: date) -> date:
 def run_report(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run ``prober report`` with parsed arguments."""
     try:
-        loaded = load(args.config, probing=False)
+        loaded = read(args.config)  # reads InfluxDB only: no plans to compile
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)

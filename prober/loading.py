@@ -1,0 +1,52 @@
+"""From a configuration path to what the daemon runs: the validated config and its plans.
+
+:func:`prober.config.loader.read` parses and validates (the config layer knows nothing of
+journeys); :func:`load` then compiles the journey plans, which checks what needs the whole
+tree (duplicate names, templates, certificates, signers), and last checks that there is
+something to probe (at least one enabled check) and a concurrency slot for every site.
+Every problem is reported at once, in one :class:`~prober.config.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from prober.config.errors import ConfigError
+from prober.config.loader import read
+from prober.config.model import Config
+from prober.journey.plan import JourneyPlan, compile_config
+
+
+@dataclass(slots=True, frozen=True)
+class LoadedConfig:
+    """A validated configuration and the plans compiled from it."""
+
+    config: Config
+    plans: list[JourneyPlan]
+    files: tuple[Path, ...]
+
+
+def load(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Read, validate and compile; raises :class:`ConfigError` with every problem."""
+    source = read(path, environ)
+    plans = compile_config(source.config, source.site_origin)
+    problems = _probing_problems(Path(path), source.config, plans, source.daemon_file)
+    if problems:
+        raise ConfigError(problems)
+    return LoadedConfig(config=source.config, plans=plans, files=source.files)
+
+
+def _probing_problems(path: Path, config: Config, plans: list[JourneyPlan], daemon_file: Path) -> list[str]:
+    """Rules on what the daemon will schedule: something to probe, a slot for every site."""
+    if not config.sites:
+        return [f"{path}: nothing to probe: no [[sites]] defined"]
+    if not plans:
+        return [f"{path}: nothing to probe: every check is disabled (enabled = false)"]
+    cap = config.daemon.max_concurrency
+    sites = len({plan.site for plan in plans})
+    if cap is not None and cap < sites:
+        return [f"{daemon_file}: daemon.max_concurrency: {cap} is less than the {sites} sites with enabled "
+                "checks; each site needs a slot of its own (remove it to size it from the checks)"]
+    return []
