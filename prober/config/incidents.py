@@ -14,6 +14,11 @@ TOML layout::
     [incidents.overrides.transfer]   # per check name: any threshold above
     open_after = 2
 
+    [incidents.locations]       # decide across probe locations (omit: each instance alone)
+    confirm = 2                 # k: failing in this many live locations (or "all") confirms
+    poll = "5s"                 # how often the decision is made from InfluxDB
+    stale_after = "2m"          # a location without a `prober` self-report for this long is not live
+
     [[incidents.maintenance]]   # incidents are still recorded, nothing is notified
     site = "bank-a"             # omit for every site
     kinds = ["transfer"]        # omit for every capability
@@ -143,6 +148,34 @@ class MaintenanceWindow(BaseModel):
         return (today in self.weekdays and now >= begin) or (yesterday in self.weekdays and now < finish)
 
 
+class LocationsConfig(BaseModel):
+    """The ``[incidents.locations]`` section: one incident per bank × capability across
+    probe locations, confirmed when ``confirm`` of the live locations fail, notified once
+    (see :mod:`prober.incidents.locations`)."""
+
+    model_config = STRICT
+
+    confirm: int | Literal["all"] = 2
+    """k: the number of live locations that must fail (capped at the number live), or
+    ``"all"`` of them."""
+    poll: Duration = 5.0
+    stale_after: Duration = 120.0
+    """A location (instance) whose latest ``prober`` self-report is older than this is not live."""
+
+    @field_validator("confirm")
+    @classmethod
+    def _confirm(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 100:
+            raise ValueError(f"confirm must be between 1 and 100 locations, or \"all\" (got {value})")
+        return value
+
+    @model_validator(mode="after")
+    def _stale(self) -> LocationsConfig:
+        if self.stale_after < self.poll:
+            raise ValueError(f"stale_after ({self.stale_after:g}s) is shorter than poll ({self.poll:g}s)")
+        return self
+
+
 class IncidentsConfig(BaseModel):
     """The ``[incidents]`` section (see the module docstring)."""
 
@@ -162,6 +195,8 @@ class IncidentsConfig(BaseModel):
     it, and the login check's incident carries the failure."""
     overrides: dict[str, ThresholdOverride] = Field(default_factory=dict)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    locations: LocationsConfig | None = None
+    """Unset: every prober instance decides and notifies alone, per location."""
 
     @model_validator(mode="after")
     def _flap(self) -> IncidentsConfig:

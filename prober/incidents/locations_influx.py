@@ -1,0 +1,92 @@
+"""What the cross-location decision reads from InfluxDB, in one InfluxQL request.
+
+Three statements, through the report's :class:`~prober.report.influx.QueryClient` (the
+InfluxQL ``/query`` API of InfluxDB 1.x, and of 2.x/3.x through their v1 compatibility)::
+
+    SELECT last("reason") AS "reason", "failed_step", "state" FROM "incident"
+      GROUP BY "site", "check", "kind", "location"            -- per-location state
+    SELECT last("checks") FROM "prober" WHERE time > now() - <stale_after>
+      GROUP BY "location", "instance"                         -- who is live
+    SELECT last("id") AS "id", "state", "locations", ... FROM "incident_locations"
+      GROUP BY "site", "kind"                                 -- what the acting instance wrote
+
+Every instance writes its own points; reading them back is what makes the decision the
+same on every machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prober.incidents.locations import MEASUREMENT, CrossIncident, LocationState, Reporter, SiteKind
+from prober.report.influx import QueryClient
+
+STATES = ('SELECT last("reason") AS "reason", "failed_step", "state" FROM "incident" '
+          'GROUP BY "site", "check", "kind", "location"')
+REPORTERS = 'SELECT last("checks") AS "checks" FROM "prober" WHERE time > now() - {stale}ms GROUP BY "location", "instance"'
+WRITTEN = (f'SELECT last("id") AS "id", "state", "locations", "checks", "reason", "failed_step", "live", "required" '
+           f'FROM "{MEASUREMENT}" GROUP BY "site", "kind"')
+
+
+@dataclass
+class Snapshot:
+    """One reading of InfluxDB."""
+
+    states: list[LocationState] = field(default_factory=list)
+    reporters: list[Reporter] = field(default_factory=list)
+    written: dict[SiteKind, CrossIncident] = field(default_factory=dict)
+    """The open cross-location incidents, from the latest ``incident_locations`` points."""
+
+
+def _rows(series: dict) -> list[dict]:
+    columns = series.get("columns") or []
+    return [dict(zip(columns, values)) for values in series.get("values") or []]
+
+
+def _split(text: object) -> tuple[str, ...]:
+    return tuple(sorted(p for p in str(text or "").split(",") if p))
+
+
+def parse(results: list[dict]) -> Snapshot:
+    """A :class:`Snapshot` from the ``results`` items of the three statements."""
+    snap = Snapshot()
+    for result in results:
+        sid = int(result.get("statement_id", 0))
+        for series in result.get("series") or []:
+            tags = series.get("tags") or {}
+            for row in _rows(series):
+                at_ns = int(row.get("time") or 0) * 1_000_000
+                if sid == 0 and row.get("state") in ("open", "resolved"):
+                    snap.states.append(LocationState(
+                        site=tags.get("site", ""), check=tags.get("check", ""), kind=tags.get("kind", ""),
+                        location=tags.get("location", ""), state=row["state"], at_ns=at_ns,
+                        reason=str(row.get("reason") or ""), failed_step=str(row.get("failed_step") or "")))
+                elif sid == 1:
+                    snap.reporters.append(Reporter(tags.get("location", ""), tags.get("instance", ""), at_ns))
+                elif sid == 2 and row.get("state") == "open":
+                    key = (tags.get("site", ""), tags.get("kind", ""))
+                    snap.written[key] = CrossIncident(
+                        id=str(row.get("id") or ""), site=key[0], kind=key[1], since_ns=at_ns,
+                        locations=_split(row.get("locations")), checks=_split(row.get("checks")),
+                        reason=str(row.get("reason") or ""), failed_step=str(row.get("failed_step") or ""),
+                        required=int(row.get("required") or 1), notified_ns=at_ns)
+    return snap
+
+
+class LocationsReader:
+    """Reads a :class:`Snapshot` (blocking: run it in a worker thread)."""
+
+    def __init__(self, client: QueryClient, stale_after_s: float) -> None:
+        self.client = client
+        self.stale_ms = int(stale_after_s * 1000)
+
+    @classmethod
+    def from_config(cls, influxdb: object, stale_after_s: float, timeout: float = 10.0) -> LocationsReader:
+        client = QueryClient.from_config(influxdb)
+        client.timeout = timeout
+        return cls(client, stale_after_s)
+
+    def read(self) -> Snapshot:
+        """Raises :class:`~prober.report.influx.QueryError` when InfluxDB cannot answer."""
+        statements = [STATES, REPORTERS.format(stale=self.stale_ms), WRITTEN]
+        return parse(list(self.client.run(statements)))
