@@ -93,7 +93,7 @@ def test_overlapping_panels_fail(overview):
     broken = copy.deepcopy(overview)
     broken["panels"][1]["gridPos"] = dict(broken["panels"][0]["gridPos"], x=6)
     problems = check_dashboard(broken, "overview.json")
-    assert any("overlaps" in p and '"Now: banks × capabilities"' in p for p in problems), problems
+    assert any("overlaps" in p and '"Now: banks × capabilities (worst location)"' in p for p in problems), problems
 
 
 def test_duplicate_panel_id_fails(overview):

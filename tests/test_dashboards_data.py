@@ -33,6 +33,7 @@ from prober.bank import BankServer
 from prober.bank.faults import Fault
 from prober.config.influxdb import InfluxDBConfig
 from prober.loading import load
+from prober.incidents.locations import Consensus, LocationState, decide, point as cross_location_point
 from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
 from prober.writer import ResultWriter, incident_point, prober_point
@@ -115,6 +116,11 @@ async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
                                             **{**common, "time_ns": now - 20_000_000_000, "instance": f"probe-s{2 - n}"}))
             lines.append(incident_point(site="simbank", check="card-authorisation", kind="payments", location="fra",
                                         state="open", reason="403 from fra", failed_step="funds", duration_s=0.0, time_ns=now))
+            # transfer fails at both locations: one cross-location incident ([incidents.locations])
+            states = [LocationState("simbank", "transfer", "transfer", location, "open", now - 30_000_000_000,
+                                    "3 consecutive failures", "create") for location in LOCATIONS]
+            for event in Consensus().step(decide(states, LOCATIONS, 2), states, now):
+                lines.append(cross_location_point(event, "prober-fra"))
             # Twelve self-reports 10 s apart, cumulative counters growing as the writer's do.
             for i in range(12):
                 lines.append(prober_point(location=location_of(i), instance=f"prober-{location_of(i)}",
@@ -282,13 +288,46 @@ def test_overview_availability(data):
     assert sorted(r["kind"] for r in rows) == ["login", "transfer"]
 
 
+NOW = "Now: banks × capabilities (worst location)"
+
+
 def test_overview_status_grid_shows_the_last_state(data):
-    rows = by(run(data, "overview", "Now: banks × capabilities"), "site", "kind")
+    rows = by(run(data, "overview", NOW), "site", "kind")
     assert rows[("simbank", "transfer")]["up"] == 0  # round 19 is odd: transfer down
     assert rows[("simbank", "login")]["up"] == 1
     assert rows[("simbank", "accounts")]["up"] == 1
+    assert rows[("simbank", "payments")]["up"] == 0  # refused from fra: the worst location
     last_transfer = max((r for r in data.results if r.kind == "transfer"), key=lambda r: r.started_at_ns)
     assert not last_transfer.success
+    # a chosen location shows that location
+    assert by(run(data, "overview", NOW, {"location": ["par"]}), "kind")["payments"]["up"] == 1
+    assert by(run(data, "overview", NOW, {"location": ["fra"]}), "kind")["payments"]["up"] == 0
+
+
+def test_overview_now_cell_does_not_flicker_to_the_last_writer(influxdb_v1):
+    """Two locations writing, the one that wrote last ok, the other failing: the cell says
+    failing (the old ``last("success") GROUP BY site, kind`` showed whichever wrote last)."""
+    db = new_database(influxdb_v1, "flicker")
+    try:
+        now = time.time_ns()
+        lines = []
+        for i in range(6):  # par fails every run, fra passes; fra always writes 1 s after par
+            at = now - (60 - 10 * i) * 1_000_000_000
+            lines.append(f'check,check=transfer,kind=transfer,location=par,outcome=http_status,site=bank '
+                         f'success=0i,duration_ms=12.0 {at}')
+            lines.append(f'check,check=transfer,kind=transfer,location=fra,outcome=ok,site=bank '
+                         f'success=1i,duration_ms=11.0 {at + 1_000_000_000}')
+        influxdb_v1.write_lines(db.name, lines)
+        board = DASHBOARDS["overview"]
+        target = panel("overview", NOW)["targets"][0]["query"]
+        variables = variables_of(board, options=variable_options(board, db))
+        (row,) = db.query(expand(target, variables, time_range=TimeRange("now-1h"), interval=INTERVAL))
+        assert (row["site"], row["kind"], row["up"]) == ("bank", "transfer", 0)
+        chosen = variables_of(board, {"location": ["fra"]}, variable_options(board, db, {"location": ["fra"]}))
+        (row,) = db.query(expand(target, chosen, time_range=TimeRange("now-1h"), interval=INTERVAL))
+        assert row["up"] == 1
+    finally:
+        influxdb_v1.drop_database(db.name)
 
 
 def test_overview_status_history_and_failures(data):
@@ -368,6 +407,16 @@ def test_locations_compare_the_same_capability(data):
     assert table[("par", "login")]["runs"] == ROUNDS and table[("par", "login")]["p50 ms"] > 0
     network = run(data, "locations", "Network vs bank time per location (p95)")
     assert {r["location"] for r in network} == set(LOCATIONS)
+
+
+def test_locations_incidents_side_by_side_and_confirmed(data):
+    rows = run(data, "locations", "Open incidents per location")
+    assert sorted((r["kind"], r["location"]) for r in rows) == [
+        ("payments", "fra"), ("transfer", "fra"), ("transfer", "par")]
+    (row,) = run(data, "locations", "Confirmed across locations (open)")
+    assert (row["kind"], row["locations"], row["failing"], row["live"], row["required"]) == (
+        "transfer", "fra,par", 2, 2, 2)
+    assert row["instance"] == "prober-fra"
 
 
 def test_prober_health(data):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import urllib.request
 
 import pytest
 
@@ -142,9 +141,7 @@ def test_reader_against_influxdb(influx_db):
     states = [st("par", "open", 100), st("fra", "open", 101)]
     (opened,) = consensus.step(decide(states, ["fra", "par"], 2), states, 105 * S)
     lines.append(point(opened, "p1"))
-    body = "\n".join(lines).encode()
-    request = urllib.request.Request(f"{influx_db.url}/write?db={influx_db.name}", data=body, method="POST")
-    urllib.request.urlopen(request, timeout=10).close()
+    influx_db.server.write_lines(influx_db.name, lines)
     client = QueryClient(url=influx_db.url, database=influx_db.name)
     snap = LocationsReader(client, stale_after_s=120).read()
     by_location = {s.location: s for s in snap.states}
