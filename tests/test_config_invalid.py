@@ -38,6 +38,13 @@ INVALID = [
     ("toml-duplicate-key", "[prober]\nlocation = 'a'\nlocation = 'b'\n", {},
      "FILE:3:15: invalid TOML: Cannot overwrite a value"),
     ("unknown-top-key", site() + "\n[probr]\nlocation = 'x'\n", {}, "FILE: probr: unknown key"),
+    ("locations-without-influxdb", site() + "\n[incidents.locations]\nconfirm = 2\n", {},
+     "FILE: <top>: incidents.locations: deciding across locations reads what every prober wrote to InfluxDB: "
+     "add an [influxdb] section (or remove [incidents.locations])"),
+    ("locations-confirm-zero", site() + "\n[incidents.locations]\nconfirm = 0\n", {},
+     'FILE: incidents.locations.confirm: confirm must be between 1 and 100 locations, or "all" (got 0)'),
+    ("locations-unknown-key", site() + "\n[incidents.locations]\nquorum = 2\n", {},
+     "FILE: incidents.locations.quorum: unknown key"),
     ("unknown-step-key", site(step_extra='methd = "GET"'), {},
      "FILE: sites[bank].checks[login].steps[token].methd: unknown key"),
     ("wrong-type", site(check_extra='interval = 30'), {},

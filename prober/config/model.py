@@ -530,5 +530,12 @@ class Config(BaseModel):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     status_page: StatusPageConfig = Field(default_factory=StatusPageConfig)
 
+    @model_validator(mode="after")
+    def _locations_need_influxdb(self) -> Config:
+        if self.incidents.locations is not None and self.influxdb is None:
+            raise ValueError("incidents.locations: deciding across locations reads what every prober wrote to "
+                             "InfluxDB: add an [influxdb] section (or remove [incidents.locations])")
+        return self
+
     def location_of(self, site: Site) -> str:
         return site.location or self.prober.location

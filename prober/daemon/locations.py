@@ -1,0 +1,213 @@
+"""The cross-location consensus loop (``[incidents.locations]``).
+
+Every ``poll`` seconds each prober instance reads from InfluxDB (one InfluxQL request,
+:mod:`prober.incidents.locations_influx`) the latest per-location incident state of
+every site × check, which instances are live (``prober`` self-reports newer than
+``stale_after``) and the cross-location incidents written so far, and decides per site ×
+capability (:mod:`prober.incidents.locations`). The instance whose ``(location,
+instance)`` sorts first among the live ones *acts*: it writes one ``incident_locations``
+point per change and sends one notification per confirmed incident (opened, reminders,
+resolved). The others only keep the view for ``/status``; when the acting one stops
+reporting, the next takes over after ``stale_after`` and adopts the open incidents from
+the latest ``incident_locations`` points, so nothing is notified twice.
+
+While InfluxDB cannot answer, nothing is decided (the last view stays, ``last_error``
+says why, logged once per change).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from prober.config.incidents import LocationsConfig, MaintenanceWindow
+from prober.incidents.capability import CapabilityState, site_summary
+from prober.incidents.locations import Consensus, CrossEvent, Decision, Reporter, SiteKind, decide, live, point
+from prober.incidents.locations_influx import LocationsReader, Snapshot
+from prober.notify.message import Message
+from prober.report.influx import QueryError
+from prober.results import JourneyResult
+from prober.timefmt import utc_iso
+
+log = logging.getLogger("prober.incidents")
+
+
+class Reader(Protocol):
+    def read(self) -> Snapshot: ...
+
+
+class LineWriter(Protocol):
+    precision: str
+
+    def submit_lines(self, lines: list[str]) -> None: ...
+
+
+def cross_message(event: CrossEvent, decisions: Mapping[SiteKind, Decision], open_keys: set[SiteKind]) -> Message:
+    """The notification of one cross-location event: names the failing locations."""
+    incident = event.incident
+    resolved = event.event == "resolved"
+    outcome = incident.reason.split(":", 1)[0] if ":" in incident.reason else ""
+    states = {key: CapabilityState(key[0], key[1], "outage" if key in open_keys else "ok")
+              for key in decisions if key[0] == incident.site}
+    states[(incident.site, incident.kind)] = CapabilityState(incident.site, incident.kind, "ok" if resolved else "outage")
+    duration = incident.duration_s if resolved else max(0.0, (event.at_ns - incident.since_ns) / 1e9)
+    where = ", ".join(incident.locations)
+    return Message(
+        event=event.event, incident_id=incident.id, site=incident.site, kind=incident.kind,
+        check=", ".join(incident.checks), location=where, failed_step=incident.failed_step, outcome=outcome,
+        error=incident.reason, since_ns=incident.since_ns, at_ns=event.at_ns, duration_s=duration,
+        reason=(f"failing at {len(incident.locations)} location(s): {where} "
+                f"({incident.required} of {len(incident.live)} live required)"),
+        capability_state=states[(incident.site, incident.kind)].state,
+        site_summary=site_summary(incident.site, states), resolved_ns=incident.resolved_ns,
+    )
+
+
+class CrossLocationIncidents:
+    """The consensus loop: a result consumer only for its lifecycle (``consume`` does nothing).
+
+    ``notify`` receives each :class:`~prober.notify.message.Message` to send.
+    """
+
+    def __init__(
+        self,
+        settings: LocationsConfig,
+        *,
+        reader: Reader,
+        writer: LineWriter,
+        notify: Callable[[Message], None],
+        location: str,
+        instance: str,
+        remind_every: float | None = None,
+        maintenance: tuple[MaintenanceWindow, ...] | list[MaintenanceWindow] = (),
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.settings = settings
+        self.reader = reader
+        self.writer = writer
+        self.notify = notify
+        self.me = (location, instance)
+        self.remind_every = remind_every
+        self.maintenance = list(maintenance)
+        self.clock = clock
+        self.consensus = Consensus()
+        self.decisions: dict[SiteKind, Decision] = {}
+        self.live: list[Reporter] = []
+        self.acting = False
+        self.polls = 0
+        self.notified = 0
+        self.silenced = 0
+        self.last_poll_ns = 0
+        self.last_error = ""
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_config(cls, config: Any, writer: LineWriter, notify: Callable[[Message], None]) -> CrossLocationIncidents:
+        """From a :class:`~prober.config.model.Config` with ``[influxdb]`` and ``[incidents.locations]``."""
+        settings = config.incidents.locations
+        return cls(settings, reader=LocationsReader.from_config(config.influxdb, settings.stale_after,
+                                                                timeout=max(1.0, min(10.0, settings.poll * 2))),
+                   writer=writer, notify=notify, location=config.prober.location, instance=config.prober.instance,
+                   remind_every=config.incidents.remind_every, maintenance=config.incidents.maintenance)
+
+    # ── result consumer lifecycle ──────────────────────────────────────────────────
+    def consume(self, result: JourneyResult) -> None:
+        """Nothing: the decision reads what every instance wrote to InfluxDB."""
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="cross-location incidents")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.poll()
+            except Exception:  # a bug here must not stop the loop for good
+                log.exception("cross-location decision failed")
+            await asyncio.sleep(self.settings.poll)
+
+    # ── one round ──────────────────────────────────────────────────────────────────
+    async def poll(self) -> list[CrossEvent]:
+        """Read, decide, and (when acting) write and notify. Returns the events acted on."""
+        try:
+            snap = await asyncio.to_thread(self.reader.read)
+        except QueryError as exc:
+            if str(exc) != self.last_error:
+                log.warning("cross-location incidents: cannot read InfluxDB (%s); nothing is decided meanwhile", exc)
+            self.last_error = str(exc)
+            return []
+        if self.last_error:
+            log.warning("cross-location incidents: reading InfluxDB again")
+            self.last_error = ""
+        return self.apply(snap)
+
+    def apply(self, snap: Snapshot) -> list[CrossEvent]:
+        """Decide on one snapshot (the pure part of :meth:`poll`)."""
+        now = self.clock()
+        self.polls += 1
+        self.last_poll_ns = now
+        self.live = live(snap.reporters, now, self.settings.stale_after)
+        self.decisions = decide(snap.states, {r.location for r in self.live}, self.settings.confirm)
+        acting = bool(self.live) and (self.live[0].location, self.live[0].instance) == self.me
+        if not acting or not self.acting:
+            # Not acting: mirror what the acting instance wrote. Taking over: adopt it.
+            self.consensus.open = dict(snap.written)
+            for incident in self.consensus.open.values():
+                incident.notified_ns = now
+        if acting and not self.acting:
+            log.warning("cross-location incidents: this instance (%s/%s) decides now", *self.me)
+        self.acting = acting
+        if not acting:
+            return []
+        events = self.consensus.step(self.decisions, snap.states, now, self.remind_every)
+        if events:
+            precision = getattr(self.writer, "precision", "ns")
+            self.writer.submit_lines([point(e, self.me[1], precision) for e in events])
+        open_keys = set(self.consensus.open)
+        for event in events:
+            incident = event.incident
+            log.warning("cross-location incident %s: %s/%s at %s", event.event, incident.site, incident.kind,
+                        ", ".join(incident.locations))
+            at = datetime.fromtimestamp(now / 1e9, tz=timezone.utc)
+            if any(w.covers(incident.site, incident.kind, at) for w in self.maintenance):
+                self.silenced += 1
+                continue
+            self.notified += 1
+            self.notify(cross_message(event, self.decisions, open_keys))
+        return events
+
+    # ── /status ────────────────────────────────────────────────────────────────────
+    def status(self) -> dict[str, Any]:
+        """The cross-location view: per site × capability the failing and live locations,
+        confirmed or not, and which instance acts."""
+        actor = self.live[0] if self.live else None
+        capabilities = []
+        for key, decision in sorted(self.decisions.items()):
+            item = decision.to_json()
+            incident = self.consensus.open.get(key)
+            item["incident"] = None if incident is None else {
+                "id": incident.id, "since": utc_iso(incident.since_ns / 1e9), "locations": list(incident.locations)}
+            capabilities.append(item)
+        return {
+            "confirm": self.settings.confirm,
+            "acting": None if actor is None else {"location": actor.location, "instance": actor.instance},
+            "this_instance_acts": self.acting,
+            "live": [{"location": r.location, "instance": r.instance} for r in self.live],
+            "polls": self.polls,
+            "last_poll": utc_iso(self.last_poll_ns / 1e9) if self.last_poll_ns else None,
+            "last_error": self.last_error,
+            "notified": self.notified,
+            "silenced": self.silenced,
+            "capabilities": capabilities,
+        }
