@@ -1,26 +1,36 @@
-"""Incident detection on the simulated bank's scenarios, in compressed time, with noise.
+"""Incident detection on the simulated bank's scenarios, in compressed time, with noise,
+from several probe locations deciding together.
 
     python benchmarks/detection.py [--window 4] [--interval 0.05] [--noise 0.02]
-                                   [--noise-runs 10000] [--seed 1]
+                                   [--noise-runs 10000] [--seed 1] [--locations 2] [--confirm 2]
 
 For each of the five incident scenarios of :data:`prober.bank.scenarios.SCENARIOS`
 (played once, with a time scale that makes its longest fault window ``--window`` real
 seconds, and ``--noise`` of every request failing on every capability outside the
 fault windows), the real journeys of ``config/simbank.toml`` run in a loop against the
-bank (each check: run, consume, sleep ``--interval``), and an :class:`IncidentService`
-with the default thresholds watches the results. Printed per fault window:
+bank from ``--locations`` probe locations (``PROBER_LOCATION`` = ``loc1``, ``loc2``…; each
+check: run, consume, sleep ``--interval``). Each location has its own
+:class:`IncidentService` with the default thresholds, writing its ``incident`` points and
+``prober`` self-reports through its own :class:`ResultWriter` into a real InfluxDB 1.x
+(``influxd`` on a free port), and its own cross-location loop
+(:class:`~prober.daemon.locations.CrossLocationIncidents`, ``confirm = --confirm``,
+polling every 0.1 s) reading them back; notifications are counted per incident. Printed
+per fault window, for the cross-location incidents:
 
 * whether the right capability, and only it, was flagged;
-* time from the fault's start to the incident opened, and from its end to resolved
-  (real seconds, and runs of that check);
+* time from the fault's start to the incident opened (notified), and from its end to
+  resolved (real seconds, and runs of that check at one location);
 * the reported duration (first start to last end of its incidents) against the true
   one, and the error in runs of that check. The goal is one interval + 2 s; in
   compressed time the 2 s (a journey's own duration, during which a run may see the
   change after its start time) is the check's mean run duration, so the goal is
-  ``1 + mean run duration / mean gap between runs`` runs (printed as "goal").
+  ``1 + mean run duration / mean gap between runs`` runs (printed as "goal");
+* notifications per incident (goal: one opened and one resolved, whatever the number of
+  locations), next to the per-location incidents each location would have paged alone.
 
 ``healthy-noise`` (``--noise`` of requests failing everywhere, no fault) then runs until
-the five checks have made ``--noise-runs`` runs together, and reports the false incidents.
+the checks of every location have made ``--noise-runs`` runs together, and reports the
+false incidents (cross-location, and per location).
 """
 
 from __future__ import annotations
@@ -41,24 +51,24 @@ sys.path.insert(0, str(ROOT))
 
 from prober.bank import BankServer, Fault  # noqa: E402
 from prober.bank.scenarios import CAPABILITIES, SCENARIOS, FaultWindow, Scenario  # noqa: E402
+from prober.config.incidents import LocationsConfig  # noqa: E402
+from prober.config.influxdb import InfluxDBConfig  # noqa: E402
 from prober.loading import load  # noqa: E402
 from prober.daemon.alerting import compose_incidents  # noqa: E402
+from prober.daemon.locations import CrossLocationIncidents  # noqa: E402
+from prober.incidents.locations_influx import LocationsReader  # noqa: E402
 from prober.journey.runner import run_journey  # noqa: E402
+from prober.notify.message import Message  # noqa: E402
+from prober.report.influx import QueryClient  # noqa: E402
+from prober.writer import ResultWriter, prober_point  # noqa: E402
+from tests.fixtures.servers import InfluxDBServer  # noqa: E402
 
 SIMBANK = ROOT / "config" / "simbank.toml"
 INCIDENT_SCENARIOS = ("transfers-and-cards-down", "zero-balances", "card-authorisation-outage",
                       "intermittent-login", "country-declines")
 NOISE_LABEL = "background noise"
-
-
-class _Lines:
-    precision = "ns"
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def submit_lines(self, lines: list[str]) -> None:
-        self.lines.extend(lines)
+POLL_S = 0.1
+"""The cross-location loop's poll in compressed time."""
 
 
 @dataclass
@@ -78,6 +88,7 @@ class Found:
     resolved: float | None = None
     end: float | None = None
     duration_s: float | None = None
+    id: str = ""
 
 
 @dataclass
@@ -91,8 +102,12 @@ class Report:
     """kind → (wall seconds, counted failure) of every run."""
     durations: dict[str, list[float]] = field(default_factory=dict)
     """kind → seconds each run took."""
-    lines: list[str] = field(default_factory=list)
     open_at_end: list[str] = field(default_factory=list)
+    notifications: dict[str, list[str]] = field(default_factory=dict)
+    """incident id → the events notified for it (cross-location)."""
+    per_location: dict[str, int] = field(default_factory=dict)
+    """location → incidents it opened alone (what it would have paged without the consensus)."""
+    false_reasons: list[str] = field(default_factory=list)
 
     def opened(self, kind: str) -> list[float]:
         return [t for e, k, t in self.events if e == "opened" and k == kind]
@@ -144,21 +159,24 @@ def with_noise(base: Scenario, noise: float) -> Scenario:
     return dataclasses.replace(base, windows=background + base.windows, repeat=False)  # later windows win
 
 
-async def play(name: str, *, window_s: float = 4.0, interval: float = 0.05, seed: int | None = 1,
-               duration_s: float | None = None, tail_s: float = 8.0, noise: float = 0.0,
-               noise_runs: int | None = None) -> Report:
-    """Play scenario ``name`` once against a fresh bank; watch it with an IncidentService.
+async def play(name: str, influxdb: InfluxDBServer, *, window_s: float = 4.0, interval: float = 0.05,
+               seed: int | None = 1, duration_s: float | None = None, tail_s: float = 8.0, noise: float = 0.0,
+               noise_runs: int | None = None, locations: int = 2, confirm: int | str = 2) -> Report:
+    """Play scenario ``name`` once against a fresh bank from ``locations`` probe locations.
 
-    Fault scenarios stop when every window has ended and no incident is open (or
-    ``tail_s`` after the last window); ``healthy-noise`` runs for ``duration_s`` or
-    until ``noise_runs`` runs were made.
+    Fault scenarios stop when every window has ended and no cross-location incident is
+    open (or ``tail_s`` after the last window); ``healthy-noise`` runs for ``duration_s``
+    or until ``noise_runs`` runs were made.
     """
     base = SCENARIOS[name]
     healthy = name == "healthy-noise"
     longest = max(w.end_s - w.start_s for w in base.windows)
     scale = window_s / longest
     scenario = base if healthy else with_noise(base, noise)
-    state = tempfile.mkdtemp(prefix="detection-")
+    state = Path(tempfile.mkdtemp(prefix="detection-"))
+    database = f"detection_{name.replace('-', '_')}"
+    influxdb.create_database(database)
+    names = [f"loc{i + 1}" for i in range(locations)]
     async with BankServer(seed=seed, scenario=scenario, time_scale=scale) as bank:
         assert bank.scenario is not None
         started = bank.scenario.status()["started_at"]
@@ -166,53 +184,97 @@ async def play(name: str, *, window_s: float = 4.0, interval: float = 0.05, seed
             Window(w["capability"], started + w["start_s"], started + w["end_s"])
             for w in bank.scenario.windows() if w["label"] != NOISE_LABEL
         ]
-        loaded = load(SIMBANK, environ={**os.environ, "SIMBANK_URL": bank.url})
-        writer = _Lines()
-        service, _ = compose_incidents(loaded.config, writer, state_dir=state)  # incident points into `writer`
-        await service.start()
         report = Report(name, windows)
+        found: dict[str, Found] = {}
+        writers, services, crosses, plans = {}, {}, {}, []
+        settings = LocationsConfig(confirm=confirm, poll=f"{POLL_S * 1000:g}ms", stale_after="5s")
+
+        def notified(message: Message) -> None:
+            at = message.at_ns / 1e9
+            report.notifications.setdefault(message.incident_id, []).append(message.event)
+            if message.event == "opened":
+                report.events.append(("opened", message.kind, at))
+                found[message.incident_id] = Found(message.kind, at, message.since_ns / 1e9, id=message.incident_id)
+                report.incidents.append(found[message.incident_id])
+            elif message.event == "resolved":
+                report.events.append(("resolved", message.kind, at))
+                item = found.get(message.incident_id)
+                if item is not None and message.resolved_ns is not None:
+                    item.resolved, item.end, item.duration_s = at, message.resolved_ns / 1e9, message.duration_s
+                if healthy:
+                    report.false_reasons.append(f"{message.kind}: {message.error}")
+
+        for location in names:
+            loaded = load(SIMBANK, environ={**os.environ, "SIMBANK_URL": bank.url, "PROBER_LOCATION": location})
+            writer = ResultWriter(InfluxDBConfig(url=influxdb.url, api="v1", database=database,
+                                                 flush_interval="50ms"), spool_dir=state / location / "spool")
+            await writer.start()
+            writers[location] = writer
+            services[location], _ = compose_incidents(loaded.config, writer, state_dir=state / location)
+            await services[location].start()
+            crosses[location] = CrossLocationIncidents(
+                settings, reader=LocationsReader(QueryClient(url=influxdb.url, database=database), 5.0),
+                writer=writer, notify=notified, location=location, instance=f"prober-{location}")
+            plans += [(location, plan) for plan in loaded.plans]
         last_end = max((w.end for w in windows), default=started)
         deadline = started + (duration_s or 1e9 if healthy else (last_end - started) + tail_s)
         stop = asyncio.Event()
-        seen = 0
-        found: dict[str, Found] = {}
+        seen = dict.fromkeys(names, 0)
 
-        def record() -> None:
-            nonlocal seen
-            for event in service.changes_since(seen):
-                inc = event.incident
-                report.events.append((event.event, inc.kind, event.at_ns / 1e9))
+        def record(location: str) -> None:
+            service = services[location]
+            for event in service.changes_since(seen[location]):
                 if event.event == "opened":
-                    found[inc.id] = Found(inc.kind, event.at_ns / 1e9, inc.since_ns / 1e9)
-                    report.incidents.append(found[inc.id])
-                elif event.event == "resolved" and inc.id in found:
-                    item = found[inc.id]
-                    item.resolved, item.end, item.duration_s = event.at_ns / 1e9, inc.resolved_ns / 1e9, inc.duration_s
-            seen = service.changes
+                    report.per_location[location] = report.per_location.get(location, 0) + 1
+            seen[location] = service.changes
 
-        async def loop(plan) -> None:
+        async def loop(location: str, plan) -> None:
+            service = services[location]
             while not stop.is_set():
                 result = await run_journey(plan)
                 service.consume(result)
                 counted = not result.success and result.failed_step not in service._login_steps.get(
                     (result.site, result.check), ())
-                report.runs.setdefault(plan.kind, []).append((result.started_at_ns / 1e9, counted))
-                report.durations.setdefault(plan.kind, []).append(result.duration_ms / 1000.0)
-                record()
+                if location == names[0]:  # run gaps and goals are per check, at one location
+                    report.runs.setdefault(plan.kind, []).append((result.started_at_ns / 1e9, counted))
+                    report.durations.setdefault(plan.kind, []).append(result.duration_ms / 1000.0)
+                else:
+                    report.runs.setdefault(f"{location}:{plan.kind}", []).append((result.started_at_ns / 1e9, counted))
+                record(location)
                 await asyncio.sleep(interval)
 
-        tasks = [asyncio.create_task(loop(p)) for p in loaded.plans]
+        async def self_report() -> None:
+            while not stop.is_set():
+                now = time.time_ns()
+                for location in names:
+                    writers[location].submit_lines([prober_point(location=location, instance=f"prober-{location}",
+                                                                 time_ns=now)])
+                await asyncio.sleep(0.5)
+
+        async def decide() -> None:
+            await asyncio.sleep(0.3)  # the first self-reports are written
+            while not stop.is_set():
+                for cross in crosses.values():
+                    await cross.poll()
+                await asyncio.sleep(POLL_S)
+
+        tasks = [asyncio.create_task(loop(location, p)) for location, p in plans]
+        tasks += [asyncio.create_task(self_report()), asyncio.create_task(decide())]
         while time.time() < deadline:
             await asyncio.sleep(0.05)
             if noise_runs is not None and sum(len(r) for r in report.runs.values()) >= noise_runs:
                 break
-            if not healthy and time.time() > last_end + 0.2 and not service.tracker.open_incidents():
+            if (not healthy and time.time() > last_end + 0.2 and not any(c.consensus.open for c in crosses.values())
+                    and not any(s.tracker.open_incidents() for s in services.values())):
                 break
+        await asyncio.sleep(3 * POLL_S)  # the last resolutions are read back and notified
         stop.set()
         await asyncio.gather(*tasks)
-        report.open_at_end = [i.kind for i in service.tracker.open_incidents()]
-        report.lines = writer.lines
-        await service.close()
+        report.open_at_end = sorted({k for c in crosses.values() if c.acting for _, k in c.consensus.open})
+        for location in names:
+            await services[location].close()
+            await writers[location].close()
+    influxdb.drop_database(database)
     return report
 
 
@@ -238,8 +300,13 @@ def _print_scenario(report: Report) -> bool:
             duration = f"{reported:5.2f}s vs {true:5.2f}s ({error_runs:+5.2f} runs, goal {report.goal_runs(kind):.2f})"
         good = good and abs(error_runs) <= report.goal_runs(kind)
         extra = sorted(report.flagged_kinds - report.expected_kinds)
+        sent = [len(report.notifications.get(i.id, [])) for i in report.incidents if i.kind == kind]
+        per_incident = "/".join(map(str, sent))
+        alone = "+".join(str(report.per_location.get(loc, 0)) for loc in sorted(report.per_location))
+        good = good and bool(sent) and all(n == 2 for n in sent)  # one opened + one resolved each
         print(f"{report.scenario:<26} {kind:<9} {'yes' if right else 'NO ' + ','.join(extra):<5} "
-              f"{detect:>12} {back:>12} {len(opened):>3}/{len(resolved):<3} {duration:>47}")
+              f"{detect:>12} {back:>12} {len(opened):>3}/{len(resolved):<3} {duration:>47} "
+              f"{per_incident or '-':>7} {alone or '-':>7}")
     return good
 
 
@@ -250,32 +317,43 @@ async def main() -> None:
     parser.add_argument("--noise", type=float, default=0.02, help="share of requests failing outside the faults")
     parser.add_argument("--noise-runs", type=int, default=10_000, help="runs of the healthy-noise replay")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--locations", type=int, default=2, help="probe locations")
+    parser.add_argument("--confirm", default="2", help='locations that must agree (k), or "all"')
     args = parser.parse_args()
+    confirm = args.confirm if args.confirm == "all" else int(args.confirm)
     logging.getLogger("prober").setLevel(logging.ERROR)  # the incidents are printed as a table
     print(f"python benchmarks/detection.py --window {args.window:g} --interval {args.interval:g} "
-          f"--noise {args.noise:g} --noise-runs {args.noise_runs} --seed {args.seed}")
+          f"--noise {args.noise:g} --noise-runs {args.noise_runs} --seed {args.seed} "
+          f"--locations {args.locations} --confirm {args.confirm}")
     print("default thresholds: open on 3 same-step consecutive failures or 8 of the last 20 runs; "
-          "resolve as README 'Incidents and notifications' states\n")
+          "resolve as README 'Incidents and notifications' states;")
+    print(f"{args.locations} locations, confirmed when {args.confirm} fail; times and durations are the "
+          "cross-location incident's, notified once\n")
     print(f"{'scenario':<26} {'kind':<9} {'right':<5} {'→opened, runs':>12} {'→resolved':>12} {'o/r':>7} "
-          f"{'reported vs true duration (error)':>47}")
-    met = 0
-    for name in INCIDENT_SCENARIOS:
-        report = await play(name, window_s=args.window, interval=args.interval, seed=args.seed, noise=args.noise)
-        met += _print_scenario(report)
-    print(f"\nscenarios detected on the right capability only, every duration within its goal: "
-          f"{met}/{len(INCIDENT_SCENARIOS)}")
-    started = time.perf_counter()
-    report = await play("healthy-noise", interval=0.0, seed=args.seed, noise_runs=args.noise_runs)
+          f"{'reported vs true duration (error)':>47} {'notif.':>7} {'alone':>7}")
+    with tempfile.TemporaryDirectory(prefix="detection-influxd-") as tmp, InfluxDBServer(Path(tmp)) as influxdb:
+        met = 0
+        for name in INCIDENT_SCENARIOS:
+            report = await play(name, influxdb, window_s=args.window, interval=args.interval, seed=args.seed,
+                                noise=args.noise, locations=args.locations, confirm=confirm)
+            met += _print_scenario(report)
+        print("  notif. = notifications per cross-location incident (opened + resolved, goal 2); "
+              "alone = incidents each location opened on its own (what it would have paged without the consensus)")
+        print(f"\nscenarios detected on the right capability only, every duration within its goal, "
+              f"one notification per event: {met}/{len(INCIDENT_SCENARIOS)}")
+        started = time.perf_counter()
+        report = await play("healthy-noise", influxdb, interval=0.0, seed=args.seed, noise_runs=args.noise_runs,
+                            locations=args.locations, confirm=confirm)
     total = sum(len(r) for r in report.runs.values())
     failed = sum(f for r in report.runs.values() for _, f in r)
     false = sum(1 for e, _, _ in report.events if e == "opened")
-    print(f"healthy-noise: {total} runs in {time.perf_counter() - started:.0f}s, {failed} counted failures "
-          f"({100 * failed / max(total, 1):.1f}%), false incidents: {false}")
+    print(f"healthy-noise: {total} runs ({args.locations} locations) in {time.perf_counter() - started:.0f}s, "
+          f"{failed} counted failures ({100 * failed / max(total, 1):.1f}%), false incidents: {false} "
+          f"(per location alone: {', '.join(f'{k} {v}' for k, v in sorted(report.per_location.items())) or 'none'})")
     per_kind = ", ".join(f"{k} {sum(f for _, f in r)}/{len(r)}" for k, r in sorted(report.runs.items()))
     print(f"  counted failures/runs per check kind: {per_kind}")
-    for line in report.lines:
-        if ",state=open " in line:
-            print(f"  false incident: {line.split(' ', 1)[0].split(',', 1)[1]} {line.split(' ')[1][:160]}")
+    for reason in report.false_reasons:
+        print(f"  false incident: {reason[:160]}")
 
 
 if __name__ == "__main__":
