@@ -95,8 +95,14 @@ def compose_incidents(
 ) -> tuple[IncidentService, Alerting]:
     """The incident service of ``config``, its changes written by ``writer`` and notified.
 
-    Start the :class:`Alerting` before the service and close it after.
+    With ``[incidents.locations]`` (and InfluxDB to decide from) the per-location changes
+    are written but not notified: the cross-location loop
+    (:mod:`prober.daemon.locations`) notifies through the same :class:`Alerting`'s
+    dispatcher. Start the :class:`Alerting` before the service and close it after.
     """
     alerting = Alerting(config.incidents.maintenance, config.notifiers, session=session)
-    service = IncidentService(config, subscribers=[IncidentPoints(writer, config.prober.instance), alerting], state_dir=state_dir)
+    subscribers: list = [IncidentPoints(writer, config.prober.instance)]
+    if config.incidents.locations is None or config.influxdb is None:
+        subscribers.append(alerting)
+    service = IncidentService(config, subscribers=subscribers, state_dir=state_dir)
     return service, alerting

@@ -28,6 +28,7 @@ from typing import Any
 from prober.loading import LoadedConfig
 from prober.daemon.alerting import compose_incidents
 from prober.daemon.consumers import ResultConsumer, WriterConsumer
+from prober.daemon.locations import CrossLocationIncidents
 from prober.daemon.lockout import LockoutTracker, first_pauses
 from prober.daemon.heap import freeze_long_lived, thaw
 from prober.daemon.scheduler import JourneyScheduler, Key
@@ -103,11 +104,17 @@ class ProberService:
         self.lockout.incidents = self.incidents  # a site backing off opens an incident on its login
         self.history = DailyHistory(daemon.state_dir, loaded.config.status_page.history_days)
         """Daily uptime per site × capability (the status page's history bars)."""
+        self.locations: CrossLocationIncidents | None = None
+        """With ``[incidents.locations]``: the one incident per site × capability across locations."""
+        if loaded.config.incidents.locations is not None:
+            self.locations = CrossLocationIncidents.from_config(
+                loaded.config, self.writer, self.alerting.dispatcher.submit)
         self.consumers: list[ResultConsumer] = [
             self.writer_consumer,
             self.status,
             self.lockout,
             self.incidents,
+            *([self.locations] if self.locations is not None else []),
             self.history,
             *consumers,
         ]
@@ -281,6 +288,7 @@ class ProberService:
             },
             "lockout": self.lockout.status(),
             "writer": dataclasses.asdict(self.writer.stats),
-            "incidents": {**self.incidents.status(), "notifications": self.alerting.status()},
+            "incidents": {**self.incidents.status(), "notifications": self.alerting.status(),
+                          **({"locations": self.locations.status()} if self.locations is not None else {})},
             "checks": self.status.snapshot(),
         }
