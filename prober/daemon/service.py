@@ -106,7 +106,7 @@ class ProberService:
         """Daily uptime per site × capability (the status page's history bars)."""
         self.locations: CrossLocationIncidents | None = None
         """With ``[incidents.locations]``: the one incident per site × capability across locations."""
-        if loaded.config.incidents.locations is not None:
+        if loaded.config.incidents.locations is not None and loaded.config.influxdb is not None:  # demo: no InfluxDB
             self.locations = CrossLocationIncidents.from_config(
                 loaded.config, self.writer, self.alerting.dispatcher.submit)
         self.consumers: list[ResultConsumer] = [
