@@ -151,3 +151,65 @@ def test_reader_against_influxdb(influx_db):
     assert sorted((r.location, r.instance) for r in snap.reporters) == [("fra", "f2"), ("par", "p1")]
     written = snap.written[("bank", "transfer")]
     assert written.id == opened.incident.id and written.locations == ("fra", "par") and written.since_ns == 100 * S
+
+
+class _Lines:
+    precision = "ns"
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def submit_lines(self, lines: list[str]) -> None:
+        self.lines.extend(lines)
+
+
+def _loop(location: str, now_s: float, maintenance=()):
+    from prober.config.incidents import LocationsConfig
+    from prober.daemon.locations import CrossLocationIncidents
+
+    sent: list = []
+    loop = CrossLocationIncidents(
+        LocationsConfig(confirm=2, poll="1s", stale_after="30s"), reader=None, writer=_Lines(), notify=sent.append,
+        location=location, instance=f"prober-{location}", maintenance=list(maintenance), clock=lambda: int(now_s * S))
+    return loop, sent
+
+
+def _snapshot(states, reporters, written=None):
+    from prober.incidents.locations_influx import Snapshot
+
+    return Snapshot(states=states, reporters=reporters, written=written or {})
+
+
+def test_only_the_acting_instance_writes_and_notifies_and_a_successor_adopts():
+    reporters = [Reporter("fra", "prober-fra", 99 * S), Reporter("par", "prober-par", 99 * S)]
+    states = [st("par", "open", 90), st("fra", "open", 92)]
+    fra, fra_sent = _loop("fra", 100)
+    par, par_sent = _loop("par", 100)
+    (event,) = fra.apply(_snapshot(states, reporters))
+    assert par.apply(_snapshot(states, reporters)) == [] and not par.acting
+    assert len(fra_sent) == 1 and par_sent == [] and len(fra.writer.lines) == 1 and par.writer.lines == []
+    message = fra_sent[0]
+    assert (message.event, message.location, message.capability_state) == ("opened", "fra, par", "outage")
+    assert message.what_fails == "check `transfer` fails at step `create`: http_status: HTTP 503 (3 consecutive failures)"
+    status = par.status()
+    assert status["acting"] == {"location": "fra", "instance": "prober-fra"} and not status["this_instance_acts"]
+    assert status["capabilities"][0]["failing"] == ["fra", "par"] and status["capabilities"][0]["confirmed"]
+    # fra stops reporting; par reads what fra wrote, takes over without a second "opened"
+    par.clock = lambda: 200 * S
+    later = [Reporter("fra", "prober-fra", 99 * S), Reporter("par", "prober-par", 199 * S)]
+    written = {("bank", "transfer"): event.incident}
+    assert par.apply(_snapshot(states, later, written)) == [] and par.acting
+    resolved = [st("par", "resolved", 150), st("fra", "open", 92)]
+    (end,) = par.apply(_snapshot(resolved, later, written))
+    assert end.event == "resolved" and end.incident.resolved_ns == 150 * S
+    assert [m.event for m in par_sent] == ["resolved"] and par_sent[0].capability_state == "ok"
+
+
+def test_maintenance_silences_cross_location_notifications_but_not_points():
+    from prober.config.incidents import MaintenanceWindow
+
+    window = MaintenanceWindow(site="bank", start="1970-01-01T00:00:00Z", end="1970-01-02T00:00:00Z")
+    loop, sent = _loop("fra", 100, maintenance=[window])
+    reporters = [Reporter("fra", "prober-fra", 99 * S), Reporter("par", "prober-par", 99 * S)]
+    (event,) = loop.apply(_snapshot([st("par", "open", 90), st("fra", "open", 92)], reporters))
+    assert sent == [] and loop.silenced == 1 and len(loop.writer.lines) == 1

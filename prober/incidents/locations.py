@@ -158,19 +158,20 @@ def resolution_time(incident: CrossIncident, states: Iterable[LocationState], no
 
     Each location that failed is back at the latest resolution among its checks of the
     capability; with ``m`` locations and ``k`` required, the count fell below ``k`` at the
-    ``m - k + 1``-th of those. A location that is not back (it stopped reporting) counts
-    as back ``now``.
+    ``m - k + 1``-th of those. Only the locations still live count (one that stopped
+    reporting says nothing about the end); one not back yet counts as back ``now``.
     """
+    counted = [loc for loc in incident.locations if loc in incident.live] or list(incident.locations)
     back: dict[str, int] = {}
     still: set[str] = set()
     for s in states:
-        if s.site != incident.site or s.kind != incident.kind or s.location not in incident.locations:
+        if s.site != incident.site or s.kind != incident.kind or s.location not in counted:
             continue
         if s.state == "open":
             still.add(s.location)
         else:
             back[s.location] = max(back.get(s.location, 0), s.at_ns)
-    ends = sorted(back.get(loc, now_ns) if loc not in still else now_ns for loc in incident.locations)
+    ends = sorted(back.get(loc, now_ns) if loc not in still else now_ns for loc in counted)
     index = min(max(len(ends) - incident.required, 0), len(ends) - 1)
     return max(incident.since_ns, ends[index] if ends else now_ns)
 
@@ -220,6 +221,8 @@ class Consensus:
                     events.append(CrossEvent("reminder", replace(current), now_ns))
         for key in [k for k in self.open if not (k in decisions and decisions[k].confirmed)]:
             incident = self.open.pop(key)
+            if key in decisions:
+                incident.live, incident.required = decisions[key].live, decisions[key].required
             incident.resolved_ns = resolution_time(incident, states, now_ns)
             events.append(CrossEvent("resolved", incident, now_ns))
         return events
