@@ -56,7 +56,7 @@ from prober.config.influxdb import InfluxDBConfig  # noqa: E402
 from prober.loading import load  # noqa: E402
 from prober.daemon.alerting import compose_incidents  # noqa: E402
 from prober.daemon.locations import CrossLocationIncidents  # noqa: E402
-from prober.incidents.locations_influx import LocationsReader  # noqa: E402
+from prober.daemon.locations_influx import LocationsReader  # noqa: E402
 from prober.journey.runner import run_journey  # noqa: E402
 from prober.notify.message import Message  # noqa: E402
 from prober.report.influx import QueryClient  # noqa: E402

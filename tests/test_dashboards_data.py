@@ -32,8 +32,9 @@ from grafana.expand import TimeRange, expand, variables_of
 from prober.bank import BankServer
 from prober.bank.faults import Fault
 from prober.config.influxdb import InfluxDBConfig
+from prober.daemon.locations_influx import point as cross_location_point
+from prober.incidents.locations import Consensus, LocationState, decide
 from prober.loading import load
-from prober.incidents.locations import Consensus, LocationState, decide, point as cross_location_point
 from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
 from prober.writer import ResultWriter, incident_point, prober_point

@@ -6,11 +6,10 @@ import time
 
 import pytest
 
-from prober.config.incidents import IncidentsConfig
-from prober.incidents.locations import (
-    Consensus, LocationState, Reporter, acting, decide, live, point, required,
-)
-from prober.incidents.locations_influx import LocationsReader
+from prober.config.incidents import IncidentsConfig, LocationsConfig, MaintenanceWindow
+from prober.daemon.locations import CrossLocationIncidents
+from prober.daemon.locations_influx import LocationsReader, Snapshot, point
+from prober.incidents.locations import Consensus, LocationState, Reporter, acting, decide, live, required
 from prober.report.influx import QueryClient
 from prober.writer.points import incident_point, prober_point
 
@@ -164,9 +163,6 @@ class _Lines:
 
 
 def _loop(location: str, now_s: float, maintenance=()):
-    from prober.config.incidents import LocationsConfig
-    from prober.daemon.locations import CrossLocationIncidents
-
     sent: list = []
     loop = CrossLocationIncidents(
         LocationsConfig(confirm=2, poll="1s", stale_after="30s"), reader=None, writer=_Lines(), notify=sent.append,
@@ -175,8 +171,6 @@ def _loop(location: str, now_s: float, maintenance=()):
 
 
 def _snapshot(states, reporters, written=None):
-    from prober.incidents.locations_influx import Snapshot
-
     return Snapshot(states=states, reporters=reporters, written=written or {})
 
 
@@ -206,8 +200,6 @@ def test_only_the_acting_instance_writes_and_notifies_and_a_successor_adopts():
 
 
 def test_maintenance_silences_cross_location_notifications_but_not_points():
-    from prober.config.incidents import MaintenanceWindow
-
     window = MaintenanceWindow(site="bank", start="1970-01-01T00:00:00Z", end="1970-01-02T00:00:00Z")
     loop, sent = _loop("fra", 100, maintenance=[window])
     reporters = [Reporter("fra", "prober-fra", 99 * S), Reporter("par", "prober-par", 99 * S)]

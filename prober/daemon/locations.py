@@ -1,7 +1,7 @@
 """The cross-location consensus loop (``[incidents.locations]``).
 
 Every ``poll`` seconds each prober instance reads from InfluxDB (one InfluxQL request,
-:mod:`prober.incidents.locations_influx`) the latest per-location incident state of
+:mod:`prober.daemon.locations_influx`) the latest per-location incident state of
 every site × check, which instances are live (``prober`` self-reports newer than
 ``stale_after``) and the cross-location incidents written so far, and decides per site ×
 capability (:mod:`prober.incidents.locations`). The instance whose ``(location,
@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 from prober.config.incidents import LocationsConfig, MaintenanceWindow
 from prober.incidents.capability import CapabilityState, site_summary
-from prober.incidents.locations import Consensus, CrossEvent, Decision, Reporter, SiteKind, decide, live, point
-from prober.incidents.locations_influx import LocationsReader, Snapshot
+from prober.daemon.locations_influx import LocationsReader, Snapshot, point
+from prober.incidents.locations import Consensus, CrossEvent, Decision, Reporter, SiteKind, decide, live
 from prober.notify.message import Message
 from prober.report.influx import QueryError
 from prober.results import JourneyResult

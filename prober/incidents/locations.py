@@ -16,7 +16,8 @@ from InfluxDB what every prober instance wrote and hands it here.
   incident starts at the earliest start among its failing locations; it resolves when
   fewer than *required* fail, dated by the resolution that brought the count below it.
 * **Who acts** (:func:`acting`): the live instance whose ``(location, instance)`` sorts
-  first; it alone writes the ``incident_locations`` points and notifies. When it stops
+  first; it alone writes the ``incident_locations`` points
+  (:mod:`prober.daemon.locations_influx`) and notifies. When it stops
   reporting, the next one takes over after ``stale_after`` and adopts the open
   incidents from the latest ``incident_locations`` points.
 """
@@ -27,10 +28,6 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
-
-from prober.writer.points import PRECISION_DIVISOR, escape_field_string, escape_tag
-
-MEASUREMENT = "incident_locations"
 
 SiteKind = tuple[str, str]
 
@@ -226,26 +223,3 @@ class Consensus:
             incident.resolved_ns = resolution_time(incident, states, now_ns)
             events.append(CrossEvent("resolved", incident, now_ns))
         return events
-
-
-def point(event: CrossEvent, instance: str, precision: str = "ns") -> str:
-    """One ``incident_locations`` line: tags ``site``, ``kind``, ``state``; dated by the
-    incident's start (open) or end (resolved), like ``incident`` points."""
-    incident = event.incident
-    resolved = event.event == "resolved"
-    state = "resolved" if resolved else "open"
-    tags = f"kind={escape_tag(incident.kind)},site={escape_tag(incident.site)},state={state}"
-    fields = ",".join([
-        f"id={escape_field_string(incident.id)}",
-        f"locations={escape_field_string(','.join(incident.locations))}",
-        f"failing={len(incident.locations)}i",
-        f"live={len(incident.live)}i",
-        f"required={incident.required}i",
-        f"checks={escape_field_string(','.join(incident.checks))}",
-        f"reason={escape_field_string(incident.reason)}",
-        f"failed_step={escape_field_string(incident.failed_step)}",
-        f"duration_s={float(incident.duration_s if resolved else 0.0)}",
-        f"instance={escape_field_string(instance)}",
-    ])
-    at = incident.resolved_ns if resolved and incident.resolved_ns is not None else incident.since_ns
-    return f"{MEASUREMENT},{tags} {fields} {at // PRECISION_DIVISOR[precision]}"

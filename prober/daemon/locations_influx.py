@@ -1,4 +1,5 @@
-"""What the cross-location decision reads from InfluxDB, in one InfluxQL request.
+"""What the cross-location decision reads from InfluxDB (one InfluxQL request), and the
+``incident_locations`` points the acting instance writes.
 
 Three statements, through the report's :class:`~prober.report.influx.QueryClient` (the
 InfluxQL ``/query`` API of InfluxDB 1.x, and of 2.x/3.x through their v1 compatibility)::
@@ -18,8 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prober.incidents.locations import MEASUREMENT, CrossIncident, LocationState, Reporter, SiteKind
+from prober.incidents.locations import CrossEvent, CrossIncident, LocationState, Reporter, SiteKind
 from prober.report.influx import QueryClient
+from prober.writer.points import PRECISION_DIVISOR, escape_field_string, escape_tag
+
+MEASUREMENT = "incident_locations"
 
 STATES = ('SELECT last("reason") AS "reason", "failed_step", "state" FROM "incident" '
           'GROUP BY "site", "check", "kind", "location"')
@@ -90,3 +94,26 @@ class LocationsReader:
         """Raises :class:`~prober.report.influx.QueryError` when InfluxDB cannot answer."""
         statements = [STATES, REPORTERS.format(stale=self.stale_ms), WRITTEN]
         return parse(list(self.client.run(statements)))
+
+
+def point(event: CrossEvent, instance: str, precision: str = "ns") -> str:
+    """One ``incident_locations`` line: tags ``site``, ``kind``, ``state``; dated by the
+    incident's start (open) or end (resolved), like ``incident`` points."""
+    incident = event.incident
+    resolved = event.event == "resolved"
+    state = "resolved" if resolved else "open"
+    tags = f"kind={escape_tag(incident.kind)},site={escape_tag(incident.site)},state={state}"
+    fields = ",".join([
+        f"id={escape_field_string(incident.id)}",
+        f"locations={escape_field_string(','.join(incident.locations))}",
+        f"failing={len(incident.locations)}i",
+        f"live={len(incident.live)}i",
+        f"required={incident.required}i",
+        f"checks={escape_field_string(','.join(incident.checks))}",
+        f"reason={escape_field_string(incident.reason)}",
+        f"failed_step={escape_field_string(incident.failed_step)}",
+        f"duration_s={float(incident.duration_s if resolved else 0.0)}",
+        f"instance={escape_field_string(instance)}",
+    ])
+    at = incident.resolved_ns if resolved and incident.resolved_ns is not None else incident.since_ns
+    return f"{MEASUREMENT},{tags} {fields} {at // PRECISION_DIVISOR[precision]}"
