@@ -1,4 +1,5 @@
-"""Waiting for an event with a time limit, without losing a cancellation.
+"""Waiting for an event with a time limit, without losing a cancellation; stopping a
+background task.
 
 ``asyncio.wait_for`` on Python 3.11 can swallow a cancellation that races with the
 awaited event being set; a background loop built on it may then never stop.
@@ -8,6 +9,7 @@ awaited event being set; a background loop built on it may then never stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
@@ -18,3 +20,12 @@ async def wait_event(event: asyncio.Event, timeout: float) -> bool:
     except TimeoutError:
         return event.is_set()
     return True
+
+
+async def cancel_and_wait(task: asyncio.Task | None) -> None:
+    """Cancel a background ``task`` (if any) and wait until it has stopped."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

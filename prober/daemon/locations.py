@@ -18,7 +18,6 @@ says why, logged once per change).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +32,7 @@ from prober.notify.message import Message
 from prober.report.influx import QueryError
 from prober.results import JourneyResult
 from prober.timefmt import utc_iso
+from prober.waiting import cancel_and_wait
 
 log = logging.getLogger("prober.incidents")
 
@@ -123,11 +123,8 @@ class CrossLocationIncidents:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="cross-location incidents")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -12,7 +12,6 @@ dropped) and at most :data:`MAX_SERIES` series. It is kept in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 from prober.incidents.store import StateStore
 from prober.results import JourneyResult, Outcome
+from prober.waiting import cancel_and_wait
 
 log = logging.getLogger("prober.statuspage")
 
@@ -93,11 +93,8 @@ class DailyHistory:
         self._task = asyncio.get_running_loop().create_task(self._save_loop(), name="uptime history saver")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self._save()
 
     # ── reading ────────────────────────────────────────────────────────────────────
