@@ -1,9 +1,11 @@
 """The five incident scenarios of the simulated bank, in compressed time, with 2 % of
 requests failing everywhere outside the faults, the real journeys of
-``config/simbank.toml`` and the default thresholds: each opens exactly the incidents its
-fault windows imply, on the right capability only, resolves them, and reports their
-duration as closely as the runs allow; 2 % background noise alone opens none. (The
-measured delays and errors: ``benchmarks/detection.py``.)"""
+``config/simbank.toml`` and the default thresholds, probed from two locations that decide
+together through a real InfluxDB: each opens exactly the incidents its fault windows
+imply, on the right capability only, notifies each once (opened, resolved) whatever the
+number of locations, and reports their duration as closely as the runs allow; 2 %
+background noise alone opens none. (The measured delays and errors:
+``benchmarks/detection.py``.)"""
 
 from __future__ import annotations
 
@@ -21,10 +23,10 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("name", INCIDENT_SCENARIOS)
-async def test_scenario_opens_the_right_incidents_and_reports_their_duration(name):
-    report = await play(name, window_s=4.0, interval=0.05, seed=1, noise=0.02)
+async def test_scenario_opens_the_right_incidents_and_reports_their_duration(name, influxdb_v1):
+    report = await play(name, influxdb_v1, window_s=4.0, interval=0.05, seed=1, noise=0.02)
     assert report.expected_kinds == EXPECTED[name]
-    assert report.flagged_kinds == EXPECTED[name], report.lines
+    assert report.flagged_kinds == EXPECTED[name], report.events
     for window in report.windows:
         kind = window.capability
         opened, resolved = report.opened(kind), report.resolved(kind)
@@ -47,13 +49,16 @@ async def test_scenario_opens_the_right_incidents_and_reports_their_duration(nam
             bound = report.max_gap_near(kind, window.start) + report.max_gap_near(kind, window.end)
         assert abs(error) <= bound, (start - window.start, end - window.end, bound)
     assert report.open_at_end == []
-    states = [line.split(",state=")[1].split(" ")[0] for line in report.lines]
-    assert states.count("open") == states.count("resolved") == len(EXPECTED[name])
+    # one notification per event, for both locations together
+    assert len(report.notifications) == len(EXPECTED[name])
+    assert all(events == ["opened", "resolved"] for events in report.notifications.values()), report.notifications
+    # each location saw it on its own
+    assert {location for location, _ in report.per_location} == {"loc1", "loc2"}
 
 
-async def test_healthy_noise_opens_no_incident():
-    report = await play("healthy-noise", interval=0.05, seed=1, noise_runs=600, duration_s=120.0)
+async def test_healthy_noise_opens_no_incident(influxdb_v1):
+    report = await play("healthy-noise", influxdb_v1, interval=0.05, seed=1, noise_runs=600, duration_s=120.0)
     runs = sum(len(r) for r in report.runs.values())
     failures = sum(f for r in report.runs.values() for _, f in r)
     assert runs >= 600 and failures > 0  # the noise was there
-    assert report.events == [] and report.lines == []
+    assert report.events == [] and report.notifications == {}
