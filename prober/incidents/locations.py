@@ -13,11 +13,8 @@ from InfluxDB what every prober instance wrote and hands it here.
   locations so that losing a location never blinds the others; ``"all"`` is every live
   location.
 * **Confirmed**: at least *required* live locations fail. A confirmed cross-location
-  incident starts when the *required*-th location started failing (each location's start
-  is the earliest among its checks of the capability); it resolves when fewer than
-  *required* fail, dated by the resolution that brought the count below it. The two
-  rules mirror each other: the incident lasts while *required* locations agree, and a
-  noisy early estimate of a single location neither stretches nor starts it.
+  incident starts at the earliest start among its failing locations; it resolves when
+  fewer than *required* fail, dated by the resolution that brought the count below it.
 * **Who acts** (:func:`acting`): the live instance whose ``(location, instance)`` sorts
   first; it alone writes the ``incident_locations`` points
   (:mod:`prober.daemon.locations_influx`) and notifies. When it stops
@@ -89,8 +86,7 @@ class Decision:
     live: tuple[str, ...]
     required: int
     since_ns: int
-    """When the ``required``-th failing location started failing (the latest start when
-    fewer fail; 0 when none fail)."""
+    """Earliest start among the failing locations' open incidents (0 when none fail)."""
     checks: tuple[str, ...] = ()
     reason: str = ""
     failed_step: str = ""
@@ -116,14 +112,9 @@ def decide(states: Iterable[LocationState], live_locations: Iterable[str], confi
         failing_states = sorted((s for s in items if s.state == "open" and s.location in alive),
                                 key=lambda s: (s.at_ns, s.location, s.check))
         first = failing_states[0] if failing_states else None
-        starts: dict[str, int] = {}
-        for s in failing_states:
-            starts.setdefault(s.location, s.at_ns)  # sorted by time: the location's earliest
-        ordered = sorted(starts.values())
-        since = ordered[min(need, len(ordered)) - 1] if ordered else 0
         out[(site, kind)] = Decision(
-            site=site, kind=kind, failing=tuple(sorted(starts)), live=alive,
-            required=need, since_ns=since,
+            site=site, kind=kind, failing=tuple(sorted({s.location for s in failing_states})), live=alive,
+            required=need, since_ns=first.at_ns if first else 0,
             checks=tuple(sorted({s.check for s in failing_states})),
             reason=first.reason if first else "", failed_step=first.failed_step if first else "",
         )
