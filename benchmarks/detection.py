@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 from prober.bank import BankServer, Fault  # noqa: E402
 from prober.bank.scenarios import CAPABILITIES, SCENARIOS, FaultWindow, Scenario  # noqa: E402
 from prober.config.incidents import LocationsConfig  # noqa: E402
-from prober.config.influxdb import InfluxDBConfig  # noqa: E402
+from prober.config.influxdb import influxdb_config  # noqa: E402
 from prober.loading import load  # noqa: E402
 from prober.daemon.alerting import compose_incidents  # noqa: E402
 from prober.daemon.locations import CrossLocationIncidents  # noqa: E402
@@ -206,7 +206,7 @@ async def play(name: str, influxdb: InfluxDBServer, *, window_s: float = 4.0, in
 
         for location in names:
             loaded = load(SIMBANK, environ={**os.environ, "SIMBANK_URL": bank.url, "PROBER_LOCATION": location})
-            writer = ResultWriter(InfluxDBConfig(url=influxdb.url, api="v1", database=database,
+            writer = ResultWriter(influxdb_config(url=influxdb.url, api="v1", database=database,
                                                  flush_interval="50ms"), spool_dir=state / location / "spool")
             await writer.start()
             writers[location] = writer

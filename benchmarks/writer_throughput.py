@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prober.config.influxdb import InfluxDBConfig  # noqa: E402
+from prober.config.influxdb import influxdb_config  # noqa: E402
 from prober.results import JourneyResult, Outcome, Phases, StepResult  # noqa: E402
 from prober.writer import ResultWriter  # noqa: E402
 from tests.fixtures.servers import InfluxDBServer  # noqa: E402
@@ -53,7 +53,7 @@ async def run(args: argparse.Namespace) -> int:
     server.start()
     try:
         server.create_database("bench")
-        config = InfluxDBConfig(url=server.url, api="v1", database="bench", batch_size=args.batch_size,
+        config = influxdb_config(url=server.url, api="v1", database="bench", batch_size=args.batch_size,
                                 flush_interval="200ms", gzip=not args.no_gzip, timeout="30s")
         per_result = 1 + STEPS
         results = build_results(args.points // per_result, time.time_ns() - 86_400 * 10**9)

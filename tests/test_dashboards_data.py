@@ -31,7 +31,7 @@ from grafana.check import DASHBOARD_DIR
 from grafana.expand import TimeRange, expand, variables_of
 from prober.bank import BankServer
 from prober.bank.faults import Fault
-from prober.config.influxdb import InfluxDBConfig
+from prober.config.influxdb import influxdb_config
 from prober.daemon.locations_influx import point as cross_location_point
 from prober.incidents.locations import Consensus, LocationState, decide
 from prober.loading import load
@@ -70,7 +70,7 @@ async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
             plans[location] = load(CONFIG, env).plans
         assert {p.kind for p in plans["par"]} == {"login", "accounts", "transfer", "cards", "payments"}
         bank.faults.set("payments", Fault(mode="refuse", values=("fra",)))
-        config = InfluxDBConfig(url=db.url, api="v1", database=db.name, flush_interval="50ms", batch_size=500)
+        config = influxdb_config(url=db.url, api="v1", database=db.name, flush_interval="50ms", batch_size=500)
         writer = ResultWriter(config, spool_dir=spool_dir)
         await writer.start()
         results: list[JourneyResult] = []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prober.bank import Fault
 from prober.notify import parse_notifier
-from prober.config.influxdb import InfluxDBConfig
+from prober.config.influxdb import influxdb_config
 from prober.loading import load
 from prober.daemon.alerting import compose_incidents
 from prober.journey.runner import run_journey
@@ -25,7 +25,7 @@ def simbank(url: str):
 
 
 async def _writer(influx_db, tmp_path) -> ResultWriter:
-    writer = ResultWriter(InfluxDBConfig(url=influx_db.url, api="v1", database=influx_db.name, flush_interval="50ms"),
+    writer = ResultWriter(influxdb_config(url=influx_db.url, api="v1", database=influx_db.name, flush_interval="50ms"),
                           spool_dir=tmp_path / "spool")
     await writer.start()
     return writer

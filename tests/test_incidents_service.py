@@ -12,7 +12,7 @@ from pathlib import Path
 from prober.bank.faults import Fault
 from prober.config.incidents import IncidentsConfig
 from prober.notify import parse_notifier
-from prober.config.influxdb import InfluxDBConfig
+from prober.config.influxdb import influxdb_config
 from prober.loading import load
 from prober.daemon.alerting import compose_incidents
 from prober.incidents import IncidentChange, IncidentService
@@ -129,7 +129,7 @@ async def test_reminders_while_open(tmp_path):
 
 async def test_incident_survives_a_restart_into_real_influxdb(bank, influx_db, tmp_path):
     config, plans = simbank(bank.url)
-    writer = ResultWriter(InfluxDBConfig(url=influx_db.url, api="v1", database=influx_db.name,
+    writer = ResultWriter(influxdb_config(url=influx_db.url, api="v1", database=influx_db.name,
                                          flush_interval="50ms"), spool_dir=tmp_path / "spool")
     await writer.start()
     state = tmp_path / "state"

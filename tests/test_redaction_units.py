@@ -10,7 +10,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import SecretStr
 
-from prober.config.influxdb import InfluxDBConfig
+from prober.config.influxdb import InfluxDBConfig, influxdb_config
 from prober.config.model import Assertion
 from prober.journey.checks import MAX_JSON_DEPTH, CompiledAssertion, Response, json_too_deep, shorten
 from prober.redact import MASK, MIN_FRAGMENT, Redactor
@@ -107,7 +107,7 @@ def test_deep_json_fails_the_assertion_with_a_clear_message() -> None:
 
 
 def _influx(**fields: object) -> InfluxDBConfig:
-    return InfluxDBConfig.model_validate({"url": "http://127.0.0.1:8086", **fields})
+    return influxdb_config(**{"url": "http://127.0.0.1:8086", **fields})
 
 
 @pytest.mark.parametrize("status", [401, 403])

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from prober.config.influxdb import InfluxDBConfig
+from prober.config.influxdb import influxdb_config
 from prober.results import JourneyResult, Outcome
 from prober.statuspage.history import DailyHistory
 from prober.statuspage.influx import InfluxHistory, InfluxQueryError, parse_answer
@@ -52,7 +52,7 @@ async def test_daily_uptime_from_influxql(influx_db) -> None:
     lines += [_line("bank-a", "accounts", "skipped", noon - DAY + 10 + i) for i in range(2)]  # not counted
     lines += [_line("bank-a", "login", "ok", noon), _line("bank-a", "accounts", "ok", noon - 40 * DAY)]
     _write(influx_db.url, influx_db.name, lines)
-    source = InfluxHistory(InfluxDBConfig.model_validate({"url": influx_db.url, "api": "v1", "database": influx_db.name}),
+    source = InfluxHistory(influxdb_config(url=influx_db.url, api="v1", database=influx_db.name),
                            _local())
     series = await source.daily(3)
     assert set(series) == {("bank-a", "accounts"), ("bank-a", "login")}
@@ -65,8 +65,7 @@ async def test_daily_uptime_from_influxql(influx_db) -> None:
 @pytest.mark.parametrize("where", ["closed port", "unknown database"])
 async def test_falls_back_to_the_local_aggregate(influx_db, caplog: pytest.LogCaptureFixture, where: str) -> None:
     url = f"http://127.0.0.1:{_closed_port()}" if where == "closed port" else influx_db.url
-    config = InfluxDBConfig.model_validate({"url": url, "api": "v1", "database": "no_such_db", "username": "prober",
-                                            "password": "hunter2-secret"})
+    config = influxdb_config(url=url, api="v1", database="no_such_db", username="prober", password="hunter2-secret")
     source = InfluxHistory(config, _local(), timeout=2.0)
     with caplog.at_level(logging.WARNING, logger="prober.statuspage"):
         series = await source.daily(2)

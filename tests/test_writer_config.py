@@ -5,17 +5,18 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from prober.config.influxdb import InfluxDBConfig, SpoolConfig
+from prober.config.influxdb import InfluxDBv1Config, InfluxDBv2Config, InfluxQLTarget, SpoolConfig, influxdb_config
 
 
 def errors(**kwargs) -> list[tuple[tuple, str]]:
+    """(location without the version's union tag, message) of each error."""
     with pytest.raises(ValidationError) as info:
-        InfluxDBConfig(**kwargs)
-    return [(e["loc"], e["msg"]) for e in info.value.errors()]
+        influxdb_config(**kwargs)
+    return [(tuple(p for p in e["loc"] if p not in ("v1", "v2")), e["msg"]) for e in info.value.errors()]
 
 
 def test_defaults_v2():
-    c = InfluxDBConfig(url="https://influx.example:8086/", org="ops", bucket="prober", token="s3cret")
+    c = influxdb_config(url="https://influx.example:8086/", org="ops", bucket="prober", token="s3cret")
     assert c.url == "https://influx.example:8086"
     assert (c.api, c.precision, c.gzip, c.verify_tls) == ("v2", "ns", True, True)
     assert (c.timeout, c.batch_size, c.flush_interval) == (10.0, 5000, 1.0)
@@ -27,11 +28,11 @@ def test_defaults_v2():
 def test_secret_files_are_read_at_load(tmp_path):
     token = tmp_path / "token"
     token.write_text("from-file\n")
-    c = InfluxDBConfig(url="http://h", org="o", bucket="b", token_file=str(token))
+    c = influxdb_config(url="http://h", org="o", bucket="b", token_file=str(token))
     assert c.token.get_secret_value() == "from-file"
     pw = tmp_path / "pw"
     pw.write_text("pw-file")
-    c = InfluxDBConfig(url="http://h", api="v1", database="d", username="u", password_file=str(pw))
+    c = influxdb_config(url="http://h", api="v1", database="d", username="u", password_file=str(pw))
     assert c.password.get_secret_value() == "pw-file"
 
 
@@ -40,12 +41,15 @@ def test_secret_files_are_read_at_load(tmp_path):
     [
         (dict(url="ftp://h", org="o", bucket="b"), ("url",), "http:// or https://"),
         (dict(url="http://u:p@h", org="o", bucket="b"), ("url",), "credentials"),
-        (dict(url="http://h", bucket="b"), ("org",), 'org is required when api = "v2"'),
-        (dict(url="http://h", org="o"), ("bucket",), "bucket is required"),
-        (dict(url="http://h", api="v1"), ("database",), "database is required"),
-        (dict(url="http://h", api="v1", database="d", token="t"), ("token",), 'applies to api = "v2"'),
-        (dict(url="http://h", org="o", bucket="b", database="d"), ("database",), 'applies to api = "v1"'),
-        (dict(url="http://h", org="o", bucket="b", token_file="/nonexistent/t"), ("token_file",), "cannot read"),
+        (dict(url="http://h", bucket="b"), ("org",), "Field required"),
+        (dict(url="http://h", org="o"), ("bucket",), "Field required"),
+        (dict(url="http://h", org="", bucket="b"), ("org",), "at least 1 character"),
+        (dict(url="http://h", api="v1"), ("database",), "Field required"),
+        (dict(url="http://h", api="v1", database="d", token="t"), ("token",), "Extra inputs"),
+        (dict(url="http://h", org="o", bucket="b", database="d"), ("database",), "Extra inputs"),
+        (dict(url="http://h", org="o", bucket="b", create_database=True), ("create_database",), "Extra inputs"),
+        (dict(url="http://h", api="v3", org="o", bucket="b"), (), 'api must be "v2" or "v1"'),
+        (dict(url="http://h", org="o", bucket="b", token_file="/nonexistent/t"), (), "`token_file`: cannot read"),
         (dict(url="http://h", org="o", bucket="b", precision="n"), ("precision",), ""),
         (dict(url="http://h", org="o", bucket="b", timeout=10), ("timeout",), "duration"),
         (dict(url="http://h", org="o", bucket="b", batch_size=0), ("batch_size",), ""),
@@ -61,15 +65,24 @@ def test_token_and_token_file_conflict_without_echoing_the_secret(tmp_path):
     f = tmp_path / "t"
     f.write_text("x")
     with pytest.raises(ValidationError) as info:
-        InfluxDBConfig(url="http://h", org="o", bucket="b", token="TOPSECRET", token_file=str(f))
-    assert info.value.errors()[0]["loc"] == ("token_file",)
-    assert "not both" in str(info.value)
+        influxdb_config(url="http://h", org="o", bucket="b", token="TOPSECRET", token_file=str(f))
+    assert "`token_file`" in str(info.value) and "not both" in str(info.value)
     assert "TOPSECRET" not in str(info.value)
     with pytest.raises(ValidationError) as info:
-        InfluxDBConfig(url="http://h", api="v1", database="d", password="TOPSECRET")
+        influxdb_config(url="http://h", api="v1", database="d", password="TOPSECRET")
     assert "username is required" in str(info.value) and "TOPSECRET" not in str(info.value)
 
 
 def test_spool_config_defaults():
     s = SpoolConfig()
     assert (s.spool_dir, s.spool_max_mb, s.batch_size, s.flush_interval) == ("var/spool", 512, 5000, 1.0)
+
+
+def test_each_version_is_its_own_model():
+    v2 = influxdb_config(url="http://h", org="o", bucket="b", token="t")
+    v1 = influxdb_config(url="http://h", api="v1", database="d", username="u", password="p")
+    assert isinstance(v2, InfluxDBv2Config) and isinstance(v1, InfluxDBv1Config)
+    assert not hasattr(v2, "database") and not hasattr(v1, "token")
+    assert v2.influxql_target() == InfluxQLTarget("b", None, "Token t")
+    assert v1.influxql_target() == InfluxQLTarget("d", None, "Basic dTpw")
+    assert v1.secrets() == ("p",) and v2.secrets() == ("t",)

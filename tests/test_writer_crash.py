@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from prober.config.influxdb import InfluxDBConfig
+from prober.config.influxdb import influxdb_config
 from prober.writer import ResultWriter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,12 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = textwrap.dedent(
     """
     import asyncio, sys
-    from prober.config.influxdb import InfluxDBConfig
+    from prober.config.influxdb import influxdb_config
     from prober.writer import ResultWriter
     from tests.test_writer_e2e import make_result
 
     async def main(url, spool_dir, n):
-        config = InfluxDBConfig(url=url, api="v1", database="prober", timeout="1s")
+        config = influxdb_config(url=url, api="v1", database="prober", timeout="1s")
         writer = ResultWriter(config, spool_dir=spool_dir, flush_interval=0.02, batch_size=25,
                               backoff_base=0.05, backoff_max=0.2)
         await writer.start()
@@ -60,7 +60,7 @@ async def test_sigkill_then_restart_writes_every_spooled_point(influxdb_private,
     assert child.returncode == -signal.SIGKILL
 
     server.start()
-    config = InfluxDBConfig(url=server.url, api="v1", database="prober")
+    config = influxdb_config(url=server.url, api="v1", database="prober")
     writer = ResultWriter(config, spool_dir=spool_dir, flush_interval=0.05)
     await writer.start()
     assert await writer.wait_idle(20)

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pytest
 from aiohttp import web
 
-from prober.config.influxdb import InfluxDBConfig
+from prober.config.influxdb import influxdb_config
 from prober.writer import ResultWriter
 from tests.test_writer_e2e import make_result
 
@@ -70,10 +70,10 @@ async def test_echoed_credentials_never_kept(status: int, api: str, tmp_path, ca
     caplog.set_level(logging.DEBUG)
     async with EchoingInflux(status) as server:
         if api == "v1":
-            config = InfluxDBConfig(url=server.url, api="v1", database="prober", username="prober",
+            config = influxdb_config(url=server.url, api="v1", database="prober", username="prober",
                                     password=PASSWORD, timeout="2s")
         else:
-            config = InfluxDBConfig(url=server.url, org="o", bucket="b", token=TOKEN, timeout="2s")
+            config = influxdb_config(url=server.url, org="o", bucket="b", token=TOKEN, timeout="2s")
         writer = ResultWriter(config, spool_dir=tmp_path, **FAST)
         await writer.start()
         writer.submit(make_result("echo"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from prober.config.influxdb import InfluxDBConfig
+from prober.config.influxdb import influxdb_config
 from prober.results import JourneyResult, Outcome, Phases, StepResult
 from prober.writer import ResultWriter, incident_point, prober_point
 
@@ -27,7 +27,7 @@ def make_result(site: str, ok: bool = True, steps: int = 3) -> JourneyResult:
 
 
 async def test_v1_into_influxdb(influx_db, tmp_path):
-    config = InfluxDBConfig(url=influx_db.url, api="v1", database=influx_db.name, flush_interval="50ms",
+    config = influxdb_config(url=influx_db.url, api="v1", database=influx_db.name, flush_interval="50ms",
                             batch_size=100)
     writer = ResultWriter(config, spool_dir=tmp_path)
     await writer.start()
@@ -68,7 +68,7 @@ def vars_of(stats) -> dict:
 
 async def test_v2_into_victoria_metrics(victoria_metrics, tmp_path):
     site = f"vm-{time.time_ns()}"
-    config = InfluxDBConfig(url=victoria_metrics.url, org="ops", bucket="prober", token="vm-token",
+    config = influxdb_config(url=victoria_metrics.url, org="ops", bucket="prober", token="vm-token",
                             flush_interval="50ms", batch_size=64)
     writer = ResultWriter(config, spool_dir=tmp_path)
     await writer.start()

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sqlite3
 
-from prober.config.influxdb import InfluxDBConfig
+from prober.config.influxdb import InfluxDBConfig, influxdb_config
 from prober.writer import ResultWriter
 from prober.writer.spool import Spool
 
@@ -16,7 +16,7 @@ FAST = dict(flush_interval=0.05, batch_size=40, backoff_base=0.05, backoff_max=0
 
 
 def v1(url: str, database: str, **extra) -> InfluxDBConfig:
-    return InfluxDBConfig(url=url, api="v1", database=database, timeout="2s", **extra)
+    return influxdb_config(url=url, api="v1", database=database, timeout="2s", **extra)
 
 
 async def stream(writer: ResultWriter, site: str, seconds: float, every: float = 0.01) -> int:
@@ -174,7 +174,7 @@ async def test_close_spools_what_cannot_be_written(influxdb_private, tmp_path):
 async def test_logs_and_errors_never_contain_secrets(fault_proxy, influx_db, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     password, token = "PW-do-not-log-41", "TOKEN-do-not-log-42"
-    config = InfluxDBConfig(url=fault_proxy.url, api="v1", database=influx_db.name, username="prober",
+    config = influxdb_config(url=fault_proxy.url, api="v1", database=influx_db.name, username="prober",
                             password=password, timeout="1s")
     fault_proxy.mode = 401
     writer = ResultWriter(config, spool_dir=tmp_path / "a", **FAST)
@@ -183,7 +183,7 @@ async def test_logs_and_errors_never_contain_secrets(fault_proxy, influx_db, tmp
     await writer.flush()
     await asyncio.sleep(0.2)
     await writer.close()
-    v2 = InfluxDBConfig(url="http://127.0.0.1:9", org="o", bucket="b", token=token, timeout="1s")
+    v2 = influxdb_config(url="http://127.0.0.1:9", org="o", bucket="b", token=token, timeout="1s")
     writer2 = ResultWriter(v2, spool_dir=tmp_path / "b", **FAST)
     await writer2.start()
     writer2.submit(make_result("secret"))

@@ -9,7 +9,7 @@ import os
 import time
 
 from prober.bank import BankServer, Fault
-from prober.config.influxdb import InfluxDBConfig
+from prober.config.influxdb import influxdb_config
 from prober.loading import load
 from prober.results import JourneyResult
 from prober.journey.runner import run_journey
@@ -36,7 +36,7 @@ async def _run_rounds(bank: BankServer, writer: ResultWriter, location: str) -> 
 
 
 async def test_journeys_into_influxdb_v1(bank: BankServer, influx_db, tmp_path) -> None:
-    config = InfluxDBConfig(url=influx_db.url, api="v1", database=influx_db.name, flush_interval="50ms")
+    config = influxdb_config(url=influx_db.url, api="v1", database=influx_db.name, flush_interval="50ms")
     writer = ResultWriter(config, spool_dir=tmp_path)
     await writer.start()
     results = await _run_rounds(bank, writer, "par")
@@ -74,7 +74,7 @@ async def test_journeys_into_influxdb_v1(bank: BankServer, influx_db, tmp_path) 
 
 async def test_journeys_into_victoria_metrics_v2(bank: BankServer, victoria_metrics, tmp_path) -> None:
     location = f"vm{time.time_ns()}"
-    config = InfluxDBConfig(url=victoria_metrics.url, org="ops", bucket="prober", token="t", flush_interval="50ms")
+    config = influxdb_config(url=victoria_metrics.url, org="ops", bucket="prober", token="t", flush_interval="50ms")
     writer = ResultWriter(config, spool_dir=tmp_path)
     await writer.start()
     results = await _run_rounds(bank, writer, location)

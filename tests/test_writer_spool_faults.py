@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from prober.bank import BankServer
-from prober.config.influxdb import InfluxDBConfig
+from prober.config.influxdb import influxdb_config
 from prober.writer import ResultWriter
 from tests.fixtures.servers import InfluxDatabase
 from tests.test_daemon_helpers import ProberProcess, check, config_text, wait_for
@@ -40,7 +40,7 @@ async def test_unusable_spool_dir_still_writes_to_influxdb_and_says_so(influxdb_
     caplog.set_level(logging.INFO, logger="prober.writer")
     server = influxdb_private
     server.create_database("prober")
-    config = InfluxDBConfig(url=server.url, api="v1", database="prober", timeout="2s")
+    config = influxdb_config(url=server.url, api="v1", database="prober", timeout="2s")
     writer = ResultWriter(config, spool_dir=unusable_dir(tmp_path), memory_max_points=80, **FAST)
     await writer.start()  # does not raise
     for _ in range(10):

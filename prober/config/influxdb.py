@@ -17,6 +17,11 @@ Example (InfluxDB 1.x ``/write``)::
     username = "prober"
     password_file = "/run/secrets/influx-password"
 
+Each API version owns its model (:class:`InfluxDBv2Config`, :class:`InfluxDBv1Config`);
+``api`` (default ``"v2"``) chooses which one validates the section
+(:data:`InfluxDBConfig`), so a v1 key in a v2 section is an unknown key, and a required
+key of the chosen version is reported missing by name.
+
 Without an ``[influxdb]`` section the prober runs on the embedded default
 (:class:`SpoolConfig`): results are kept in the local spool only, and replayed into
 InfluxDB by the first later start that has an ``[influxdb]`` section.
@@ -28,23 +33,21 @@ an absolute ``spool_dir`` such as ``/var/lib/bank-prober/spool``.
 
 from __future__ import annotations
 
+import base64
 import os
-from typing import Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, TypeAdapter, field_validator, model_validator
 
-from prober.config.types import STRICT, Duration, Precision, read_secret_file
+from prober.config.types import STRICT, Duration, Precision, secret_from_file
 
 DEFAULT_SPOOL_DIR = "var/spool"
 """Where failed batches are kept, relative to the working directory unless absolute."""
 
 DEFAULT_SPOOL_MAX_MB = 512
 """Spool size limit; beyond it the oldest batches are dropped (and counted)."""
-
-
-_V2_FIELDS = frozenset({"org", "bucket", "token"})
-_REQUIRED = frozenset({"org", "bucket", "database"})
 
 
 class SpoolConfig(BaseModel):
@@ -62,16 +65,19 @@ class SpoolConfig(BaseModel):
     flush_interval: Duration = 1.0
 
 
-class InfluxDBConfig(BaseModel):
-    """Where and how results are written to InfluxDB.
+@dataclass(frozen=True, slots=True)
+class InfluxQLTarget:
+    """Where and as whom InfluxQL is read through ``{url}/query`` (both API versions
+    answer it: 2.x through its v1 compatibility API, with the bucket as database)."""
 
-    ``api = "v2"`` (default) writes through ``/api/v2/write`` with ``org``, ``bucket`` and
-    a ``token`` (InfluxDB 2.x, 3.x, VictoriaMetrics…); ``api = "v1"`` writes through
-    ``/write?db=&rp=`` with optional basic auth (InfluxDB 1.x). Secrets are given inline
-    (``token``, ``password``) or, better, read from a file (``token_file``,
-    ``password_file``) when the configuration is loaded; they are held as
-    :class:`~pydantic.SecretStr` and never printed. After validation ``token`` /
-    ``password`` hold the secret whichever way it was given.
+    database: str
+    retention_policy: str | None
+    authorization: str | None
+    """The ``Authorization`` header value; a secret, never logged."""
+
+
+class _InfluxDBBase(BaseModel):
+    """What both API versions share: the server, the transport, batching and the spool.
 
     ``timeout`` bounds one write request; ``batch_size`` points or ``flush_interval``,
     whichever comes first, trigger a write; ``gzip`` compresses request bodies.
@@ -83,21 +89,6 @@ class InfluxDBConfig(BaseModel):
     model_config = STRICT
 
     url: str
-    api: Literal["v1", "v2"] = "v2"
-    # v2
-    org: str | None = Field(default=None, validate_default=True)
-    bucket: str | None = Field(default=None, validate_default=True)
-    token: SecretStr | None = None
-    token_file: str | None = None
-    # v1
-    database: str | None = Field(default=None, validate_default=True)
-    retention_policy: str | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    password_file: str | None = None
-    create_database: bool = False
-    """v1: when a write answers that ``database`` does not exist, create it (needs an
-    admin user) instead of keeping results in the spool until an operator does."""
     # transport
     verify_tls: bool = True
     ca_file: str | None = None
@@ -122,43 +113,6 @@ class InfluxDBConfig(BaseModel):
             raise ValueError("the URL must not carry a query or fragment (use org/bucket or database)")
         return value.rstrip("/")
 
-    @field_validator("org", "bucket", "token", "database", "retention_policy", "username", "password")
-    @classmethod
-    def _check_api_specific(cls, value: object, info: ValidationInfo) -> object:
-        api = info.data.get("api")
-        if api is None:  # api itself was invalid; that error is reported already
-            return value
-        name = info.field_name
-        own_api = "v2" if name in _V2_FIELDS else "v1"
-        if api != own_api and value is not None:
-            raise ValueError(f'{name} applies to api = "{own_api}" only, and api = "{api}"')
-        if api == own_api and name in _REQUIRED and not value:
-            raise ValueError(f'{name} is required when api = "{api}"')
-        return value
-
-    @field_validator("create_database")
-    @classmethod
-    def _create_database_is_v1(cls, value: bool, info: ValidationInfo) -> bool:
-        if value and info.data.get("api") == "v2":
-            raise ValueError('create_database applies to api = "v1" only, and api = "v2"')
-        return value
-
-    @field_validator("token_file", "password_file")
-    @classmethod
-    def _check_secret_file(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return value
-        name = info.field_name
-        inline = name.removesuffix("_file")
-        api = info.data.get("api")
-        own_api = "v2" if name == "token_file" else "v1"
-        if api is not None and api != own_api:
-            raise ValueError(f'{name} applies to api = "{own_api}" only, and api = "{api}"')
-        if info.data.get(inline) is not None:
-            raise ValueError(f"set either {inline} or {name}, not both")
-        read_secret_file(value)  # raises ValueError naming the path, located at this field
-        return value
-
     @field_validator("ca_file")
     @classmethod
     def _check_ca_file(cls, value: str | None) -> str | None:
@@ -166,16 +120,14 @@ class InfluxDBConfig(BaseModel):
             raise ValueError(f"CA file {value!r} does not exist")
         return value
 
-    @model_validator(mode="after")
-    def _resolve_secrets(self) -> InfluxDBConfig:
-        if (self.password is not None or self.password_file is not None) and not self.username:
-            raise ValueError("username is required when a password is set")
-        # Frozen model: resolve the *_file secrets once, at load time.
-        if self.token_file is not None:
-            object.__setattr__(self, "token", SecretStr(read_secret_file(self.token_file)))
-        if self.password_file is not None:
-            object.__setattr__(self, "password", SecretStr(read_secret_file(self.password_file)))
-        return self
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret of the section (to scrub from messages), whichever the version."""
+        found = [value.get_secret_value() for value in self.__dict__.values() if isinstance(value, SecretStr)]
+        return tuple(secret for secret in found if secret)
+
+    def influxql_target(self) -> InfluxQLTarget:
+        """Where InfluxQL reads of this section's data go (each version says)."""
+        raise NotImplementedError
 
     @property
     def spool(self) -> SpoolConfig:
@@ -187,9 +139,111 @@ class InfluxDBConfig(BaseModel):
             flush_interval=f"{self.flush_interval}s",
         )
 
+
+class InfluxDBv2Config(_InfluxDBBase):
+    """``api = "v2"`` (the default): ``/api/v2/write`` with ``org``, ``bucket`` and a
+    ``token`` (InfluxDB 2.x, 3.x, VictoriaMetrics…).
+
+    The token is given inline (``token``) or, better, read from ``token_file`` when the
+    configuration is loaded; it is held as :class:`~pydantic.SecretStr` and never printed.
+    """
+
+    api: Literal["v2"] = "v2"
+    org: str = Field(min_length=1)
+    bucket: str = Field(min_length=1)
+    token: SecretStr | None = None
+    token_file: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_from_file(cls, data: Any) -> Any:
+        return secret_from_file(data, "token", "[influxdb]")
+
+    def describe(self) -> str:
+        """A one-line, secret-free description for logs: ``v2 http://host:8086 org=ops bucket=prober``."""
+        return f"v2 {self.url} org={self.org} bucket={self.bucket}"
+
+    def influxql_target(self) -> InfluxQLTarget:
+        """The bucket, read through the v1 compatibility ``/query`` with the token."""
+        auth = None if self.token is None else "Token " + self.token.get_secret_value()
+        return InfluxQLTarget(self.bucket, None, auth)
+
+
+class InfluxDBv1Config(_InfluxDBBase):
+    """``api = "v1"``: ``/write?db=&rp=`` with optional basic auth (InfluxDB 1.x).
+
+    The password is given inline (``password``) or, better, read from ``password_file``
+    when the configuration is loaded; it is held as :class:`~pydantic.SecretStr` and
+    never printed.
+    """
+
+    api: Literal["v1"] = "v1"
+    database: str = Field(min_length=1)
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: str | None = None
+    create_database: bool = False
+    """When a write answers that ``database`` does not exist, create it (needs an admin
+    user) instead of keeping results in the spool until an operator does."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_from_file(cls, data: Any) -> Any:
+        return secret_from_file(data, "password", "[influxdb]")
+
+    @model_validator(mode="after")
+    def _password_needs_username(self) -> InfluxDBv1Config:
+        if self.password is not None and not self.username:
+            raise ValueError("username is required when a password is set")
+        return self
+
     def describe(self) -> str:
         """A one-line, secret-free description for logs: ``v1 http://host:8086 db=prober``."""
-        if self.api == "v2":
-            return f"v2 {self.url} org={self.org} bucket={self.bucket}"
         rp = f" rp={self.retention_policy}" if self.retention_policy else ""
         return f"v1 {self.url} db={self.database}{rp}"
+
+    def influxql_target(self) -> InfluxQLTarget:
+        """The database and retention policy, with basic auth when a username is set."""
+        auth = None
+        if self.username:
+            password = self.password.get_secret_value() if self.password else ""
+            auth = "Basic " + base64.b64encode(f"{self.username}:{password}".encode()).decode()
+        return InfluxQLTarget(self.database, self.retention_policy, auth)
+
+
+API_VERSIONS: dict[str, type[_InfluxDBBase]] = {"v2": InfluxDBv2Config, "v1": InfluxDBv1Config}
+"""``api`` → the model of that version's section: the one table of versions."""
+
+
+def _api_version(data: Any) -> str:
+    """The union's tag: ``api`` of a TOML table (``"v2"`` when absent) or of a model."""
+    if isinstance(data, dict):
+        return data.get("api", "v2")
+    return getattr(data, "api", "v2")  # not a table at all: the default version says so
+
+
+InfluxDBConfig = Annotated[
+    Union[tuple(Annotated[model, Tag(api)] for api, model in API_VERSIONS.items())],  # noqa: UP007
+    Discriminator(_api_version, custom_error_type="influxdb_api",
+                  custom_error_message="api must be " + " or ".join(f'"{api}"' for api in API_VERSIONS)),
+]
+"""The ``[influxdb]`` section: validated by the model of its ``api`` version."""
+
+
+
+def other_version_of(key: str, api: str) -> str | None:
+    """The API version a key of ``[influxdb]`` belongs to when it is not ``api``'s (for the
+    message of an unknown key: ``token applies to api = "v2" only``)."""
+    if key in API_VERSIONS[api].model_fields:
+        return None
+    return next((other for other, model in API_VERSIONS.items() if key in model.model_fields), None)
+
+
+_ADAPTER: TypeAdapter[_InfluxDBBase] = TypeAdapter(InfluxDBConfig, config=ConfigDict(hide_input_in_errors=True))
+
+
+def influxdb_config(**values: Any) -> InfluxDBv1Config | InfluxDBv2Config:
+    """An ``[influxdb]`` section validated from keyword values, the way the file's is
+    (``api`` picks the version; raises pydantic's ``ValidationError``)."""
+    return _ADAPTER.validate_python(values)

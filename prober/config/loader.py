@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from prober.config.errors import ConfigError
+from prober.config.influxdb import API_VERSIONS, other_version_of
 from prober.config.model import STEP_OR_INCLUDE_TAGS, Config
 
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -156,6 +157,9 @@ def _describe(
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         loc = tuple(part for part in error["loc"] if part not in STEP_OR_INCLUDE_TAGS)
+        api = None
+        if loc[:1] == ("influxdb",) and len(loc) > 1 and loc[1] in API_VERSIONS:
+            api, loc = str(loc[1]), loc[:1] + loc[2:]  # the version's union tag: not a key
         path, node = "", data
         for part in loc:
             if isinstance(part, int) and isinstance(node, list) and part < len(node):
@@ -169,5 +173,7 @@ def _describe(
         else:
             file = str(owners.get(str(loc[0]), default)) if loc else str(default)
         message = _MESSAGES.get(error["type"]) or error["msg"].removeprefix("Value error, ")
+        if api and error["type"] == "extra_forbidden" and (other := other_version_of(str(loc[-1]), api)):
+            message = f'{loc[-1]} applies to api = "{other}" only, and api = "{api}"'
         problems.append(f"{file}: {path or '<top>'}: {message}")
     return problems

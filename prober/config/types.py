@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict
 
@@ -139,3 +140,33 @@ def read_secret_file(path: str) -> str:
         raise ValueError(f"cannot read secret file {path!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ValueError(f"secret file {path!r} is not UTF-8 text") from None
+
+
+def secret_from_file(
+    data: Any, name: str, what: str, *, required: bool = False, parse: Callable[[str], Any] | None = None
+) -> Any:
+    """Before validation of a section: read ``NAME_file`` into ``NAME``.
+
+    The one way every section takes a secret from a file (Docker/Kubernetes secrets,
+    systemd credentials): the file is read once, at load, and its content validated as
+    if it had been written inline (``parse`` turns the text into the field's shape).
+    ``NAME_file`` stays in the section for logs. Errors name the keys, never the content.
+    """
+    if not isinstance(data, dict):
+        return data
+    key = f"{name}_file"
+    both = f"{what} needs exactly one of `{name}`, `{key}`"
+    if key not in data:
+        if required and name not in data:
+            raise ValueError(both)
+        return data
+    if data.get(name):
+        raise ValueError(both if required else f"set either `{name}` or `{key}`, not both")
+    path = data[key]
+    if not isinstance(path, str):
+        raise ValueError(f"`{key}` must be a file path string")
+    try:
+        text = read_secret_file(path)
+    except ValueError as exc:
+        raise ValueError(f"`{key}`: {exc}") from None
+    return {**data, name: parse(text) if parse else text}

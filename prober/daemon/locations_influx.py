@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from prober.incidents.locations import CrossEvent, CrossIncident, LocationState, Reporter, SiteKind
+from prober.config.influxdb import InfluxDBConfig
 from prober.report.influx import QueryClient
 from prober.writer.points import PRECISION_DIVISOR, escape_field_string, escape_tag
 
@@ -85,7 +86,7 @@ class LocationsReader:
         self.stale_ms = int(stale_after_s * 1000)
 
     @classmethod
-    def from_config(cls, influxdb: object, stale_after_s: float, timeout: float = 10.0) -> LocationsReader:
+    def from_config(cls, influxdb: InfluxDBConfig, stale_after_s: float, timeout: float = 10.0) -> LocationsReader:
         client = QueryClient.from_config(influxdb)
         client.timeout = timeout
         return cls(client, stale_after_s)

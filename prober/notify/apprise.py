@@ -17,7 +17,7 @@ from typing import Literal
 import apprise
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from prober.config.types import read_secret_file
+from prober.config.types import secret_from_file
 from prober.notify.base import Notifier, NotifyError
 from prober.notify.message import Message
 from prober.notify.settings import NotifierSettings
@@ -26,6 +26,11 @@ from prober.notify.settings import NotifierSettings
 # user part is the service's secret; the dispatcher reports every outcome instead.
 for _name in ("apprise", "urllib3"):
     logging.getLogger(_name).setLevel(logging.CRITICAL + 1)
+
+
+def _url_lines(text: str) -> list[str]:
+    """The URLs of a ``urls_file``: one a line, blank lines and ``#`` comments left out."""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 class AppriseConfig(NotifierSettings):
@@ -38,13 +43,7 @@ class AppriseConfig(NotifierSettings):
     @model_validator(mode="before")
     @classmethod
     def _urls_from_file(cls, data: object) -> object:
-        if isinstance(data, dict) and "urls_file" in data:
-            if data.get("urls"):
-                raise ValueError("an apprise notifier needs exactly one of `urls`, `urls_file`")
-            text = read_secret_file(str(data["urls_file"]))
-            data = {**data, "urls": [line.strip() for line in text.splitlines()
-                                     if line.strip() and not line.lstrip().startswith("#")]}
-        return data
+        return secret_from_file(data, "urls", "an apprise notifier", parse=_url_lines)
 
     @field_validator("urls", mode="before")
     @classmethod

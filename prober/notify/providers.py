@@ -28,7 +28,7 @@ PROVIDERS: dict[type[NotifierSettings], type[Notifier]] = {
 }
 
 NotifierConfig = Annotated[
-    Union[WebhookConfig, SlackConfig, TeamsConfig, AppriseConfig],
+    Union[tuple(PROVIDERS)],  # noqa: UP007 (built from the table)
     Field(discriminator="type"),
 ]
 """One ``[[notifiers]]`` entry, whichever its ``type``."""

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
-from prober.config.types import STRICT, Duration, read_secret_file
+from prober.config.types import STRICT, Duration, secret_from_file
 from prober.results import Kind
 
 
@@ -57,13 +57,7 @@ class SecretURLSettings(NotifierSettings):
     @model_validator(mode="before")
     @classmethod
     def _url_from_file(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "url_file" in data:
-            if "url" in data:
-                raise ValueError("a notifier needs exactly one of `url`, `url_file`")
-            data = {**data, "url": read_secret_file(str(data["url_file"]))}
-        elif isinstance(data, dict) and "url" not in data:
-            raise ValueError("a notifier needs exactly one of `url`, `url_file`")
-        return data
+        return secret_from_file(data, "url", "a notifier", required=True)
 
     @field_validator("url", mode="before")
     @classmethod

@@ -15,7 +15,6 @@ day and interface (``count``, ``sum``, ``mean``, ``percentile``), which is exact
 
 from __future__ import annotations
 
-import base64
 import json
 import ssl
 import urllib.error
@@ -27,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from prober.config.influxdb import InfluxDBConfig
 from prober.report.downtime import Event
 from prober.report.interfaces import INTERFACES, KIND_INTERFACES, Overrides
 
@@ -110,28 +110,18 @@ class QueryClient:
     context: ssl.SSLContext | None = None
 
     @classmethod
-    def from_config(cls, config: object) -> QueryClient:
-        """From an :class:`~prober.config.influxdb.InfluxDBConfig`."""
-        auth = None
-        if config.api == "v2":  # type: ignore[attr-defined]
-            database = config.bucket  # type: ignore[attr-defined]
-            if config.token is not None:  # type: ignore[attr-defined]
-                auth = "Token " + config.token.get_secret_value()  # type: ignore[attr-defined]
-        else:
-            database = config.database  # type: ignore[attr-defined]
-            if config.username:  # type: ignore[attr-defined]
-                password = config.password.get_secret_value() if config.password else ""  # type: ignore[attr-defined]
-                pair = f"{config.username}:{password}".encode()  # type: ignore[attr-defined]
-                auth = "Basic " + base64.b64encode(pair).decode()
+    def from_config(cls, config: InfluxDBConfig) -> QueryClient:
+        """From an ``[influxdb]`` section, whichever its API version."""
+        target = config.influxql_target()
         context = None
-        if config.url.startswith("https:"):  # type: ignore[attr-defined]
-            context = ssl.create_default_context(cafile=config.ca_file)  # type: ignore[attr-defined]
-            if not config.verify_tls:  # type: ignore[attr-defined]
+        if config.url.startswith("https:"):
+            context = ssl.create_default_context(cafile=config.ca_file)
+            if not config.verify_tls:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
-        return cls(url=config.url, database=str(database), authorization=auth,  # type: ignore[attr-defined]
-                   retention_policy=getattr(config, "retention_policy", None),
-                   timeout=max(float(config.timeout), 30.0), context=context)  # type: ignore[attr-defined]
+        return cls(url=config.url, database=target.database, authorization=target.authorization,
+                   retention_policy=target.retention_policy, timeout=max(float(config.timeout), 30.0),
+                   context=context)
 
     def run(self, statements: Sequence[str]) -> Iterator[dict]:
         """Each ``results`` item of each chunk, in order (``statement_id`` says whose)."""

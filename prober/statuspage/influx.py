@@ -91,17 +91,12 @@ class InfluxHistory:
         cfg = self.config
         params = {"q": QUERY.format(start=start.isoformat())}
         headers = {"Accept": "application/json"}
-        if cfg.api == "v1":
-            params["db"] = cfg.database or ""
-            if cfg.retention_policy:
-                params["rp"] = cfg.retention_policy
-            if cfg.username:
-                params["u"] = cfg.username
-                params["p"] = cfg.password.get_secret_value() if cfg.password else ""
-        else:
-            params["db"] = cfg.bucket or ""
-            if cfg.token is not None:
-                headers["Authorization"] = f"Token {cfg.token.get_secret_value()}"
+        target = cfg.influxql_target()
+        params["db"] = target.database
+        if target.retention_policy:
+            params["rp"] = target.retention_policy
+        if target.authorization:
+            headers["Authorization"] = target.authorization
         return f"{cfg.url}/query", params, headers
 
     def _ssl(self) -> ssl.SSLContext | bool:

@@ -33,7 +33,6 @@ any long fragment of them) and of anything following an ``Authorization`` header
 from __future__ import annotations
 
 import asyncio
-import base64
 import enum
 import logging
 import re
@@ -45,7 +44,7 @@ from typing import Protocol
 
 import aiohttp
 
-from prober.config.influxdb import InfluxDBConfig
+from prober.config.influxdb import InfluxDBConfig, InfluxDBv1Config, InfluxDBv2Config
 from prober.redact import Redactor
 
 __all__ = [
@@ -158,10 +157,6 @@ def _error_message(exc: BaseException) -> str:
     return f"{name}: {text}"[:_MESSAGE_MAX] if text else name
 
 
-def _basic_auth(username: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-
-
 _AUTH_ECHO = re.compile(
     r"""(?i)(authorization["']?\s*[:=]\s*["']?)(?:(?:basic|bearer|token)\s+)?[^\s"',;}]+"""
 )
@@ -171,10 +166,10 @@ class Scrubber:
     """Removes the credentials of an InfluxDB configuration from messages."""
 
     def __init__(self, config: InfluxDBConfig) -> None:
-        secrets = [s.get_secret_value() for s in (config.token, config.password) if s is not None]
-        if config.username:
-            basic = _basic_auth(config.username, config.password.get_secret_value() if config.password else "")
-            secrets += [basic, basic.removeprefix("Basic ")]
+        secrets = list(config.secrets())
+        authorization = config.influxql_target().authorization
+        if authorization:  # the credential of "Basic <base64 of user:password>" or "Token <token>"
+            secrets.append(authorization.split(" ", 1)[1])
         self._redact = Redactor(tuple(secrets))
 
     def __call__(self, result: WriteResult) -> WriteResult:
@@ -198,20 +193,18 @@ class InfluxV1Sink:
 
     _V1_PRECISION = {"ns": "ns", "us": "u", "ms": "ms", "s": "s"}
 
-    def __init__(self, config: InfluxDBConfig) -> None:
-        if config.api != "v1":
-            raise ValueError("InfluxV1Sink needs api = 'v1'")
+    def __init__(self, config: InfluxDBv1Config) -> None:
         self.config = config
         self.description = config.describe()
-        params = {"db": config.database or "", "precision": self._V1_PRECISION[config.precision]}
+        params = {"db": config.database, "precision": self._V1_PRECISION[config.precision]}
         if config.retention_policy:
             params["rp"] = config.retention_policy
         self._params = params
         self._url = f"{config.url}/write"
         self._headers: dict[str, str] = {}
-        if config.username:
-            password = config.password.get_secret_value() if config.password else ""
-            self._headers["Authorization"] = _basic_auth(config.username, password)
+        authorization = config.influxql_target().authorization
+        if authorization:
+            self._headers["Authorization"] = authorization
         self._session: aiohttp.ClientSession | None = None
         self._scrub = Scrubber(config)
         self._missing_reported = False
@@ -261,7 +254,7 @@ class InfluxV1Sink:
             return WriteResult(WriteStatus.RETRY, _error_message(exc)), False
 
     async def _missing_database(self, data: bytes, headers: dict[str, str], points: int) -> WriteResult:
-        name = self.config.database or ""
+        name = self.config.database
         where = f"InfluxDB {self.config.url}"
         if not self.config.create_database:
             message = (f"database {name!r} does not exist on {where}: create it (CREATE DATABASE) or set "
@@ -307,9 +300,7 @@ class InfluxV2Sink:
     that speaks the v2 write protocol (VictoriaMetrics…).
     """
 
-    def __init__(self, config: InfluxDBConfig) -> None:
-        if config.api != "v2":
-            raise ValueError("InfluxV2Sink needs api = 'v2'")
+    def __init__(self, config: InfluxDBv2Config) -> None:
         self.config = config
         self.description = config.describe()
         self._client = None
@@ -369,6 +360,10 @@ class InfluxV2Sink:
             self._write_api = None
 
 
+SINKS: dict[type, type[InfluxV1Sink] | type[InfluxV2Sink]] = {InfluxDBv1Config: InfluxV1Sink, InfluxDBv2Config: InfluxV2Sink}
+"""The model of each ``[influxdb]`` API version → the sink that writes through it."""
+
+
 def make_sink(config: InfluxDBConfig) -> Sink:
-    """The sink for ``config.api``."""
-    return InfluxV1Sink(config) if config.api == "v1" else InfluxV2Sink(config)
+    """The sink for ``config``'s API version."""
+    return SINKS[type(config)](config)
