@@ -12,8 +12,10 @@ TOML layout::
           expect = [ {json = "...", gt = 0}, ... ]
           extract = { token = {json = "access_token"} }
 
-Validation of single fields happens here; rules that need the whole tree (duplicate
-names, references to values defined by earlier steps) live in ``prober.config.semantics``.
+Validation of single fields and of each table happens here (duplicate names, step-group
+includes: the model validators of :class:`Site` and :class:`Config`); references to
+values defined by earlier steps are checked when the plans are compiled
+(:func:`prober.journey.plan.compile_config`, called by :func:`prober.loading.load`).
 """
 
 from __future__ import annotations
