@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from prober.config.errors import ConfigError
+from prober import eventloop
 from prober.loading import LoadedConfig, load
 from prober.journey.plan import JourneyPlan
 from prober.results import JourneyResult
@@ -74,7 +75,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if isinstance(selected, str):
         print(f"error: {selected}", file=sys.stderr)
         return EXIT_CONFIG
-    results = asyncio.run(run_once(selected))
+    results = eventloop.run(run_once(selected))
     if args.json:
         from prober.output.jsonl import to_json_line
 

@@ -37,6 +37,7 @@ from rich.text import Text
 from prober.bank import SCENARIOS, BankServer
 from prober.config.errors import ConfigError
 from prober.loading import LoadedConfig, load
+from prober import eventloop
 from prober.daemon.lifecycle import Daemon, config_error_lines
 from prober.daemon.service import ProberService
 from prober.daemon.status import CheckStatus
@@ -74,7 +75,7 @@ def run_demo(
     except FileNotFoundError as exc:
         print(f"prober demo: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_demo(path, duration, scenario, interval, port))
+    return eventloop.run(_demo(path, duration, scenario, interval, port))
 
 
 def shorten(interval: float):

@@ -45,6 +45,7 @@ from typing import Any
 from prober.config.daemon import split_listen
 from prober.config.errors import ConfigError
 from prober.loading import LoadedConfig, load
+from prober import eventloop
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService
 from prober.daemon.sharding import Share, select_sites, share_identity, spool_dir_of
@@ -272,7 +273,7 @@ def run(
         return await daemon.serve()
 
     try:
-        return asyncio.run(main())
+        return eventloop.run(main())
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return EXIT_FORCED
 

@@ -25,6 +25,7 @@ from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
+from prober.eventloop import running_loop_name
 from prober.loading import LoadedConfig
 from prober.daemon.alerting import compose_incidents
 from prober.daemon.consumers import ResultConsumer, WriterConsumer
@@ -162,8 +163,9 @@ class ProberService:
         self._report_task = asyncio.create_task(self._report_loop(), name="prober-self-report")
         self.state = "running"
         log.info(
-            "prober running: %d checks of %d sites from %s",
+            "prober running: %d checks of %d sites from %s (event loop: %s)",
             len(self.scheduler.entries), len(self.loaded.config.sites), ", ".join(str(f) for f in self.loaded.files),
+            running_loop_name(),
         )
 
     def reload(self, loaded: LoadedConfig) -> tuple[list[Key], list[Key], list[Key]]:

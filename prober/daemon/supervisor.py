@@ -74,6 +74,8 @@ class Supervisor:
     def run(self) -> int:
         """Supervise until every worker has stopped; the exit code."""
         try:
+            # asyncio's own loop: the supervisor does no probing, and uvloop's subprocess
+            # support has no process_group (each worker gets its own process group).
             return asyncio.run(self.serve())
         except KeyboardInterrupt:
             return EXIT_FORCED
