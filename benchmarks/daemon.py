@@ -32,9 +32,10 @@ What it prints:
 2. **Saturation** — the rate is ramped (more checks every ``--interval``) until the
    daemon falls behind (steps served < 95 % of planned), its CPU reaches 95 % of a core
    or the lag p99 (median of the per-second reports) exceeds 100 ms; prints steps/s per
-   level and the most reached.
-   ``--workers 2`` runs ``prober run --workers 2`` (a supervisor and two workers, the
-   sites split between them) in every section; CPU and RSS are the whole tree's.
+   level and the most reached. It runs ``prober run --workers N`` with one worker per CPU
+   (``--saturation-workers``): the throughput of the machine. ``--workers N`` does the
+   same in the ratio and lag sections (default 1, the default of ``prober run``); CPU and
+   RSS are the whole process tree's.
 3. **Schedule lag** at 1,000 and 5,000 checks (``--lag-checks``), both at
    ``--lag-rate`` steps/s: p99 from the daemon's per-second self-reports
    (``schedule_lag_ms``, the p99 of the runs started in that second), their median and
@@ -497,10 +498,11 @@ class Daemons:
 
 
 def run_daemon(servers: Servers, tag: str, checks: int, interval: float, args: argparse.Namespace,
-               warmup: float | None = None) -> Window:
-    """``prober run`` (with ``--workers``) on ``checks`` checks, one measured window."""
-    configs = [write_config(servers, tag, checks, interval, workers=args.workers)]
-    with Daemons(servers, tag, configs, workers=args.workers) as daemons:
+               warmup: float | None = None, workers: int | None = None) -> Window:
+    """``prober run`` (with ``--workers``, or ``workers``) on ``checks`` checks, one measured window."""
+    workers = workers or args.workers
+    configs = [write_config(servers, tag, checks, interval, workers=workers)]
+    with Daemons(servers, tag, configs, workers=workers) as daemons:
         return daemons.measure(args.warmup if warmup is None else warmup, args.window,
                                checks * STEPS_PER_JOURNEY / interval)
 
@@ -597,7 +599,10 @@ def main() -> int:  # noqa: C901 - one linear script
     parser.add_argument("--ramp", type=float, default=1.25, help="factor between saturation levels")
     parser.add_argument("--max-levels", type=int, default=4, help="saturation levels at most")
     parser.add_argument("--workers", type=int, default=1,
-                        help="prober run --workers N: worker processes sharing the checks (ratio, saturation, lag)")
+                        help="prober run --workers N: worker processes sharing the checks (ratio, lag)")
+    parser.add_argument("--saturation-workers", type=int, default=os.cpu_count() or 1,
+                        help="prober run --workers N for the saturation section (default: one per CPU, the "
+                             "throughput of the machine)")
     parser.add_argument("--latency-checks", type=int, default=20, help="delayed journeys (each every 1 s)")
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--skip", action="append", default=[], choices=["ratio", "saturation", "lag", "latency"])
@@ -653,12 +658,13 @@ def main() -> int:  # noqa: C901 - one linear script
             if "saturation" not in args.skip:
                 start = 1.0 / (per_step_guess or 0.8) * 1000 * 0.7
                 checks = max(10, round(start * args.interval / STEPS_PER_JOURNEY / 10) * 10)
-                print(f"\n## Saturation: checks every {args.interval:g}s, {args.workers} prober process(es), "
+                sat_workers = args.saturation_workers
+                print(f"\n## Saturation: checks every {args.interval:g}s, {sat_workers} prober process(es), "
                       f"ramped by x{args.ramp:g}")
                 best = 0.0
                 for level in range(args.max_levels):
-                    w = run_daemon(servers, f"sat{level}", checks, args.interval, args)
-                    core = w.cpu_share / args.workers
+                    w = run_daemon(servers, f"sat{level}", checks, args.interval, args, workers=sat_workers)
+                    core = w.cpu_share / sat_workers
                     behind = w.steps_per_s < 0.95 * w.planned_steps_per_s
                     saturated = behind or core >= 0.95 or w.lag_p99 > 100.0
                     best = max(best, w.steps_per_s)
@@ -670,7 +676,7 @@ def main() -> int:  # noqa: C901 - one linear script
                     if saturated:
                         break
                     checks = round(checks * args.ramp / 10) * 10
-                summary.append(f"steps/s at saturation ({args.workers} process(es)): {best:,.0f} (target >= 2,000)")
+                summary.append(f"steps/s at saturation ({sat_workers} process(es)): {best:,.0f} (target >= 2,000)")
 
             if "lag" not in args.skip:
                 print(f"\n## Schedule lag and memory: {', '.join(str(n) for n in lag_sizes)} checks at "
