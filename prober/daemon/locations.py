@@ -33,7 +33,17 @@ from typing import Any, Protocol
 from prober.config.incidents import LocationsConfig, MaintenanceWindow
 from prober.incidents.capability import CapabilityState, site_summary
 from prober.daemon.locations_influx import LocationsReader, LoginSteps, Snapshot, point
-from prober.incidents.locations import Consensus, CrossEvent, Decision, Reporter, Run, RunsWindow, SiteKind, decide, live
+from prober.incidents.locations import (
+    Consensus,
+    CrossEvent,
+    Decision,
+    Reporter,
+    Run,
+    RunsWindow,
+    SiteKind,
+    decide,
+    live,
+)
 from prober.incidents.service import login_dependent_steps
 from prober.notify.message import Message
 from prober.report.influx import QueryError

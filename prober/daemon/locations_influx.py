@@ -64,7 +64,8 @@ def runs_query(window: RunsWindow) -> str:
     )
 
 
-def parse_runs(results: list[dict], keys: list[SiteKind], login_steps: LoginSteps | None = None) -> dict[SiteKind, list[Run]]:
+def parse_runs(results: list[dict], keys: list[SiteKind],
+               login_steps: LoginSteps | None = None) -> dict[SiteKind, list[Run]]:
     """Per ``keys[statement_id]``, its runs ``(failed, at_ns)`` merged in time order.
 
     A failure at a step the site's login check also makes is not counted for a non-login
