@@ -10,8 +10,9 @@ seconds, and ``--noise`` of every request failing on every capability outside th
 fault windows), the real journeys of ``config/simbank.toml`` run in a loop against the
 bank from ``--locations`` probe locations (``PROBER_LOCATION`` = ``loc1``, ``loc2``…; each
 check: run, consume, sleep ``--interval``). Each location has its own
-:class:`IncidentService` with the default thresholds, writing its ``incident`` points and
-``prober`` self-reports through its own :class:`ResultWriter` into a real InfluxDB 1.x
+:class:`IncidentService` with the default thresholds, writing its ``check``, ``step`` and
+``incident`` points and ``prober`` self-reports through its own :class:`ResultWriter`
+into a real InfluxDB 1.x
 (``influxd`` on a free port), and its own cross-location loop
 (:class:`~prober.daemon.locations.CrossLocationIncidents`, ``confirm = --confirm``,
 polling every 0.1 s) reading them back; notifications are counted per incident. Printed
@@ -57,6 +58,7 @@ from prober.loading import load  # noqa: E402
 from prober.daemon.alerting import compose_incidents  # noqa: E402
 from prober.daemon.locations import CrossLocationIncidents  # noqa: E402
 from prober.daemon.locations_influx import LocationsReader  # noqa: E402
+from prober.incidents.service import login_dependent_steps  # noqa: E402
 from prober.journey.runner import run_journey  # noqa: E402
 from prober.notify.message import Message  # noqa: E402
 from prober.report.influx import QueryClient  # noqa: E402
@@ -214,7 +216,8 @@ async def play(name: str, influxdb: InfluxDBServer, *, window_s: float = 4.0, in
             await services[location].start()
             crosses[location] = CrossLocationIncidents(
                 settings, reader=LocationsReader(QueryClient(url=influxdb.url, database=database), 5.0),
-                writer=writer, notify=notified, location=location, instance=f"prober-{location}")
+                writer=writer, notify=notified, location=location, instance=f"prober-{location}",
+                open_after=loaded.config.incidents.open_after, login_steps=login_dependent_steps(loaded.config))
             plans += [(location, plan) for plan in loaded.plans]
         last_end = max((w.end for w in windows), default=started)
         deadline = started + (duration_s or 1e9 if healthy else (last_end - started) + tail_s)
@@ -234,6 +237,7 @@ async def play(name: str, influxdb: InfluxDBServer, *, window_s: float = 4.0, in
             while not stop.is_set():
                 result = await run_journey(plan)
                 service.consume(result)
+                writers[location].submit(result)  # the check points the cross-location loop pools, as the daemon writes them
                 counted = not result.success and result.failed_step not in service._login_steps.get(
                     (result.site, result.check), ())
                 if location == names[0]:  # run gaps and goals are per check, at one location

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -9,9 +10,23 @@ import pytest
 from prober.config.incidents import IncidentsConfig, LocationsConfig, MaintenanceWindow
 from prober.daemon.locations import CrossLocationIncidents
 from prober.daemon.locations_influx import LocationsReader, Snapshot, point
-from prober.incidents.locations import Consensus, LocationState, Reporter, acting, decide, live, required
-from prober.report.influx import QueryClient
-from prober.writer.points import incident_point, prober_point
+from prober.incidents.locations import (
+    Consensus,
+    LocationState,
+    Reporter,
+    RunsWindow,
+    acting,
+    around,
+    decide,
+    incident_id,
+    live,
+    pooled_end,
+    pooled_start,
+    required,
+)
+from prober.report.influx import QueryClient, QueryError
+from prober.results import JourneyResult, Outcome
+from prober.writer.points import incident_point, journey_lines, prober_point
 
 S = 1_000_000_000
 
@@ -205,3 +220,204 @@ def test_maintenance_silences_cross_location_notifications_but_not_points():
     reporters = [Reporter("fra", "prober-fra", 99 * S), Reporter("par", "prober-par", 99 * S)]
     (event,) = loop.apply(_snapshot([st("par", "open", 90), st("fra", "open", 92)], reporters))
     assert sent == [] and loop.silenced == 1 and len(loop.writer.lines) == 1
+
+
+# ── dating from the pooled runs ───────────────────────────────────────────────────────
+
+def pooled(fra: str, par: str) -> list[tuple[bool, int]]:
+    """The runs of two locations merged in time order: fra at even seconds, par at odd
+    ones (``X`` failed, ``.`` passed; spaces are for the eye)."""
+    runs = [(c == "X", 2 * i * S) for i, c in enumerate(fra.replace(" ", ""))]
+    runs += [(c == "X", (2 * i + 1) * S) for i, c in enumerate(par.replace(" ", ""))]
+    return sorted(runs, key=lambda run: run[1])
+
+
+def within(runs: list[tuple[bool, int]], estimate_s: float, now_s: float, floor_s: float = 0) -> list[tuple[bool, int]]:
+    start, end = around(int(estimate_s * S), int(now_s * S), int(floor_s * S))
+    return [run for run in runs if start <= run[1] <= end]
+
+
+# A failure rate (about 50 % of runs) from t=40 s to t=80 s at both locations, 5 % noise.
+RATE_FROM_40 = (".....X.... .......... XX.X.XX..X XX.X.X.XX.",
+                ".......... .......... .XX.X..XXX X.XX.XX.X.")
+# fra's runs happen to pass from t=62 s on, par's keep failing until t=79 s.
+RATE_TO_80 = (".......... XX.X.XX.XX X.XX.X.XX. X......... .......... .......... ..........",
+              ".......... X.XX.XX.X. XX.X.XXX.X .XX.X.XX.X .......... .......... ..........")
+# A hard outage from t=40 s to t=80 s, a noise failure at par before it and after it.
+HARD = (".......... .......... XXXXXXXXXX XXXXXXXXXX .......... ..........",
+        ".......... ......X... XXXXXXXXXX XXXXXXXXXX .X........ ..........")
+
+
+@pytest.mark.parametrize(("runs", "earliest_s", "now_s", "old_s", "pooled_s"), [
+    # fra dated its start from a noise failure at 10 s: the pooled runs put it at 40 s
+    (pooled(*RATE_FROM_40), 10, 79, 10, 40),
+    # a hard outage: both locations were exact, the pooled runs agree (par's noise at 33 s is not the start)
+    (pooled(*HARD), 40, 50, 40, 40),
+])
+def test_pooled_start(runs, earliest_s, now_s, old_s, pooled_s):
+    assert earliest_s == old_s  # the old rule: the earliest start among the failing locations
+    assert pooled_start(within(runs, earliest_s, now_s), int(earliest_s * S), 3) == pooled_s * S
+
+
+@pytest.mark.parametrize(("runs", "first_back_s", "since_s", "now_s", "pooled_s"), [
+    # fra was back at 62 s by its own runs; par failed until 79 s: the rate ended at 80 s
+    (pooled(*RATE_TO_80), 62, 20, 102, 80),
+    # a hard outage: the first success after it, par's noise failure at 83 s does not stretch it
+    (pooled(*HARD), 80, 40, 86, 80),
+])
+def test_pooled_end(runs, first_back_s, since_s, now_s, pooled_s):
+    window = within(runs, first_back_s, now_s, since_s)
+    assert pooled_end(window, int(first_back_s * S), 3) == pooled_s * S
+
+
+@pytest.mark.parametrize(("runs", "estimate", "expected"), [
+    ([], 50 * S, 50 * S),  # nothing read: the per-location estimate
+    ([(False, 10 * S), (False, 11 * S)], 50 * S, 50 * S),  # no failure in the window
+    ([(False, 10 * S), (True, 11 * S)], 50 * S, 50 * S),  # still failing at the last run: no end seen
+])
+def test_pooled_end_keeps_the_estimate_when_the_runs_show_no_end(runs, estimate, expected):
+    assert pooled_end(runs, estimate, 3) == expected
+
+
+def test_pooled_start_keeps_the_estimate_without_a_failure():
+    assert pooled_start([(False, 10 * S), (False, 12 * S)], 11 * S, 3) == 11 * S
+
+
+@pytest.mark.parametrize(("estimate_s", "now_s", "floor_s", "window_s"), [
+    (100, 130, 0, (70, 130)),  # as long before as after
+    (100, 130, 90, (90, 130)),  # never before the floor (the start, or the previous incident's end)
+    (8 * 3600, 15 * 3600, 0, (2 * 3600, 14 * 3600)),  # at most 6 h either side
+])
+def test_runs_window_around_an_estimate(estimate_s, now_s, floor_s, window_s):
+    assert around(estimate_s * S, now_s * S, floor_s * S) == (window_s[0] * S, window_s[1] * S)
+
+
+def test_consensus_dates_the_incident_from_the_pooled_runs():
+    """The per-location estimates (fra from a noise failure at 10 s; fra back at 62 s)
+    against the pooled runs: the incident is 40 s → 80 s, its id from the pooled start."""
+    consensus = Consensus(min_failures=3)
+    alive = ["fra", "par"]
+    key = ("bank", "login")
+    states = [st("fra", "open", 10, check="login", kind="login"), st("par", "open", 41, check="login", kind="login")]
+    decisions = decide(states, alive, 2)
+    (window,) = consensus.windows(decisions, states, 79 * S).values()
+    assert window == RunsWindow("bank", "login", ("login",), ("fra", "par"), 0, 79 * S)
+    runs = pooled(*RATE_FROM_40)
+    (opened,) = consensus.step(decisions, states, 79 * S, runs={key: within(runs, 10, 79)})
+    assert opened.incident.since_ns == 40 * S  # the old rule said 10 s
+    assert opened.incident.id == incident_id("bank", "login", 40 * S)
+
+    states = [st("fra", "resolved", 62, check="login", kind="login"), st("par", "open", 41, check="login", kind="login")]
+    decisions = decide(states, alive, 2)
+    (window,) = consensus.windows(decisions, states, 102 * S).values()
+    assert (window.start_ns, window.end_ns) == (40 * S, 102 * S)  # around fra's end, not before the start
+    runs = pooled(*RATE_TO_80)
+    (resolved,) = consensus.step(decisions, states, 102 * S, runs={key: within(runs, 62, 102, 40)})
+    assert resolved.incident.resolved_ns == 80 * S  # the old rule said 62 s
+    assert resolved.incident.id == opened.incident.id and resolved.incident.since_ns == 40 * S
+    assert resolved.incident.duration_s == 40
+
+
+def test_consensus_without_pooled_runs_keeps_the_per_location_estimates():
+    consensus = Consensus()
+    states = [st("fra", "open", 10), st("par", "open", 41)]
+    (opened,) = consensus.step(decide(states, ["fra", "par"], 2), states, 79 * S, runs={})
+    assert opened.incident.since_ns == 10 * S
+    states = [st("fra", "resolved", 62), st("par", "open", 41)]
+    (resolved,) = consensus.step(decide(states, ["fra", "par"], 2), states, 102 * S)
+    assert resolved.incident.resolved_ns == 62 * S
+
+
+def test_the_next_incident_reads_runs_from_after_the_previous_end():
+    consensus = Consensus()
+    states = [st("fra", "open", 10), st("par", "open", 12)]
+    consensus.step(decide(states, ["fra", "par"], 2), states, 20 * S)
+    states = [st("fra", "resolved", 30), st("par", "open", 12)]
+    consensus.step(decide(states, ["fra", "par"], 2), states, 40 * S)
+    states = [st("fra", "open", 50), st("par", "open", 52)]
+    (window,) = consensus.windows(decide(states, ["fra", "par"], 2), states, 80 * S).values()
+    assert window.start_ns == 30 * S  # not 20 s: the runs of the first incident are not pooled
+
+
+def _run(location: str, at_ns: int, outcome: Outcome, check: str = "login", kind: str = "login",
+         failed_step: str = "token") -> JourneyResult:
+    ok = outcome is Outcome.OK
+    return JourneyResult(site="bank", check=check, kind=kind, location=location, outcome=outcome, started_at_ns=at_ns,
+                         duration_ms=12.0, failed_step="" if ok else failed_step, error="" if ok else "HTTP 503")
+
+
+def test_reader_pools_the_check_points_of_a_window(influx_db):
+    now = time.time_ns() // 1_000_000 * 1_000_000
+    fail, ok = Outcome.HTTP_STATUS, Outcome.OK
+    results = [
+        _run("fra", now - 50 * S, fail),  # before the window
+        _run("fra", now - 40 * S, fail), _run("par", now - 39 * S, ok), _run("fra", now - 38 * S, ok),
+        _run("par", now - 37 * S, fail), _run("nyc", now - 36 * S, fail),  # nyc is not one of the failing locations
+        _run("fra", now - 35 * S, Outcome.SKIPPED),  # not counted
+        _run("par", now - 34 * S, fail, check="login-2"),  # another check of the capability
+        _run("fra", now - 33 * S, fail, check="transfer", kind="transfer", failed_step="token"),  # its login step
+        _run("par", now - 32 * S, fail, check="transfer", kind="transfer", failed_step="create"),
+        _run("par", now - 10 * S, fail),  # after the window
+    ]
+    lines = [line for r in results for line in journey_lines(r, instance=f"prober-{r.location}")]
+    influx_db.server.write_lines(influx_db.name, lines)
+    reader = LocationsReader(QueryClient(url=influx_db.url, database=influx_db.name), stale_after_s=120)
+    windows = {
+        ("bank", "login"): RunsWindow("bank", "login", ("login",), ("fra", "par"), now - 45 * S, now - 20 * S),
+        ("bank", "transfer"): RunsWindow("bank", "transfer", ("transfer",), ("fra", "par"), now - 45 * S, now - 20 * S),
+    }
+    runs = reader.read_runs(windows, {("bank", "transfer"): frozenset({"token"})})
+    assert runs[("bank", "login")] == [(True, now - 40 * S), (False, now - 39 * S), (False, now - 38 * S),
+                                       (True, now - 37 * S)]
+    assert runs[("bank", "transfer")] == [(True, now - 32 * S)]
+
+
+def test_poll_dates_from_the_pooled_runs_read_from_influxdb(influx_db):
+    """The loop reads the states, then the check points around them, and opens the
+    incident at the pooled start (fra's noise failure at -60 s is not it)."""
+    now = time.time_ns() // 1_000_000 * 1_000_000
+    at = lambda s: now + int(s * S)  # noqa: E731
+    fra, par = RATE_FROM_40
+    results = [_run("fra", at(2 * i - 80), Outcome.HTTP_STATUS if c == "X" else Outcome.OK)
+               for i, c in enumerate(fra.replace(" ", ""))]
+    results += [_run("par", at(2 * i + 1 - 80), Outcome.HTTP_STATUS if c == "X" else Outcome.OK)
+                for i, c in enumerate(par.replace(" ", ""))]
+    lines = [line for r in results for line in journey_lines(r, instance=f"prober-{r.location}")]
+    lines += [
+        incident_point(site="bank", check="login", kind="login", location="fra", state="open", reason="r",
+                       failed_step="token", duration_s=0.0, time_ns=at(-70)),
+        incident_point(site="bank", check="login", kind="login", location="par", state="open", reason="r",
+                       failed_step="token", duration_s=0.0, time_ns=at(-39)),
+        prober_point(location="fra", instance="prober-fra", time_ns=at(-1)),
+        prober_point(location="par", instance="prober-par", time_ns=at(-1)),
+    ]
+    influx_db.server.write_lines(influx_db.name, lines)
+    sent: list = []
+    loop = CrossLocationIncidents(
+        LocationsConfig(confirm=2, poll="1s", stale_after="30s"),
+        reader=LocationsReader(QueryClient(url=influx_db.url, database=influx_db.name), 30.0), writer=_Lines(),
+        notify=sent.append, location="fra", instance="prober-fra", clock=lambda: now)
+    (event,) = asyncio.run(loop.poll())
+    assert event.event == "opened" and event.incident.since_ns == at(-40)  # the old rule: at(-70)
+    assert sent[0].since_ns == at(-40) and loop.pooled_errors == 0
+
+
+class _NoRuns:
+    """A reader whose second request fails (InfluxDB went away between the two)."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+
+    def read(self) -> Snapshot:
+        return self.snap
+
+    def read_runs(self, windows, login_steps=None):
+        raise QueryError("cannot reach InfluxDB at http://127.0.0.1:1: refused")
+
+
+def test_poll_without_the_pooled_runs_dates_from_the_locations():
+    reporters = [Reporter("fra", "prober-fra", 99 * S), Reporter("par", "prober-par", 99 * S)]
+    loop, sent = _loop("fra", 100)
+    loop.reader = _NoRuns(_snapshot([st("par", "open", 90), st("fra", "open", 92)], reporters))
+    (event,) = asyncio.run(loop.poll())
+    assert event.incident.since_ns == 90 * S and loop.pooled_errors == 1 and len(sent) == 1

@@ -11,6 +11,12 @@ resolved). The others only keep the view for ``/status``; when the acting one st
 reporting, the next takes over after ``stale_after`` and adopts the open incidents from
 the latest ``incident_locations`` points, so nothing is notified twice.
 
+When the acting instance is about to open or resolve an incident, a second request reads
+the ``check`` points of its failing checks and locations around it, and the incident is
+dated from those pooled runs (:func:`~prober.incidents.locations.pooled_start`,
+:func:`~prober.incidents.locations.pooled_end`); when that request fails, from the
+per-location estimates.
+
 While InfluxDB cannot answer, nothing is decided (the last view stays, ``last_error``
 says why, logged once per change).
 """
@@ -26,8 +32,19 @@ from typing import Any, Protocol
 
 from prober.config.incidents import LocationsConfig, MaintenanceWindow
 from prober.incidents.capability import CapabilityState, site_summary
-from prober.daemon.locations_influx import LocationsReader, Snapshot, point
-from prober.incidents.locations import Consensus, CrossEvent, Decision, Reporter, SiteKind, decide, live
+from prober.daemon.locations_influx import LocationsReader, LoginSteps, Snapshot, point
+from prober.incidents.locations import (
+    Consensus,
+    CrossEvent,
+    Decision,
+    Reporter,
+    Run,
+    RunsWindow,
+    SiteKind,
+    decide,
+    live,
+)
+from prober.incidents.service import login_dependent_steps
 from prober.notify.message import Message
 from prober.report.influx import QueryError
 from prober.results import JourneyResult
@@ -39,6 +56,9 @@ log = logging.getLogger("prober.incidents")
 
 class Reader(Protocol):
     def read(self) -> Snapshot: ...
+
+    def read_runs(self, windows: Mapping[SiteKind, RunsWindow],
+                  login_steps: LoginSteps | None = None) -> dict[SiteKind, list[Run]]: ...
 
 
 class LineWriter(Protocol):
@@ -86,6 +106,8 @@ class CrossLocationIncidents:
         remind_every: float | None = None,
         maintenance: tuple[MaintenanceWindow, ...] | list[MaintenanceWindow] = (),
         clock: Callable[[], int] = time.time_ns,
+        open_after: int = 3,
+        login_steps: LoginSteps | None = None,
     ) -> None:
         self.settings = settings
         self.reader = reader
@@ -95,7 +117,10 @@ class CrossLocationIncidents:
         self.remind_every = remind_every
         self.maintenance = list(maintenance)
         self.clock = clock
-        self.consensus = Consensus()
+        self.consensus = Consensus(min_failures=open_after)
+        self.login_steps = dict(login_steps or {})
+        """Steps of non-login checks that repeat the login check's: their failures are not
+        pooled for the check (``attribute_login_failures``)."""
         self.decisions: dict[SiteKind, Decision] = {}
         self.live: list[Reporter] = []
         self.acting = False
@@ -104,6 +129,8 @@ class CrossLocationIncidents:
         self.silenced = 0
         self.last_poll_ns = 0
         self.last_error = ""
+        self.pooled_errors = 0
+        self._now = 0
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -113,7 +140,9 @@ class CrossLocationIncidents:
         return cls(settings, reader=LocationsReader.from_config(config.influxdb, settings.stale_after,
                                                                 timeout=max(1.0, min(10.0, settings.poll * 2))),
                    writer=writer, notify=notify, location=config.prober.location, instance=config.prober.instance,
-                   remind_every=config.incidents.remind_every, maintenance=config.incidents.maintenance)
+                   remind_every=config.incidents.remind_every, maintenance=config.incidents.maintenance,
+                   open_after=config.incidents.open_after,
+                   login_steps=login_dependent_steps(config) if config.incidents.attribute_login_failures else {})
 
     # ── result consumer lifecycle ──────────────────────────────────────────────────
     def consume(self, result: JourneyResult) -> None:
@@ -147,11 +176,27 @@ class CrossLocationIncidents:
         if self.last_error:
             log.warning("cross-location incidents: reading InfluxDB again")
             self.last_error = ""
-        return self.apply(snap)
+        if not self.prepare(snap):
+            return []
+        runs: dict[SiteKind, list[Run]] = {}
+        windows = self.consensus.windows(self.decisions, snap.states, self._now)
+        if windows:
+            try:
+                runs = await asyncio.to_thread(self.reader.read_runs, windows, self.login_steps)
+            except QueryError as exc:
+                self.pooled_errors += 1
+                log.warning("cross-location incidents: cannot read the runs to pool (%s); "
+                            "dated by the per-location estimates", exc)
+        return self.act(snap, runs)
 
-    def apply(self, snap: Snapshot) -> list[CrossEvent]:
-        """Decide on one snapshot (the pure part of :meth:`poll`)."""
-        now = self.clock()
+    def apply(self, snap: Snapshot, runs: Mapping[SiteKind, list[Run]] | None = None) -> list[CrossEvent]:
+        """Decide on one snapshot and, optionally, the pooled runs of the incidents it opens
+        or resolves (the pure part of :meth:`poll`)."""
+        return self.act(snap, runs) if self.prepare(snap) else []
+
+    def prepare(self, snap: Snapshot) -> bool:
+        """The live instances and decisions of ``snap``; whether this instance acts on them."""
+        now = self._now = self.clock()
         self.polls += 1
         self.last_poll_ns = now
         self.live = live(snap.reporters, now, self.settings.stale_after)
@@ -165,9 +210,12 @@ class CrossLocationIncidents:
         if acting and not self.acting:
             log.warning("cross-location incidents: this instance (%s/%s) decides now", *self.me)
         self.acting = acting
-        if not acting:
-            return []
-        events = self.consensus.step(self.decisions, snap.states, now, self.remind_every)
+        return acting
+
+    def act(self, snap: Snapshot, runs: Mapping[SiteKind, list[Run]] | None = None) -> list[CrossEvent]:
+        """Step the consensus on the decisions :meth:`prepare` made; write and notify."""
+        now = self._now
+        events = self.consensus.step(self.decisions, snap.states, now, self.remind_every, runs)
         if events:
             precision = getattr(self.writer, "precision", "ns")
             self.writer.submit_lines([point(e, self.me[1], precision) for e in events])
@@ -206,5 +254,6 @@ class CrossLocationIncidents:
             "last_error": self.last_error,
             "notified": self.notified,
             "silenced": self.silenced,
+            "pooled_errors": self.pooled_errors,
             "capabilities": capabilities,
         }

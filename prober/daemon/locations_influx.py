@@ -13,15 +13,25 @@ InfluxQL ``/query`` API of InfluxDB 1.x, and of 2.x/3.x through their v1 compati
 
 Every instance writes its own points; reading them back is what makes the decision the
 same on every machine.
+
+When an incident opens or resolves, a second request (:meth:`LocationsReader.read_runs`,
+one statement per incident, each bounded in time and in points) reads the ``check``
+points of its failing checks at its failing locations around the per-location estimate,
+which date it from the pooled runs (:func:`~prober.incidents.locations.pooled_start`)::
+
+    SELECT "success", "failed_step" FROM "check" WHERE "site" = … AND "kind" = …
+      AND ("location" = … OR …) AND ("check" = … OR …) AND "outcome" != 'skipped'
+      AND time >= …ms AND time <= …ms GROUP BY "location", "check" LIMIT 5000
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from prober.incidents.locations import CrossEvent, CrossIncident, LocationState, Reporter, SiteKind
 from prober.config.influxdb import InfluxDBConfig
-from prober.report.influx import QueryClient
+from prober.incidents.locations import CrossEvent, CrossIncident, LocationState, Reporter, Run, RunsWindow, SiteKind
+from prober.report.influx import QueryClient, quote_tag
 from prober.writer.points import PRECISION_DIVISOR, escape_field_string, escape_tag
 
 MEASUREMENT = "incident_locations"
@@ -31,6 +41,50 @@ STATES = ('SELECT last("reason") AS "reason", "failed_step", "state" FROM "incid
 REPORTERS = 'SELECT last("checks") AS "checks" FROM "prober" WHERE time > now() - {stale}ms GROUP BY "location", "instance"'
 WRITTEN = (f'SELECT last("id") AS "id", "state", "locations", "checks", "reason", "failed_step", "live", "required" '
            f'FROM "{MEASUREMENT}" GROUP BY "site", "kind"')
+
+
+RUNS_LIMIT = 5000
+"""At most this many ``check`` points per location and check in one pooled read."""
+
+LoginSteps = Mapping[tuple[str, str], frozenset[str]]
+"""``(site, check) → its steps that repeat the login check's`` (not counted for the check)."""
+
+
+def _any(tag: str, values: tuple[str, ...]) -> str:
+    return "(" + " OR ".join(f'"{tag}" = {quote_tag(v)}' for v in values) + ")"
+
+
+def runs_query(window: RunsWindow) -> str:
+    """The ``check`` points to pool for one incident (see the module docstring)."""
+    return (
+        f'SELECT "success", "failed_step" FROM "check" WHERE "site" = {quote_tag(window.site)} '
+        f'AND "kind" = {quote_tag(window.kind)} AND {_any("location", window.locations)} '
+        f'AND {_any("check", window.checks)} AND "outcome" != \'skipped\' '
+        f"AND time >= {window.start_ns // 1_000_000}ms AND time <= {window.end_ns // 1_000_000}ms "
+        f'GROUP BY "location", "check" LIMIT {RUNS_LIMIT}'
+    )
+
+
+def parse_runs(results: list[dict], keys: list[SiteKind],
+               login_steps: LoginSteps | None = None) -> dict[SiteKind, list[Run]]:
+    """Per ``keys[statement_id]``, its runs ``(failed, at_ns)`` merged in time order.
+
+    A failure at a step the site's login check also makes is not counted for a non-login
+    check (as the per-location tracker does not count it).
+    """
+    login_steps = login_steps or {}
+    merged: dict[SiteKind, list[tuple[int, str, bool]]] = {key: [] for key in keys}
+    for result in results:
+        key = keys[int(result.get("statement_id", 0))]
+        for series in result.get("series") or []:
+            tags = series.get("tags") or {}
+            skip = login_steps.get((key[0], tags.get("check", "")), frozenset())
+            for row in _rows(series):
+                failed = not row.get("success")
+                if failed and row.get("failed_step") in skip:
+                    continue
+                merged[key].append((int(row.get("time") or 0) * 1_000_000, tags.get("location", ""), failed))
+    return {key: [(failed, at) for at, _, failed in sorted(rows)] for key, rows in merged.items()}
 
 
 @dataclass
@@ -95,6 +149,15 @@ class LocationsReader:
         """Raises :class:`~prober.report.influx.QueryError` when InfluxDB cannot answer."""
         statements = [STATES, REPORTERS.format(stale=self.stale_ms), WRITTEN]
         return parse(list(self.client.run(statements)))
+
+    def read_runs(self, windows: Mapping[SiteKind, RunsWindow],
+                  login_steps: LoginSteps | None = None) -> dict[SiteKind, list[Run]]:
+        """The pooled runs of each window, in one request (blocking; raises
+        :class:`~prober.report.influx.QueryError` when InfluxDB cannot answer)."""
+        keys = [key for key, window in windows.items() if window.checks and window.locations]
+        if not keys:
+            return {}
+        return parse_runs(list(self.client.run([runs_query(windows[k]) for k in keys])), keys, login_steps)
 
 
 def point(event: CrossEvent, instance: str, precision: str = "ns") -> str:

@@ -12,9 +12,18 @@ from InfluxDB what every prober instance wrote and hands it here.
 * **Required** (:func:`required`): ``confirm`` (``k``), capped at the number of live
   locations so that losing a location never blinds the others; ``"all"`` is every live
   location.
-* **Confirmed**: at least *required* live locations fail. A confirmed cross-location
-  incident starts at the earliest start among its failing locations; it resolves when
-  fewer than *required* fail, dated by the resolution that brought the count below it.
+* **Confirmed**: at least *required* live locations fail; it resolves when fewer than
+  *required* fail.
+* **Start and end** (:func:`pooled_start`, :func:`pooled_end`): estimated from the
+  *pooled* runs of the failing locations (the ``check`` points of the failing checks,
+  merged in time order, :class:`RunsWindow` says which), by the maximum-likelihood split
+  of the per-location tracker (:func:`~prober.incidents.tracker.rate_start`,
+  :func:`~prober.incidents.tracker.rate_end`). Its first guess, kept unless a split of
+  the pooled runs is clearly better, is the earliest start among the failing
+  locations, and the first pooled success after the last pooled failure. Without the
+  pooled runs (InfluxDB did not answer the second read), the start is the earliest
+  start among the failing locations and the end the resolution that brought the count
+  below *required* (:func:`resolution_time`).
 * **Who acts** (:func:`acting`): the live instance whose ``(location, instance)`` sorts
   first; it alone writes the ``incident_locations`` points
   (:mod:`prober.daemon.locations_influx`) and notifies. When it stops
@@ -29,7 +38,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from prober.incidents.tracker import rate_end, rate_start
+
 SiteKind = tuple[str, str]
+Run = tuple[bool, int]
+"""``(failed, at_ns)`` of one counted run, as in the tracker's window."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +171,7 @@ def resolution_time(incident: CrossIncident, states: Iterable[LocationState], no
     ``m - k + 1``-th of those. Only the locations still live count (one that stopped
     reporting says nothing about the end); one not back yet counts as back ``now``.
     """
-    counted = [loc for loc in incident.locations if loc in incident.live] or list(incident.locations)
+    counted = _counted(incident)
     back: dict[str, int] = {}
     still: set[str] = set()
     for s in states:
@@ -173,6 +186,60 @@ def resolution_time(incident: CrossIncident, states: Iterable[LocationState], no
     return max(incident.since_ns, ends[index] if ends else now_ns)
 
 
+@dataclass(frozen=True, slots=True)
+class RunsWindow:
+    """Which runs to pool for one site × capability: the ``check`` points of ``checks`` at
+    ``locations`` between ``start_ns`` and ``end_ns`` (inclusive)."""
+
+    site: str
+    kind: str
+    checks: tuple[str, ...]
+    locations: tuple[str, ...]
+    start_ns: int
+    end_ns: int
+
+
+POOL_SPAN_MAX_S = 6 * 3600.0
+"""The longest stretch read on either side of a per-location estimate (bounds the read
+after a long incident)."""
+
+
+def around(estimate_ns: int, now_ns: int, floor_ns: int = 0, span_max_s: float = POOL_SPAN_MAX_S) -> tuple[int, int]:
+    """``(start, end)``: as long a stretch before ``estimate_ns`` as there is after it up
+    to ``now_ns`` (at most ``span_max_s``), never before ``floor_ns``.
+
+    At the opening the stretch after the start holds the failing runs that confirmed it,
+    and as many calm ones before it let the split weigh one rate against the other; at
+    the resolution, the calm runs after the end weigh against as many failing ones.
+    """
+    span = min(max(now_ns - estimate_ns, 0), int(span_max_s * 1e9))
+    return max(estimate_ns - span, floor_ns), min(estimate_ns + span, now_ns)
+
+
+def pooled_start(runs: list[Run], since_ns: int, min_failures: int) -> int:
+    """The start of the failing part of the pooled ``runs`` (merged across locations, in
+    time order): the maximum-likelihood split of :func:`~prober.incidents.tracker.rate_start`,
+    whose first guess is the first failure at or after ``since_ns`` (the earliest start
+    among the locations). ``since_ns`` when no run failed from it on.
+    """
+    default = next((i for i, (bad, at) in enumerate(runs) if bad and at >= since_ns), None)
+    if default is None:
+        return since_ns
+    return runs[rate_start(runs, default, 0, min_failures)][1]
+
+
+def pooled_end(runs: list[Run], end_ns: int, min_failures: int) -> int:
+    """The end of the failing part of the pooled ``runs``: the maximum-likelihood split of
+    :func:`~prober.incidents.tracker.rate_end`, whose first guess is the first success
+    after the last failure. ``end_ns`` (the per-location estimate) when the runs do not
+    show an end: none failed, or the last one did.
+    """
+    last = max((i for i, (bad, _) in enumerate(runs) if bad), default=None)
+    if last is None or last == len(runs) - 1:
+        return end_ns
+    return runs[rate_end(runs, last + 1, min_failures)][1]
+
+
 EventKind = Literal["opened", "reminder", "resolved"]
 
 
@@ -185,26 +252,66 @@ class CrossEvent:
 
 @dataclass
 class Consensus:
-    """The open cross-location incidents and their transitions (see the module docstring)."""
+    """The open cross-location incidents and their transitions (see the module docstring).
+
+    ``min_failures`` is the least number of pooled failures a failing part holds
+    (``open_after`` of ``[incidents]``, as in the tracker).
+    """
 
     open: dict[SiteKind, CrossIncident] = field(default_factory=dict)
+    min_failures: int = 3
+    resolved: dict[SiteKind, int] = field(default_factory=dict)
+    """The end of the latest incident resolved here per site × capability: the runs of
+    the next one are read from after it."""
 
     def adopt(self, incidents: Mapping[SiteKind, CrossIncident]) -> None:
         """Take the open incidents another instance wrote (when this one starts acting)."""
         for key, incident in incidents.items():
             self.open.setdefault(key, incident)
 
-    def step(self, decisions: Mapping[SiteKind, Decision], states: Iterable[LocationState], now_ns: int,
-             remind_every_s: float | None = None) -> list[CrossEvent]:
-        """Apply one round of decisions; the events to write and notify."""
+    def windows(self, decisions: Mapping[SiteKind, Decision], states: Iterable[LocationState],
+                now_ns: int) -> dict[SiteKind, RunsWindow]:
+        """The runs to pool for the incidents :meth:`step` would open or resolve now."""
         states = list(states)
+        out: dict[SiteKind, RunsWindow] = {}
+        for key, decision in decisions.items():
+            if decision.confirmed and key not in self.open:
+                start, end = around(decision.since_ns, now_ns, self.resolved.get(key, 0))
+                out[key] = RunsWindow(decision.site, decision.kind, decision.checks, decision.failing, start, end)
+        for key, incident in self.open.items():
+            if key in decisions and decisions[key].confirmed:
+                continue
+            incident = self._closing(incident, decisions.get(key))
+            start, end = around(resolution_time(incident, states, now_ns), now_ns, incident.since_ns)
+            out[key] = RunsWindow(incident.site, incident.kind, incident.checks, _counted(incident), start, end)
+        return out
+
+    @staticmethod
+    def _closing(incident: CrossIncident, decision: Decision | None) -> CrossIncident:
+        """``incident`` with the live locations and requirement of its last decision."""
+        if decision is None:
+            return incident
+        return replace(incident, live=decision.live, required=decision.required)
+
+    def step(self, decisions: Mapping[SiteKind, Decision], states: Iterable[LocationState], now_ns: int,
+             remind_every_s: float | None = None, runs: Mapping[SiteKind, list[Run]] | None = None) -> list[CrossEvent]:
+        """Apply one round of decisions; the events to write and notify.
+
+        ``runs``: the pooled runs of the :meth:`windows` asked for, when they could be
+        read; an incident without them is dated by the per-location estimates.
+        """
+        states = list(states)
+        runs = runs or {}
         events: list[CrossEvent] = []
         for key, decision in decisions.items():
             current = self.open.get(key)
             if decision.confirmed and current is None:
+                since = decision.since_ns
+                if key in runs:
+                    since = pooled_start(runs[key], since, self.min_failures)
                 incident = CrossIncident(
-                    id=incident_id(decision.site, decision.kind, decision.since_ns), site=decision.site,
-                    kind=decision.kind, since_ns=decision.since_ns, locations=decision.failing,
+                    id=incident_id(decision.site, decision.kind, since), site=decision.site,
+                    kind=decision.kind, since_ns=since, locations=decision.failing,
                     checks=decision.checks, reason=decision.reason, failed_step=decision.failed_step,
                     live=decision.live, required=decision.required, notified_ns=now_ns)
                 self.open[key] = incident
@@ -220,6 +327,15 @@ class Consensus:
             incident = self.open.pop(key)
             if key in decisions:
                 incident.live, incident.required = decisions[key].live, decisions[key].required
-            incident.resolved_ns = resolution_time(incident, states, now_ns)
+            end = resolution_time(incident, states, now_ns)
+            if key in runs:
+                end = max(incident.since_ns, pooled_end(runs[key], end, self.min_failures))
+            incident.resolved_ns = end
+            self.resolved[key] = end
             events.append(CrossEvent("resolved", incident, now_ns))
         return events
+
+
+def _counted(incident: CrossIncident) -> tuple[str, ...]:
+    """The locations whose runs date the end of ``incident``: those that failed and are still live."""
+    return tuple(loc for loc in incident.locations if loc in incident.live) or incident.locations
