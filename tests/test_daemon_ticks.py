@@ -126,3 +126,30 @@ def test_a_tick_plans_its_own_period_early_or_late() -> None:
     tick = 1_000_000 * interval - lead
     for offset in (-lead / 4, -1e-6, 0.0, 0.3, interval - lead):
         assert tick_of(tick + offset + lead / 2, interval) == tick, offset
+
+
+def test_no_run_starts_before_its_planned_time_on_uvloop() -> None:
+    """uvloop's timers have millisecond resolution and may fire up to a millisecond early:
+    a run fired early waits for its planned time instead of starting in the period before
+    (where, with a small random delay, it would count twice in that period)."""
+    import uvloop
+
+    starts: list[tuple[JourneyPlan, float]] = []
+    plans = [plan(f"c{i}", 0.2) for i in range(40)]
+
+    async def main() -> None:
+        runs = Runs()
+        scheduler = scheduler_for(runs, plans)
+        scheduler.on_start = lambda p, _lag_ms: starts.append((p, time.time()))
+        await scheduler.start()
+        await asyncio.sleep(3.0)
+        scheduler.stop_scheduling()
+        await scheduler.drain(1.0)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
+    assert len(starts) >= 400
+    # Past its grid point by the random delay and the loop's latency; an early start
+    # would show as almost a whole interval past the previous grid point.
+    early = sorted(off_grid(p, at) for p, at in starts if off_grid(p, at) > 0.1)
+    assert early == [], (len(early), early[:5])

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -246,7 +247,10 @@ def run(
     if worker is None and count > 1:
         from prober.daemon.supervisor import Supervisor
 
-        return Supervisor(path, count, shard=shard, log_level=log_level, log_format=log_format).run()
+        supervisor = Supervisor(path, count, shard=shard, log_level=log_level, log_format=log_format)
+        del loaded  # the workers load their own: the supervisor keeps no configuration
+        gc.collect()
+        return supervisor.run()
     shares: list[Share] = [s for s in (shard, worker) if s is not None and s.count > 1]
     spool_dir = spool_dir_of(loaded.config, shares)
 
@@ -258,22 +262,28 @@ def run(
         return ProberService(config, writer=writer)
 
     mine = prepare(loaded)
+    total_sites = len(loaded.config.sites)
+    del loaded  # a share keeps only its own sites (a large configuration is tens of MB)
     if shares:
         setup_logging(level, log_format or daemon_settings.log_format,  # type: ignore[arg-type]
                       instance=mine.config.prober.instance)
 
-    async def main() -> int:
+    async def main(first: list[LoadedConfig]) -> int:
         if shares:
-            names = [site.name for site in mine.config.sites]
+            names = [site.name for site in first[0].config.sites]
             listed = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
             log.warning("%s: %d of the %d sites (%s)", " and ".join(_describe(s) for s in shares), len(names),
-                        len(loaded.config.sites), listed or "none: idle until a reload gives it one")
-        daemon = Daemon(path, mine, environ=environ, service_factory=service, prepare=prepare if shares else None,
-                        parent_pid=os.getppid() if worker is not None else None)
+                        total_sites, listed or "none: idle until a reload gives it one")
+        daemon = Daemon(path, first.pop(), environ=environ, service_factory=service,
+                        prepare=prepare if shares else None, parent_pid=os.getppid() if worker is not None else None)
         return await daemon.serve()
 
+    # Handed over in a list the daemon empties: after a reload nothing here holds the
+    # first configuration.
+    first = [mine]
+    del mine
     try:
-        return eventloop.run(main())
+        return eventloop.run(main(first))
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return EXIT_FORCED
 

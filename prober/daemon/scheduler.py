@@ -336,6 +336,15 @@ class JourneyScheduler:
     def _fire(self, key: Key, entry: _Entry, planned: float) -> None:
         if self.entries.get(key) is not entry or self._stopped:
             return  # removed or changed by a reload since it was planned
+        early = planned - time.time()
+        if early > 0:
+            # Timers of millisecond resolution (uvloop's) fire up to a millisecond early;
+            # started now, the run would belong to the period before its own.
+            loop = asyncio.get_running_loop()
+            handle = loop.call_at(loop.time() + early, self._fire, key, entry, planned)
+            if planned >= entry.due:  # (else the entry's handle is a later run's)
+                entry.handle = handle
+            return
         if planned >= entry.due:
             entry.handle = None  # (an overdue run can fire after a late tick planned the next)
         plan = entry.plan
