@@ -231,7 +231,6 @@ InfluxDBConfig = Annotated[
 """The ``[influxdb]`` section: validated by the model of its ``api`` version."""
 
 
-
 def other_version_of(key: str, api: str) -> str | None:
     """The API version a key of ``[influxdb]`` belongs to when it is not ``api``'s (for the
     message of an unknown key: ``token applies to api = "v2" only``)."""
