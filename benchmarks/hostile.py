@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from prober import eventloop  # noqa: E402
 from benchmarks.support import ROOT, free_port, wait_http  # noqa: E402
 
 CASES = {
@@ -106,7 +107,7 @@ def main() -> int:
     parser.add_argument("--one", nargs=2, metavar=("URL", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(asyncio.run(_one(args.one[0], args.one[1], args.timeout, args.max_body))))
+        print(json.dumps(eventloop.run(_one(args.one[0], args.one[1], args.timeout, args.max_body))))
         return 0
 
     shown = " ".join(f"--case {c}" for c in args.case or [])

@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.support import free_port, start_bank, timed_request, wait_http  # noqa: E402
+from prober import eventloop  # noqa: E402
 from prober.loading import load  # noqa: E402
 from prober.journey.plan import JourneyPlan  # noqa: E402
 from prober.journey.runner import run_journey  # noqa: E402
@@ -151,12 +152,12 @@ def main() -> int:
 
         print(f"# python benchmarks/journey_cpu.py --seconds {args.seconds:g} --concurrency {args.concurrency} "
               f"--latency-runs {args.latency_runs}")
-        journeys, steps, cpu, _ = asyncio.run(drive_journeys(accounts, args.seconds, args.concurrency))
+        journeys, steps, cpu, _ = eventloop.run(drive_journeys(accounts, args.seconds, args.concurrency))
         per_step_ms = cpu / steps * 1000
         print(f"accounts journey (3 steps, fresh connection then reuse): {journeys} journeys, {steps} steps "
               f"in {args.seconds:g}s = {steps / args.seconds:,.0f} steps/s; CPU {per_step_ms:.3f} ms/step")
 
-        journeys, steps, cpu, _ = asyncio.run(drive_journeys(health, args.seconds, args.concurrency))
+        journeys, steps, cpu, _ = eventloop.run(drive_journeys(health, args.seconds, args.concurrency))
         per_probe_ms = cpu / steps * 1000
         print(f"one-step GET /healthz on a fresh connection: {steps / args.seconds:,.0f} probes/s; "
               f"CPU {per_probe_ms:.3f} ms/probe")
@@ -184,7 +185,7 @@ def main() -> int:
         set_fault = urllib.request.Request(f"{bank_url}/admin/faults/accounts", method="PUT",
                                            data=json.dumps({"mode": "slow", "delay_ms": 20}).encode())
         urllib.request.urlopen(set_fault).read()
-        results = asyncio.run(sequential_runs(accounts, args.latency_runs))
+        results = eventloop.run(sequential_runs(accounts, args.latency_runs))
         prober_ms = sorted(r.steps[1].duration_ms - 20.0 for r in results if r.steps[1].success)
         reference_ms = sorted(d - 20.0 for d in raw_reference(bank_url, len(prober_ms)))
         print(f"latency over a known 20 ms server delay, accounts list step, one request at a time "

@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.scheduler import CHECK, NullSink  # noqa: E402
+from prober import eventloop  # noqa: E402
 from prober.loading import load  # noqa: E402
 from prober.daemon.service import ProberService  # noqa: E402
 from prober.writer.writer import ResultWriter  # noqa: E402
@@ -58,7 +59,7 @@ def main() -> int:
     print(f"command: python benchmarks/memory_per_check.py --checks {args.checks}")
     with tempfile.TemporaryDirectory() as tmp:
         for n in (max(args.checks // 10, 1), args.checks):
-            per_check = asyncio.run(measure(n, Path(tmp)))
+            per_check = eventloop.run(measure(n, Path(tmp)))
             print(f"{n:>6} checks: {per_check / 1024:.1f} KB per configured check (target <= 50 KB)")
     return 0
 

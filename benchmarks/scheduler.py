@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.support import start_bank  # noqa: E402
+from prober import eventloop  # noqa: E402
 from prober.loading import load  # noqa: E402
 from prober.daemon.scheduler import percentile  # noqa: E402
 from prober.daemon.service import ProberService  # noqa: E402
@@ -176,7 +177,7 @@ def main() -> int:
             print(header)
             for n in sizes:
                 interval = args.interval or DEFAULT_INTERVALS.get(n, 1.0)
-                r = asyncio.run(measure(url, n, interval, args.seconds, Path(tmp)))
+                r = eventloop.run(measure(url, n, interval, args.seconds, Path(tmp)))
                 print(f"{n:>6} {interval:>7g}s {r['journeys_per_s']:>10.1f} {r['expected_per_s']:>9.1f} "
                       f"{r['steps_per_s']:>8.1f} {r['lag_p50_ms']:>6.2f}ms {r['lag_p99_ms']:>6.2f}ms "
                       f"{r['lag_max_ms']:>6.1f}ms {r['cpu_ms_per_step']:>7.3f}ms {r['cpu_share'] * 100:>5.0f}% "

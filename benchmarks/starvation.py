@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.scheduler import NullSink  # noqa: E402
 from benchmarks.support import start_bank  # noqa: E402
+from prober import eventloop  # noqa: E402
 from prober.loading import load  # noqa: E402
 from prober.daemon.scheduler import percentile  # noqa: E402
 from prober.daemon.service import ProberService  # noqa: E402
@@ -216,7 +217,7 @@ def main() -> int:
     try:
         hang_login(hanging)
         with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(measure(args, healthy, hanging, Path(tmp)))
+            eventloop.run(measure(args, healthy, hanging, Path(tmp)))
     finally:
         for bank in (healthy_bank, hanging_bank):
             bank.terminate()
