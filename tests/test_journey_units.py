@@ -199,3 +199,18 @@ def test_results_are_immutable_once_produced():
     with pytest.raises(dataclasses.FrozenInstanceError):
         step.error = "x"  # type: ignore[misc]
     assert isinstance(result.steps, tuple)
+
+
+def test_form_body_is_what_aiohttp_formdata_sends() -> None:
+    """The form is encoded directly (FormData cost as much again per request): the same
+    bytes, and the form's content type unless the step set its own."""
+    from prober.journey.runner import FORM_CONTENT_TYPE, _form_body
+
+    form = {"grant_type": "password", "username": "alice@bank.example", "password": "p&ss w=rd/é", "scope": ""}
+    payload = aiohttp.FormData(form)()
+    headers: dict[str, str] = {}
+    assert _form_body(form, headers) == payload._value
+    assert headers == {"Content-Type": FORM_CONTENT_TYPE} and payload.content_type == FORM_CONTENT_TYPE
+    own = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+    _form_body(form, own)
+    assert own == {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}

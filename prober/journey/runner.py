@@ -23,6 +23,7 @@ import traceback
 from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -37,6 +38,8 @@ from prober.journey.redirects import Middleware, origin_guard
 from prober.journey.signing import signing_middleware
 from prober.results import JourneyResult, Outcome, StepResult
 from prober.journey.templating import UndefinedValue, fresh_uuid
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 log = logging.getLogger("prober.journey")
 
@@ -315,6 +318,8 @@ async def _exchange(
     }
     if request.body_kind == "json":
         kwargs["json"] = request.body
+    elif request.body_kind == "form":
+        kwargs["data"] = _form_body(request.body, request.headers)
     elif request.body_kind is not None:
         kwargs["data"] = request.body
     if step.server_name and request.url.startswith("https://"):
@@ -358,6 +363,15 @@ async def _exchange(
         bytes=reader.received,
     )
     return result, response
+
+
+def _form_body(form: dict[str, Any], headers: dict[str, str]) -> bytes:
+    """The bytes aiohttp's ``FormData`` sends for a flat form (``urlencode``, UTF-8), built
+    directly: going through ``FormData`` cost about as much again per request. Sets the
+    form's content type unless the step gives one."""
+    if not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = FORM_CONTENT_TYPE
+    return urlencode(form, doseq=True).encode()
 
 
 def _redirect_guard(request: _Request, redact: Redactor) -> Middleware | None:
