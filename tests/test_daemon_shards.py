@@ -148,3 +148,54 @@ def _index_of(log: str, pid: int) -> int:
     match = re.search(rf"worker (\d+) \(pid {pid}\) exited", log)
     assert match, log[-3000:]
     return int(match.group(1))
+
+
+def _two_free_ports() -> int:
+    """A port ``p`` with ``p`` and ``p + 1`` free (the health ports of two workers)."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+async def test_a_stuck_worker_is_killed_and_restarted(bank: BankServer, influx_db: InfluxDatabase, tmp_path: Path) -> None:
+    """A worker whose event loop no longer turns (SIGSTOP here) keeps its process alive and
+    its banks unprobed: the supervisor, hearing nothing from its health endpoint for
+    worker_stall_timeout, kills it, and the restarted worker probes its sites again."""
+    port = _two_free_ports()
+    text = sites_config(bank.url, influx_db).replace(
+        'health_listen = ""', f'health_listen = "127.0.0.1:{port}"\nworker_stall_timeout = "2s"')
+    assert f"127.0.0.1:{port}" in text
+    (tmp_path / "prober.toml").write_text(text)
+    prober = await ProberProcess(["run", "-c", "prober.toml", "--workers", "2"], tmp_path).start()
+    assert prober.proc is not None
+    try:
+        await wait_for(lambda: len({r["site"] for r in check_points(influx_db)}) == len(SITES),
+                       timeout=30, what="every site to run")
+        stuck = _children(prober.proc.pid)[1]
+        os.kill(stuck, signal.SIGSTOP)
+        await wait_for(lambda: f"(pid {stuck}) has answered nothing" in prober.log, timeout=15,
+                       what="the stuck worker to be found out")
+        await wait_for(lambda: len(_children(prober.proc.pid)) == 2 and stuck not in _children(prober.proc.pid),
+                       timeout=20, what="a new worker")
+        index = _index_of(prober.log, stuck)
+        since = max(r["time"] for r in check_points(influx_db))
+        await wait_for(lambda: any(r["time"] > since and r["instance"] == f"probe-w{index}"
+                                   for r in check_points(influx_db)),
+                       timeout=30, what="the restarted worker to probe its sites")
+        prober.signal(signal.SIGTERM)
+        code = await prober.wait(40)
+    finally:
+        await prober.kill()
+    assert code == 0, prober.log[-3000:]
+    assert "Traceback" not in prober.log
+    assert prober.log.count("has answered nothing") == 1, prober.log[-3000:]

@@ -15,10 +15,14 @@ Example (every key optional; these are the defaults)::
     lockout_cooldown = "15m"           # longest pause (each refused probe doubles it up to this)
     state_dir = "var/state"            # lockout, incident and uptime history state kept across restarts
     workers = 1                        # processes sharing the sites (one per core); see below
+    worker_stall_timeout = "60s"       # a worker whose health endpoint answers nothing this long is restarted
 
 ``workers`` above 1 makes ``prober run`` a supervisor of that many worker processes,
 the sites split among them by a stable hash of their names (``prober run --workers N``
-overrides it; :mod:`prober.daemon.sharding`).
+overrides it; :mod:`prober.daemon.sharding`). The supervisor asks each worker's health
+endpoint every few seconds; a worker that answers nothing at all (any status counts as an
+answer: a worker whose InfluxDB is down is alive) for ``worker_stall_timeout`` is stuck
+(an event loop that no longer turns) and is killed and restarted.
 
 Changes to this section and to ``[influxdb]`` take effect at the next start; a reload
 (SIGHUP) applies the ``[[sites]]`` only and logs that a restart is needed for the rest.
@@ -97,6 +101,9 @@ class DaemonConfig(BaseModel):
     (``worker-<k>/`` below ``spool_dir`` and ``state_dir``), instance name
     (``<instance>-w<k>``) and health listener (``health_listen``'s port + k - 1). A site
     is never split: a configuration with fewer sites than workers leaves some idle."""
+    worker_stall_timeout: Duration = 60.0
+    """With ``workers`` above 1 and a health listener on a fixed port: how long a worker's
+    health endpoint may answer nothing before the supervisor kills and restarts it."""
 
     @field_validator("jitter", mode="before")
     @classmethod

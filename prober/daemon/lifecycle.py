@@ -247,7 +247,12 @@ def run(
     if worker is None and count > 1:
         from prober.daemon.supervisor import Supervisor
 
-        supervisor = Supervisor(path, count, shard=shard, log_level=log_level, log_format=log_format)
+        listen = daemon_settings.listen_address()
+        health = None
+        if listen is not None and listen[1] != 0:  # port 0: the workers' ports are not known here
+            health = [(listen[0], listen[1] + k) for k in range(count)]
+        supervisor = Supervisor(path, count, shard=shard, log_level=log_level, log_format=log_format,
+                                health=health, stall_timeout=daemon_settings.worker_stall_timeout)
         del loaded  # the workers load their own: the supervisor keeps no configuration
         gc.collect()
         return supervisor.run()

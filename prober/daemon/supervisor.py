@@ -9,7 +9,13 @@ Ctrl-C in a terminal reaches the supervisor alone) and:
 * restarts a worker that exits while no stop was asked, after a back-off (1 s, doubled
   each time up to 60 s, back to 1 s once a worker has run for a minute), logged;
 * on SIGTERM / SIGINT, waits for every worker to flush or spool its results and exits
-  0, or 130 when a worker's shutdown was forced, 1 when one failed.
+  0, or 130 when a worker's shutdown was forced, 1 when one failed;
+* restarts a worker that is stuck: when the workers' health endpoints are on known ports,
+  it asks each one's ``/healthz`` every few seconds, and a worker that answers nothing at
+  all for ``[daemon] worker_stall_timeout`` (any HTTP status is an answer: a worker whose
+  InfluxDB is down is alive; a starting worker has at least a minute for its first
+  answer) gets SIGKILL, then the restart above. A stuck event loop
+  would otherwise leave its share of the banks unprobed behind a live process.
 
 A worker whose supervisor dies (SIGKILL) notices within a second and shuts down
 cleanly, so no orphan keeps probing. Which sites each worker runs, and under which
@@ -21,12 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 
 from prober.daemon.sharding import Share
+from prober.waiting import cancel_and_wait
 
 log = logging.getLogger("prober.daemon.supervisor")
 
@@ -34,6 +42,10 @@ EXIT_OK, EXIT_FAILED, EXIT_FORCED = 0, 1, 130
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_AFTER = 1.0, 60.0, 60.0
 """Restart back-off of a worker (seconds), and how long it must run to reset it."""
+POLL_MAX = 5.0
+"""Longest wait between two health questions to a worker (seconds)."""
+START_GRACE = 60.0
+"""How long a starting worker may take to answer its first health question (seconds)."""
 
 
 def _ignore_sighup() -> None:
@@ -53,8 +65,15 @@ class Supervisor:
         shard: Share | None = None,
         log_level: str | None = None,
         log_format: str | None = None,
+        health: list[tuple[str, int]] | None = None,
+        stall_timeout: float = 60.0,
     ) -> None:
         self.path = str(path)
+        self.health = health
+        """``(host, port)`` of each worker's health endpoint (worker k at index k - 1), or
+        None when unknown (disabled, or port 0): no stall watch then."""
+        self.stall_timeout = stall_timeout
+        self.stalls = 0
         self.workers = workers
         self.shard = shard
         self.options = [*(["--log-level", log_level] if log_level else []),
@@ -124,7 +143,11 @@ class Supervisor:
             self.procs[index] = proc
             if self.stopping.is_set():  # the stop came while it was being started
                 proc.send_signal(signal.SIGTERM)
-            code = await proc.wait()
+            watch = asyncio.create_task(self._watch(index, proc)) if self.health else None
+            try:
+                code = await proc.wait()
+            finally:
+                await cancel_and_wait(watch)
             if self.stopping.is_set():
                 # Killed by the stop signal itself: it came before the worker had its
                 # handlers, so before it had probed anything.
@@ -142,3 +165,42 @@ class Supervisor:
                 await asyncio.wait_for(self.stopping.wait(), backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
         self.codes.setdefault(index, EXIT_OK)
+
+    async def _watch(self, index: int, proc: asyncio.subprocess.Process) -> None:
+        """Kill worker ``index`` when its health endpoint answers nothing for
+        ``stall_timeout`` (from its start, or from its last answer)."""
+        assert self.health is not None and self.stopping is not None
+        host, port = self.health[index - 1]
+        poll = min(POLL_MAX, self.stall_timeout / 4)
+        last_answer = time.monotonic()
+        limit = max(self.stall_timeout, START_GRACE)  # until it first answers: loading a large config
+        while proc.returncode is None and not self.stopping.is_set():
+            await asyncio.sleep(poll)
+            if await answers(host, port, timeout=poll):
+                last_answer, limit = time.monotonic(), self.stall_timeout
+                continue
+            silent = time.monotonic() - last_answer
+            if silent >= limit and proc.returncode is None and not self.stopping.is_set():
+                self.stalls += 1
+                log.error("worker %d (pid %d) has answered nothing on http://%s:%d/healthz for %.0fs: "
+                          "it is stuck; killing it", index, proc.pid, host, port, silent)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # its own process group: its children too
+                return
+
+
+async def answers(host: str, port: int, timeout: float) -> bool:
+    """Whether an HTTP server at ``host:port`` answers ``GET /healthz`` with a status line
+    within ``timeout`` (whatever the status)."""
+    writer = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(f"GET /healthz HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode())
+            await writer.drain()
+            return (await reader.readline()).startswith(b"HTTP/")
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        if writer is not None:
+            writer.close()
