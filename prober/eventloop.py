@@ -1,6 +1,6 @@
-"""The event loop the prober runs on: uvloop where it is installed, asyncio's own otherwise.
+"""The event loop the prober runs on: uvloop, or asyncio's own on request.
 
-uvloop (libuv) is a declared dependency on every platform it is built for; it spends
+uvloop (libuv) is a declared dependency; it spends
 less CPU per probe on sockets, timers and callbacks than asyncio's pure-Python loop
 (``python benchmarks/daemon.py --baseline DIR`` compares). ``PROBER_EVENT_LOOP=asyncio``
 chooses asyncio's loop, e.g. to tell a loop problem from a prober one.
@@ -23,7 +23,7 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     if os.environ.get(ENV, "").strip().lower() != "asyncio":
         try:
             import uvloop
-        except ImportError:  # a platform uvloop is not built for (Windows)
+        except ImportError:  # installed without its dependencies on a platform uvloop lacks
             pass
         else:
             return uvloop.new_event_loop
