@@ -9,9 +9,9 @@ sizes likewise (``"512KiB"``, ``"10MiB"``) and held as int bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict
@@ -160,7 +160,7 @@ def secret_from_file(
         if required and name not in data:
             raise ValueError(both)
         return data
-    if data.get(name):
+    if name in data:
         raise ValueError(both if required else f"set either `{name}` or `{key}`, not both")
     path = data[key]
     if not isinstance(path, str):
