@@ -273,22 +273,21 @@ def run(
         setup_logging(level, log_format or daemon_settings.log_format,  # type: ignore[arg-type]
                       instance=mine.config.prober.instance)
 
-    async def main(first: list[LoadedConfig]) -> int:
+    async def main(first: LoadedConfig) -> int:
         if shares:
-            names = [site.name for site in first[0].config.sites]
+            names = [site.name for site in first.config.sites]
             listed = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
             log.warning("%s: %d of the %d sites (%s)", " and ".join(_describe(s) for s in shares), len(names),
                         total_sites, listed or "none: idle until a reload gives it one")
-        daemon = Daemon(path, first.pop(), environ=environ, service_factory=service,
-                        prepare=prepare if shares else None, parent_pid=os.getppid() if worker is not None else None)
+        daemon = Daemon(path, first, environ=environ, service_factory=service, prepare=prepare if shares else None,
+                        parent_pid=os.getppid() if worker is not None else None)
+        del first  # the daemon holds it, and lets it go at a reload
         return await daemon.serve()
 
-    # Handed over in a list the daemon empties: after a reload nothing here holds the
-    # first configuration.
-    first = [mine]
+    coroutine = main(mine)
     del mine
     try:
-        return eventloop.run(main(first))
+        return eventloop.run(coroutine)
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return EXIT_FORCED
 
