@@ -54,8 +54,6 @@ GENERIC_HEADERS = frozenset({
 """HTTP header fields (RFC 9110) any client sends; the documents declare none of them
 (Berlin Group: "We omit the definition of all standard HTTP header elements")."""
 
-BEARER_SCHEMES = frozenset({"oauth2", "http"})
-
 
 @dataclass(frozen=True)
 class Operation:
@@ -147,8 +145,8 @@ class Standard:
 def _openapi_request(document: Document, sent: SentRequest) -> MockRequest:
     content_type = sent.header("Content-Type") or ""
     return MockRequest(
-        document.host_url, sent.method, sent.path, args=list(sent.query),  # type: ignore[arg-type]
-        headers=list(sent.headers), data=sent.body or None,  # type: ignore[arg-type]
+        document.host_url, sent.method, sent.path, args=list(sent.query),
+        headers=list(sent.headers), data=sent.body or None,
         content_type=content_type.split(";")[0].strip().lower(),
     )
 
@@ -189,15 +187,21 @@ def _security(operation: Operation, sent: SentRequest) -> list[str]:
     if not requirements or any(not r for r in requirements):
         return []  # anonymous access allowed
     schemes = operation.document.openapi.spec / "components" / "securitySchemes"
-    kinds = {str(schemes[name]["type"]) for r in requirements for name in r}
-    if not kinds <= BEARER_SCHEMES:
-        return [f"security schemes of kinds {sorted(kinds)} are not checked here"]
+    unchecked = sorted(name for r in requirements for name in r if not _bearer(schemes[name]))
+    if unchecked:
+        return [f"security schemes {unchecked} are neither OAuth2 nor HTTP bearer: not checked here"]
     authorization = sent.header("Authorization") or ""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         names = sorted(name for r in requirements for name in r)
         return [f"security {names} needs Authorization: Bearer <token>, got {scheme or 'none'}"]
     return []
+
+
+def _bearer(scheme: Any) -> bool:
+    """An OAuth2 scheme, or HTTP with the bearer scheme: both carried as ``Authorization: Bearer``."""
+    kind = scheme["type"]
+    return kind == "oauth2" or (kind == "http" and str(scheme.get("scheme", "")).lower() == "bearer")
 
 
 def close_objects(node: Any) -> None:
