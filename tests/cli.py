@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,15 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SIMBANK_CONFIG = REPO / "config" / "simbank.toml"
+
+
+def example_dir(tmp_path: Path, name: str) -> Path:
+    """A config directory: the shipped example ``name`` as it is, and a state_dir in tmp_path."""
+    config = tmp_path / "config"
+    config.mkdir()
+    shutil.copy(REPO / "config" / name, config / name)
+    (config / "daemon.toml").write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    return config
 
 
 @dataclass

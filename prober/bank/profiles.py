@@ -44,13 +44,17 @@ class ProfileSetup:
     oauth: OAuthServer
     env: dict[str, str]
 
+    def environment(self, url: str) -> dict[str, str]:
+        """The example's environment with the bank's URL filled in."""
+        return {name: value.replace("{url}", url) for name, value in self.env.items()}
+
     def write_env(self, url: str) -> Path:
-        """``<directory>/<profile>.env`` with the bank's URL filled in; mode 0600."""
+        """``<directory>/<profile>.env``: :meth:`environment` as ``NAME=value`` lines; mode 0600."""
         path = self.directory / f"{self.profile}.env"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
-            for name, value in self.env.items():
-                out.write(f"{name}={value.replace('{url}', url)}\n")
+            for name, value in self.environment(url).items():
+                out.write(f"{name}={value}\n")
         path.chmod(0o600)
         return path
 

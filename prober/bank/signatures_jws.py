@@ -21,15 +21,24 @@ from .signatures import Refused, SignatureProfile
 
 OB = "http://openbanking.org.uk/"
 REQUIRED_CRIT = {"b64", OB + "iat", OB + "iss", OB + "tan"}
+UNSIGNED_APIS = ("/aisp/", "/cbpii/")
+"""Parts of the Read/Write API (under ``/open-banking/``) whose OpenAPI documents declare no
+``x-jws-signature``: Account Information and Confirmation of Funds. The Payment Initiation
+and VRP APIs (``/pisp/``) declare it on every request with a body."""
 
 
 def _b64url(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
+def _unsigned_api(path: str) -> bool:
+    return path.startswith("/open-banking/") and any(part in path for part in UNSIGNED_APIS)
+
+
 def verify_detached_jws(profile: SignatureProfile, request: web.Request, body: bytes) -> None:
-    """Raise :class:`Refused` unless a request with a body carries a valid detached JWS."""
-    if not body:
+    """Raise :class:`Refused` unless a request with a body carries a valid detached JWS
+    (except in the :data:`UNSIGNED_APIS`, where the standard defines none)."""
+    if not body or _unsigned_api(request.path):
         return
     value = request.headers.get("x-jws-signature")
     if not value:
