@@ -13,7 +13,7 @@ Example (every key optional; these are the defaults)::
     lockout_after = 3                  # consecutive auth failures of a site before backing off
     # lockout_first_pause = "30s"      # first pause; default: the site's shortest check interval
     lockout_cooldown = "15m"           # longest pause (each refused probe doubles it up to this)
-    state_dir = "var/state"            # lockout, incident and uptime history state kept across restarts
+    state_dir = "var/state"            # lockout, incident, resolved incident and uptime history state kept across restarts
     workers = 1                        # processes sharing the sites (one per core); see below
     worker_stall_timeout = "60s"       # a worker whose health endpoint answers nothing this long is restarted
 
@@ -91,7 +91,8 @@ class DaemonConfig(BaseModel):
     lockout_cooldown: Duration = 900.0
     """The longest pause: a site whose credentials stopped working is probed this often."""
     state_dir: str = "var/state"
-    """Where the lockout and incident state, rotated refresh tokens (``tokens/``) and the
+    """Where the lockout and incident state, the recently resolved incidents, the
+    cross-location incidents' previous ends, rotated refresh tokens (``tokens/``) and the
     status page's daily uptime are kept across restarts (relative to the working
     directory unless absolute)."""
 
