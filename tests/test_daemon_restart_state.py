@@ -132,7 +132,8 @@ async def test_the_previous_cross_location_end_survives_a_restart(
 ) -> None:
     """Incident A of bank ``ghost`` (written into InfluxDB as another prober process of
     location fra would) is confirmed and resolved by the real prober of fra, which is then
-    restarted. Incident B follows A closely: the pooled runs read around B's start
+    restarted (and A's ``incident_locations`` points are deleted, so that only the
+    prober's state can remember A's end). Incident B follows A closely: the pooled runs read around B's start
     reach back into A, whose runs, with calm ones before them, would make A's start
     the most likely start of B (and B would get A's id). Read from after A's end, as
     before the restart, B starts at its own first failure."""
@@ -165,6 +166,11 @@ async def test_the_previous_cross_location_end_survives_a_restart(
     (view,) = [c for c in status["incidents"]["locations"]["capabilities"] if c["site"] == "ghost"]
     opened_a, resolved_a = _written(influx_db)
     assert (opened_a["time"], resolved_a["time"]) == (a_start, a_end)
+    # The incident_locations points of A are gone (a short retention, another database):
+    # A's end is then known from this instance's own state only.
+    influx_db.server.raw_query('DELETE FROM "incident_locations" WHERE "site" = \'ghost\'', influx_db.name,
+                               post=True)
+    assert _written(influx_db) == []
 
     async def ghost() -> dict | None:
         _, status = await get_json(f"http://127.0.0.1:{port}/status")
@@ -182,8 +188,7 @@ async def test_the_previous_cross_location_end_survives_a_restart(
         await prober.kill()
     assert b["since"] == utc_iso_ns(b_start), "B's start reaches back before A's end"
     assert b["id"] != opened_a["id"]
-    assert [(r["state"], r["time"], r["id"]) for r in _written(influx_db)] == [
-        ("open", a_start, opened_a["id"]), ("resolved", a_end, opened_a["id"]), ("open", b_start, b["id"])]
+    assert [(r["state"], r["time"], r["id"]) for r in _written(influx_db)] == [("open", b_start, b["id"])]
     assert restarted["previous_end"] == view["previous_end"] == utc_iso_ns(a_end)
 
 

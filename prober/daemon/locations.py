@@ -20,10 +20,12 @@ per-location estimates.
 While InfluxDB cannot answer, nothing is decided (the last view stays, ``last_error``
 says why, logged once per change).
 
-The end of the latest incident this instance resolved, per site × capability (the
-runs of the next one are read from after it, :attr:`~prober.incidents.locations.Consensus.resolved`),
-is kept in ``<state_dir>/locations.json`` (:class:`PreviousEnds`), so a restart does not
-let the next incident's pooled start reach back into the previous one.
+The end of the previous incident per site × capability (the runs of the next one are
+read from after it, :attr:`~prober.incidents.locations.Consensus.resolved`) is the later
+of the one this instance resolved, kept in ``<state_dir>/locations.json``
+(:class:`PreviousEnds`), and the latest resolution read from the ``incident_locations``
+points: neither a restart nor a takeover lets the next incident's pooled start reach
+back into the previous one.
 """
 
 from __future__ import annotations
@@ -270,6 +272,9 @@ class CrossLocationIncidents:
         self.last_poll_ns = now
         self.live = live(snap.reporters, now, self.settings.stale_after)
         self.decisions = decide(snap.states, {r.location for r in self.live}, self.settings.confirm)
+        for key, end in snap.ended.items():  # resolved by another instance (or before a lost state_dir)
+            if end > self.consensus.resolved.get(key, 0):
+                self.consensus.resolved[key] = end
         acting = bool(self.live) and (self.live[0].location, self.live[0].instance) == self.me
         if not acting or not self.acting:
             # Not acting: mirror what the acting instance wrote. Taking over: adopt it.
