@@ -259,3 +259,23 @@ async def test_the_supervisor_answers_for_every_worker_and_a_stuck_one_is_restar
 
 async def _ok(answer) -> bool:
     return (await answer)[0] == 200
+
+
+async def test_a_supervisor_whose_address_is_taken_starts_no_worker(bank: BankServer, tmp_path: Path) -> None:
+    """As a single prober: exit 1 with the reason, and no worker left behind."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "prober.toml").write_text(config_text(
+            bank.url, [check("login", interval="1s")], daemon={"health_listen": f"127.0.0.1:{port}"}))
+        prober = await ProberProcess(["run", "-c", "prober.toml", "--workers", "2"], tmp_path).start()
+        try:
+            code = await prober.wait(30)
+        finally:
+            await prober.kill()
+    assert code == 1, prober.log[-3000:]
+    assert "cannot start:" in prober.log and "address already in use" in prober.log
+    assert "supervising" not in prober.log and "worker 1/2" not in prober.log
