@@ -74,7 +74,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.support import free_port, timed_request, wait_http  # noqa: E402
+from benchmarks.support import free_port, free_port_run, timed_request, wait_http  # noqa: E402
 
 TOKEN_JSON = '{"access_token":"eyJhbGciOiJIUzI1NiJ9.c2ltdWxhdGVkLXRva2Vu.aW4tYmVuY2htYXJr","token_type":"Bearer","expires_in":3600}'
 ACCOUNTS_JSON = json.dumps({"accounts": [
@@ -350,24 +350,6 @@ def start_servers(tmp: Path, delay_ms: float) -> Servers:
 
 
 # -- the daemon --------------------------------------------------------------------------
-
-def free_port_run(count: int) -> int:
-    """A free port followed by ``count - 1`` free ones (the supervisor's and its workers')."""
-    while True:
-        port = free_port()
-        probes = []
-        try:
-            for k in range(1, count):
-                sock = socket.socket()
-                probes.append(sock)
-                sock.bind(("127.0.0.1", port + k))
-            return port
-        except OSError:
-            continue
-        finally:
-            for sock in probes:
-                sock.close()
-
 
 def write_config(servers: Servers, tag: str, checks: int, interval: float, *, latency_checks: int = 0,
                  agent: str = "bank-prober", workers: int = 1) -> tuple[Path, int]:

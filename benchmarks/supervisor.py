@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.support import start_bank, wait_http  # noqa: E402
+from benchmarks.support import free_port_run, start_bank, wait_http  # noqa: E402
 
 SITE = """
 [[sites]]
@@ -60,30 +60,8 @@ def own_cpu(pid: int) -> float:
     return total / 1e9
 
 
-def free_ports(count: int) -> int:
-    import socket
-
-    while True:
-        socks = []
-        try:
-            first = socket.socket()
-            socks.append(first)
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            for k in range(1, count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port + k))
-            return port
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-
-
 def measure(url: str, workers: int, stall: str, window: float, requests: int, tmp: Path) -> tuple[float, float, float]:
-    port = free_ports(workers + 1)
+    port = free_port_run(workers + 1)
     config = tmp / f"prober-{stall}.toml"
     config.write_text(f'[daemon]\nhealth_listen = "127.0.0.1:{port}"\nworker_stall_timeout = "{stall}"\n'
                       f'state_dir = "state-{stall}"\n' + "".join(SITE.format(n=n, url=url) for n in range(4 * workers)))
