@@ -11,6 +11,10 @@
   and writer counters. Results are redacted already; no
   URL, credential or token is part of the document.
 
+With ``--workers N`` each worker serves these on its own port, and the supervisor
+answers ``/healthz`` and ``/status`` for all of them on ``health_listen``
+(:mod:`prober.daemon.workers`).
+
 With a :class:`~prober.statuspage.StatusPage` (``[status_page]`` without a ``listen``
 of its own), the same listener serves the status page (``/``, ``/api/v1/status``,
 ``/feed.atom``, ``/badge/…``).
