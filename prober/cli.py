@@ -2,6 +2,11 @@
 
 Exit codes: 0 success, 1 a check failed, 2 a configuration or usage error. Errors are one
 line each, never a traceback.
+
+Logging: ``--log-level``/``--log-format`` before the command apply to every command
+(default ``warning``, ``plain``). ``prober run`` takes them after the command too, and
+reads ``[daemon] log_level``/``log_format``: the command's option wins over the global
+one, and either wins over ``[daemon]``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13
 """The reader of our output went away (``prober check --json | head -1``), as a shell reports SIGPIPE."""
 CHECK_CONCURRENCY = 16
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+LOG_FORMATS = ["plain", "json"]
+DEFAULT_LOG_LEVEL = "warning"
+"""Of every command but ``run``, whose default is ``[daemon] log_level``."""
 
 
 def _load_or_report(path: str) -> LoadedConfig | None:
@@ -91,7 +100,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from prober.daemon.lifecycle import run
 
-    return run(args.config, log_level=args.daemon_log_level, log_format=args.daemon_log_format,
+    # The command's own option, then the global one; without either, [daemon] decides.
+    return run(args.config, log_level=args.run_log_level or args.log_level,
+               log_format=args.run_log_format or args.log_format,
                shard=args.shard, workers=args.workers, worker=args.worker)
 
 
@@ -137,8 +148,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prober", description="Synthetic availability prober for banks.")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-format", default="plain", choices=["plain", "json"])
+    parser.add_argument("--log-level", default=None, choices=LOG_LEVELS,
+                        help=f"default {DEFAULT_LOG_LEVEL}; for `run`, [daemon] log_level (default info)")
+    parser.add_argument("--log-format", default=None, choices=LOG_FORMATS,
+                        help="default plain; for `run`, [daemon] log_format")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check a configuration and exit (0 valid, 2 invalid)")
@@ -154,10 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="the daemon: run every check on its schedule until SIGTERM (SIGHUP reloads)")
     p.add_argument("-c", "--config", required=True, help="TOML file or directory of *.toml files")
-    p.add_argument("--log-level", dest="daemon_log_level", default=None,
-                   choices=["debug", "info", "warning", "error"], help="overrides [daemon] log_level")
-    p.add_argument("--log-format", dest="daemon_log_format", default=None, choices=["plain", "json"],
-                   help="overrides [daemon] log_format")
+    p.add_argument("--log-level", dest="run_log_level", default=None, choices=LOG_LEVELS,
+                   help="overrides [daemon] log_level and the global --log-level")
+    p.add_argument("--log-format", dest="run_log_format", default=None, choices=LOG_FORMATS,
+                   help="overrides [daemon] log_format and the global --log-format")
     p.add_argument("--shard", type=_share("shard"), default=None, metavar="K/N",
                    help="run only share K of N of the sites (one instance per machine, same config everywhere)")
     p.add_argument("--workers", type=_workers, default=None, metavar="N",
@@ -195,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level, args.log_format)
+    setup_logging(args.log_level or DEFAULT_LOG_LEVEL, args.log_format or "plain")
     try:
         code = int(args.func(args))
         sys.stdout.flush()
