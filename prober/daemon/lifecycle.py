@@ -242,8 +242,6 @@ def run(
     daemon_settings = loaded.config.daemon
     level = log_level or daemon_settings.log_level
     setup_logging(level, log_format or daemon_settings.log_format)  # type: ignore[arg-type]
-    if level != "debug":
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     count = workers if workers is not None else daemon_settings.workers
     if worker is None and count > 1:
         from prober.daemon.supervisor import Supervisor
