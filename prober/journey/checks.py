@@ -308,8 +308,11 @@ class CompiledExtract:
     secret: bool
 
     @classmethod
-    def build(cls, name: str, spec: Extract) -> CompiledExtract:
-        secret = spec.secret if spec.secret is not None else bool(_SECRET_NAME.search(name))
+    def build(cls, name: str, spec: Extract, from_token_answer: bool = False) -> CompiledExtract:
+        """``from_token_answer``: the step is a token request, whose answer holds
+        credentials: its values are secret unless ``secret = false`` says otherwise."""
+        default = from_token_answer or bool(_SECRET_NAME.search(name))
+        secret = spec.secret if spec.secret is not None else default
         return cls(
             name=name,
             spec=spec,

@@ -58,6 +58,9 @@ class StepPlan:
     """Signs each request of the step just before it is sent (site or step ``signing``)."""
     oauth: OAuthPlan | None = None
     """Set for a token step (``oauth``): the runner asks it for the request."""
+    token_request: bool = False
+    """An OAuth2 token request (``oauth``, or a ``form`` with a ``grant_type``): the
+    tokens of its answer are secret as soon as it arrives."""
 
     def accepts(self, status: int) -> bool:
         return 200 <= status < 300 if self.statuses is None else status in self.statuses
@@ -273,7 +276,7 @@ def _compile_step(
         body=body,
         statuses=frozenset(step.status) if step.status else None,
         assertions=tuple(CompiledAssertion.build(a) for a in step.expect),
-        extracts=tuple(CompiledExtract.build(n, e) for n, e in step.extract.items()),
+        extracts=tuple(CompiledExtract.build(n, e, step.is_token_request) for n, e in step.extract.items()),
         max_duration=step.max_duration,
         timeout=step.timeout or site.timeout,
         max_body=step.max_body or site.max_body,
@@ -285,6 +288,7 @@ def _compile_step(
         server_name=site.tls.server_name,
         signer=signer,
         oauth=oauth,
+        token_request=step.is_token_request,
     )
 
 
