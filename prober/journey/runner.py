@@ -29,6 +29,7 @@ import aiohttp
 
 from prober.journey.checks import Response
 from prober.journey.failures import ReportableError, classify, status_outcome
+from prober.journey.fresh import renew_on_redirect
 from prober.journey.http import BodyReader, PhaseClock, bind_clock, open_session, unbind_clock
 from prober.journey.oauth import TokenRequest, refusal, tokens_in
 from prober.journey.plan import JourneyPlan, StepPlan
@@ -275,7 +276,10 @@ async def _run_step(
     attempts = 0
     while True:
         attempts += 1
-        result, response = await _exchange(session, step, request, max(step_deadline - perf_counter(), 0.0), redact)
+        if attempts > 1 and step.fresh_headers is not None:
+            request.headers.update(step.fresh_headers(values))  # a new X-Request-ID per attempt
+        result, response = await _exchange(
+            session, step, request, max(step_deadline - perf_counter(), 0.0), redact, values)
         if response is not None:
             result = _judge(step, response, result, values, redact)
         polling_again = (
@@ -303,7 +307,8 @@ async def _run_step(
 
 
 async def _exchange(
-    session: aiohttp.ClientSession, step: StepPlan, request: _Request, budget: float, redact: Redactor
+    session: aiohttp.ClientSession, step: StepPlan, request: _Request, budget: float, redact: Redactor,
+    values: dict[str, Any],
 ) -> tuple[StepResult, Response | None]:
     clock = PhaseClock()
     token = bind_clock(clock)
@@ -321,9 +326,11 @@ async def _exchange(
     if step.server_name and request.url.startswith("https://"):
         kwargs["server_hostname"] = step.server_name
     middlewares: list[Middleware] = []
+    if step.follow_redirects and step.fresh_headers is not None:
+        middlewares.append(renew_on_redirect(step.fresh_headers, values))
     if step.follow_redirects and (guard := _redirect_guard(request, redact)) is not None:
         middlewares.append(guard)
-    if step.signer is not None:  # after the guard: the hop is signed as it is sent
+    if step.signer is not None:  # after the guard and the renewal: the hop is signed as it is sent
         middlewares.append(signing_middleware(step.signer))
     if middlewares:
         kwargs["middlewares"] = tuple(middlewares)
