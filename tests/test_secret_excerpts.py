@@ -18,7 +18,7 @@ from urllib.parse import quote
 from tests.cli import run_prober
 from tests.fixtures.echo_bank import SESSION, TOKEN, EchoBank
 from tests.fixtures.servers import free_port
-from tests.test_daemon_helpers import ProberProcess, get_json, wait_for
+from tests.test_daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.test_notify_dispatcher import Receiver
 
 MIN_FRAGMENT = 8  # the documented minimum: shorter runs of a secret's characters may show
@@ -101,14 +101,7 @@ async def test_no_fragment_reaches_influxdb_status_webhooks_or_state(influx_db, 
         )
         daemon = await ProberProcess(["run", "-c", str(config)], cwd=tmp_path).start()
         try:
-            async def status_shows_failures() -> bool:
-                try:
-                    _, doc = await get_json(f"http://127.0.0.1:{port}/status")
-                except OSError:
-                    return False
-                return len(doc["checks"]) == 3 and all(c["runs"] >= 2 and c["error"] for c in doc["checks"])
-
-            await wait_for(status_shows_failures, timeout=30, what="three failing checks in /status")
+            await wait_for(lambda: checks_failing(port, 3), timeout=30, what="three failing checks in /status")
             await wait_for(lambda: len(hook.requests) >= 3, timeout=30, what="a webhook per incident")
             _, status = await get_json(f"http://127.0.0.1:{port}/status")
             daemon.signal(signal.SIGTERM)

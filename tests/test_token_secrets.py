@@ -19,7 +19,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from prober.bank import BankServer
 from prober.bank.oauth import OAuthClient, OAuthServer
@@ -28,8 +30,9 @@ from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import JourneyResult, Outcome
 from tests.cli import run_prober
+from tests.fixtures.loopback import serving
 from tests.fixtures.servers import FaultProxy, InfluxDatabase, free_port
-from tests.test_daemon_helpers import ProberProcess, get_json, wait_for
+from tests.test_daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.test_notify_dispatcher import Receiver
 
 MIN_FRAGMENT = 8  # the documented minimum: shorter runs of a secret's characters may show
@@ -230,7 +233,7 @@ EVERY_KIND = {
 async def test_no_token_reaches_any_output(influx_db: InfluxDatabase, fault_proxy: FaultProxy, tmp_path: Path) -> None:
     """`prober check` (table and JSON, debug logs), then `prober run`: its log, the
     `check`/`step`/`incident` points in InfluxDB, the spool's and the state's bytes,
-    `/status` and the webhook notifications hold no fragment of any token.
+    `/status`, the status page and the webhook notifications hold no fragment of any token.
 
     InfluxDB answers 503 (through a proxy) at first, so that the results wait in the
     spool, whose bytes are read then; they reach InfluxDB once it answers again."""
@@ -262,16 +265,11 @@ async def test_no_token_reaches_any_output(influx_db: InfluxDatabase, fault_prox
         assert "got ***" in as_table.stdout
         daemon = await ProberProcess(["run", "-c", str(config)], cwd=tmp_path).start()
         try:
-            async def every_check_failed_twice() -> bool:
-                try:
-                    _, doc = await get_json(f"http://127.0.0.1:{port}/status")
-                except OSError:
-                    return False
-                return len(doc["checks"]) == 4 and all(c["runs"] >= 2 and c["error"] for c in doc["checks"])
-
-            await wait_for(every_check_failed_twice, timeout=30, what="four failing checks in /status")
+            await wait_for(lambda: checks_failing(port, 4), timeout=30, what="four failing checks in /status")
             await wait_for(lambda: len(hook.requests) >= 4, timeout=30, what="a webhook per incident")
             _, status = await get_json(f"http://127.0.0.1:{port}/status")
+            async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/") as page:
+                status_page = await page.text()
             spooled = b"".join(p.read_bytes() for p in (tmp_path / "spool").rglob("*") if p.is_file())
             fault_proxy.mode = "forward"
             await wait_for(lambda: influx_db.count("check") >= 8, timeout=60, what="the spool replayed into InfluxDB")
@@ -299,12 +297,13 @@ async def test_no_token_reaches_any_output(influx_db: InfluxDatabase, fault_prox
         "check json": as_json.stdout + as_json.stderr,
         "daemon log": daemon.log,
         "status": json.dumps(status),
+        "status page": status_page,
         "points": json.dumps(points),
         "webhooks": json.dumps([r["json"] for r in hook.requests]),
         "spool": spooled.decode(errors="replace"),
         "state": state.decode(errors="replace"),
     }
-    assert "***" in everything["webhooks"] and "***" in everything["status"]
+    assert all("***" in everything[where] for where in ("webhooks", "status", "status page"))
     assert {where: fragments(text, secrets_) for where, text in everything.items()} == dict.fromkeys(everything, [])
 
 
@@ -312,8 +311,6 @@ async def test_no_token_reaches_any_output(influx_db: InfluxDatabase, fault_prox
 async def test_a_client_secret_written_inline_is_masked_too(tmp_path: Path, auth: str) -> None:
     """A token endpoint that echoes what it received: the client secret (here written in
     the step, not in [sites.secrets]) and its Basic form are masked like the tokens."""
-    from aiohttp import web
-
     async def token(request: web.Request) -> web.Response:
         form = dict(await request.post())
         return web.json_response({"access_token": "at-" + "Zp4Qm7Xc" * 4, "seen": {
@@ -321,12 +318,9 @@ async def test_a_client_secret_written_inline_is_masked_too(tmp_path: Path, auth
 
     app = web.Application()
     app.router.add_post("/token", token)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    config = tmp_path / "c.toml"
-    config.write_text(f"""
+    async with serving(app) as url:
+        config = tmp_path / "c.toml"
+        config.write_text(f"""
 [[sites]]
 name = "echo"
 base_url = "{url}"
@@ -338,11 +332,8 @@ kind = "login"
   oauth = {{ token_url = "{url}/token", client_id = "tpp-1", auth = "{auth}", client_secret = "{CLIENT_SECRET}" }}
   expect = [ {{ json = "{'seen.form.client_secret' if auth == 'client_secret_post' else 'seen.authorization'}", equals = "x" }} ]
 """)
-    try:
         [plan] = load(config).plans
         result = await run_journey(plan)
-    finally:
-        await runner.cleanup()
     assert result.outcome is Outcome.ASSERTION, result.error
     assert result.error in ("assertion failed: json seen.form.client_secret: expected x, got ***",
                             "assertion failed: json seen.authorization: expected x, got ***"), result.error
