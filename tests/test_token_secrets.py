@@ -105,8 +105,14 @@ def check(name: str, url: str, token_lines: str = "", accounts_lines: str = "") 
             + TOKEN_STEP.format(url=url) + token_lines + ACCOUNTS_STEP.format() + accounts_lines)
 
 
-def site(url: str, checks: list[str], head: str = "") -> str:
+def site(url: str, checks: list[str], head: str) -> str:
+    """The site of ``checks``, after ``head`` (at least ``[daemon] state_dir``, where the
+    rotated refresh tokens go: a test's own directory)."""
     return head + SITE.format(url=url, client_secret=CLIENT_SECRET, refresh_token=FIRST_REFRESH) + "\n".join(checks)
+
+
+def state(tmp_path: Path) -> str:
+    return f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
 
 
 async def run_twice(config: Path) -> list[JourneyResult]:
@@ -130,8 +136,7 @@ async def test_an_assertion_on_the_token_step_masks_every_token(tmp_path: Path, 
     oauth = TokenServer()
     async with BankServer(seed=1, oauth=oauth) as bank:
         config = tmp_path / "c.toml"
-        config.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
-                          + site(bank.url, [check("accounts", bank.url, f"  expect = [ {expect} ]\n")]))
+        config.write_text(site(bank.url, [check("accounts", bank.url, f"  expect = [ {expect} ]\n")], state(tmp_path)))
         results = await run_twice(config)
         secrets_ = issued(bank, oauth)
     # The second run also failing on its assertion (not refused with invalid_grant) shows
@@ -153,7 +158,7 @@ async def test_values_extracted_from_a_token_answer_are_secret_whatever_their_na
         config.write_text(site(bank.url, [check(
             "accounts", bank.url, '  extract = { idt = { json = "id_token" }, rt = { json = "refresh_token" } }\n',
             '  expect = [ { json = "accounts[0].resourceId", equals = "{{ idt }}" },\n'
-            '             { json = "accounts[0].resourceId", not_equals = "{{ rt }}" } ]\n')]))
+            '             { json = "accounts[0].resourceId", not_equals = "{{ rt }}" } ]\n')], state(tmp_path)))
         [plan] = load(config).plans
         result = await run_journey(plan)
         secrets_ = issued(bank, oauth)
@@ -173,7 +178,7 @@ async def test_a_value_marked_secret_is_masked_like_a_token(tmp_path: Path, wher
         'name = "accounts"', 'name = "again"') + '  expect = [ { json = "accounts[0].name", equals = "{{ acct }}" } ]\n'
     async with BankServer(seed=1, oauth=oauth) as bank:
         config = tmp_path / "c.toml"
-        config.write_text(site(bank.url, [check("accounts", bank.url, accounts_lines=lines)]))
+        config.write_text(site(bank.url, [check("accounts", bank.url, accounts_lines=lines)], state(tmp_path)))
         [plan] = load(config).plans
         result = await run_journey(plan)
         iban = next(iter(bank.state.accounts.values())).iban
