@@ -23,9 +23,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from prober.bank import BankServer
-from prober.bank.oauth import OAuthClient, OAuthServer
-from prober.bank.state import BankState
+from prober.simbank import BankServer
+from prober.simbank.oauth import OAuthClient, OAuthServer
+from prober.simbank.state import BankState
 from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import JourneyResult, Outcome
