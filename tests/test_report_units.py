@@ -16,8 +16,8 @@ from prober.config.incidents import MaintenanceWindow
 from prober.report.compute import Scope, build_report, day_bounds
 from prober.report.downtime import incident_intervals, maintenance_intervals, rule_downtime, spacing_ms, window_ms
 from prober.report.formats import clean, to_text
-from prober.report.influx import Fetched, interface_clause, quote_tag
-from prober.report.interfaces import interfaces_of
+from prober.report.influx import Fetched, own_clause, quote_tag
+from prober.report.interfaces import Catalog, interfaces_of
 from prober.report.intervals import intersect, overlap_ms, union
 
 S = 1000
@@ -110,9 +110,20 @@ def test_interfaces_by_kind_unless_configured():
 
 def test_influxql_literals_are_escaped():
     assert quote_tag("it's \\ here") == "'it\\'s \\\\ here'"
-    clause = interface_clause("cof", {("b", "x'y"): ("cof",)})
-    assert clause == ('(("kind" =~ /^(login|payments)$/ AND ("site" != \'b\' OR "check" != \'x\\\'y\')) OR '
-                      '("site" = \'b\' AND "check" = \'x\\\'y\'))')
+    catalog = Catalog(overrides={("b", "x'y"): ("cof",)}, kinds={("b", "x'y"): "custom"})
+    assert own_clause("cof", "dedicated", catalog) == (
+        '(("kind" =~ /^(payments)$/ AND ("site" != \'b\' OR "check" != \'x\\\'y\')) OR '
+        '("site" = \'b\' AND "check" = \'x\\\'y\'))')
+    assert own_clause("cof", "psu", catalog) is None
+
+
+def test_own_clauses_keep_login_out_and_put_psu_checks_apart():
+    catalog = Catalog(overrides={("b", "auth"): ("ais",)}, psu=frozenset({("b", "web")}),
+                      kinds={("b", "auth"): "login", ("b", "web"): "accounts"})
+    dedicated = own_clause("ais", "dedicated", catalog)
+    assert dedicated is not None and "login" not in dedicated
+    assert "(\"site\" != 'b' OR \"check\" != 'web')" in dedicated
+    assert own_clause("ais", "psu", catalog) == "((\"site\" = 'b' AND \"check\" = 'web'))"
 
 
 HOSTILE = "=cmd|'/c calc'!A1<script>alert(1)</script>\x1b[31m"
@@ -124,10 +135,12 @@ def _hostile_report():
     first = date(2026, 3, 2)
     bounds = day_bounds(first, first, __import__("zoneinfo").ZoneInfo("UTC"))
     fetched = Fetched()
-    key = (HOSTILE, "login", "login", "par")
-    fetched.times[key] = array("q", [bounds[0] + i * 60_000 for i in range(10)])
-    fetched.ok[key] = bytearray([1, 0, 0, 0, 0, 0, 1, 1, 1, 1])
-    fetched.errors[key[:3]] = __import__("collections").Counter({"<img src=x onerror=alert(1)> & \"quoted\"": 5})
+    oks = [1, 0, 0, 0, 0, 0, 1, 1, 1, 1]
+    ok_key = (HOSTILE, "accounts", "accounts", "par", "ok")
+    failed_key = (HOSTILE, "accounts", "accounts", "par", "http_status")
+    fetched.runs[ok_key] = array("q", [bounds[0] + i * 60_000 for i in range(10) if oks[i]])
+    fetched.runs[failed_key] = array("q", [bounds[0] + i * 60_000 for i in range(10) if not oks[i]])
+    fetched.failures[failed_key] = ["<img src=x onerror=alert(1)> & \"quoted\""] * 5
     scope = Scope(first=first, last=first, tz="UTC", bounds=bounds, now_ms=bounds[-1] + 1)
     return build_report(fetched, scope, "2026-03-03T00:00:00+00:00")
 

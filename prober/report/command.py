@@ -16,14 +16,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prober.config.errors import ConfigError
 from prober.config.loader import read
-from prober.report.compute import DEFAULT_BENCHMARK, Scope, build_report, day_bounds
+from prober.report.compute import DEFAULT_BENCHMARK, MARGIN_MS, Scope, build_report, day_bounds
 from prober.report.formats import render
 from prober.report.influx import QueryClient, QueryError, fetch
-from prober.report.interfaces import overrides_from_config
+from prober.report.interfaces import catalog_from_config
 
 EXIT_OK, EXIT_UNREACHABLE, EXIT_CONFIG = 0, 1, 2
-MARGIN_MS = 3_600_000
-"""``check`` points fetched beyond each end of the range, for downtimes crossing it."""
 MAX_DAYS = 1100
 
 
@@ -78,13 +76,13 @@ def run_report(args: argparse.Namespace, out: TextIO | None = None) -> int:
     sites = tuple(args.site or ())
     configured = tuple((s.name, c.name, c.kind) for s in config.sites for c in s.checks
                        if c.enabled and (not sites or s.name in sites))
-    overrides = overrides_from_config(config)
+    catalog = catalog_from_config(config)
     bounds = day_bounds(first, last, tz)
     scope = Scope(first=first, last=last, tz=args.tz, bounds=bounds, now_ms=int(now * 1000),
-                  benchmark_pct=args.benchmark, sites=sites, configured=configured, overrides=overrides,
+                  benchmark_pct=args.benchmark, sites=sites, configured=configured, catalog=catalog,
                   maintenance=tuple(config.incidents.maintenance))
     try:
-        fetched = fetch(QueryClient.from_config(config.influxdb), bounds, sites, overrides, MARGIN_MS)
+        fetched = fetch(QueryClient.from_config(config.influxdb), bounds, sites, catalog, MARGIN_MS)
     except QueryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE

@@ -99,7 +99,7 @@ def _summary_table(report: Report) -> str:
             f"<td>{number(s.unplanned_uptime_pct, 3)}</td><td>{number(s.planned_downtime_s, 0)}</td>"
             f"<td>{number(s.unplanned_downtime_s, 0)}</td><td>{number(s.incident_downtime_s, 0)}</td>"
             f"<td>{s.requests}</td><td>{number(s.error_rate_pct, 2, '-')}</td>"
-            f"<td>{number(s.ttfb_mean_ms, 1, '-')}</td><td>{number(s.total_mean_ms, 1, '-')}</td>"
+            f"<td>{number(s.ttfb_mean_ms, 1, '-')}</td><td>{number(s.ttlb_mean_ms, 1, '-')}</td>"
             f"<td>{escape(str(s.worst_day or '-'))} ({number(s.worst_day_uptime_pct, 3, '-')})</td>"
             f"<td>{s.days_below_benchmark}</td></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
@@ -115,8 +115,8 @@ def _day_table(days: list[DayStats]) -> str:
         f"<td>{number(r.planned_downtime_s, 0, '-')}</td><td>{number(r.unplanned_downtime_s, 0, '-')}</td>"
         f"<td>{number(r.incident_downtime_s, 0, '-')}</td><td>{r.probes}</td><td>{r.requests}</td>"
         f"<td>{number(r.error_rate_pct, 2, '-')}</td><td>{number(r.ttfb_mean_ms, 1, '-')}</td>"
-        f"<td>{number(r.ttfb_p95_ms, 1, '-')}</td><td>{number(r.total_mean_ms, 1, '-')}</td>"
-        f"<td>{number(r.total_p95_ms, 1, '-')}</td></tr>"
+        f"<td>{number(r.ttfb_p95_ms, 1, '-')}</td><td>{number(r.ttlb_mean_ms, 1, '-')}</td>"
+        f"<td>{number(r.ttlb_p95_ms, 1, '-')}</td></tr>"
         for r in days]
     return f"<details><summary>every day</summary><table>{head}{''.join(rows)}</table></details>"
 
