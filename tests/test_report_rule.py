@@ -10,6 +10,7 @@ interval at each end.
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 from collections.abc import Iterator
@@ -200,3 +201,35 @@ def test_days_in_a_time_zone_with_a_daylight_saving_change(influxdb_v1, tmp_path
     assert day["day_seconds"] == 23 * 3600 and day["downtime_s"] == 3600.0
     assert day["uptime_pct"] == pytest.approx(100 - 100 * 3600 / (23 * 3600), abs=1e-9)
     assert day["probes"] == 23 * 60
+
+
+def test_the_customer_interface_is_reported_beside_the_dedicated_one(data):
+    # web-accounts (psd2_interface = "psu") is down Sat 14:00:40 -> 14:10:40; the failed
+    # logins are of the dedicated interface, so its Tuesday is clean
+    assert seconds(data, "alpha", "ais", api="psu") == [0.0, 0.0, 0.0, 0.0, None, 600.0]
+    assert days_of(data, "alpha", "ais", "psu")[MON]["ttlb_mean_ms"] == 50.0
+    flags = [days_of(data, "alpha", "ais")[d]["worse_than_psu"] for d in DAYS]
+    # Mon: the customer interface was slower; Tue/Wed: the dedicated one was down longer;
+    # Fri: nothing to compare; Sat: the dedicated one answered slower (TTLB ~39 ms vs 20 ms)
+    assert flags == [[], ["uptime"], ["uptime"], [], None, ["response time"]]
+    assert summary_of(data, "alpha", "ais")["days_worse_than_psu"] == 3
+    assert all(days_of(data, "alpha", "pis")[d]["worse_than_psu"] is None for d in DAYS)  # no PSU check of PIS
+    assert summary_of(data, "alpha", "ais", "psu")["uptime_pct"] == pytest.approx(100 - 100 * 600 / (5 * DAY))
+
+
+def test_csv_and_table_carry_the_customer_interface_columns(setup, capsys):
+    code = main(["report", "-c", str(setup.config), "--from", MON, "--to", SAT, "--format", "csv"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rows = {(r["site"], r["date"]): r for r in csv.DictReader(io.StringIO(out))}
+    sat = rows[("alpha", SAT)]
+    assert sat["ais_psu_downtime_s"] == "600" and sat["ais_downtime_s"] == "590"
+    assert sat["ais_worse_than_psu"] == "response time" and rows[("alpha", TUE)]["ais_worse_than_psu"] == "uptime"
+    assert rows[("alpha", FRI)]["ais_psu_uptime_pct"] == "" and rows[("beta", SAT)]["ais_psu_uptime_pct"] == ""
+    assert sat["all_requests"] == str(3 * 1440 + 30) and sat["all_errors"] == "54"
+    assert rows[("alpha", WED)]["maintenance"] == (
+        "2026-03-03T23:30:00Z to 2026-03-04T00:30:00Z (transfer) payments platform upgrade; "
+        "2026-03-04T03:00:00Z to 2026-03-04T04:00:00Z (accounts)")
+    code = main(["report", "-c", str(setup.config), "--from", MON, "--to", SAT])
+    table, _ = capsys.readouterr()
+    assert "worse: uptime" in table and "worse: response time" in table and " psu " in table

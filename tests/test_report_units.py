@@ -162,3 +162,20 @@ def test_every_format_neutralises_hostile_names_and_errors():
     data = json.loads(to_text(report, "json"))
     assert data["summaries"][0]["site"] == HOSTILE
     assert data["summaries"][0]["top_errors"] == [["<img src=x onerror=alert(1)> & \"quoted\"", 5]]
+
+
+def test_an_unknown_psd2_interface_is_a_config_error_with_its_field_path(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "p.toml"
+    config.write_text('[[sites]]\nname = "bank"\nbase_url = "http://127.0.0.1:9"\n[[sites.checks]]\nname = "web"\n'
+                      'kind = "accounts"\npsd2_interface = "customer"\nsteps = [{ name = "call", path = "/x" }]\n')
+    done = subprocess.run([sys.executable, "-m", "prober", "validate", "-c", str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{config}: sites[bank].checks[web].psd2_interface: Input should be 'dedicated' or 'psu'" in done.stderr
+    config.write_text(config.read_text().replace('"customer"', '"psu"'))
+    done = subprocess.run([sys.executable, "-m", "prober", "validate", "-c", str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
