@@ -252,7 +252,7 @@ def test_sparse_probes_use_the_stretched_window_and_say_so(setup, capsys):
     assert summary_of(data, "sparse", "ais")["window_s"] == 270.0
     assert summary_of(data, "sparse", "cof")["window_s"] == 270.0
     notes = " ".join(data["notes"])
-    assert "sparse / account information: one probe every 60 s" in notes and "within 270 s" in notes
+    assert "sparse / account information, one probe every 60 s: 270 s" in notes
     assert "dense /" not in notes
 
 
@@ -279,7 +279,7 @@ def test_csv_has_one_row_per_site_and_day(setup, capsys):
 
 def test_table_and_html(setup, capsys):
     table = report(setup, capsys, fmt="table")
-    assert "five consecutive probes" in table and "within 270 s" in table
+    assert "five consecutive probes" in table and "every 60 s: 270 s" in table
     assert "unknown" in table and "below" in table
     page = report(setup, capsys, fmt="html")
     assert page.startswith("<!doctype html>") and "<svg" in page and "<script" not in page

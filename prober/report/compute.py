@@ -315,13 +315,12 @@ def _notes(scope: Scope, summaries: list[RangeSummary], stored_days: int) -> lis
     if stored_days:
         notes.append(f"{stored_days} of the site-days were read from psd2_daily points (prober report --write), "
                      "the rest computed from the probes now (--recompute computes every day).")
-    for s in summaries:
-        if s.window_s > 30.0:
-            notes.append(
-                f"{s.site} / {LABELS[s.interface]}"
-                + (" (customer interface)" if s.api == "psu" else "")
-                + f": one probe every {(s.spacing_s or 0):.0f} s on average, too sparse for five in 30 s: five "
-                f"consecutive failed probes count when they start within {s.window_s:g} s (4.5 × the spacing).")
+    sparse = [f"{s.site} / {LABELS[s.interface]}" + (" (customer)" if s.api == "psu" else "")
+              + f", one probe every {(s.spacing_s or 0):.0f} s: {s.window_s:.0f} s"
+              for s in summaries if s.window_s > 30.0]
+    if sparse:
+        notes.append("Where probes come too rarely for five to fit in 30 s, five consecutive failed probes count when "
+                     "they start within 4.5 × the probe spacing (the widest day shown): " + "; ".join(sparse) + ".")
     return notes
 
 

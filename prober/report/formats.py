@@ -51,8 +51,11 @@ def benchmark_verdict(meets: bool | None) -> str:
 
 
 def worse_text(row: DayStats) -> str:
-    """``worse: uptime, response time`` on a dedicated day that did worse than the customer interface."""
-    return "worse: " + ", ".join(row.worse_than_psu) if row.worse_than_psu else ""
+    """How a dedicated-interface day compared with the customer interface: ``worse: uptime,
+    response time``, ``not worse``, or empty when there was nothing to compare with."""
+    if row.worse_than_psu is None:
+        return ""
+    return "worse: " + ", ".join(row.worse_than_psu) if row.worse_than_psu else "not worse"
 
 
 _DAY_COLUMNS: list[tuple[str, Callable[[DayStats], str]]] = [
