@@ -35,10 +35,13 @@ interface) at :40. One step per run.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from prober.results import JourneyResult, Outcome, Phases, StepResult
 from prober.writer import journey_lines
+from tests.fixtures.servers import InfluxDatabase
 
 MON = datetime(2026, 3, 2, tzinfo=timezone.utc)
 DAY = 86_400
@@ -138,12 +141,24 @@ def history() -> list[str]:
     return alpha_lines() + beta_lines()
 
 
-CONFIG = """
+INFLUXDB = """
 [influxdb]
 url = "{url}"
 api = "v1"
 database = "{db}"
+"""
+"""The ``[influxdb]`` section of a test configuration (``.format(url=…, db=…)``)."""
 
+
+@dataclass
+class Setup:
+    """A database holding a history, and the configuration that reads it."""
+
+    db: InfluxDatabase
+    config: Path
+
+
+CONFIG = INFLUXDB + """
 [[incidents.maintenance]]
 site = "alpha"
 kinds = ["transfer"]

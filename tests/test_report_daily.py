@@ -10,7 +10,6 @@ import contextlib
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,12 @@ from grafana.expand import TimeRange, expand, variables_of
 from prober.cli import main
 from prober.results import Outcome
 from tests.fixtures.servers import InfluxDatabase, InfluxDBServer, new_database
-from tests.report_history import CONFIG, NS, SITES, at, history, run
+from tests.report_history import CONFIG, NS, SITES, Setup, at, history, run
 
 DAYS = [f"2026-03-0{d}" for d in range(2, 8)]
 MON, FRI, SAT = DAYS[0], DAYS[4], DAYS[5]
 DASHBOARD = json.loads((DASHBOARD_DIR / "psd2-availability.json").read_text())
 RANGE = TimeRange(at(0) * 1000, at(6) * 1000 - 1)
-
-
-@dataclass
-class Setup:
-    db: InfluxDatabase
-    config: Path
 
 
 def cli(*args: str) -> tuple[int, str, str]:

@@ -33,7 +33,6 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from prober.cli import main
 from prober.results import JourneyResult, Outcome, Phases, StepResult
 from prober.writer import incident_point, journey_lines
 from tests.fixtures.servers import InfluxDatabase, InfluxDBServer, free_port, new_database
+from tests.report_history import INFLUXDB, Setup, site
 
 ROOT = Path(__file__).resolve().parent.parent
 MON = datetime(2026, 3, 2, tzinfo=timezone.utc)
@@ -116,12 +116,7 @@ def write(db: InfluxDatabase, lines: list[str], batch: int = 20_000) -> None:
             assert response.status == 204
 
 
-CONFIG = """
-[influxdb]
-url = "{url}"
-api = "v1"
-database = "{db}"
-
+CONFIG = INFLUXDB + """
 [[incidents.maintenance]]
 site = "dense"
 start = "2026-03-04T03:00:00Z"
@@ -136,23 +131,8 @@ to = "08:02"
 """
 
 
-def site(name: str, *checks: tuple[str, str, str]) -> str:
-    """A ``[[sites]]`` table with one-step checks (name, kind, extra TOML lines)."""
-    text = f'\n[[sites]]\nname = "{name}"\nbase_url = "http://127.0.0.1:9"\n'
-    for check, kind, extra in checks:
-        text += (f'[[sites.checks]]\nname = "{check}"\nkind = "{kind}"\n{extra}'
-                 f'steps = [{{ name = "call", path = "/{check}" }}]\n')
-    return text
-
-
 SITES = site("dense", ("accounts", "accounts", "")) + site(
     "sparse", ("login", "login", ""), ("accounts", "accounts", ""), ("funds", "custom", 'psd2 = ["cof"]\n'))
-
-
-@dataclass
-class Setup:
-    db: InfluxDatabase
-    config: Path
 
 
 @pytest.fixture(scope="module")

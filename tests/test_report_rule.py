@@ -14,24 +14,17 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from prober.cli import main
 from prober.results import Outcome
-from tests.fixtures.servers import InfluxDatabase, InfluxDBServer, new_database
-from tests.report_history import CONFIG, DAY, SITES, at, history, run, saturday_timeout, saturday_ttfb
+from tests.fixtures.servers import InfluxDBServer, new_database
+from tests.report_history import CONFIG, DAY, SITES, Setup, at, history, run, saturday_timeout, saturday_ttfb
 
 DAYS = [f"2026-03-0{d}" for d in range(2, 8)]
 MON, TUE, WED, THU, FRI, SAT = DAYS
-
-
-@dataclass
-class Setup:
-    db: InfluxDatabase
-    config: Path
 
 
 @pytest.fixture(scope="module")

@@ -179,3 +179,27 @@ def test_an_unknown_psd2_interface_is_a_config_error_with_its_field_path(tmp_pat
     done = subprocess.run([sys.executable, "-m", "prober", "validate", "-c", str(config)], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_sparse_rule_gives_what_the_rule_gives_on_every_sequence():
+    import bisect
+    import random
+
+    from prober.report.downtime import rule_downtime_sparse
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        n = rng.randint(0, 60)
+        times = sorted(rng.randint(0, 600) * S for _ in range(n))
+        ok = [1 if rng.random() < rng.choice((0.1, 0.5, 0.9)) else 0 for _ in range(n)]
+        pairs = sorted(zip(times, ok))
+        times, ok = [t for t, _ in pairs], [o for _, o in pairs]
+        failures = [t for t, o in pairs if not o]
+        replies = [t for t, o in pairs if o]
+
+        def next_reply(t: int, replies=replies) -> int | None:
+            i = bisect.bisect_left(replies, t)
+            return replies[i] if i < len(replies) else None
+
+        window, tail = rng.choice((30 * S, 135 * S)), 20 * S
+        assert rule_downtime_sparse(failures, next_reply, window, tail) == rule_downtime(times, ok, window, tail), pairs

@@ -9,18 +9,18 @@ alone, or the day is read back from its ``psd2_daily`` point.
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from itertools import chain
 from zoneinfo import ZoneInfo
 
 from prober.report.downtime import (
-    count_in,
     incident_intervals,
     maintenance_intervals,
-    rule_downtime,
+    rule_downtime_sparse,
     spacing_ms,
     window_ms,
 )
@@ -117,18 +117,36 @@ class _Feeds:
                 elif outcome not in REPLIED_OUTCOMES:
                     self.auth.setdefault((site, api, interface), []).append(key)
 
-    def probes(self, stream: Stream, start: int, end: int) -> tuple[list[int], bytes]:
-        """Probe times and replies (1/0) in ``[start, end)``, in time order."""
-        pairs: list[tuple[int, int]] = []
+    def _slices(self, stream: Stream, start: int, end: int) -> Iterator[tuple[RunKey, array, int, int]]:
         for key in chain(self.own.get(stream, ()), self.auth.get(stream, ())):
             times = self.fetched.runs[key]
             i0, i1 = bisect.bisect_left(times, start), bisect.bisect_left(times, end)
-            if i0 == i1:
-                continue
-            ok = 1 if key[4] in REPLIED_OUTCOMES else 0
-            pairs.extend((t, ok) for t in times[i0:i1])
-        pairs.sort()
-        return [t for t, _ in pairs], bytes(o for _, o in pairs)
+            if i1 > i0:
+                yield key, times, i0, i1
+
+    def failures(self, stream: Stream, start: int, end: int) -> list[int]:
+        """Start times of the failed probes in ``[start, end)``, sorted."""
+        return sorted(chain.from_iterable(times[i0:i1] for key, times, i0, i1 in self._slices(stream, start, end)
+                                          if key[4] not in REPLIED_OUTCOMES))
+
+    def probe_count(self, stream: Stream, start: int, end: int) -> int:
+        """How many probes started in ``[start, end)``."""
+        return sum(i1 - i0 for _, _, i0, i1 in self._slices(stream, start, end))
+
+    def replies(self, stream: Stream, start: int, end: int) -> Callable[[int], int | None]:
+        """``next_reply(t)``: the first probe replied to at or after ``t``, inside ``[start, end)``."""
+        series = [(times, i0, i1) for key, times, i0, i1 in self._slices(stream, start, end)
+                  if key[4] in REPLIED_OUTCOMES]
+
+        def next_reply(t: int) -> int | None:
+            best = None
+            for times, i0, i1 in series:
+                i = bisect.bisect_left(times, t, i0, i1)
+                if i < i1 and (best is None or times[i] < best):
+                    best = times[i]
+            return best
+
+        return next_reply
 
     def error_texts(self, stream: Stream, start: int, end: int) -> Counter:
         """Error texts of the failed probes in ``[start, end)``."""
@@ -216,12 +234,13 @@ def compute_day(scope: Scope, feeds: _Feeds, stream: Stream, d: int, requests: M
                   day_seconds=max(cut - start, 0) / 1000, partial=cut < end)
     spacing = feeds.spacing(stream, start, end)
     window = window_ms(spacing)
-    times, ok = feeds.probes(stream, start - scope.margin_ms, end + scope.margin_ms)
-    i0, i1 = count_in(times, start, end)
-    if i1 == i0 or cut <= start:
+    probes = feeds.probe_count(stream, start, end)
+    if not probes or cut <= start:
         return DayStats(known=False, window_s=window / 1000, spacing_s=None if spacing is None else spacing / 1000,
                         **common)
-    down = rule_downtime(times, ok, window, round(spacing or 0))
+    lo, hi = start - scope.margin_ms, end + scope.margin_ms
+    failures = feeds.failures(stream, lo, hi)
+    down = rule_downtime_sparse(failures, feeds.replies(stream, lo, hi), window, round(spacing or 0))
     planned = intersect(down, planned_windows)
     down_ms = overlap_ms(down, start, cut)
     planned_ms = overlap_ms(planned, start, cut)
@@ -234,7 +253,8 @@ def compute_day(scope: Scope, feeds: _Feeds, stream: Stream, d: int, requests: M
         downtime_s=down_ms / 1000, planned_downtime_s=planned_ms / 1000,
         unplanned_downtime_s=(down_ms - planned_ms) / 1000,
         incident_downtime_s=overlap_ms(incidents, start, cut) / 1000,
-        probes=i1 - i0, failed_probes=(i1 - i0) - sum(ok[i0:i1]), requests=total, errors=failed,
+        probes=probes, failed_probes=bisect.bisect_left(failures, end) - bisect.bisect_left(failures, start),
+        requests=total, errors=failed,
         error_rate_pct=_pct(failed, total),
         ttfb_count=timing.ttfb_n if timing else 0,
         ttfb_mean_ms=timing.ttfb_mean if timing else None, ttfb_p95_ms=timing.ttfb_p95 if timing else None,

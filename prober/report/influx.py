@@ -27,7 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -111,11 +111,13 @@ def runs_queries(start_ms: int, end_ms: int, sites: Sequence[str], catalog: Cata
     """The runs of the checks feeding some interface: replied ones (time only), then failed
     ones (time and error text), per series and outcome. Skipped runs are not probes."""
     where = f"{feeding_clause(catalog)} AND {_sites_clause(sites)}{_time(start_ms, end_ms)}"
-    group = 'GROUP BY "site", "check", "kind", "location", "outcome"'
+    # Not grouped by kind: a quarter of replies is most of the answer, and one tag fewer
+    # per series costs InfluxDB about a quarter less; the kind comes from the other answers.
     return [
-        f'SELECT "success" FROM "check" WHERE {where} AND "outcome" =~ {_outcomes(REPLIED_OUTCOMES)} {group}',
+        f'SELECT "success" FROM "check" WHERE {where} AND "outcome" =~ {_outcomes(REPLIED_OUTCOMES)} '
+        'GROUP BY "site", "check", "location", "outcome"',
         f'SELECT "error" FROM "check" WHERE {where} AND "outcome" !~ {_outcomes((*REPLIED_OUTCOMES, "skipped"))} '
-        f"{group}",
+        'GROUP BY "site", "check", "kind", "location", "outcome"',
     ]
 
 
@@ -246,6 +248,8 @@ class Fetched:
     """
 
     runs: dict[RunKey, array] = field(default_factory=dict)
+    kinds: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(site, check) → kind, as the points say (replied runs are fetched without it)."""
     failures: dict[RunKey, list[str]] = field(default_factory=dict)
     requests: dict[tuple[str, str, str, str, int], int] = field(default_factory=dict)
     timing: dict[tuple[str, str, str, int], Timing] = field(default_factory=dict)
@@ -255,6 +259,7 @@ class Fetched:
         """Append the data of a later day (series stay in time order)."""
         for key, times in later.runs.items():
             self.runs.setdefault(key, array("q")).extend(times)
+        self.kinds.update(later.kinds)
         for key, texts in later.failures.items():
             self.failures.setdefault(key, []).extend(texts)
         self.requests.update(later.requests)
@@ -266,16 +271,28 @@ class Fetched:
         tags = series.get("tags", {})
         key = (tags.get("site", ""), tags.get("check", ""), tags.get("kind", ""), tags.get("location", ""),
                tags.get("outcome", ""))
+        if key[2]:
+            self.kinds[key[:2]] = key[2]
         values = series.get("values") or []
         self.runs.setdefault(key, array("q")).extend(v[0] for v in values)
         if failed:
             self.failures.setdefault(key, []).extend(str(v[1] or "")[:ERROR_TEXT_MAX] for v in values)
+
+    def name_kinds(self, configured: Mapping[tuple[str, str], str]) -> None:
+        """Give the replied runs, fetched without their kind, the kind of their check (from
+        the points; else from the configuration); runs of a check of unknown kind are dropped."""
+        for key in [k for k in self.runs if not k[2]]:
+            times = self.runs.pop(key)
+            kind = self.kinds.get(key[:2]) or configured.get(key[:2])
+            if kind:
+                self.runs.setdefault((key[0], key[1], kind, key[3], key[4]), array("q")).extend(times)
 
     def add_requests(self, day: int, series: dict) -> None:
         tags = series.get("tags", {})
         for values in series.get("values") or []:
             key = (tags.get("site", ""), tags.get("check", ""), tags.get("kind", ""), tags.get("outcome", ""), day)
             self.requests[key] = self.requests.get(key, 0) + int(values[1] or 0)
+            self.kinds[key[:2]] = key[2]
 
     def add_timing(self, api: str, interface: str, day: int, series: dict) -> None:
         site = series.get("tags", {}).get("site", "")
@@ -352,4 +369,5 @@ def fetch(client: QueryClient, bounds: Sequence[int], sites: Sequence[str], cata
     for result in client.run([incidents_query(bounds[-1] + margin_ms, sites)]):
         for series in result.get("series", []):
             data.add_incidents(series)
+    data.name_kinds(catalog.kinds or {})
     return data
