@@ -203,3 +203,15 @@ def test_the_sparse_rule_gives_what_the_rule_gives_on_every_sequence():
 
         window, tail = rng.choice((30 * S, 135 * S)), 20 * S
         assert rule_downtime_sparse(failures, next_reply, window, tail) == rule_downtime(times, ok, window, tail), pairs
+
+
+def test_records_become_line_protocol_with_typed_fields_and_escaped_tags():
+    from prober.writer.records import record_line
+
+    record = ("psd2_daily", {"site": "bank a,1", "tz": "Europe/Paris", "api": "", "interface": "ais"},
+              {"schema": 1, "uptime_pct": 99.5, "worse_than_psu": 'up"time', "known": True, "nan": float("nan")},
+              1_772_409_600_000)
+    assert record_line(record) == (
+        'psd2_daily,interface=ais,site=bank\\ a\\,1,tz=Europe/Paris known=true,schema=1i,uptime_pct=99.5,'
+        'worse_than_psu="up\\"time" 1772409600000000000')
+    assert record_line(record, "s").endswith(" 1772409600")

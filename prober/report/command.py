@@ -17,14 +17,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
-from typing import TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prober.config.errors import ConfigError
 from prober.config.loader import read
 from prober.report.compute import DEFAULT_BENCHMARK, MARGIN_MS, Scope, build_report, day_bounds, streams_of
-from prober.report.daily import Stored, read_stored, report_lines, write_lines
+from prober.report.daily import Record, Stored, read_stored, report_records
 from prober.report.formats import render
 from prober.report.influx import QueryClient, QueryError, fetch
 from prober.report.interfaces import catalog_from_config
@@ -62,8 +63,14 @@ def _quarter_start(day: date) -> date:
     return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
 
 
-def run_report(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run ``prober report`` with parsed arguments."""
+RecordWriter = Callable[[Any, list[Record]], int]
+"""Writes ``psd2_daily`` records to the InfluxDB of an ``[influxdb]`` section; how many
+(the composition root passes :func:`prober.writer.records.write_records`); raises
+:class:`~prober.report.influx.QueryError` when InfluxDB does not take them."""
+
+
+def run_report(args: argparse.Namespace, out: TextIO | None = None, write: RecordWriter | None = None) -> int:
+    """Run ``prober report`` with parsed arguments (``write`` is needed for ``--write``)."""
     try:
         loaded = read(args.config)  # reads InfluxDB only: no plans to compile
     except ConfigError as exc:
@@ -98,7 +105,9 @@ def run_report(args: argparse.Namespace, out: TextIO | None = None) -> int:
     generated = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")
     try:
         if args.write:
-            return _write(scope, client, config.influxdb, generated)
+            if write is None:
+                raise ValueError("--write needs a record writer")
+            return _write(scope, client, config.influxdb, generated, write)
         stored = Stored() if args.recompute else read_stored(client, bounds, first, args.tz, sites, MARGIN_MS)
         expected = set(streams_of(scope, ()))
         whole = {d for d in range(len(bounds) - 1) if stored.streams(d) and expected <= stored.streams(d)}
@@ -118,14 +127,11 @@ def run_report(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return EXIT_OK
 
 
-def _write(scope: Scope, client: QueryClient, influxdb: object, generated: str) -> int:
+def _write(scope: Scope, client: QueryClient, influxdb: object, generated: str, write: RecordWriter) -> int:
     """``--write``: the days of ``scope`` from the raw points → ``psd2_daily`` points."""
     fetched = fetch(client, scope.bounds, scope.sites, scope.catalog, MARGIN_MS)
     report = build_report(fetched, scope, generated)
-    precision = getattr(influxdb, "precision", "ns")
-    lines = report_lines(report.days, report.daily_errors, scope.tz, scope.first, scope.bounds, scope.now_ms,
-                         precision)
-    if lines:
-        write_lines(influxdb, lines)  # type: ignore[arg-type]
-    print(f"wrote {len(lines)} psd2_daily points: {scope.first} to {scope.last} ({scope.tz})", file=sys.stderr)
+    written = write(influxdb, report_records(report.days, report.daily_errors, scope.tz, scope.first, scope.bounds,
+                                             scope.now_ms))
+    print(f"wrote {written} psd2_daily points: {scope.first} to {scope.last} ({scope.tz})", file=sys.stderr)
     return EXIT_OK

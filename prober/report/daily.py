@@ -20,17 +20,14 @@ computed after its day ended plus the margin the downtime rule looks past midnig
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
-from prober.config.influxdb import InfluxDBConfig
 from prober.report.compute import Stream
-from prober.report.influx import QueryClient, QueryError, quote_tag
+from prober.report.influx import QueryClient, quote_tag
 from prober.report.model import DayErrors, DayStats
-from prober.writer.points import PRECISION_DIVISOR, escape_field_string, escape_tag
 
 MEASUREMENT = "psd2_daily"
 SCHEMA = 1
@@ -41,79 +38,59 @@ _FLOAT_FIELDS = ("uptime_pct", "downtime_s", "planned_downtime_s", "unplanned_do
 _INT_FIELDS = ("probes", "failed_probes", "requests", "errors", "ttfb_count", "ttlb_count")
 
 
-def _tags(site: str, api: str, interface: str, tz: str) -> str:
-    return f"{MEASUREMENT},api={escape_tag(api)},interface={escape_tag(interface)},site={escape_tag(site)},tz={escape_tag(tz)}"
+Record = tuple[str, dict[str, str], dict[str, object], int]
+"""(measurement, tags, fields, time in epoch ms): what :mod:`prober.writer.records` writes."""
 
 
-def _f(value: float) -> str:
-    return repr(float(value))
+def _tags(site: str, api: str, interface: str, tz: str) -> dict[str, str]:
+    return {"api": api, "interface": interface, "site": site, "tz": tz}
 
 
-def day_line(row: DayStats, tz: str, day_start_ms: int, computed_at_ms: int, precision: str = "ns") -> str:
-    """The ``psd2_daily`` line of one site × side × interface × day."""
-    fields = [f"schema={SCHEMA}i", f"known={int(row.known)}i", f"partial={int(row.partial)}i",
-              f"day_seconds={_f(row.day_seconds)}", f"window_s={_f(row.window_s)}",
-              f"computed_at={computed_at_ms}i"]
-    fields += [f"{name}={int(getattr(row, name))}i" for name in _INT_FIELDS]
+def day_record(row: DayStats, tz: str, day_start_ms: int, computed_at_ms: int) -> Record:
+    """The ``psd2_daily`` point of one site × side × interface × day."""
+    fields: dict[str, object] = {
+        "schema": SCHEMA, "known": int(row.known), "partial": int(row.partial),
+        "day_seconds": float(row.day_seconds), "window_s": float(row.window_s), "computed_at": computed_at_ms,
+        "compared": 0 if row.worse_than_psu is None else 1, "worse": 1 if row.worse_than_psu else 0,
+        "worse_than_psu": ";".join(row.worse_than_psu or ()),
+        "top_errors": json.dumps([list(e) for e in row.top_errors]),
+    }
+    fields.update({name: int(getattr(row, name)) for name in _INT_FIELDS})
     if row.known:
-        fields += [f"{name}={_f(getattr(row, name) or 0.0)}" for name in _FLOAT_FIELDS]
+        fields.update({name: float(getattr(row, name) or 0.0) for name in _FLOAT_FIELDS})
     if row.error_rate_pct is not None:
-        fields.append(f"error_rate_pct={_f(row.error_rate_pct)}")
+        fields["error_rate_pct"] = float(row.error_rate_pct)
     for prefix in ("ttfb", "ttlb"):
         count, mean, p95 = (getattr(row, f"{prefix}_count"), getattr(row, f"{prefix}_mean_ms"),
                             getattr(row, f"{prefix}_p95_ms"))
-        fields.append(f"{prefix}_sum_ms={_f(mean * count if count and mean is not None else 0.0)}")
+        fields[f"{prefix}_sum_ms"] = float(mean * count) if count and mean is not None else 0.0
         if count and mean is not None:
-            fields.append(f"{prefix}_mean_ms={_f(mean)}")
+            fields[f"{prefix}_mean_ms"] = float(mean)
         if count and p95 is not None:
-            fields.append(f"{prefix}_p95_ms={_f(p95)}")
+            fields[f"{prefix}_p95_ms"] = float(p95)
     if row.spacing_s is not None:
-        fields.append(f"spacing_s={_f(row.spacing_s)}")
-    fields.append(f"compared={0 if row.worse_than_psu is None else 1}i")
-    fields.append(f"worse={1 if row.worse_than_psu else 0}i")
-    fields.append(f"worse_than_psu={escape_field_string(';'.join(row.worse_than_psu or ()))}")
-    fields.append(f"top_errors={escape_field_string(json.dumps([list(e) for e in row.top_errors]))}")
-    stamp = day_start_ms * 1_000_000 // PRECISION_DIVISOR[precision]
-    return f"{_tags(row.site, row.api, row.interface, tz)} {','.join(fields)} {stamp}"
+        fields["spacing_s"] = float(row.spacing_s)
+    return MEASUREMENT, _tags(row.site, row.api, row.interface, tz), fields, day_start_ms
 
 
-def errors_line(row: DayErrors, tz: str, day_start_ms: int, computed_at_ms: int, precision: str = "ns") -> str:
-    """The ``interface = "all"`` line of one site × side × day: the error rate over every interface."""
-    fields = [f"schema={SCHEMA}i", f"requests={row.requests}i", f"errors={row.errors}i",
-              f"computed_at={computed_at_ms}i"]
+def errors_record(row: DayErrors, tz: str, day_start_ms: int, computed_at_ms: int) -> Record:
+    """The ``interface = "all"`` point of one site × side × day: the error rate over every interface."""
+    fields: dict[str, object] = {"schema": SCHEMA, "requests": row.requests, "errors": row.errors,
+                                 "computed_at": computed_at_ms}
     if row.error_rate_pct is not None:
-        fields.append(f"error_rate_pct={_f(row.error_rate_pct)}")
-    stamp = day_start_ms * 1_000_000 // PRECISION_DIVISOR[precision]
-    return f"{_tags(row.site, row.api, ALL_INTERFACES, tz)} {','.join(fields)} {stamp}"
+        fields["error_rate_pct"] = float(row.error_rate_pct)
+    return MEASUREMENT, _tags(row.site, row.api, ALL_INTERFACES, tz), fields, day_start_ms
 
 
-def report_lines(days: Iterable[DayStats], errors: Iterable[DayErrors], tz: str, first_day: object,
-                 bounds: Sequence[int], computed_at_ms: int, precision: str = "ns") -> list[str]:
-    """Every ``psd2_daily`` line of a computed report."""
-    def start_of(day: object) -> int:
-        return bounds[(day - first_day).days]  # type: ignore[operator]
+def report_records(days: Iterable[DayStats], errors: Iterable[DayErrors], tz: str, first_day: date,
+                   bounds: Sequence[int], computed_at_ms: int) -> list[Record]:
+    """Every ``psd2_daily`` point of a computed report."""
+    def start_of(day: date) -> int:
+        return bounds[(day - first_day).days]
 
-    lines = [day_line(r, tz, start_of(r.day), computed_at_ms, precision) for r in days]
-    lines += [errors_line(e, tz, start_of(e.day), computed_at_ms, precision) for e in errors]
-    return lines
-
-
-def write_lines(config: InfluxDBConfig, lines: list[str]) -> None:
-    """Write ``lines`` through the prober's own sink for ``config``'s API version; raises
-    :class:`QueryError` with the sink's (secret-free) message when InfluxDB refuses them."""
-    from prober.writer.sinks import WriteStatus, make_sink
-
-    async def send() -> None:
-        sink = make_sink(config)
-        await sink.start()
-        try:
-            result = await sink.write("\n".join(lines), len(lines))
-        finally:
-            await sink.close()
-        if result.status is not WriteStatus.OK:
-            raise QueryError(f"cannot write {MEASUREMENT} points to {config.url}: {result.message}")
-
-    asyncio.run(send())
+    records = [day_record(r, tz, start_of(r.day), computed_at_ms) for r in days]
+    records += [errors_record(e, tz, start_of(e.day), computed_at_ms) for e in errors]
+    return records
 
 
 def daily_query(start_ms: int, end_ms: int, tz: str, sites: Sequence[str]) -> str:
@@ -147,7 +124,7 @@ def _number(row: dict, name: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _day_stats(site: str, api: str, interface: str, day: object, row: dict) -> DayStats:
+def _day_stats(site: str, api: str, interface: str, day: date, row: dict) -> DayStats:
     known = bool(row.get("known"))
     counts = {name: int(row.get(name) or 0) for name in _INT_FIELDS}
     figures = {name: _number(row, name) if known else None for name in _FLOAT_FIELDS}
@@ -162,7 +139,7 @@ def _day_stats(site: str, api: str, interface: str, day: object, row: dict) -> D
     except (ValueError, TypeError):
         top = ()
     return DayStats(
-        site=site, api=api, interface=interface, day=day,  # type: ignore[arg-type]
+        site=site, api=api, interface=interface, day=day,
         day_seconds=float(row.get("day_seconds") or 0.0), partial=bool(row.get("partial")), known=known,
         **figures, **counts, **timing,  # type: ignore[arg-type]
         error_rate_pct=_number(row, "error_rate_pct") if counts["requests"] else None,
@@ -171,7 +148,7 @@ def _day_stats(site: str, api: str, interface: str, day: object, row: dict) -> D
         top_errors=top, source="stored")
 
 
-def read_stored(client: QueryClient, bounds: Sequence[int], first_day: object, tz: str, sites: Sequence[str],
+def read_stored(client: QueryClient, bounds: Sequence[int], first_day: date, tz: str, sites: Sequence[str],
                 margin_ms: int) -> Stored:
     """The ``psd2_daily`` points of the range that may be used (see the module docstring)."""
     index = {start: d for d, start in enumerate(bounds[:-1])}
@@ -189,11 +166,11 @@ def read_stored(client: QueryClient, bounds: Sequence[int], first_day: object, t
                 if row.get("schema") != SCHEMA or int(row.get("computed_at") or 0) < bounds[d + 1] + margin_ms:
                     stored.ignored += 1
                     continue
-                day = first_day + timedelta(days=d)  # type: ignore[operator]
+                day = first_day + timedelta(days=d)
                 if interface == ALL_INTERFACES:
                     requests, errors = int(row.get("requests") or 0), int(row.get("errors") or 0)
                     stored.errors[(site, api, d)] = DayErrors(
-                        site=site, api=api, day=day, requests=requests, errors=errors,  # type: ignore[arg-type]
+                        site=site, api=api, day=day, requests=requests, errors=errors,
                         error_rate_pct=_number(row, "error_rate_pct") if requests else None)
                 else:
                     stored.rows[((site, api, interface), d)] = _day_stats(site, api, interface, day, row)
