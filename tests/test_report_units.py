@@ -141,6 +141,8 @@ def _hostile_report():
     fetched.runs[ok_key] = array("q", [bounds[0] + i * 60_000 for i in range(10) if oks[i]])
     fetched.runs[failed_key] = array("q", [bounds[0] + i * 60_000 for i in range(10) if not oks[i]])
     fetched.failures[failed_key] = ["<img src=x onerror=alert(1)> & \"quoted\""] * 5
+    fetched.replied[(*ok_key, 0)] = 5
+    fetched.raw_replies.add((HOSTILE, 0))
     scope = Scope(first=first, last=first, tz="UTC", bounds=bounds, now_ms=bounds[-1] + 1)
     return build_report(fetched, scope, "2026-03-03T00:00:00+00:00")
 

@@ -108,6 +108,7 @@ class _Feeds:
         self.fetched = fetched
         self.own: dict[Stream, list[RunKey]] = {}
         self.auth: dict[Stream, list[RunKey]] = {}
+        self.replied: dict[tuple[Stream, int], int] = {}
         for key in fetched.runs:
             site, check, kind, _location, outcome = key
             api = catalog.api_of(site, check)
@@ -116,6 +117,13 @@ class _Feeds:
                     self.own.setdefault((site, api, interface), []).append(key)
                 elif outcome not in REPLIED_OUTCOMES:
                     self.auth.setdefault((site, api, interface), []).append(key)
+        for (site, check, kind, _location, _outcome, day), count in fetched.replied.items():
+            if is_auth(kind):
+                continue
+            api = catalog.api_of(site, check)
+            for interface in catalog.interfaces_of(site, check, kind):
+                stream = (site, api, interface)
+                self.replied[(stream, day)] = self.replied.get((stream, day), 0) + count
 
     def _slices(self, stream: Stream, start: int, end: int) -> Iterator[tuple[RunKey, array, int, int]]:
         for key in chain(self.own.get(stream, ()), self.auth.get(stream, ())):
@@ -129,9 +137,10 @@ class _Feeds:
         return sorted(chain.from_iterable(times[i0:i1] for key, times, i0, i1 in self._slices(stream, start, end)
                                           if key[4] not in REPLIED_OUTCOMES))
 
-    def probe_count(self, stream: Stream, start: int, end: int) -> int:
-        """How many probes started in ``[start, end)``."""
-        return sum(i1 - i0 for _, _, i0, i1 in self._slices(stream, start, end))
+    def probe_count(self, stream: Stream, day: int, start: int, end: int) -> int:
+        """How many probes started on day ``day`` (``[start, end)``)."""
+        failed = sum(i1 - i0 for key, _, i0, i1 in self._slices(stream, start, end) if key[4] not in REPLIED_OUTCOMES)
+        return self.replied.get((stream, day), 0) + failed
 
     def replies(self, stream: Stream, start: int, end: int) -> Callable[[int], int | None]:
         """``next_reply(t)``: the first probe replied to at or after ``t``, inside ``[start, end)``."""
@@ -160,8 +169,16 @@ class _Feeds:
             errors.update(texts[i0:i1])
         return errors
 
-    def spacing(self, stream: Stream, start: int, end: int) -> float | None:
-        """Request spacing of the stream's own series (site × check × location) in ``[start, end)``."""
+    def spacing(self, stream: Stream, day: int, start: int, end: int, cut: int) -> float | None:
+        """Probe spacing of the stream's own series (site × check × location) on day ``day``
+        (``[start, end)``, up to ``cut`` for a day not over): from the median gaps where the
+        replies were fetched (five failures or more around the day); else, where the window
+        cannot change the figures, the day's length divided by its probes."""
+        if (stream[0], day) not in self.fetched.raw_replies:
+            own = self.replied.get((stream, day), 0) + sum(
+                i1 - i0 for key, _, i0, i1 in self._slices(stream, start, end)
+                if key[4] not in REPLIED_OUTCOMES and not is_auth(key[2]))
+            return (cut - start) / own if own and cut > start else None
         by_series: dict[tuple[str, ...], list[int]] = {}
         for key in self.own.get(stream, ()):
             times = self.fetched.runs[key]
@@ -171,14 +188,12 @@ class _Feeds:
         return spacing_ms(sorted(times) for times in by_series.values())
 
 
-def _requests(fetched: Fetched, catalog: Catalog, day: int) -> tuple[dict[Stream, list[int]],
-                                                                     dict[tuple[str, str], list[int]]]:
-    """[requests, errors] per stream, and per (site, api) over every interface, of one day."""
+def _requests(counts: Iterable[tuple[tuple[str, str, str, str, int], int]], catalog: Catalog
+              ) -> tuple[dict[Stream, list[int]], dict[tuple[str, str], list[int]]]:
+    """[requests, errors] per stream, and per (site, api) over every interface, of one day's counts."""
     per_stream: dict[Stream, list[int]] = {}
     per_side: dict[tuple[str, str], list[int]] = {}
-    for (site, check, kind, outcome, d), count in fetched.requests.items():
-        if d != day:
-            continue
+    for (site, check, kind, outcome, _), count in counts:
         interfaces = catalog.interfaces_of(site, check, kind)
         if not interfaces:
             continue
@@ -232,9 +247,9 @@ def compute_day(scope: Scope, feeds: _Feeds, stream: Stream, d: int, requests: M
     cut = min(end, scope.now_ms)
     common = dict(site=site, api=api, interface=interface, day=scope.first + timedelta(days=d),
                   day_seconds=max(cut - start, 0) / 1000, partial=cut < end)
-    spacing = feeds.spacing(stream, start, end)
+    spacing = feeds.spacing(stream, d, start, end, cut)
     window = window_ms(spacing)
-    probes = feeds.probe_count(stream, start, end)
+    probes = feeds.probe_count(stream, d, start, end)
     if not probes or cut <= start:
         return DayStats(known=False, window_s=window / 1000, spacing_s=None if spacing is None else spacing / 1000,
                         **common)
@@ -301,8 +316,11 @@ def compute_days(scope: Scope, fetched: Fetched, streams: Sequence[Stream], days
     rows: dict[tuple[Stream, int], DayStats] = {}
     side_errors: dict[tuple[str, str, int], DayErrors] = {}
     sides = {(s[0], s[1]) for s in streams}
+    counts_of_day: dict[int, list[tuple[tuple[str, str, str, str, int], int]]] = {}
+    for item in fetched.requests.items():
+        counts_of_day.setdefault(item[0][4], []).append(item)
     for d in days:
-        per_stream, per_side = _requests(fetched, catalog, d)
+        per_stream, per_side = _requests(counts_of_day.get(d, ()), catalog)
         for stream in streams:
             rows[(stream, d)] = compute_day(scope, feeds, stream, d, per_stream, planned[stream], incidents[stream])
         for site, api in sides:
@@ -351,8 +369,7 @@ def build_report(fetched: Fetched, scope: Scope, generated_at: str,
     """Every day and summary of ``scope``: from ``stored`` where it has the day, else from ``fetched``."""
     stored = stored or {}
     stored_errors = stored_errors or {}
-    keys = {k[:4] for k in fetched.runs}
-    streams = streams_of(scope, keys, stored_streams)
+    streams = streams_of(scope, fetched.series(), stored_streams)
     n_days = len(scope.bounds) - 1
     stored_days = {d for (_, d) in stored}
     rows, side_errors = compute_days(scope, fetched, streams, [d for d in range(n_days) if d not in stored_days])

@@ -9,9 +9,12 @@ Answers are requested with ``chunked=true`` and parsed one chunk (one line) at a
 and the range is fetched one day per request, so a quarter of probes never sits in
 memory as one JSON document. Per day:
 
-* raw ``check`` points of the checks feeding some interface, for the downtime rule
-  (which InfluxQL cannot express): the time of each run that succeeded (outcome ``ok``
-  or ``slow``: the bank replied) and the time and error text of each that failed;
+* the failed runs of the checks feeding some interface (time, error text), with an hour
+  either side, and the number of replied runs (outcome ``ok`` or ``slow``: the bank
+  replied) per series;
+* only for the sites with five failed runs or more around the day, where the rule could
+  find a downtime, the times of their replied runs too (the rule needs the replies
+  between and after the failures; elsewhere the bulk of a quarter is never fetched);
 * ``step`` counts per site × check × kind × outcome: requests and errors;
 * per interface and side, the response times of the **answered** requests of the
   checks that feed it (login checks left out): ``count``, ``mean`` and ``percentile``
@@ -21,6 +24,7 @@ memory as one JSON document. Per day:
 
 from __future__ import annotations
 
+import bisect
 import json
 import ssl
 import urllib.error
@@ -32,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from prober.config.influxdb import InfluxDBConfig
-from prober.report.downtime import Event
+from prober.report.downtime import FAILURES, Event
 from prober.report.interfaces import APIS, INTERFACES, KIND_INTERFACES, Catalog, is_auth
 
 ERROR_TEXT_MAX = 200
@@ -107,18 +111,28 @@ def _time(start_ms: int, end_ms: int) -> str:
     return f"time >= {start_ms}ms AND time < {end_ms}ms"
 
 
-def runs_queries(start_ms: int, end_ms: int, sites: Sequence[str], catalog: Catalog) -> list[str]:
-    """The runs of the checks feeding some interface: replied ones (time only), then failed
-    ones (time and error text), per series and outcome. Skipped runs are not probes."""
-    where = f"{feeding_clause(catalog)} AND {_sites_clause(sites)}{_time(start_ms, end_ms)}"
-    # Not grouped by kind: a quarter of replies is most of the answer, and one tag fewer
-    # per series costs InfluxDB about a quarter less; the kind comes from the other answers.
-    return [
-        f'SELECT "success" FROM "check" WHERE {where} AND "outcome" =~ {_outcomes(REPLIED_OUTCOMES)} '
-        'GROUP BY "site", "check", "location", "outcome"',
-        f'SELECT "error" FROM "check" WHERE {where} AND "outcome" !~ {_outcomes((*REPLIED_OUTCOMES, "skipped"))} '
-        'GROUP BY "site", "check", "kind", "location", "outcome"',
-    ]
+def failed_runs_query(start_ms: int, end_ms: int, sites: Sequence[str], catalog: Catalog) -> str:
+    """The runs not replied to (time and error text) of the checks feeding some interface,
+    per series and outcome. Skipped runs are not probes."""
+    return (f'SELECT "error" FROM "check" WHERE {feeding_clause(catalog)} AND {_sites_clause(sites)}'
+            f'{_time(start_ms, end_ms)} AND "outcome" !~ {_outcomes((*REPLIED_OUTCOMES, "skipped"))} '
+            'GROUP BY "site", "check", "kind", "location", "outcome"')
+
+
+def replied_counts_query(start_ms: int, end_ms: int, sites: Sequence[str], catalog: Catalog) -> str:
+    """How many runs were replied to, per series and outcome."""
+    return (f'SELECT count("success") AS "runs" FROM "check" WHERE {feeding_clause(catalog)} AND '
+            f'{_sites_clause(sites)}{_time(start_ms, end_ms)} AND "outcome" =~ {_outcomes(REPLIED_OUTCOMES)} '
+            'GROUP BY "site", "check", "kind", "location", "outcome"')
+
+
+def replied_runs_query(start_ms: int, end_ms: int, sites: Sequence[str], catalog: Catalog) -> str:
+    """The start times of the runs replied to, per series and outcome. Not grouped by kind:
+    this is the largest answer, and one tag fewer per series costs InfluxDB about a quarter
+    less; the kind comes from the counts."""
+    return (f'SELECT "success" FROM "check" WHERE {feeding_clause(catalog)} AND {_sites_clause(sites)}'
+            f'{_time(start_ms, end_ms)} AND "outcome" =~ {_outcomes(REPLIED_OUTCOMES)} '
+            'GROUP BY "site", "check", "location", "outcome"')
 
 
 def step_counts_query(start_ms: int, end_ms: int, sites: Sequence[str], catalog: Catalog) -> str:
@@ -241,13 +255,19 @@ class Timing:
 class Fetched:
     """The raw material of a report.
 
-    ``runs`` holds, per series and outcome, the start times of the runs (sorted);
-    ``failures`` the error texts of the runs whose outcome is not a reply, aligned with
-    their times. ``requests`` counts ``step`` points per (site, check, kind, outcome,
-    day index); ``timing`` is per (site, api, interface, day index).
+    ``runs`` holds, per series and outcome, the start times of the runs (sorted): every
+    failed run, and the replied ones only for the site-days in ``raw_replies`` (where five
+    failures or more could make a downtime); ``replied`` counts the replied runs of every
+    day. ``failures`` are the error texts of the failed runs, aligned with their times.
+    ``requests`` counts ``step`` points per (site, check, kind, outcome, day index);
+    ``timing`` is per (site, api, interface, day index).
     """
 
     runs: dict[RunKey, array] = field(default_factory=dict)
+    replied: dict[tuple[str, str, str, str, str, int], int] = field(default_factory=dict)
+    """Runs replied to per (site, check, kind, location, outcome, day index)."""
+    raw_replies: set[tuple[str, int]] = field(default_factory=set)
+    """(site, day index) whose replied runs are in ``runs``, with an hour either side."""
     kinds: dict[tuple[str, str], str] = field(default_factory=dict)
     """(site, check) → kind, as the points say (replied runs are fetched without it)."""
     failures: dict[RunKey, list[str]] = field(default_factory=dict)
@@ -258,10 +278,15 @@ class Fetched:
     def merge(self, later: Fetched) -> None:
         """Append the data of a later day (series stay in time order)."""
         for key, times in later.runs.items():
-            self.runs.setdefault(key, array("q")).extend(times)
+            mine = self.runs.setdefault(key, array("q"))
+            # a day's replies reach an hour into the next day's: one point per series and time
+            skip = bisect.bisect_right(times, mine[-1]) if mine else 0
+            mine.extend(times[skip:])
+            if key in later.failures:
+                self.failures.setdefault(key, []).extend(later.failures[key][skip:])
+        self.replied.update(later.replied)
+        self.raw_replies.update(later.raw_replies)
         self.kinds.update(later.kinds)
-        for key, texts in later.failures.items():
-            self.failures.setdefault(key, []).extend(texts)
         self.requests.update(later.requests)
         self.timing.update(later.timing)
         for key, events in later.incidents.items():
@@ -286,6 +311,18 @@ class Fetched:
             kind = self.kinds.get(key[:2]) or configured.get(key[:2])
             if kind:
                 self.runs.setdefault((key[0], key[1], kind, key[3], key[4]), array("q")).extend(times)
+
+    def add_replied_counts(self, day: int, series: dict) -> None:
+        tags = series.get("tags", {})
+        key = (tags.get("site", ""), tags.get("check", ""), tags.get("kind", ""), tags.get("location", ""),
+               tags.get("outcome", ""))
+        self.kinds[key[:2]] = key[2]
+        for values in series.get("values") or []:
+            self.replied[(*key, day)] = self.replied.get((*key, day), 0) + int(values[1] or 0)
+
+    def series(self) -> set[tuple[str, str, str, str]]:
+        """Every (site, check, kind, location) with runs in the data."""
+        return {k[:4] for k in self.runs} | {k[:4] for k in self.replied}
 
     def add_requests(self, day: int, series: dict) -> None:
         tags = series.get("tags", {})
@@ -323,8 +360,9 @@ def _fetch_day(client: QueryClient, bounds: Sequence[int], day: int, days: froze
                catalog: Catalog, margin_ms: int) -> Fetched:
     start = bounds[day] - (0 if day - 1 in days else margin_ms)
     end = bounds[day + 1] + (0 if day + 1 in days else margin_ms)
-    statements = runs_queries(start, end, sites, catalog)
-    statements.append(step_counts_query(bounds[day], bounds[day + 1], sites, catalog))
+    statements = [failed_runs_query(start, end, sites, catalog),
+                  replied_counts_query(bounds[day], bounds[day + 1], sites, catalog),
+                  step_counts_query(bounds[day], bounds[day + 1], sites, catalog)]
     timed: list[tuple[str, str]] = []
     for api in APIS:
         for interface in INTERFACES:
@@ -336,12 +374,26 @@ def _fetch_day(client: QueryClient, bounds: Sequence[int], day: int, days: froze
     for result in client.run(statements):
         sid = int(result.get("statement_id", 0))
         for series in result.get("series", []):
-            if sid <= 1:
-                part.add_runs(series, failed=sid == 1)
+            if sid == 0:
+                part.add_runs(series, failed=True)
+            elif sid == 1:
+                part.add_replied_counts(day, series)
             elif sid == 2:
                 part.add_requests(day, series)
             else:
                 part.add_timing(*timed[sid - 3], day, series)
+    # The replies themselves only where five failures could make a downtime: the sites
+    # with five failed runs or more around the day (most days of most sites have none).
+    lo, hi = bounds[day] - margin_ms, bounds[day + 1] + margin_ms
+    failing: dict[str, int] = {}
+    for key, times in part.runs.items():
+        failing[key[0]] = failing.get(key[0], 0) + bisect.bisect_left(times, hi) - bisect.bisect_left(times, lo)
+    candidates = sorted(site for site, n in failing.items() if n >= FAILURES)
+    if candidates:
+        for result in client.run([replied_runs_query(lo, hi, candidates, catalog)]):
+            for series in result.get("series", []):
+                part.add_runs(series, failed=False)
+        part.raw_replies.update((site, day) for site in candidates)
     return part
 
 
