@@ -177,7 +177,19 @@ def _seconds_per_hour(text: str) -> float:
 def cmd_report(args: argparse.Namespace) -> int:
     from prober.report.command import run_report
 
-    return run_report(args)
+    return run_report(args, write=_write_psd2_daily)
+
+
+def _write_psd2_daily(influxdb: object, records: list) -> int:
+    """``prober report --write``'s points through the writer's sinks (the report package
+    computes them and does not import the writer)."""
+    from prober.report.influx import QueryError
+    from prober.writer.records import RecordWriteError, write_records
+
+    try:
+        return write_records(influxdb, records)  # type: ignore[arg-type]
+    except RecordWriteError as exc:
+        raise QueryError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -414,6 +414,10 @@ class Check(BaseModel):
     psd2: list[Literal["ais", "pis", "cof"]] | None = None
     """PSD2 interfaces this check's runs count for in ``prober report`` (``[]``: none);
     default from ``kind``, see :mod:`prober.report.interfaces`."""
+    psd2_interface: Literal["dedicated", "psu"] = "dedicated"
+    """Which interface of the bank this check probes, for ``prober report``: the dedicated
+    PSD2 interface (default) or ``psu``, the one the bank's own customers use (web, app),
+    reported beside it for a day-by-day comparison."""
 
     check_name = field_validator("name")(_check_name)
     check_tags = field_validator("tags")(_check_user_tags)
