@@ -26,7 +26,9 @@ FORBIDDEN = {
     # Config is read first and compiles nothing (prober/loading.py compiles the plans).
     # It may import prober.notify.providers: each notifier owns its settings model, and
     # notify imports nothing of config, so there is no cycle.
-    "config": {"journey", "writer", "incidents", "daemon", "statuspage", "report", "output"},
+    "config": {"journey", "writer", "incidents", "daemon", "statuspage", "report", "output", "access"},
+    # Who may see what on the prober's own listeners: applies [access], serves nothing itself.
+    "access": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "report", "output"},
 }
 
 

@@ -31,6 +31,7 @@ from pydantic import (
     BaseModel, BeforeValidator, Discriminator, Field, PrivateAttr, SecretStr, Tag, field_validator, model_validator,
 )
 
+from prober.config.access import AccessConfig
 from prober.config.daemon import DaemonConfig
 from prober.config.incidents import IncidentsConfig
 from prober.notify.providers import NotifierConfig
@@ -531,6 +532,7 @@ class Config(BaseModel):
     notifiers: list[NotifierConfig] = Field(default_factory=list)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     status_page: StatusPageConfig = Field(default_factory=StatusPageConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
 
     @model_validator(mode="after")
     def _locations_need_influxdb(self) -> Config:

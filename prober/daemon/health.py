@@ -2,7 +2,8 @@
 
 * ``/healthz`` → 200 ``{"status": "ok"}`` while the scheduler runs; 503
   ``{"status": "stopping"}`` (or ``starting``) otherwise — what a load balancer, Docker's
-  HEALTHCHECK or a Kubernetes probe asks.
+  HEALTHCHECK or a Kubernetes probe asks. It is the one public route (no credential:
+  liveness must need no secret) and says nothing more.
 * ``/status`` → per site × capability its state (ok / degraded / outage) and since
   when, the open and recently resolved incidents (failing step, outcome, short error),
   the notifiers' counters (sent, failed, dropped, pending, silenced), the latest result
@@ -17,7 +18,10 @@ answers ``/healthz`` and ``/status`` for all of them on ``health_listen``
 
 With a :class:`~prober.statuspage.StatusPage` (``[status_page]`` without a ``listen``
 of its own), the same listener serves the status page (``/``, ``/api/v1/status``,
-``/feed.atom``, ``/badge/…``).
+``/feed.atom``, ``/badge/…``), public or internal as the page is.
+
+Every other route is internal (:mod:`prober.access`): a route added here is protected
+by ``[access]`` without anything more to do.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from prober.access import AccessGate, serve_publicly
 from prober.listener import Listener
 
 if TYPE_CHECKING:
@@ -39,15 +44,16 @@ class HealthServer(Listener):
 
     what = "health server (/healthz, /status)"
 
-    def __init__(self, service: ProberService, host: str, port: int, page: StatusPage | None = None) -> None:
-        super().__init__(host, port)
+    def __init__(self, service: ProberService, host: str, port: int, page: StatusPage | None = None,
+                 gate: AccessGate | None = None) -> None:
+        super().__init__(host, port, gate)
         self.service = service
         self.page = page
         if page is not None:
             self.what = "health server (/healthz, /status, the status page at /)"
 
     def routes(self, app: web.Application) -> None:
-        app.router.add_get("/healthz", self.healthz)
+        serve_publicly(app, app.router.add_get("/healthz", self.healthz))
         app.router.add_get("/status", self.status)
         if self.page is not None:
             self.page.add_routes(app)
