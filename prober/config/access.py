@@ -143,14 +143,22 @@ class ListenerTLS(BaseModel):
         return self
 
 
-def _no_password() -> bytes:
-    """An encrypted key is refused instead of OpenSSL asking for its password on the terminal."""
-    return b""
-
-
 def load_server_certificate(context: ssl.SSLContext, tls: ListenerTLS) -> None:
-    """Load ``tls``'s chain and key into ``context`` (raises ``OSError``/``ssl.SSLError``)."""
-    context.load_cert_chain(tls.cert_file, tls.key_file, password=_no_password)
+    """Load ``tls``'s chain and key into ``context`` (raises ``OSError``, ``ssl.SSLError``,
+    or ``ValueError`` for an encrypted key: OpenSSL would otherwise ask for its password
+    on the terminal)."""
+    asked: list[bool] = []
+
+    def no_password() -> bytes:
+        asked.append(True)
+        return b""
+
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file, password=no_password)
+    except ssl.SSLError:
+        if asked:
+            raise ValueError("the key is encrypted (give an unencrypted key, readable by the prober only)") from None
+        raise
 
 
 def describe_tls_error(exc: BaseException) -> str:
@@ -160,7 +168,6 @@ def describe_tls_error(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None) or str(exc)
     hints = {
         "KEY_VALUES_MISMATCH": "the key does not belong to the certificate",
-        "BAD_DECRYPT": "the key is encrypted (give an unencrypted key, readable by the prober only)",
         "NO_START_LINE": "not a PEM file",
     }
     return hints.get(str(reason), str(reason))

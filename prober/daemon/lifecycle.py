@@ -86,6 +86,7 @@ class Daemon:
         health_listen: str | None = None,
         prepare: Callable[[LoadedConfig], LoadedConfig] | None = None,
         parent_pid: int | None = None,
+        gate: AccessGate | None = None,
     ) -> None:
         self.path = path
         self.environ = environ
@@ -94,7 +95,7 @@ class Daemon:
         self.parent_pid = parent_pid
         """A worker's supervisor: when it is gone (killed), the worker shuts down too."""
         self.service = (service_factory or ProberService)(loaded)
-        self.gate = AccessGate(loaded.config.access)
+        self.gate = gate or AccessGate(loaded.config.access)
         """Who may see what, on every listener of this process (``[access]``)."""
         listen = loaded.config.daemon.listen_address() if health_listen is None else split_listen(health_listen)
         page_settings = loaded.config.status_page
