@@ -101,7 +101,8 @@ class Supervisor:
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self.codes: dict[int, int] = {}
         suffix = f"-s{shard.index}" if shard is not None and shard.count > 1 else ""
-        self.records = [WorkerRecord(k, workers, f"{instance}{suffix}-w{k}", health[k - 1] if health else None)
+        self.records = [WorkerRecord(k, workers, f"{instance}{suffix}-w{k}", health[k - 1] if health else None,
+                                     "https" if self.health_tls is not None else "http")
                         for k in range(1, workers + 1)]
         """What is known of each worker (worker k at index k - 1)."""
         self.stopping: asyncio.Event | None = None
@@ -269,8 +270,8 @@ class Supervisor:
             silent = time.monotonic() - last_answer
             if silent >= limit and proc.returncode is None and not self.stopping.is_set():
                 record.stalls += 1
-                log.error("worker %d (pid %d) has answered nothing on http://%s:%d/healthz for %.0fs: "
-                          "it is stuck; killing it", index, proc.pid, host, port, silent)
+                log.error("worker %d (pid %d) has answered nothing on %s://%s:%d/healthz for %.0fs: "
+                          "it is stuck; killing it", index, proc.pid, record.scheme, host, port, silent)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)  # its own process group: its children too
                 return

@@ -70,6 +70,8 @@ class WorkerRecord:
     """Its ``instance`` tag (``<instance>-w<k>``)."""
     address: tuple[str, int] | None
     """``(host, port)`` of its health endpoint, None when not known (port 0)."""
+    scheme: str = "http"
+    """How its health endpoint is asked: ``https`` with ``[access.tls]``."""
     pid: int | None = None
     state: WorkerState = "starting"
     restarts: int = 0
@@ -121,7 +123,7 @@ class WorkerRecord:
             "instance": self.instance,
             "pid": self.pid,
             "port": port,
-            "health": None if host is None else f"http://{_bracketed(host)}:{port}/healthz",
+            "health": None if host is None else f"{self.scheme}://{_bracketed(host)}:{port}/healthz",
             "state": self.state,
             "healthy": self.healthy,
             "restarts": self.restarts,
