@@ -26,6 +26,7 @@ and client address), never with what the client presented.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -46,6 +47,8 @@ log = logging.getLogger("prober.access")
 PUBLIC_RESOURCES = web.AppKey("public_resources", set[web.AbstractResource])
 """The resources of an application that anyone may read (see :func:`serve_publicly`)."""
 REALM = "bank-prober"
+TARPIT_MAX = 1.0
+"""Seconds a 429 waits at most before it is sent."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -152,6 +155,9 @@ class AccessGate:
         wait = self.limiter.take(request.remote or "")
         if wait > 0:
             self.refusals.refused(429, request)
+            # Answered late: a client asking again at once on a kept-alive connection is
+            # slowed down to the pace it was asked to keep, at the cost of one timer.
+            await asyncio.sleep(min(wait, TARPIT_MAX))
             return web.Response(status=429, text="too many requests: slow down\n",
                                 headers={"Retry-After": str(max(1, math.ceil(wait)))})
         schemes = self.authenticator.schemes
