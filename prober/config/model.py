@@ -4,6 +4,7 @@ TOML layout::
 
     [prober]                 # optional: location label, instance name
     [influxdb]               # optional: where results go (see prober.config.influxdb)
+    [access]                 # optional: who may read the prober's own HTTP surface (prober.config.access)
     [[sites]]                # one per bank
       [sites.tls] [sites.headers] [sites.vars] [sites.secrets]
       [[sites.step_groups.NAME]]   # reusable steps, included by checks
