@@ -160,6 +160,15 @@ async def test_workers_with_tls_and_a_token_replaced_by_a_reload(bank: BankServe
                 return True
 
             await wait_for(rotated, timeout=30, interval=0.2, what="the new token everywhere, the old one nowhere")
+            # An invalid file (a token too short): refused by each process, the new token stays.
+            path.write_text(path.read_text().replace(NEW_TOKEN, "short"))
+            prober.signal(signal.SIGHUP)
+            await wait_for(lambda: "the supervisor keeps its [access] credentials" in prober.log, timeout=30,
+                           what="the supervisor to refuse the invalid file")
+            await wait_for(lambda: prober.log.count("keeping the running configuration") == 2, timeout=30,
+                           what="both workers to refuse the invalid file")
+            for base in (supervisor, *workers):
+                assert await code(base + "/status", NEW_TOKEN) == 200
             async with session.get(supervisor + "/status", headers={"Authorization": f"Bearer {NEW_TOKEN}"}) as r:
                 status = await r.json()
             assert [w["restarts"] for w in status["workers"]] == [0, 0]  # reloaded, not restarted

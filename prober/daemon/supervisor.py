@@ -184,7 +184,7 @@ class Supervisor:
             task = asyncio.get_running_loop().create_task(self.reload_access())
             self._reloads.add(task)
             task.add_done_callback(self._reloads.discard)
-        if sig != signal.SIGHUP:
+        else:
             if self.stopping.is_set():
                 self._forced = True
             self.stopping.set()
@@ -195,11 +195,12 @@ class Supervisor:
 
     async def reload_access(self) -> bool:
         """Read the configuration again and apply its ``[access]`` to the supervisor's
-        listener; an invalid one (each worker logs why) leaves the running credentials."""
-        from prober.config.loader import read
+        listener; an invalid one (each worker logs why) leaves the running credentials, as
+        it leaves the workers' running configuration."""
+        from prober.loading import load  # the workers' own test of validity
 
         try:
-            config = (await asyncio.to_thread(read, self.path)).config
+            config = (await asyncio.to_thread(load, self.path)).config
         except ConfigError:
             log.error("reload: the configuration is invalid; the supervisor keeps its [access] credentials")
             return False
