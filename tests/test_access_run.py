@@ -179,3 +179,36 @@ async def test_workers_with_tls_and_a_token_replaced_by_a_reload(bank: BankServe
             await prober.kill()
     assert exit_code == 0, prober.log[-3000:]
     assert "Traceback" not in prober.log and OLD_TOKEN not in prober.log and NEW_TOKEN not in prober.log
+
+
+async def test_a_reload_that_would_expose_internal_routes_is_refused(bank: BankServer, tmp_path: Path) -> None:
+    """Credentials taken out of a configuration listening on 0.0.0.0: the reload is refused
+    like an invalid file, and the running credentials stay."""
+    port = _free_ports(1)
+    path = write_config(tmp_path, bank.url, {"health_listen": f"0.0.0.0:{port}"},
+                        f'[[access.tokens]]\nname = "ops"\ntoken = "{OLD_TOKEN}"\n')
+    prober = await ProberProcess(["run", "-c", str(path)], tmp_path).start()
+    url = f"http://127.0.0.1:{port}/status"
+
+    async def status(token: str | None = None) -> int:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
+                return response.status
+        except aiohttp.ClientConnectionError:
+            return 0
+
+    try:
+        async def up() -> bool:
+            return await status(OLD_TOKEN) == 200
+
+        await wait_for(up, timeout=30, what="/status with the token")
+        path.write_text(path.read_text().split("[[access.tokens]]")[0])
+        prober.signal(signal.SIGHUP)
+        await wait_for(lambda: "keeping the running configuration" in prober.log, timeout=30, what="the refusal")
+        assert f"config error: {path}: daemon.health_listen: '0.0.0.0:{port}' would serve" in prober.log
+        assert await status() == 401 and await status(OLD_TOKEN) == 200
+        prober.signal(signal.SIGTERM)
+        assert await prober.wait(30) == 0
+    finally:
+        await prober.kill()

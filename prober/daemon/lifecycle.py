@@ -163,6 +163,7 @@ class Daemon:
             if problems:
                 for problem in problems:
                     log.error("config error: %s", problem)
+                self.service.last_reload_error = "; ".join(problems)[:2000]
                 log.error("reload failed: keeping the running configuration")
                 return False
             if self.should_exit.is_set():
