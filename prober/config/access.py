@@ -8,7 +8,7 @@ Example::
     rate_burst = 40                  # requests a client may make at once before the limit applies
 
     [[access.tokens]]                # Authorization: Bearer <token> (Prometheus, scripts)
-    name = "prometheus"              # who holds it: shown in logs, never the token
+    name = "prometheus"              # who holds it (for the operator: shown nowhere)
     token_file = "/run/secrets/prober-metrics-token"     # or token = "${PROBER_METRICS_TOKEN}"
 
     [[access.users]]                 # HTTP basic auth (a browser's login prompt)
@@ -68,7 +68,8 @@ class BearerToken(BaseModel):
     model_config = STRICT
 
     name: str = Field(min_length=1, max_length=64)
-    """Who holds it (``prometheus``): for the operator's own bookkeeping and logs."""
+    """Who holds it (``prometheus``): for the operator's own bookkeeping, and the name
+    configuration errors give the entry (``access.tokens[prometheus]``)."""
     token: SecretStr
     token_file: str | None = None
 
