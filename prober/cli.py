@@ -72,6 +72,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     loaded = _load_or_report(args.config)
     if loaded is None:
         return EXIT_CONFIG
+    from prober.config.access import exposure_problems
+
+    exposed = exposure_problems(loaded.config, args.config)  # what `prober run` would refuse
+    for problem in exposed:
+        print(f"config error: {problem}", file=sys.stderr)
+    if exposed:
+        return EXIT_CONFIG
     sites = len(loaded.config.sites)
     print(f"{args.config}: valid ({sites} site{'s' * (sites != 1)}, {len(loaded.plans)} enabled checks)")
     return EXIT_OK

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from prober.cli import build_parser
+from prober.config.access import exposure_problems
 from prober.loading import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,6 +163,9 @@ def test_compose_prober_configuration_is_valid(tmp_path: Path) -> None:
     assert influxdb.password.get_secret_value() == env["BANK_PROBER_INFLUX_PASSWORD"]
     assert loaded.config.daemon.health_listen == "0.0.0.0:9480"
     assert loaded.plans and all(p.steps[0].url({}).startswith("http://bank:8480") for p in loaded.plans)
+    # What `prober run` adds to loading: the internal routes on 0.0.0.0 are allowed explicitly.
+    assert exposure_problems(loaded.config, str(config_dir)) == []
+    assert loaded.config.access.allow_unauthenticated and not loaded.config.access.authenticates
 
 
 def _dockerfile() -> list[tuple[str, str]]:

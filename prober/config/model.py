@@ -4,6 +4,7 @@ TOML layout::
 
     [prober]                 # optional: location label, instance name
     [influxdb]               # optional: where results go (see prober.config.influxdb)
+    [access]                 # optional: who may read the prober's own HTTP surface (prober.config.access)
     [[sites]]                # one per bank
       [sites.tls] [sites.headers] [sites.vars] [sites.secrets]
       [[sites.step_groups.NAME]]   # reusable steps, included by checks
@@ -31,6 +32,7 @@ from pydantic import (
     BaseModel, BeforeValidator, Discriminator, Field, PrivateAttr, SecretStr, Tag, field_validator, model_validator,
 )
 
+from prober.config.access import AccessConfig
 from prober.config.daemon import DaemonConfig
 from prober.config.incidents import IncidentsConfig
 from prober.notify.providers import NotifierConfig
@@ -542,6 +544,7 @@ class Config(BaseModel):
     notifiers: list[NotifierConfig] = Field(default_factory=list)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     status_page: StatusPageConfig = Field(default_factory=StatusPageConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
 
     @model_validator(mode="after")
     def _locations_need_influxdb(self) -> Config:

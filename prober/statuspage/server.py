@@ -1,6 +1,7 @@
 """The status page's HTTP side: routes on the health listener, or a listener of its own.
 
-Routes (every answer carries :data:`~prober.statuspage.page.SECURITY_HEADERS`):
+Routes (every answer carries :data:`~prober.access.SECURITY_HEADERS`, added by the
+listener; all of them public when ``public = true``, internal otherwise):
 
 * ``/`` — the HTML page; ``/status.css`` its stylesheet, ``/favicon.svg`` its icon; ``/incidents`` → ``/#incidents``
 * ``/api/v1/status`` — the same view as JSON
@@ -18,13 +19,14 @@ from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
+from prober.access import AccessGate, serve_publicly
 from prober.config.statuspage import StatusPageConfig
 from prober.listener import Listener
 from prober.statuspage.badge import render_badge
 from prober.statuspage.feed import render_feed
 from prober.statuspage.history import DayUptime
 from prober.statuspage.influx import InfluxHistory
-from prober.statuspage.page import SECURITY_HEADERS, render_page, stylesheet
+from prober.statuspage.page import render_page, stylesheet
 from prober.statuspage.view import StatusView, build_view
 
 if TYPE_CHECKING:
@@ -83,13 +85,19 @@ class StatusPage:
         self._rendered: dict[str, bytes] = {}
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/", self.page)
-        app.router.add_get("/status.css", self.css)
-        app.router.add_get("/favicon.svg", self.favicon)
-        app.router.add_get("/incidents", self.incidents)
-        app.router.add_get("/api/v1/status", self.api)
-        app.router.add_get("/feed.atom", self.feed)
-        app.router.add_get("/badge/{site}/{kind}.svg", self.badge)
+        """The page's routes: public with ``public = true`` (what a bank shows its
+        customers), internal otherwise (the view holds the banks' error texts)."""
+        routes = [
+            app.router.add_get("/", self.page),
+            app.router.add_get("/status.css", self.css),
+            app.router.add_get("/favicon.svg", self.favicon),
+            app.router.add_get("/incidents", self.incidents),
+            app.router.add_get("/api/v1/status", self.api),
+            app.router.add_get("/feed.atom", self.feed),
+            app.router.add_get("/badge/{site}/{kind}.svg", self.badge),
+        ]
+        if self.settings.public:
+            serve_publicly(app, *routes)
 
     async def view(self) -> StatusView:
         """The view of the moment, built at most once every :data:`VIEW_TTL` seconds
@@ -127,23 +135,23 @@ class StatusPage:
     # ── handlers ───────────────────────────────────────────────────────────────────
     async def page(self, request: web.Request) -> web.Response:
         body = await self._rendered_body("page", lambda view: render_page(view).encode())
-        response = web.Response(body=body, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
+        response = web.Response(body=body, content_type="text/html", charset="utf-8")
         response.enable_compression()
         return response
 
     async def css(self, request: web.Request) -> web.Response:
         body = stylesheet(self.settings.history_days)
-        return web.Response(body=body, content_type="text/css", charset="utf-8", headers=SECURITY_HEADERS)
+        return web.Response(body=body, content_type="text/css", charset="utf-8")
 
     async def favicon(self, request: web.Request) -> web.Response:
-        return web.Response(text=FAVICON, content_type="image/svg+xml", headers=SECURITY_HEADERS)
+        return web.Response(text=FAVICON, content_type="image/svg+xml")
 
     async def incidents(self, request: web.Request) -> web.Response:
-        raise web.HTTPFound("/#incidents", headers=SECURITY_HEADERS)
+        raise web.HTTPFound("/#incidents")
 
     async def api(self, request: web.Request) -> web.Response:
         body = await self._rendered_body("json", lambda view: json.dumps(view.to_json()).encode())
-        response = web.Response(body=body, content_type="application/json", headers=SECURITY_HEADERS)
+        response = web.Response(body=body, content_type="application/json")
         response.enable_compression()
         return response
 
@@ -152,8 +160,7 @@ class StatusPage:
         if not base.endswith("/"):
             base += "/"
         body = await self._rendered_body("feed " + base, lambda view: render_feed(view, base))
-        response = web.Response(body=body, content_type="application/atom+xml", charset="utf-8",
-                                headers=SECURITY_HEADERS)
+        response = web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
         response.enable_compression()
         return response
 
@@ -161,8 +168,8 @@ class StatusPage:
         site, kind = request.match_info["site"], request.match_info["kind"]
         cell = (await self.view()).cell(site, kind)
         if cell is None:
-            raise web.HTTPNotFound(text="no such site and capability", headers=SECURITY_HEADERS)
-        headers = {**SECURITY_HEADERS, "Cross-Origin-Resource-Policy": "cross-origin"}
+            raise web.HTTPNotFound(text="no such site and capability")
+        headers = {"Cross-Origin-Resource-Policy": "cross-origin"}  # other sites may show it
         return web.Response(text=render_badge(site, kind, cell.state), content_type="image/svg+xml", headers=headers)
 
 
@@ -172,8 +179,8 @@ class StatusPageServer(Listener):
 
     what = "status page"
 
-    def __init__(self, page: StatusPage, host: str, port: int) -> None:
-        super().__init__(host, port)
+    def __init__(self, page: StatusPage, host: str, port: int, gate: AccessGate | None = None) -> None:
+        super().__init__(host, port, gate)
         self.page = page
 
     def routes(self, app: web.Application) -> None:
