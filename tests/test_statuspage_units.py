@@ -240,3 +240,21 @@ def test_history_segments_keep_the_page_small() -> None:
     assert segments[2].words == "2026-03-30 50.00% (100 runs)"
     css = stylesheet(90).decode()
     assert ".bars .w80{flex-grow:80;background-size:calc(100%/80) 100%}" in css and ".w91{" not in css
+
+
+def test_maintenance_lines_weekly_and_one_off() -> None:
+    from prober.statuspage.view import maintenance_lines
+
+    windows = [
+        # NOW is Tuesday 2026-03-10 12:00 UTC
+        MaintenanceWindow.model_validate({"weekdays": ["tue"], "from": "11:30", "to": "12:30", "kinds": ["cards"]}),
+        MaintenanceWindow.model_validate({"site": "bank-a", "weekdays": ["mon"], "from": "23:00", "to": "01:00"}),
+        MaintenanceWindow(start="2026-03-10T10:00:00Z", end="2026-03-10T12:00:00Z"),  # just over: not announced
+        MaintenanceWindow(start="2026-03-10T13:00:00+01:00", end="2026-03-11T09:00:00+01:00"),
+    ]
+    lines = maintenance_lines(windows, NOW)
+    assert [(m.sites, m.kinds, m.when, m.active) for m in lines] == [
+        ("all banks", "Cards", "every tue 11:30 to 12:30 UTC", True),
+        ("bank-a", "all services", "every mon 23:00 to 01:00 UTC", False),
+        ("all banks", "all services", "2026-03-10 12:00 UTC to 2026-03-11 08:00 UTC", True),
+    ]

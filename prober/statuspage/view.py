@@ -16,11 +16,12 @@ bank is hostile input: it is carried as data here and escaped by every renderer.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from prober.config.incidents import MaintenanceWindow, _iso
+from prober.config.incidents import MaintenanceWindow
 from prober.results import KINDS
 from prober.statuspage.history import DayUptime, day_range
 from prober.timefmt import utc_iso
@@ -378,22 +379,23 @@ def _incident(doc: dict[str, Any], public: bool, now: float) -> IncidentLine:
     )
 
 
-def maintenance_lines(windows: list[MaintenanceWindow], now: float) -> tuple[MaintenanceLine, ...]:
+def maintenance_lines(windows: Sequence[MaintenanceWindow], now: float) -> tuple[MaintenanceLine, ...]:
     """Announced windows: weekly ones, and one-off ones not over yet."""
     at = datetime.fromtimestamp(now, tz=timezone.utc)
     out = []
     for window in windows:
         if window.start is not None and window.end is not None:
-            if _iso(window.end) <= at:
+            if window.end <= at:
                 continue
-            when = f"{plain_time(utc_iso(_iso(window.start).timestamp()))} to {plain_time(utc_iso(_iso(window.end).timestamp()))}"
+            when = f"{plain_time(utc_iso(window.start.timestamp()))} to {plain_time(utc_iso(window.end.timestamp()))}"
         else:
-            when = f"every {', '.join(window.weekdays)} {window.from_time} to {window.to_time} UTC"
+            assert window.from_time is not None and window.to_time is not None
+            when = f"every {', '.join(window.weekdays)} {window.from_time:%H:%M} to {window.to_time:%H:%M} UTC"
         out.append(MaintenanceLine(
             sites=window.site or "all banks",
             kinds=", ".join(KIND_WORDS.get(k, k) for k in window.kinds) or "all services",
             when=when, description=window.description,
-            active=any(window.covers(window.site or "", k, at) for k in (window.kinds or KINDS)),
+            active=window.in_force(at),
         ))
     return tuple(out)
 
