@@ -41,9 +41,9 @@ async def test_page_feed_badges_during_and_after_an_incident(bank: BankServer, t
     loaded = load(path)
     bank.faults.set("accounts", Fault(mode="down"))
     service = ProberService(loaded, writer=ResultWriter(None, spool_dir=tmp_path / "spool"))
-    health = HealthServer(service, "127.0.0.1", 0, page=StatusPage(service, loaded.config.status_page))
+    health = HealthServer(service, "127.0.0.1", 0, page=StatusPage(service.page_source(), loaded.config.status_page))
     public = StatusPageServer(
-        StatusPage(service, loaded.config.status_page.model_copy(update={"public": True})), "127.0.0.1", 0)
+        StatusPage(service.page_source(), loaded.config.status_page.model_copy(update={"public": True})), "127.0.0.1", 0)
     await health.start()
     await public.start()
     base = health.url + "/"

@@ -106,7 +106,7 @@ class Daemon:
         """Who may see what, on every listener of this process (``[access]``)."""
         listen = loaded.config.daemon.listen_address() if health_listen is None else split_listen(health_listen)
         page_settings = loaded.config.status_page
-        page = StatusPage(self.service, page_settings) if page_settings.enabled else None
+        page = StatusPage(self.service.page_source(), page_settings) if page_settings.enabled else None
         page_listen = page_settings.listen_address()
         self.page_server = (StatusPageServer(page, *page_listen, gate=self.gate)
                             if page is not None and page_listen else None)

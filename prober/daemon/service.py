@@ -37,7 +37,7 @@ from prober.daemon.slots import site_limits
 from prober.daemon.status import StatusStore
 from prober.journey.plan import JourneyPlan
 from prober.results import JourneyResult
-from prober.statuspage.history import DailyHistory
+from prober.statuspage import DailyHistory, PageSource
 from prober.timefmt import utc_iso
 from prober.writer.points import prober_point
 from prober.writer.writer import ResultWriter
@@ -264,6 +264,18 @@ class ProberService:
             "lockout_skips": self.scheduler.lockout_skips,
         }
 
+    # -- what the status page reads ---------------------------------------------------------
+
+    def page_source(self) -> PageSource:
+        """What the status page reads of this service (it imports nothing of the daemon)."""
+        return PageSource(
+            incidents=self.incidents.status,
+            runs=lambda: self.status.checks.values(),
+            maintenance=lambda: self.loaded.config.incidents.maintenance,  # the running configuration's
+            local_history=self.history,
+            influxdb=self.loaded.config.influxdb,
+        )
+
     # -- /status -------------------------------------------------------------------------
 
     def status_document(self) -> dict[str, Any]:
@@ -293,7 +305,7 @@ class ProberService:
             },
             "lockout": self.lockout.status(),
             "writer": dataclasses.asdict(self.writer.stats),
-            "incidents": {**self.incidents.status(), "notifications": self.alerting.status(),
+            "incidents": {**self.incidents.status().to_json(), "notifications": self.alerting.status(),
                           **({"locations": self.locations.status()} if self.locations is not None else {})},
             "checks": self.status.snapshot(),
         }

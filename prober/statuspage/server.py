@@ -14,23 +14,24 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
 from prober.access import AccessGate, serve_publicly
+from prober.config.incidents import MaintenanceWindow
+from prober.config.influxdb import InfluxDBConfig
 from prober.config.statuspage import StatusPageConfig
+from prober.incidents import IncidentStatus
 from prober.listener import Listener
 from prober.statuspage.badge import render_badge
 from prober.statuspage.feed import render_feed
-from prober.statuspage.history import DayUptime
+from prober.statuspage.history import DailyHistory, DayUptime
 from prober.statuspage.influx import InfluxHistory
 from prober.statuspage.page import render_page, stylesheet
-from prober.statuspage.view import StatusView, build_view
-
-if TYPE_CHECKING:
-    from prober.daemon.service import ProberService
+from prober.statuspage.view import LatestRun, StatusView, build_view
 
 log = logging.getLogger("prober.statuspage")
 
@@ -52,35 +53,52 @@ class HistorySource(Protocol):
     async def daily(self, days: int) -> dict[tuple[str, str], list[DayUptime]]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PageSource:
+    """What the status page reads of the running prober. The daemon builds it
+    (:meth:`prober.daemon.service.ProberService.page_source`): the page imports nothing
+    of the daemon. The callables are asked again for every view."""
+
+    incidents: Callable[[], IncidentStatus]
+    """Each site × capability's state and since when, the open and recent incidents."""
+    runs: Callable[[], Iterable[LatestRun]]
+    """The latest run of every configured check."""
+    maintenance: Callable[[], Sequence[MaintenanceWindow]]
+    """The announced maintenance windows (they follow a reload)."""
+    local_history: DailyHistory
+    """The prober's own daily uptime aggregate."""
+    influxdb: InfluxDBConfig | None = None
+    """Where the daily uptime is read first, as ``[status_page] history`` says."""
+
+
 class LocalHistory:
     """The prober's own daily aggregate (:class:`~prober.statuspage.history.DailyHistory`)."""
 
     name = "the prober's local state"
 
-    def __init__(self, service: ProberService) -> None:
-        self.service = service
+    def __init__(self, history: DailyHistory) -> None:
+        self.history = history
 
     async def daily(self, days: int) -> dict[tuple[str, str], list[DayUptime]]:
-        return self.service.history.daily(days)
+        return self.history.daily(days)
 
 
-def history_source(service: ProberService, settings: StatusPageConfig) -> HistorySource:
+def history_source(source: PageSource, settings: StatusPageConfig) -> HistorySource:
     """The source ``[status_page] history`` names (InfluxDB only with an ``[influxdb]``)."""
-    influxdb = service.loaded.config.influxdb
-    if settings.history != "local" and influxdb is not None:
-        return InfluxHistory(influxdb, service.history)
+    if settings.history != "local" and source.influxdb is not None:
+        return InfluxHistory(source.influxdb, source.local_history)
     if settings.history == "influxdb":
         log.warning("[status_page] history = \"influxdb\" but there is no [influxdb] section: using the local history")
-    return LocalHistory(service)
+    return LocalHistory(source.local_history)
 
 
 class StatusPage:
-    """Renders the page and its twins for a :class:`ProberService`."""
+    """Renders the page and its twins from a :class:`PageSource`."""
 
-    def __init__(self, service: ProberService, settings: StatusPageConfig, history: HistorySource | None = None) -> None:
-        self.service = service
+    def __init__(self, source: PageSource, settings: StatusPageConfig, history: HistorySource | None = None) -> None:
+        self.source = source
         self.settings = settings
-        self.history = history or history_source(service, settings)
+        self.history = history or history_source(source, settings)
         self._view: tuple[float, StatusView] | None = None
         self._rendered: dict[str, bytes] = {}
 
@@ -118,18 +136,14 @@ class StatusPage:
         return body
 
     async def _build(self) -> StatusView:
-        service = self.service
-        settings = self.settings
+        source = self.source
         return build_view(
-            incidents=service.incidents.status(),
-            checks=list(service.status.checks.values()),
-            maintenance=service.loaded.config.incidents.maintenance,
-            history=await self.history.daily(settings.history_days),
-            history_days=settings.history_days,
+            self.settings,
+            incidents=source.incidents(),
+            runs=source.runs(),
+            maintenance=source.maintenance(),
+            history=await self.history.daily(self.settings.history_days),
             history_source=self.history.name,
-            title=settings.title,
-            public=settings.public,
-            refresh_s=settings.refresh,
         )
 
     # ── handlers ───────────────────────────────────────────────────────────────────
