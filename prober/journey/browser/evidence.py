@@ -60,22 +60,28 @@ def learn_header_secrets(trace: zipfile.ZipFile, redact: Redactor) -> None:
             for side in ("request", "response"):
                 part = snapshot.get(side)
                 for header in (part or {}).get("headers", []) if isinstance(part, dict) else []:
-                    if isinstance(header, dict) and str(header.get("name", "")).lower() in _HEADER_SECRETS:
-                        _add_header_value(str(header.get("value", "")), redact)
+                    name = str(header.get("name", "")).lower() if isinstance(header, dict) else ""
+                    if name in _HEADER_SECRETS:
+                        _add_header_value(name, str(header.get("value", "")), redact)
                 for cookie in (part or {}).get("cookies", []) if isinstance(part, dict) else []:
                     if isinstance(cookie, dict):
                         redact.add(str(cookie.get("value", "")))
 
 
-def _add_header_value(value: str, redact: Redactor) -> None:
+def _add_header_value(name: str, value: str, redact: Redactor) -> None:
+    """The secret parts of a credential header: a cookie's value (not its attributes),
+    the credential after an authorization scheme, the whole value otherwise."""
+    if name in ("cookie", "set-cookie"):
+        pairs = value.split(";") if name == "cookie" else value.split(";")[:1]
+        for pair in pairs:
+            _cookie, eq, cookie_value = pair.strip().partition("=")
+            if eq and cookie_value:
+                redact.add(cookie_value)
+        return
     redact.add(value)
     scheme, _, credential = value.partition(" ")
     if credential and scheme.lower() in ("bearer", "basic", "token", "digest"):
         redact.add(credential.strip())
-    for pair in value.split(";"):
-        _name, eq, cookie = pair.strip().partition("=")
-        if eq and cookie:
-            redact.add(cookie)
 
 
 def scrub_trace(source: Path, target: Path, redact: Redactor) -> None:

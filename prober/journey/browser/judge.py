@@ -3,7 +3,8 @@
 A page is not an answer that arrives once: its scripts fill it in. Expectations are
 therefore tried again (every 50 ms, then up to every 250 ms) until all of them hold or
 the step's time is up, when the last failure is the step's (outcome ``assertion``).
-Texts are read as the customer sees them (``innerText``, whitespace collapsed); numbers
+Texts are read as the customer sees them (``innerText`` of the first matching element,
+which must be visible, whitespace collapsed); numbers
 from the first number in the text (:func:`parse_number`). Every value quoted in a
 message is redacted, then cut to 60 characters, as for API steps.
 """
@@ -64,6 +65,8 @@ async def _read(page: Any, spec: Any) -> tuple[str | None, int | None, str]:
     if count == 0:
         return None, 0, "no element matches"
     first = locator.first
+    if not await first.is_visible():
+        return None, count, "not visible (the first element it matches)"
     if spec.attribute is not None:
         value = await first.get_attribute(spec.attribute, timeout=1000)
         return value, count, f"no attribute {spec.attribute}"
