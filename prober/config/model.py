@@ -429,6 +429,10 @@ class Check(BaseModel):
     psd2: list[Literal["ais", "pis", "cof"]] | None = None
     """PSD2 interfaces this check's runs count for in ``prober report`` (``[]``: none);
     default from ``kind``, see :mod:`prober.report.interfaces`."""
+    psd2_interface: Literal["dedicated", "psu"] = "dedicated"
+    """Which interface of the bank the check probes, for the PSD2 comparison: the
+    ``dedicated`` interface (the API third parties use) or the ``psu`` interface, the
+    one the bank's own customers use (its web banking: browser checks)."""
 
     check_name = field_validator("name")(_check_name)
     check_tags = field_validator("tags")(_check_user_tags)

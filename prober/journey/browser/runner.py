@@ -55,6 +55,8 @@ from prober.results import JourneyResult, Outcome, PageMetrics, StepResult
 from prober.timefmt import utc_iso_ns
 
 log = logging.getLogger("prober.journey.browser")
+runs_log = logging.getLogger("prober.journey")
+"""One debug line per run, as for API journeys."""
 
 DIAGNOSE_TIMEOUT = 0.5
 """Seconds the page gets, after a step timed out, to say whether it still answers."""
@@ -499,8 +501,12 @@ def _journey_result(
     if failure is None and plan.max_duration is not None and duration_ms > plan.max_duration * 1000.0:
         outcome = Outcome.SLOW
         error = f"slow: journey took {duration_ms:.0f} ms, over its {plan.max_duration * 1000.0:.0f} ms budget"
-    return JourneyResult(
+    result = JourneyResult(
         site=plan.site, check=plan.check, kind=plan.kind, location=plan.location, outcome=outcome,
         started_at_ns=wall_ns, duration_ms=duration_ms, steps=tuple(r for r in results if r.name),
         failed_step=failed_step, error=error, run_id=run_id, tags=plan.tags, evidence=evidence,
     )
+    if runs_log.isEnabledFor(logging.DEBUG):
+        runs_log.debug("run %s of %s/%s: %s%s in %.1f ms, %d steps (browser)", run_id, plan.site, plan.check,
+                       outcome.value, f" at step {failed_step}" if failed_step else "", duration_ms, len(result.steps))
+    return result
