@@ -101,7 +101,7 @@ class ProberService:
         # ── Result consumers, in the order they receive each result. ──────────────
         # Started in this order, closed in reverse: the writer first in, last out, so
         # whatever the others write while closing is still flushed or spooled.
-        self.incidents, self.alerting = compose_incidents(loaded.config, self.writer)
+        self.incidents, self.alerting = compose_incidents(loaded.config, self.writer, evidence=self.status.evidence)
         self.lockout.incidents = self.incidents  # a site backing off opens an incident on its login
         self.history = DailyHistory(daemon.state_dir, loaded.config.status_page.history_days)
         """Daily uptime per site × capability (the status page's history bars)."""

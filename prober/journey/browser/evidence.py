@@ -33,6 +33,8 @@ log = logging.getLogger("prober.journey.browser")
 _HEADER_SECRETS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 _IMAGE = (".jpeg", ".jpg", ".png", ".webp")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
+EVIDENCE_NAME = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}\.(?:png|trace\.zip)$")
+"""The names the runner gives evidence files (``20261207T084522Z-9c5be9c8.png``)."""
 
 
 def secret_forms(secret: str) -> set[str]:
