@@ -87,3 +87,11 @@ def all_chromium_browsers() -> set[int]:
             if "chromium" in command and "--type=" not in command and "playwright" in command:
                 pids.add(int(entry))
     return pids
+
+
+def without_browser_checks(config):  # noqa: ANN001, ANN201 - a Config
+    """``config`` with its API checks only: tests of the API journeys' incidents, which
+    fault the API alone (a web check of the same capability passing would make it
+    degraded, not down)."""
+    sites = [site.model_copy(update={"checks": [c for c in site.checks if not c.is_browser]}) for site in config.sites]
+    return config.model_copy(update={"sites": sites})
