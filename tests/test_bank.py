@@ -194,6 +194,7 @@ async def test_cards(bank: BankServer, http: aiohttp.ClientSession) -> None:
     assert (status, body) == (200, {"cards": [
         {"cardId": "card-001", "maskedPan": "************1234", "status": "ACTIVE"},
         {"cardId": "card-002", "maskedPan": "************5678", "status": "ACTIVE"},
+        {"cardId": "card-003", "maskedPan": "************9012", "status": "ACTIVE"},
     ]})
     status, body, _ = await call(http, "GET", f"{bank.url}/cards/card-001", headers=auth)
     assert body["status"] == "ACTIVE"
