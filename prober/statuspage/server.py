@@ -7,6 +7,7 @@ listener; all of them public when ``public = true``, internal otherwise):
 * ``/api/v1/status`` — the same view as JSON
 * ``/feed.atom`` — the incidents as an Atom feed
 * ``/badge/<site>/<kind>.svg`` — one SVG badge (404 for an unknown site × kind)
+* ``/evidence/<site>/<check>/<file>`` — a failed browser run's screenshot or trace (internal view only)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,6 +23,7 @@ from aiohttp import web
 
 from prober.access import AccessGate, serve_publicly
 from prober.config.statuspage import StatusPageConfig
+from prober.journey.browser.evidence import EVIDENCE_NAME, EvidenceStore
 from prober.listener import Listener
 from prober.statuspage.badge import render_badge
 from prober.statuspage.feed import render_feed
@@ -98,6 +101,8 @@ class StatusPage:
         ]
         if self.settings.public:
             serve_publicly(app, *routes)
+        else:  # evidence of failed browser runs: the internal view only, never on a public page
+            app.router.add_get("/evidence/{site}/{check}/{name}", self.evidence)
 
     async def view(self) -> StatusView:
         """The view of the moment, built at most once every :data:`VIEW_TTL` seconds
@@ -163,6 +168,19 @@ class StatusPage:
         response = web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
         response.enable_compression()
         return response
+
+    async def evidence(self, request: web.Request) -> web.StreamResponse:
+        """A screenshot or trace of a failed browser run (internal view only): the files
+        of ``state_dir/evidence/<site>/<check>/``, by their names as the runner writes them."""
+        site, check, name = (request.match_info[k] for k in ("site", "check", "name"))
+        store = EvidenceStore(Path(self.service.loaded.config.daemon.state_dir) / "evidence")
+        path = store.directory(site, check) / name
+        if self.settings.public or not EVIDENCE_NAME.match(name) or not path.is_file():
+            raise web.HTTPNotFound(text="no such evidence", headers=SECURITY_HEADERS)
+        kind = "image/png" if name.endswith(".png") else "application/zip"
+        headers = {**SECURITY_HEADERS, "Content-Disposition": f'{"inline" if kind == "image/png" else "attachment"}; '
+                                                               f'filename="{name}"', "Content-Type": kind}
+        return web.FileResponse(path, headers=headers)
 
     async def badge(self, request: web.Request) -> web.Response:
         site, kind = request.match_info["site"], request.match_info["kind"]
