@@ -68,7 +68,8 @@ async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
         plans = {}
         for location in LOCATIONS:
             env = {**os.environ, "SIMBANK_URL": bank.url, "PROBER_LOCATION": location}
-            plans[location] = load(CONFIG, env).plans
+            # API checks only: the browser checks' figures have their own data below.
+            plans[location] = [plan for plan in load(CONFIG, env).plans if plan.browser is None]
         assert {p.kind for p in plans["par"]} == {"login", "accounts", "transfer", "cards", "payments"}
         bank.faults.set("payments", Fault(mode="refuse", values=("fra",)))
         config = influxdb_config(url=db.url, api="v1", database=db.name, flush_interval="50ms", batch_size=500)
@@ -156,6 +157,60 @@ def location_of(i: int) -> str:
     return LOCATIONS[i % 2]
 
 
+BROWSER_FIELDS = ("load_ms", "lcp_ms", "cls", "console_errors")
+"""A query naming one of these reads browser steps' figures: it runs on :func:`browser_data`."""
+
+
+def is_browser_query(query: str) -> bool:
+    return any(f'"{field}"' in query for field in BROWSER_FIELDS)
+
+
+async def _populate_browser(db: InfluxDatabase, spool_dir: Path, state_dir: Path) -> ProberData:
+    """Real browser runs of the web checks (web-accounts, web-transfer) from both locations,
+    two rounds, the second with the accounts' balances wrong (zero) and the transfer page
+    down (503)."""
+    from prober.loading import journey_runner
+
+    async with BankServer(seed=1, settle_after=0.05) as bank:
+        plans = []
+        for location in LOCATIONS:
+            env = {**os.environ, "SIMBANK_URL": bank.url, "PROBER_LOCATION": location}
+            loaded = load(CONFIG, env)
+            plans += [p for p in loaded.plans if p.check in ("web-accounts", "web-transfer")]
+        config = influxdb_config(url=db.url, api="v1", database=db.name, flush_interval="50ms", batch_size=500)
+        writer = ResultWriter(config, spool_dir=spool_dir)
+        runner = journey_runner(loaded.config.model_copy(update={"daemon": loaded.config.daemon.model_copy(
+            update={"state_dir": str(state_dir)})}))
+        await writer.start()
+        results: list[JourneyResult] = []
+        try:
+            for round_no in range(2):
+                if round_no:
+                    bank.faults.set("accounts", Fault(mode="wrong_data"))
+                    bank.faults.set("transfer", Fault(mode="down"))
+                for plan in plans:
+                    result = await runner(plan)
+                    writer.submit(result)
+                    results.append(result)
+        finally:
+            await runner.close()
+            await writer.close()
+    assert {(r.check, r.outcome) for r in results} == {
+        ("web-accounts", Outcome.OK), ("web-transfer", Outcome.OK),
+        ("web-accounts", Outcome.ASSERTION), ("web-transfer", Outcome.HTTP_STATUS)}, [
+        (r.check, r.outcome, r.error) for r in results]
+    return ProberData(db, results, min(r.started_at_ns for r in results), max(r.started_at_ns for r in results))
+
+
+@pytest.fixture(scope="module")
+def browser_data(influxdb_v1: InfluxDBServer, tmp_path_factory) -> Iterator[ProberData]:
+    db = new_database(influxdb_v1, "dashweb")
+    try:
+        yield asyncio.run(_populate_browser(db, tmp_path_factory.mktemp("spool"), tmp_path_factory.mktemp("state")))
+    finally:
+        influxdb_v1.drop_database(db.name)
+
+
 @pytest.fixture(scope="module")
 def data(influxdb_v1: InfluxDBServer, tmp_path_factory) -> Iterator[ProberData]:
     db = new_database(influxdb_v1, "dash")
@@ -239,7 +294,8 @@ def test_every_dashboard_query_is_covered():
 
 @pytest.mark.parametrize(("dashboard", "query"), [(d, q) for d, _, q, _ in QUERIES],
                          ids=[i for _, i, _, _ in QUERIES])
-def test_query_returns_data_with_all_selected(data, dashboard, query):
+def test_query_returns_data_with_all_selected(request, dashboard, query):
+    data = request.getfixturevalue("browser_data" if is_browser_query(query) else "data")
     item = next((p for d, _, q, p in QUERIES if d == dashboard and q == query), None)
     board = DASHBOARDS[dashboard]
     variables = variables_of(board, options=variable_options(board, data.db))
@@ -255,7 +311,7 @@ def test_query_returns_data_with_all_selected(data, dashboard, query):
 
 @pytest.mark.parametrize(("dashboard", "query"), [(d, q) for d, _, q, _ in QUERIES],
                          ids=[i for _, i, _, _ in QUERIES])
-def test_query_returns_data_with_values_selected(data, dashboard, query):
+def test_query_returns_data_with_values_selected(request, dashboard, query):
     """Multi-value selections (``(a|b)``) as a user picks them, and longer ranges' intervals.
 
     On a 6 h range Grafana groups by 20 s, so the two minutes of self-reports still span
@@ -263,14 +319,19 @@ def test_query_returns_data_with_values_selected(data, dashboard, query):
     least be valid InfluxQL.
     """
     board = DASHBOARDS[dashboard]
+    browser = is_browser_query(query)
+    data = request.getfixturevalue("browser_data" if browser else "data")
     chosen = {"site": ["simbank"], "kind": ["transfer", "payments"], "location": ["par", "fra"],
               "step": ["create", "funds"], "instance": ["prober-par", "prober-fra"]}
+    if browser:
+        chosen = {"site": ["simbank"], "kind": ["transfer", "accounts"], "location": ["par", "fra"],
+                  "step": ["login-page", "form"]}
     options = variable_options(board, data.db, chosen)
     for name, values in options.items():  # children list what the parents' choice allows
         assert set(chosen.get(name, values)) <= set(values), (name, values)
         chosen.setdefault(name, values)
     if "check" in options:
-        assert options["check"] == ["card-authorisation", "transfer"]
+        assert options["check"] == (["web-accounts", "web-transfer"] if browser else ["card-authorisation", "transfer"])
     item = next((p for d, _, q, p in QUERIES if d == dashboard and q == query), None)
     variables = variables_of(board, chosen, options)
     time_range = time_range_of(item or {}, dashboard) if (item and item.get("timeFrom")) or dashboard == DAILY \
@@ -409,6 +470,22 @@ def test_journey_failures_and_latest_failing_steps(data):
     payments = [r for r in latest if r["check"] == "card-authorisation"]
     assert payments and all(r["location"] == "fra" and r["outcome"] == "auth" for r in payments)
     assert all(len(r["error"]) < 300 for r in latest)
+
+
+def test_browser_page_panels(browser_data):
+    """The page figures of the web checks: load times and paints of the pages they loaded,
+    a layout shift score, and the errors counted inside the pages."""
+    load = run(browser_data, "journey-detail", "Page load (browser steps)")
+    assert load and all(r["load"] is None or r["load"] >= r["domcontentloaded"] > 0 for r in load if r["domcontentloaded"])
+    assert any(r["ttfb"] for r in load)
+    paints = run(browser_data, "journey-detail", "Web Vitals: paints (browser steps)", {"check": ["web-accounts"]})
+    assert paints and all(r["lcp"] >= r["fcp"] > 0 for r in paints if r["fcp"] and r["lcp"])
+    shift = run(browser_data, "journey-detail", "Web Vitals: layout shift (browser steps)")
+    assert shift and all(0 <= r["cls"] < 1 for r in shift if r["cls"] is not None)
+    errors = run(browser_data, "journey-detail", "Page errors (browser steps)", {"check": ["web-accounts"]})
+    assert sum(r["failed requests"] or 0 for r in errors) == 0  # zero balances: every answer 200
+    transfer = run(browser_data, "journey-detail", "Page errors (browser steps)", {"check": ["web-transfer"]})
+    assert transfer  # counted for every executed browser step, zero or not
 
 
 def test_journey_stats(data):

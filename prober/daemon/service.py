@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from prober.eventloop import running_loop_name
-from prober.loading import LoadedConfig
+from prober.loading import LoadedConfig, journey_runner
 from prober.daemon.alerting import compose_incidents
 from prober.daemon.consumers import ResultConsumer, WriterConsumer
 from prober.daemon.locations import CrossLocationIncidents
@@ -35,6 +35,7 @@ from prober.daemon.heap import freeze_long_lived, thaw
 from prober.daemon.scheduler import JourneyScheduler, Key
 from prober.daemon.slots import site_limits
 from prober.daemon.status import StatusStore
+from prober.journey.browser.evidence import EVIDENCE_NAME, EvidenceStore
 from prober.journey.plan import JourneyPlan
 from prober.results import JourneyResult
 from prober.statuspage import DailyHistory, PageSource
@@ -101,7 +102,7 @@ class ProberService:
         # ── Result consumers, in the order they receive each result. ──────────────
         # Started in this order, closed in reverse: the writer first in, last out, so
         # whatever the others write while closing is still flushed or spooled.
-        self.incidents, self.alerting = compose_incidents(loaded.config, self.writer)
+        self.incidents, self.alerting = compose_incidents(loaded.config, self.writer, evidence=self.status.evidence)
         self.lockout.incidents = self.incidents  # a site backing off opens an incident on its login
         self.history = DailyHistory(daemon.state_dir, loaded.config.status_page.history_days)
         """Daily uptime per site × capability (the status page's history bars)."""
@@ -119,7 +120,10 @@ class ProberService:
             self.history,
             *consumers,
         ]
-        self.scheduler = JourneyScheduler(self._dispatch, jitter=daemon.jitter, lockout=self.lockout)
+        self.runner = journey_runner(loaded.config)
+        """Runs every plan: HTTP for API checks, the process's one browser for browser checks."""
+        self.scheduler = JourneyScheduler(self._dispatch, jitter=daemon.jitter, lockout=self.lockout,
+                                          runner=self.runner)
         self.state = "created"
         """created → running → stopping → stopped (``/healthz`` is 200 only in running)."""
         self.results = 0
@@ -202,6 +206,7 @@ class ProberService:
         grace = self.settings.grace_period if grace is None else grace
         self.scheduler.stop_scheduling()
         cancelled = await self.scheduler.drain(grace, force)
+        await self.runner.close()  # no journey runs any more: the browser goes
         if self._report_task is not None:
             self._report_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -274,7 +279,17 @@ class ProberService:
             maintenance=lambda: self.loaded.config.incidents.maintenance,  # the running configuration's
             local_history=self.history,
             influxdb=self.loaded.config.influxdb,
+            evidence_file=self.evidence_file,
         )
+
+    def evidence_file(self, site: str, check: str, name: str) -> Path | None:
+        """A file kept of a failed browser run of ``site``/``check``
+        (``state_dir/evidence/<site>/<check>/<name>``), by the name the runner gave it;
+        None when ``name`` is not such a name or there is no such file."""
+        if not EVIDENCE_NAME.match(name):
+            return None
+        path = EvidenceStore(Path(self.loaded.config.daemon.state_dir) / "evidence").directory(site, check) / name
+        return path if path.is_file() else None
 
     # -- /status -------------------------------------------------------------------------
 

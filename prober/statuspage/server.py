@@ -7,6 +7,7 @@ listener; all of them public when ``public = true``, internal otherwise):
 * ``/api/v1/status`` — the same view as JSON
 * ``/feed.atom`` — the incidents as an Atom feed
 * ``/badge/<site>/<kind>.svg`` — one SVG badge (404 for an unknown site × kind)
+* ``/evidence/<site>/<check>/<file>`` — a failed browser run's screenshot or trace (internal view only)
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
 
-from prober.access import AccessGate, serve_publicly
+from prober.access import SECURITY_HEADERS, AccessGate, serve_publicly
 from prober.config.incidents import MaintenanceWindow
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.statuspage import StatusPageConfig
@@ -69,6 +71,9 @@ class PageSource:
     """The prober's own daily uptime aggregate."""
     influxdb: InfluxDBConfig | None = None
     """Where the daily uptime is read first, as ``[status_page] history`` says."""
+    evidence_file: Callable[[str, str, str], Path | None] = lambda site, check, name: None
+    """``(site, check, file name)`` → that evidence file of a failed browser run, or None
+    when there is none by that name."""
 
 
 class LocalHistory:
@@ -116,6 +121,8 @@ class StatusPage:
         ]
         if self.settings.public:
             serve_publicly(app, *routes)
+        else:  # evidence of failed browser runs: the internal view only, never on a public page
+            app.router.add_get("/evidence/{site}/{check}/{name}", self.evidence)
 
     async def view(self) -> StatusView:
         """The view of the moment, built at most once every :data:`VIEW_TTL` seconds
@@ -177,6 +184,18 @@ class StatusPage:
         response = web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
         response.enable_compression()
         return response
+
+    async def evidence(self, request: web.Request) -> web.StreamResponse:
+        """A screenshot or trace of a failed browser run (internal view only), by the name
+        the runner gave it (:attr:`PageSource.evidence_file` finds it)."""
+        site, check, name = (request.match_info[k] for k in ("site", "check", "name"))
+        path = None if self.settings.public else self.source.evidence_file(site, check, name)
+        if path is None:
+            raise web.HTTPNotFound(text="no such evidence", headers=SECURITY_HEADERS)
+        kind = "image/png" if name.endswith(".png") else "application/zip"
+        headers = {**SECURITY_HEADERS, "Content-Disposition": f'{"inline" if kind == "image/png" else "attachment"}; '
+                                                               f'filename="{name}"', "Content-Type": kind}
+        return web.FileResponse(path, headers=headers)
 
     async def badge(self, request: web.Request) -> web.Response:
         site, kind = request.match_info["site"], request.match_info["kind"]

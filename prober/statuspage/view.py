@@ -113,6 +113,8 @@ class CheckLine:
     outcome: str | None
     latency_ms: float | None
     location: str | None
+    evidence: tuple[str, ...] = ()
+    """Links (``/evidence/…``) to the files kept of the latest failed browser run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +370,11 @@ class LatestRun(Protocol):
     @property
     def last(self) -> JourneyResult | None: ...
 
+    @property
+    def evidence(self) -> tuple[str, ...]:
+        """The files kept of its latest failed browser run (none once it passes)."""
+        ...
+
 
 def _iso(ns: int | None) -> str | None:
     return utc_iso_ns(ns) if ns else None
@@ -404,12 +411,18 @@ def _incident_line(incident: Incident, public: bool, now: float) -> IncidentLine
     )
 
 
+def evidence_link(site: str, check: str, path: str) -> str:
+    """The status page's address of an evidence file (``/evidence/<site>/<check>/<file>``)."""
+    return f"/evidence/{site}/{check}/{path.rsplit('/', 1)[-1]}"
+
+
 def _check_line(run: LatestRun) -> CheckLine:
     last = run.last
+    evidence = tuple(evidence_link(run.site, run.check, path) for path in run.evidence)
     if last is None:
-        return CheckLine(check=run.check, outcome=None, latency_ms=None, location=None)
+        return CheckLine(check=run.check, outcome=None, latency_ms=None, location=None, evidence=evidence)
     return CheckLine(check=run.check, outcome=last.outcome.value, latency_ms=round(last.duration_ms, 1),
-                     location=last.location)
+                     location=last.location, evidence=evidence)
 
 
 def grid(incidents: IncidentStatus, runs: Iterable[LatestRun], public: bool) -> tuple[tuple[str, ...], tuple[Row, ...]]:
