@@ -355,14 +355,17 @@ def daemon_main(path: str | Path, loaded: LoadedConfig, options: RunOptions,
         _announce_share(shares, mine, total=len(loaded.config.sites))
     return _serve(
         path, mine, environ=environ,
-        service_factory=partial(share_service, shares=shares, spool_dir=spool_dir),
+        service_factory=partial(service_of_share, shares=shares, spool_dir=spool_dir),
         prepare=partial(share_of, shares=shares) if shares else None,
         parent_pid=os.getppid() if options.worker is not None else None,
     )
 
 
-async def _serve(path: str | Path, first: LoadedConfig, **daemon_options: Any) -> int:
-    daemon = Daemon(path, first, **daemon_options)
+async def _serve(path: str | Path, first: LoadedConfig, *, environ: Mapping[str, str] | None,
+                 service_factory: Callable[[LoadedConfig], ProberService],
+                 prepare: Callable[[LoadedConfig], LoadedConfig] | None, parent_pid: int | None) -> int:
+    daemon = Daemon(path, first, environ=environ, service_factory=service_factory, prepare=prepare,
+                    parent_pid=parent_pid)
     del first  # the daemon holds it, and lets it go at a reload
     return await daemon.serve()
 
@@ -381,8 +384,8 @@ def share_of(loaded: LoadedConfig, shares: Sequence[Share]) -> LoadedConfig:
     return share_identity(select_sites(loaded, shares), shares)
 
 
-def share_service(loaded: LoadedConfig, *, shares: Sequence[Share], spool_dir: str) -> ProberService:
-    """The service of a share: its writer spools into the share's own directory."""
+def service_of_share(loaded: LoadedConfig, *, shares: Sequence[Share], spool_dir: str) -> ProberService:
+    """The service running ``loaded``; a share's writer spools into the share's own directory."""
     writer = ResultWriter(loaded.config.influxdb, spool_dir=spool_dir) if shares else None
     return ProberService(loaded, writer=writer)
 

@@ -356,24 +356,16 @@ class StatusView:
 
 
 class LatestRun(Protocol):
-    """The latest run of one configured check (``last`` None before its first)."""
+    """The latest run of one configured check (the daemon's
+    :class:`~prober.daemon.status.CheckStatus` is one)."""
 
-    @property
-    def site(self) -> str: ...
-
-    @property
-    def check(self) -> str: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def last(self) -> JourneyResult | None: ...
-
-    @property
-    def evidence(self) -> tuple[str, ...]:
-        """The files kept of its latest failed browser run (none once it passes)."""
-        ...
+    site: str
+    check: str
+    kind: str
+    last: JourneyResult | None
+    """None before its first run."""
+    evidence: tuple[str, ...]
+    """The files kept of its latest failed browser run (none once it passes)."""
 
 
 def _iso(ns: int | None) -> str | None:
