@@ -93,7 +93,7 @@ async def daemons(bank: BankServer, tmp_path: Path) -> AsyncIterator[tuple[Daemo
 
 
 def url_of(base: str, canonical: str) -> str:
-    return base + canonical.format(site="simbank", kind="login")
+    return base + canonical.format(site="simbank", kind="login", check="web-login", name="none.png")
 
 
 async def answer(session: aiohttp.ClientSession, method: str, url: str,

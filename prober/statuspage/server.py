@@ -176,10 +176,10 @@ class StatusPage:
         store = EvidenceStore(Path(self.service.loaded.config.daemon.state_dir) / "evidence")
         path = store.directory(site, check) / name
         if self.settings.public or not EVIDENCE_NAME.match(name) or not path.is_file():
-            raise web.HTTPNotFound(text="no such evidence", headers=SECURITY_HEADERS)
+            raise web.HTTPNotFound(text="no such evidence")
         kind = "image/png" if name.endswith(".png") else "application/zip"
-        headers = {**SECURITY_HEADERS, "Content-Disposition": f'{"inline" if kind == "image/png" else "attachment"}; '
-                                                               f'filename="{name}"', "Content-Type": kind}
+        disposition = "inline" if kind == "image/png" else "attachment"
+        headers = {"Content-Disposition": f'{disposition}; filename="{name}"', "Content-Type": kind}
         return web.FileResponse(path, headers=headers)
 
     async def badge(self, request: web.Request) -> web.Response:
