@@ -11,6 +11,9 @@
   and writer counters. Results are redacted already; no
   URL, credential or token is part of the document.
 
+* ``/metrics`` → the same state in the Prometheus exposition format
+  (:mod:`prober.daemon.metrics`).
+
 With a :class:`~prober.statuspage.StatusPage` (``[status_page]`` without a ``listen``
 of its own), the same listener serves the status page (``/``, ``/api/v1/status``,
 ``/feed.atom``, ``/badge/…``).
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from prober.daemon.metrics import MetricsEndpoint
 from prober.listener import Listener
 
 if TYPE_CHECKING:
@@ -33,18 +37,20 @@ class HealthServer(Listener):
     """Serves ``/healthz`` and ``/status`` for a :class:`ProberService` (and the status
     page, when given one)."""
 
-    what = "health server (/healthz, /status)"
+    what = "health server (/healthz, /status, /metrics)"
 
     def __init__(self, service: ProberService, host: str, port: int, page: StatusPage | None = None) -> None:
         super().__init__(host, port)
         self.service = service
         self.page = page
+        self.metrics = MetricsEndpoint(service)
         if page is not None:
-            self.what = "health server (/healthz, /status, the status page at /)"
+            self.what = "health server (/healthz, /status, /metrics, the status page at /)"
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/status", self.status)
+        app.router.add_get("/metrics", self.metrics.handle)
         if self.page is not None:
             self.page.add_routes(app)
 

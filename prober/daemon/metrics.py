@@ -1,0 +1,381 @@
+"""``GET /metrics``: the daemon's state in the Prometheus exposition format.
+
+The figures are read from the parts of the daemon that keep them anyway (the scheduler,
+the latest result per check, the incident service, the lockout tracker, the writer)
+when Prometheus asks, by a custom collector of the ``prometheus-client`` library. Only
+what nothing else keeps is counted per run, by :class:`JourneyMetrics` (a result
+consumer): the runs per outcome of each check, its last *executed* run, and the journey
+duration histograms. That costs a dictionary look-up, a bisection and a few additions
+per run: no metric object, no lock, no label look-up on the event loop.
+
+A scrape takes a snapshot on the event loop (references and copies of counters, about a
+millisecond for 1,000 checks), then builds and formats the exposition in a worker
+thread, so a large page never holds the event loop for its whole length; one scrape is
+rendered at a time. Since the snapshot is taken in one go on the loop, where a reload
+also swaps the checks in one go, a scrape during a reload shows either the old set of
+checks or the new one, never a mix.
+
+Metrics (every label is a name from the configuration or one of a closed set; never a
+URL, a run id or an error text):
+
+per site × check (labels ``site``, ``check``, ``kind``, ``location``), every configured check:
+  ``bank_prober_check_interval_seconds``, ``bank_prober_check_runs_total`` (``outcome``;
+  ``ok`` from 0, any other outcome from its first run), ``bank_prober_check_failures_total``
+  (executed runs whose outcome is not ``ok``), and, from its first executed run (a
+  skipped run is not one): ``bank_prober_check_success`` (1/0), ``bank_prober_check_duration_seconds``,
+  ``bank_prober_check_phase_duration_seconds`` (``phase`` = dns, connect, tls, ttfb,
+  transfer, summed over the run's steps), ``bank_prober_check_last_run_timestamp_seconds``,
+  ``bank_prober_check_consecutive_failures``.
+per site × capability (``site``, ``kind``, plus ``location`` on the histogram):
+  ``bank_prober_journey_duration_seconds`` (histogram of executed runs, buckets in
+  :mod:`prober.daemon.histogram`), ``bank_prober_capability_state`` (``state`` = ok,
+  degraded, outage; 1 for the current one), ``bank_prober_incidents_open``.
+per site that ever refused a login: ``bank_prober_lockout_state`` (``state`` = ok,
+  backing_off, credentials_refused).
+the prober itself: ``bank_prober_info`` (``instance``, ``location``, ``version``),
+  ``bank_prober_scheduling``, ``bank_prober_checks``, ``bank_prober_running_journeys``,
+  ``bank_prober_max_concurrency``, ``bank_prober_schedule_lag_seconds`` (histogram),
+  ``bank_prober_runs_started_total``, ``bank_prober_runs_missed_total``,
+  ``bank_prober_runs_not_started_total`` (``reason`` = overlap, slot_wait, lockout),
+  ``bank_prober_writer_written_points_total``, ``bank_prober_writer_dropped_points_total``,
+  ``bank_prober_writer_errors_total``, ``bank_prober_writer_spooled_points``,
+  ``bank_prober_writer_queued_points``, ``bank_prober_writer_healthy``,
+  ``bank_prober_notifications_total`` (``result`` = sent, failed, dropped, silenced),
+  ``bank_prober_notifications_pending``, ``bank_prober_config_reloads_total``,
+  ``bank_prober_config_last_reload_successful``, ``bank_prober_config_loaded_timestamp_seconds``,
+  and the library's ``process_*`` figures (CPU, memory, open files).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.process_collector import ProcessCollector
+
+from prober.daemon.histogram import JOURNEY_BUCKETS, Histogram
+from prober.results import JourneyResult, Outcome
+
+if TYPE_CHECKING:
+    from prober.daemon.service import ProberService
+
+__all__ = ["JourneyMetrics", "MetricsEndpoint", "ProberCollector"]
+
+OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
+_INDEX = {outcome: i for i, outcome in enumerate(OUTCOMES)}
+_OK = _INDEX[Outcome.OK]
+_SKIPPED = _INDEX[Outcome.SKIPPED]
+PHASES = ("dns", "connect", "tls", "ttfb", "transfer")
+CAPABILITY_STATES = ("ok", "degraded", "outage")
+LOCKOUT_STATES = ("ok", "backing_off", "credentials_refused")
+CHECK_LABELS = ["site", "check", "kind", "location"]
+
+
+def _version() -> str:
+    try:
+        return metadata.version("bank-prober")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+VERSION = _version()
+
+
+@dataclass(slots=True, eq=False)
+class CheckFigures:
+    """What ``/metrics`` keeps of one check: runs per outcome and its last executed run."""
+
+    kind: str
+    location: str
+    outcomes: list[int] = field(default_factory=lambda: [0] * len(OUTCOMES))
+    last: JourneyResult | None = None
+
+
+class JourneyMetrics:
+    """A result consumer counting what no other part of the daemon keeps: each check's
+    runs per outcome and its last executed run, and the journey durations per site ×
+    capability × location (:data:`~prober.daemon.histogram.JOURNEY_BUCKETS`)."""
+
+    def __init__(self) -> None:
+        self.checks: dict[tuple[str, str], CheckFigures] = {}
+        self.durations: dict[tuple[str, str, str], Histogram] = {}
+
+    def consume(self, result: JourneyResult) -> None:
+        entry = self.checks.get((result.site, result.check))
+        if entry is None:
+            entry = self.checks[(result.site, result.check)] = CheckFigures(result.kind, result.location)
+        index = _INDEX[result.outcome]
+        entry.outcomes[index] += 1
+        if index == _SKIPPED:
+            return
+        entry.last = result
+        entry.kind, entry.location = result.kind, result.location
+        key = (result.site, result.kind, result.location)
+        histogram = self.durations.get(key)
+        if histogram is None:
+            histogram = self.durations[key] = Histogram(JOURNEY_BUCKETS)
+        histogram.observe(result.duration_ms / 1000.0)
+
+    def reload(self, config: Any) -> None:
+        """Forget the checks (and site × capability × location) a reload removed."""
+        checks = {(site.name, check.name) for site in config.sites for check in site.checks if check.enabled}
+        series = {(site.name, check.kind, config.location_of(site))
+                  for site in config.sites for check in site.checks if check.enabled}
+        for key in [k for k in self.checks if k not in checks]:
+            del self.checks[key]
+        for key in [k for k in self.durations if k not in series]:
+            del self.durations[key]
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _CheckRow:
+    labels: tuple[str, str, str, str]
+    interval: float
+    outcomes: tuple[int, ...]
+    last: JourneyResult | None
+    consecutive_failures: int
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """The daemon's figures at one instant, taken on the event loop; :meth:`collect`
+    turns them into metric families anywhere (a worker thread)."""
+
+    info: dict[str, str]
+    scheduling: bool
+    checks: list[_CheckRow]
+    durations: list[tuple[tuple[str, str, str], Histogram]]
+    capabilities: list[tuple[str, str, str, int]]
+    lockout: list[tuple[str, str]]
+    scheduler: dict[str, float]
+    lag: Histogram
+    writer: dict[str, float]
+    notifications: dict[str, Any]
+    config: dict[str, float]
+    process: ProcessCollector | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families (``prometheus_client``'s collector interface)."""
+        yield from self._checks()
+        yield from self._capabilities()
+        yield from self._prober()
+        if self.process is not None:
+            yield from self.process.collect()
+
+    def _checks(self) -> Iterator[Metric]:
+        interval = GaugeMetricFamily("bank_prober_check_interval_seconds",
+                                     "How often the check runs (its interval).", labels=CHECK_LABELS)
+        runs = CounterMetricFamily("bank_prober_check_runs_total",
+                                   "Runs of the check by outcome (skipped ones included).",
+                                   labels=[*CHECK_LABELS, "outcome"])
+        failures = CounterMetricFamily("bank_prober_check_failures_total",
+                                       "Executed runs of the check whose outcome is not ok.", labels=CHECK_LABELS)
+        success = GaugeMetricFamily("bank_prober_check_success",
+                                    "1 when the last executed run succeeded, else 0.", labels=CHECK_LABELS)
+        duration = GaugeMetricFamily("bank_prober_check_duration_seconds",
+                                     "Duration of the last executed run.", labels=CHECK_LABELS)
+        phases = GaugeMetricFamily("bank_prober_check_phase_duration_seconds",
+                                   "Time of the last executed run by phase, summed over its steps.",
+                                   labels=[*CHECK_LABELS, "phase"])
+        last_run = GaugeMetricFamily("bank_prober_check_last_run_timestamp_seconds",
+                                     "Start of the last executed run (Unix time).", labels=CHECK_LABELS)
+        streak = GaugeMetricFamily("bank_prober_check_consecutive_failures",
+                                   "Failed runs in a row (skipped runs neither count nor reset it).",
+                                   labels=CHECK_LABELS)
+        for row in self.checks:
+            labels = list(row.labels)
+            interval.add_metric(labels, row.interval)
+            counts = row.outcomes
+            for index, outcome in enumerate(OUTCOMES):
+                if counts[index] or index == _OK:
+                    runs.add_metric([*labels, outcome.value], counts[index])
+            failures.add_metric(labels, sum(counts) - counts[_OK] - counts[_SKIPPED])
+            last = row.last
+            if last is None:
+                continue
+            success.add_metric(labels, 1.0 if last.outcome is Outcome.OK else 0.0)
+            duration.add_metric(labels, last.duration_ms / 1000.0)
+            totals = [0.0] * 5
+            for step in last.steps:
+                p = step.phases
+                if p is not None:
+                    totals[0] += p.dns_ms
+                    totals[1] += p.connect_ms
+                    totals[2] += p.tls_ms
+                    totals[3] += p.ttfb_ms
+                    totals[4] += p.transfer_ms
+            for phase, total in zip(PHASES, totals):
+                phases.add_metric([*labels, phase], total / 1000.0)
+            last_run.add_metric(labels, last.started_at_ns / 1e9)
+            streak.add_metric(labels, row.consecutive_failures)
+        yield from (interval, runs, failures, success, duration, phases, last_run, streak)
+
+    def _capabilities(self) -> Iterator[Metric]:
+        histogram = HistogramMetricFamily("bank_prober_journey_duration_seconds",
+                                          "Duration of executed runs per site and capability.",
+                                          labels=["site", "kind", "location"])
+        for labels, counts in self.durations:
+            histogram.add_metric(list(labels), counts.cumulative(), counts.total)
+        state = GaugeMetricFamily("bank_prober_capability_state",
+                                  "1 for the current state of the site's capability (ok, degraded, outage).",
+                                  labels=["site", "kind", "state"])
+        incidents = GaugeMetricFamily("bank_prober_incidents_open",
+                                      "Open incidents of the site's capability (one per failing check and location).",
+                                      labels=["site", "kind"])
+        for site, kind, current, count in self.capabilities:
+            for name in CAPABILITY_STATES:
+                state.add_metric([site, kind, name], 1.0 if name == current else 0.0)
+            incidents.add_metric([site, kind], count)
+        lockout = GaugeMetricFamily("bank_prober_lockout_state",
+                                    "1 for the lockout protection's state of a site that refused a login.",
+                                    labels=["site", "state"])
+        for site, current in self.lockout:
+            for name in LOCKOUT_STATES:
+                lockout.add_metric([site, name], 1.0 if name == current else 0.0)
+        yield from (histogram, state, incidents, lockout)
+
+    def _prober(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily("bank_prober_info", "The prober: instance, location, version.",
+                                 labels=list(self.info))
+        info.add_metric(list(self.info.values()), 1.0)
+        yield info
+        yield GaugeMetricFamily("bank_prober_scheduling", "1 while the daemon schedules runs (/healthz 200).",
+                                value=1.0 if self.scheduling else 0.0)
+        s = self.scheduler
+        yield GaugeMetricFamily("bank_prober_checks", "Checks scheduled.", value=s["checks"])
+        yield GaugeMetricFamily("bank_prober_running_journeys", "Journeys holding a concurrency slot.",
+                                value=s["running"])
+        yield GaugeMetricFamily("bank_prober_max_concurrency", "Journeys that may run at once.",
+                                value=s["max_concurrency"])
+        lag = HistogramMetricFamily("bank_prober_schedule_lag_seconds",
+                                    "Start of each run (after waiting for a slot) minus its planned time.")
+        lag.add_metric([], self.lag.cumulative(), self.lag.total)
+        yield lag
+        yield CounterMetricFamily("bank_prober_runs_started_total", "Runs started.", value=s["started"])
+        yield CounterMetricFamily("bank_prober_runs_missed_total",
+                                  "Runs dropped because they were later than their interval.", value=s["missed"])
+        not_started = CounterMetricFamily("bank_prober_runs_not_started_total",
+                                          "Runs recorded as skipped instead of started, by reason.",
+                                          labels=["reason"])
+        for reason in ("overlap", "slot_wait", "lockout"):
+            not_started.add_metric([reason], s[reason])
+        yield not_started
+        w = self.writer
+        yield CounterMetricFamily("bank_prober_writer_written_points_total", "Points InfluxDB accepted.",
+                                  value=w["written"])
+        yield CounterMetricFamily("bank_prober_writer_dropped_points_total",
+                                  "Points lost for good (refused by InfluxDB, pushed out of a full spool or memory).",
+                                  value=w["dropped"])
+        yield CounterMetricFamily("bank_prober_writer_errors_total",
+                                  "Failed writes, to InfluxDB (each retry counts) or to the spool.", value=w["errors"])
+        yield GaugeMetricFamily("bank_prober_writer_spooled_points", "Points waiting in the spool for a replay.",
+                                value=w["spooled"])
+        yield GaugeMetricFamily("bank_prober_writer_queued_points",
+                                "Points held in memory on their way to InfluxDB.", value=w["queued"])
+        yield GaugeMetricFamily("bank_prober_writer_healthy",
+                                "0 from a failed write to InfluxDB until a write succeeds again.", value=w["healthy"])
+        n = self.notifications
+        sent = CounterMetricFamily("bank_prober_notifications_total",
+                                   "Incident notifications by result.", labels=["result"])
+        for result in ("sent", "failed", "dropped", "silenced"):
+            sent.add_metric([result], n.get(result, 0))
+        yield sent
+        yield GaugeMetricFamily("bank_prober_notifications_pending", "Notifications waiting to be delivered.",
+                                value=n.get("pending", 0))
+        c = self.config
+        yield CounterMetricFamily("bank_prober_config_reloads_total", "Successful configuration reloads.",
+                                  value=c["reloads"])
+        yield GaugeMetricFamily("bank_prober_config_last_reload_successful",
+                                "0 when the last reload found the configuration invalid (the old one runs on).",
+                                value=c["ok"])
+        yield GaugeMetricFamily("bank_prober_config_loaded_timestamp_seconds",
+                                "When the running configuration was loaded (Unix time).", value=c["loaded_at"])
+
+
+class ProberCollector:
+    """Takes :class:`Snapshot`\\ s of a :class:`~prober.daemon.service.ProberService`."""
+
+    def __init__(self, service: ProberService, *, process: bool = True) -> None:
+        self.service = service
+        self.process = ProcessCollector(registry=None) if process else None
+
+    def snapshot(self) -> Snapshot:
+        """The figures now; call on the event loop (it reads the daemon's live state)."""
+        service = self.service
+        scheduler = service.scheduler
+        status = service.status.checks
+        seen = service.journey_metrics.checks
+        rows = []
+        for key, entry in scheduler.entries.items():
+            plan = entry.plan
+            figures = seen.get(key)
+            state = status.get(key)
+            rows.append(_CheckRow(
+                (plan.site, plan.check, plan.kind, plan.location), plan.interval,
+                tuple(figures.outcomes) if figures is not None else (0,) * len(OUTCOMES),
+                figures.last if figures is not None else None,
+                state.consecutive_failures if state is not None else 0,
+            ))
+        capabilities = [(site, kind, state.state, len(state.incidents))
+                        for (site, kind), state in service.incidents.capabilities().items() if state.state != "unknown"]
+        stats = service.writer.stats
+        prober = service.loaded.config.prober
+        return Snapshot(
+            info={"instance": prober.instance, "location": prober.location, "version": VERSION},
+            scheduling=service.state == "running" and scheduler.scheduling,
+            checks=rows,
+            durations=[(key, h.copy()) for key, h in service.journey_metrics.durations.items()],
+            capabilities=capabilities,
+            lockout=[(site, s.state) for site, s in service.lockout.sites.items()],
+            scheduler={
+                "checks": len(scheduler.entries), "running": scheduler.active,
+                "max_concurrency": scheduler.max_concurrency, "started": scheduler.started_runs,
+                "missed": scheduler.missed, "overlap": scheduler.overlaps, "slot_wait": scheduler.waiting_skips,
+                "lockout": scheduler.lockout_skips,
+            },
+            lag=scheduler.lag_histogram.copy(),
+            writer={
+                "written": stats.written_points, "dropped": stats.dropped_points, "errors": stats.write_errors,
+                "spooled": stats.spooled_points, "queued": service.writer.queued_points,
+                "healthy": 1.0 if service.writer.healthy else 0.0,
+            },
+            notifications=service.alerting.status(),
+            config={"reloads": service.reloads, "ok": 0.0 if service.last_reload_error else 1.0,
+                    "loaded_at": service.loaded_at},
+            process=self.process,
+        )
+
+
+class MetricsEndpoint:
+    """The ``/metrics`` handler: a snapshot on the loop, the exposition in a thread (the
+    text format, or OpenMetrics when the scraper asks for it), one scrape at a time."""
+
+    def __init__(self, service: ProberService) -> None:
+        self.collector = ProberCollector(service)
+        self._lock = asyncio.Lock()
+        self.scrapes = 0
+        self.render_seconds = 0.0
+        """Wall time spent rendering (for benchmarks)."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        async with self._lock:
+            snapshot = self.collector.snapshot()
+            started = time.perf_counter()
+            body = await asyncio.to_thread(encoder, snapshot)
+            self.render_seconds += time.perf_counter() - started
+            self.scrapes += 1
+        return web.Response(body=body, headers={"Content-Type": content_type})
