@@ -113,14 +113,14 @@ async def test_metrics_of_a_failing_capability(bank: BankServer, tmp_path: Path)
         assert value(samples, "bank_prober_writer_healthy") == 1
         assert value(samples, "bank_prober_runs_not_started_total", reason="lockout") == 0
         assert value(samples, "bank_prober_config_last_reload_successful") == 1
-        assert value(samples, "bank_prober_info", instance=service.loaded.config.prober.instance) == 1
+        assert value(samples, "bank_prober_info", prober_instance=service.loaded.config.prober.instance) == 1
         assert value(samples, "process_resident_memory_bytes") > 0
         # Names and labels follow the conventions; nothing unbounded is a label.
         for name, series in samples.items():
             assert re.fullmatch(r"(bank_prober|process)_[a-z0-9_]+", name), name
             for labels, _ in series:
                 assert set(labels) <= {"site", "check", "kind", "location", "outcome", "phase", "state", "le",
-                                       "reason", "result", "instance", "version"}, (name, labels)
+                                       "reason", "result", "prober_instance", "version"}, (name, labels)
         assert bank.url not in text and "s3cret-pw" not in text and "HTTP 503" not in text
 
         # OpenMetrics when the scraper asks for it.

@@ -32,7 +32,8 @@ per site × capability (``site``, ``kind``, plus ``location`` on the histogram):
   degraded, outage; 1 for the current one), ``bank_prober_incidents_open``.
 per site that ever refused a login: ``bank_prober_lockout_state`` (``state`` = ok,
   backing_off, credentials_refused).
-the prober itself: ``bank_prober_info`` (``instance``, ``location``, ``version``),
+the prober itself: ``bank_prober_info`` (``prober_instance``: the ``instance`` tag of its InfluxDB points, which
+  Prometheus's own ``instance`` label would shadow; ``location``, ``version``),
   ``bank_prober_scheduling``, ``bank_prober_checks``, ``bank_prober_running_journeys``,
   ``bank_prober_max_concurrency``, ``bank_prober_schedule_lag_seconds`` (histogram),
   ``bank_prober_runs_started_total``, ``bank_prober_runs_missed_total``,
@@ -334,7 +335,7 @@ class ProberCollector:
         stats = service.writer.stats
         prober = service.loaded.config.prober
         return Snapshot(
-            info={"instance": prober.instance, "location": prober.location, "version": VERSION},
+            info={"prober_instance": prober.instance, "location": prober.location, "version": VERSION},
             scheduling=service.state == "running" and scheduler.scheduling,
             checks=rows,
             durations=[(key, h.copy()) for key, h in service.journey_metrics.durations.items()],
