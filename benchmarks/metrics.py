@@ -182,7 +182,7 @@ def main() -> int:
                                f"{scraped.lag_p99_median:.1f} ms with Prometheus scraping every {args.scrape_interval:g}s "
                                f"(worst second {scraped.lag_p99_worst:.1f} ms; last 10,000 runs {scraped.status_p99:.1f} ms; "
                                f"target <= 20 ms); CPU {quiet.cores * 100:.1f}% -> {scraped.cores * 100:.1f}% of a core "
-                               f"(~{extra:.0f} ms per scrape by difference)")
+                               f"(~{extra:.0f} ms per scrape by difference of two noisy windows)")
 
                 print("\n## 4. Sizes for capacity planning")
                 request = urllib.request.Request(f"{prom_url}/api/v1/admin/tsdb/snapshot", method="POST")
@@ -190,16 +190,22 @@ def main() -> int:
                     name = json.loads(response.read())["data"]["name"]
                 snapshot = tmp / "prometheus-data" / "snapshots" / name
                 appended = prometheus_own(prom_url, "prometheus_tsdb_head_samples_appended_total")
-                size = dir_bytes(snapshot)
-                per_sample = size / appended
+                chunks = sum(dir_bytes(d) for d in snapshot.rglob("chunks") if d.is_dir())
+                index = sum(f.stat().st_size for f in snapshot.rglob("index"))
+                per_sample = chunks / appended
+                per_series_block = index / series_n
                 per_check = series_n / args.checks
-                day = per_check * 86400 / args.scrape_interval * per_sample
-                print(f"Prometheus TSDB snapshot: {size / 1024:.0f} KiB for {appended:,.0f} samples = "
-                      f"{per_sample:.2f} bytes/sample (a short head block: 2-hour blocks compress better)")
+                # A day: 86,400 / scrape interval samples per series in chunks, and the
+                # series in the index of each of the day's twelve 2-hour blocks.
+                day = per_check * (86400 / args.scrape_interval * per_sample + 12 * per_series_block)
+                print(f"Prometheus TSDB snapshot: chunks {chunks / 1024:.0f} KiB for {appended:,.0f} samples = "
+                      f"{per_sample:.2f} bytes/sample; index {index / 1024:.0f} KiB = {per_series_block:.0f} bytes per "
+                      f"series and block (a few minutes of data: chunks not yet full, so bytes/sample is high)")
                 cpu_per_run = quiet.cpu_s / max(quiet.runs, 1) * 1000
                 summary.append(f"per 1,000 checks: {series_n / args.checks * 1000:,.0f} Prometheus series "
                                f"({per_check:.1f} per check); Prometheus storage {day / 1024:.0f} KiB per check per day "
-                               f"at a {args.scrape_interval:g}s scrape ({per_sample:.2f} bytes/sample)")
+                               f"at a {args.scrape_interval:g}s scrape ({per_sample:.2f} bytes/sample in chunks, "
+                               f"{per_series_block:.0f} bytes per series per 2-hour block in the index)")
                 summary.append(f"CPU per run of the {STEPS_PER_JOURNEY}-step journey: {cpu_per_run:.2f} ms, so one core "
                                f"runs about {60_000 / cpu_per_run * 0.7:,.0f} such checks every 60 s at 70% "
                                f"(RSS {quiet.rss_kb / 1024:.0f} MB with {args.checks} checks)")
