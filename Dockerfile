@@ -31,6 +31,10 @@ WORKDIR /var/lib/bank-prober
 VOLUME ["/var/lib/bank-prober"]
 USER 10001:10001
 
+# 9480 is [daemon] health_listen: /healthz, /status (and the status page with one
+# process). With `run --workers N` the supervisor answers there for every worker
+# (unhealthy while any worker does not answer 200, or restarts), and worker k listens
+# on 9480 + k; so this HEALTHCHECK is true in both cases.
 EXPOSE 9480
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

@@ -82,7 +82,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.support import free_port, timed_request, wait_http  # noqa: E402
+from benchmarks.support import free_port, free_port_run, timed_request, wait_http  # noqa: E402
 
 TOKEN_JSON = '{"access_token":"eyJhbGciOiJIUzI1NiJ9.c2ltdWxhdGVkLXRva2Vu.aW4tYmVuY2htYXJr","token_type":"Bearer","expires_in":3600}'
 ACCOUNTS_JSON = json.dumps({"accounts": [
@@ -363,27 +363,9 @@ def start_servers(tmp: Path, delay_ms: float) -> Servers:
 
 # -- the daemon --------------------------------------------------------------------------
 
-def free_port_run(count: int) -> int:
-    """A free port followed by ``count - 1`` free ones (the health ports of the workers)."""
-    while True:
-        port = free_port()
-        probes = []
-        try:
-            for k in range(1, count):
-                sock = socket.socket()
-                probes.append(sock)
-                sock.bind(("127.0.0.1", port + k))
-            return port
-        except OSError:
-            continue
-        finally:
-            for sock in probes:
-                sock.close()
-
-
 def write_config(servers: Servers, tag: str, checks: int, interval: float, *, latency_checks: int = 0,
                  agent: str = "bank-prober", workers: int = 1) -> tuple[Path, int]:
-    health = free_port_run(workers)
+    health = free_port_run(workers + 1 if workers > 1 else 1)
     parts = [HEAD.format(health=health, tmp=servers.tmp, tag=tag, influx=servers.sidecar_url)]
     interval_ms = round(interval * 1000)
     timeout_ms = min(interval_ms, 5000)
@@ -432,8 +414,8 @@ class Window:
 
 class Daemons:
     """``prober run`` processes, each with its own configuration; ``workers`` above 1 runs
-    each as ``prober run --workers N`` (a supervisor and N worker processes, whose health
-    ports follow the configured one)."""
+    each as ``prober run --workers N`` (a supervisor on the configured health port, which
+    lists its workers' ports in its ``/status``)."""
 
     def __init__(self, servers: Servers, tag: str, configs: list[tuple[Path, int]],
                  roots: list[Path] | None = None, workers: int = 1) -> None:
@@ -444,6 +426,8 @@ class Daemons:
         self.roots = roots or [ROOT] * len(configs)
         """The tree of the project each process runs (``--baseline`` runs another one)."""
         self.procs: list[subprocess.Popen] = []
+        self.ports: list[int] = []
+        """Every process's own health port (each worker's, with ``workers``)."""
 
     def __enter__(self) -> Daemons:
         for n, ((path, _health), root) in enumerate(zip(self.configs, self.roots)):
@@ -452,16 +436,33 @@ class Daemons:
             self.procs.append(subprocess.Popen([sys.executable, "-m", "prober", "run", "-c", str(path), *workers],
                                                cwd=self.servers.tmp, stdout=log, stderr=subprocess.STDOUT,
                                                env={**os.environ, "PYTHONPATH": str(root)}))
-        for n, health in enumerate(self.health_ports()):
-            proc = self.procs[n // self.workers]
-            try:
-                wait_http(f"http://127.0.0.1:{health}/healthz", timeout=120.0)
-            except RuntimeError:
-                if proc.poll() is not None:
-                    log_text = (self.servers.tmp / f"prober-{self.tag}-0.log").read_text()[-2000:]
-                    raise RuntimeError(f"prober run exited {proc.returncode}:\n{log_text}") from None
-                raise
+        for proc, (_path, health) in zip(self.procs, self.configs):
+            self._wait(proc, health)  # a supervisor answers 200 once every worker does
+            ports = self._worker_ports(health)
+            for port in ports:
+                self._wait(proc, port)
+            self.ports.extend(ports)
         return self
+
+    def _wait(self, proc: subprocess.Popen, port: int) -> None:
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz", timeout=120.0)
+        except RuntimeError:
+            if proc.poll() is not None:
+                log_text = (self.servers.tmp / f"prober-{self.tag}-0.log").read_text()[-2000:]
+                raise RuntimeError(f"prober run exited {proc.returncode}:\n{log_text}") from None
+            raise
+
+    def _worker_ports(self, health: int) -> list[int]:
+        """The health ports of the processes that probe: the supervisor's /status lists
+        its workers' (a tree run as ``--baseline`` from before the supervisor answered
+        there has worker k on the configured port + k - 1)."""
+        if self.workers == 1:
+            return [health]
+        workers = get_json(f"http://127.0.0.1:{health}/status").get("workers")
+        if isinstance(workers, list):
+            return [w["port"] for w in workers]
+        return [health + k for k in range(self.workers)]
 
     def __exit__(self, *_exc: object) -> None:
         for proc in self.procs:
@@ -475,8 +476,8 @@ class Daemons:
                 proc.wait()
 
     def health_ports(self) -> list[int]:
-        """Every process's health port (each worker's, with ``workers``)."""
-        return [health + k for _path, health in self.configs for k in range(self.workers)]
+        """Every process's own health port (each worker's, with ``workers``)."""
+        return list(self.ports)
 
     def pids(self) -> list[int]:
         """Every prober process: the ones started, and their workers."""

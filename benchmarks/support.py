@@ -18,6 +18,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_run(count: int) -> int:
+    """A free port followed by ``count - 1`` free ones (the supervisor's and its workers')."""
+    while True:
+        port = free_port()
+        probes = []
+        try:
+            for k in range(1, count):
+                sock = socket.socket()
+                probes.append(sock)
+                sock.bind(("127.0.0.1", port + k))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in probes:
+                sock.close()
+
+
 def timed_request(sock: socket.socket, request: bytes) -> float:
     """Send ``request`` on a kept-alive blocking socket and read the whole answer (its
     ``Content-Length``); the milliseconds from just before sending to the last byte.

@@ -234,3 +234,24 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     done = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=60)
     problems = [line for line in (done.stdout + done.stderr).splitlines() if "bank-prober.service" in line]
     assert done.returncode == 0 and not problems, done.stdout + done.stderr
+
+
+def test_the_healthcheck_asks_the_address_that_answers_for_every_worker(tmp_path: Path) -> None:
+    """Docker's HEALTHCHECK, the compose file's published port and the prober's
+    health_listen (default and compose) are one port: the one a supervisor of workers
+    answers on for all of them, so they stay true with `run --workers N`."""
+    from prober.config.daemon import DaemonConfig, split_listen
+    from prober.daemon.sharding import worker_port
+
+    (healthcheck,) = [rest for word, rest in _dockerfile() if word == "HEALTHCHECK"]
+    (asked,) = re.findall(r"http://127\.0\.0\.1:(\d+)/healthz", healthcheck)
+    exposed = [rest for word, rest in _dockerfile() if word == "EXPOSE"]
+    default = split_listen(DaemonConfig().health_listen)
+    compose_toml = (DEPLOY / "prober" / "10-daemon.toml").read_text()
+    (in_compose,) = re.findall(r'^health_listen = "0\.0\.0\.0:(\d+)"', compose_toml, re.M)
+    published = [p.rsplit(":", 2)[-2:] for p in _compose()["services"]["prober"]["ports"]]
+    assert default is not None and int(asked) == default[1] == int(in_compose)
+    assert exposed == [asked] and [asked, asked] in published
+    assert worker_port(int(asked), 1) == int(asked) + 1  # the workers never take it
+    unit = (DEPLOY / "bank-prober.service").read_text()
+    assert "answers /healthz for every worker" in unit

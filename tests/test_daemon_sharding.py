@@ -88,8 +88,8 @@ def test_share_identity_names_the_instance_and_separates_directories_and_ports(t
     assert config.daemon.state_dir == str(Path("st", "shard-2", "worker-3"))
     assert config.influxdb is not None and config.influxdb.spool_dir == str(Path("sp", "shard-2", "worker-3"))
     assert spool_dir_of(loaded.config, shares) == config.influxdb.spool_dir
-    assert config.daemon.health_listen == "127.0.0.1:9482"
-    assert config.status_page.listen == "[::1]:9502"
+    assert config.daemon.health_listen == "127.0.0.1:9483"  # 9480 is the supervisor's: worker k on + k
+    assert config.status_page.listen == "[::1]:9502"  # the supervisor serves no page: worker 1 keeps 9500
     assert loaded.config.prober.instance == "probe"  # the loaded configuration is not changed
     # A shard alone keeps its ports (one instance per machine); port 0 stays "any free port".
     alone = share_identity(loaded, [Share("shard", 2, 3)]).config

@@ -18,7 +18,7 @@ from prober.bank import BankServer
 from prober.daemon.scheduler import phase_of
 from prober.daemon.sharding import owner
 from tests.fixtures.servers import InfluxDatabase
-from tests.test_daemon_helpers import ProberProcess, check, config_text, wait_for
+from tests.test_daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
 
 pytestmark = pytest.mark.servers
 
@@ -150,46 +150,96 @@ def _index_of(log: str, pid: int) -> int:
     return int(match.group(1))
 
 
-def _two_free_ports() -> int:
-    """A port ``p`` with ``p`` and ``p + 1`` free (the health ports of two workers)."""
+def _free_ports(count: int) -> int:
+    """A port ``p`` with ``p`` … ``p + count - 1`` free (the supervisor's and its workers')."""
     import socket
 
     for _ in range(50):
         with socket.socket() as first:
             first.bind(("127.0.0.1", 0))
             port = first.getsockname()[1]
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no two consecutive free ports")
+            others = []
+            try:
+                for k in range(1, count):
+                    sock = socket.socket()
+                    others.append(sock)
+                    sock.bind(("127.0.0.1", port + k))
+            except OSError:
+                continue
+            finally:
+                for sock in others:
+                    sock.close()
+            return port
+    raise RuntimeError(f"no {count} consecutive free ports")
 
 
-async def test_a_stuck_worker_is_killed_and_restarted(bank: BankServer, influx_db: InfluxDatabase, tmp_path: Path) -> None:
-    """A worker whose event loop no longer turns (SIGSTOP here) keeps its process alive and
-    its banks unprobed: the supervisor, hearing nothing from its health endpoint for
-    worker_stall_timeout, kills it, and the restarted worker probes its sites again."""
-    port = _two_free_ports()
+async def _health(base: str) -> tuple[int, dict]:
+    try:
+        return await get_json(base + "/healthz")
+    except OSError:
+        return 0, {}
+
+
+async def test_the_supervisor_answers_for_every_worker_and_a_stuck_one_is_restarted(
+    bank: BankServer, influx_db: InfluxDatabase, tmp_path: Path
+) -> None:
+    """``health_listen`` is the supervisor's: its /healthz is 200 only while every worker
+    answers its own with 200, and its /status lists the workers. A worker whose event loop
+    no longer turns (SIGSTOP here) keeps its process alive and its banks unprobed: the
+    supervisor's /healthz turns 503 at once, and after worker_stall_timeout of silence
+    the worker is killed and restarted, probes its sites again, and /healthz is 200 again."""
+    port = _free_ports(3)
     text = sites_config(bank.url, influx_db).replace(
         'health_listen = ""', f'health_listen = "127.0.0.1:{port}"\nworker_stall_timeout = "2s"')
     assert f"127.0.0.1:{port}" in text
     (tmp_path / "prober.toml").write_text(text)
+    base = f"http://127.0.0.1:{port}"
     prober = await ProberProcess(["run", "-c", "prober.toml", "--workers", "2"], tmp_path).start()
     assert prober.proc is not None
+    seen: list[tuple[int, str]] = []
     try:
+        await wait_for(lambda: _ok(_health(base)), timeout=30, interval=0.1, what="the supervisor's /healthz: 200")
+        _, status = await get_json(base + "/status")
+        assert status["status"] == "ok" and status["role"] == "supervisor"
+        workers = status["workers"]
+        assert [(w["worker"], w["shard"], w["instance"], w["port"], w["state"], w["restarts"]) for w in workers] == [
+            (1, "1/2", "probe-w1", port + 1, "ok", 0), (2, "2/2", "probe-w2", port + 2, "ok", 0)]
+        assert sorted(w["pid"] for w in workers) == sorted(_children(prober.proc.pid))
+        assert all(w["last_health"]["status"] == 200 for w in workers)
+        for w in workers:  # each worker answers on its own port, for itself
+            assert (await get_json(f"http://127.0.0.1:{w['port']}/healthz")) == (200, {"status": "ok"})
         await wait_for(lambda: len({r["site"] for r in check_points(influx_db)}) == len(SITES),
                        timeout=30, what="every site to run")
-        stuck = _children(prober.proc.pid)[1]
+
+        stuck = workers[1]["pid"]
         os.kill(stuck, signal.SIGSTOP)
-        await wait_for(lambda: f"(pid {stuck}) has answered nothing" in prober.log, timeout=15,
-                       what="the stuck worker to be found out")
-        await wait_for(lambda: len(_children(prober.proc.pid)) == 2 and stuck not in _children(prober.proc.pid),
-                       timeout=20, what="a new worker")
-        index = _index_of(prober.log, stuck)
+
+        async def watch() -> None:
+            while True:
+                code, doc = await _health(base)
+                state = doc.get("workers", {}).get("2", "ok") if isinstance(doc.get("workers"), dict) else "ok"
+                if not seen or seen[-1] != (code, state):
+                    seen.append((code, state))
+                await asyncio.sleep(0.05)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await wait_for(lambda: f"(pid {stuck}) has answered nothing" in prober.log, timeout=15,
+                           what="the stuck worker to be found out")
+            await wait_for(lambda: len(_children(prober.proc.pid)) == 2 and stuck not in _children(prober.proc.pid),
+                           timeout=20, what="a new worker")
+            await wait_for(lambda: seen and seen[-1] == (200, "ok") and len(seen) > 1, timeout=30,
+                           what="the supervisor's /healthz to be 200 again")
+        finally:
+            watcher.cancel()
+        _, status = await get_json(base + "/status")
+        restarted = status["workers"][1]
+        assert restarted["pid"] != stuck and restarted["pid"] in _children(prober.proc.pid)
+        assert (restarted["state"], restarted["restarts"], restarted["stalls"], restarted["last_exit"]) == (
+            "ok", 1, 1, -signal.SIGKILL)
+        assert status["workers"][0]["restarts"] == 0
         since = max(r["time"] for r in check_points(influx_db))
-        await wait_for(lambda: any(r["time"] > since and r["instance"] == f"probe-w{index}"
+        await wait_for(lambda: any(r["time"] > since and r["instance"] == "probe-w2"
                                    for r in check_points(influx_db)),
                        timeout=30, what="the restarted worker to probe its sites")
         prober.signal(signal.SIGTERM)
@@ -199,3 +249,33 @@ async def test_a_stuck_worker_is_killed_and_restarted(bank: BankServer, influx_d
     assert code == 0, prober.log[-3000:]
     assert "Traceback" not in prober.log
     assert prober.log.count("has answered nothing") == 1, prober.log[-3000:]
+    # 200 → 503 while it answers nothing → 503 while it restarts and starts → 200.
+    assert seen[0] == (200, "ok") and seen[-1] == (200, "ok"), seen
+    assert (503, "not_answering") in seen, seen
+    episode = [state for code, state in seen[1:-1]]
+    assert all(code == 503 for code, _ in seen[1:-1]) and set(episode) <= {
+        "not_answering", "restarting", "starting"}, seen
+
+
+async def _ok(answer) -> bool:
+    return (await answer)[0] == 200
+
+
+async def test_a_supervisor_whose_address_is_taken_starts_no_worker(bank: BankServer, tmp_path: Path) -> None:
+    """As a single prober: exit 1 with the reason, and no worker left behind."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "prober.toml").write_text(config_text(
+            bank.url, [check("login", interval="1s")], daemon={"health_listen": f"127.0.0.1:{port}"}))
+        prober = await ProberProcess(["run", "-c", "prober.toml", "--workers", "2"], tmp_path).start()
+        try:
+            code = await prober.wait(30)
+        finally:
+            await prober.kill()
+    assert code == 1, prober.log[-3000:]
+    assert "cannot start:" in prober.log and "address already in use" in prober.log
+    assert "supervising" not in prober.log and "worker 1/2" not in prober.log

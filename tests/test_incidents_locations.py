@@ -421,3 +421,27 @@ def test_poll_without_the_pooled_runs_dates_from_the_locations():
     loop.reader = _NoRuns(_snapshot([st("par", "open", 90), st("fra", "open", 92)], reporters))
     (event,) = asyncio.run(loop.poll())
     assert event.incident.since_ns == 90 * S and loop.pooled_errors == 1 and len(sent) == 1
+
+
+def test_the_previous_end_is_also_read_from_the_resolved_points(influx_db):
+    """An instance that did not resolve the previous incident (it took over since, or lost
+    its state_dir) reads its end from the latest ``incident_locations`` point: the next
+    incident's runs are read from after it."""
+    consensus = Consensus()
+    states = [st("fra", "open", 10), st("par", "open", 12)]
+    (opened,) = consensus.step(decide(states, ["fra", "par"], 2), states, 20 * S)
+    states = [st("fra", "resolved", 30), st("par", "open", 12)]
+    (resolved,) = consensus.step(decide(states, ["fra", "par"], 2), states, 40 * S)
+    influx_db.server.write_lines(influx_db.name, [point(opened, "prober-fra"), point(resolved, "prober-fra")])
+    snap = LocationsReader(QueryClient(url=influx_db.url, database=influx_db.name), stale_after_s=120).read()
+    assert snap.ended == {("bank", "transfer"): 30 * S} and snap.written == {}
+
+    par, _ = _loop("par", 100)  # never acted, no state of its own
+    reporters = [Reporter("par", "prober-par", 99 * S)]
+    later = [st("fra", "open", 50), st("par", "open", 52)]
+    par.prepare(Snapshot(states=later, reporters=reporters, ended=snap.ended))
+    (window,) = par.consensus.windows(par.decisions, later, 80 * S).values()
+    assert window.start_ns == 30 * S  # not 20 s: the runs of the first incident are not pooled
+    assert par.status()["capabilities"][0]["previous_end"] == "1970-01-01T00:00:30Z"
+    par.prepare(Snapshot(states=later, reporters=reporters, ended={("bank", "transfer"): 25 * S}))
+    assert par.consensus.resolved[("bank", "transfer")] == 30 * S  # an older end never moves it back

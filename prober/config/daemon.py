@@ -13,7 +13,7 @@ Example (every key optional; these are the defaults)::
     lockout_after = 3                  # consecutive auth failures of a site before backing off
     # lockout_first_pause = "30s"      # first pause; default: the site's shortest check interval
     lockout_cooldown = "15m"           # longest pause (each refused probe doubles it up to this)
-    state_dir = "var/state"            # lockout, incident and uptime history state kept across restarts
+    state_dir = "var/state"            # lockout, incident, resolved incident and uptime history state kept across restarts
     workers = 1                        # processes sharing the sites (one per core); see below
     worker_stall_timeout = "60s"       # a worker whose health endpoint answers nothing this long is restarted
 
@@ -22,7 +22,9 @@ the sites split among them by a stable hash of their names (``prober run --worke
 overrides it; :mod:`prober.daemon.sharding`). The supervisor asks each worker's health
 endpoint every few seconds; a worker that answers nothing at all (any status counts as an
 answer: a worker whose InfluxDB is down is alive) for ``worker_stall_timeout`` is stuck
-(an event loop that no longer turns) and is killed and restarted.
+(an event loop that no longer turns) and is killed and restarted. ``health_listen`` is then
+the supervisor's: it answers ``/healthz`` and ``/status`` for every worker
+(:mod:`prober.daemon.workers`), and worker k listens on its port + k.
 
 Changes to this section and to ``[influxdb]`` take effect at the next start; a reload
 (SIGHUP) applies the ``[[sites]]`` only and logs that a restart is needed for the rest.
@@ -91,7 +93,8 @@ class DaemonConfig(BaseModel):
     lockout_cooldown: Duration = 900.0
     """The longest pause: a site whose credentials stopped working is probed this often."""
     state_dir: str = "var/state"
-    """Where the lockout and incident state, rotated refresh tokens (``tokens/``) and the
+    """Where the lockout and incident state, the recently resolved incidents, the
+    cross-location incidents' previous ends, rotated refresh tokens (``tokens/``) and the
     status page's daily uptime are kept across restarts (relative to the working
     directory unless absolute)."""
 
@@ -99,11 +102,13 @@ class DaemonConfig(BaseModel):
     """Worker processes of ``prober run`` (1: the prober runs in one process). Each worker
     runs the checks of its share of the sites, with its own spool and state directory
     (``worker-<k>/`` below ``spool_dir`` and ``state_dir``), instance name
-    (``<instance>-w<k>``) and health listener (``health_listen``'s port + k - 1). A site
-    is never split: a configuration with fewer sites than workers leaves some idle."""
+    (``<instance>-w<k>``) and health listener (``health_listen``'s port + k: the port
+    itself is the supervisor's, which answers for every worker). A site is never split:
+    a configuration with fewer sites than workers leaves some idle."""
     worker_stall_timeout: Duration = 60.0
     """With ``workers`` above 1 and a health listener on a fixed port: how long a worker's
-    health endpoint may answer nothing before the supervisor kills and restarts it."""
+    health endpoint may answer nothing before the supervisor kills and restarts it. The
+    supervisor asks every ``worker_stall_timeout / 4`` seconds (at most every 5 s)."""
 
     @field_validator("jitter", mode="before")
     @classmethod

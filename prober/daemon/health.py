@@ -10,9 +10,12 @@
   consecutive failures), scheduler figures (schedule lag p50/p99, overlaps), each site's lockout state (ok / backing_off / credentials_refused, since, until, auth failure rate, skipped checks)
   and writer counters. Results are redacted already; no
   URL, credential or token is part of the document.
-
 * ``/metrics`` → the same state in the Prometheus exposition format
   (:mod:`prober.daemon.metrics`).
+
+With ``--workers N`` each worker serves these on its own port, and the supervisor
+answers ``/healthz`` and ``/status`` for all of them on ``health_listen``
+(:mod:`prober.daemon.workers`); not ``/metrics``: each worker is a scrape target.
 
 With a :class:`~prober.statuspage.StatusPage` (``[status_page]`` without a ``listen``
 of its own), the same listener serves the status page (``/``, ``/api/v1/status``,

@@ -49,7 +49,7 @@ from prober.loading import LoadedConfig, load
 from prober import eventloop
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService
-from prober.daemon.sharding import Share, select_sites, share_identity, spool_dir_of
+from prober.daemon.sharding import Share, select_sites, share_identity, spool_dir_of, worker_port
 from prober.logs import setup_logging
 from prober.statuspage import StatusPage, StatusPageServer
 from prober.writer.writer import ResultWriter
@@ -247,12 +247,13 @@ def run(
     if worker is None and count > 1:
         from prober.daemon.supervisor import Supervisor
 
-        listen = daemon_settings.listen_address()
+        listen = daemon_settings.listen_address()  # the supervisor's: it answers for every worker
         health = None
         if listen is not None and listen[1] != 0:  # port 0: the workers' ports are not known here
-            health = [(listen[0], listen[1] + k) for k in range(count)]
+            health = [(listen[0], worker_port(listen[1], k)) for k in range(1, count + 1)]
         supervisor = Supervisor(path, count, shard=shard, log_level=log_level, log_format=log_format,
-                                health=health, stall_timeout=daemon_settings.worker_stall_timeout)
+                                health=health, stall_timeout=daemon_settings.worker_stall_timeout,
+                                listen=listen, instance=loaded.config.prober.instance)
         del loaded  # the workers load their own: the supervisor keeps no configuration
         gc.collect()
         return supervisor.run()

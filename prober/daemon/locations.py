@@ -19,6 +19,13 @@ per-location estimates.
 
 While InfluxDB cannot answer, nothing is decided (the last view stays, ``last_error``
 says why, logged once per change).
+
+The end of the previous incident per site × capability (the runs of the next one are
+read from after it, :attr:`~prober.incidents.locations.Consensus.resolved`) is the later
+of the one this instance resolved, kept in ``<state_dir>/locations.json``
+(:class:`PreviousEnds`), and the latest resolution read from the ``incident_locations``
+points: neither a restart nor a takeover lets the next incident's pooled start reach
+back into the previous one.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Protocol
 
 from prober.config.incidents import LocationsConfig, MaintenanceWindow
@@ -45,6 +53,7 @@ from prober.incidents.locations import (
     live,
 )
 from prober.incidents.service import login_dependent_steps
+from prober.incidents.store import StateStore
 from prober.notify.message import Message
 from prober.report.influx import QueryError
 from prober.results import JourneyResult
@@ -52,6 +61,9 @@ from prober.timefmt import utc_iso
 from prober.waiting import cancel_and_wait
 
 log = logging.getLogger("prober.incidents")
+
+MAX_PREVIOUS_ENDS = 5000
+"""Site × capabilities whose previous end is kept at most (the latest ends win)."""
 
 
 class Reader(Protocol):
@@ -88,10 +100,47 @@ def cross_message(event: CrossEvent, decisions: Mapping[SiteKind, Decision], ope
     )
 
 
+class PreviousEnds:
+    """``<state_dir>/locations.json``: per site × capability, the end of the latest
+    cross-location incident this instance resolved. One entry per site × capability, at
+    most :data:`MAX_PREVIOUS_ENDS` (those that ended longest ago go first); written
+    atomically, a corrupt or unknown file is reported and ignored."""
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.store = StateStore(state_dir, "locations.json", key="resolved", what="cross-location incident state",
+                                empty="the next incident of each capability may pool runs from before the "
+                                      "previous one's end")
+
+    def load(self) -> dict[SiteKind, int]:
+        ends: dict[SiteKind, int] = {}
+        skipped = 0
+        for text, end in self.store.load().items():
+            site, sep, kind = str(text).partition("\x1f")
+            if sep and isinstance(end, int) and not isinstance(end, bool):
+                ends[(site, kind)] = end
+            else:
+                skipped += 1
+        if skipped:
+            log.error("cross-location incident state %s: %d malformed entries ignored", self.store.path, skipped)
+        return bounded(ends)
+
+    def save(self, ends: Mapping[SiteKind, int]) -> None:
+        """Atomically replace the saved ends; raises ``OSError``."""
+        self.store.save({f"{site}\x1f{kind}": end for (site, kind), end in ends.items()})
+
+
+def bounded(ends: dict[SiteKind, int]) -> dict[SiteKind, int]:
+    """``ends`` without those that ended longest ago, beyond :data:`MAX_PREVIOUS_ENDS`."""
+    if len(ends) <= MAX_PREVIOUS_ENDS:
+        return ends
+    return dict(sorted(ends.items(), key=lambda item: item[1])[-MAX_PREVIOUS_ENDS:])
+
+
 class CrossLocationIncidents:
     """The consensus loop: a result consumer only for its lifecycle (``consume`` does nothing).
 
-    ``notify`` receives each :class:`~prober.notify.message.Message` to send.
+    ``notify`` receives each :class:`~prober.notify.message.Message` to send. With a
+    ``state_dir``, the previous incidents' ends survive a restart (:class:`PreviousEnds`).
     """
 
     def __init__(
@@ -108,6 +157,7 @@ class CrossLocationIncidents:
         clock: Callable[[], int] = time.time_ns,
         open_after: int = 3,
         login_steps: LoginSteps | None = None,
+        state_dir: str | Path | None = None,
     ) -> None:
         self.settings = settings
         self.reader = reader
@@ -132,6 +182,10 @@ class CrossLocationIncidents:
         self.pooled_errors = 0
         self._now = 0
         self._task: asyncio.Task[None] | None = None
+        self.previous_ends = PreviousEnds(state_dir) if state_dir is not None else None
+        if self.previous_ends is not None:
+            self.consensus.resolved.update(self.previous_ends.load())
+        self._saved_ends = dict(self.consensus.resolved)
 
     @classmethod
     def from_config(cls, config: Any, writer: LineWriter, notify: Callable[[Message], None]) -> CrossLocationIncidents:
@@ -142,7 +196,8 @@ class CrossLocationIncidents:
                    writer=writer, notify=notify, location=config.prober.location, instance=config.prober.instance,
                    remind_every=config.incidents.remind_every, maintenance=config.incidents.maintenance,
                    open_after=config.incidents.open_after,
-                   login_steps=login_dependent_steps(config) if config.incidents.attribute_login_failures else {})
+                   login_steps=login_dependent_steps(config) if config.incidents.attribute_login_failures else {},
+                   state_dir=config.daemon.state_dir)
 
     # ── result consumer lifecycle ──────────────────────────────────────────────────
     def consume(self, result: JourneyResult) -> None:
@@ -154,6 +209,20 @@ class CrossLocationIncidents:
     async def close(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+        await self.save()
+
+    async def save(self) -> None:
+        """Save the previous incidents' ends when they changed (in a worker thread)."""
+        if self.previous_ends is None or self.consensus.resolved == self._saved_ends:
+            return
+        ends = self.consensus.resolved = bounded(self.consensus.resolved)
+        snapshot = dict(ends)
+        try:
+            await asyncio.to_thread(self.previous_ends.save, snapshot)
+        except OSError as exc:
+            log.error("cannot save the cross-location incident state to %s: %s", self.previous_ends.store.path, exc)
+            return
+        self._saved_ends = snapshot
 
     async def _loop(self) -> None:
         while True:
@@ -187,7 +256,9 @@ class CrossLocationIncidents:
                 self.pooled_errors += 1
                 log.warning("cross-location incidents: cannot read the runs to pool (%s); "
                             "dated by the per-location estimates", exc)
-        return self.act(snap, runs)
+        events = self.act(snap, runs)
+        await self.save()
+        return events
 
     def apply(self, snap: Snapshot, runs: Mapping[SiteKind, list[Run]] | None = None) -> list[CrossEvent]:
         """Decide on one snapshot and, optionally, the pooled runs of the incidents it opens
@@ -201,6 +272,9 @@ class CrossLocationIncidents:
         self.last_poll_ns = now
         self.live = live(snap.reporters, now, self.settings.stale_after)
         self.decisions = decide(snap.states, {r.location for r in self.live}, self.settings.confirm)
+        for key, end in snap.ended.items():  # resolved by another instance (or before a lost state_dir)
+            if end > self.consensus.resolved.get(key, 0):
+                self.consensus.resolved[key] = end
         acting = bool(self.live) and (self.live[0].location, self.live[0].instance) == self.me
         if not acting or not self.acting:
             # Not acting: mirror what the acting instance wrote. Taking over: adopt it.
@@ -235,7 +309,8 @@ class CrossLocationIncidents:
     # ── /status ────────────────────────────────────────────────────────────────────
     def status(self) -> dict[str, Any]:
         """The cross-location view: per site × capability the failing and live locations,
-        confirmed or not, and which instance acts."""
+        confirmed or not, the end of the previous incident this instance resolved (its
+        next incident's runs are read from after it), and which instance acts."""
         actor = self.live[0] if self.live else None
         capabilities = []
         for key, decision in sorted(self.decisions.items()):
@@ -243,6 +318,8 @@ class CrossLocationIncidents:
             incident = self.consensus.open.get(key)
             item["incident"] = None if incident is None else {
                 "id": incident.id, "since": utc_iso(incident.since_ns / 1e9), "locations": list(incident.locations)}
+            previous = self.consensus.resolved.get(key)
+            item["previous_end"] = utc_iso(previous / 1e9) if previous else None
             capabilities.append(item)
         return {
             "confirm": self.settings.confirm,

@@ -95,6 +95,9 @@ class Snapshot:
     reporters: list[Reporter] = field(default_factory=list)
     written: dict[SiteKind, CrossIncident] = field(default_factory=dict)
     """The open cross-location incidents, from the latest ``incident_locations`` points."""
+    ended: dict[SiteKind, int] = field(default_factory=dict)
+    """The end of the latest cross-location incident, where the latest
+    ``incident_locations`` point is a resolution (dated by that end)."""
 
 
 def _rows(series: dict) -> list[dict]:
@@ -122,6 +125,8 @@ def parse(results: list[dict]) -> Snapshot:
                         reason=str(row.get("reason") or ""), failed_step=str(row.get("failed_step") or "")))
                 elif sid == 1:
                     snap.reporters.append(Reporter(tags.get("location", ""), tags.get("instance", ""), at_ns))
+                elif sid == 2 and row.get("state") == "resolved":
+                    snap.ended[(tags.get("site", ""), tags.get("kind", ""))] = at_ns
                 elif sid == 2 and row.get("state") == "open":
                     key = (tags.get("site", ""), tags.get("kind", ""))
                     snap.written[key] = CrossIncident(

@@ -19,8 +19,11 @@ nothing until a reload gives them a site.
 
 Every share is its own prober, with its own identity (:func:`share_identity`): the
 ``instance`` tag gets a suffix (``-s<K>`` for a shard, ``-w<k>`` for a worker), the spool
-and the state directory a subdirectory (``shard-<K>/``, ``worker-<k>/``), and a worker's
-health and status page listeners move to ``port + k - 1`` (port 0 stays "any free port").
+and the state directory a subdirectory (``shard-<K>/``, ``worker-<k>/``). A worker's
+health listener moves to ``port + k`` (:func:`worker_port`): ``health_listen`` itself is
+the supervisor's, which answers for every worker (:mod:`prober.daemon.workers`). A
+status page on a listener of its own moves to ``port + k - 1`` (the supervisor serves no
+page: worker 1 keeps the configured address). Port 0 stays "any free port".
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from prober.config.influxdb import SpoolConfig
 from prober.loading import LoadedConfig
 from prober.config.model import Config
 
-__all__ = ["Share", "owner", "parse_share", "select_sites", "share_identity", "spool_dir_of"]
+__all__ = ["Share", "owner", "parse_share", "select_sites", "share_identity", "spool_dir_of", "worker_port"]
 
 _SHARE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 MAX_SHARES = 1024
@@ -112,6 +115,11 @@ def _offset_listen(value: str, offset: int) -> str:
     return f"{host}:{port + offset}"
 
 
+def worker_port(port: int, index: int) -> int:
+    """The health port of worker ``index`` (1-based) when the supervisor has ``port``."""
+    return port + index if port else 0
+
+
 def spool_dir_of(config: Config, shares: Sequence[Share] = ()) -> str:
     """The spool directory of ``shares`` of the (not yet split) ``config``: ``[influxdb]
     spool_dir``, or the embedded default's, plus the shares' subdirectories."""
@@ -126,11 +134,12 @@ def share_identity(loaded: LoadedConfig, shares: Sequence[Share]) -> LoadedConfi
     if not shares:
         return loaded
     config = loaded.config
-    offset = sum(s.index - 1 for s in shares if s.level == "worker")
+    offset = sum(s.index - 1 for s in shares if s.level == "worker")  # the status page's own listener
+    health_offset = offset + (1 if any(s.level == "worker" for s in shares) else 0)  # as worker_port()
     prober = config.prober.model_copy(update={"instance": config.prober.instance + "".join(s.suffix for s in shares)})
     daemon = config.daemon.model_copy(update={
         "state_dir": _subdir(config.daemon.state_dir, shares),
-        "health_listen": _offset_listen(config.daemon.health_listen, offset),
+        "health_listen": _offset_listen(config.daemon.health_listen, health_offset),
     })
     page = config.status_page.model_copy(update={"listen": _offset_listen(config.status_page.listen, offset)})
     spool = spool_dir_of(config, shares)

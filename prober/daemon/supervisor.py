@@ -15,7 +15,10 @@ Ctrl-C in a terminal reaches the supervisor alone) and:
   all for ``[daemon] worker_stall_timeout`` (any HTTP status is an answer: a worker whose
   InfluxDB is down is alive; a starting worker has at least a minute for its first
   answer) gets SIGKILL, then the restart above. A stuck event loop
-  would otherwise leave its share of the banks unprobed behind a live process.
+  would otherwise leave its share of the banks unprobed behind a live process;
+* answers ``/healthz`` and ``/status`` for the whole process tree on ``health_listen``
+  (the workers listen on its port + k), from what that polling and the processes'
+  starts and exits tell it: :mod:`prober.daemon.workers` says when the tree is healthy.
 
 A worker whose supervisor dies (SIGKILL) notices within a second and shuts down
 cleanly, so no orphan keeps probing. Which sites each worker runs, and under which
@@ -34,11 +37,13 @@ import time
 from pathlib import Path
 
 from prober.daemon.sharding import Share
+from prober.daemon.workers import SupervisorHealthServer, WorkerRecord, ask_health
 from prober.waiting import cancel_and_wait
 
 log = logging.getLogger("prober.daemon.supervisor")
 
 EXIT_OK, EXIT_FAILED, EXIT_FORCED = 0, 1, 130
+EXIT_STARTUP = 1
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_AFTER = 1.0, 60.0, 60.0
 """Restart back-off of a worker (seconds), and how long it must run to reset it."""
@@ -67,22 +72,40 @@ class Supervisor:
         log_format: str | None = None,
         health: list[tuple[str, int]] | None = None,
         stall_timeout: float = 60.0,
+        listen: tuple[str, int] | None = None,
+        instance: str = "",
     ) -> None:
         self.path = str(path)
         self.health = health
         """``(host, port)`` of each worker's health endpoint (worker k at index k - 1), or
         None when unknown (disabled, or port 0): no stall watch then."""
         self.stall_timeout = stall_timeout
-        self.stalls = 0
+        self.poll = min(POLL_MAX, stall_timeout / 4)
+        """Seconds between two health questions to a worker."""
+        self.listen = listen
+        """``(host, port)`` where the supervisor answers for the tree; None: it does not."""
         self.workers = workers
         self.shard = shard
         self.options = [*(["--log-level", log_level] if log_level else []),
                         *(["--log-format", log_format] if log_format else [])]
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self.codes: dict[int, int] = {}
-        self.restarts = 0
+        suffix = f"-s{shard.index}" if shard is not None and shard.count > 1 else ""
+        self.records = [WorkerRecord(k, workers, f"{instance}{suffix}-w{k}", health[k - 1] if health else None)
+                        for k in range(1, workers + 1)]
+        """What is known of each worker (worker k at index k - 1)."""
         self.stopping: asyncio.Event | None = None
         self._forced = False
+
+    @property
+    def restarts(self) -> int:
+        """Worker restarts since the start, all workers together."""
+        return sum(r.restarts for r in self.records)
+
+    @property
+    def stalls(self) -> int:
+        """Workers killed for answering nothing, since the start."""
+        return sum(r.stalls for r in self.records)
 
     def command(self, index: int) -> list[str]:
         """The command line of worker ``index`` (1-based)."""
@@ -102,6 +125,13 @@ class Supervisor:
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
+        server = self._health_server()
+        if server is not None:
+            try:
+                await server.start()
+            except OSError as exc:
+                log.error("cannot start: %s", exc.strerror or exc)
+                return EXIT_STARTUP
         saved = {sig: signal.getsignal(sig) for sig in HANDLED_SIGNALS}
         for sig in HANDLED_SIGNALS:
             loop.add_signal_handler(sig, self.handle_signal, sig)
@@ -112,6 +142,8 @@ class Supervisor:
             for sig, previous in saved.items():
                 loop.remove_signal_handler(sig)
                 signal.signal(sig, previous)
+            if server is not None:
+                await server.stop()
         if self._forced or EXIT_FORCED in self.codes.values():
             return EXIT_FORCED
         failed = {k: code for k, code in self.codes.items() if code != EXIT_OK}
@@ -120,6 +152,18 @@ class Supervisor:
             return EXIT_FAILED
         log.warning("all %d workers stopped", self.workers)
         return EXIT_OK
+
+    def _health_server(self) -> SupervisorHealthServer | None:
+        if self.listen is None:
+            return None
+        stopping = self.stopping
+        assert stopping is not None
+        settings = {
+            "instance_shard": None if self.shard is None else f"{self.shard.index}/{self.shard.count}",
+            "poll_interval_s": self.poll if self.health else None,
+            "stall_timeout_s": self.stall_timeout if self.health else None,
+        }
+        return SupervisorHealthServer(*self.listen, self.records, stopping.is_set, settings)
 
     def handle_signal(self, sig: int) -> None:
         assert self.stopping is not None
@@ -141,6 +185,8 @@ class Supervisor:
             proc = await asyncio.create_subprocess_exec(*self.command(index), process_group=0,
                                                         preexec_fn=_ignore_sighup)
             self.procs[index] = proc
+            record = self.records[index - 1]
+            record.started(proc.pid, time.time())
             if self.stopping.is_set():  # the stop came while it was being started
                 proc.send_signal(signal.SIGTERM)
             watch = asyncio.create_task(self._watch(index, proc)) if self.health else None
@@ -152,12 +198,13 @@ class Supervisor:
                 # Killed by the stop signal itself: it came before the worker had its
                 # handlers, so before it had probed anything.
                 self.codes[index] = EXIT_OK if code in (-signal.SIGTERM, -signal.SIGINT) else code
+                record.exited(code, restarting=False)
                 return
             self.codes[index] = code
             ran = time.monotonic() - started
             if ran >= HEALTHY_AFTER:
                 backoff = BACKOFF_FIRST
-            self.restarts += 1
+            record.exited(code, restarting=True)
             del self.codes[index]  # a stop during the back-off is a clean stop
             log.error("worker %d (pid %d) exited with code %d after %.1fs; restarting it in %gs",
                       index, proc.pid, code, ran, backoff)
@@ -171,36 +218,25 @@ class Supervisor:
         ``stall_timeout`` (from its start, or from its last answer)."""
         assert self.health is not None and self.stopping is not None
         host, port = self.health[index - 1]
-        poll = min(POLL_MAX, self.stall_timeout / 4)
+        record = self.records[index - 1]
+        poll = self.poll
         last_answer = time.monotonic()
         limit = max(self.stall_timeout, START_GRACE)  # until it first answers: loading a large config
         while proc.returncode is None and not self.stopping.is_set():
             await asyncio.sleep(poll)
-            if await answers(host, port, timeout=poll):
+            status = await ask_health(host, port, timeout=poll)
+            if proc.returncode is not None:
+                break  # it exited meanwhile: its record says so already
+            record.answered(status, time.time())
+            if status is not None:
                 last_answer, limit = time.monotonic(), self.stall_timeout
                 continue
             silent = time.monotonic() - last_answer
             if silent >= limit and proc.returncode is None and not self.stopping.is_set():
-                self.stalls += 1
+                record.stalls += 1
                 log.error("worker %d (pid %d) has answered nothing on http://%s:%d/healthz for %.0fs: "
                           "it is stuck; killing it", index, proc.pid, host, port, silent)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)  # its own process group: its children too
                 return
 
-
-async def answers(host: str, port: int, timeout: float) -> bool:
-    """Whether an HTTP server at ``host:port`` answers ``GET /healthz`` with a status line
-    within ``timeout`` (whatever the status)."""
-    writer = None
-    try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port)
-            writer.write(f"GET /healthz HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode())
-            await writer.drain()
-            return (await reader.readline()).startswith(b"HTTP/")
-    except (OSError, TimeoutError):
-        return False
-    finally:
-        if writer is not None:
-            writer.close()

@@ -12,7 +12,9 @@ The daemon hands every finished :class:`~prober.results.JourneyResult` to
 3. saves the tracker to ``[daemon] state_dir`` (at once after a state change, within a
    second after a failed run or a run of a check with failures in its window or an open
    incident, at most once a minute when only passing runs of healthy checks were
-   counted; the file is written in a worker thread), so open incidents survive restarts.
+   counted; the file is written in a worker thread), so open incidents survive restarts;
+   and, after each resolution, the recently resolved incidents
+   (:mod:`prober.incidents.resolved`), so the status page's incident history does too.
 
 Incidents decided elsewhere in the daemon (lockout protection: a site refusing the
 prober's logins, :mod:`prober.daemon.lockout`) enter through :meth:`IncidentService.open_external`
@@ -45,6 +47,7 @@ from prober.incidents.capability import (
     site_summary,
     status_document,
 )
+from prober.incidents.resolved import ResolvedIncidents
 from prober.incidents.store import StateStore
 from prober.incidents.tracker import CheckKey, CheckTracker, EventKind, Incident, IncidentEvent, Observation, Thresholds, Tracker
 from prober.results import JourneyResult, Outcome
@@ -164,7 +167,9 @@ class IncidentService:
         base, overrides = thresholds_of(self.settings)
         self.tracker = Tracker(base, overrides)
         self.store = StateStore(state_dir if state_dir is not None else config.daemon.state_dir)
-        self.tracker.restore(self.store.load())
+        skipped = self.tracker.restore(self.store.load())
+        if skipped:
+            log.error("incident state %s: %d malformed entries ignored", self.store.path, skipped)
         self._login_steps = login_dependent_steps(config) if self.settings.attribute_login_failures else {}
         self._known: dict[CheckKey, str] = {
             CheckKey(site.name, check.name, config.location_of(site)): check.kind
@@ -180,8 +185,10 @@ class IncidentService:
         """The latest state changes (for the live status; bounded: the daemon runs for months)."""
         self.changes = 0
         """State changes since start (``events`` keeps only the latest)."""
-        self._resolved_at: dict[tuple[str, str], int] = {}
-        """Per site × capability, when its last incident was resolved (``since`` of an ok state)."""
+        self.resolved = ResolvedIncidents(state_dir if state_dir is not None else config.daemon.state_dir, clock=clock)
+        """The latest resolved incidents per site × capability and when each capability's
+        last one ended (``since`` of an ok state), kept across restarts."""
+        self.resolved.load()
         self._external: dict[tuple[str, str], CheckKey] = {}
         """``(site, location)`` → the key of its open incident decided outside the tracker."""
         restored = self.tracker.open_incidents()
@@ -203,6 +210,8 @@ class IncidentService:
                 await task
         self._tasks.clear()
         self._save()
+        if self.resolved.dirty:
+            self._save_resolved(self.resolved.snapshot())
 
     # ── the consumer interface ─────────────────────────────────────────────────────
     def reload(self, config: Config) -> None:
@@ -253,8 +262,8 @@ class IncidentService:
         incident = event.incident
         self.events.append(event)
         self.changes += 1
-        if event.event == "resolved" and incident.resolved_ns is not None:
-            self._resolved_at[(incident.site, incident.kind)] = incident.resolved_ns
+        if event.event == "resolved":
+            self.resolved.add(incident)
         self._save_now.set()
         log.warning("incident %s: %s/%s (%s) at %s: %s", event.event, incident.site, incident.kind, incident.check,
                     incident.location, incident.reason)
@@ -344,9 +353,9 @@ class IncidentService:
         """What ``/status`` and the status page show of incidents: each site ×
         capability's state and since when, the open incidents and the recently resolved
         ones (the daemon adds the notifiers' counters)."""
-        recent = [e.incident for e in reversed(self.events) if e.event == "resolved"][:RECENT]
+        recent = self.resolved.recent(RECENT)
         return {
-            "sites": status_document(self.capabilities(), self._resolved_at),
+            "sites": status_document(self.capabilities(), self.resolved.last_end),
             "open": [incident_document(i) for i in sorted(self.tracker.open_incidents(), key=lambda i: i.since_ns)],
             "recent": [incident_document(i) for i in recent],
         }
@@ -359,10 +368,20 @@ class IncidentService:
         except OSError as exc:
             log.error("cannot save incident state to %s: %s", self.store.path, exc)
 
+    def _save_resolved(self, snapshot: dict[str, Any]) -> bool:
+        try:
+            self.resolved.write(snapshot)
+            return True
+        except OSError as exc:
+            log.error("cannot save the resolved incident history to %s: %s", self.resolved.store.path, exc)
+            return False
+
     async def _save_loop(self) -> None:
         while True:
             await wait_event(self._save_now, SAVE_INTERVAL)
             self._save_now.clear()
+            if self.resolved.dirty and not await asyncio.to_thread(self._save_resolved, self.resolved.snapshot()):
+                self.resolved.dirty = True
             if self._dirty or (self._stale and time.monotonic() - self._saved_at >= QUIET_SAVE_INTERVAL):
                 snapshot = self.tracker.to_json()
                 self._dirty = self._stale = False

@@ -480,11 +480,17 @@ class Tracker:
     def to_json(self) -> dict[str, Any]:
         return {key.as_str(): tracker.to_json() for key, tracker in self.checks.items()}
 
-    def restore(self, data: dict[str, Any]) -> None:
-        """Load state saved by :meth:`to_json` (thresholds come from the current config)."""
+    def restore(self, data: dict[str, Any]) -> int:
+        """Load state saved by :meth:`to_json` (thresholds come from the current config);
+        the number of malformed entries skipped."""
+        skipped = 0
         for text, item in data.items():
-            key = CheckKey.from_str(text)
-            self.checks[key] = CheckTracker.from_json(item, self.thresholds_for(key.check))
+            try:
+                key = CheckKey.from_str(text)
+                self.checks[key] = CheckTracker.from_json(item, self.thresholds_for(key.check))
+            except (TypeError, ValueError, KeyError, AttributeError):
+                skipped += 1
+        return skipped
 
 
 def now_ns() -> int:

@@ -63,7 +63,8 @@ class DailyHistory:
     def __init__(self, state_dir: str | Path, days: int = 90, *, clock: Any = time.time_ns) -> None:
         self.days = days
         self.clock = clock
-        self.store = StateStore(state_dir, "uptime.json")
+        self.store = StateStore(state_dir, "uptime.json", what="uptime history",
+                                empty="the daily uptime bars start empty")
         self.counts: Counts = {}
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
