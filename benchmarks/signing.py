@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from multidict import CIMultiDict  # noqa: E402
 
-from prober.config.oauth import OAuthConfig  # noqa: E402
-from prober.config.signing import SigningConfig  # noqa: E402
+from prober.config.oauth import oauth_config  # noqa: E402
+from prober.config.signing import signing_config  # noqa: E402
 from prober.journey.oauth import OAuthPlan  # noqa: E402
 from prober.journey.signing import Outgoing, build_signer  # noqa: E402
 from prober.journey.tokens import TokenCache  # noqa: E402
@@ -65,7 +65,7 @@ def main() -> None:
         ]
         print(f"{'what':34} CPU ms per request (mean of {args.count})")
         for name, options in cases:
-            signer = build_signer(SigningConfig(**options))  # type: ignore[arg-type]
+            signer = build_signer(signing_config(**options))  # type: ignore[arg-type]
 
             def sign(signer=signer) -> None:  # noqa: ANN001
                 headers = CIMultiDict({"X-Request-ID": "99391c7e-ad88-49ec-a2ad-99ddcb1f7721",
@@ -76,7 +76,7 @@ def main() -> None:
 
             print(f"{name:34} {per_call_ms(args.count, sign):.3f}")
         for name, key in (("private_key_jwt PS256", rsa), ("private_key_jwt ES256", ec)):
-            plan = OAuthPlan.build("site", OAuthConfig(token_url="https://auth.example/token", client_id="c",
+            plan = OAuthPlan.build("site", oauth_config(token_url="https://auth.example/token", client_id="c",
                                                        key_file=str(key.key_file)), TokenCache(None))
             client = plan.client({})
             print(f"{name:34} {per_call_ms(args.count, lambda: plan.request(client, {})):.3f}")

@@ -2,6 +2,11 @@
 
 Exit codes: 0 success, 1 a check failed, 2 a configuration or usage error. Errors are one
 line each, never a traceback.
+
+Logging: ``--log-level``/``--log-format`` before the command apply to every command
+(default ``warning``, ``plain``). ``prober run`` takes them after the command too, and
+reads ``[daemon] log_level``/``log_format``: the command's option wins over the global
+one, and either wins over ``[daemon]``.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import argparse
 import asyncio
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from prober.config.errors import ConfigError
@@ -24,6 +30,10 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13
 """The reader of our output went away (``prober check --json | head -1``), as a shell reports SIGPIPE."""
 CHECK_CONCURRENCY = 16
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+LOG_FORMATS = ["plain", "json"]
+DEFAULT_LOG_LEVEL = "warning"
+"""Of every command but ``run``, whose default is ``[daemon] log_level``."""
 
 
 def _load_or_report(path: str) -> LoadedConfig | None:
@@ -91,7 +101,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from prober.daemon.lifecycle import run
 
-    return run(args.config, log_level=args.daemon_log_level, log_format=args.daemon_log_format,
+    # The command's own option, then the global one; without either, [daemon] decides.
+    return run(args.config, log_level=args.run_log_level or args.log_level,
+               log_format=args.run_log_format or args.log_format,
                shard=args.shard, workers=args.workers, worker=args.worker)
 
 
@@ -116,17 +128,50 @@ def _workers(text: str) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from prober.daemon.demo import run_demo
 
+    if args.log_level is None:  # the demo shows incidents itself: the daemon's warnings would repeat them
+        setup_logging("error", args.log_format or "plain")
     return run_demo(
         config=args.config, duration=args.duration, scenario=args.scenario, interval=args.interval,
-        port=args.port,
+        port=args.port, time_scale=args.time_scale,
     )
 
 
 def cmd_bank(args: argparse.Namespace) -> int:
     from prober.bank import run_bank
 
-    return run_bank(args.host, args.port, scenario=args.scenario, seed=args.seed, profile=args.profile,
-                    keys_dir=args.keys)
+    return run_bank(args.host, args.port, scenario=args.scenario, seed=args.seed, time_scale=args.time_scale,
+                    profile=args.profile, keys_dir=args.keys)
+
+
+def _scenarios_epilog(default: str) -> str:
+    """The ``--scenario`` values and what each plays, from the bank's table of scenarios."""
+    from prober.bank.scenarios import scenario_listing
+
+    lines = ["scenarios (--scenario NAME):"]
+    for name, description in scenario_listing():
+        label = f"  {name}{' (default)' if name == default else ''}"
+        lines.extend(textwrap.wrap(description, width=92, initial_indent=f"{label:30}", subsequent_indent=" " * 30,
+                                   break_on_hyphens=False))
+    return "\n".join(lines)
+
+
+def _time_scale_argument(parser: argparse.ArgumentParser) -> None:
+    from prober.bank.scenarios import DEFAULT_TIME_SCALE, HOUR
+
+    parser.add_argument("--time-scale", type=_seconds_per_hour, default=DEFAULT_TIME_SCALE, metavar="S",
+                        help=f"real seconds one simulated hour of the scenario lasts (default {DEFAULT_TIME_SCALE * HOUR:g})")
+
+
+def _seconds_per_hour(text: str) -> float:
+    from prober.bank.scenarios import HOUR
+
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds greater than zero, got {text!r}")
+    return seconds / HOUR
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -137,8 +182,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prober", description="Synthetic availability prober for banks.")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-format", default="plain", choices=["plain", "json"])
+    parser.add_argument("--log-level", default=None, choices=LOG_LEVELS,
+                        help=f"default {DEFAULT_LOG_LEVEL}; for `run`, [daemon] log_level (default info)")
+    parser.add_argument("--log-format", default=None, choices=LOG_FORMATS,
+                        help="default plain; for `run`, [daemon] log_format")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check a configuration and exit (0 valid, 2 invalid)")
@@ -154,10 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="the daemon: run every check on its schedule until SIGTERM (SIGHUP reloads)")
     p.add_argument("-c", "--config", required=True, help="TOML file or directory of *.toml files")
-    p.add_argument("--log-level", dest="daemon_log_level", default=None,
-                   choices=["debug", "info", "warning", "error"], help="overrides [daemon] log_level")
-    p.add_argument("--log-format", dest="daemon_log_format", default=None, choices=["plain", "json"],
-                   help="overrides [daemon] log_format")
+    p.add_argument("--log-level", dest="run_log_level", default=None, choices=LOG_LEVELS,
+                   help="overrides [daemon] log_level and the global --log-level")
+    p.add_argument("--log-format", dest="run_log_format", default=None, choices=LOG_FORMATS,
+                   help="overrides [daemon] log_format and the global --log-format")
     p.add_argument("--shard", type=_share("shard"), default=None, metavar="K/N",
                    help="run only share K of N of the sites (one instance per machine, same config everywhere)")
     p.add_argument("--workers", type=_workers, default=None, metavar="N",
@@ -165,18 +212,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker", type=_share("worker"), default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("demo", help="simulated bank + prober + live view, on the embedded default config")
+    from prober.bank.scenarios import NO_SCENARIO, TOUR
+
+    p = sub.add_parser("demo", help="simulated bank + prober + live view, on the embedded default config",
+                       epilog=_scenarios_epilog(TOUR), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", default=None, help="configuration to run instead of the embedded default")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--scenario", default=None, help="incident scenario the simulated bank plays")
-    p.add_argument("--interval", type=float, default=3.0, help="seconds between runs of each check (default 3)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="stop after this many seconds (default: when the tour ends; never for the others)")
+    p.add_argument("--scenario", default=TOUR, metavar="NAME",
+                   help=f"what the simulated bank plays (below; default {TOUR}, {NO_SCENARIO} for a quiet bank)")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between runs of each check (default 2)")
+    _time_scale_argument(p)
     p.add_argument("--port", type=int, default=8480, help="port of the simulated bank (a free one if taken)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("bank", help="run the simulated bank")
+    p = sub.add_parser("bank", help="run the simulated bank", epilog=_scenarios_epilog(NO_SCENARIO),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8480)
-    p.add_argument("--scenario", default=None, help="replay a named incident scenario")
+    p.add_argument("--scenario", default=NO_SCENARIO, metavar="NAME", help="what the bank plays (below)")
+    _time_scale_argument(p)
     p.add_argument("--seed", type=int, default=None, help="seed for random faults")
     p.add_argument("--profile", default=None, choices=["berlin-group", "stet", "uk-open-banking"],
                    help="speak this PSD2 standard: its routes, signatures, private_key_jwt (needs --keys)")
@@ -195,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level, args.log_format)
+    setup_logging(args.log_level or DEFAULT_LOG_LEVEL, args.log_format or "plain")
     try:
         code = int(args.func(args))
         sys.stdout.flush()

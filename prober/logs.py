@@ -50,3 +50,5 @@ def setup_logging(level: str = "info", fmt: LogFormat = "plain", instance: str =
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # APScheduler's lines on every job it runs, only when debugging.
+    logging.getLogger("apscheduler").setLevel(logging.NOTSET if level == "debug" else logging.WARNING)

@@ -486,6 +486,37 @@ def test_shipped_scenarios() -> None:
     assert SCENARIOS["healthy-noise"].capabilities == {"login", "accounts", "transfer", "cards", "payments"}
 
 
+
+def test_the_tour_plays_each_capability_in_turn_from_the_table() -> None:
+    from prober.bank.scenarios import HOUR, PLAYABLE, TOUR, make_tour, tour_stops
+
+    tour = PLAYABLE[TOUR]
+    assert not tour.repeat
+    stops = tour_stops(SCENARIOS)
+    assert [s.name for s in stops] == ["intermittent-login", "zero-balances", "transfers-and-cards-down",
+                                       "card-authorisation-outage"]
+    # Each stop's faults are its scenario's, over one span, and the stops do not overlap.
+    spans = []
+    for stop in stops:
+        windows = [w for w in tour.windows if w.label == f"{stop.name}: {stop.description}"]
+        assert [(w.capability, w.fault) for w in windows] == [(w.capability, w.fault) for w in stop.windows]
+        assert len({(w.start_s, w.end_s) for w in windows}) == 1
+        spans.append((windows[0].start_s, windows[0].end_s))
+    assert all(end < next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
+    assert spans[-1][1] < tour.cycle_s  # the bank is healthy again before the tour ends
+    # Any table: a capability's first scenario, background noise left out.
+    table = {
+        "noise": Scenario("noise", "Noise.", tuple(FaultWindow(0, HOUR, c, Fault(mode="intermittent", rate=0.02))
+                                                   for c in ("login", "accounts", "transfer", "cards", "payments")),
+                          cycle_s=HOUR),
+        "b": Scenario("b", "Payments down.", (FaultWindow(0, HOUR, "payments", Fault(mode="down")),), cycle_s=HOUR),
+        "a": Scenario("a", "Accounts wrong.", (FaultWindow(0, HOUR, "accounts", Fault(mode="wrong_data")),),
+                      cycle_s=HOUR),
+    }
+    assert [(w.capability, w.label) for w in make_tour(table).windows] == [
+        ("accounts", "a: Accounts wrong."), ("payments", "b: Payments down.")]
+
+
 async def test_scenario_applies_and_clears_faults_on_time(http: aiohttp.ClientSession) -> None:
     # 1 simulated hour = 0.36 real s: zero balances from 0.36 s to 1.08 s, cycle 1.44 s.
     async with BankServer(seed=1, scenario="zero-balances", time_scale=1e-4) as bank:
@@ -568,7 +599,7 @@ async def test_admin_scenario_without_scenario(bank: BankServer, http: aiohttp.C
 
 
 def test_unknown_scenario_name() -> None:
-    with pytest.raises(ValueError, match="known scenarios: transfers-and-cards-down"):
+    with pytest.raises(ValueError, match="known scenarios: tour, transfers-and-cards-down"):
         BankServer(scenario="meteor-strike")
 
 
@@ -590,7 +621,7 @@ async def test_https_with_trustme() -> None:
 def test_run_bank_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_bank("127.0.0.1", 0, scenario="meteor-strike") == 2
     err = capsys.readouterr().err
-    assert "meteor-strike" in err and "zero-balances" in err
+    assert "meteor-strike" in err and "known scenarios: none, tour, transfers-and-cards-down, zero-balances" in err
 
 
 def test_run_bank_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:

@@ -136,19 +136,14 @@ INVALID = [
      "FILE: daemon.grace_period: duration '8d' is out of range: allowed 1ms to 7d"),
     ("duration-zero", site(step_extra='max_duration = "0s"'), {},
      "FILE: sites[bank].checks[login].steps[token].max_duration: duration '0s' is out of range: allowed 1ms to 7d"),
-    # [influxdb]: each API version its own model, errors named without the union's tag.
-    ("influxdb-v2-key-in-v1", site() + '\n[influxdb]\nurl = "http://h"\napi = "v1"\ndatabase = "d"\ntoken = "t"\n', {},
-     'FILE: influxdb.token: token applies to api = "v2" only, and api = "v1"'),
-    ("influxdb-v1-key-in-v2", site() + '\n[influxdb]\nurl = "http://h"\norg = "o"\nbucket = "b"\ncreate_database = true\n',
-     {}, 'FILE: influxdb.create_database: create_database applies to api = "v1" only, and api = "v2"'),
+    # [influxdb]: each API version its own model, errors named without the union's tag
+    # (the union's own bad inputs are in UNION_CASES below).
     ("influxdb-unknown-key", site() + '\n[influxdb]\nurl = "http://h"\norg = "o"\nbucket = "b"\nbukket = "b"\n', {},
      "FILE: influxdb.bukket: unknown key"),
     ("influxdb-missing-bucket", site() + '\n[influxdb]\nurl = "http://h"\norg = "o"\n', {},
      "FILE: influxdb.bucket: missing required field"),
     ("influxdb-missing-database", site() + '\n[influxdb]\nurl = "http://h"\napi = "v1"\n', {},
      "FILE: influxdb.database: missing required field"),
-    ("influxdb-unknown-api", site() + '\n[influxdb]\nurl = "http://h"\napi = "v3"\n', {},
-     'FILE: influxdb: api must be "v2" or "v1"'),
     ("influxdb-token-file-unreadable",
      site() + '\n[influxdb]\nurl = "http://h"\norg = "o"\nbucket = "b"\ntoken_file = "/nonexistent/t"\n', {},
      "FILE: influxdb: `token_file`: cannot read secret file '/nonexistent/t': No such file or directory"),
@@ -171,6 +166,127 @@ INVALID = [
 ]
 
 
+def _influxdb(body: str) -> str:
+    return site() + "\n[influxdb]\n" + body
+
+
+def _notifier(body: str) -> str:
+    return site() + "\n[[notifiers]]\n" + body
+
+
+def _signing(body: str) -> str:
+    return site(site_extra="[sites.signing]\n" + body)
+
+
+def _oauth(body: str) -> str:
+    return site(step_extra=f"oauth = {{ {body} }}").replace('method = "POST"\npath = "/oauth/token"\n', "")
+
+
+NOTIFIER_TYPES = "(webhook, slack, teams, apprise)"
+API_VERSIONS = "(v2, v1)"
+PROFILES = "(berlin-group, stet, uk-open-banking, rfc9421)"
+AUTH_METHODS = "(private_key_jwt, tls_client_auth, client_secret_post, client_secret_basic)"
+STEP = "FILE: sites[bank].checks[login].steps[token]"
+
+# Every tagged union of the configuration (prober.config.unions): (noun of the union, kind
+# of bad input, id, file text, expected problem or problems, in full). Each union has a
+# case of each kind in BAD_TAG_KINDS.
+UNION_CASES = [
+    ("a notifier type", "wrong tag", "notifier-unknown-type", _notifier('type = "email"\nurl = "https://h"\n'),
+     f'FILE: notifiers[0].type: "email" is not a notifier type {NOTIFIER_TYPES}'),
+    ("a notifier type", "wrong tag", "notifier-type-case", _notifier('name = "ops"\ntype = "Slack"\nurl = "https://h"\n'),
+     f'FILE: notifiers[ops].type: "Slack" is not a notifier type {NOTIFIER_TYPES}'),
+    ("a notifier type", "missing tag", "notifier-without-type", _notifier('url = "https://h"\n'),
+     "FILE: notifiers[0].type: missing required field"),
+    ("a notifier type", "tag of wrong type", "notifier-type-number", _notifier('type = 3\nurl = "https://h"\n'),
+     f"FILE: notifiers[0].type: 3 is not a notifier type {NOTIFIER_TYPES}"),
+    ("a notifier type", "tag of wrong type", "notifier-type-array", _notifier('type = ["slack"]\nurl = "https://h"\n'),
+     f'FILE: notifiers[0].type: ["slack"] is not a notifier type {NOTIFIER_TYPES}'),
+    ("a notifier type", "key of another member", "notifier-apprise-key-in-slack",
+     _notifier('type = "slack"\nurl = "https://h"\nurls = ["mailto://ops@example.net"]\n'),
+     'FILE: notifiers[0].urls: urls applies to type = "apprise" only, not to type = "slack"'),
+    ("a notifier type", "unknown key", "notifier-unknown-key", _notifier('type = "slack"\nurl = "https://h"\nchanel = "x"\n'),
+     "FILE: notifiers[0].chanel: unknown key"),
+    ("a notifier type", "member's required key", "notifier-member-missing-key", _notifier('type = "apprise"\n'),
+     "FILE: notifiers[0]: an apprise notifier needs exactly one of `urls`, `urls_file`"),
+    ("a notifier type", "not a table", "notifier-not-a-table", 'notifiers = ["slack"]\n' + site(),
+     "FILE: notifiers[0]: expected a table, got string"),
+
+    ("an InfluxDB API version", "wrong tag", "influxdb-unknown-api", _influxdb('url = "http://h"\napi = "v3"\n'),
+     f'FILE: influxdb.api: "v3" is not an InfluxDB API version {API_VERSIONS}'),
+    ("an InfluxDB API version", "missing tag", "influxdb-v1-key-without-api",
+     _influxdb('url = "http://h"\ndatabase = "d"\n'),
+     ("FILE: influxdb.org: missing required field", "FILE: influxdb.bucket: missing required field",
+      'FILE: influxdb.database: database applies to api = "v1" only, not to api = "v2" (the default)')),
+    ("an InfluxDB API version", "tag of wrong type", "influxdb-api-number", _influxdb('url = "http://h"\napi = 1\n'),
+     f"FILE: influxdb.api: 1 is not an InfluxDB API version {API_VERSIONS}"),
+    ("an InfluxDB API version", "key of another member", "influxdb-v2-key-in-v1",
+     _influxdb('url = "http://h"\napi = "v1"\ndatabase = "d"\ntoken = "t"\n'),
+     'FILE: influxdb.token: token applies to api = "v2" only, not to api = "v1"'),
+    ("an InfluxDB API version", "key of another member", "influxdb-v1-key-in-v2",
+     _influxdb('url = "http://h"\napi = "v2"\norg = "o"\nbucket = "b"\ncreate_database = true\n'),
+     'FILE: influxdb.create_database: create_database applies to api = "v1" only, not to api = "v2"'),
+    ("an InfluxDB API version", "member's required key", "influxdb-v1-without-database",
+     _influxdb('url = "http://h"\napi = "v1"\n'), "FILE: influxdb.database: missing required field"),
+    ("an InfluxDB API version", "not a table", "influxdb-not-a-table", 'influxdb = "http://h"\n' + site(),
+     "FILE: influxdb: expected a table, got string"),
+
+    ("a signing profile", "wrong tag", "signing-unknown-profile", _signing('profile = "jws"\nkey_file = "/k"\n'),
+     f'FILE: sites[bank].signing.profile: "jws" is not a signing profile {PROFILES}'),
+    ("a signing profile", "missing tag", "signing-without-profile", _signing('key_file = "/k"\nkey_id = "k"\n'),
+     "FILE: sites[bank].signing.profile: missing required field"),
+    ("a signing profile", "tag of wrong type", "signing-profile-boolean", _signing('profile = true\nkey_file = "/k"\n'),
+     f"FILE: sites[bank].signing.profile: true is not a signing profile {PROFILES}"),
+    ("a signing profile", "key of another member", "signing-ob-key-in-stet",
+     _signing('profile = "stet"\nkey_file = "/k"\nkey_id = "https://tpp/qseal"\nissuer = "org/ssa"\n'),
+     'FILE: sites[bank].signing.issuer: issuer applies to profile = "uk-open-banking" only, not to profile = "stet"'),
+    ("a signing profile", "key of another member", "signing-headers-in-ob",
+     _signing('profile = "uk-open-banking"\nkey_file = "/k"\nkey_id = "kid"\nissuer = "org/ssa"\nheaders = ["date"]\n'),
+     'FILE: sites[bank].signing.headers: headers applies to profile = "berlin-group" or "stet" or "rfc9421" only, '
+     'not to profile = "uk-open-banking"'),
+    ("a signing profile", "member's required key", "signing-ob-without-issuer",
+     _signing('profile = "uk-open-banking"\nkey_file = "/k"\nkey_id = "kid"\n'),
+     "FILE: sites[bank].signing.issuer: missing required field"),
+    ("a signing profile", "not a table", "signing-step-not-a-table", site(step_extra='signing = "stet"'),
+     f"{STEP}.signing: expected a table, got string"),
+
+    ("a client authentication method", "wrong tag", "oauth-unknown-auth",
+     _oauth('token_url = "https://t", client_id = "c", auth = "mtls"'),
+     f'{STEP}.oauth.auth: "mtls" is not a client authentication method {AUTH_METHODS}'),
+    ("a client authentication method", "missing tag", "oauth-secret-without-auth",
+     _oauth('token_url = "https://t", client_id = "c", client_secret = "{{ secret }}"'),
+     (f"{STEP}.oauth.key_file: missing required field",
+      f'{STEP}.oauth.client_secret: client_secret applies to auth = "client_secret_post" or "client_secret_basic" '
+      'only, not to auth = "private_key_jwt" (the default)')),
+    ("a client authentication method", "tag of wrong type", "oauth-auth-number",
+     _oauth('token_url = "https://t", client_id = "c", auth = 2'),
+     f"{STEP}.oauth.auth: 2 is not a client authentication method {AUTH_METHODS}"),
+    ("a client authentication method", "key of another member", "oauth-jwt-key-in-mtls",
+     _oauth('token_url = "https://t", client_id = "c", auth = "tls_client_auth", key_file = "/k"'),
+     f'{STEP}.oauth.key_file: key_file applies to auth = "private_key_jwt" only, not to auth = "tls_client_auth"'),
+    ("a client authentication method", "member's required key", "oauth-secret-post-without-secret",
+     _oauth('token_url = "https://t", client_id = "c", auth = "client_secret_post"'),
+     f"{STEP}.oauth.client_secret: missing required field"),
+    ("a client authentication method", "not a table", "oauth-not-a-table", site(step_extra='oauth = "client_credentials"'),
+     f"{STEP}.oauth: expected a table, got string"),
+]
+
+# A check's steps: a step, or { include = "NAME" } (the key `include` picks it).
+STEP_OR_INCLUDE_CASES = [
+    ("include-with-step-key", site(step_extra='include = "token"').replace('name = "token"\n', ""),
+     tuple(f'FILE: sites[bank].checks[login].steps[0].{key}: {key} does not go with include: {{ include = "NAME" }} '
+           "has no other key (the steps come from the step group)" for key in ("method", "path"))),
+    ("include-number", site().replace('[[sites.checks.steps]]\nname = "token"\nmethod = "POST"\npath = "/oauth/token"\n',
+                                      "steps = [ { include = 3 } ]\n"),
+     "FILE: sites[bank].checks[login].steps[0].include: Input should be a valid string"),
+    ("step-not-a-table", site().replace('[[sites.checks.steps]]\nname = "token"\nmethod = "POST"\npath = "/oauth/token"\n',
+                                        'steps = [ "token" ]\n'),
+     "FILE: sites[bank].checks[login].steps[0]: expected a table, got string"),
+]
+
+BAD_TAG_KINDS = {"wrong tag", "missing tag", "tag of wrong type", "key of another member", "not a table"}
+
+
 def write(path: Path, text: str | bytes) -> None:
     if isinstance(text, bytes):
         path.write_bytes(text)
@@ -185,6 +301,42 @@ def test_invalid_config_exact_message(tmp_path: Path, text: str | bytes, env: di
     with pytest.raises(ConfigError) as caught:
         load(path, environ=env)
     assert caught.value.problems[0].replace(str(path), "FILE") == expected
+
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[3:] for c in UNION_CASES] + [c[1:] for c in STEP_OR_INCLUDE_CASES],
+                         ids=[c[2] for c in UNION_CASES] + [c[0] for c in STEP_OR_INCLUDE_CASES])
+def test_union_bad_input_exact_message(tmp_path: Path, text: str, expected: str | tuple[str, ...]) -> None:
+    path = tmp_path / "bank.toml"
+    write(path, text)
+    with pytest.raises(ConfigError) as caught:
+        load(path, environ={})
+    problems = [problem.replace(str(path), "FILE") for problem in caught.value.problems]
+    assert problems == ([expected] if isinstance(expected, str) else list(expected))
+
+
+def test_every_union_has_a_case_of_each_bad_input() -> None:
+    """A union added to the configuration gets its messages from prober.config.unions,
+    and its cases here: this fails until it has them."""
+    from prober.config.loader import read  # noqa: F401 - builds every union of the configuration
+    from prober.config.unions import UNIONS
+
+    covered: dict[str, set[str]] = {}
+    for noun, kind, *_ in UNION_CASES:
+        covered.setdefault(noun, set()).add(kind)
+    assert {union.noun for union in UNIONS} == set(covered)
+    for noun, kinds in covered.items():
+        assert BAD_TAG_KINDS <= kinds, f"{noun}: no case of {BAD_TAG_KINDS - kinds}"
+
+
+def test_union_choices_come_from_the_table() -> None:
+    from prober.config.loader import read  # noqa: F401
+    from prober.config.unions import UNIONS
+    from prober.notify.providers import PROVIDERS
+
+    [notifiers] = [union for union in UNIONS if union.noun == "a notifier type"]
+    assert f"({notifiers.choices})" == NOTIFIER_TYPES
+    assert list(notifiers.members.values()) == list(PROVIDERS)
 
 
 def test_env_default_and_escape(tmp_path: Path) -> None:

@@ -97,7 +97,8 @@ def test_template_checks_work_across_the_expansion(tmp_path: Path) -> None:
 def test_include_with_other_keys_is_refused(tmp_path: Path) -> None:
     text = TRANSFER.format(group="token").replace('{ include = "token" }', '{ include = "token", name = "x" }')
     found = problems(tmp_path, GROUP.format(url="http://127.0.0.1:1") + text)
-    assert found == ["FILE: sites[bank].checks[transfer].steps[x].name: unknown key"]
+    assert found == ['FILE: sites[bank].checks[transfer].steps[x].name: name does not go with include: '
+                     '{ include = "NAME" } has no other key (the steps come from the step group)']
 
 
 def test_idempotency_rule_in_plans(tmp_path: Path) -> None:

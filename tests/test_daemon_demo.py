@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 
 def _demo(tmp_path: Path, *args: str, timeout: float = 40.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -20,11 +22,12 @@ def _demo(tmp_path: Path, *args: str, timeout: float = 40.0) -> subprocess.Compl
 
 
 def test_demo_without_a_tty_prints_plain_summaries(tmp_path: Path) -> None:
-    done = _demo(tmp_path, "--duration", "6", "--interval", "0.5")
+    done = _demo(tmp_path, "--duration", "6", "--interval", "0.5", "--scenario", "none")
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
+    assert re.match(r"Status page: http://127\.0\.0\.1:\d+/ ", out), out[:500]  # the first line
     assert "simulated bank at http://127.0.0.1:" in out
-    assert re.search(r"status page at http://127\.0\.0\.1:\d+/ ", out), out[:500]
+    assert "Scenario: none (a quiet bank)." in out
     for check, kind in [("login", "login"), ("accounts", "accounts"), ("transfer", "transfer"),
                         ("cards", "cards"), ("card-authorisation", "payments")]:
         assert f"simbank/{check} ({kind}): ok" in out, out[-3000:]
@@ -48,7 +51,7 @@ database = "prod"
 state_dir = "prod-state"
 health_listen = ""
 """)
-    done = _demo(tmp_path, "-c", str(config), "--duration", "3", "--interval", "0.5")
+    done = _demo(tmp_path, "-c", str(config), "--duration", "3", "--interval", "0.5", "--scenario", "none")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "simbank/accounts (accounts): ok" in done.stdout, done.stdout[-2000:]
     assert "127.0.0.1:9" not in done.stderr  # never tried the configured InfluxDB
@@ -77,21 +80,22 @@ def test_demo_scenario_reaches_the_bank(tmp_path: Path) -> None:
     name = next(iter(SCENARIOS))
     done = _demo(tmp_path, "--duration", "2", "--interval", "0.5", "--scenario", name)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"(scenario: {name})" in done.stdout
+    assert f"Scenario: {name} (played every " in done.stdout
 
 
 def test_demo_live_view_on_a_terminal_and_sigterm(tmp_path: Path) -> None:
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prober", "demo", "--port", "0", "--interval", "0.5"],
+        [sys.executable, "-m", "prober", "demo", "--port", "0", "--interval", "0.4", "--time-scale", "1"],
         cwd=tmp_path, stdin=slave, stdout=slave, stderr=subprocess.DEVNULL,
         env={**os.environ, "COLUMNS": "160", "LINES": "40", "TERM": "xterm"},
     )
     os.close(slave)
     output = b""
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 40
     try:
-        while time.monotonic() < deadline and b"ok" not in output.split(b"bank-prober demo", 1)[-1]:
+        # The tour's first incident, printed above the live grid.
+        while time.monotonic() < deadline and b"incident opened: simbank/login" not in output:
             try:
                 output += os.read(master, 65536)
             except OSError:
@@ -114,3 +118,73 @@ def test_demo_live_view_on_a_terminal_and_sigterm(tmp_path: Path) -> None:
     assert code == 0, text[-2000:]
     assert "bank-prober demo" in text and "capability × bank" in text and "payments" in text
     assert "● OK" in text and "login ok" in text
+    assert "bank: intermittent-login: 30 % of logins fail" in text
+    assert "incident opened: simbank/login: check login fails at" in text
+
+
+def test_demo_default_is_a_tour_of_the_scenarios_each_capability_in_turn(tmp_path: Path) -> None:
+    """The tour at 5 times the default pace (a run every 0.4 s, an hour in 1 s): each stop
+    of the tour opens its capabilities' incidents and resolves them before the next stop,
+    then the demo ends by itself with one line on what it kept."""
+    from prober.bank.scenarios import CAPABILITIES, SCENARIOS, tour_stops
+    from prober.daemon.demo import NO_DATABASE
+
+    done = _demo(tmp_path, "--interval", "0.4", "--time-scale", "1", timeout=150)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert re.match(r"Status page: http://127\.0\.0\.1:\d+/ ", out), out[:500]
+    assert "Scenario: tour (played once, 44s)." in out
+    events = re.findall(r"^\[[\d:]{8}\] incident (opened|resolved): simbank/(\w+)", out, re.MULTILINE)
+    stops = [sorted(c for c in CAPABILITIES if c in stop.capabilities) for stop in tour_stops(SCENARIOS)]
+    assert [kinds for kinds in stops] == [["login"], ["accounts"], ["cards", "transfer"], ["payments"]]
+    expected = [(event, kind) for kinds in stops for event in ("opened", "resolved") for kind in kinds]
+    in_turn = [(event, kind) for group in _stop_groups(events, stops) for event, kind in group]
+    assert in_turn == expected, "\n".join(line for line in out.splitlines() if "] " in line)
+    bank_lines = re.findall(r"^\[[\d:]{8}\] bank: (\S+?):", out, re.MULTILINE)
+    assert bank_lines == [stop.name for stop in tour_stops(SCENARIOS)]
+    assert "The tour is over: 5 incidents opened, 5 resolved." in out
+    assert out.splitlines()[-1] == NO_DATABASE
+    assert "Traceback" not in done.stderr and "WARNING" not in done.stderr, done.stderr[-2000:]
+
+
+def _stop_groups(events: list[tuple[str, str]], stops: list[list[str]]) -> list[list[tuple[str, str]]]:
+    """``events`` cut in the tour's order: each stop's openings, then its resolutions
+    (sorted within each, since a stop's capabilities fail together)."""
+    groups, at = [], 0
+    for kinds in stops:
+        for _ in ("opened", "resolved"):
+            groups.append(sorted(events[at:at + len(kinds)]))
+            at += len(kinds)
+    return groups + ([events[at:]] if events[at:] else [])
+
+
+def test_demo_stop_says_it_wrote_to_no_database(tmp_path: Path) -> None:
+    """Instead of the daemon's warning about points left in its spool: one plain line."""
+    from prober.daemon.demo import NO_DATABASE
+
+    done = subprocess.run(
+        [sys.executable, "-m", "prober", "--log-level", "info", "demo", "--port", "0", "--scenario", "none",
+         "--duration", "3", "--interval", "0.5"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "INFO" in done.stderr and "prober stopped:" in done.stderr  # the level is info: the daemon's lines show
+    assert "in the spool" not in done.stderr and "WARNING" not in done.stderr, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == NO_DATABASE
+    assert NO_DATABASE == ("The demo writes to no database: its results and incidents were kept in a temporary "
+                           "directory, removed as it ended.")
+
+
+@pytest.mark.parametrize(("command", "default"), [("demo", "tour"), ("bank", "none")])
+def test_help_lists_every_scenario_from_the_table(command: str, default: str) -> None:
+    from prober.bank.scenarios import PLAYABLE
+
+    done = subprocess.run([sys.executable, "-m", "prober", command, "--help"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    listing = done.stdout.split("scenarios (--scenario NAME):\n", 1)[1]
+    names = re.findall(r"^  (\S+)", listing, re.MULTILINE)
+    assert names == ["none", *PLAYABLE]
+    assert list(PLAYABLE)[:2] == ["tour", "transfers-and-cards-down"]
+    assert re.search(rf"^  {default} \(default\) ", listing, re.MULTILINE), listing
+    for name, scenario in PLAYABLE.items():
+        first_words = " ".join(scenario.description.split()[:4])
+        assert re.search(rf"^  {re.escape(name)}(?: \(default\))? +{re.escape(first_words)}", listing, re.MULTILINE)

@@ -131,4 +131,5 @@ headers = { Authorization = "Bearer x" }
 ''')
     with pytest.raises(ConfigError) as info:
         load(config)
-    assert any(p.endswith("notifiers[0].apprise.headers: unknown key") for p in info.value.problems), info.value.problems
+    assert info.value.problems == [
+        f'{config}: notifiers[0].headers: headers applies to type = "webhook" only, not to type = "apprise"']

@@ -242,7 +242,7 @@ async def test_tls_client_auth_authenticates_with_the_sites_certificate(tmp_path
     ('key_file = "{key}", scope = "{{{{ nope }}}}"',
      "sites[psd2].checks[accounts].steps[token].oauth: uses {{ nope }}, which is not a site var or secret"),
     ('auth = "client_secret_post"',
-     "sites[psd2].checks[accounts].steps[token].oauth: auth 'client_secret_post' needs `client_secret`"),
+     "sites[psd2].checks[accounts].steps[token].oauth.client_secret: missing required field"),
     ('key_file = "{key}", grant = "refresh_token"',
      "sites[psd2].checks[accounts].steps[token].oauth: grant 'refresh_token' needs `refresh_token`"),
 ])

@@ -22,7 +22,7 @@ from multidict import CIMultiDict
 from prober.bank import BankServer
 from prober.bank.signatures import SignatureProfile, signature_middleware
 from prober.loading import load
-from prober.config.signing import SigningConfig
+from prober.config.signing import signing_config
 from prober.results import Outcome
 from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer, signing_middleware
@@ -99,7 +99,7 @@ async def test_stet_key_id_of_another_key_does_not_verify(tmp_path: Path) -> Non
 
 def test_berlin_group_signature_verifies_from_the_standards_text(tmp_path: Path) -> None:
     key = make_key(tmp_path, "tpp")
-    signer = build_signer(SigningConfig(profile="berlin-group", key_file=str(key.key_file),
+    signer = build_signer(signing_config(profile="berlin-group", key_file=str(key.key_file),
                                         certificate_file=str(key.certificate_file)))
     body = b'{"instructedAmount": {"amount": "0.01"}}'
     headers = CIMultiDict({"X-Request-ID": "99391c7e-ad88-49ec-a2ad-99ddcb1f7721", "PSU-ID": "PSU-1234",
@@ -125,7 +125,7 @@ def test_berlin_group_signature_verifies_from_the_standards_text(tmp_path: Path)
 
 def test_stet_ecdsa_signature_is_der_and_digest_only_with_a_body(tmp_path: Path) -> None:
     key = make_key(tmp_path, "tpp", "ec")
-    signer = build_signer(SigningConfig(profile="stet", key_file=str(key.key_file), key_id=STET_KEY_ID))
+    signer = build_signer(signing_config(profile="stet", key_file=str(key.key_file), key_id=STET_KEY_ID))
     headers = CIMultiDict({"X-Request-ID": "r-1"})
     signer.sign(Outgoing("GET", "https", "api.bank.example", "/stet/psd2/v1.6/accounts", headers, b""))
     assert "Digest" not in headers and "TPP-Signature-Certificate" not in headers
@@ -140,7 +140,7 @@ def test_stet_ecdsa_signature_is_der_and_digest_only_with_a_body(tmp_path: Path)
 async def test_a_changed_body_fails_on_its_digest(tmp_path: Path) -> None:
     """Sign one body, send another: the bank names the digest."""
     key = make_key(tmp_path, "tpp")
-    signer = build_signer(SigningConfig(profile="stet", key_file=str(key.key_file), key_id=STET_KEY_ID))
+    signer = build_signer(signing_config(profile="stet", key_file=str(key.key_file), key_id=STET_KEY_ID))
     signatures = bank_profile("stet", key)
 
     async def tamper(request, handler):  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from multidict import CIMultiDict
 from prober.bank import BankServer
 from prober.bank.signatures import SignatureProfile
 from prober.loading import load
-from prober.config.signing import SigningConfig
+from prober.config.signing import signing_config
 from prober.results import Outcome
 from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer
@@ -48,7 +48,7 @@ async def test_a_signature_of_another_key_is_auth(tmp_path: Path) -> None:
 
 def test_signature_input_covers_the_request_and_the_body_digest(tmp_path: Path) -> None:
     key = make_key(tmp_path, "tpp")
-    signer = build_signer(SigningConfig(profile="rfc9421", key_file=str(key.key_file), key_id="tpp-key-1",
+    signer = build_signer(signing_config(profile="rfc9421", key_file=str(key.key_file), key_id="tpp-key-1",
                                         expires_in="5m"))  # type: ignore[arg-type]
     headers: CIMultiDict[str] = CIMultiDict()
     signer.sign(Outgoing("POST", "https", "api.bank.example", "/v1/payments?x=1", headers, b'{"a": 1}'))

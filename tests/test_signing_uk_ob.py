@@ -14,7 +14,7 @@ from multidict import CIMultiDict
 from prober.bank import BankServer
 from prober.bank.signatures import SignatureProfile
 from prober.loading import load
-from prober.config.signing import SigningConfig
+from prober.config.signing import signing_config
 from prober.results import Outcome
 from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer
@@ -37,7 +37,7 @@ def write_config(tmp_path: Path, url: str, key: KeyFiles, kid: str = KID) -> Pat
 
 def test_detached_jws_has_the_profiles_header_and_verifies(tmp_path: Path) -> None:
     key = make_key(tmp_path, "ob")
-    signer = build_signer(SigningConfig(profile="uk-open-banking", key_file=str(key.key_file), key_id=KID, issuer=ISSUER))
+    signer = build_signer(signing_config(profile="uk-open-banking", key_file=str(key.key_file), key_id=KID, issuer=ISSUER))
     body = b'{"Data": {"ConsentId": "c-1"}, "Risk": {}}'
     headers: CIMultiDict[str] = CIMultiDict()
     signer.sign(Outgoing("POST", "https", "ob.bank.example", "/open-banking/v3.1/pisp/domestic-payments", headers, body))
@@ -57,7 +57,7 @@ def test_detached_jws_has_the_profiles_header_and_verifies(tmp_path: Path) -> No
 
 def test_requests_without_a_body_are_not_signed(tmp_path: Path) -> None:
     key = make_key(tmp_path, "ob")
-    signer = build_signer(SigningConfig(profile="uk-open-banking", key_file=str(key.key_file), key_id=KID, issuer=ISSUER))
+    signer = build_signer(signing_config(profile="uk-open-banking", key_file=str(key.key_file), key_id=KID, issuer=ISSUER))
     headers: CIMultiDict[str] = CIMultiDict()
     signer.sign(Outgoing("GET", "https", "ob.bank.example", "/open-banking/v3.1/aisp/accounts", headers, b""))
     assert "x-jws-signature" not in headers
@@ -99,4 +99,4 @@ async def test_validate_names_a_missing_issuer(tmp_path: Path) -> None:
     config.write_text(config.read_text().replace(f'  issuer = "{ISSUER}"\n', ""))
     done = await run_prober("validate", "-c", str(config))
     assert done.returncode == 2
-    assert "sites[ob].signing: profile 'uk-open-banking' needs `issuer`" in done.stderr
+    assert "sites[ob].signing.issuer: missing required field" in done.stderr

@@ -7,19 +7,27 @@ It is the target of the test suite and of ``prober demo``::
         ...  # probe bank.url
 
 ``prober bank`` runs it alone (:func:`run_bank`), optionally playing one of the
-:data:`SCENARIOS`, compressed-time replays of real incidents.
+:data:`SCENARIOS`, compressed-time replays of real incidents, or the tour of them
+(:data:`TOUR`, what ``prober demo`` plays).
 """
 
 from .faults import CAPABILITIES, MODES, Fault, FaultError, FaultRegistry
-from .scenarios import DEFAULT_TIME_SCALE, SCENARIOS, FaultWindow, Scenario, ScenarioRunner
+from .scenarios import (
+    DEFAULT_TIME_SCALE, HOUR, NO_SCENARIO, PLAYABLE, SCENARIOS, TOUR, FaultWindow, Scenario, ScenarioRunner,
+    scenario_listing, scenario_named,
+)
 from .server import BankServer, run_bank
 from .state import BankState
 
 __all__ = [
     "CAPABILITIES",
     "DEFAULT_TIME_SCALE",
+    "HOUR",
     "MODES",
+    "NO_SCENARIO",
+    "PLAYABLE",
     "SCENARIOS",
+    "TOUR",
     "BankServer",
     "BankState",
     "Fault",
@@ -29,4 +37,6 @@ __all__ = [
     "Scenario",
     "ScenarioRunner",
     "run_bank",
+    "scenario_listing",
+    "scenario_named",
 ]

@@ -6,6 +6,10 @@ and clearing faults at the right moments; real time = simulated time × ``time_s
 (the default, :data:`DEFAULT_TIME_SCALE`, plays one simulated hour in five real seconds).
 Its windows and the transitions it actually made are the known truth a benchmark
 compares detection times with.
+
+:data:`SCENARIOS` is the table of incident replays; :func:`make_tour` builds from it the
+tour ``prober demo`` plays by default (each capability failing and recovering in turn,
+once), and :data:`PLAYABLE` holds both, by name.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,13 +150,86 @@ SCENARIOS: dict[str, Scenario] = {
 """The shipped scenarios, by name."""
 
 
+TOUR = "tour"
+"""The name of the tour of :data:`SCENARIOS` (what ``prober demo`` plays by default)."""
+
+TOUR_LEAD_IN_S = 0.5 * HOUR
+"""Healthy time before the first stop of the tour (every check reports ok first)."""
+
+TOUR_STEADY_STOP = (4 * HOUR, 4 * HOUR)
+"""Failing, then healthy, simulated seconds of a stop whose faults are steady."""
+
+TOUR_RATE_STOP = (9 * HOUR, 11 * HOUR)
+"""The same for a stop with a failure rate (mode ``intermittent``): an incident of a rate
+opens after more runs, and resolves after 20 passing runs in a row."""
+# Paced for `prober demo`'s defaults (a run of each check every 2 s, an hour in 5 s: 2.5
+# runs an hour) and the default incident thresholds: a steady outage fails ~10 runs (3
+# open it) and is healthy ~10 (6 resolve a short one); a 30 % rate per request fails a
+# 3-request journey 66 % of its ~22 runs (8 of 20 open it) and is healthy ~27 (20 resolve it).
+
+
+def tour_stops(scenarios: Mapping[str, Scenario]) -> list[Scenario]:
+    """The stops of the tour: for each capability in turn (:data:`CAPABILITIES` order),
+    the first scenario of ``scenarios`` that makes it fail, once each; scenarios that
+    drive every capability at once (background noise) are left out."""
+    stops: list[Scenario] = []
+    for capability in CAPABILITIES:
+        first = next((s for s in scenarios.values()
+                      if capability in s.capabilities and s.capabilities != frozenset(CAPABILITIES)), None)
+        if first is not None and first not in stops:
+            stops.append(first)
+    return stops
+
+
+def make_tour(scenarios: Mapping[str, Scenario]) -> Scenario:
+    """Each capability failing and recovering in turn, played once: the faults of each of
+    :func:`tour_stops`, shortened to a stop of the tour, then a healthy bank until its
+    incidents are resolved. Each window's label is its scenario's name and description."""
+    windows: list[FaultWindow] = []
+    t = TOUR_LEAD_IN_S
+    stops = tour_stops(scenarios)
+    for stop in stops:
+        rate = any(window.fault.mode == "intermittent" for window in stop.windows)
+        failing, healthy = TOUR_RATE_STOP if rate else TOUR_STEADY_STOP
+        windows.extend(FaultWindow(t, t + failing, window.capability, window.fault, f"{stop.name}: {stop.description}")
+                       for window in stop.windows)
+        t += failing + healthy
+    played = ", ".join(f"{' and '.join(c for c in CAPABILITIES if c in stop.capabilities)} ({stop.name})"
+                       for stop in stops)
+    return Scenario(TOUR, f"Each capability failing and recovering in turn, once ({t * DEFAULT_TIME_SCALE / 60:.1f} "
+                          f"min at the default time scale): {played}.", tuple(windows), cycle_s=t, repeat=False)
+
+
+PLAYABLE: dict[str, Scenario] = {TOUR: make_tour(SCENARIOS), **SCENARIOS}
+"""Every scenario the bank plays by name: the tour, then :data:`SCENARIOS`."""
+
+NO_SCENARIO = "none"
+"""``--scenario none``: a quiet bank."""
+
+
+def scenario_listing() -> list[tuple[str, str]]:
+    """``(name, description)`` of every ``--scenario`` value, for ``--help``."""
+    return [(NO_SCENARIO, "A quiet bank: every answer right, at once."),
+            *((name, scenario.description) for name, scenario in PLAYABLE.items())]
+
+
+def scenario_named(name: str | None) -> Scenario | None:
+    """The scenario of a ``--scenario`` value (None for ``none`` or no value); raises
+    ``ValueError`` listing the values for an unknown one."""
+    if name in (None, NO_SCENARIO):
+        return None
+    if name not in PLAYABLE:
+        raise ValueError(f"unknown scenario {name!r}; known scenarios: {', '.join([NO_SCENARIO, *PLAYABLE])}")
+    return PLAYABLE[name]
+
+
 def get_scenario(name: str) -> Scenario:
-    """The shipped scenario ``name``; ``ValueError`` listing the known names otherwise."""
+    """The scenario ``name`` (:data:`PLAYABLE`); ``ValueError`` listing the names otherwise."""
     try:
-        return SCENARIOS[name]
+        return PLAYABLE[name]
     except KeyError:
         raise ValueError(
-            f"unknown scenario {name!r}; known scenarios: {', '.join(SCENARIOS)}"
+            f"unknown scenario {name!r}; known scenarios: {', '.join(PLAYABLE)}"
         ) from None
 
 

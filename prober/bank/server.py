@@ -18,7 +18,7 @@ from .faults import FaultRegistry, guard
 from .oauth import OAuthServer, binding_middleware
 from .psd2 import PROFILE_ROUTES, Psd2Api
 from .signatures import SignatureProfile, signature_middleware
-from .scenarios import DEFAULT_TIME_SCALE, SCENARIOS, Scenario, ScenarioRunner, get_scenario
+from .scenarios import DEFAULT_TIME_SCALE, Scenario, ScenarioRunner, get_scenario, scenario_named
 from .state import BankState
 
 # In-flight requests get this long to finish at shutdown before they are cancelled.
@@ -32,7 +32,7 @@ class BankServer:
     ``bank.url`` is the base URL with the real bound port, ``bank.faults`` the
     :class:`~prober.bank.faults.FaultRegistry`, ``bank.state`` the in-memory
     :class:`~prober.bank.state.BankState`. ``seed`` makes intermittent failures
-    reproducible; ``scenario`` (a name from :data:`SCENARIOS` or a :class:`Scenario`)
+    reproducible; ``scenario`` (a name from :data:`PLAYABLE` or a :class:`Scenario`)
     is played from start-up with ``time_scale`` real seconds per simulated second.
     With ``ssl_context`` the bank serves HTTPS; with ``signatures`` it refuses business
     requests not signed as that PSD2 profile requires (401, reason in the body); with
@@ -184,18 +184,17 @@ def run_bank(
     if profile is not None and (profile not in PROFILE_ROUTES or keys_dir is None):
         print(f"prober bank: --profile needs --keys DIR and one of {', '.join(PROFILE_ROUTES)}", file=sys.stderr)
         return 2
-    if scenario is not None and scenario not in SCENARIOS:
-        print(
-            f"prober bank: unknown scenario {scenario!r}; known scenarios: {', '.join(SCENARIOS)}",
-            file=sys.stderr,
-        )
+    try:
+        played = scenario_named(scenario)
+    except ValueError as exc:
+        print(f"prober bank: {exc}", file=sys.stderr)
         return 2
     psd2 = profiles.setup(profile, Path(keys_dir)) if profile is not None and keys_dir is not None else None
-    return asyncio.run(_serve(host, port, scenario, seed, time_scale, psd2))
+    return asyncio.run(_serve(host, port, played, seed, time_scale, psd2))
 
 
 async def _serve(
-    host: str, port: int, scenario: str | None, seed: int | None, time_scale: float,
+    host: str, port: int, scenario: Scenario | None, seed: int | None, time_scale: float,
     psd2: profiles.ProfileSetup | None = None,
 ) -> int:
     bank = BankServer(host, port, seed=seed, scenario=scenario, time_scale=time_scale,
@@ -213,7 +212,7 @@ async def _serve(
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     try:
-        print(f"bank listening on {bank.url} (scenario: {scenario or 'none'})", flush=True)
+        print(f"bank listening on {bank.url} (scenario: {scenario.name if scenario else 'none'})", flush=True)
         if psd2 is not None:
             env_file = psd2.write_env(bank.url)
             print(f"{psd2.profile} profile: keys in {psd2.directory}, environment for the example in {env_file}",

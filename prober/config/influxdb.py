@@ -19,8 +19,9 @@ Example (InfluxDB 1.x ``/write``)::
 
 Each API version owns its model (:class:`InfluxDBv2Config`, :class:`InfluxDBv1Config`);
 ``api`` (default ``"v2"``) chooses which one validates the section
-(:data:`InfluxDBConfig`), so a v1 key in a v2 section is an unknown key, and a required
-key of the chosen version is reported missing by name.
+(:data:`InfluxDBConfig`, a :func:`~prober.config.unions.tagged_union`), so a v1 key in a
+v2 section is reported as such, and a required key of the chosen version is reported
+missing by name.
 
 Without an ``[influxdb]`` section the prober runs on the embedded default
 (:class:`SpoolConfig`): results are kept in the local spool only, and replayed into
@@ -36,12 +37,13 @@ from __future__ import annotations
 import base64
 import os
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator, model_validator
 
 from prober.config.types import STRICT, Duration, Precision, secret_from_file
+from prober.config.unions import tagged_union
 
 DEFAULT_SPOOL_DIR = "var/spool"
 """Where failed batches are kept, relative to the working directory unless absolute."""
@@ -212,31 +214,9 @@ class InfluxDBv1Config(_InfluxDBBase):
         return InfluxQLTarget(self.database, self.retention_policy, auth)
 
 
-API_VERSIONS: dict[str, type[_InfluxDBBase]] = {"v2": InfluxDBv2Config, "v1": InfluxDBv1Config}
-"""``api`` → the model of that version's section: the one table of versions."""
-
-
-def _api_version(data: Any) -> str:
-    """The union's tag: ``api`` of a TOML table (``"v2"`` when absent) or of a model."""
-    if isinstance(data, dict):
-        return data.get("api", "v2")
-    return getattr(data, "api", "v2")  # not a table at all: the default version says so
-
-
-InfluxDBConfig = Annotated[
-    Union[tuple(Annotated[model, Tag(api)] for api, model in API_VERSIONS.items())],  # noqa: UP007
-    Discriminator(_api_version, custom_error_type="influxdb_api",
-                  custom_error_message="api must be " + " or ".join(f'"{api}"' for api in API_VERSIONS)),
-]
-"""The ``[influxdb]`` section: validated by the model of its ``api`` version."""
-
-
-def other_version_of(key: str, api: str) -> str | None:
-    """The API version a key of ``[influxdb]`` belongs to when it is not ``api``'s (for the
-    message of an unknown key: ``token applies to api = "v2" only``)."""
-    if key in API_VERSIONS[api].model_fields:
-        return None
-    return next((other for other, model in API_VERSIONS.items() if key in model.model_fields), None)
+InfluxDBConfig = tagged_union("api", (InfluxDBv2Config, InfluxDBv1Config), "an InfluxDB API version", default="v2")
+"""The ``[influxdb]`` section: validated by the model of its ``api`` version (the one
+table of versions; ``api`` defaults to ``"v2"``)."""
 
 
 _ADAPTER: TypeAdapter[_InfluxDBBase] = TypeAdapter(InfluxDBConfig, config=ConfigDict(hide_input_in_errors=True))

@@ -13,6 +13,7 @@ on top of it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -24,8 +25,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from prober.config.errors import ConfigError
-from prober.config.influxdb import API_VERSIONS, other_version_of
 from prober.config.model import STEP_OR_INCLUDE_TAGS, Config
+from prober.config.unions import TaggedUnion, union_of_error, union_of_tag
 
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
@@ -143,6 +144,9 @@ def _index(path: str, i: int, item: Any) -> str:
     return f"{path}[{name}]" if isinstance(name, str) and name else f"{path}[{i}]"
 
 
+_TABLE_EXPECTED = frozenset({"model_type", "dict_type", "model_attributes_type"})
+"""Error types of a value that should have been a table."""
+
 _MESSAGES = {
     "missing": "missing required field",
     "missing_argument": "missing required field",
@@ -157,23 +161,84 @@ def _describe(
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         loc = tuple(part for part in error["loc"] if part not in STEP_OR_INCLUDE_TAGS)
-        api = None
-        if loc[:1] == ("influxdb",) and len(loc) > 1 and loc[1] in API_VERSIONS:
-            api, loc = str(loc[1]), loc[:1] + loc[2:]  # the version's union tag: not a key
-        path, node = "", data
-        for part in loc:
-            if isinstance(part, int) and isinstance(node, list) and part < len(node):
-                path = _index(path, part, node[part])
-                node = node[part]
-            else:
-                path = f"{path}.{part}" if path else str(part)
-                node = node.get(part) if isinstance(node, dict) else None
+        at = _walk(loc, data)
         if loc and loc[0] == "sites" and len(loc) > 1 and isinstance(loc[1], int):
             file = site_origin.get(loc[1], str(default))
         else:
             file = str(owners.get(str(loc[0]), default)) if loc else str(default)
-        message = _MESSAGES.get(error["type"]) or error["msg"].removeprefix("Value error, ")
-        if api and error["type"] == "extra_forbidden" and (other := other_version_of(str(loc[-1]), api)):
-            message = f'{loc[-1]} applies to api = "{other}" only, and api = "{api}"'
+        path, message = at.path, _MESSAGES.get(error["type"]) or error["msg"].removeprefix("Value error, ")
+        if (union := union_of_error(error["type"])) is not None:
+            path, message = _wrong_tag(union, at.node, at.path)
+        elif error["type"] in _TABLE_EXPECTED and not isinstance(at.node, dict):
+            message = f"expected a table, got {_type_name(at.node)}"  # never the value: it may be a secret
+        elif error["type"] == "extra_forbidden" and error["loc"][-2:-1] == ("Include",):
+            message = (f'{loc[-1]} does not go with include: {{ include = "NAME" }} has no other key '
+                       "(the steps come from the step group)")
+        elif error["type"] == "extra_forbidden" and at.member is not None and isinstance(at.parent, dict):
+            message = _key_of_another_member(at.member, at.parent, str(loc[-1])) or message
         problems.append(f"{file}: {path or '<top>'}: {message}")
     return problems
+
+
+@dataclass(slots=True)
+class _Place:
+    """Where an error's location leads in the data as written."""
+
+    path: str = ""
+    """As messages write it: ``sites[bank].checks[login].steps[token].oauth``."""
+    node: Any = None
+    """The value there (None when it is absent)."""
+    parent: Any = None
+    """The table or array holding it."""
+    member: TaggedUnion | None = None
+    """The union whose member ``parent`` is, when the location names its tag."""
+
+
+def _walk(loc: tuple[int | str, ...], data: dict[str, Any]) -> _Place:
+    """Follow ``loc`` through ``data``, leaving out the unions' tags (not keys)."""
+    at = _Place(node=data)
+    union: TaggedUnion | None = None
+    for part in loc:
+        if (tagged := union_of_tag(at.node, part)) is not None:
+            union = tagged
+            continue
+        at.parent, at.member, union = at.node, union, None
+        if isinstance(part, int) and isinstance(at.node, list) and part < len(at.node):
+            at.path = _index(at.path, part, at.node[part])
+            at.node = at.node[part]
+        else:
+            at.path = f"{at.path}.{part}" if at.path else str(part)
+            at.node = at.node.get(part) if isinstance(at.node, dict) else None
+    return at
+
+
+def _wrong_tag(union: TaggedUnion, node: Any, path: str) -> tuple[str, str]:
+    """Where and what is wrong when no member of ``union`` could be picked for ``node``."""
+    if not isinstance(node, dict):
+        return path, f"expected a table, got {_type_name(node)}"
+    where = f"{path}.{union.field}" if path else union.field
+    if union.field not in node:
+        return where, "missing required field"
+    return where, f"{_shown(node[union.field])} is not {union.noun} ({union.choices})"
+
+
+def _key_of_another_member(union: TaggedUnion, table: dict[str, Any], key: str) -> str | None:
+    """``urls applies to type = "apprise" only, not to type = "slack"`` for an unknown
+    ``key`` of ``table`` that another member of ``union`` has (None when none has it)."""
+    others = union.tags_accepting(key)
+    tag = union.tag_of(table)
+    if not others or tag is None:
+        return None
+    listed = " or ".join(_shown(other) for other in others)
+    unset = "" if union.field in table else " (the default)"
+    return f"{key} applies to {union.field} = {listed} only, not to {union.field} = {_shown(tag)}{unset}"
+
+
+def _type_name(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    """A value as TOML writes it (``"email"``, ``3``, ``true``), for messages."""
+    return json.dumps(value, ensure_ascii=False, default=str)

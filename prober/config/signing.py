@@ -20,64 +20,96 @@ Profiles::
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, field_validator
 
 from prober.config.types import STRICT, Duration
-
-Profile = Literal["berlin-group", "stet", "uk-open-banking", "rfc9421"]
+from prober.config.unions import tagged_union
 
 RFC9421_ALGORITHMS = ("rsa-pss-sha512", "rsa-v1_5-sha256", "ecdsa-p256-sha256", "ecdsa-p384-sha384", "ed25519")
 
 
-class SigningConfig(BaseModel):
-    """How requests of a site (or of one step) are signed."""
+class _Signing(BaseModel):
+    """What every profile has: the key, its certificate and keyId."""
 
     model_config = STRICT
 
-    profile: Profile
+    profile: str
     key_file: str
     """PEM (or DER) private key: the QSealC key for Berlin Group and STET, the signing
     key registered in the Open Banking directory for UK Open Banking."""
     key_password_file: str | None = None
     """File holding the passphrase of an encrypted key."""
     certificate_file: str | None = None
-    """PEM certificate of the key. Required for Berlin Group (sent in
-    TPP-Signature-Certificate, keyId derived from it); checked against the key when set."""
+    """PEM certificate of the key; checked against the key when set."""
     key_id: str | None = None
-    """keyId / kid. STET: the URL where the bank fetches the QSealC (required). UK Open
-    Banking: the kid of the key in the directory (required). Berlin Group: derived from
-    the certificate (``SN=<serial>,CA=<issuer>``) unless set. RFC 9421: the ``keyid``
-    parameter (required)."""
+    """keyId / kid (each profile says whether it is required)."""
+
+
+class _CoveredHeaders(_Signing):
+    """A profile whose signature covers a list of headers (components)."""
+
     headers: list[str] | None = None
     """Covered headers, lower case, ``(request-target)`` (cavage) or ``@method``-style
     derived components (RFC 9421). Defaults to what the profile requires."""
-    issuer: str | None = None
-    """UK Open Banking ``http://openbanking.org.uk/iss``: the organisation / software
-    statement id the directory knows the key by (required for that profile)."""
-    trust_anchor: str = "openbanking.org.uk"
-    """UK Open Banking ``http://openbanking.org.uk/tan``."""
-    algorithm: Literal[RFC9421_ALGORITHMS] | None = None  # type: ignore[valid-type]
-    """RFC 9421 only: the algorithm; derived from the key type when unset."""
-    label: str = Field(default="sig1", pattern=r"^[a-z][a-z0-9_\-.*]{0,31}$")
-    """RFC 9421 only: the signature's label in Signature-Input and Signature."""
-    expires_in: Duration | None = None
-    """RFC 9421 only: adds an ``expires`` parameter this long after ``created``."""
 
-    @model_validator(mode="after")
-    def _profile_needs(self) -> SigningConfig:
-        needs = {
-            "berlin-group": ("certificate_file",),
-            "stet": ("key_id",),
-            "uk-open-banking": ("key_id", "issuer"),
-            "rfc9421": ("key_id",),
-        }[self.profile]
-        missing = [name for name in needs if getattr(self, name) is None]
-        if missing:
-            raise ValueError(f"profile {self.profile!r} needs {', '.join(f'`{m}`' for m in missing)}")
-        if self.headers is not None and not self.headers:
+    @field_validator("headers")
+    @classmethod
+    def _some_headers(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
             raise ValueError("`headers` must name at least one header (or be left out for the profile's default)")
-        if self.algorithm is not None and self.profile != "rfc9421":
-            raise ValueError("`algorithm` applies to profile 'rfc9421' only (the other profiles fix it)")
-        return self
+        return value
+
+
+class BerlinGroupSigning(_CoveredHeaders):
+    """``profile = "berlin-group"``: the certificate is sent in TPP-Signature-Certificate,
+    and keyId is derived from it (``SN=<serial>,CA=<issuer>``) unless ``key_id`` is set."""
+
+    profile: Literal["berlin-group"] = "berlin-group"
+    certificate_file: str
+
+
+class StetSigning(_CoveredHeaders):
+    """``profile = "stet"``: ``key_id`` is the URL where the bank fetches the QSealC."""
+
+    profile: Literal["stet"] = "stet"
+    key_id: str
+
+
+class UkOpenBankingSigning(_Signing):
+    """``profile = "uk-open-banking"``: ``key_id`` is the kid of the key in the directory."""
+
+    profile: Literal["uk-open-banking"] = "uk-open-banking"
+    key_id: str
+    issuer: str
+    """``http://openbanking.org.uk/iss``: the organisation / software statement id the
+    directory knows the key by."""
+    trust_anchor: str = "openbanking.org.uk"
+    """``http://openbanking.org.uk/tan``."""
+
+
+class Rfc9421Signing(_CoveredHeaders):
+    """``profile = "rfc9421"``: ``key_id`` is the ``keyid`` parameter."""
+
+    profile: Literal["rfc9421"] = "rfc9421"
+    key_id: str
+    algorithm: Literal[RFC9421_ALGORITHMS] | None = None  # type: ignore[valid-type]
+    """Derived from the key type when unset."""
+    label: str = Field(default="sig1", pattern=r"^[a-z][a-z0-9_\-.*]{0,31}$")
+    """The signature's label in Signature-Input and Signature."""
+    expires_in: Duration | None = None
+    """Adds an ``expires`` parameter this long after ``created``."""
+
+
+SigningConfig = tagged_union(
+    "profile", (BerlinGroupSigning, StetSigning, UkOpenBankingSigning, Rfc9421Signing), "a signing profile")
+"""How requests of a site (or of one step) are signed: the model of its ``profile``."""
+
+_ADAPTER: TypeAdapter[_Signing] = TypeAdapter(SigningConfig)
+
+
+def signing_config(**values: Any) -> _Signing:
+    """A ``signing`` table validated from keyword values, the way the file's is
+    (``profile`` picks the model; raises pydantic's ``ValidationError``)."""
+    return _ADAPTER.validate_python(values)

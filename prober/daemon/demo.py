@@ -1,21 +1,27 @@
 """``prober demo``: the simulated bank, the prober and a live view, in one process.
 
-The bank listens on port 8480 (or a free port when it is taken) and may play an
-incident ``--scenario``. The prober runs the embedded default configuration
+The bank listens on port 8480 (or a free port when it is taken) and plays a
+``--scenario``: by default the tour (:data:`~prober.bank.scenarios.TOUR`: each capability
+failing and recovering in turn, once, a few minutes), ``none`` for a quiet bank, or one
+of the incident replays, over and over. ``--time-scale`` sets how many real seconds a
+simulated hour lasts. The prober runs the embedded default configuration
 (:mod:`prober.defaults`, with ``SIMBANK_URL`` set to the bank) with every check's
 interval shortened to ``--interval`` seconds (the plans are rebuilt, the file is not
 touched). The demo is isolated from any real deployment in the same directory: it
-ignores ``[influxdb]`` and ``[[notifiers]]`` (nothing leaves the demo) and keeps its spool and its state (incidents, lockouts) in a
-temporary directory removed when it ends, so a later ``prober run`` never replays
-simulated-bank results into a real InfluxDB, nor inherits the demo's incidents.
+ignores ``[influxdb]`` and ``[[notifiers]]`` (nothing leaves the demo) and keeps its
+spool and its state (incidents, lockouts) in a temporary directory removed when it
+ends, so a later ``prober run`` never replays simulated-bank results into a real
+InfluxDB, nor inherits the demo's incidents; its last line says so.
 
-The view is a grid of site × capability (``kind``) with each check's status, latency
-and last error, refreshed every second with ``rich.live``; without a terminal a plain
-summary is printed every 5 seconds instead. It runs through the same lifecycle as
-``prober run`` (:class:`~prober.daemon.lifecycle.Daemon`): ``--duration`` stops the demo
-by itself, Ctrl-C or SIGTERM stop it cleanly (exit 0), a second one forces the stop (exit
-130), SIGHUP reloads the checks, and the signal handlers in place before are restored.
-A config error exits 2.
+The first line is the status page's address. The view is a grid of site × capability
+(``kind``) with each check's status, latency and last error, refreshed with
+``rich.live``; without a terminal a plain summary is printed every 5 seconds instead.
+Above it, a line for each change of the bank's scenario and each incident opened or
+resolved (:class:`DemoFeed`). It runs through the same lifecycle as ``prober run``
+(:class:`~prober.daemon.lifecycle.Daemon`): the end of the tour or ``--duration`` stops
+the demo by itself, Ctrl-C or SIGTERM stop it cleanly (exit 0), a second one forces the
+stop (exit 130), SIGHUP reloads the checks, and the signal handlers in place before are
+restored. A config error exits 2.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from prober.bank import SCENARIOS, BankServer
+from prober.bank import DEFAULT_TIME_SCALE, TOUR, BankServer, Scenario, ScenarioRunner, scenario_named
 from prober.config.errors import ConfigError
 from prober.loading import LoadedConfig, load
 from prober import eventloop
@@ -55,17 +61,27 @@ DEMO_GRACE = 5.0
 PLAIN_EVERY = 5.0
 """Seconds between plain summaries when there is no terminal."""
 
+FEED_EVERY = 0.5
+"""Seconds between looks at the bank's scenario and the incidents (lines printed as they come)."""
+
+NO_DATABASE = ("The demo writes to no database: its results and incidents were kept in a temporary "
+               "directory, removed as it ended.")
+"""The demo's last line (instead of the daemon's account of what is left in its spool)."""
+
 
 def run_demo(
     *,
     config: str | None = None,
     duration: float | None = None,
-    scenario: str | None = None,
-    interval: float = 3.0,
+    scenario: str | None = TOUR,
+    interval: float = 2.0,
     port: int = 8480,
+    time_scale: float = DEFAULT_TIME_SCALE,
 ) -> int:
-    if scenario is not None and scenario not in SCENARIOS:
-        print(f"prober demo: unknown scenario {scenario!r}; known scenarios: {', '.join(SCENARIOS)}", file=sys.stderr)
+    try:
+        played = scenario_named(scenario)
+    except ValueError as exc:
+        print(f"prober demo: {exc}", file=sys.stderr)
         return 2
     if interval <= 0:
         print("prober demo: --interval must be greater than zero", file=sys.stderr)
@@ -75,7 +91,7 @@ def run_demo(
     except FileNotFoundError as exc:
         print(f"prober demo: {exc}", file=sys.stderr)
         return 2
-    return eventloop.run(_demo(path, duration, scenario, interval, port))
+    return eventloop.run(_demo(path, duration, played, interval, port, time_scale))
 
 
 def shorten(interval: float):
@@ -87,18 +103,20 @@ def shorten(interval: float):
     return override
 
 
-async def _start_bank(port: int, scenario: str | None) -> BankServer:
-    bank = BankServer(port=port, scenario=scenario)
+async def _start_bank(port: int, scenario: Scenario | None, time_scale: float) -> BankServer:
+    bank = BankServer(port=port, scenario=scenario, time_scale=time_scale)
     try:
         await bank.start()
     except OSError:
-        bank = BankServer(port=0, scenario=scenario)
+        bank = BankServer(port=0, scenario=scenario, time_scale=time_scale)
         await bank.start()
     return bank
 
 
-async def _demo(path: Path, duration: float | None, scenario: str | None, interval: float, port: int) -> int:
-    bank = await _start_bank(port, scenario)
+async def _demo(
+    path: Path, duration: float | None, scenario: Scenario | None, interval: float, port: int, time_scale: float
+) -> int:
+    bank = await _start_bank(port, scenario, time_scale)
     try:
         environ = {**os.environ, "SIMBANK_URL": bank.url}
         try:
@@ -108,7 +126,9 @@ async def _demo(path: Path, duration: float | None, scenario: str | None, interv
                 print(line, file=sys.stderr)
             return 2
         with tempfile.TemporaryDirectory(prefix="bank-prober-demo-") as scratch:
-            return await _run_isolated(path, environ, loaded, Path(scratch), bank, scenario, interval, duration)
+            code = await _run_isolated(path, environ, loaded, Path(scratch), bank, interval, duration)
+        print(NO_DATABASE, flush=True)
+        return code
     finally:
         await bank.stop()
 
@@ -127,7 +147,7 @@ def isolate(loaded: LoadedConfig, scratch: Path) -> tuple[LoadedConfig, ResultWr
 
 async def _run_isolated(
     path: Path, environ: dict[str, str], loaded: LoadedConfig, scratch: Path, bank: BankServer,
-    scenario: str | None, interval: float, duration: float | None,
+    interval: float, duration: float | None,
 ) -> int:
     loaded, writer = isolate(loaded, scratch)
     daemon = Daemon(
@@ -136,23 +156,82 @@ async def _run_isolated(
             config, writer=writer, plan_override=shorten(interval), writer_close_timeout=5.0),
     )
     console = Console()
+    feed = DemoFeed(daemon.service, bank.scenario)
 
     async def live_view() -> None:
         assert daemon.health is not None
-        console.print(
-            f"bank-prober demo: simulated bank at {bank.url} (scenario: {scenario or 'none'}), "
-            f"status page at {daemon.health.url}/ (JSON at {daemon.health.url}/status), "
-            f"every check each {interval:g}s; Ctrl-C to stop",
-            highlight=False, soft_wrap=True,
-        )
-        await _view(daemon.service, console, daemon.should_exit, duration)
+        console.print(f"Status page: {daemon.health.url}/  (JSON: {daemon.health.url}/status)",
+                      highlight=False, soft_wrap=True)
+        console.print(f"bank-prober demo: simulated bank at {bank.url}, every check each {interval:g}s; "
+                      f"Ctrl-C to stop", highlight=False, soft_wrap=True, markup=False)
+        console.print(_playing(bank.scenario), highlight=False, soft_wrap=True, markup=False)
+        await _view(daemon.service, console, daemon.should_exit, duration, feed)
 
     code = await daemon.serve(live_view)
     console.print(_plain(daemon.service), highlight=False, soft_wrap=True, markup=False)
+    if feed.finished:
+        console.print(f"The tour is over: {feed.opened} incidents opened, {feed.resolved} resolved. "
+                      f"`prober demo --help` lists the scenarios; `--scenario none` runs a quiet bank.",
+                      highlight=False, soft_wrap=True, markup=False)
     return code
 
 
-async def _view(service: ProberService, console: Console, stop: asyncio.Event, duration: float | None) -> None:
+def _playing(runner: ScenarioRunner | None) -> str:
+    """What the bank plays, in one line."""
+    if runner is None:
+        return "Scenario: none (a quiet bank)."
+    scenario = runner.scenario
+    length = scenario.cycle_s * runner.time_scale
+    how = f"played once, {length:.0f}s" if not scenario.repeat else f"played every {length:.0f}s"
+    return f"Scenario: {scenario.name} ({how}). {scenario.description}"
+
+
+class DemoFeed:
+    """What happened since the last look, as lines to print: what the bank's scenario
+    does (``bank: …``) and each incident opened or resolved."""
+
+    def __init__(self, service: ProberService, scenario: ScenarioRunner | None) -> None:
+        self.service = service
+        self.scenario = scenario
+        self.phase = "healthy"
+        self.seen = 0
+        self.opened = 0
+        self.resolved = 0
+
+    @property
+    def finished(self) -> bool:
+        """The scenario was played once to its end (the tour)."""
+        return self.scenario is not None and self.scenario.phase == "finished"
+
+    def lines(self) -> list[str]:
+        now = time.strftime("%H:%M:%S")
+        lines: list[str] = []
+        phase = self.scenario.phase if self.scenario is not None else self.phase
+        if phase != self.phase:
+            self.phase = phase
+            if phase not in ("not started", "finished", "stopped"):
+                lines.append(f"[{now}] bank: {phase}")
+        incidents = self.service.incidents
+        new = min(incidents.changes - self.seen, len(incidents.events))
+        self.seen = incidents.changes
+        for event in list(incidents.events)[len(incidents.events) - new:]:
+            incident = event.incident
+            if event.event == "opened":
+                self.opened += 1
+                lines.append(f"[{now}] incident opened: {incident.site}/{incident.kind}: check {incident.check} fails at "
+                             f"{incident.failed_step or 'the journey'} ({incident.outcome})")
+            elif event.event == "resolved":
+                self.resolved += 1
+                lines.append(f"[{now}] incident resolved: {incident.site}/{incident.kind} after "
+                             f"{incident.duration_s:.0f}s")
+        return lines
+
+
+async def _view(
+    service: ProberService, console: Console, stop: asyncio.Event, duration: float | None, feed: DemoFeed
+) -> None:
+    """The live view until ``stop``, ``duration`` or, without a duration, the end of a
+    scenario played once (the tour)."""
     deadline = time.monotonic() + duration if duration is not None else None
 
     async def tick(seconds: float) -> bool:
@@ -160,16 +239,27 @@ async def _view(service: ProberService, console: Console, stop: asyncio.Event, d
         if deadline is not None:
             seconds = min(seconds, max(deadline - time.monotonic(), 0.0))
         await wait_event(stop, seconds)
+        if deadline is None and feed.finished:
+            return True
         return stop.is_set() or (deadline is not None and time.monotonic() >= deadline)
 
     if console.is_terminal:
         with Live(_grid(service), console=console, refresh_per_second=4, transient=False) as live:
-            while not await tick(1.0):
+            while not await tick(0.5):
+                for line in feed.lines():
+                    live.console.print(line, highlight=False, soft_wrap=True, markup=False)
                 live.update(_grid(service))
             live.update(_grid(service))
     else:
-        while not await tick(PLAIN_EVERY):
-            print(_plain(service), flush=True)
+        summary_at = time.monotonic() + PLAIN_EVERY
+        while not await tick(FEED_EVERY):
+            for line in feed.lines():
+                print(line, flush=True)
+            if time.monotonic() >= summary_at:
+                summary_at += PLAIN_EVERY
+                print(_plain(service), flush=True)
+        for line in feed.lines():
+            print(line, flush=True)
 
 
 STATE_STYLE = {"ok": "green", "degraded": "bold yellow", "outage": "bold red", "unknown": "dim"}

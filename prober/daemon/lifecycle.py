@@ -1,7 +1,8 @@
 """``prober run``: startup → main loop → shutdown, with signals, as uvicorn does.
 
 * **Startup**: load the configuration (errors: exit 2, one ``config error:`` line each,
-  no traceback), set up logging from ``[daemon]``, start the writer and the other
+  no traceback), set up logging (the command line's level and format, else
+  ``[daemon]``'s), start the writer and the other
   result consumers, the scheduler, the health server and the status page (on the
   health listener, or on ``[status_page] listen``).
 * **Main loop**: wait for a signal.
@@ -241,8 +242,6 @@ def run(
     daemon_settings = loaded.config.daemon
     level = log_level or daemon_settings.log_level
     setup_logging(level, log_format or daemon_settings.log_format)  # type: ignore[arg-type]
-    if level != "debug":
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     count = workers if workers is not None else daemon_settings.workers
     if worker is None and count > 1:
         from prober.daemon.supervisor import Supervisor

@@ -222,6 +222,9 @@ class ProberService:
         thaw()
         stats = self.writer.stats
         self.state = "stopped"
+        if self.writer.ephemeral:  # the demo: no database, and its spool goes with it
+            log.info("prober stopped: %d results (%d cancelled at shutdown)", self.results, cancelled)
+            return
         log.warning(
             "prober stopped: %d results (%d cancelled at shutdown); writer: %d points written, "
             "%d dropped, the rest in the spool at %s",

@@ -25,7 +25,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
-from prober.config.oauth import OAuthConfig
+from prober.config.oauth import ClientSecretAuth, OAuthConfig, PrivateKeyJwtAuth
 from prober.journey.checks import Response
 from prober.journey.failures import ReportableError
 from prober.journey.signing.keys import KeyFileError, KeySource
@@ -37,12 +37,16 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 def template_names(config: OAuthConfig) -> set[str]:
     """Value names the step's templates use (for the config's reference check)."""
-    fields = (config.token_url, config.client_id, config.client_secret, config.refresh_token, config.scope,
-              config.audience, config.params)
+    fields = (config.token_url, config.client_id, _client_secret(config), config.refresh_token, config.scope,
+              config.audience if isinstance(config, PrivateKeyJwtAuth) else None, config.params)
     return set().union(*(names_in(f) for f in fields if f is not None))
 
 
-def _algorithm(config: OAuthConfig, keys: KeySource) -> str:
+def _client_secret(config: OAuthConfig) -> str | None:
+    return config.client_secret if isinstance(config, ClientSecretAuth) else None
+
+
+def _algorithm(config: PrivateKeyJwtAuth, keys: KeySource) -> str:
     key = keys.get().key
     if config.algorithm is not None:
         wanted = ec.EllipticCurvePrivateKey if config.algorithm == "ES256" else rsa.RSAPrivateKey
@@ -95,20 +99,21 @@ class OAuthPlan:
     def build(cls, site: str, config: OAuthConfig, cache: TokenCache) -> OAuthPlan:
         """Raises :class:`KeyFileError` when the assertion key cannot be used."""
         keys = algorithm = None
-        if config.auth == "private_key_jwt":
-            assert config.key_file is not None  # the config requires it
-            keys = KeySource(config.key_file, None, config.key_password_file)
-            algorithm = _algorithm(config, keys)
+        jwt = config if isinstance(config, PrivateKeyJwtAuth) else None
+        if jwt is not None:
+            keys = KeySource(jwt.key_file, None, jwt.key_password_file)
+            algorithm = _algorithm(jwt, keys)
 
         def optional(value: str | None) -> Renderer | None:
             return compile_value(value) if value is not None else None
 
         return cls(
             site=site, grant=config.grant, auth=config.auth, token_url=compile_value(config.token_url),
-            client_id=compile_value(config.client_id), client_secret=optional(config.client_secret),
+            client_id=compile_value(config.client_id), client_secret=optional(_client_secret(config)),
             refresh_token=optional(config.refresh_token), scope=optional(config.scope),
-            audience=optional(config.audience), params=compile_value(config.params), keys=keys,
-            key_id=config.key_id, algorithm=algorithm, assertion_lifetime=config.assertion_lifetime,
+            audience=optional(jwt.audience if jwt else None), params=compile_value(config.params), keys=keys,
+            key_id=jwt.key_id if jwt else None, algorithm=algorithm,
+            assertion_lifetime=jwt.assertion_lifetime if jwt else 0.0,
             into=config.into, reuse=config.reuse, reuse_margin=config.reuse_margin, cache=cache,
         )
 

@@ -95,7 +95,7 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
         # Every step passed, the journey as a whole was too slow: no step to blame.
         outcome = Outcome.SLOW
         error = f"slow: journey took {duration_ms:.0f} ms, over its {plan.max_duration * 1000.0:.0f} ms budget"
-    return JourneyResult(
+    result = JourneyResult(
         site=plan.site,
         check=plan.check,
         kind=plan.kind,
@@ -109,6 +109,11 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
         run_id=run.id,
         tags=plan.tags,
     )
+    if log.isEnabledFor(logging.DEBUG):
+        # Names and the outcome only: the error string is in the result's own outputs.
+        log.debug("run %s of %s/%s: %s%s in %.1f ms, %d steps", run.id, plan.site, plan.check, outcome.value,
+                  f" at step {failed_step}" if failed_step else "", duration_ms, len(result.steps))
+    return result
 
 
 def _internal(exc: BaseException, step: str) -> str:

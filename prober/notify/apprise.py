@@ -43,7 +43,7 @@ class AppriseConfig(NotifierSettings):
     @model_validator(mode="before")
     @classmethod
     def _urls_from_file(cls, data: object) -> object:
-        return secret_from_file(data, "urls", "an apprise notifier", parse=_url_lines)
+        return secret_from_file(data, "urls", "an apprise notifier", required=True, parse=_url_lines)
 
     @field_validator("urls", mode="before")
     @classmethod

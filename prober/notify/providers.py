@@ -8,11 +8,12 @@ provider.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import Any
 
 import aiohttp
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import ConfigDict, TypeAdapter
 
+from prober.config.unions import tagged_union
 from prober.notify.apprise import AppriseConfig, AppriseNotifier
 from prober.notify.base import Notifier
 from prober.notify.settings import NotifierSettings
@@ -27,11 +28,8 @@ PROVIDERS: dict[type[NotifierSettings], type[Notifier]] = {
     AppriseConfig: AppriseNotifier,
 }
 
-NotifierConfig = Annotated[
-    Union[tuple(PROVIDERS)],  # noqa: UP007 (built from the table)
-    Field(discriminator="type"),
-]
-"""One ``[[notifiers]]`` entry, whichever its ``type``."""
+NotifierConfig = tagged_union("type", tuple(PROVIDERS), "a notifier type")
+"""One ``[[notifiers]]`` entry, whichever its ``type`` (the table's order lists the choices)."""
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(NotifierConfig, config=ConfigDict(hide_input_in_errors=True))
 

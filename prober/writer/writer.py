@@ -229,6 +229,11 @@ class ResultWriter:
         """The SQLite spool file."""
         return self._spool.path
 
+    @property
+    def ephemeral(self) -> bool:
+        """The spool is thrown away at exit (``prober demo``): nothing is kept for later."""
+        return self._ephemeral
+
     async def start(self) -> None:
         """Open the spool, start the sink, the journal task and (if needed) the replay."""
         if self._started:
@@ -334,7 +339,7 @@ class ResultWriter:
         if self._sink is not None:
             with contextlib.suppress(Exception):
                 await self._sink.close()
-        if self._spool.points:
+        if self._spool.points and not self._ephemeral:
             log.info("closed with %d points in the spool at %s", self._spool.points, self._spool.path)
         await self._spool.close()
 

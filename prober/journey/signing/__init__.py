@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
 
-from prober.config.signing import SigningConfig
+from prober.config.signing import BerlinGroupSigning, SigningConfig, StetSigning, UkOpenBankingSigning
 from prober.journey.signing.base import Outgoing, Signer
 from prober.journey.signing.keys import KeyFileError, KeySource
 
@@ -26,8 +26,12 @@ def build_signer(config: SigningConfig) -> Signer:
     """The signer of ``config``; raises :class:`KeyFileError` (with the field) when its
     files cannot be loaded or do not belong together."""
     keys = KeySource(config.key_file, config.certificate_file, config.key_password_file)
+    if isinstance(config, UkOpenBankingSigning):
+        from prober.journey.signing.jws import DetachedJwsSigner
+
+        return DetachedJwsSigner.build(keys, config)
     covered = tuple(h.lower() for h in config.headers) if config.headers else None
-    if config.profile in ("berlin-group", "stet"):
+    if isinstance(config, BerlinGroupSigning | StetSigning):
         from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
         from prober.journey.signing.cavage import CavageSigner
@@ -35,10 +39,6 @@ def build_signer(config: SigningConfig) -> Signer:
         if not isinstance(keys.get().key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise KeyFileError("key_file", f"key file {config.key_file}: {config.profile} signs with RSA or ECDSA keys only")
         return CavageSigner(config.profile, keys, config.key_id, covered)
-    if config.profile == "uk-open-banking":
-        from prober.journey.signing.jws import DetachedJwsSigner
-
-        return DetachedJwsSigner.build(keys, config)
     from prober.journey.signing.rfc9421 import MessageSigner
 
     return MessageSigner.build(keys, config, covered)

@@ -21,7 +21,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 from joserfc.registry import HeaderParameter
 
-from prober.config.signing import SigningConfig
+from prober.config.signing import UkOpenBankingSigning
 from prober.journey.failures import ReportableError
 from prober.journey.signing.base import Outgoing
 from prober.journey.signing.keys import KeyFileError, KeySource
@@ -73,10 +73,9 @@ class DetachedJwsSigner:
     trust_anchor: str
 
     @classmethod
-    def build(cls, keys: KeySource, config: SigningConfig) -> DetachedJwsSigner:
+    def build(cls, keys: KeySource, config: UkOpenBankingSigning) -> DetachedJwsSigner:
         if not isinstance(keys.get().key, rsa.RSAPrivateKey):
             raise KeyFileError("key_file", f"key file {config.key_file}: PS256 needs an RSA key")
-        assert config.key_id is not None and config.issuer is not None  # the config requires them
         return cls(keys, config.key_id, config.issuer, config.trust_anchor)
 
     def sign(self, request: Outgoing) -> None:

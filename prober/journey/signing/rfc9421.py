@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from http_message_signatures import HTTPMessageSigner, HTTPMessageSignaturesException, HTTPSignatureKeyResolver, algorithms
 
-from prober.config.signing import SigningConfig
+from prober.config.signing import Rfc9421Signing
 from prober.journey.failures import ReportableError
 from prober.journey.signing.base import Outgoing
 from prober.journey.signing.keys import KeyFileError, KeySource, SigningKey
@@ -81,12 +81,11 @@ class MessageSigner:
     expires_in: float | None
 
     @classmethod
-    def build(cls, keys: KeySource, config: SigningConfig, covered: tuple[str, ...] | None) -> MessageSigner:
+    def build(cls, keys: KeySource, config: Rfc9421Signing, covered: tuple[str, ...] | None) -> MessageSigner:
         key = keys.get().key
         algorithm = config.algorithm or algorithm_for(key)
         if not _fits(algorithm, key):
             raise KeyFileError("key_file", f"key file {config.key_file}: not a key for {algorithm}")
-        assert config.key_id is not None  # the config requires it
         signer = HTTPMessageSigner(signature_algorithm=ALGORITHMS[algorithm], key_resolver=_FileKeys(keys))
         return cls(signer, config.key_id, config.label, covered or DEFAULT_COMPONENTS, config.expires_in)
 
