@@ -134,6 +134,9 @@ class JourneyResult:
     run_id: str = ""
     tags: tuple[tuple[str, str], ...] = ()
     """The check's own tags (``tags = { … }`` in the config), sorted by name."""
+    trace_id: str = ""
+    """The W3C trace id every request of the run carried in ``traceparent`` (empty when
+    the site turns it off)."""
 
     @property
     def success(self) -> bool:

@@ -38,6 +38,7 @@ from prober.journey.redirects import Middleware, origin_guard
 from prober.journey.signing import signing_middleware
 from prober.results import JourneyResult, Outcome, StepResult
 from prober.journey.templating import UndefinedValue, fresh_uuid
+from prober.journey.tracecontext import trace_middleware
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
@@ -51,11 +52,13 @@ class RunInfo:
     never do, and formatting two times per run adds up at thousands of runs a second.
     """
 
-    __slots__ = ("id", "uuid", "site", "check", "location", "epoch_ms", "_wall_ns")
+    __slots__ = ("id", "uuid", "site", "check", "location", "epoch_ms", "trace_id", "_wall_ns")
 
     def __init__(self, plan: JourneyPlan, wall_ns: int) -> None:
         self.uuid = fresh_uuid()
         self.id = self.uuid.replace("-", "")
+        self.trace_id = self.id if plan.traceparent else ""
+        """The W3C trace id of the run's requests: its id (32 random hex digits)."""
         self.site = plan.site
         self.check = plan.check
         self.location = plan.location
@@ -108,6 +111,7 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
         error=error,
         run_id=run.id,
         tags=plan.tags,
+        trace_id=run.trace_id,
     )
     if log.isEnabledFor(logging.DEBUG):
         # Names and the outcome only: the error string is in the result's own outputs.
@@ -281,7 +285,8 @@ async def _run_step(
     attempts = 0
     while True:
         attempts += 1
-        result, response = await _exchange(session, step, request, max(step_deadline - perf_counter(), 0.0), redact)
+        result, response = await _exchange(session, step, request, max(step_deadline - perf_counter(), 0.0), redact,
+                                           run.trace_id)
         if response is not None:
             result = _judge(step, response, result, values, redact)
         polling_again = (
@@ -312,7 +317,8 @@ async def _run_step(
 
 
 async def _exchange(
-    session: aiohttp.ClientSession, step: StepPlan, request: _Request, budget: float, redact: Redactor
+    session: aiohttp.ClientSession, step: StepPlan, request: _Request, budget: float, redact: Redactor,
+    trace_id: str = "",
 ) -> tuple[StepResult, Response | None]:
     clock = PhaseClock()
     token = bind_clock(clock)
@@ -329,7 +335,8 @@ async def _exchange(
         kwargs["data"] = request.body
     if step.server_name and request.url.startswith("https://"):
         kwargs["server_hostname"] = step.server_name
-    middlewares: list[Middleware] = []
+    # traceparent first: set on each hop before the guard and the signer see it
+    middlewares: list[Middleware] = [trace_middleware(trace_id)] if trace_id else []
     if step.follow_redirects and (guard := _redirect_guard(request, redact)) is not None:
         middlewares.append(guard)
     if step.signer is not None:  # after the guard: the hop is signed as it is sent

@@ -37,7 +37,8 @@ def _step(step: StepResult) -> dict[str, Any]:
 
 
 def result_to_dict(result: JourneyResult) -> dict[str, Any]:
-    """The JSON shape of a result (the DESIGN.md fields, plus location, error, run_id)."""
+    """The JSON shape of a result (the DESIGN.md fields, plus location, error, run_id,
+    trace_id: the W3C trace id its requests carried, empty when the site turns it off)."""
     return {
         "site": result.site,
         "check": result.check,
@@ -49,6 +50,7 @@ def result_to_dict(result: JourneyResult) -> dict[str, Any]:
         "failed_step": result.failed_step,
         "error": result.error,
         "run_id": result.run_id,
+        "trace_id": result.trace_id,
         "steps": [_step(s) for s in result.steps],
     }
 
