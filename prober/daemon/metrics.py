@@ -216,54 +216,51 @@ class Snapshot:
         yield GaugeMetricFamily("bank_prober_scheduling", "1 while the daemon schedules runs (/healthz 200).",
                                 value=1.0 if self.scheduling else 0.0)
         s = self.scheduler
-        yield GaugeMetricFamily("bank_prober_checks", "Checks scheduled.", value=s["checks"])
-        yield GaugeMetricFamily("bank_prober_running_journeys", "Journeys holding a concurrency slot.",
-                                value=s["running"])
-        yield GaugeMetricFamily("bank_prober_max_concurrency", "Journeys that may run at once.",
-                                value=s["max_concurrency"])
+        for family, name, documentation, value in (
+            (GaugeMetricFamily, "bank_prober_checks", "Checks scheduled.", s["checks"]),
+            (GaugeMetricFamily, "bank_prober_running_journeys", "Journeys holding a concurrency slot.", s["running"]),
+            (GaugeMetricFamily, "bank_prober_max_concurrency", "Journeys that may run at once.", s["max_concurrency"]),
+            (CounterMetricFamily, "bank_prober_runs_started_total", "Runs started.", s["started"]),
+            (CounterMetricFamily, "bank_prober_runs_missed_total",
+             "Runs dropped because they were later than their interval.", s["missed"]),
+            (CounterMetricFamily, "bank_prober_writer_written_points_total", "Points InfluxDB accepted.",
+             self.writer["written"]),
+            (CounterMetricFamily, "bank_prober_writer_dropped_points_total",
+             "Points lost for good (refused by InfluxDB, pushed out of a full spool or memory).",
+             self.writer["dropped"]),
+            (CounterMetricFamily, "bank_prober_writer_errors_total",
+             "Failed writes, to InfluxDB (each retry counts) or to the spool.", self.writer["errors"]),
+            (GaugeMetricFamily, "bank_prober_writer_spooled_points", "Points waiting in the spool for a replay.",
+             self.writer["spooled"]),
+            (GaugeMetricFamily, "bank_prober_writer_queued_points", "Points held in memory on their way to InfluxDB.",
+             self.writer["queued"]),
+            (GaugeMetricFamily, "bank_prober_writer_healthy",
+             "0 from a failed write to InfluxDB until a write succeeds again.", self.writer["healthy"]),
+            (GaugeMetricFamily, "bank_prober_notifications_pending", "Notifications waiting to be delivered.",
+             self.notifications.get("pending", 0)),
+            (CounterMetricFamily, "bank_prober_config_reloads_total", "Successful configuration reloads.",
+             self.config["reloads"]),
+            (GaugeMetricFamily, "bank_prober_config_last_reload_successful",
+             "0 when the last reload found the configuration invalid (the old one runs on).", self.config["ok"]),
+            (GaugeMetricFamily, "bank_prober_config_loaded_timestamp_seconds",
+             "When the running configuration was loaded (Unix time).", self.config["loaded_at"]),
+        ):
+            yield family(name, documentation, value=value)
         lag = HistogramMetricFamily("bank_prober_schedule_lag_seconds",
                                     "Start of each run (after waiting for a slot) minus its planned time.")
         lag.add_metric([], self.lag.cumulative(), self.lag.total)
         yield lag
-        yield CounterMetricFamily("bank_prober_runs_started_total", "Runs started.", value=s["started"])
-        yield CounterMetricFamily("bank_prober_runs_missed_total",
-                                  "Runs dropped because they were later than their interval.", value=s["missed"])
         not_started = CounterMetricFamily("bank_prober_runs_not_started_total",
                                           "Runs recorded as skipped instead of started, by reason.",
                                           labels=["reason"])
         for reason in ("overlap", "slot_wait", "lockout"):
             not_started.add_metric([reason], s[reason])
         yield not_started
-        w = self.writer
-        yield CounterMetricFamily("bank_prober_writer_written_points_total", "Points InfluxDB accepted.",
-                                  value=w["written"])
-        yield CounterMetricFamily("bank_prober_writer_dropped_points_total",
-                                  "Points lost for good (refused by InfluxDB, pushed out of a full spool or memory).",
-                                  value=w["dropped"])
-        yield CounterMetricFamily("bank_prober_writer_errors_total",
-                                  "Failed writes, to InfluxDB (each retry counts) or to the spool.", value=w["errors"])
-        yield GaugeMetricFamily("bank_prober_writer_spooled_points", "Points waiting in the spool for a replay.",
-                                value=w["spooled"])
-        yield GaugeMetricFamily("bank_prober_writer_queued_points",
-                                "Points held in memory on their way to InfluxDB.", value=w["queued"])
-        yield GaugeMetricFamily("bank_prober_writer_healthy",
-                                "0 from a failed write to InfluxDB until a write succeeds again.", value=w["healthy"])
-        n = self.notifications
         sent = CounterMetricFamily("bank_prober_notifications_total",
                                    "Incident notifications by result.", labels=["result"])
         for result in ("sent", "failed", "dropped", "silenced"):
-            sent.add_metric([result], n.get(result, 0))
+            sent.add_metric([result], self.notifications.get(result, 0))
         yield sent
-        yield GaugeMetricFamily("bank_prober_notifications_pending", "Notifications waiting to be delivered.",
-                                value=n.get("pending", 0))
-        c = self.config
-        yield CounterMetricFamily("bank_prober_config_reloads_total", "Successful configuration reloads.",
-                                  value=c["reloads"])
-        yield GaugeMetricFamily("bank_prober_config_last_reload_successful",
-                                "0 when the last reload found the configuration invalid (the old one runs on).",
-                                value=c["ok"])
-        yield GaugeMetricFamily("bank_prober_config_loaded_timestamp_seconds",
-                                "When the running configuration was loaded (Unix time).", value=c["loaded_at"])
 
 
 class ProberCollector:
@@ -419,22 +416,26 @@ class Exposition:
                 last_run.append(f"{_LAST_RUN}{{{labels}}} {fmt(last.started_at_ns / 1e9)}\n")
                 streak.append(f"{_STREAK}{{{labels}}} {fmt(row.consecutive_failures)}\n")
         await asyncio.sleep(0)
-        parts: list[str] = []
+        page: list[bytes] = []
         for name, header in _CHECK_FAMILIES.items():
-            parts.append(header)
-            parts.extend(lines[name])
-        parts.append(_DURATION_HEADER)
+            page.append((header + "".join(lines[name])).encode())
+        await asyncio.sleep(0)
+        parts = [_DURATION_HEADER]
         name = "bank_prober_journey_duration_seconds"
-        for key, histogram in snapshot.durations:
+        for start, (key, histogram) in enumerate(snapshot.durations):
+            if start and start % SLICE == 0:
+                await asyncio.sleep(0)
             labels = self._labels_of(DURATION_LABELS, key)
             for bound, count in histogram.cumulative():
                 parts.append(f'{name}_bucket{{{labels},le="{bound}"}} {fmt(count)}\n')
             parts.append(f"{name}_count{{{labels}}} {fmt(histogram.count)}\n")
             parts.append(f"{name}_sum{{{labels}}} {fmt(histogram.total)}\n")
-        parts.append(generate_latest(snapshot).decode())
+        page.append("".join(parts).encode())
+        await asyncio.sleep(0)
+        page.append(generate_latest(snapshot))
         if len(self._labels) > 2 * (len(snapshot.checks) + len(snapshot.durations)) + 100:
             self._labels.clear()  # label sets of checks removed by reloads
-        return "".join(parts).encode()
+        return b"".join(page)
 
 
 class MetricsEndpoint:
