@@ -14,6 +14,7 @@ import pytest
 from prober.bank import BankServer, Fault
 from tests.fixtures.servers import PrometheusServer, free_port
 from tests.test_daemon_helpers import ProberProcess, check, config_text, wait_for
+from tests.test_daemon_shards import _free_ports
 
 pytestmark = pytest.mark.servers
 
@@ -79,6 +80,42 @@ async def test_prometheus_scrapes_the_prober_and_sees_the_fault(bank: BankServer
             query, 'ALERTS{alertname=~"BankCapability.*"}')}
         assert alerts == {("BankCapabilityDown", "simbank", "accounts")}
 
+        prober.signal(signal.SIGTERM)
+        assert await prober.wait(30) == 0
+    finally:
+        await prober.kill()
+        await asyncio.to_thread(prometheus.close)
+
+
+async def test_each_worker_is_a_scrape_target_of_its_own_sites(bank: BankServer, tmp_path: Path) -> None:
+    """``--workers 2``: the supervisor answers /healthz on health_listen, each worker serves
+    /metrics on its own port; Prometheus scraping both sees every site exactly once."""
+    port = _free_ports(3)
+    sites = [f"bank-{c}" for c in "abcdef"]
+    text = config_text(bank.url, [check("login", interval="500ms")],
+                       daemon={"health_listen": f"127.0.0.1:{port}", "state_dir": "state"}, site=sites[0])
+    site_block = text[text.index("[[sites]]"):]
+    text += "".join("\n" + site_block.replace(f'name = "{sites[0]}"', f'name = "{name}"', 1) for name in sites[1:])
+    (tmp_path / "prober.toml").write_text(text)
+    prober = await ProberProcess(["run", "-c", "prober.toml", "--workers", "2"], tmp_path).start()
+    targets = [f"127.0.0.1:{port + k}" for k in (1, 2)]
+    prometheus = PrometheusServer(targets, interval=1.0, workdir=tmp_path / "prometheus")
+    try:
+        await asyncio.to_thread(prometheus.start)
+
+        async def every_site_scraped() -> bool:
+            found = await asyncio.to_thread(prometheus.query, "bank_prober_check_success")
+            return len(found) == len(sites)
+
+        await wait_for(every_site_scraped, timeout=45, interval=0.5, what="every site's series from the workers")
+        per_site = await asyncio.to_thread(prometheus.query, "count by (site) (bank_prober_check_interval_seconds)")
+        assert sorted(labels["site"] for labels, _ in per_site) == sites and {n for _, n in per_site} == {1.0}
+        per_target = dict((labels["instance"], n) for labels, n in await asyncio.to_thread(
+            prometheus.query, 'count by (instance) (bank_prober_check_interval_seconds)'))
+        assert set(per_target) == set(targets) and sum(per_target.values()) == len(sites)
+        instances = {labels["prober_instance"] for labels, _ in await asyncio.to_thread(
+            prometheus.query, "bank_prober_info")}
+        assert len(instances) == 2 and all(name.endswith(("-w1", "-w2")) for name in instances)
         prober.signal(signal.SIGTERM)
         assert await prober.wait(30) == 0
     finally:
