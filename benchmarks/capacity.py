@@ -18,7 +18,6 @@ columns and index) per point and per check per day, and series per 1,000 checks.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import time
