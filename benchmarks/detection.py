@@ -4,7 +4,7 @@ from several probe locations deciding together.
     python benchmarks/detection.py [--window 4] [--interval 0.05] [--noise 0.02]
                                    [--noise-runs 10000] [--seed 1] [--locations 2] [--confirm 2]
 
-For each of the five incident scenarios of :data:`prober.bank.scenarios.SCENARIOS`
+For each of the five incident scenarios of :data:`prober.simbank.scenarios.SCENARIOS`
 (played once, with a time scale that makes its longest fault window ``--window`` real
 seconds, and ``--noise`` of every request failing on every capability outside the
 fault windows), the real journeys of ``config/simbank.toml`` run in a loop against the
@@ -50,8 +50,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prober.bank import BankServer, Fault  # noqa: E402
-from prober.bank.scenarios import CAPABILITIES, SCENARIOS, FaultWindow, Scenario  # noqa: E402
+from prober.simbank import BankServer, Fault  # noqa: E402
+from prober.simbank.scenarios import CAPABILITIES, SCENARIOS, FaultWindow, Scenario  # noqa: E402
 from prober.config.incidents import LocationsConfig  # noqa: E402
 from prober.config.influxdb import influxdb_config  # noqa: E402
 from prober.loading import load  # noqa: E402

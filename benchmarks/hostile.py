@@ -2,7 +2,7 @@
 
     python benchmarks/hostile.py [--timeout 5s] [--max-body 10MiB] [--case NAME ...]
 
-The hostile server (``prober.bank.hostile``) runs in its own process, so its CPU is not
+The hostile server (``tests.fixtures.hostile``) runs in its own process, so its CPU is not
 ours. Each case runs in a fresh Python process, so that its peak resident memory is its
 own: the figure printed is the peak RSS (``VmHWM``) during the run minus the RSS just
 before it. A ticker task sleeping 1 ms beside the run gives the longest stall of the event
@@ -113,7 +113,7 @@ def main() -> int:
     shown = " ".join(f"--case {c}" for c in args.case or [])
     print(f"command: python benchmarks/hostile.py --timeout {args.timeout} --max-body {args.max_body!r} {shown}".rstrip())
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "prober.bank.hostile", str(port)], cwd=ROOT,
+    server = subprocess.Popen([sys.executable, "-m", "tests.fixtures.hostile", str(port)], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -11,7 +11,7 @@ takes them and waits until InfluxDB has acknowledged every point. Prints points 
 second (wall clock, submit → last acknowledgement) and the prober process's CPU time per
 point (``time.process_time``: serialization, batching, gzip and HTTP; InfluxDB's own CPU
 is not included), then checks with ``SELECT count(*)`` that every point arrived.
-Target (DESIGN.md): at least 50,000 points per second.
+Target (README, "Performance"): at least 50,000 points per second.
 """
 
 from __future__ import annotations

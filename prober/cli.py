@@ -137,7 +137,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bank(args: argparse.Namespace) -> int:
-    from prober.bank import run_bank
+    from prober.simbank import run_bank
 
     return run_bank(args.host, args.port, scenario=args.scenario, seed=args.seed, time_scale=args.time_scale,
                     profile=args.profile, keys_dir=args.keys)
@@ -145,7 +145,7 @@ def cmd_bank(args: argparse.Namespace) -> int:
 
 def _scenarios_epilog(default: str) -> str:
     """The ``--scenario`` values and what each plays, from the bank's table of scenarios."""
-    from prober.bank.scenarios import scenario_listing
+    from prober.simbank.scenarios import scenario_listing
 
     lines = ["scenarios (--scenario NAME):"]
     for name, description in scenario_listing():
@@ -156,14 +156,14 @@ def _scenarios_epilog(default: str) -> str:
 
 
 def _time_scale_argument(parser: argparse.ArgumentParser) -> None:
-    from prober.bank.scenarios import DEFAULT_TIME_SCALE, HOUR
+    from prober.simbank.scenarios import DEFAULT_TIME_SCALE, HOUR
 
     parser.add_argument("--time-scale", type=_seconds_per_hour, default=DEFAULT_TIME_SCALE, metavar="S",
                         help=f"real seconds one simulated hour of the scenario lasts (default {DEFAULT_TIME_SCALE * HOUR:g})")
 
 
 def _seconds_per_hour(text: str) -> float:
-    from prober.bank.scenarios import HOUR
+    from prober.simbank.scenarios import HOUR
 
     try:
         seconds = float(text)
@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker", type=_share("worker"), default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 
-    from prober.bank.scenarios import NO_SCENARIO, TOUR
+    from prober.simbank.scenarios import NO_SCENARIO, TOUR
 
     p = sub.add_parser("demo", help="simulated bank + prober + live view, on the embedded default config",
                        epilog=_scenarios_epilog(TOUR), formatter_class=argparse.RawDescriptionHelpFormatter)

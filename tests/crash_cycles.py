@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prober.bank import BankServer
+from prober.simbank import BankServer
 from tests.test_daemon_helpers import ProberProcess, check, config_text, wait_for
 
 CHECK = "login-crash"

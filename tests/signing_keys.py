@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from prober.bank.keys import PrivateKey, write_key_files
+from prober.simbank.keys import PrivateKey, write_key_files
 
 
 @dataclass

@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 import trustme
 
-from prober.bank import SCENARIOS, BankServer, Fault, FaultError, FaultWindow, Scenario, run_bank
+from prober.simbank import SCENARIOS, BankServer, Fault, FaultError, FaultWindow, Scenario, run_bank
 
 IBAN = "FR7630006000011234567890189"
 PAYMENT = {
@@ -488,7 +488,7 @@ def test_shipped_scenarios() -> None:
 
 
 def test_the_tour_plays_each_capability_in_turn_from_the_table() -> None:
-    from prober.bank.scenarios import HOUR, PLAYABLE, TOUR, make_tour, tour_stops
+    from prober.simbank.scenarios import HOUR, PLAYABLE, TOUR, make_tour, tour_stops
 
     tour = PLAYABLE[TOUR]
     assert not tour.repeat
@@ -635,7 +635,7 @@ def test_run_bank_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_run_bank_serves_until_sigterm() -> None:
-    code = "import sys; from prober.bank import run_bank; sys.exit(run_bank('127.0.0.1', 0, scenario='healthy-noise'))"
+    code = "import sys; from prober.simbank import run_bank; sys.exit(run_bank('127.0.0.1', 0, scenario='healthy-noise'))"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

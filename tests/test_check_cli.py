@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from prober.bank import BankServer, Fault
+from prober.simbank import BankServer, Fault
 from tests.cli import check_simbank, run_prober
 
 

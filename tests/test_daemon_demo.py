@@ -75,7 +75,7 @@ def test_demo_shows_an_incident_open_on_its_capability_then_resolved(tmp_path: P
 def test_demo_scenario_reaches_the_bank(tmp_path: Path) -> None:
     done = _demo(tmp_path, "--scenario", "nope", timeout=20)
     assert done.returncode == 2 and "unknown scenario 'nope'" in done.stderr
-    from prober.bank import SCENARIOS
+    from prober.simbank import SCENARIOS
 
     name = next(iter(SCENARIOS))
     done = _demo(tmp_path, "--duration", "2", "--interval", "0.5", "--scenario", name)
@@ -126,7 +126,7 @@ def test_demo_default_is_a_tour_of_the_scenarios_each_capability_in_turn(tmp_pat
     """The tour at 5 times the default pace (a run every 0.4 s, an hour in 1 s): each stop
     of the tour opens its capabilities' incidents and resolves them before the next stop,
     then the demo ends by itself with one line on what it kept."""
-    from prober.bank.scenarios import CAPABILITIES, SCENARIOS, tour_stops
+    from prober.simbank.scenarios import CAPABILITIES, SCENARIOS, tour_stops
     from prober.daemon.demo import NO_DATABASE
 
     done = _demo(tmp_path, "--interval", "0.4", "--time-scale", "1", timeout=150)
@@ -175,7 +175,7 @@ def test_demo_stop_says_it_wrote_to_no_database(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("command", "default"), [("demo", "tour"), ("bank", "none")])
 def test_help_lists_every_scenario_from_the_table(command: str, default: str) -> None:
-    from prober.bank.scenarios import PLAYABLE
+    from prober.simbank.scenarios import PLAYABLE
 
     done = subprocess.run([sys.executable, "-m", "prober", command, "--help"], capture_output=True, text=True,
                           timeout=60, env={**os.environ, "COLUMNS": "200"})

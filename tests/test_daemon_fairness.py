@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from prober.bank import BankServer, Fault
+from prober.simbank import BankServer, Fault
 from prober.loading import load
 from prober.daemon.scheduler import OVERLAP_ERROR, waiting_error
 from prober.daemon.slots import SitePool, share, site_limits

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from prober.bank import BankServer, Fault
+from prober.simbank import BankServer, Fault
 from prober.loading import load
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService

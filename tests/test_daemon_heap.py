@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from prober.bank import BankServer
+from prober.simbank import BankServer
 from prober.loading import load
 from prober.daemon.heap import YOUNG_THRESHOLD
 from prober.daemon.service import ProberService

@@ -184,6 +184,16 @@ async def get_json(url: str) -> tuple[int, Any]:
     return await asyncio.to_thread(http_json, url)
 
 
+async def checks_failing(port: int, checks: int, runs: int = 2) -> bool:
+    """Whether the ``/status`` on ``port`` lists ``checks`` checks, each with at least
+    ``runs`` runs and an error (False while the daemon does not answer yet)."""
+    try:
+        _, doc = await get_json(f"http://127.0.0.1:{port}/status")
+    except OSError:
+        return False
+    return len(doc["checks"]) == checks and all(c["runs"] >= runs and c["error"] for c in doc["checks"])
+
+
 class ProberProcess:
     """``prober run`` (or any prober command) as a real subprocess, in ``cwd``.
 

@@ -8,7 +8,7 @@ import re
 import time
 from pathlib import Path
 
-from prober.bank import BankServer, Fault
+from prober.simbank import BankServer, Fault
 from prober.loading import load
 from prober.daemon.lockout import LockoutTracker, first_pauses
 from prober.daemon.service import ProberService

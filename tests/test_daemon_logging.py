@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from prober.bank import BankServer
+from prober.simbank import BankServer
 from tests.cli import run_prober
 from tests.test_daemon_helpers import ProberProcess, check, config_text, wait_for
 

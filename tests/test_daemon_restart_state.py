@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from prober.bank import BankServer, Fault
+from prober.simbank import BankServer, Fault
 from prober.results import JourneyResult, Outcome
 from prober.writer.points import incident_point, journey_lines, prober_point
 from tests.fixtures.servers import InfluxDatabase, free_port

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from prober.bank import BankServer
+from prober.simbank import BankServer
 from prober.daemon.scheduler import phase_of
 from prober.daemon.sharding import owner
 from tests.fixtures.servers import InfluxDatabase

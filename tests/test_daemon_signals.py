@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from prober.bank import BankServer, Fault
+from prober.simbank import BankServer, Fault
 from tests.fixtures.servers import InfluxDatabase, free_port
 from tests.test_daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
 

@@ -29,8 +29,8 @@ import pytest
 
 from grafana.check import DASHBOARD_DIR
 from grafana.expand import TimeRange, expand, variables_of
-from prober.bank import BankServer
-from prober.bank.faults import Fault
+from prober.simbank import BankServer
+from prober.simbank.faults import Fault
 from prober.config.influxdb import influxdb_config
 from prober.daemon.locations_influx import point as cross_location_point
 from prober.incidents.locations import Consensus, LocationState, decide

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from prober.bank import profiles
+from prober.simbank import profiles
 from tests.cli import example_dir, run_prober
 from tests.conformance import SPECS, Standard, berlin_group, close_objects, uk_open_banking
 from tests.fixtures.recording_bank import RecordingBankServer, SentRequest

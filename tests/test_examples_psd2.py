@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from prober.bank import BankServer
-from prober.bank.oauth import OAuthClient, OAuthServer
-from prober.bank.signatures import SignatureProfile
+from prober.simbank import BankServer
+from prober.simbank.oauth import OAuthClient, OAuthServer
+from prober.simbank.signatures import SignatureProfile
 from tests.cli import REPO, example_dir, run_prober
 from tests.signing_keys import make_key
 

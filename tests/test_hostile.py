@@ -1,5 +1,5 @@
 """Hostile answers end with a clear outcome, in bounded memory and time, through the real
-runner against a real server on loopback (``prober.bank.hostile``)."""
+runner against a real server on loopback (``tests.fixtures.hostile``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from prober.bank.hostile import HostileServer
+from tests.fixtures.hostile import HostileServer
 from prober.loading import load
 from prober.journey.plan import JourneyPlan
 from prober.results import JourneyResult, Outcome

@@ -7,7 +7,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from prober.bank import Fault
+from prober.simbank import Fault
 from prober.notify import parse_notifier
 from prober.config.influxdb import influxdb_config
 from prober.loading import load

@@ -9,7 +9,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from prober.bank import BankServer, Fault
+from prober.simbank import BankServer, Fault
 from tests.fixtures.servers import InfluxDatabase, free_port
 from tests.test_daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
 from tests.test_notify_dispatcher import Receiver

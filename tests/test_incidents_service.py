@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from prober.bank.faults import Fault
+from prober.simbank.faults import Fault
 from prober.config.incidents import IncidentsConfig
 from prober.notify import parse_notifier
 from prober.config.influxdb import influxdb_config

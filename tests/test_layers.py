@@ -1,4 +1,4 @@
-"""The data flow of DESIGN.md, kept by the imports: shared vocabulary at the bottom,
+"""The layers of docs/ARCHITECTURE.md, kept by the imports: shared vocabulary at the bottom,
 behaviour packages that do not import each other, one place that composes them."""
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ FORBIDDEN = {
     # It may import prober.notify.providers: each notifier owns its settings model, and
     # notify imports nothing of config, so there is no cycle.
     "config": {"journey", "writer", "incidents", "daemon", "statuspage", "report", "output"},
+    # The simulated bank is the prober's counterpart, not a part of it: it checks what the
+    # prober sends from the standards' texts, so it shares no code with the prober's
+    # behaviour (a bug shared by signer and verifier would pass both).
+    "simbank": {"config", "journey", "writer", "incidents", "notify", "daemon", "statuspage", "report", "output",
+                "loading", "cli", "listener"},
 }
 
 

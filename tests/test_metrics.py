@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from prober.bank import BankServer, Fault
+from prober.simbank import BankServer, Fault
 from prober.daemon.health import HealthServer
 from prober.daemon.histogram import JOURNEY_BUCKETS, Histogram
 from prober.daemon.service import ProberService

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from prober.bank import BankServer, Fault
+from prober.simbank import BankServer, Fault
 from tests.fixtures.servers import PrometheusServer, free_port
 from tests.test_daemon_helpers import ProberProcess, check, config_text, wait_for
 from tests.test_daemon_shards import _free_ports

@@ -18,8 +18,8 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from prober.bank import BankServer, Fault
-from prober.bank.oauth import OAuthClient, OAuthServer
+from prober.simbank import BankServer, Fault
+from prober.simbank.oauth import OAuthClient, OAuthServer
 from prober.loading import load
 from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey

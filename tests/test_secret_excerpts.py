@@ -18,7 +18,7 @@ from urllib.parse import quote
 from tests.cli import run_prober
 from tests.fixtures.echo_bank import SESSION, TOKEN, EchoBank
 from tests.fixtures.servers import free_port
-from tests.test_daemon_helpers import ProberProcess, get_json, wait_for
+from tests.test_daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.test_notify_dispatcher import Receiver
 
 MIN_FRAGMENT = 8  # the documented minimum: shorter runs of a secret's characters may show
@@ -80,7 +80,7 @@ async def test_check_output_and_logs_hold_no_fragment_of_a_secret(tmp_path: Path
         assert "***" in result["error"], result
     # The excerpts still say what was there, around the masks.
     assert results["bearer"]["error"] == "assertion failed: json seen.authorization: expected nope, got Bearer ***"
-    assert results["split"]["error"] == 'assertion failed: json halves: expected x, got ["***", "***"]'
+    assert results["split"]["error"] == 'assertion failed: json halves: expected "x" (string), got ["***", "***"] (array)'
     assert as_table.returncode == as_json.returncode == 1
     output = "".join(r.stdout + r.stderr for r in (as_json, as_table))
     assert fragments(output) == []
@@ -101,14 +101,7 @@ async def test_no_fragment_reaches_influxdb_status_webhooks_or_state(influx_db, 
         )
         daemon = await ProberProcess(["run", "-c", str(config)], cwd=tmp_path).start()
         try:
-            async def status_shows_failures() -> bool:
-                try:
-                    _, doc = await get_json(f"http://127.0.0.1:{port}/status")
-                except OSError:
-                    return False
-                return len(doc["checks"]) == 3 and all(c["runs"] >= 2 and c["error"] for c in doc["checks"])
-
-            await wait_for(status_shows_failures, timeout=30, what="three failing checks in /status")
+            await wait_for(lambda: checks_failing(port, 3), timeout=30, what="three failing checks in /status")
             await wait_for(lambda: len(hook.requests) >= 3, timeout=30, what="a webhook per incident")
             _, status = await get_json(f"http://127.0.0.1:{port}/status")
             daemon.signal(signal.SIGTERM)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prober.bank import BankServer, Fault
+from prober.simbank import BankServer, Fault
 from tests.cli import SIMBANK_CONFIG, run_prober
 
 PASSWORD = "Pw-7c1e-known-to-the-test"

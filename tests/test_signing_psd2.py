@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from pathlib import Path
 
 import aiohttp
@@ -19,8 +20,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from multidict import CIMultiDict
 
-from prober.bank import BankServer
-from prober.bank.signatures import SignatureProfile, signature_middleware
+from prober.simbank import BankServer
+from prober.simbank.signatures import SignatureProfile, signature_middleware
 from prober.loading import load
 from prober.config.signing import signing_config
 from prober.results import Outcome
@@ -28,6 +29,7 @@ from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer, signing_middleware
 from prober.journey.signing.cavage import parse_signature
 from tests.cli import run_prober
+from tests.fixtures.loopback import serving
 from tests.signing_keys import KeyFiles, make_key, signed_site
 
 def write_config(tmp_path: Path, url: str, profile: str, key: KeyFiles, extra: dict[str, str | Path] | None = None,
@@ -43,6 +45,7 @@ def bg_extra(key: KeyFiles) -> dict[str, str | Path]:
 
 
 STET_KEY_ID = "https://tpp.example/qseal.pem#714f8154"
+UUID4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 
 
 async def run_config(path: Path) -> list:
@@ -155,53 +158,67 @@ async def test_a_changed_body_fails_on_its_digest(tmp_path: Path) -> None:
             assert (await resp.json()) == {"error": "invalid_signature", "reason": "Digest does not match the body"}
 
 
-async def test_redirects_and_poll_attempts_are_signed_again(tmp_path: Path) -> None:
-    """Each hop of a redirect and each poll attempt carries a signature of its own request."""
+@pytest.mark.parametrize("profile", ["berlin-group", "stet"])
+async def test_redirects_and_poll_attempts_are_signed_again_each_with_its_own_request_id(
+    tmp_path: Path, profile: str
+) -> None:
+    """Each hop of a redirect and each poll attempt carries a signature of its own
+    request, and an ``X-Request-ID`` of its own (``{{ uuid() }}`` is rendered again for
+    each request sent) that the signature covers; the run's own values stay the same."""
     key = make_key(tmp_path, "tpp")
-    signatures = bank_profile("stet", key)
-    seen: list[tuple[str, str]] = []
+    signatures = bank_profile(profile, key)
+    signing = bg_extra(key) if profile == "berlin-group" else {"key_id": STET_KEY_ID}
+    seen: list[dict[str, str]] = []
+
+    def record(request: web.Request) -> None:
+        seen.append({"path": request.path, **{h: request.headers.get(h, "") for h in
+                                                ("X-Request-ID", "X-Correlation-ID", "X-Run", "Authorization")}})
 
     async def old(request: web.Request) -> web.Response:
-        seen.append((request.path, request.headers["Signature"]))
+        record(request)
         raise web.HTTPTemporaryRedirect("/new")
 
     async def new(request: web.Request) -> web.Response:
-        seen.append((request.path, request.headers["Signature"]))
-        return web.json_response({"status": "PDNG" if len(seen) < 6 else "ACSC"})
+        record(request)
+        return web.json_response({"transactionStatus": "RCVD" if len(seen) < 6 else "ACSC"})
 
     app = web.Application(middlewares=[signature_middleware(signatures)])
     app.router.add_get("/old", old)
     app.router.add_get("/new", new)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    config = tmp_path / "poll.toml"
-    config.write_text(f"""
+    async with serving(app) as url:
+        config = tmp_path / "poll.toml"
+        config.write_text(f"""
 [[sites]]
 name = "psd2"
 base_url = "{url}"
-headers = {{ "X-Request-ID" = "{{{{ uuid() }}}}" }}
+headers = {{ "X-Request-ID" = "{{{{ uuid() }}}}", "X-Run" = "{{{{ run.id }}}}" }}
   [sites.signing]
-  profile = "stet"
+  profile = "{profile}"
   key_file = "{key.key_file}"
-  key_id = "{STET_KEY_ID}"
+""" + "".join(f'  {k} = "{v}"\n' for k, v in signing.items()) + """
+  [sites.secrets]
+  token = "at-0123456789"
 [[sites.checks]]
 name = "status"
 kind = "transfer"
   [[sites.checks.steps]]
   name = "status"
   path = "/old"
-  expect = [ {{ json = "status", equals = "ACSC" }} ]
-  poll = {{ attempts = 5, interval = "10ms" }}
+  headers = { Authorization = "Bearer {{ token }}", "X-Correlation-ID" = "{{ run.id }}-{{ uuid() }}" }
+  expect = [ { json = "transactionStatus", equals = "ACSC" } ]
+  poll = { attempts = 5, interval = "10ms" }
 """)
-    try:
         [result] = await run_config(config)
-    finally:
-        await runner.cleanup()
     assert result.outcome is Outcome.OK, result.error
-    assert [p for p, _ in seen] == ["/old", "/new"] * 3
+    assert result.steps[0].attempts == 3
+    assert [s["path"] for s in seen] == ["/old", "/new"] * 3
+    request_ids = [s["X-Request-ID"] for s in seen]
+    assert len(set(request_ids)) == 6 and all(re.fullmatch(UUID4, i) for i in request_ids), request_ids
+    correlation = [s["X-Correlation-ID"] for s in seen]
+    assert len(set(correlation)) == 6 and all(re.fullmatch(f"{result.run_id}-{UUID4}", c) for c in correlation)
+    assert {s["X-Run"] for s in seen} == {result.run_id}
+    assert {s["Authorization"] for s in seen} == {"Bearer at-0123456789"}
+    # The bank rebuilt each signing string from the request it received: all verify.
     assert signatures.verified == 6 and signatures.refused == {}
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from multidict import CIMultiDict
 
-from prober.bank import BankServer
-from prober.bank.signatures import SignatureProfile
+from prober.simbank import BankServer
+from prober.simbank.signatures import SignatureProfile
 from prober.loading import load
 from prober.config.signing import signing_config
 from prober.results import Outcome

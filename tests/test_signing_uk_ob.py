@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from multidict import CIMultiDict
 
-from prober.bank import BankServer
-from prober.bank.signatures import SignatureProfile
+from prober.simbank import BankServer
+from prober.simbank.signatures import SignatureProfile
 from prober.loading import load
 from prober.config.signing import signing_config
 from prober.results import Outcome

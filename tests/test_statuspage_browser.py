@@ -29,7 +29,7 @@ from pathlib import Path
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, async_playwright, expect
 
-from prober.bank import BankServer
+from prober.simbank import BankServer
 from prober.defaults import default_config
 from tests.statuspage_helpers import SCRIPT, EvilBank, evil_site
 from tests.test_daemon_helpers import ProberProcess, get_json, wait_for

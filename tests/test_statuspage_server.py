@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from prober.bank import BankServer, Fault
+from prober.simbank import BankServer, Fault
 from prober.loading import load
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService

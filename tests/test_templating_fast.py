@@ -11,7 +11,7 @@ import jinja2
 import pytest
 
 from prober.journey.runner import RunInfo
-from prober.journey.templating import _ENV, compile_value, fresh_uuid
+from prober.journey.templating import _ENV, compile_value, fresh_per_use, fresh_uuid
 
 UUID_V4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -72,3 +72,13 @@ def test_run_values_equal_the_values_computed_up_front() -> None:
     assert (run.site, run.check, run.location) == ("s", "c", "l")
     assert uuid.UUID(run.uuid).hex == run.id and uuid.UUID(run.uuid).version == 4
     assert RunInfo(SimpleNamespace(site="s", check="c", location="l"), wall_ns).id != run.id  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("text", "fresh"), [
+    ("{{ uuid() }}", True), ("req-{{ uuid() }}", True), ("{{ run.id }}-{{ uuid() }}", True),
+    ("{{ uuid() | upper }}", True), ("{% if x %}{{ uuid() }}{% endif %}", True),
+    ("{{ run.uuid }}", False), ("{{ run.id }}", False), ("Bearer {{ token }}", False), ("uuid()", False),
+])
+def test_templates_that_change_at_each_use_are_found(text: str, fresh: bool) -> None:
+    """Headers like these are rendered again for each request sent (poll attempts, redirect hops)."""
+    assert fresh_per_use(text) is fresh

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from prober.bank import BankServer, Fault
+from prober.simbank import BankServer, Fault
 from prober.loading import load
 from prober.results import Outcome
 from prober.journey.runner import run_journey

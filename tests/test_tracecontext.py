@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from prober.bank.signatures import SignatureProfile
+from prober.simbank.signatures import SignatureProfile
 from prober.journey.runner import run_journey
 from prober.journey.signing.cavage import parse_signature
 from prober.journey.tracecontext import is_valid, new_span_id, traceparent

@@ -8,7 +8,7 @@ import asyncio
 import os
 import time
 
-from prober.bank import BankServer, Fault
+from prober.simbank import BankServer, Fault
 from prober.config.influxdb import influxdb_config
 from prober.loading import load
 from prober.results import JourneyResult

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from prober.bank import BankServer
+from prober.simbank import BankServer
 from tests.crash_cycles import AnsweredRuns, crash_config, lost_runs, run_then_kill, stored_starts
 from tests.fixtures.servers import InfluxDBServer
 from tests.test_daemon_helpers import ProberProcess, wait_for

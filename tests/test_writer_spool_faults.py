@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from prober.bank import BankServer
+from prober.simbank import BankServer
 from prober.config.influxdb import influxdb_config
 from prober.writer import ResultWriter
 from tests.fixtures.servers import InfluxDatabase

@@ -207,7 +207,8 @@ class Extract(BaseModel):
     ``header``, ``cookie``, ``regex`` (on the body; the first group, or the whole match).
 
     ``secret`` marks the value for redaction in every error and output; it defaults to
-    true for names that look like credentials (token, secret, password, session, key).
+    true for names that look like credentials (token, secret, password, session, key),
+    and for every value taken from the answer of a token request.
     """
 
     model_config = STRICT
@@ -289,6 +290,13 @@ class Step(BaseModel):
     def group(self) -> str | None:
         return self._group
 
+    @property
+    def is_token_request(self) -> bool:
+        """An OAuth2 token request: an ``oauth`` step, or a ``form`` body with a
+        ``grant_type``. It obtains credentials (what it receives is secret) and changes
+        nothing at the bank."""
+        return self.oauth is not None or (self.form is not None and "grant_type" in self.form)
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -335,8 +343,7 @@ def needs_idempotency_key(check: Check, step: Step) -> bool:
     """
     if step.idempotency_key is not None:
         return step.idempotency_key and step.method not in SAFE_METHODS
-    is_token_request = step.oauth is not None or (step.form is not None and "grant_type" in step.form)
-    return check.is_mutating and step.method not in SAFE_METHODS and not is_token_request
+    return check.is_mutating and step.method not in SAFE_METHODS and not step.is_token_request
 
 
 class Include(BaseModel):

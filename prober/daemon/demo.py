@@ -1,7 +1,7 @@
 """``prober demo``: the simulated bank, the prober and a live view, in one process.
 
 The bank listens on port 8480 (or a free port when it is taken) and plays a
-``--scenario``: by default the tour (:data:`~prober.bank.scenarios.TOUR`: each capability
+``--scenario``: by default the tour (:data:`~prober.simbank.scenarios.TOUR`: each capability
 failing and recovering in turn, once, a few minutes), ``none`` for a quiet bank, or one
 of the incident replays, over and over. ``--time-scale`` sets how many real seconds a
 simulated hour lasts. The prober runs the embedded default configuration
@@ -40,7 +40,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from prober.bank import DEFAULT_TIME_SCALE, TOUR, BankServer, Scenario, ScenarioRunner, scenario_named
+from prober.simbank import DEFAULT_TIME_SCALE, TOUR, BankServer, Scenario, ScenarioRunner, scenario_named
 from prober.config.errors import ConfigError
 from prober.loading import LoadedConfig, load
 from prober import eventloop

@@ -12,6 +12,7 @@ exhausting the parser's recursion.
 
 from __future__ import annotations
 
+import datetime
 import json as jsonlib
 import re
 from collections.abc import Callable, Mapping
@@ -21,7 +22,7 @@ from typing import Any
 from multidict import CIMultiDictProxy
 
 from prober.config.model import Assertion, Extract
-from prober.journey.jsonpath import JsonPath, compile_path
+from prober.journey.jsonpath import JsonPath, SimplePath, compile_path
 from prober.journey.templating import Renderer, compile_value
 
 _MAX_SHOWN = 60
@@ -115,9 +116,49 @@ def shorten(value: Any, redact: Redact) -> str:
     """``value`` as one line for a message: redacted first, then cut to 60 characters.
 
     Only the start of a long value is redacted (the part that can be shown); the
-    redactor masks a secret cut at that boundary as a fragment.
+    redactor masks a secret cut at that boundary as a fragment. Line breaks become
+    spaces after redaction, so that a secret holding one is still recognised.
     """
-    return _cut(redact(_one_line(value)[:_REDACTED_WINDOW]))
+    text = value if isinstance(value, str) else jsonlib.dumps(value, ensure_ascii=False, default=str)
+    return _cut(redact(text[:_REDACTED_WINDOW]).replace("\n", " "))
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name of a value (``string``, ``number``, ``boolean``, ``null``,
+    ``array``, ``object``); TOML's dates and times, which JSON lacks, by their TOML name."""
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, datetime.datetime):
+        return "date-time"
+    return type(value).__name__  # datetime.date, datetime.time: "date", "time"
+
+
+def _typed(value: Any, redact: Redact) -> str:
+    """``value`` for a message that compares values of different types: a string in
+    quotes, every value followed by its type (``"true" (string)``, ``true (boolean)``);
+    null is its own type."""
+    if value is None:
+        return "null"
+    kind = json_type(value)
+    shown = shorten(value, redact)
+    return f'"{shown}" ({kind})' if kind == "string" else f"{shown} ({kind})"
+
+
+def _pair(expected: Any, actual: Any, redact: Redact) -> tuple[str, str]:
+    """Both sides of a comparison as shown: with their types when these differ."""
+    if json_type(expected) == json_type(actual):
+        return shorten(expected, redact), shorten(actual, redact)
+    return _typed(expected, redact), _typed(actual, redact)
 
 
 def _as_number(value: Any) -> float | None:
@@ -134,6 +175,8 @@ def _as_number(value: Any) -> float | None:
 
 
 def _equal(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, bool) is not isinstance(expected, bool):
+        return False  # JSON's true is not 1, as Python's True is
     if actual == expected:
         return True
     a, e = _as_number(actual), _as_number(expected)
@@ -181,10 +224,12 @@ class CompiledAssertion:
             actual = self._actual(response)
         except ValueError as exc:
             return f"{self.label}: {exc}"
-        return self._compare(actual, *self.expected(values), redact=redact)
+        # JMESPath gives None for a null and for nothing alike; a plain path tells them apart.
+        null = actual is None and isinstance(self.json_expr, SimplePath) and self.json_expr.holds_null(response.json())
+        return self._compare(actual, *self.expected(values), redact=redact, null=null)
 
     def _compare(  # noqa: C901
-        self, actual: Any, equals: Any, not_equals: Any, contains: Any, *, redact: Redact
+        self, actual: Any, equals: Any, not_equals: Any, contains: Any, *, redact: Redact, null: bool = False
     ) -> str | None:
         spec, label = self.spec, self.label
 
@@ -197,11 +242,17 @@ class CompiledAssertion:
             if not spec.exists:
                 return None
         if actual is None:
+            if null and equals is not None:
+                return f"{label}: expected {_typed(equals, redact)}, got null"
             return f"{label}: expected a value, got nothing"
         if equals is not None and not _equal(actual, equals):
-            return f"{label}: expected {shown(equals)}, got {shown(actual)}"
+            expected_text, actual_text = _pair(equals, actual, redact)
+            return f"{label}: expected {expected_text}, got {actual_text}"
         if not_equals is not None and _equal(actual, not_equals):
-            return f"{label}: expected anything but {shown(not_equals)}, got it"
+            if json_type(not_equals) == json_type(actual):
+                return f"{label}: expected anything but {shown(not_equals)}, got it"
+            expected_text, actual_text = _pair(not_equals, actual, redact)
+            return f"{label}: expected anything but {expected_text}, got {actual_text}"
         bounds = ((">", spec.gt), (">=", spec.ge), ("<", spec.lt), ("<=", spec.le))
         if any(bound is not None for _, bound in bounds):
             number = _as_number(actual)
@@ -213,7 +264,12 @@ class CompiledAssertion:
         if self.pattern is not None and not self.pattern.search(actual if isinstance(actual, str) else _cut(_one_line(actual))):
             return f"{label}: expected to match /{self.pattern.pattern}/, got {shown(actual)}"
         if contains is not None and not _contains(actual, contains):
-            return f"{label}: expected to contain {shown(contains)}, got {shown(actual)}"
+            # A member of an array or object is compared, not the container: its type
+            # is no news. A string or scalar holds only a string of the same type.
+            expected_text, actual_text = (
+                (shown(contains), shown(actual)) if isinstance(actual, list | dict) else _pair(contains, actual, redact)
+            )
+            return f"{label}: expected to contain {expected_text}, got {actual_text}"
         if spec.length is not None or spec.min_length is not None:
             if not hasattr(actual, "__len__"):
                 return f"{label}: expected something with a length, got {shown(actual)}"
@@ -252,8 +308,11 @@ class CompiledExtract:
     secret: bool
 
     @classmethod
-    def build(cls, name: str, spec: Extract) -> CompiledExtract:
-        secret = spec.secret if spec.secret is not None else bool(_SECRET_NAME.search(name))
+    def build(cls, name: str, spec: Extract, from_token_answer: bool = False) -> CompiledExtract:
+        """``from_token_answer``: the step is a token request, whose answer holds
+        credentials: its values are secret unless ``secret = false`` says otherwise."""
+        default = from_token_answer or bool(_SECRET_NAME.search(name))
+        secret = spec.secret if spec.secret is not None else default
         return cls(
             name=name,
             spec=spec,

@@ -49,6 +49,17 @@ class SimplePath:
                     return None
         return value
 
+    def holds_null(self, value: Any) -> bool:
+        """Whether the path leads to a JSON null that is there (``search`` gives
+        ``None`` for an absent value too)."""
+        if not self.steps:
+            return value is None
+        *parents, last = self.steps
+        container = SimplePath(self.expression, tuple(parents)).search(value)
+        if last.__class__ is str:
+            return isinstance(container, dict) and last in container and container[last] is None
+        return isinstance(container, list) and -len(container) <= last < len(container) and container[last] is None  # type: ignore[operator]
+
     def __repr__(self) -> str:
         return f"SimplePath({self.expression!r})"
 

@@ -13,7 +13,6 @@ client id, ``aud`` = token URL, fresh ``jti``, ``iat``, short ``exp``).
 from __future__ import annotations
 
 import base64
-import json
 import time
 import urllib.parse
 import uuid
@@ -61,6 +60,22 @@ def _algorithm(config: PrivateKeyJwtAuth, keys: KeySource) -> str:
     raise KeyFileError("key_file", f"key file {config.key_file}: private_key_jwt needs an RSA or EC P-256 key")
 
 
+TOKEN_FIELDS = ("access_token", "refresh_token", "id_token")
+"""The credentials of a token answer (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3)."""
+
+
+def tokens_in(response: Response) -> list[str]:
+    """The credentials a token answer holds, for the redactor: the access, refresh and
+    id tokens of a JSON object body; none when the body is not one."""
+    try:
+        data = response.json()
+    except ValueError:
+        return []
+    if not isinstance(data, dict):
+        return []
+    return [value for name in TOKEN_FIELDS if isinstance(value := data.get(name), str) and value]
+
+
 @dataclass(slots=True, frozen=True)
 class TokenRequest:
     url: str
@@ -70,6 +85,9 @@ class TokenRequest:
     refresh_token: str | None
     """The refresh token sent (rotation is detected against it)."""
     configured_refresh_token: str | None
+    secrets: tuple[str, ...] = ()
+    """What the request carries that must never be shown: the client assertion or
+    secret, the ``Basic`` credentials, the refresh token."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -134,11 +152,13 @@ class OAuthPlan:
         form = {"grant_type": self.grant}
         headers = {"Accept": "application/json"}
         sent_refresh = configured = None
+        secrets: list[str] = []
         if self.grant == "refresh_token":
             assert self.refresh_token is not None
             configured = str(self.refresh_token(values))
             sent_refresh = self.cache.refresh_token(client, configured)
             form["refresh_token"] = sent_refresh
+            secrets.append(sent_refresh)
         if client.scope:
             form["scope"] = client.scope
         form.update(self.params(values))
@@ -147,16 +167,20 @@ class OAuthPlan:
             form["client_assertion_type"] = ASSERTION_TYPE
             audience = self.audience(values) if self.audience is not None else client.token_url
             form["client_assertion"] = self._assertion(client.client_id, str(audience))
+            secrets.append(form["client_assertion"])
         elif self.auth == "client_secret_basic":
             assert self.client_secret is not None
-            pair = f"{_form_quote(client.client_id)}:{_form_quote(str(self.client_secret(values)))}"
+            client_secret = str(self.client_secret(values))
+            pair = f"{_form_quote(client.client_id)}:{_form_quote(client_secret)}"
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+            secrets += (client_secret, headers["Authorization"])
         else:
             form["client_id"] = client.client_id
             if self.auth == "client_secret_post":
                 assert self.client_secret is not None
                 form["client_secret"] = str(self.client_secret(values))
-        return TokenRequest(client.token_url, headers, form, client, sent_refresh, configured)
+                secrets.append(form["client_secret"])
+        return TokenRequest(client.token_url, headers, form, client, sent_refresh, configured, tuple(secrets))
 
     def _assertion(self, client_id: str, audience: str) -> str:
         assert self.keys is not None and self.algorithm is not None
@@ -173,28 +197,34 @@ class OAuthPlan:
         except (JoseError, ValueError, TypeError) as exc:
             raise ReportableError(f"oauth: cannot make the client assertion ({type(exc).__name__})") from None
 
-    def accept(self, request: TokenRequest, response: Response) -> tuple[str, list[str]]:
-        """The access token of a successful answer, and the secrets it holds (for the
-        redactor). Keeps the token for reuse and persists a rotated refresh token.
-        Raises ``LookupError`` (an assertion failure) when the answer has no token, and
-        :class:`ReportableError` when a rotated refresh token cannot be persisted."""
+    def accept(self, request: TokenRequest, response: Response) -> str:
+        """The access token of a successful answer, kept for reuse. Raises
+        ``LookupError`` (an assertion failure) when the answer has no token."""
         try:
-            data = json.loads(response.body)
+            data = response.json()
         except ValueError:
             raise LookupError("token response is not JSON") from None
         token = data.get("access_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
             raise LookupError("token response has no access_token")
-        secrets = [token]
         expires_in = data.get("expires_in")
         if self.reuse and isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0:
             self.cache.remember(request.client, token, float(expires_in))
-        rotated = data.get("refresh_token")
-        if isinstance(rotated, str) and rotated:
-            secrets.append(rotated)
-            if request.configured_refresh_token is not None and rotated != request.refresh_token:
-                self.cache.rotate(request.client, request.configured_refresh_token, rotated)
-        return token, secrets
+        return token
+
+    def keep_rotated(self, request: TokenRequest, response: Response) -> None:
+        """Persist the refresh token a 2xx answer rotated, whatever the step's own
+        verdict: the bank has retired the one sent, so losing the new one would end the
+        chain. Raises :class:`ReportableError` when it cannot be persisted."""
+        if request.configured_refresh_token is None or not 200 <= response.status < 300:
+            return
+        try:
+            data = response.json()
+        except ValueError:
+            return
+        rotated = data.get("refresh_token") if isinstance(data, dict) else None
+        if isinstance(rotated, str) and rotated and rotated != request.refresh_token:
+            self.cache.rotate(request.client, request.configured_refresh_token, rotated)
 
 
 REFUSALS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
@@ -206,7 +236,7 @@ def refusal(response: Response) -> str | None:
     if response.status not in (400, 401):
         return None
     try:
-        data = json.loads(response.body)
+        data = response.json()
     except ValueError:
         return None
     code = data.get("error") if isinstance(data, dict) else None

@@ -19,7 +19,7 @@ from prober.config.signing import SigningConfig
 from prober.journey.checks import CompiledAssertion, CompiledExtract
 from prober.journey.oauth import OAuthPlan, template_names
 from prober.journey.signing import KeyFileError, Signer, build_signer
-from prober.journey.templating import Renderer, TemplateError, compile_value, names_in
+from prober.journey.templating import Renderer, TemplateError, compile_value, fresh_per_use, names_in
 from prober.journey.tokens import TokenCache
 
 RUN_NAMES = frozenset({"run", "uuid"})
@@ -58,6 +58,13 @@ class StepPlan:
     """Signs each request of the step just before it is sent (site or step ``signing``)."""
     oauth: OAuthPlan | None = None
     """Set for a token step (``oauth``): the runner asks it for the request."""
+    token_request: bool = False
+    """An OAuth2 token request (``oauth``, or a ``form`` with a ``grant_type``): the
+    tokens of its answer are secret as soon as it arrives."""
+    fresh_headers: Renderer | None = None
+    """The headers whose templates give a new value at each use (``{{ uuid() }}``):
+    rendered again for each request sent after the first, every poll attempt and
+    redirect hop, so that an ``X-Request-ID`` is unique per request. None: none such."""
 
     def accepts(self, status: int) -> bool:
         return 200 <= status < 300 if self.statuses is None else status in self.statuses
@@ -265,18 +272,20 @@ def _compile_step(
     else:
         body_kind, body = None, None
     needs_key = needs_idempotency_key(check, step)
+    headers = _merge_headers(site.headers, step.headers)
+    fresh = {name: value for name, value in headers.items() if fresh_per_use(value)}
     return StepPlan(
         name=step.name,
         index=index,
         method=step.method,
         url=compile_value(url),
         query=compile_value(step.query),
-        headers=compile_value(_merge_headers(site.headers, step.headers)),
+        headers=compile_value(headers),
         body_kind=body_kind,
         body=body,
         statuses=frozenset(step.status) if step.status else None,
         assertions=tuple(CompiledAssertion.build(a) for a in step.expect),
-        extracts=tuple(CompiledExtract.build(n, e) for n, e in step.extract.items()),
+        extracts=tuple(CompiledExtract.build(n, e, step.is_token_request) for n, e in step.extract.items()),
         max_duration=step.max_duration,
         timeout=step.timeout or site.timeout,
         max_body=step.max_body or site.max_body,
@@ -288,6 +297,8 @@ def _compile_step(
         server_name=site.tls.server_name,
         signer=signer,
         oauth=oauth,
+        token_request=step.is_token_request,
+        fresh_headers=compile_value(fresh) if fresh else None,
     )
 
 

@@ -29,8 +29,9 @@ import aiohttp
 
 from prober.journey.checks import Response
 from prober.journey.failures import ReportableError, classify, status_outcome
+from prober.journey.fresh import renew_on_redirect
 from prober.journey.http import BodyReader, PhaseClock, bind_clock, open_session, unbind_clock
-from prober.journey.oauth import TokenRequest, refusal
+from prober.journey.oauth import TokenRequest, refusal, tokens_in
 from prober.journey.plan import JourneyPlan, StepPlan
 from prober.redact import Redactor
 from prober.timefmt import utc_date, utc_iso_ns
@@ -250,9 +251,8 @@ async def _run_token_step(
         except ReportableError as exc:
             return StepResult(name=step.name, outcome=Outcome.ERROR, error=redact(f"error: {exc}"),
                               always_run=step.always_run, started_at_ns=time.time_ns())
-        for secret in token_request.form.get("client_assertion"), token_request.refresh_token:
-            if secret:
-                redact.add(secret)
+        for secret in token_request.secrets:
+            redact.add(secret)
         try:
             headers = {**step.headers(values), **token_request.headers}  # site and step headers too
         except UndefinedValue as exc:
@@ -285,8 +285,10 @@ async def _run_step(
     attempts = 0
     while True:
         attempts += 1
-        result, response = await _exchange(session, step, request, max(step_deadline - perf_counter(), 0.0), redact,
-                                           run.trace_id)
+        if attempts > 1 and step.fresh_headers is not None:
+            request.headers.update(step.fresh_headers(values))  # a new X-Request-ID per attempt
+        result, response = await _exchange(
+            session, step, request, max(step_deadline - perf_counter(), 0.0), redact, values, run.trace_id)
         if response is not None:
             result = _judge(step, response, result, values, redact)
         polling_again = (
@@ -298,10 +300,7 @@ async def _run_step(
             break
         await asyncio.sleep(step.poll_interval)
     if request.token is not None and response is not None:
-        if result.outcome is Outcome.OK:
-            result = _take_token(step, request.token, response, result, values, redact)
-        elif (code := refusal(response)) is not None:
-            result = replace(result, outcome=Outcome.AUTH, error=f"{result.error}: {code}")
+        result = _settle_token(step, request.token, response, result, values)
     error = result.error
     if result.outcome is Outcome.TIMEOUT:
         scope = f"journey timeout {plan.timeout:g}s" if cut_by_journey else f"step timeout {budget:g}s"
@@ -318,7 +317,7 @@ async def _run_step(
 
 async def _exchange(
     session: aiohttp.ClientSession, step: StepPlan, request: _Request, budget: float, redact: Redactor,
-    trace_id: str = "",
+    values: dict[str, Any], trace_id: str = "",
 ) -> tuple[StepResult, Response | None]:
     clock = PhaseClock()
     token = bind_clock(clock)
@@ -335,11 +334,13 @@ async def _exchange(
         kwargs["data"] = request.body
     if step.server_name and request.url.startswith("https://"):
         kwargs["server_hostname"] = step.server_name
-    # traceparent first: set on each hop before the guard and the signer see it
+    # traceparent first: set on each hop before the renewal, the guard and the signer see it
     middlewares: list[Middleware] = [trace_middleware(trace_id)] if trace_id else []
+    if step.follow_redirects and step.fresh_headers is not None:
+        middlewares.append(renew_on_redirect(step.fresh_headers, values))
     if step.follow_redirects and (guard := _redirect_guard(request, redact)) is not None:
         middlewares.append(guard)
-    if step.signer is not None:  # after the guard: the hop is signed as it is sent
+    if step.signer is not None:  # after the guard and the renewal: the hop is signed as it is sent
         middlewares.append(signing_middleware(step.signer))
     if middlewares:
         kwargs["middlewares"] = tuple(middlewares)
@@ -394,24 +395,28 @@ def _redirect_guard(request: _Request, redact: Redactor) -> Middleware | None:
     return origin_guard(headers, body) if headers or body else None
 
 
-def _take_token(
-    step: StepPlan, request: TokenRequest, response: Response, result: StepResult, values: dict[str, Any],
-    redact: Redactor,
+def _settle_token(
+    step: StepPlan, request: TokenRequest, response: Response, result: StepResult, values: dict[str, Any]
 ) -> StepResult:
-    """The access token of an accepted token answer goes into the step's value; the
-    step's result, failed when the answer holds no usable token."""
-    assert step.oauth is not None
+    """The end of a token request: the access token of an accepted answer goes into the
+    step's value (the step fails when the answer holds none), a refresh token the bank
+    rotated is kept whatever the step's verdict, a refusal names its RFC 6749 code."""
+    oauth = step.oauth
+    assert oauth is not None
+    token = None
+    if result.outcome is Outcome.OK:
+        try:
+            token = oauth.accept(request, response)
+        except LookupError as exc:
+            result = replace(result, outcome=Outcome.ASSERTION, error=f"assertion failed: {exc}")
+    elif (code := refusal(response)) is not None:
+        return replace(result, outcome=Outcome.AUTH, error=f"{result.error}: {code}")
     try:
-        token, secrets = step.oauth.accept(request, response)
-    except LookupError as exc:
-        return replace(result, outcome=Outcome.ASSERTION, error=f"assertion failed: {exc}")
+        oauth.keep_rotated(request, response)
     except ReportableError as exc:
-        result = replace(result, outcome=Outcome.ERROR, error=f"error: {exc}")
-        token, secrets = "", []
-    for secret in secrets:
-        redact.add(secret)
-    if token:
-        values[step.oauth.into] = token
+        return replace(result, outcome=Outcome.ERROR, error=f"error: {exc}")
+    if token is not None:
+        values[oauth.into] = token
     return result
 
 
@@ -420,9 +425,13 @@ def _judge(
 ) -> StepResult:
     """Status, then content, then extraction, then the latency budget: ``result`` judged.
 
-    Values are taken before the assertions run, so that a secret one (a token) is
-    already known to the redactor if an assertion's message would quote it.
+    Every secret the answer holds is known to the redactor before an assertion's
+    message could quote it: the tokens of a token request's answer as it arrives,
+    values extracted as secret before the assertions run, and the tokens of any other
+    answer shaped like a token answer (a JSON login) before a failure is described.
     """
+    if step.token_request:
+        _learn_tokens(response, redact)
     if not step.accepts(response.status):
         expected = "2xx" if step.statuses is None else "/".join(str(s) for s in sorted(step.statuses))
         return replace(result, outcome=status_outcome(response.status),
@@ -441,6 +450,8 @@ def _judge(
         taken[extract.name] = value
     for assertion in step.assertions:
         if (problem := assertion.check(response, values, redact)) is not None:
+            if not step.token_request and _learn_tokens(response, redact):
+                problem = assertion.check(response, values, redact) or problem
             return replace(result, outcome=Outcome.ASSERTION, error=f"assertion failed: {problem}")
     if missing:
         return replace(result, outcome=Outcome.ASSERTION, error=missing)
@@ -449,6 +460,14 @@ def _judge(
         return replace(result, outcome=Outcome.SLOW,
                        error=f"slow: {result.duration_ms:.0f} ms over the {step.max_duration * 1000.0:.0f} ms budget")
     return result
+
+
+def _learn_tokens(response: Response, redact: Redactor) -> bool:
+    """Make the tokens of a token answer known to the redactor; whether it held any."""
+    found = tokens_in(response)
+    for token in found:
+        redact.add(token)
+    return bool(found)
 
 
 def _scalars(value: Any) -> list[str]:

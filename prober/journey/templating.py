@@ -55,6 +55,15 @@ def referenced_names(text: str) -> set[str]:
     return set(jinja2.meta.find_undeclared_variables(_ENV.parse(text)))
 
 
+def fresh_per_use(text: str) -> bool:
+    """Whether a template string gives a new value each time it is rendered with the
+    same values: it calls ``uuid()``. Raises ``TemplateError`` on bad syntax."""
+    if not _is_template(text):
+        return False
+    return any(isinstance(call.node, jinja2.nodes.Name) and call.node.name == "uuid"
+               for call in _ENV.parse(text).find_all(jinja2.nodes.Call))
+
+
 def names_in(value: Any) -> set[str]:
     """Names used anywhere in a string, list or table of strings."""
     if isinstance(value, str):

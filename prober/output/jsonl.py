@@ -37,8 +37,7 @@ def _step(step: StepResult) -> dict[str, Any]:
 
 
 def result_to_dict(result: JourneyResult) -> dict[str, Any]:
-    """The JSON shape of a result (the DESIGN.md fields, plus location, error, run_id,
-    trace_id: the W3C trace id its requests carried, empty when the site turns it off)."""
+    """The JSON shape of a result (the fields of the README's `prober check --json` contract)."""
     return {
         "site": result.site,
         "check": result.check,

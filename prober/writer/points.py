@@ -1,6 +1,6 @@
 """InfluxDB line protocol for journey results, incidents and the prober's self-report.
 
-The measurements, tags and fields are the schema contract of ``DESIGN.md``:
+The measurements, tags and fields are the schema contract (README, "Schema"; docs/ARCHITECTURE.md, "Contracts"):
 
 ========== ======================================= =========================================
 measurement tags                                    fields

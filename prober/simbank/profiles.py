@@ -30,13 +30,13 @@ from .signatures import SignatureProfile
 
 CLIENT_ID = "bank-prober"
 ISSUER_PATHS = ("/cards",)  # the card issuer's own API shares the host, unsigned
-STET_KEY_URL = "https://prober.bank.example/certs/qseal.pem"
+STET_KEY_URL = "https://prober.simbank.example/certs/qseal.pem"
 UK_KID, UK_ISS = "bank-prober-signing", "0015800001041RHAAY/bank-prober"
 
 
 @dataclass(slots=True)
 class ProfileSetup:
-    """What :class:`~prober.bank.server.BankServer` is given, and the example's environment."""
+    """What :class:`~prober.simbank.server.BankServer` is given, and the example's environment."""
 
     profile: str
     directory: Path

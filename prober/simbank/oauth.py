@@ -3,7 +3,7 @@ tls_client_auth (RFC 8705) or a client secret; client_credentials and refresh_to
 grants; refresh tokens rotated on use; access tokens bound to the client certificate
 they were issued over (RFC 8705 §3).
 
-Given to :class:`~prober.bank.server.BankServer` as ``oauth``, it answers
+Given to :class:`~prober.simbank.server.BankServer` as ``oauth``, it answers
 ``POST /oauth/token`` (behind the same fault guard as the built-in handler). A client
 that fails to authenticate gets 401 ``invalid_client``; a refresh token that is unknown
 or was already rotated away gets 400 ``invalid_grant`` (RFC 6749 §5.2), each with a

@@ -9,11 +9,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from http_message_signatures import HTTPMessageSignaturesException, HTTPMessageVerifier, MappingKeyResolver
+from http_message_signatures import (
+    HTTPMessageSignaturesException,
+    HTTPMessageVerifier,
+    MappingKeyResolver,
+    algorithms,
+)
 
-from prober.journey.signing.rfc9421 import ALGORITHMS, DEFAULT_COMPONENTS
+from prober.simbank.signatures.base import Refused, SignatureProfile
 
-from .signatures import Refused, SignatureProfile
+ALGORITHMS: dict[str, type[algorithms.HTTPSignatureAlgorithm]] = {
+    "rsa-pss-sha512": algorithms.RSA_PSS_SHA512,
+    "rsa-v1_5-sha256": algorithms.RSA_V1_5_SHA256,
+    "ecdsa-p256-sha256": algorithms.ECDSA_P256_SHA256,
+    "ecdsa-p384-sha384": algorithms.ECDSA_P384_SHA384,
+    "ed25519": algorithms.ED25519,
+}
+"""The algorithms of RFC 9421 §3.3 (the HTTP Signature Algorithms registry) the bank accepts."""
+REQUIRED_COMPONENTS = ("@method", "@authority", "@target-uri")
+"""What the bank wants covered on every request (plus ``content-digest`` with a body):
+the request cannot be replayed against another method, host or resource."""
 
 
 @dataclass(slots=True)
@@ -32,7 +47,7 @@ def verify_message_signature(profile: SignatureProfile, request: web.Request, bo
         signature_algorithm=algorithm,
         key_resolver=MappingKeyResolver(public_keys=profile.keys, private_keys={}),  # type: ignore[arg-type]
     )
-    required = DEFAULT_COMPONENTS + (("content-digest",) if body else ())
+    required = REQUIRED_COMPONENTS + (("content-digest",) if body else ())
     try:
         verifier.verify(
             _Message(request.method, str(request.url), request.headers),

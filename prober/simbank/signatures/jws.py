@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .signatures import Refused, SignatureProfile
+from prober.simbank.signatures.base import Refused, SignatureProfile
 
 OB = "http://openbanking.org.uk/"
 REQUIRED_CRIT = {"b64", OB + "iat", OB + "iss", OB + "tan"}

@@ -30,15 +30,15 @@ class BankServer:
 
     Use as ``async with BankServer(...) as bank:`` or call :meth:`start`/:meth:`stop`.
     ``bank.url`` is the base URL with the real bound port, ``bank.faults`` the
-    :class:`~prober.bank.faults.FaultRegistry`, ``bank.state`` the in-memory
-    :class:`~prober.bank.state.BankState`. ``seed`` makes intermittent failures
+    :class:`~prober.simbank.faults.FaultRegistry`, ``bank.state`` the in-memory
+    :class:`~prober.simbank.state.BankState`. ``seed`` makes intermittent failures
     reproducible; ``scenario`` (a name from :data:`PLAYABLE` or a :class:`Scenario`)
     is played from start-up with ``time_scale`` real seconds per simulated second.
     With ``ssl_context`` the bank serves HTTPS; with ``signatures`` it refuses business
     requests not signed as that PSD2 profile requires (401, reason in the body); with
     ``oauth`` the token endpoint authenticates PSD2 clients (private_key_jwt, mTLS) and
     rotates refresh tokens; with ``profile`` (a key of
-    :data:`~prober.bank.psd2.PROFILE_ROUTES`) it also serves that standard's routes.
+    :data:`~prober.simbank.psd2.PROFILE_ROUTES`) it also serves that standard's routes.
     """
 
     def __init__(
@@ -178,7 +178,7 @@ def run_bank(
 
     Prints the URL and scenario on one line. With ``profile`` (and ``keys_dir``, where
     the TPP's keys and the example's env file go) the bank speaks that PSD2 standard,
-    see :mod:`prober.bank.profiles`. Returns 0 after a clean stop, 2 on an unknown
+    see :mod:`prober.simbank.profiles`. Returns 0 after a clean stop, 2 on an unknown
     scenario or profile or an address that cannot be bound (message on stderr).
     """
     if profile is not None and (profile not in PROFILE_ROUTES or keys_dir is None):

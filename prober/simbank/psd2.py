@@ -4,10 +4,10 @@ NextGenPSD2 (``profile="berlin-group"``), STET (``profile="stet"``, under
 :data:`UK_BASE`), over the same accounts, cards and payments as the bank's own routes.
 
 :data:`PROFILE_ROUTES` maps a profile to its table of ``(method, path, capability,
-handler attribute of Psd2Api)``; :class:`~prober.bank.server.BankServer` adds them
+handler attribute of Psd2Api)``; :class:`~prober.simbank.server.BankServer` adds them
 behind the same fault guards as its own routes, so faults apply per capability.
-Together with a :class:`~prober.bank.signatures.SignatureProfile` and an
-:class:`~prober.bank.oauth.OAuthServer` this is what the shipped example
+Together with a :class:`~prober.simbank.signatures.SignatureProfile` and an
+:class:`~prober.simbank.oauth.OAuthServer` this is what the shipped example
 ``config/berlin-group.toml``, ``config/stet-psd2.toml`` and ``config/uk-open-banking.toml``
 run against end to end.
 """

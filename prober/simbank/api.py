@@ -3,7 +3,7 @@
 :data:`ROUTES` is the single table of routes: method, path, capability, handler name.
 Handlers take ``(request, fault)``; ``fault`` is only ever a content-level fault
 (``wrong_data`` or ``reject``), the transport-level ones are applied by
-:func:`prober.bank.faults.guard` before the handler runs.
+:func:`prober.simbank.faults.guard` before the handler runs.
 """
 
 from __future__ import annotations
