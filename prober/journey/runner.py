@@ -58,8 +58,9 @@ class RunInfo:
     def __init__(self, plan: JourneyPlan, wall_ns: int) -> None:
         self.uuid = fresh_uuid()
         self.id = self.uuid.replace("-", "")
-        self.trace_id = self.id if plan.traceparent else ""
-        """The W3C trace id of the run's requests: its id (32 random hex digits)."""
+        self.trace_id = ""
+        """The W3C trace id of the run's requests (its id), set by :func:`run_journey`
+        unless the site turns ``traceparent`` off."""
         self.site = plan.site
         self.check = plan.check
         self.location = plan.location
@@ -82,6 +83,8 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
     wall_ns = time.time_ns()
     started = perf_counter()
     run = RunInfo(plan, wall_ns)
+    if plan.traceparent:
+        run.trace_id = run.id
     values: dict[str, Any] = {**plan.values, "run": run}
     redact = Redactor(plan.secrets)
     results: list[StepResult] = []
