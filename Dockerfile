@@ -8,6 +8,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# Debian's Chromium for browser checks (Playwright drives it; its own browser downloads
+# are never used).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends chromium \
+    && rm -rf /var/lib/apt/lists/*
+
 # The locked, hash-checked dependencies first (a layer that changes only with the lock),
 # then the package itself without resolving anything again.
 WORKDIR /src

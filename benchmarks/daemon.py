@@ -82,7 +82,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.support import free_port, free_port_run, timed_request, wait_http  # noqa: E402
+from benchmarks.support import free_port, free_port_run, proc_cpu, timed_request, wait_http  # noqa: E402
 
 TOKEN_JSON = '{"access_token":"eyJhbGciOiJIUzI1NiJ9.c2ltdWxhdGVkLXRva2Vu.aW4tYmVuY2htYXJr","token_type":"Bearer","expires_in":3600}'
 ACCOUNTS_JSON = json.dumps({"accounts": [
@@ -234,12 +234,6 @@ def ensure_debian(binary: str, package: str) -> str:
     if not found:
         raise RuntimeError(f"{package} installed but {binary} is not on PATH")
     return found
-
-
-def proc_cpu(pid: int) -> float:
-    """utime + stime + cutime + cstime of ``pid``, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_children(pid: int) -> list[int]:

@@ -1,32 +1,42 @@
-"""Time ``prober report`` on a quarter of one-minute probes of 20 checks in a real InfluxDB 1.x.
+"""Time ``prober report`` on a quarter of one-minute probes of 100 checks in a real InfluxDB 1.x.
 
-Command (from the repository root)::
+Command (from the repository root, with the project's environment)::
 
-    python benchmarks/report.py [--days 90] [--sites 4] [--steps 2] [--format json]
+    .venv/bin/python benchmarks/report.py [--days 90] [--sites 20] [--steps 2] [--baseline-rev main]
 
 Starts ``influxd`` on a free port with a temporary data directory (the launcher of
 ``tests/fixtures/servers.py``) and writes ``--days`` days (default: the first quarter of
 2026, 90 days) of one run per minute of five checks per site (login, accounts, transfer,
-payments, cards) for ``--sites`` sites (default 4: 20 checks, about 2.6 M ``check``
+payments, cards) for ``--sites`` sites (default 20: 100 checks, about 13 M ``check``
 points) with ``--steps`` ``step`` points per run, and an outage of 12 minutes per site
-every third day. Then runs ``python -m prober report`` over the whole range as a separate
-process and prints its wall time, its CPU time (user + system, from the child's rusage)
-and its peak memory, and the CPU time ``influxd`` spent answering it (most of it goes
-to the exact ``percentile()`` of TTFB and total time per interface and day): on a shared
-machine the wall time follows the load, the two CPU figures do not.
+every third day. Then, one after the other on the same data, each as a separate
+``python -m prober report`` process over the whole range:
+
+* ``baseline``: the report of ``--baseline-rev`` (default ``main``), exported with
+  ``git archive`` into a temporary directory: today's approach (``""`` skips it);
+* ``recompute``: this tree's report from the raw points (``--recompute``);
+* ``write``: this tree's ``--write`` of every day of the range (the ``psd2_daily``
+  points; the hourly timer writes two days, not 90);
+* ``daily``: this tree's report from those points.
+
+For each it prints the wall time, the CPU time and peak memory of the report process
+(from its own rusage) and the CPU time ``influxd`` spent answering: on a shared machine
+the wall time follows the load, the CPU figures much less.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import multiprocessing
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -77,60 +87,105 @@ def write(url: str, lines: list[str], batch: int = 100_000) -> None:
                 raise RuntimeError(f"write answered {response.status}")
 
 
+def write_days(url: str, first: date, days: int, sites: int, steps: int) -> int:
+    """Write every day of the benchmark; how many points."""
+    points = 0
+    for d in range(days):
+        lines = day_lines(first + timedelta(days=d), sites, steps)
+        write(url, lines)
+        points += len(lines)
+    return points
+
+
 def process_cpu(pid: int) -> float:
     """User + system CPU seconds of a running process (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass
+class Timing:
+    """One run of ``prober report``."""
+
+    name: str
+    command: list[str]
+    wall: float
+    cpu: float
+    rss_mb: float
+    influxd_cpu: float
+    output_bytes: int
+
+
+def timed(name: str, command: list[str], cwd: Path, influxd_pid: int, out: Path) -> Timing:
+    """Run ``command`` (its stdout into ``out``) and measure it and influxd meanwhile."""
+    influxd_before = process_cpu(influxd_pid)
+    began = time.monotonic()
+    with open(out, "wb") as sink, open(out.with_suffix(".err"), "wb") as errors:
+        proc = subprocess.Popen(command, cwd=cwd, stdout=sink, stderr=errors)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - began
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{name} failed: {out.with_suffix('.err').read_text()[-2000:]}")
+    return Timing(name, command, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
+                  process_cpu(influxd_pid) - influxd_before, out.stat().st_size)
+
+
+def export(rev: str, into: Path) -> Path:
+    """The tree of ``rev`` (``git archive``) in ``into``."""
+    into.mkdir()
+    archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--sites", type=int, default=4)
+    parser.add_argument("--sites", type=int, default=20)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--first", type=date.fromisoformat, default=date(2026, 1, 1))
     parser.add_argument("--format", default="json", choices=["table", "csv", "json", "html"])
+    parser.add_argument("--baseline-rev", default="main", help='git revision of today\'s approach ("" to skip)')
     args = parser.parse_args()
     last = args.first + timedelta(days=args.days - 1)
+    print("command: python benchmarks/report.py " + " ".join(sys.argv[1:]))
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
-        server = InfluxDBServer(Path(tmp) / "influxd")
+        work = Path(tmp)
+        baseline = export(args.baseline_rev, work / "baseline") if args.baseline_rev else None
+        server = InfluxDBServer(work / "influxd")
         server.start()
         try:
             server.create_database(DB)
             began = time.monotonic()
-            points = 0
-            for d in range(args.days):
-                lines = day_lines(args.first + timedelta(days=d), args.sites, args.steps)
-                write(server.url, lines)
-                points += len(lines)
+            # Written from a child process: the reports below are children of this one,
+            # and a child's peak memory counts from its parent's size when it forked.
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                points = pool.submit(write_days, server.url, args.first, args.days, args.sites, args.steps).result()
             wrote = time.monotonic() - began
             checks = server.count(DB, "check")
             print(f"wrote {points:,} points ({checks:,} check points, {args.sites * len(KINDS)} checks, "
                   f"{args.days} days) in {wrote:.1f} s")
-            config = Path(tmp) / "prober.toml"
+            config = work / "prober.toml"
             config.write_text(f'[influxdb]\nurl = "{server.url}"\napi = "v1"\ndatabase = "{DB}"\n')
-            out = Path(tmp) / f"report.{args.format}"
-            command = [sys.executable, "-m", "prober", "report", "-c", str(config), "--from", str(args.first),
-                       "--to", str(last), "--format", args.format, "-o", str(out)]
             assert server.proc is not None
+            pid = server.proc.pid
             time.sleep(65)  # let influxd snapshot its cache to TSM files, as for data written over a quarter
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            influxd_before = process_cpu(server.proc.pid)
-            began = time.monotonic()
-            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-            wall = time.monotonic() - began
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            influxd_cpu = process_cpu(server.proc.pid) - influxd_before
-            if done.returncode != 0:
-                print(done.stderr, file=sys.stderr)
-                return 1
-            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-            shown = " ".join(c if "/" not in c else Path(c).name for c in command[1:])
-            print(f"command: python {shown}")
-            print(f"prober report over {args.days} days: {wall:.2f} s wall, {cpu:.2f} s CPU (report process), "
-                  f"peak RSS {after.ru_maxrss / 1024:.0f} MB, {out.stat().st_size:,} bytes of {args.format}; "
-                  f"influxd {influxd_cpu:.2f} s CPU answering; load average {os.getloadavg()[0]:.1f}")
-            print(f"figure: {checks / wall:,.0f} check points per second of wall time")
+            report = [sys.executable, "-m", "prober", "report", "-c", str(config), "--from", str(args.first),
+                      "--to", str(last)]
+            shown = [*report, "--format", args.format]
+            runs: list[Timing] = []
+            if baseline is not None:
+                runs.append(timed(f"baseline ({args.baseline_rev})", shown, baseline, pid, work / "baseline.out"))
+            runs.append(timed("recompute", [*shown, "--recompute"], ROOT, pid, work / "recompute.out"))
+            runs.append(timed("write", [*report, "--write"], ROOT, pid, work / "write.out"))
+            runs.append(timed("daily", shown, ROOT, pid, work / "daily.out"))
+            print(f"{'run':<16} {'wall s':>8} {'CPU s':>7} {'RSS MB':>7} {'influxd CPU s':>14} {'bytes':>11}  command")
+            for run in runs:
+                command = " ".join(c if "/" not in c else Path(c).name for c in run.command[1:])
+                print(f"{run.name:<16} {run.wall:8.2f} {run.cpu:7.2f} {run.rss_mb:7.0f} {run.influxd_cpu:14.2f} "
+                      f"{run.output_bytes:11,}  python {command}")
+            print(f"load average {os.getloadavg()[0]:.1f}; {checks / runs[-3].wall:,.0f} check points per second "
+                  "of wall time (recompute)")
         finally:
             server.close()
     return 0

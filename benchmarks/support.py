@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -34,6 +35,12 @@ def free_port_run(count: int) -> int:
         finally:
             for sock in probes:
                 sock.close()
+
+
+def proc_cpu(pid: int) -> float:
+    """utime + stime + cutime + cstime of ``pid``, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def timed_request(sock: socket.socket, request: bytes) -> float:

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 
 from prober.config.errors import ConfigError
 from prober import eventloop
-from prober.loading import LoadedConfig, load
+from prober.loading import LoadedConfig, journey_runner, load
+from prober.config.model import Config
 from prober.journey.plan import JourneyPlan
 from prober.results import JourneyResult
-from prober.journey.runner import run_journey
 from prober.logs import setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -57,20 +57,34 @@ def _select(plans: list[JourneyPlan], sites: list[str], checks: list[str]) -> li
     return [p for p in plans if (not sites or p.site in sites) and (not checks or p.check in checks)]
 
 
-async def run_once(plans: Sequence[JourneyPlan], concurrency: int = CHECK_CONCURRENCY) -> list[JourneyResult]:
-    """Run every plan once, a few at a time, results in plan order."""
+async def run_once(
+    plans: Sequence[JourneyPlan], concurrency: int = CHECK_CONCURRENCY, config: Config | None = None
+) -> list[JourneyResult]:
+    """Run every plan once, a few at a time, results in plan order (browser checks in the
+    one browser of the process, closed at the end; ``config``'s ``[daemon]`` sizes it)."""
     limit = asyncio.Semaphore(concurrency)
+    runner = journey_runner(config or Config())
 
     async def one(plan: JourneyPlan) -> JourneyResult:
         async with limit:
-            return await run_journey(plan)
+            return await runner(plan)
 
-    return list(await asyncio.gather(*(one(p) for p in plans)))
+    try:
+        return list(await asyncio.gather(*(one(p) for p in plans)))
+    finally:
+        await runner.close()
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     loaded = _load_or_report(args.config)
     if loaded is None:
+        return EXIT_CONFIG
+    from prober.config.access import exposure_problems
+
+    exposed = exposure_problems(loaded.config, args.config)  # what `prober run` would refuse
+    for problem in exposed:
+        print(f"config error: {problem}", file=sys.stderr)
+    if exposed:
         return EXIT_CONFIG
     sites = len(loaded.config.sites)
     print(f"{args.config}: valid ({sites} site{'s' * (sites != 1)}, {len(loaded.plans)} enabled checks)")
@@ -85,7 +99,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if isinstance(selected, str):
         print(f"error: {selected}", file=sys.stderr)
         return EXIT_CONFIG
-    results = eventloop.run(run_once(selected))
+    results = eventloop.run(run_once(selected, config=loaded.config))
     if args.json:
         from prober.output.jsonl import to_json_line
 
@@ -177,7 +191,19 @@ def _seconds_per_hour(text: str) -> float:
 def cmd_report(args: argparse.Namespace) -> int:
     from prober.report.command import run_report
 
-    return run_report(args)
+    return run_report(args, write=_write_psd2_daily)
+
+
+def _write_psd2_daily(influxdb: object, records: list) -> int:
+    """``prober report --write``'s points through the writer's sinks (the report package
+    computes them and does not import the writer)."""
+    from prober.report.influx import QueryError
+    from prober.writer.records import RecordWriteError, write_records
+
+    try:
+        return write_records(influxdb, records)  # type: ignore[arg-type]
+    except RecordWriteError as exc:
+        raise QueryError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,8 @@ from pathlib import Path
 from prober.config.errors import ConfigError
 from prober.config.loader import read
 from prober.config.model import Config
+from prober.journey.browser.engine import missing_browser
+from prober.journey.dispatch import JourneyRunner
 from prober.journey.plan import JourneyPlan, compile_config
 
 
@@ -44,9 +46,22 @@ def _probing_problems(path: Path, config: Config, plans: list[JourneyPlan], daem
         return [f"{path}: nothing to probe: no [[sites]] defined"]
     if not plans:
         return [f"{path}: nothing to probe: every check is disabled (enabled = false)"]
+    browser = [plan for plan in plans if plan.browser is not None]
+    if browser and (reason := missing_browser(config.daemon.chromium)) is not None:
+        names = ", ".join(f"{plan.site}/{plan.check}" for plan in browser[:3]) + (", …" if len(browser) > 3 else "")
+        return [f"{path}: browser checks ({names}) cannot run here: {reason}"]
     cap = config.daemon.max_concurrency
     sites = len({plan.site for plan in plans})
     if cap is not None and cap < sites:
         return [f"{daemon_file}: daemon.max_concurrency: {cap} is less than the {sites} sites with enabled "
                 "checks; each site needs a slot of its own (remove it to size it from the checks)"]
     return []
+
+
+def journey_runner(config: Config) -> JourneyRunner:
+    """The runner of a configuration's plans: HTTP for API checks, and the process's one
+    browser for browser checks (``[daemon]`` says which Chromium, how many at once, and
+    how much evidence is kept under ``state_dir``)."""
+    daemon = config.daemon
+    return JourneyRunner.for_state_dir(daemon.state_dir, daemon.chromium, daemon.browser_concurrency,
+                                       daemon.evidence_runs, daemon.evidence_max_size)

@@ -62,6 +62,11 @@ class Redactor:
         if len(value) >= MIN_SECRET and value not in self._secrets:
             self._secrets.append(value)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets known so far, in the order they were added."""
+        return tuple(self._secrets)
+
     def holds(self, text: str) -> bool:
         """Whether ``text`` contains a whole secret (cheap: no fragment index)."""
         return any(secret in text for secret in self._secrets)

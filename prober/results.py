@@ -89,6 +89,30 @@ class Phases:
 
 
 @dataclass(slots=True, frozen=True)
+class PageMetrics:
+    """What a browser step measured of the page, as a customer feels it.
+
+    For a step that loaded a new document (``goto``, or a click that navigated): its
+    DOMContentLoaded and load ends (``dcl_ms``, ``load_ms``, from the navigation's
+    start; None while not reached) and the Web Vitals Chromium reports for it: First
+    Contentful Paint, Largest Contentful Paint (ms from the navigation's start) and the
+    Cumulative Layout Shift (a score, not a time). For every browser step: console
+    errors, uncaught page errors and sub-requests that failed (4xx/5xx answers, or no
+    answer) during the step. The navigation's own timing (DNS, connect, TLS, TTFB,
+    transfer) is the step's :class:`Phases`.
+    """
+
+    dcl_ms: float | None = None
+    load_ms: float | None = None
+    fcp_ms: float | None = None
+    lcp_ms: float | None = None
+    cls: float | None = None
+    console_errors: int = 0
+    page_errors: int = 0
+    failed_requests: int = 0
+
+
+@dataclass(slots=True, frozen=True)
 class StepResult:
     """The result of one executed (or skipped) step."""
 
@@ -105,6 +129,8 @@ class StepResult:
     """Wall-clock start, nanoseconds since the epoch (the InfluxDB timestamp)."""
     reused: bool = False
     """A token step that reused a cached access token: ok, and no request was sent."""
+    page: PageMetrics | None = None
+    """A browser step's page figures (None for API steps)."""
 
     @property
     def success(self) -> bool:
@@ -137,6 +163,8 @@ class JourneyResult:
     trace_id: str = ""
     """The W3C trace id every request of the run carried in ``traceparent`` (empty when
     the site turns it off)."""
+    evidence: tuple[str, ...] = ()
+    """Files kept as evidence of a failed browser run (a screenshot, a trace), as paths."""
 
     @property
     def success(self) -> bool:

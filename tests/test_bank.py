@@ -194,6 +194,7 @@ async def test_cards(bank: BankServer, http: aiohttp.ClientSession) -> None:
     assert (status, body) == (200, {"cards": [
         {"cardId": "card-001", "maskedPan": "************1234", "status": "ACTIVE"},
         {"cardId": "card-002", "maskedPan": "************5678", "status": "ACTIVE"},
+        {"cardId": "card-003", "maskedPan": "************9012", "status": "ACTIVE"},
     ]})
     status, body, _ = await call(http, "GET", f"{bank.url}/cards/card-001", headers=auth)
     assert body["status"] == "ACTIVE"
@@ -453,7 +454,7 @@ async def test_admin_state_and_reset(bank: BankServer, http: aiohttp.ClientSessi
     bank.faults.set("accounts", Fault(mode="down"))
     status, state, _ = await call(http, "GET", f"{bank.url}/admin/state")
     assert status == 200
-    assert state["cards"] == {"card-001": "FROZEN", "card-002": "ACTIVE"}
+    assert state["cards"] == {"card-001": "FROZEN", "card-002": "ACTIVE", "card-003": "ACTIVE"}
     assert state["requests"] == {"login": 1, "accounts": 0, "transfer": 2, "cards": 1, "payments": 0}
     assert state["payments_created"] == 1 and state["idempotent_replays"] == 1
     assert state["requests_by_path"]["POST /payments"] == 2
@@ -462,7 +463,7 @@ async def test_admin_state_and_reset(bank: BankServer, http: aiohttp.ClientSessi
     status, _, _ = await call(http, "POST", f"{bank.url}/admin/reset")
     assert status == 200
     status, state, _ = await call(http, "GET", f"{bank.url}/admin/state")
-    assert state["cards"] == {"card-001": "ACTIVE", "card-002": "ACTIVE"}
+    assert state["cards"] == {"card-001": "ACTIVE", "card-002": "ACTIVE", "card-003": "ACTIVE"}
     assert sum(state["requests"].values()) == 0 and state["payments_created"] == 0
     assert bank.faults.all() == {}
     status, _, _ = await call(http, "GET", f"{bank.url}/accounts", headers=auth)

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from prober.cli import build_parser
+from prober.config.access import exposure_problems
 from prober.loading import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,13 +106,16 @@ def test_compose_every_variable_read_is_set(tmp_path: Path) -> None:
     assert env["prober"]["BANK_PROBER_INFLUX_PASSWORD"] == env["influxdb"]["BANK_PROBER_INFLUX_WRITE_PASSWORD"]
     assert env["grafana"]["BANK_PROBER_INFLUX_PASSWORD"] == env["influxdb"]["BANK_PROBER_INFLUX_READ_PASSWORD"]
     assert env["grafana"]["BANK_PROBER_INFLUX_USER"] == "grafana"
+    assert env["psd2-daily"]["BANK_PROBER_INFLUX_PASSWORD"] == env["influxdb"]["BANK_PROBER_INFLUX_REPORT_PASSWORD"]
     assert "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN" not in env["prober"] | env["grafana"]
 
 
 def test_compose_services_images_and_volumes() -> None:
     compose = _compose()
     services = compose["services"]
-    assert set(services) == {"influxdb", "grafana", "bank", "prober"}
+    assert set(services) == {"influxdb", "grafana", "bank", "prober", "psd2-daily"}
+    assert "prober report -c /etc/bank-prober --write" in " ".join(services["psd2-daily"]["entrypoint"])
+    assert services["psd2-daily"]["image"] == services["prober"]["image"]
     assert services["influxdb"]["image"].startswith("influxdb:2.")
     assert services["grafana"]["image"].startswith("grafana/grafana")
     env = services["influxdb"]["environment"]
@@ -159,6 +163,9 @@ def test_compose_prober_configuration_is_valid(tmp_path: Path) -> None:
     assert influxdb.password.get_secret_value() == env["BANK_PROBER_INFLUX_PASSWORD"]
     assert loaded.config.daemon.health_listen == "0.0.0.0:9480"
     assert loaded.plans and all(p.steps[0].url({}).startswith("http://bank:8480") for p in loaded.plans)
+    # What `prober run` adds to loading: the internal routes on 0.0.0.0 are allowed explicitly.
+    assert exposure_problems(loaded.config, str(config_dir)) == []
+    assert loaded.config.access.allow_unauthenticated and not loaded.config.access.authenticates
 
 
 def _dockerfile() -> list[tuple[str, str]]:
@@ -255,3 +262,17 @@ def test_the_healthcheck_asks_the_address_that_answers_for_every_worker(tmp_path
     assert worker_port(int(asked), 1) == int(asked) + 1  # the workers never take it
     unit = (DEPLOY / "bank-prober.service").read_text()
     assert "answers /healthz for every worker" in unit
+
+
+def test_systemd_analyze_verify_psd2_daily_timer(tmp_path: Path) -> None:
+    tool = shutil.which("systemd-analyze")
+    assert tool is not None, "systemd-analyze missing: scripts/test installs Debian's systemd package"
+    prober = shutil.which("prober") or sys.executable
+    for name in ("bank-prober-psd2-daily.service", "bank-prober-psd2-daily.timer"):
+        (tmp_path / name).write_text((DEPLOY / name).read_text().replace("/opt/bank-prober/bin/prober", prober))
+    done = subprocess.run([tool, "verify", str(tmp_path / "bank-prober-psd2-daily.timer"),
+                           str(tmp_path / "bank-prober-psd2-daily.service")], capture_output=True, text=True, timeout=60)
+    problems = [line for line in (done.stdout + done.stderr).splitlines() if "psd2-daily" in line]
+    assert done.returncode == 0 and not problems, done.stdout + done.stderr
+    service = (DEPLOY / "bank-prober-psd2-daily.service").read_text()
+    assert "ExecStart=/opt/bank-prober/bin/prober report -c /etc/bank-prober --write" in service

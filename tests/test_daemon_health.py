@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from prober.simbank import BankServer, Fault
 from prober.loading import load
-from prober.daemon.health import HealthServer
+from prober.daemon.health import STATUS_TTL, HealthServer
 from prober.daemon.service import ProberService
 from prober.writer.writer import ResultWriter
 from tests.test_daemon_helpers import check, config_text, get_json, wait_for
@@ -74,6 +75,36 @@ async def test_healthz_and_status(bank: BankServer, tmp_path: Path) -> None:
         assert await get_json(f"{base}/healthz") == (503, {"status": "stopping"})
         await stopping
         assert await get_json(f"{base}/healthz") == (503, {"status": "stopped"})
+    finally:
+        await service.stop(grace=0.0)
+        await health.stop()
+
+
+async def test_one_rendering_of_status_serves_every_reader_for_a_second(bank: BankServer, tmp_path: Path) -> None:
+    """Rendering /status holds the event loop: however many ask, it is rendered at most
+    once a second (STATUS_TTL), and what it says is at most that old."""
+    path = tmp_path / "prober.toml"
+    path.write_text(config_text(bank.url, [check("login", interval="300ms")],
+                                daemon={"state_dir": str(tmp_path / "state")}))
+    service = ProberService(load(path), writer=ResultWriter(None, spool_dir=tmp_path / "spool"))
+    renderings: list[float] = []
+    render = service.status_document
+
+    def counted() -> dict:
+        renderings.append(time.monotonic())
+        return render()
+
+    service.status_document = counted  # type: ignore[method-assign]
+    health = HealthServer(service, "127.0.0.1", 0)
+    await health.start()
+    try:
+        await service.start()
+        answers = [await get_json(f"{health.url}/status") for _ in range(20)]
+        assert len(renderings) == 1 and all(a == answers[0] for a in answers)
+        assert answers[0][0] == 200 and answers[0][1]["status"] == "running"
+        await asyncio.sleep(STATUS_TTL + 0.05)
+        code, fresh = await get_json(f"{health.url}/status")
+        assert code == 200 and len(renderings) == 2 and fresh["scheduler"]["runs"] > answers[0][1]["scheduler"]["runs"]
     finally:
         await service.stop(grace=0.0)
         await health.stop()

@@ -31,6 +31,7 @@ from grafana.check import DASHBOARD_DIR
 from grafana.expand import TimeRange, expand, variables_of
 from prober.simbank import BankServer
 from prober.simbank.faults import Fault
+from prober.cli import main
 from prober.config.influxdb import influxdb_config
 from prober.daemon.locations_influx import point as cross_location_point
 from prober.incidents.locations import Consensus, LocationState, decide
@@ -67,7 +68,8 @@ async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
         plans = {}
         for location in LOCATIONS:
             env = {**os.environ, "SIMBANK_URL": bank.url, "PROBER_LOCATION": location}
-            plans[location] = load(CONFIG, env).plans
+            # API checks only: the browser checks' figures have their own data below.
+            plans[location] = [plan for plan in load(CONFIG, env).plans if plan.browser is None]
         assert {p.kind for p in plans["par"]} == {"login", "accounts", "transfer", "cards", "payments"}
         bank.faults.set("payments", Fault(mode="refuse", values=("fra",)))
         config = influxdb_config(url=db.url, api="v1", database=db.name, flush_interval="50ms", batch_size=500)
@@ -142,15 +144,80 @@ async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
     return ProberData(db, results, min(stamps), max(stamps))
 
 
+def materialise_psd2(db: InfluxDatabase, work: Path) -> None:
+    """``prober report --write`` over the data (yesterday and today, UTC), as the timer runs it."""
+    config = work / "psd2"
+    config.mkdir(exist_ok=True)
+    (config / "00-influxdb.toml").write_text(f'[influxdb]\nurl = "{db.url}"\napi = "v1"\ndatabase = "{db.name}"\n')
+    (config / "10-simbank.toml").write_text(CONFIG.read_text())
+    assert main(["report", "-c", str(config), "--write"]) == 0
+
+
 def location_of(i: int) -> str:
     return LOCATIONS[i % 2]
+
+
+BROWSER_FIELDS = ("load_ms", "lcp_ms", "cls", "console_errors")
+"""A query naming one of these reads browser steps' figures: it runs on :func:`browser_data`."""
+
+
+def is_browser_query(query: str) -> bool:
+    return any(f'"{field}"' in query for field in BROWSER_FIELDS)
+
+
+async def _populate_browser(db: InfluxDatabase, spool_dir: Path, state_dir: Path) -> ProberData:
+    """Real browser runs of the web checks (web-accounts, web-transfer) from both locations,
+    two rounds, the second with the accounts' balances wrong (zero) and the transfer page
+    down (503)."""
+    from prober.loading import journey_runner
+
+    async with BankServer(seed=1, settle_after=0.05) as bank:
+        plans = []
+        for location in LOCATIONS:
+            env = {**os.environ, "SIMBANK_URL": bank.url, "PROBER_LOCATION": location}
+            loaded = load(CONFIG, env)
+            plans += [p for p in loaded.plans if p.check in ("web-accounts", "web-transfer")]
+        config = influxdb_config(url=db.url, api="v1", database=db.name, flush_interval="50ms", batch_size=500)
+        writer = ResultWriter(config, spool_dir=spool_dir)
+        runner = journey_runner(loaded.config.model_copy(update={"daemon": loaded.config.daemon.model_copy(
+            update={"state_dir": str(state_dir)})}))
+        await writer.start()
+        results: list[JourneyResult] = []
+        try:
+            for round_no in range(2):
+                if round_no:
+                    bank.faults.set("accounts", Fault(mode="wrong_data"))
+                    bank.faults.set("transfer", Fault(mode="down"))
+                for plan in plans:
+                    result = await runner(plan)
+                    writer.submit(result)
+                    results.append(result)
+        finally:
+            await runner.close()
+            await writer.close()
+    assert {(r.check, r.outcome) for r in results} == {
+        ("web-accounts", Outcome.OK), ("web-transfer", Outcome.OK),
+        ("web-accounts", Outcome.ASSERTION), ("web-transfer", Outcome.HTTP_STATUS)}, [
+        (r.check, r.outcome, r.error) for r in results]
+    return ProberData(db, results, min(r.started_at_ns for r in results), max(r.started_at_ns for r in results))
+
+
+@pytest.fixture(scope="module")
+def browser_data(influxdb_v1: InfluxDBServer, tmp_path_factory) -> Iterator[ProberData]:
+    db = new_database(influxdb_v1, "dashweb")
+    try:
+        yield asyncio.run(_populate_browser(db, tmp_path_factory.mktemp("spool"), tmp_path_factory.mktemp("state")))
+    finally:
+        influxdb_v1.drop_database(db.name)
 
 
 @pytest.fixture(scope="module")
 def data(influxdb_v1: InfluxDBServer, tmp_path_factory) -> Iterator[ProberData]:
     db = new_database(influxdb_v1, "dash")
     try:
-        yield asyncio.run(_populate(db, tmp_path_factory.mktemp("spool")))
+        populated = asyncio.run(_populate(db, tmp_path_factory.mktemp("spool")))
+        materialise_psd2(db, tmp_path_factory.mktemp("psd2"))
+        yield populated
     finally:
         influxdb_v1.drop_database(db.name)
 
@@ -174,8 +241,15 @@ def panel(dashboard: str, title: str) -> dict:
     return next(p for p in DASHBOARDS[dashboard]["panels"] if p["title"] == title)
 
 
-def time_range_of(item: dict) -> TimeRange:
-    """The dashboard range (last hour) or the panel's own relative range (``timeFrom``)."""
+DAILY = "psd2-availability"
+"""Reads the psd2_daily points, dated at midnight: asked over its own default range (a quarter)."""
+
+
+def time_range_of(item: dict, dashboard: str = "") -> TimeRange:
+    """The dashboard range (last hour, a quarter for the daily points) or the panel's own
+    relative range (``timeFrom``)."""
+    if dashboard == DAILY:
+        return TimeRange("now-90d")
     return TimeRange(f"now-{item['timeFrom']}") if item.get("timeFrom") else TimeRange("now-1h")
 
 
@@ -220,11 +294,15 @@ def test_every_dashboard_query_is_covered():
 
 @pytest.mark.parametrize(("dashboard", "query"), [(d, q) for d, _, q, _ in QUERIES],
                          ids=[i for _, i, _, _ in QUERIES])
-def test_query_returns_data_with_all_selected(data, dashboard, query):
+def test_query_returns_data_with_all_selected(request, dashboard, query):
+    data = request.getfixturevalue("browser_data" if is_browser_query(query) else "data")
     item = next((p for d, _, q, p in QUERIES if d == dashboard and q == query), None)
     board = DASHBOARDS[dashboard]
     variables = variables_of(board, options=variable_options(board, data.db))
-    for time_range in (time_range_of(item or {}), data.absolute_range):
+    ranges = [time_range_of(item or {}, dashboard), data.absolute_range]
+    if dashboard == DAILY:  # the day's point is dated at its midnight, before the data
+        ranges[1] = TimeRange(data.first_ns // 1_000_000 // 86_400_000 * 86_400_000, ranges[1].to_ms)
+    for time_range in ranges:
         influxql = expand(query, variables, time_range=time_range, interval=INTERVAL)
         assert "$" not in influxql.replace("$/", "/"), influxql  # every variable and macro expanded
         series = series_of(data.db, influxql)
@@ -233,7 +311,7 @@ def test_query_returns_data_with_all_selected(data, dashboard, query):
 
 @pytest.mark.parametrize(("dashboard", "query"), [(d, q) for d, _, q, _ in QUERIES],
                          ids=[i for _, i, _, _ in QUERIES])
-def test_query_returns_data_with_values_selected(data, dashboard, query):
+def test_query_returns_data_with_values_selected(request, dashboard, query):
     """Multi-value selections (``(a|b)``) as a user picks them, and longer ranges' intervals.
 
     On a 6 h range Grafana groups by 20 s, so the two minutes of self-reports still span
@@ -241,17 +319,23 @@ def test_query_returns_data_with_values_selected(data, dashboard, query):
     least be valid InfluxQL.
     """
     board = DASHBOARDS[dashboard]
+    browser = is_browser_query(query)
+    data = request.getfixturevalue("browser_data" if browser else "data")
     chosen = {"site": ["simbank"], "kind": ["transfer", "payments"], "location": ["par", "fra"],
               "step": ["create", "funds"], "instance": ["prober-par", "prober-fra"]}
+    if browser:
+        chosen = {"site": ["simbank"], "kind": ["transfer", "accounts"], "location": ["par", "fra"],
+                  "step": ["login-page", "form"]}
     options = variable_options(board, data.db, chosen)
     for name, values in options.items():  # children list what the parents' choice allows
         assert set(chosen.get(name, values)) <= set(values), (name, values)
         chosen.setdefault(name, values)
     if "check" in options:
-        assert options["check"] == ["card-authorisation", "transfer"]
+        assert options["check"] == (["web-accounts", "web-transfer"] if browser else ["card-authorisation", "transfer"])
     item = next((p for d, _, q, p in QUERIES if d == dashboard and q == query), None)
     variables = variables_of(board, chosen, options)
-    time_range = time_range_of(item) if item and item.get("timeFrom") else TimeRange("now-6h")
+    time_range = time_range_of(item or {}, dashboard) if (item and item.get("timeFrom")) or dashboard == DAILY \
+        else TimeRange("now-6h")
     influxql = expand(query, variables, time_range=time_range, max_data_points=1000)
     assert "GROUP BY time(" not in query or "GROUP BY time(20s)" in influxql
     series = series_of(data.db, influxql)
@@ -388,6 +472,22 @@ def test_journey_failures_and_latest_failing_steps(data):
     assert all(len(r["error"]) < 300 for r in latest)
 
 
+def test_browser_page_panels(browser_data):
+    """The page figures of the web checks: load times and paints of the pages they loaded,
+    a layout shift score, and the errors counted inside the pages."""
+    load = run(browser_data, "journey-detail", "Page load (browser steps)")
+    assert load and all(r["load"] is None or r["load"] >= r["domcontentloaded"] > 0 for r in load if r["domcontentloaded"])
+    assert any(r["ttfb"] for r in load)
+    paints = run(browser_data, "journey-detail", "Web Vitals: paints (browser steps)", {"check": ["web-accounts"]})
+    assert paints and all(r["lcp"] >= r["fcp"] > 0 for r in paints if r["fcp"] and r["lcp"])
+    shift = run(browser_data, "journey-detail", "Web Vitals: layout shift (browser steps)")
+    assert shift and all(0 <= r["cls"] < 1 for r in shift if r["cls"] is not None)
+    errors = run(browser_data, "journey-detail", "Page errors (browser steps)", {"check": ["web-accounts"]})
+    assert sum(r["failed requests"] or 0 for r in errors) == 0  # zero balances: every answer 200
+    transfer = run(browser_data, "journey-detail", "Page errors (browser steps)", {"check": ["web-transfer"]})
+    assert transfer  # counted for every executed browser step, zero or not
+
+
 def test_journey_stats(data):
     (row,) = run(data, "journey-detail", "Runs and failures", {"check": ["transfer"]})
     assert row["runs"] == ROUNDS * len(LOCATIONS) and row["failed"] == ROUNDS * len(LOCATIONS) / 2
@@ -442,33 +542,30 @@ def test_prober_health(data):
 
 
 def run_daily(data: ProberData, title: str, values: dict | None = None) -> list[dict]:
-    """A PSD2 panel as Grafana runs it on that dashboard: the panel's 1-day minimum interval."""
+    """A PSD2 panel as Grafana runs it on a quarter: it reads the psd2_daily points."""
     item = panel("psd2-availability", title)
     variables = variables_of(DASHBOARDS["psd2-availability"], values or {})
     query = expand(item["targets"][0]["query"], variables, time_range=TimeRange("now-90d"),
                    max_data_points=item.get("maxDataPoints", 1000), min_interval=item.get("interval"))
-    assert "GROUP BY time(" not in query or "GROUP BY time(1d)" in query
+    assert "GROUP BY time(" not in query  # one point per day is stored: nothing to bucket
     return data.db.query(query)
 
 
-def test_psd2_daily_uptime_and_summary(data):
-    assert variable_options(DASHBOARDS["psd2-availability"], data.db)["kind"] == [
-        "accounts", "login", "payments", "transfer"]  # cards is no PSD2 interface
-    daily = run_daily(data, "Daily uptime per bank and interface")
-    by_kind: dict[str, list[dict]] = {}
-    for row in daily:
-        by_kind.setdefault(row["kind"], []).append(row)
-    assert sum(r["runs"] for r in by_kind["transfer"]) == ROUNDS * len(LOCATIONS)
-    assert all(r["uptime %"] == 100.0 for r in by_kind["login"])
-    transfer = sum(r["uptime %"] * r["runs"] for r in by_kind["transfer"]) / sum(r["runs"] for r in by_kind["transfer"])
-    assert transfer == pytest.approx(50.0)
-    summary = by(run_daily(data, "Quarter summary against 99.5 %"), "kind")
-    assert summary["transfer"]["uptime %"] == pytest.approx(50.0) and summary["transfer"]["failed runs"] == ROUNDS
-    assert summary["payments"]["uptime %"] == pytest.approx(50.0)  # refused from fra
-    assert summary["login"]["uptime %"] == 100.0 and "cards" not in summary
-    times = run_daily(data, "Daily response time and error rate", {"kind": ["transfer"]})
-    assert times and all(0 < r["TTFB mean ms"] <= r["total p95 ms"] for r in times)
-    errors = sum(r["error %"] * r["requests"] for r in times) / 100
-    assert errors == pytest.approx(ROUNDS)  # the create step of every odd round
-    incident = run_daily(data, "Incident time per day", {"kind": ["accounts"]})
-    assert sum(r["incident s"] for r in incident) == pytest.approx(20.0 * len(LOCATIONS))
+def test_psd2_panels_read_the_materialised_days(data):
+    options = variable_options(DASHBOARDS["psd2-availability"], data.db)
+    assert options["interface"] == ["ais", "cof", "pis"] and options["api"] == ["dedicated"]
+    assert options["tz"] == ["UTC"] and options["site"] == ["simbank"]
+    today = by(run_daily(data, "Daily uptime and downtime per bank and interface"), "interface")
+    # transfer failed every other round at both locations: never five in a row, no downtime
+    assert today["pis"]["down s"] == 0.0 and today["pis"]["uptime %"] == 100.0
+    transfer_runs = sum(1 for r in data.results if r.kind == "transfer")
+    failed_logins = sum(1 for r in data.results if r.kind == "login" and not r.success and r.outcome.value != "skipped")
+    assert today["pis"]["probes"] == transfer_runs + failed_logins
+    assert today["pis"]["failed probes"] == ROUNDS + failed_logins
+    summary = by(run_daily(data, "Range summary against 99.5 %"), "interface")
+    assert summary["pis"]["uptime %"] == 100.0 and summary["pis"]["known days"] >= 1
+    times = run_daily(data, "Daily response times (answered requests)", {"interface": ["pis"]})
+    assert times and all(0 < r["TTFB mean ms"] <= r["TTLB p95 ms"] for r in times)
+    errors = by(run_daily(data, "Daily error rate"), "interface")
+    assert errors["pis"]["errors"] == ROUNDS  # the create step of every odd round
+    assert errors["all"]["requests"] >= errors["pis"]["requests"]

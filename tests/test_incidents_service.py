@@ -22,6 +22,8 @@ from prober.journey.runner import run_journey
 from prober.writer import ResultWriter
 from tests.test_notify_dispatcher import Receiver
 
+from tests.browser_helpers import without_browser_checks
+
 SIMBANK = Path(__file__).resolve().parent.parent / "config" / "simbank.toml"
 
 
@@ -37,7 +39,7 @@ class Lines:
 
 def simbank(url: str, **incidents):
     loaded = load(SIMBANK, environ={**os.environ, "SIMBANK_URL": url})
-    config = loaded.config
+    config = without_browser_checks(loaded.config)
     if incidents:
         config = config.model_copy(update={"incidents": IncidentsConfig.model_validate(incidents)})
     return config, {p.check: p for p in loaded.plans}

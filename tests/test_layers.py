@@ -27,12 +27,14 @@ FORBIDDEN = {
     # Config is read first and compiles nothing (prober/loading.py compiles the plans).
     # It may import prober.notify.providers: each notifier owns its settings model, and
     # notify imports nothing of config, so there is no cycle.
-    "config": {"journey", "writer", "incidents", "daemon", "statuspage", "report", "output"},
+    "config": {"journey", "writer", "incidents", "daemon", "statuspage", "report", "output", "access"},
+    # Who may see what on the prober's own listeners: applies [access], serves nothing itself.
+    "access": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "report", "output"},
     # The simulated bank is the prober's counterpart, not a part of it: it checks what the
     # prober sends from the standards' texts, so it shares no code with the prober's
     # behaviour (a bug shared by signer and verifier would pass both).
     "simbank": {"config", "journey", "writer", "incidents", "notify", "daemon", "statuspage", "report", "output",
-                "loading", "cli", "listener"},
+                "loading", "cli", "listener", "access"},
 }
 
 

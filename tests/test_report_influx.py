@@ -33,7 +33,6 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from prober.cli import main
 from prober.results import JourneyResult, Outcome, Phases, StepResult
 from prober.writer import incident_point, journey_lines
 from tests.fixtures.servers import InfluxDatabase, InfluxDBServer, free_port, new_database
+from tests.report_history import INFLUXDB, Setup, site
 
 ROOT = Path(__file__).resolve().parent.parent
 MON = datetime(2026, 3, 2, tzinfo=timezone.utc)
@@ -116,12 +116,7 @@ def write(db: InfluxDatabase, lines: list[str], batch: int = 20_000) -> None:
             assert response.status == 204
 
 
-CONFIG = """
-[influxdb]
-url = "{url}"
-api = "v1"
-database = "{db}"
-
+CONFIG = INFLUXDB + """
 [[incidents.maintenance]]
 site = "dense"
 start = "2026-03-04T03:00:00Z"
@@ -136,23 +131,8 @@ to = "08:02"
 """
 
 
-def site(name: str, *checks: tuple[str, str, str]) -> str:
-    """A ``[[sites]]`` table with one-step checks (name, kind, extra TOML lines)."""
-    text = f'\n[[sites]]\nname = "{name}"\nbase_url = "http://127.0.0.1:9"\n'
-    for check, kind, extra in checks:
-        text += (f'[[sites.checks]]\nname = "{check}"\nkind = "{kind}"\n{extra}'
-                 f'steps = [{{ name = "call", path = "/{check}" }}]\n')
-    return text
-
-
 SITES = site("dense", ("accounts", "accounts", "")) + site(
     "sparse", ("login", "login", ""), ("accounts", "accounts", ""), ("funds", "custom", 'psd2 = ["cof"]\n'))
-
-
-@dataclass
-class Setup:
-    db: InfluxDatabase
-    config: Path
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +169,9 @@ def pct(down_s: float) -> float:
 
 def test_dense_days_exact_seconds_and_percentages(setup, capsys):
     data = json.loads(report(setup, capsys))
+    # sparse's login feeds payment initiation too, but login alone is no probe of it
     assert {(s["site"], s["interface"]) for s in data["summaries"]} == {
-        ("dense", "ais"), ("sparse", "ais"), ("sparse", "pis"), ("sparse", "cof")}
+        ("dense", "ais"), ("sparse", "ais"), ("sparse", "cof")}
     days = days_of(data, "dense", "ais")
     mon, tue, wed, thu, fri = (days[f"2026-03-0{d}"] for d in range(2, 7))
     # the outage straddling midnight is split at midnight
@@ -216,7 +197,7 @@ def test_dense_response_times_are_exact(setup, capsys):
     nearest_rank = values[int(len(values) * 0.95 + 0.5) - 1]  # InfluxQL's percentile()
     assert nearest_rank == 28.0
     assert thu["ttfb_mean_ms"] == pytest.approx(19.5) and thu["ttfb_p95_ms"] == 28.0
-    assert thu["total_mean_ms"] == pytest.approx(39.0) and thu["total_p95_ms"] == 56.0
+    assert thu["ttlb_mean_ms"] == pytest.approx(39.0) and thu["ttlb_p95_ms"] == 56.0
     assert thu["error_rate_pct"] == 0.0 and thu["requests"] == 17280
 
 
@@ -237,23 +218,22 @@ def test_dense_summary_against_the_benchmark(setup, capsys):
 def test_sparse_probes_use_the_stretched_window_and_say_so(setup, capsys):
     data = json.loads(report(setup, capsys))
     ais = days_of(data, "sparse", "ais")["2026-03-02"]
-    pis = days_of(data, "sparse", "pis")["2026-03-02"]
     cof = days_of(data, "sparse", "cof")["2026-03-02"]
-    # login + accounts interleaved (30 s apart): window 135 s; the Monday window covers accounts (AIS) only
-    assert (ais["downtime_s"], ais["planned_downtime_s"], ais["unplanned_downtime_s"]) == (300.0, 120.0, 180.0)
-    # login alone every 60 s: window 270 s; 15:00-15:10 five failures over 600 s do not count
-    assert (pis["downtime_s"], pis["planned_downtime_s"]) == (300.0, 0.0)
+    # accounts every 60 s (login's successes are no probe): window 270 s. 08:00-08:05 login
+    # and accounts fail: down from the first failed login (08:00:00) to the next successful
+    # accounts run (08:05:30); the Monday window 07:58-08:02 covers accounts (AIS)
+    assert (ais["downtime_s"], ais["planned_downtime_s"], ais["unplanned_downtime_s"]) == (330.0, 120.0, 210.0)
+    # 15:00-15:10 five failed logins, accounts answering in between: not down
+    assert ais["failed_probes"] == 5 + 5 + 5
     # funds (configured psd2 = ["cof"]) kept answering between the login failures
-    assert cof["downtime_s"] == 0.0 and cof["probes"] == 1440 + 1440 - 6
-    assert cof["requests"] == cof["probes"]  # one step per run, login and funds alike
-    assert cof["ttfb_mean_ms"] == pytest.approx((1434 * 30.0 + 1440 * 70.0) / 2874)
-    assert summary_of(data, "sparse", "ais")["window_s"] == 135.0
-    assert summary_of(data, "sparse", "pis")["window_s"] == 270.0
+    assert cof["downtime_s"] == 0.0 and cof["probes"] == 1440 + 10
+    assert cof["requests"] == cof["probes"]  # one step per run, the failed logins and funds alike
+    assert cof["ttfb_mean_ms"] == pytest.approx(70.0)  # login requests are no response time of CoF
+    assert summary_of(data, "sparse", "ais")["window_s"] == 270.0
+    assert summary_of(data, "sparse", "cof")["window_s"] == 270.0
     notes = " ".join(data["notes"])
-    assert "sparse / payment initiation: one request every 60 s" in notes and "within 270 s" in notes
+    assert "sparse / account information, one probe every 60 s: 270 s" in notes
     assert "dense /" not in notes
-    for day in ("2026-03-03", "2026-03-04", "2026-03-05", "2026-03-06"):
-        assert days_of(data, "sparse", "pis")[day]["known"] is False
 
 
 def test_days_follow_the_chosen_time_zone(setup, capsys):
@@ -279,8 +259,8 @@ def test_csv_has_one_row_per_site_and_day(setup, capsys):
 
 def test_table_and_html(setup, capsys):
     table = report(setup, capsys, fmt="table")
-    assert "five consecutive requests" in table and "within 270 s" in table
-    assert "unknown" in table and "BELOW" in table
+    assert "five consecutive probes" in table and "every 60 s: 270 s" in table
+    assert "unknown" in table and "below" in table
     page = report(setup, capsys, fmt="html")
     assert page.startswith("<!doctype html>") and "<svg" in page and "<script" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page

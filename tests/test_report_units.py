@@ -16,8 +16,8 @@ from prober.config.incidents import MaintenanceWindow
 from prober.report.compute import Scope, build_report, day_bounds
 from prober.report.downtime import incident_intervals, maintenance_intervals, rule_downtime, spacing_ms, window_ms
 from prober.report.formats import clean, to_text
-from prober.report.influx import Fetched, interface_clause, quote_tag
-from prober.report.interfaces import interfaces_of
+from prober.report.influx import Fetched, own_clause, quote_tag
+from prober.report.interfaces import Catalog, interfaces_of
 from prober.report.intervals import intersect, overlap_ms, union
 
 S = 1000
@@ -110,9 +110,20 @@ def test_interfaces_by_kind_unless_configured():
 
 def test_influxql_literals_are_escaped():
     assert quote_tag("it's \\ here") == "'it\\'s \\\\ here'"
-    clause = interface_clause("cof", {("b", "x'y"): ("cof",)})
-    assert clause == ('(("kind" =~ /^(login|payments)$/ AND ("site" != \'b\' OR "check" != \'x\\\'y\')) OR '
-                      '("site" = \'b\' AND "check" = \'x\\\'y\'))')
+    catalog = Catalog(overrides={("b", "x'y"): ("cof",)}, kinds={("b", "x'y"): "custom"})
+    assert own_clause("cof", "dedicated", catalog) == (
+        '(("kind" =~ /^(payments)$/ AND ("site" != \'b\' OR "check" != \'x\\\'y\')) OR '
+        '("site" = \'b\' AND "check" = \'x\\\'y\'))')
+    assert own_clause("cof", "psu", catalog) is None
+
+
+def test_own_clauses_keep_login_out_and_put_psu_checks_apart():
+    catalog = Catalog(overrides={("b", "auth"): ("ais",)}, psu=frozenset({("b", "web")}),
+                      kinds={("b", "auth"): "login", ("b", "web"): "accounts"})
+    dedicated = own_clause("ais", "dedicated", catalog)
+    assert dedicated is not None and "login" not in dedicated
+    assert "(\"site\" != 'b' OR \"check\" != 'web')" in dedicated
+    assert own_clause("ais", "psu", catalog) == "((\"site\" = 'b' AND \"check\" = 'web'))"
 
 
 HOSTILE = "=cmd|'/c calc'!A1<script>alert(1)</script>\x1b[31m"
@@ -124,10 +135,14 @@ def _hostile_report():
     first = date(2026, 3, 2)
     bounds = day_bounds(first, first, __import__("zoneinfo").ZoneInfo("UTC"))
     fetched = Fetched()
-    key = (HOSTILE, "login", "login", "par")
-    fetched.times[key] = array("q", [bounds[0] + i * 60_000 for i in range(10)])
-    fetched.ok[key] = bytearray([1, 0, 0, 0, 0, 0, 1, 1, 1, 1])
-    fetched.errors[key[:3]] = __import__("collections").Counter({"<img src=x onerror=alert(1)> & \"quoted\"": 5})
+    oks = [1, 0, 0, 0, 0, 0, 1, 1, 1, 1]
+    ok_key = (HOSTILE, "accounts", "accounts", "par", "ok")
+    failed_key = (HOSTILE, "accounts", "accounts", "par", "http_status")
+    fetched.runs[ok_key] = array("q", [bounds[0] + i * 60_000 for i in range(10) if oks[i]])
+    fetched.runs[failed_key] = array("q", [bounds[0] + i * 60_000 for i in range(10) if not oks[i]])
+    fetched.failures[failed_key] = ["<img src=x onerror=alert(1)> & \"quoted\""] * 5
+    fetched.replied[(*ok_key, 0)] = 5
+    fetched.raw_replies.add((HOSTILE, 0))
     scope = Scope(first=first, last=first, tz="UTC", bounds=bounds, now_ms=bounds[-1] + 1)
     return build_report(fetched, scope, "2026-03-03T00:00:00+00:00")
 
@@ -149,3 +164,56 @@ def test_every_format_neutralises_hostile_names_and_errors():
     data = json.loads(to_text(report, "json"))
     assert data["summaries"][0]["site"] == HOSTILE
     assert data["summaries"][0]["top_errors"] == [["<img src=x onerror=alert(1)> & \"quoted\"", 5]]
+
+
+def test_an_unknown_psd2_interface_is_a_config_error_with_its_field_path(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "p.toml"
+    config.write_text('[[sites]]\nname = "bank"\nbase_url = "http://127.0.0.1:9"\n[[sites.checks]]\nname = "web"\n'
+                      'kind = "accounts"\npsd2_interface = "customer"\nsteps = [{ name = "call", path = "/x" }]\n')
+    done = subprocess.run([sys.executable, "-m", "prober", "validate", "-c", str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{config}: sites[bank].checks[web].psd2_interface: Input should be 'dedicated' or 'psu'" in done.stderr
+    config.write_text(config.read_text().replace('"customer"', '"psu"'))
+    done = subprocess.run([sys.executable, "-m", "prober", "validate", "-c", str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_sparse_rule_gives_what_the_rule_gives_on_every_sequence():
+    import bisect
+    import random
+
+    from prober.report.downtime import rule_downtime_sparse
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        n = rng.randint(0, 60)
+        times = sorted(rng.randint(0, 600) * S for _ in range(n))
+        ok = [1 if rng.random() < rng.choice((0.1, 0.5, 0.9)) else 0 for _ in range(n)]
+        pairs = sorted(zip(times, ok))
+        times, ok = [t for t, _ in pairs], [o for _, o in pairs]
+        failures = [t for t, o in pairs if not o]
+        replies = [t for t, o in pairs if o]
+
+        def next_reply(t: int, replies=replies) -> int | None:
+            i = bisect.bisect_left(replies, t)
+            return replies[i] if i < len(replies) else None
+
+        window, tail = rng.choice((30 * S, 135 * S)), 20 * S
+        assert rule_downtime_sparse(failures, next_reply, window, tail) == rule_downtime(times, ok, window, tail), pairs
+
+
+def test_records_become_line_protocol_with_typed_fields_and_escaped_tags():
+    from prober.writer.records import record_line
+
+    record = ("psd2_daily", {"site": "bank a,1", "tz": "Europe/Paris", "api": "", "interface": "ais"},
+              {"schema": 1, "uptime_pct": 99.5, "worse_than_psu": 'up"time', "known": True, "nan": float("nan")},
+              1_772_409_600_000)
+    assert record_line(record) == (
+        'psd2_daily,interface=ais,site=bank\\ a\\,1,tz=Europe/Paris known=true,schema=1i,uptime_pct=99.5,'
+        'worse_than_psu="up\\"time" 1772409600000000000')
+    assert record_line(record, "s").endswith(" 1772409600")

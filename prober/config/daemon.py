@@ -16,6 +16,10 @@ Example (every key optional; these are the defaults)::
     state_dir = "var/state"            # lockout, incident, resolved incident and uptime history state kept across restarts
     workers = 1                        # processes sharing the sites (one per core); see below
     worker_stall_timeout = "60s"       # a worker whose health endpoint answers nothing this long is restarted
+    # max_browser_concurrency = 2      # browser journeys at once (default: one per core)
+    chromium = "/usr/bin/chromium"     # the browser browser checks drive
+    evidence_runs = 10                 # failed browser runs whose screenshot and trace are kept, per check
+    evidence_max_size = "50MiB"        # and at most this many bytes of them, per check
 
 ``workers`` above 1 makes ``prober run`` a supervisor of that many worker processes,
 the sites split among them by a stable hash of their names (``prober run --workers N``
@@ -36,7 +40,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from prober.config.types import STRICT, Duration
+import os
+
+from prober.config.types import STRICT, ByteSize, Duration
 
 
 def _check_listen(value: str) -> str:
@@ -109,6 +115,24 @@ class DaemonConfig(BaseModel):
     """With ``workers`` above 1 and a health listener on a fixed port: how long a worker's
     health endpoint may answer nothing before the supervisor kills and restarts it. The
     supervisor asks every ``worker_stall_timeout / 4`` seconds (at most every 5 s)."""
+
+    max_browser_concurrency: int | None = Field(default=None, ge=1, le=256)
+    """Browser journeys running at once in this process (each holds a browser context,
+    tens of MB of memory and a good share of a core while it runs). Unset: one per core
+    (:func:`browser_concurrency`). Browser runs beyond it wait for a slot, within their
+    journey's timeout."""
+    chromium: str = "/usr/bin/chromium"
+    """The Chromium executable browser checks drive (Debian's ``chromium`` package)."""
+    evidence_runs: int = Field(default=10, ge=0, le=10_000)
+    """Failed browser runs of a check whose evidence (screenshot, trace) is kept under
+    ``state_dir/evidence/``; the oldest go first. 0 keeps none."""
+    evidence_max_size: ByteSize = 50 << 20
+    """Most bytes of evidence kept per check; the oldest runs' files go first."""
+
+    @property
+    def browser_concurrency(self) -> int:
+        """``max_browser_concurrency``, or one per core when unset."""
+        return self.max_browser_concurrency or max(1, os.cpu_count() or 1)
 
     @field_validator("jitter", mode="before")
     @classmethod

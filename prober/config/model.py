@@ -4,6 +4,7 @@ TOML layout::
 
     [prober]                 # optional: location label, instance name
     [influxdb]               # optional: where results go (see prober.config.influxdb)
+    [access]                 # optional: who may read the prober's own HTTP surface (prober.config.access)
     [[sites]]                # one per bank
       [sites.tls] [sites.headers] [sites.vars] [sites.secrets]
       [[sites.step_groups.NAME]]   # reusable steps, included by checks
@@ -31,6 +32,8 @@ from pydantic import (
     BaseModel, BeforeValidator, Discriminator, Field, PrivateAttr, SecretStr, Tag, field_validator, model_validator,
 )
 
+from prober.config.access import AccessConfig
+from prober.config.browser import BrowserStep, is_browser_step
 from prober.config.daemon import DaemonConfig
 from prober.config.incidents import IncidentsConfig
 from prober.notify.providers import NotifierConfig
@@ -322,6 +325,9 @@ class Step(BaseModel):
                 raise ValueError(f"step {self.name!r}: a token step (`oauth`) sets no "
                                  + ", ".join(f"`{f.removesuffix('_body')}`" for f in clash or ["method"]))
             return self
+        if self.path is None and self.url is None:
+            raise ValueError(f"step {self.name!r} needs exactly one of `path`, `url` (an API step) or an action "
+                             "(`goto`, `click`, `fill`, `press`, `select`, `check`, `uncheck`: a browser step), got none")
         _exactly_one(self, ("path", "url"), f"step {self.name!r}")
         bodies = [b for b in ("json_body", "form", "body") if getattr(self, b) is not None]
         if len(bodies) > 1:
@@ -355,16 +361,26 @@ class Include(BaseModel):
 
 
 def _step_or_include(value: object) -> str:
-    return "Include" if isinstance(value, (dict, Include)) and (
-        isinstance(value, Include) or "include" in value) else "Step"
+    if isinstance(value, (dict, Include)) and (isinstance(value, Include) or "include" in value):
+        return "Include"
+    return "BrowserStep" if is_browser_step(value) else "Step"
 
 
-STEP_OR_INCLUDE_TAGS = frozenset({"Step", "Include"})
+def _step_kind(value: object) -> str:
+    return "BrowserStep" if is_browser_step(value) else "Step"
+
+
+STEP_OR_INCLUDE_TAGS = frozenset({"Step", "Include", "BrowserStep"})
 """Union tags pydantic puts in error locations of a check's steps (left out of messages)."""
 
 CheckStep = Annotated[
-    Annotated[Step, Tag("Step")] | Annotated[Include, Tag("Include")], Discriminator(_step_or_include)
+    Annotated[Step, Tag("Step")] | Annotated[Include, Tag("Include")] | Annotated[BrowserStep, Tag("BrowserStep")],
+    Discriminator(_step_or_include),
 ]
+GroupStep = Annotated[
+    Annotated[Step, Tag("Step")] | Annotated[BrowserStep, Tag("BrowserStep")], Discriminator(_step_kind)
+]
+"""A step of a step group: an API step or a browser step, told apart by its keys."""
 
 _USER_TAG = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 SCHEMA_TAGS = frozenset({"site", "check", "kind", "step", "location", "instance", "outcome", "state"})
@@ -395,7 +411,8 @@ class Check(BaseModel):
     kind: Kind
     steps: list[CheckStep] = Field(min_length=1)
     """Steps, and ``{ include = "NAME" }`` entries that the site expands in place (after
-    validation of the site, every entry is a :class:`Step`)."""
+    validation of the site, every entry is a :class:`Step`, or every one a
+    :class:`~prober.config.browser.BrowserStep`: a browser check)."""
     tags: dict[str, str] = Field(default_factory=dict)
     """The check's own InfluxDB tags (at most four), for failures that depend on where or
     what, e.g. ``{ merchant_country = "US" }``; on ``check`` and ``step`` points and in
@@ -414,6 +431,11 @@ class Check(BaseModel):
     psd2: list[Literal["ais", "pis", "cof"]] | None = None
     """PSD2 interfaces this check's runs count for in ``prober report`` (``[]``: none);
     default from ``kind``, see :mod:`prober.report.interfaces`."""
+    psd2_interface: Literal["dedicated", "psu"] = "dedicated"
+    """Which interface of the bank the check probes, for ``prober report``: the dedicated
+    PSD2 interface (default; the API third parties use) or ``psu``, the one the bank's own
+    customers use (web, app: browser checks), reported beside it for a day-by-day
+    comparison."""
 
     check_name = field_validator("name")(_check_name)
     check_tags = field_validator("tags")(_check_user_tags)
@@ -421,6 +443,11 @@ class Check(BaseModel):
     @property
     def is_mutating(self) -> bool:
         return self.kind in MUTATING_KINDS if self.mutating is None else self.mutating
+
+    @property
+    def is_browser(self) -> bool:
+        """A browser check: its steps drive a real browser (see prober.config.browser)."""
+        return any(isinstance(step, BrowserStep) for step in self.steps)
 
     @model_validator(mode="after")
     def _timeouts(self) -> Check:
@@ -463,7 +490,7 @@ class Site(BaseModel):
     traceparent: bool = True
     """Send a W3C ``traceparent`` header on every request (false for a bank that
     refuses requests with headers it does not know)."""
-    step_groups: dict[str, list[Step]] = Field(default_factory=dict)
+    step_groups: dict[str, list[GroupStep]] = Field(default_factory=dict)
     """Named lists of steps (e.g. the token request) that checks include with
     ``{ include = "NAME" }``; written ``[[sites.step_groups.NAME]]``, one table per step."""
 
@@ -494,7 +521,7 @@ class Site(BaseModel):
 
     @field_validator("step_groups")
     @classmethod
-    def _group_names(cls, value: dict[str, list[Step]]) -> dict[str, list[Step]]:
+    def _group_names(cls, value: dict[str, list[Step | BrowserStep]]) -> dict[str, list[Step | BrowserStep]]:
         for name, steps in value.items():
             _check_name(name)
             if not steps:
@@ -507,9 +534,9 @@ class Site(BaseModel):
         problems: list[str] = []
         checks: list[Check] = []
         for check in self.checks:
-            steps: list[Step] = []
+            steps: list[Step | BrowserStep] = []
             for index, item in enumerate(check.steps):
-                if isinstance(item, Step):
+                if isinstance(item, Step | BrowserStep):
                     steps.append(item)
                 elif item.include not in self.step_groups:
                     defined = ", ".join(sorted(self.step_groups)) or "none"
@@ -522,6 +549,12 @@ class Site(BaseModel):
                         copy = step.model_copy()
                         copy._group = item.include
                         steps.append(copy)
+            kinds = {isinstance(step, BrowserStep) for step in steps}
+            if len(kinds) > 1:
+                browser = next(s.name for s in steps if isinstance(s, BrowserStep))
+                api = next(s.name for s in steps if not isinstance(s, BrowserStep))
+                problems.append(f"checks[{check.name}].steps: a check's steps are all API steps or all browser "
+                                f"steps: {browser!r} is a browser step, {api!r} an API step")
             checks.append(check.model_copy(update={"steps": steps}))
         if problems:
             raise ValueError("; ".join(problems))
@@ -541,6 +574,7 @@ class Config(BaseModel):
     notifiers: list[NotifierConfig] = Field(default_factory=list)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     status_page: StatusPageConfig = Field(default_factory=StatusPageConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
 
     @model_validator(mode="after")
     def _locations_need_influxdb(self) -> Config:

@@ -13,7 +13,7 @@ then :class:`Alerting`. The daemon and the demo both build theirs through it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,11 @@ class Alerting:
         notifiers: Sequence[NotifierSettings],
         *,
         session: aiohttp.ClientSession | None = None,
+        evidence: Callable[[str, str], tuple[str, ...]] | None = None,
     ) -> None:
         self.maintenance = list(maintenance)
+        self.evidence = evidence
+        """The files kept of a check's latest failed run (browser checks), by site and check."""
         self.dispatcher = Dispatcher(notifiers, session=session)
         self.silenced = 0
         """Changes not notified because a maintenance window covered them."""
@@ -65,6 +68,7 @@ class Alerting:
             duration_s=incident.duration_s if resolved else max(0.0, (change.at_ns - incident.since_ns) / 1e9),
             capability_state=change.capability_state, site_summary=change.site_summary,
             resolved_ns=incident.resolved_ns, tags=dict(change.tags),
+            evidence=self.evidence(incident.site, incident.check) if self.evidence is not None else (),
         ))
 
     async def start(self) -> None:
@@ -92,6 +96,7 @@ def compose_incidents(
     *,
     state_dir: str | Path | None = None,
     session: aiohttp.ClientSession | None = None,
+    evidence: Callable[[str, str], tuple[str, ...]] | None = None,
 ) -> tuple[IncidentService, Alerting]:
     """The incident service of ``config``, its changes written by ``writer`` and notified.
 
@@ -100,7 +105,7 @@ def compose_incidents(
     (:mod:`prober.daemon.locations`) notifies through the same :class:`Alerting`'s
     dispatcher. Start the :class:`Alerting` before the service and close it after.
     """
-    alerting = Alerting(config.incidents.maintenance, config.notifiers, session=session)
+    alerting = Alerting(config.incidents.maintenance, config.notifiers, session=session, evidence=evidence)
     subscribers: list = [IncidentPoints(writer, config.prober.instance)]
     if config.incidents.locations is None or config.influxdb is None:
         subscribers.append(alerting)

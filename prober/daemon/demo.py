@@ -94,11 +94,19 @@ def run_demo(
     return eventloop.run(_demo(path, duration, played, interval, port, time_scale))
 
 
+BROWSER_MIN_INTERVAL = 6.0
+"""Seconds between runs of a browser check in the demo, at least: a run of a few pages
+in a real browser takes a second or two, more on a busy machine."""
+
+
 def shorten(interval: float):
-    """A plan override giving every check ``interval`` (and a timeout that fits in it)."""
+    """A plan override giving every check ``interval`` (and a timeout that fits in it);
+    browser checks run every ``max(2 × interval, 6 s)``: a few pages in a real browser
+    take a second or more of CPU."""
 
     def override(plan: JourneyPlan) -> JourneyPlan:
-        return dataclasses.replace(plan, interval=interval, timeout=min(plan.timeout, interval))
+        every = max(2 * interval, BROWSER_MIN_INTERVAL) if plan.browser is not None else interval
+        return dataclasses.replace(plan, interval=every, timeout=min(plan.timeout, every))
 
     return override
 

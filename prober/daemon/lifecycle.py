@@ -1,15 +1,19 @@
 """``prober run``: startup → main loop → shutdown, with signals, as uvicorn does.
 
 * **Startup**: load the configuration (errors: exit 2, one ``config error:`` line each,
-  no traceback), set up logging (the command line's level and format, else
-  ``[daemon]``'s), start the writer and the other
-  result consumers, the scheduler, the health server and the status page (on the
-  health listener, or on ``[status_page] listen``).
+  no traceback; so is a listener that would serve internal routes beyond loopback
+  without authentication, :func:`~prober.config.access.exposure_problems`), set up
+  logging (the command line's level and format, else ``[daemon]``'s; a warning when
+  ``[access] allow_unauthenticated`` lets such a listener start), start the writer and
+  the other result consumers, the scheduler, the health server and the status page (on
+  the health listener, or on ``[status_page] listen``), every listener behind the same
+  :class:`~prober.access.AccessGate`.
 * **Main loop**: wait for a signal.
 
   - ``SIGHUP``: load the configuration again (same :func:`~prober.loading.load`);
     a valid one replaces the checks (added, removed and changed checks take effect
-    at once; runs in flight finish with the plan they started with and are recorded).
+    at once; runs in flight finish with the plan they started with and are recorded)
+    and the ``[access]`` credentials and rate limit.
     An invalid one is logged with the same ``config error:`` lines as
     ``prober validate``, and the running configuration keeps going.
   - ``SIGTERM`` / ``SIGINT``: shut down.
@@ -44,6 +48,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
+from prober.access import AccessGate
+from prober.config.access import exposure_problems, unauthenticated_exposures
 from prober.config.daemon import split_listen
 from prober.config.errors import ConfigError
 from prober.loading import LoadedConfig, load
@@ -81,6 +87,7 @@ class Daemon:
         health_listen: str | None = None,
         prepare: Callable[[LoadedConfig], LoadedConfig] | None = None,
         parent_pid: int | None = None,
+        gate: AccessGate | None = None,
     ) -> None:
         self.path = path
         self.environ = environ
@@ -89,13 +96,16 @@ class Daemon:
         self.parent_pid = parent_pid
         """A worker's supervisor: when it is gone (killed), the worker shuts down too."""
         self.service = (service_factory or ProberService)(loaded)
+        self.gate = gate or AccessGate(loaded.config.access)
+        """Who may see what, on every listener of this process (``[access]``)."""
         listen = loaded.config.daemon.listen_address() if health_listen is None else split_listen(health_listen)
         page_settings = loaded.config.status_page
         page = StatusPage(self.service, page_settings) if page_settings.enabled else None
         page_listen = page_settings.listen_address()
-        self.page_server = StatusPageServer(page, *page_listen) if page is not None and page_listen else None
+        self.page_server = (StatusPageServer(page, *page_listen, gate=self.gate)
+                            if page is not None and page_listen else None)
         on_health = page if page is not None and self.page_server is None else None
-        self.health = HealthServer(self.service, *listen, page=on_health) if listen else None
+        self.health = HealthServer(self.service, *listen, page=on_health, gate=self.gate) if listen else None
         if on_health is not None and self.health is None:
             log.warning("[status_page] has no listen address and health_listen is off: the status page is not served")
         self.should_exit = asyncio.Event()
@@ -150,8 +160,16 @@ class Daemon:
                 self.service.last_reload_error = "; ".join(exc.problems)[:2000]
                 log.error("reload failed: the configuration is invalid; keeping the running configuration")
                 return False
+            problems = exposure_problems(loaded.config, str(self.path))
+            if problems:
+                for problem in problems:
+                    log.error("config error: %s", problem)
+                self.service.last_reload_error = "; ".join(problems)[:2000]
+                log.error("reload failed: keeping the running configuration")
+                return False
             if self.should_exit.is_set():
                 return False
+            self.gate.configure(loaded.config.access)
             if self.prepare is not None:
                 loaded = self.prepare(loaded)
             self.service.reload(loaded)
@@ -215,6 +233,7 @@ class Daemon:
             await self.page_server.stop()
         if self.health is not None:
             await self.health.stop()
+        self.gate.close()
 
 
 def run(
@@ -239,9 +258,18 @@ def run(
         for line in config_error_lines(exc):
             print(line, file=sys.stderr)
         return EXIT_CONFIG
+    exposed = exposure_problems(loaded.config, str(path))
+    if exposed:
+        for problem in exposed:
+            print(f"config error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     daemon_settings = loaded.config.daemon
     level = log_level or daemon_settings.log_level
     setup_logging(level, log_format or daemon_settings.log_format)  # type: ignore[arg-type]
+    if worker is None:
+        for served in unauthenticated_exposures(loaded.config):  # allowed explicitly, or it would have stopped above
+            log.warning("[access] allow_unauthenticated = true: %s %r serves %s to anyone who reaches it, "
+                        "without authentication", served.field, served.listen, served.internal)
     count = workers if workers is not None else daemon_settings.workers
     if worker is None and count > 1:
         from prober.daemon.supervisor import Supervisor
@@ -252,7 +280,8 @@ def run(
             health = [(listen[0], worker_port(listen[1], k)) for k in range(1, count + 1)]
         supervisor = Supervisor(path, count, shard=shard, log_level=log_level, log_format=log_format,
                                 health=health, stall_timeout=daemon_settings.worker_stall_timeout,
-                                listen=listen, instance=loaded.config.prober.instance)
+                                listen=listen, instance=loaded.config.prober.instance,
+                                gate=AccessGate(loaded.config.access))
         del loaded  # the workers load their own: the supervisor keeps no configuration
         gc.collect()
         return supervisor.run()

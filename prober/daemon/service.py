@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from prober.eventloop import running_loop_name
-from prober.loading import LoadedConfig
+from prober.loading import LoadedConfig, journey_runner
 from prober.daemon.alerting import compose_incidents
 from prober.daemon.consumers import ResultConsumer, WriterConsumer
 from prober.daemon.locations import CrossLocationIncidents
@@ -102,7 +102,7 @@ class ProberService:
         # ── Result consumers, in the order they receive each result. ──────────────
         # Started in this order, closed in reverse: the writer first in, last out, so
         # whatever the others write while closing is still flushed or spooled.
-        self.incidents, self.alerting = compose_incidents(loaded.config, self.writer)
+        self.incidents, self.alerting = compose_incidents(loaded.config, self.writer, evidence=self.status.evidence)
         self.lockout.incidents = self.incidents  # a site backing off opens an incident on its login
         self.history = DailyHistory(daemon.state_dir, loaded.config.status_page.history_days)
         """Daily uptime per site × capability (the status page's history bars)."""
@@ -123,7 +123,10 @@ class ProberService:
             self.history,
             *consumers,
         ]
-        self.scheduler = JourneyScheduler(self._dispatch, jitter=daemon.jitter, lockout=self.lockout)
+        self.runner = journey_runner(loaded.config)
+        """Runs every plan: HTTP for API checks, the process's one browser for browser checks."""
+        self.scheduler = JourneyScheduler(self._dispatch, jitter=daemon.jitter, lockout=self.lockout,
+                                          runner=self.runner)
         self.state = "created"
         """created → running → stopping → stopped (``/healthz`` is 200 only in running)."""
         self.results = 0
@@ -206,6 +209,7 @@ class ProberService:
         grace = self.settings.grace_period if grace is None else grace
         self.scheduler.stop_scheduling()
         cancelled = await self.scheduler.drain(grace, force)
+        await self.runner.close()  # no journey runs any more: the browser goes
         if self._report_task is not None:
             self._report_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

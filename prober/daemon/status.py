@@ -23,6 +23,8 @@ class CheckStatus:
     consecutive_failures: int = 0
     """Failed runs in a row (skipped runs neither count nor reset it)."""
     last_success_ns: int = 0
+    evidence: tuple[str, ...] = ()
+    """Files kept of the latest failed browser run (screenshot, trace); cleared by a success."""
 
     def to_json(self) -> dict[str, Any]:
         last = self.last
@@ -63,6 +65,11 @@ class StatusStore:
         """A check removed by a reload."""
         self.checks.pop((site, check), None)
 
+    def evidence(self, site: str, check: str) -> tuple[str, ...]:
+        """The evidence files of the check's latest failed browser run (none once it passes)."""
+        entry = self.checks.get((site, check))
+        return entry.evidence if entry is not None else ()
+
     def consume(self, result: JourneyResult) -> None:
         entry = self.checks.get((result.site, result.check))
         if entry is None:
@@ -74,7 +81,10 @@ class StatusStore:
             entry.last = result
             return
         entry.last = result
+        if result.evidence:
+            entry.evidence = result.evidence
         if result.success:
+            entry.evidence = ()
             entry.consecutive_failures = 0
             entry.last_success_ns = result.started_at_ns
         else:

@@ -19,6 +19,9 @@ Ctrl-C in a terminal reaches the supervisor alone) and:
 * answers ``/healthz`` and ``/status`` for the whole process tree on ``health_listen``
   (the workers listen on its port + k), from what that polling and the processes'
   starts and exits tell it: :mod:`prober.daemon.workers` says when the tree is healthy.
+* applies ``[access]`` (:mod:`prober.access`) to its own listener as the workers do to
+  theirs, speaks TLS to the workers' health ports when ``[access.tls]`` is set, and
+  reads ``[access]`` again on SIGHUP (the workers reload their whole configuration).
 
 A worker whose supervisor dies (SIGKILL) notices within a second and shuts down
 cleanly, so no orphan keeps probing. Which sites each worker runs, and under which
@@ -36,8 +39,11 @@ import sys
 import time
 from pathlib import Path
 
+from prober.access import AccessGate
+from prober.config.access import exposure_problems
+from prober.config.errors import ConfigError
 from prober.daemon.sharding import Share
-from prober.daemon.workers import SupervisorHealthServer, WorkerRecord, ask_health
+from prober.daemon.workers import SupervisorHealthServer, WorkerRecord, ask_health, health_client_context
 from prober.waiting import cancel_and_wait
 
 log = logging.getLogger("prober.daemon.supervisor")
@@ -74,8 +80,12 @@ class Supervisor:
         stall_timeout: float = 60.0,
         listen: tuple[str, int] | None = None,
         instance: str = "",
+        gate: AccessGate | None = None,
     ) -> None:
         self.path = str(path)
+        self.gate = gate or AccessGate()
+        """``[access]`` of the supervisor's listener (and TLS to the workers' health ports)."""
+        self.health_tls = health_client_context() if self.gate.tls is not None else None
         self.health = health
         """``(host, port)`` of each worker's health endpoint (worker k at index k - 1), or
         None when unknown (disabled, or port 0): no stall watch then."""
@@ -91,11 +101,13 @@ class Supervisor:
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self.codes: dict[int, int] = {}
         suffix = f"-s{shard.index}" if shard is not None and shard.count > 1 else ""
-        self.records = [WorkerRecord(k, workers, f"{instance}{suffix}-w{k}", health[k - 1] if health else None)
+        self.records = [WorkerRecord(k, workers, f"{instance}{suffix}-w{k}", health[k - 1] if health else None,
+                                     "https" if self.health_tls is not None else "http")
                         for k in range(1, workers + 1)]
         """What is known of each worker (worker k at index k - 1)."""
         self.stopping: asyncio.Event | None = None
         self._forced = False
+        self._reloads: set[asyncio.Task[None]] = set()
 
     @property
     def restarts(self) -> int:
@@ -144,6 +156,7 @@ class Supervisor:
                 signal.signal(sig, previous)
             if server is not None:
                 await server.stop()
+            self.gate.close()
         if self._forced or EXIT_FORCED in self.codes.values():
             return EXIT_FORCED
         failed = {k: code for k, code in self.codes.items() if code != EXIT_OK}
@@ -163,11 +176,15 @@ class Supervisor:
             "poll_interval_s": self.poll if self.health else None,
             "stall_timeout_s": self.stall_timeout if self.health else None,
         }
-        return SupervisorHealthServer(*self.listen, self.records, stopping.is_set, settings)
+        return SupervisorHealthServer(*self.listen, self.records, stopping.is_set, settings, gate=self.gate)
 
     def handle_signal(self, sig: int) -> None:
         assert self.stopping is not None
-        if sig != signal.SIGHUP:
+        if sig == signal.SIGHUP:
+            task = asyncio.get_running_loop().create_task(self.reload_access())
+            self._reloads.add(task)
+            task.add_done_callback(self._reloads.discard)
+        else:
             if self.stopping.is_set():
                 self._forced = True
             self.stopping.set()
@@ -175,6 +192,26 @@ class Supervisor:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(sig)
+
+    async def reload_access(self) -> bool:
+        """Read the configuration again and apply its ``[access]`` to the supervisor's
+        listener; an invalid one (each worker logs why) leaves the running credentials, as
+        it leaves the workers' running configuration."""
+        from prober.loading import load  # the workers' own test of validity
+
+        try:
+            config = (await asyncio.to_thread(load, self.path)).config
+        except ConfigError:
+            log.error("reload: the configuration is invalid; the supervisor keeps its [access] credentials")
+            return False
+        problems = exposure_problems(config, self.path)
+        if problems:
+            for problem in problems:
+                log.error("config error: %s", problem)
+            log.error("reload: the supervisor keeps its [access] credentials")
+            return False
+        self.gate.configure(config.access)
+        return True
 
     async def _keep(self, index: int) -> None:
         """Run worker ``index`` until a stop, restarting it when it dies."""
@@ -224,7 +261,7 @@ class Supervisor:
         limit = max(self.stall_timeout, START_GRACE)  # until it first answers: loading a large config
         while proc.returncode is None and not self.stopping.is_set():
             await asyncio.sleep(poll)
-            status = await ask_health(host, port, timeout=poll)
+            status = await ask_health(host, port, timeout=poll, tls=self.health_tls)
             if proc.returncode is not None:
                 break  # it exited meanwhile: its record says so already
             record.answered(status, time.time())
@@ -234,8 +271,8 @@ class Supervisor:
             silent = time.monotonic() - last_answer
             if silent >= limit and proc.returncode is None and not self.stopping.is_set():
                 record.stalls += 1
-                log.error("worker %d (pid %d) has answered nothing on http://%s:%d/healthz for %.0fs: "
-                          "it is stuck; killing it", index, proc.pid, host, port, silent)
+                log.error("worker %d (pid %d) has answered nothing on %s://%s:%d/healthz for %.0fs: "
+                          "it is stuck; killing it", index, proc.pid, record.scheme, host, port, silent)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)  # its own process group: its children too
                 return

@@ -32,7 +32,8 @@ status line, :func:`ask_health`) and from the processes' starts and exits. Its
 A worker is *healthy* in states ``ok`` and ``running``. The tree is healthy, and the
 supervisor's ``/healthz`` answers 200 ``{"status": "ok"}``, when it is not stopping and
 every worker is healthy; otherwise 503 with ``status`` ``starting`` (every worker that
-is not healthy is starting), ``stopping`` or ``unhealthy``, and each worker's state.
+is not healthy is starting), ``stopping`` or ``unhealthy``: nothing more, since it
+answers anyone; each worker's state is on ``/status``, an internal route.
 The answer is taken from the records, never by asking the workers at that moment, so
 it costs the supervisor nothing however often it is asked, and it is at most one poll
 interval old.
@@ -43,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,6 +52,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from prober.access import AccessGate, serve_publicly
 from prober.listener import Listener
 from prober.timefmt import utc_iso
 
@@ -67,6 +70,8 @@ class WorkerRecord:
     """Its ``instance`` tag (``<instance>-w<k>``)."""
     address: tuple[str, int] | None
     """``(host, port)`` of its health endpoint, None when not known (port 0)."""
+    scheme: str = "http"
+    """How its health endpoint is asked: ``https`` with ``[access.tls]``."""
     pid: int | None = None
     state: WorkerState = "starting"
     restarts: int = 0
@@ -118,7 +123,7 @@ class WorkerRecord:
             "instance": self.instance,
             "pid": self.pid,
             "port": port,
-            "health": None if host is None else f"http://{_bracketed(host)}:{port}/healthz",
+            "health": None if host is None else f"{self.scheme}://{_bracketed(host)}:{port}/healthz",
             "state": self.state,
             "healthy": self.healthy,
             "restarts": self.restarts,
@@ -154,9 +159,20 @@ ANSWER_MAX = 65536
 NO_LINGER = struct.pack("ii", 1, 0)
 
 
-async def ask_health(host: str, port: int, timeout: float) -> int | None:
+def health_client_context() -> ssl.SSLContext:
+    """TLS to a worker's own health port: the supervisor's child on this machine, asked
+    for a status line and sent nothing secret, so its certificate (issued for the names
+    clients use, not for the address asked here) is not checked."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def ask_health(host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None) -> int | None:
     """The HTTP status with which ``host:port`` answers ``GET /healthz`` within
-    ``timeout``, or None when it answers nothing (refused, silent, not HTTP).
+    ``timeout`` (over TLS with ``tls``), or None when it answers nothing (refused,
+    silent, not HTTP).
 
     The answer is read to its end (HTTP/1.0: the server closes), and the connection is
     closed without lingering (``SO_LINGER`` 0: a reset when the worker did not close it
@@ -168,7 +184,7 @@ async def ask_health(host: str, port: int, timeout: float) -> int | None:
     line = b""
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.open_connection(host, port, ssl=tls)
             writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, NO_LINGER)
             writer.write(f"GET /healthz HTTP/1.0\r\nHost: {_bracketed(host)}:{port}\r\n\r\n".encode())
             await writer.drain()
@@ -176,7 +192,7 @@ async def ask_health(host: str, port: int, timeout: float) -> int | None:
             read = len(line)
             while read < ANSWER_MAX and (chunk := await reader.read(ANSWER_MAX - read)):
                 read += len(chunk)
-    except (OSError, TimeoutError, ValueError):  # ValueError: a line over the stream's limit
+    except (OSError, TimeoutError, ValueError):  # ValueError: a line over the stream's limit; ssl.SSLError is an OSError
         if not line.endswith(b"\n"):  # no status line: no answer (a status line and a stuck body still is one)
             return None
     finally:
@@ -198,22 +214,19 @@ class SupervisorHealthServer(Listener):
     what = "supervisor health server (/healthz and /status for every worker)"
 
     def __init__(self, host: str, port: int, records: Sequence[WorkerRecord], stopping: Callable[[], bool],
-                 settings: dict[str, Any] | None = None) -> None:
-        super().__init__(host, port)
+                 settings: dict[str, Any] | None = None, gate: AccessGate | None = None) -> None:
+        super().__init__(host, port, gate)
         self.records = records
         self.stopping = stopping
         self.settings = dict(settings or {})
 
     def routes(self, app: web.Application) -> None:
-        app.router.add_get("/healthz", self.healthz)
+        serve_publicly(app, app.router.add_get("/healthz", self.healthz))
         app.router.add_get("/status", self.status)
 
     async def healthz(self, request: web.Request) -> web.Response:
         status = tree_status(self.records, self.stopping())
-        if status == "ok":
-            return web.json_response({"status": "ok", "workers": len(self.records)})
-        return web.json_response(
-            {"status": status, "workers": {str(r.index): r.state for r in self.records}}, status=503)
+        return web.json_response({"status": status}, status=200 if status == "ok" else 503)
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response({

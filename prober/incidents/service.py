@@ -127,13 +127,13 @@ def login_dependent_steps(config: Config) -> dict[tuple[str, str], frozenset[str
     for site in config.sites:
         login = {
             (step.method, step.path or step.url)
-            for check in site.checks if check.kind == "login" and check.enabled
+            for check in site.checks if check.kind == "login" and check.enabled and not check.is_browser
             for step in check.steps
         }
         if not login:
             continue
         for check in site.checks:
-            if check.kind == "login":
+            if check.kind == "login" or check.is_browser:  # a web journey's sign-in is its own
                 continue
             names = frozenset(s.name for s in check.steps if (s.method, s.path or s.url) in login)
             if names:

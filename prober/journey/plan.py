@@ -16,6 +16,7 @@ from typing import Any
 from prober.config.errors import ConfigError
 from prober.config.model import Check, Config, Site, Step, needs_idempotency_key
 from prober.config.signing import SigningConfig
+from prober.journey.browser.plan import BrowserJourney, compile_browser_check
 from prober.journey.checks import CompiledAssertion, CompiledExtract
 from prober.journey.oauth import OAuthPlan, template_names
 from prober.journey.signing import KeyFileError, Signer, build_signer
@@ -91,6 +92,9 @@ class JourneyPlan:
     """The check's own tags, sorted by name."""
     traceparent: bool = True
     """Every request carries a W3C ``traceparent`` (:mod:`prober.journey.tracecontext`)."""
+    browser: BrowserJourney | None = None
+    """A browser check's journey (its ``steps`` are then empty): run by the browser
+    runner (:mod:`prober.journey.browser`), not by HTTP."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -144,7 +148,10 @@ def compile_config(config: Config, origin: dict[int, str] | None = None) -> list
             if check.name in seen_checks:
                 problems.append(f"{check_where}.name: duplicate check name {check.name!r} in site {site.name!r}")
             seen_checks.add(check.name)
-            plan = _compile_check(config, site, check, context, check_where, problems, site_signer, tokens)
+            if check.is_browser:
+                plan = _compile_browser(config, site, check, check_where, problems)
+            else:
+                plan = _compile_check(config, site, check, context, check_where, problems, site_signer, tokens)
             if plan is not None and check.enabled:
                 plans.append(plan)
     if problems:
@@ -213,6 +220,21 @@ def _compile_check(
         max_duration=check.max_duration,
         tags=tuple(sorted(check.tags.items())),
         traceparent=site.traceparent,
+    )
+
+
+def _compile_browser(config: Config, site: Site, check: Check, where: str, problems: list[str]) -> JourneyPlan | None:
+    """The plan of a browser check (:mod:`prober.journey.browser.plan` compiles its steps)."""
+    journey = compile_browser_check(site, check, set(site.vars) | set(site.secrets) | RUN_NAMES, where, problems)
+    if journey is None:
+        return None
+    values: dict[str, Any] = dict(site.vars)
+    values.update({k: v.get_secret_value() for k, v in site.secrets.items()})
+    return JourneyPlan(
+        site=site.name, check=check.name, kind=check.kind, location=config.location_of(site),
+        interval=check.interval, timeout=check.timeout, mutating=check.is_mutating, steps=(), ssl_context=False,
+        values=values, secrets=tuple(v.get_secret_value() for v in site.secrets.values()),
+        max_duration=check.max_duration, tags=tuple(sorted(check.tags.items())), browser=journey,
     )
 
 

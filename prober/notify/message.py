@@ -50,6 +50,9 @@ class Message:
     resolved_ns: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
     """The check's own tags, e.g. ``{"merchant_country": "US"}``."""
+    evidence: tuple[str, ...] = ()
+    """Files kept of the latest failed run of a browser check (screenshot, trace), as paths
+    on the prober's machine."""
 
     @property
     def since(self) -> str:
@@ -109,6 +112,8 @@ class Message:
         else:
             lines.append(f"{self.what_fails}, since {self.since} (open for {human_duration(self.duration_s)}).")
         lines.append(f"{self.site}: {self.site_summary}. Probed from {self.location}.")
+        if self.evidence and self.event != "resolved":
+            lines.append(f"Evidence of the latest failed run: {', '.join(self.evidence)}")
         return "\n".join(lines)
 
     def to_json(self) -> dict:
@@ -130,6 +135,7 @@ class Message:
             "duration_s": round(self.duration_s, 3),
             "capability_state": self.capability_state,
             "site_summary": self.site_summary,
+            "evidence": list(self.evidence),
             "title": self.title,
             "text": self.text,
         }

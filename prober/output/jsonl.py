@@ -33,6 +33,16 @@ def _step(step: StepResult) -> dict[str, Any]:
             "ttfb_ms": round(p.ttfb_ms, 3),
             "transfer_ms": round(p.transfer_ms, 3),
         }
+    if step.page is not None:
+        page = step.page
+        data["page"] = {
+            **{name: (round(value, 4) if value is not None else None) for name, value in (
+                ("dcl_ms", page.dcl_ms), ("load_ms", page.load_ms), ("fcp_ms", page.fcp_ms),
+                ("lcp_ms", page.lcp_ms), ("cls", page.cls))},
+            "console_errors": page.console_errors,
+            "page_errors": page.page_errors,
+            "failed_requests": page.failed_requests,
+        }
     return data
 
 
@@ -51,6 +61,7 @@ def result_to_dict(result: JourneyResult) -> dict[str, Any]:
         "run_id": result.run_id,
         "trace_id": result.trace_id,
         "steps": [_step(s) for s in result.steps],
+        **({"evidence": list(result.evidence)} if result.evidence else {}),
     }
 
 

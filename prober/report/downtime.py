@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import bisect
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
 from prober.report.intervals import Interval, union
@@ -85,6 +85,35 @@ def rule_downtime(times: Sequence[int], ok: Sequence[int], window: int, tail_ms:
             if times[k + FAILURES - 1] - times[k] <= window:
                 end = times[j] if j < n else times[j - 1] + tail_ms
                 down.append((times[k], max(end, times[k])))
+                break
+        i = j
+    return down
+
+
+def rule_downtime_sparse(failures: Sequence[int], next_reply: Callable[[int], int | None], window: int,
+                         tail_ms: int) -> list[Interval]:
+    """:func:`rule_downtime` from the failed requests alone, asking for replies only near them.
+
+    ``failures`` are the start times of the requests not replied to, sorted;
+    ``next_reply(t)`` is the start time of the first request replied to at or after
+    ``t`` (a reply at the same instant as a failure comes after it), ``None`` when there
+    is none. Replies are usually the bulk of the requests: this looks at
+    ``len(failures)`` of them instead of walking them all.
+    """
+    down: list[Interval] = []
+    n = len(failures)
+    i = 0
+    while i < n:
+        # failures[i:j] is a streak: no reply between consecutive ones
+        j = i + 1
+        reply = next_reply(failures[i])
+        while j < n and (reply is None or reply >= failures[j]):
+            reply = next_reply(failures[j])
+            j += 1
+        for k in range(i, j - FAILURES + 1):
+            if failures[k + FAILURES - 1] - failures[k] <= window:
+                end = reply if reply is not None else failures[j - 1] + tail_ms
+                down.append((failures[k], max(end, failures[k])))
                 break
         i = j
     return down

@@ -18,7 +18,7 @@ from datetime import date
 from typing import TextIO
 
 from prober.report.interfaces import INTERFACES, LABELS
-from prober.report.model import DayStats, Report
+from prober.report.model import DayStats, MaintenanceSpan, Report
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
@@ -45,6 +45,19 @@ def header_lines(report: Report) -> list[str]:
     return [title, *report.notes]
 
 
+def benchmark_verdict(meets: bool | None) -> str:
+    """The one wording of the benchmark column: ``meets``, ``below`` or ``unknown``."""
+    return "unknown" if meets is None else ("meets" if meets else "below")
+
+
+def worse_text(row: DayStats) -> str:
+    """How a dedicated-interface day compared with the customer interface: ``worse: uptime,
+    response time``, ``not worse``, or empty when there was nothing to compare with."""
+    if row.worse_than_psu is None:
+        return ""
+    return "worse: " + ", ".join(row.worse_than_psu) if row.worse_than_psu else "not worse"
+
+
 _DAY_COLUMNS: list[tuple[str, Callable[[DayStats], str]]] = [
     ("uptime %", lambda r: number(r.uptime_pct, 3)),
     ("down s", lambda r: number(r.downtime_s, 0, "-")),
@@ -52,52 +65,74 @@ _DAY_COLUMNS: list[tuple[str, Callable[[DayStats], str]]] = [
     ("unplanned s", lambda r: number(r.unplanned_downtime_s, 0, "-")),
     ("incident s", lambda r: number(r.incident_downtime_s, 0, "-")),
     ("probes", lambda r: str(r.probes)),
+    ("failed", lambda r: str(r.failed_probes)),
     ("requests", lambda r: str(r.requests)),
     ("errors %", lambda r: number(r.error_rate_pct, 2, "-")),
-    ("ttfb ms", lambda r: number(r.ttfb_mean_ms, 1, "-")),
-    ("ttfb p95", lambda r: number(r.ttfb_p95_ms, 1, "-")),
-    ("total ms", lambda r: number(r.total_mean_ms, 1, "-")),
-    ("total p95", lambda r: number(r.total_p95_ms, 1, "-")),
+    ("TTFB mean", lambda r: number(r.ttfb_mean_ms, 1, "-")),
+    ("TTFB p95", lambda r: number(r.ttfb_p95_ms, 1, "-")),
+    ("TTLB mean", lambda r: number(r.ttlb_mean_ms, 1, "-")),
+    ("TTLB p95", lambda r: number(r.ttlb_p95_ms, 1, "-")),
+    ("vs customer", worse_text),
 ]
 
 
-def _grid(header: list[str], rows: list[list[str]], out: TextIO) -> None:
+def _grid(header: list[str], rows: list[list[str]], out: TextIO, left: int = 4) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     for row in [header, *rows]:
-        out.write("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        out.write("  ".join(c.ljust(w) if i < left or i == len(row) - 1 else c.rjust(w)
+                            for i, (c, w) in enumerate(zip(row, widths))).rstrip())
         out.write("\n")
 
 
+def maintenance_text(span: MaintenanceSpan) -> str:
+    """``2026-03-04T03:00:00Z to 2026-03-04T04:00:00Z (accounts)`` for a listing."""
+    kinds = ", ".join(span.kinds) if span.kinds else "every kind"
+    return f"{span.start} to {span.end} ({kinds})" + (f" {span.description}" if span.description else "")
+
+
 def render_table(report: Report, out: TextIO) -> None:
-    """The terminal table: one line per site × interface × day, then the summary."""
+    """The terminal table: one line per site × side × interface × day, then the summary."""
     lines = header_lines(report)
     out.write(lines[0] + "\n")
     for note in lines[1:]:
         out.write(f"  * {clean(note, 400)}\n")
-    out.write("\n")
-    rows = [[clean(r.site), r.interface, r.day.isoformat() + ("*" if r.partial else ""),
+    out.write("  * Times in ms: TTFB = time to first byte, TTLB = time to last byte (the whole request).\n\n")
+    rows = [[clean(r.site), r.api, r.interface, r.day.isoformat() + ("*" if r.partial else ""),
              *(fn(r) for _, fn in _DAY_COLUMNS)] for r in report.days]
-    _grid(["site", "interface", "day", *(name for name, _ in _DAY_COLUMNS)], rows, out)
+    _grid(["site", "side", "interface", "day", *(name for name, _ in _DAY_COLUMNS)], rows, out)
     if any(r.partial for r in report.days):
         out.write("* day not over yet: figures cover it up to now\n")
+    if report.daily_errors:
+        out.write("\nError rate over every interface (a failed login request counted once)\n")
+        _grid(["site", "side", "day", "requests", "errors", "errors %"],
+              [[clean(e.site), e.api, e.day.isoformat(), str(e.requests), str(e.errors),
+                number(e.error_rate_pct, 2, "-")] for e in report.daily_errors], out, left=3)
+    out.write("\nMaintenance windows that applied (planned downtime)\n")
+    if report.maintenance:
+        for span in report.maintenance:
+            out.write(f"  {clean(span.site)}  {span.day}  {clean(maintenance_text(span), 200)}\n")
+    else:
+        out.write("  none\n")
     out.write(f"\nSummary ({report.first_day} to {report.last_day}) against {report.benchmark_pct:g} % uptime\n")
     summary_rows = []
     for s in report.summaries:
-        verdict = "unknown" if s.meets_benchmark is None else ("meets" if s.meets_benchmark else "BELOW")
         summary_rows.append([
-            clean(s.site), s.interface, f"{s.known_days}/{s.days}", number(s.uptime_pct, 3),
+            clean(s.site), s.api, s.interface, f"{s.known_days}/{s.days}", number(s.uptime_pct, 3),
             number(s.unplanned_uptime_pct, 3), number(s.downtime_s, 0), number(s.planned_downtime_s, 0),
-            number(s.unplanned_downtime_s, 0), number(s.incident_downtime_s, 0), str(s.requests),
-            number(s.error_rate_pct, 2, "-"), number(s.ttfb_mean_ms, 1, "-"), number(s.total_mean_ms, 1, "-"),
-            str(s.days_below_benchmark), verdict])
-    _grid(["site", "interface", "known days", "uptime %", "unplanned %", "down s", "planned s", "unplanned s",
-           "incident s", "requests", "errors %", "ttfb ms", "total ms", "days below", "benchmark"],
-          summary_rows, out)
+            number(s.unplanned_downtime_s, 0), number(s.incident_downtime_s, 0), str(s.probes), str(s.requests),
+            number(s.error_rate_pct, 2, "-"), number(s.ttfb_mean_ms, 1, "-"), number(s.ttlb_mean_ms, 1, "-"),
+            str(s.days_below_benchmark), str(s.days_worse_than_psu) if s.api == "dedicated" else "-",
+            benchmark_verdict(s.meets_benchmark)])
+    _grid(["site", "side", "interface", "known days", "uptime %", "uptime if only unplanned counted %", "down s",
+           "planned s", "unplanned s", "incident s", "probes", "requests", "errors %", "TTFB mean", "TTLB mean",
+           "days below", "days worse than customer", "benchmark"], summary_rows, out, left=3)
 
 
 CSV_FIELDS = ("uptime_pct", "downtime_s", "planned_downtime_s", "unplanned_downtime_s", "incident_downtime_s",
-              "probes", "requests", "error_rate_pct", "ttfb_mean_ms", "ttfb_p95_ms", "total_mean_ms", "total_p95_ms")
-"""Per interface, the CSV columns ``{ais,pis,cof}_{field}``."""
+              "probes", "failed_probes", "requests", "errors", "error_rate_pct", "ttfb_mean_ms", "ttfb_p95_ms",
+              "ttlb_mean_ms", "ttlb_p95_ms")
+"""Per interface, the CSV columns ``{ais,pis,cof}_{field}`` (dedicated interface) and
+``{ais,pis,cof}_psu_{field}`` (customer interface)."""
 
 
 def _cell(value: object) -> object:
@@ -108,23 +143,46 @@ def _cell(value: object) -> object:
     return value
 
 
+def csv_header() -> list[str]:
+    """The CSV columns, always the same whatever the data (a file to file, not a dump)."""
+    columns = ["site", "date", "day_seconds", "partial"]
+    for i in INTERFACES:
+        columns += [f"{i}_{name}" for name in CSV_FIELDS]
+        columns += [f"{i}_psu_{name}" for name in CSV_FIELDS]
+        columns.append(f"{i}_worse_than_psu")
+    columns += ["all_requests", "all_errors", "all_error_rate_pct",
+                "all_psu_requests", "all_psu_errors", "all_psu_error_rate_pct", "maintenance"]
+    return columns
+
+
 def render_csv(report: Report, out: TextIO) -> None:
     """One row per site × day, the three interfaces side by side, as banks publish them.
 
-    Unknown figures (no request that day) are empty cells.
+    Unknown figures (no probe that day, or no such interface) are empty cells.
     """
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["site", "date", "day_seconds", "partial",
-                     *(f"{i}_{name}" for i in INTERFACES for name in CSV_FIELDS)])
-    by_key = {(r.site, r.day, r.interface): r for r in report.days}
+    writer.writerow(csv_header())
+    by_key = {(r.site, r.day, r.api, r.interface): r for r in report.days}
+    errors = {(e.site, e.day, e.api): e for e in report.daily_errors}
+    spans: dict[tuple[str, date], list[str]] = {}
+    for span in report.maintenance:
+        spans.setdefault((span.site, span.day), []).append(maintenance_text(span))
     for site, day in sorted({(r.site, r.day) for r in report.days}):
-        rows = [by_key.get((site, day, i)) for i in INTERFACES]
-        first = next(r for r in rows if r is not None)
+        first = next(r for r in report.days if r.site == site and r.day == day)
         cells: list[object] = [_cell(site), day.isoformat(), _cell(first.day_seconds), int(first.partial)]
-        for row in rows:
-            for name in CSV_FIELDS:
-                value = getattr(row, name) if row is not None and row.known else None
-                cells.append("" if value is None else _cell(value))
+        for interface in INTERFACES:
+            for api in ("dedicated", "psu"):
+                row = by_key.get((site, day, api, interface))
+                for name in CSV_FIELDS:
+                    value = getattr(row, name) if row is not None and row.known else None
+                    cells.append("" if value is None else _cell(value))
+            dedicated = by_key.get((site, day, "dedicated", interface))
+            cells.append(";".join(dedicated.worse_than_psu) if dedicated and dedicated.worse_than_psu else "")
+        for api in ("dedicated", "psu"):
+            e = errors.get((site, day, api))
+            cells += ["", "", ""] if e is None else [e.requests, e.errors,
+                                                     "" if e.error_rate_pct is None else _cell(e.error_rate_pct)]
+        cells.append(_cell("; ".join(spans.get((site, day), []))))
         writer.writerow(cells)
 
 

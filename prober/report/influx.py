@@ -6,35 +6,50 @@ from all three; the ``[influxdb]`` section says where (``database`` or ``bucket`
 ``db``; basic auth with ``username``/``password`` or ``Authorization: Token``).
 
 Answers are requested with ``chunked=true`` and parsed one chunk (one line) at a time,
-and the range is fetched one day per request: a quarter of one-minute probes of 20
-checks (about 2.6 M ``check`` points) never sits in memory as one JSON document. Raw
-``check`` points (time, success, error) are fetched for the downtime rule, which InfluxQL
-cannot express; ``step`` response times and error counts are aggregated by InfluxDB per
-day and interface (``count``, ``sum``, ``mean``, ``percentile``), which is exact.
+and the range is fetched one day per request, so a quarter of probes never sits in
+memory as one JSON document. Per day:
+
+* the failed runs of the checks feeding some interface (time, error text), with an hour
+  either side, and the number of replied runs (outcome ``ok`` or ``slow``: the bank
+  replied) per series;
+* only for the sites with five failed runs or more around the day, where the rule could
+  find a downtime, the times of their replied runs too (the rule needs the replies
+  between and after the failures; elsewhere the bulk of a quarter is never fetched);
+* ``step`` counts per site × check × kind × outcome: requests and errors;
+* per interface and side, the response times of the **answered** requests of the
+  checks that feed it (login checks left out): ``count``, ``mean`` and ``percentile``
+  computed by InfluxDB, which is exact;
+* once, the ``incident`` points.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from array import array
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from prober.config.influxdb import InfluxDBConfig
-from prober.report.downtime import Event
-from prober.report.interfaces import INTERFACES, KIND_INTERFACES, Overrides
+from prober.report.downtime import FAILURES, Event
+from prober.report.interfaces import APIS, INTERFACES, KIND_INTERFACES, Catalog, is_auth
 
 ERROR_TEXT_MAX = 200
 """Error strings are cut to this many characters before they are counted."""
 CHUNK_SIZE = 20_000
 PARALLEL_REQUESTS = 2
 """Days fetched at once."""
+REPLIED_OUTCOMES = ("ok", "slow")
+"""Outcomes of a run (or request) the bank replied to correctly; ``slow`` is a reply, only late."""
+ANSWERED_OUTCOMES = ("ok", "slow", "http_status", "auth", "assertion")
+"""Outcomes of a request that got a complete HTTP response: what response times are over."""
+ERROR_OUTCOMES = ("http_status", "auth", "assertion", "timeout", "connect", "dns", "tls", "error")
+"""Outcomes of a request counted as an error: an error status, wrong data, no answer."""
 
 
 class QueryError(RuntimeError):
@@ -56,37 +71,89 @@ def _pair(site: str, check: str) -> str:
     return f'("site" = {quote_tag(site)} AND "check" = {quote_tag(check)})'
 
 
-def interface_clause(interface: str, overrides: Overrides) -> str:
-    """WHERE condition selecting the points of the checks that feed ``interface``."""
-    kinds = sorted(k for k, feeds in KIND_INTERFACES.items() if interface in feeds)
-    parts = [f'"kind" =~ /^({"|".join(kinds)})$/']
-    for site, check in sorted(overrides):
-        parts.append(f'("site" != {quote_tag(site)} OR "check" != {quote_tag(check)})')
-    by_kind = "(" + " AND ".join(parts) + ")"
-    chosen = [_pair(s, c) for (s, c), feeds in sorted(overrides.items()) if interface in feeds]
-    return "(" + " OR ".join([by_kind, *chosen]) + ")"
+def _not_pair(site: str, check: str) -> str:
+    return f'("site" != {quote_tag(site)} OR "check" != {quote_tag(check)})'
 
 
-def checks_query(start_ms: int, end_ms: int, sites: Sequence[str], overrides: Overrides) -> str:
-    """Raw ``check`` points of every check that feeds some interface, per series."""
+def _outcomes(values: Sequence[str]) -> str:
+    return "/^(" + "|".join(values) + ")$/"
+
+
+def feeding_clause(catalog: Catalog) -> str:
+    """WHERE condition selecting the points of every check that feeds some interface."""
     kinds = "|".join(sorted(KIND_INTERFACES))
-    feeding = [f'"kind" =~ /^({kinds})$/'] + [_pair(s, c) for (s, c), feeds in sorted(overrides.items()) if feeds]
-    return (
-        f'SELECT "success", "error" FROM "check" WHERE ({" OR ".join(feeding)}) AND "outcome" != \'skipped\' AND '
-        f"{_sites_clause(sites)}time >= {start_ms}ms AND time < {end_ms}ms "
-        'GROUP BY "site", "check", "kind", "location"'
-    )
+    silenced = [_not_pair(s, c) for (s, c), feeds in sorted(catalog.overrides.items()) if not feeds]
+    by_kind = " AND ".join([f'"kind" =~ /^({kinds})$/', *silenced])
+    chosen = [_pair(s, c) for (s, c), feeds in sorted(catalog.overrides.items()) if feeds]
+    return "(" + " OR ".join([f"({by_kind})", *chosen]) + ")"
 
 
-def steps_query(interface: str, start_ms: int, end_ms: int, sites: Sequence[str], overrides: Overrides) -> str:
-    """Per site: HTTP requests, failed ones, and TTFB / total time mean and p95 for one interface."""
+def own_clause(interface: str, api: str, catalog: Catalog) -> str | None:
+    """WHERE condition selecting the non-login checks that feed ``interface`` on side ``api``
+    (``None`` when there is none, e.g. no PSU check at all)."""
+    kinds = catalog.kinds or {}
+    special = set(catalog.overrides) | set(catalog.psu)
+    chosen = sorted(
+        key for key in special
+        if catalog.api_of(*key) == api and not is_auth(kinds.get(key, ""))
+        and interface in catalog.interfaces_of(key[0], key[1], kinds.get(key, "")))
+    parts = [_pair(s, c) for s, c in chosen]
+    if api == "dedicated":
+        by_default = sorted(k for k, feeds in KIND_INTERFACES.items() if interface in feeds and not is_auth(k))
+        by_kind = " AND ".join([f'"kind" =~ /^({"|".join(by_default)})$/', *(_not_pair(s, c) for s, c in sorted(special))])
+        parts.insert(0, f"({by_kind})")
+    if not parts:
+        return None
+    return "(" + " OR ".join(parts) + ")"
+
+
+def _time(start_ms: int, end_ms: int) -> str:
+    return f"time >= {start_ms}ms AND time < {end_ms}ms"
+
+
+def failed_runs_query(start_ms: int, end_ms: int, sites: Sequence[str], catalog: Catalog) -> str:
+    """The runs not replied to (time and error text) of the checks feeding some interface,
+    per series and outcome. Skipped runs are not probes."""
+    return (f'SELECT "error" FROM "check" WHERE {feeding_clause(catalog)} AND {_sites_clause(sites)}'
+            f'{_time(start_ms, end_ms)} AND "outcome" !~ {_outcomes((*REPLIED_OUTCOMES, "skipped"))} '
+            'GROUP BY "site", "check", "kind", "location", "outcome"')
+
+
+def replied_counts_query(start_ms: int, end_ms: int, sites: Sequence[str], catalog: Catalog) -> str:
+    """How many runs were replied to, per series and outcome."""
+    return (f'SELECT count("success") AS "runs" FROM "check" WHERE {feeding_clause(catalog)} AND '
+            f'{_sites_clause(sites)}{_time(start_ms, end_ms)} AND "outcome" =~ {_outcomes(REPLIED_OUTCOMES)} '
+            'GROUP BY "site", "check", "kind", "location", "outcome"')
+
+
+def replied_runs_query(start_ms: int, end_ms: int, sites: Sequence[str], catalog: Catalog) -> str:
+    """The start times of the runs replied to, per series and outcome. Not grouped by kind:
+    this is the largest answer, and one tag fewer per series costs InfluxDB about a quarter
+    less; the kind comes from the counts."""
+    return (f'SELECT "success" FROM "check" WHERE {feeding_clause(catalog)} AND {_sites_clause(sites)}'
+            f'{_time(start_ms, end_ms)} AND "outcome" =~ {_outcomes(REPLIED_OUTCOMES)} '
+            'GROUP BY "site", "check", "location", "outcome"')
+
+
+def step_counts_query(start_ms: int, end_ms: int, sites: Sequence[str], catalog: Catalog) -> str:
+    """Requests per site × check × kind × outcome of the checks feeding some interface."""
+    return (f'SELECT count("success") AS "requests" FROM "step" WHERE {feeding_clause(catalog)} AND '
+            f'{_sites_clause(sites)}{_time(start_ms, end_ms)} GROUP BY "site", "check", "kind", "outcome"')
+
+
+def timing_query(interface: str, api: str, start_ms: int, end_ms: int, sites: Sequence[str],
+                 catalog: Catalog) -> str | None:
+    """Per site: time to first byte and to last byte (count, mean, p95) of the answered
+    requests of one interface and side (``None`` when no check feeds it)."""
+    own = own_clause(interface, api, catalog)
+    if own is None:
+        return None
     return (
-        'SELECT count("success") AS "requests", sum("success") AS "ok", '
-        'count("ttfb_ms") AS "ttfb_n", mean("ttfb_ms") AS "ttfb_mean", percentile("ttfb_ms", 95) AS "ttfb_p95", '
-        'count("duration_ms") AS "total_n", mean("duration_ms") AS "total_mean", '
-        'percentile("duration_ms", 95) AS "total_p95" '
-        f'FROM "step" WHERE {interface_clause(interface, overrides)} AND '
-        f'{_sites_clause(sites)}time >= {start_ms}ms AND time < {end_ms}ms GROUP BY "site"'
+        'SELECT count("ttfb_ms") AS "ttfb_n", mean("ttfb_ms") AS "ttfb_mean", '
+        'percentile("ttfb_ms", 95) AS "ttfb_p95", count("duration_ms") AS "ttlb_n", '
+        'mean("duration_ms") AS "ttlb_mean", percentile("duration_ms", 95) AS "ttlb_p95" '
+        f'FROM "step" WHERE {own} AND "outcome" =~ {_outcomes(ANSWERED_OUTCOMES)} AND '
+        f'{_sites_clause(sites)}{_time(start_ms, end_ms)} GROUP BY "site"'
     )
 
 
@@ -168,71 +235,115 @@ def _error_of(body: bytes) -> str:
 
 SeriesKey = tuple[str, str, str, str]
 """(site, check, kind, location)"""
+RunKey = tuple[str, str, str, str, str]
+"""(site, check, kind, location, outcome)"""
 
 
 @dataclass
-class StepAggregate:
-    """One site × interface × day of ``step`` aggregates (``None`` means no such value)."""
+class Timing:
+    """One site × side × interface × day of response times (``None``: no such value)."""
 
-    requests: int = 0
-    ok: int = 0
     ttfb_n: int = 0
     ttfb_mean: float | None = None
     ttfb_p95: float | None = None
-    total_n: int = 0
-    total_mean: float | None = None
-    total_p95: float | None = None
+    ttlb_n: int = 0
+    ttlb_mean: float | None = None
+    ttlb_p95: float | None = None
 
 
 @dataclass
 class Fetched:
-    """The raw material of a report."""
+    """The raw material of a report.
 
-    times: dict[SeriesKey, array] = field(default_factory=dict)
-    ok: dict[SeriesKey, bytearray] = field(default_factory=dict)
-    errors: dict[tuple[str, str, str], Counter] = field(default_factory=dict)
-    steps: dict[tuple[str, str, int], StepAggregate] = field(default_factory=dict)
+    ``runs`` holds, per series and outcome, the start times of the runs (sorted): every
+    failed run, and the replied ones only for the site-days in ``raw_replies`` (where five
+    failures or more could make a downtime); ``replied`` counts the replied runs of every
+    day. ``failures`` are the error texts of the failed runs, aligned with their times.
+    ``requests`` counts ``step`` points per (site, check, kind, outcome, day index);
+    ``timing`` is per (site, api, interface, day index).
+    """
+
+    runs: dict[RunKey, array] = field(default_factory=dict)
+    replied: dict[tuple[str, str, str, str, str, int], int] = field(default_factory=dict)
+    """Runs replied to per (site, check, kind, location, outcome, day index)."""
+    raw_replies: set[tuple[str, int]] = field(default_factory=set)
+    """(site, day index) whose replied runs are in ``runs``, with an hour either side."""
+    kinds: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(site, check) → kind, as the points say (replied runs are fetched without it)."""
+    failures: dict[RunKey, list[str]] = field(default_factory=dict)
+    requests: dict[tuple[str, str, str, str, int], int] = field(default_factory=dict)
+    timing: dict[tuple[str, str, str, int], Timing] = field(default_factory=dict)
     incidents: dict[SeriesKey, list[Event]] = field(default_factory=dict)
 
     def merge(self, later: Fetched) -> None:
         """Append the data of a later day (series stay in time order)."""
-        for key, times in later.times.items():
-            self.times.setdefault(key, array("q")).extend(times)
-            self.ok.setdefault(key, bytearray()).extend(later.ok[key])
-        for key, counter in later.errors.items():
-            self.errors.setdefault(key, Counter()).update(counter)
-        self.steps.update(later.steps)
+        for key, times in later.runs.items():
+            mine = self.runs.setdefault(key, array("q"))
+            # a day's replies reach an hour into the next day's: one point per series and time
+            skip = bisect.bisect_right(times, mine[-1]) if mine else 0
+            mine.extend(times[skip:])
+            if key in later.failures:
+                self.failures.setdefault(key, []).extend(later.failures[key][skip:])
+        self.replied.update(later.replied)
+        self.raw_replies.update(later.raw_replies)
+        self.kinds.update(later.kinds)
+        self.requests.update(later.requests)
+        self.timing.update(later.timing)
         for key, events in later.incidents.items():
             self.incidents.setdefault(key, []).extend(events)
 
-    def add_checks(self, series: dict) -> None:
+    def add_runs(self, series: dict, failed: bool) -> None:
         tags = series.get("tags", {})
-        key = (tags.get("site", ""), tags.get("check", ""), tags.get("kind", ""), tags.get("location", ""))
+        key = (tags.get("site", ""), tags.get("check", ""), tags.get("kind", ""), tags.get("location", ""),
+               tags.get("outcome", ""))
+        if key[2]:
+            self.kinds[key[:2]] = key[2]
         values = series.get("values") or []
-        times = self.times.setdefault(key, array("q"))
-        ok = self.ok.setdefault(key, bytearray())
-        times.extend(v[0] for v in values)
-        ok.extend(1 if v[1] else 0 for v in values)
-        counter = None
-        for v in values:
-            if not v[1] and v[2]:
-                if counter is None:
-                    counter = self.errors.setdefault(key[:3], Counter())
-                counter[str(v[2])[:ERROR_TEXT_MAX]] += 1
+        self.runs.setdefault(key, array("q")).extend(v[0] for v in values)
+        if failed:
+            self.failures.setdefault(key, []).extend(str(v[1] or "")[:ERROR_TEXT_MAX] for v in values)
 
-    def add_steps(self, interface: str, day: int, series: dict) -> None:
+    def name_kinds(self, configured: Mapping[tuple[str, str], str]) -> None:
+        """Give the replied runs, fetched without their kind, the kind of their check (from
+        the points; else from the configuration); runs of a check of unknown kind are dropped."""
+        for key in [k for k in self.runs if not k[2]]:
+            times = self.runs.pop(key)
+            kind = self.kinds.get(key[:2]) or configured.get(key[:2])
+            if kind:
+                self.runs.setdefault((key[0], key[1], kind, key[3], key[4]), array("q")).extend(times)
+
+    def add_replied_counts(self, day: int, series: dict) -> None:
+        tags = series.get("tags", {})
+        key = (tags.get("site", ""), tags.get("check", ""), tags.get("kind", ""), tags.get("location", ""),
+               tags.get("outcome", ""))
+        self.kinds[key[:2]] = key[2]
+        for values in series.get("values") or []:
+            self.replied[(*key, day)] = self.replied.get((*key, day), 0) + int(values[1] or 0)
+
+    def series(self) -> set[tuple[str, str, str, str]]:
+        """Every (site, check, kind, location) with runs in the data."""
+        return {k[:4] for k in self.runs} | {k[:4] for k in self.replied}
+
+    def add_requests(self, day: int, series: dict) -> None:
+        tags = series.get("tags", {})
+        for values in series.get("values") or []:
+            key = (tags.get("site", ""), tags.get("check", ""), tags.get("kind", ""), tags.get("outcome", ""), day)
+            self.requests[key] = self.requests.get(key, 0) + int(values[1] or 0)
+            self.kinds[key[:2]] = key[2]
+
+    def add_timing(self, api: str, interface: str, day: int, series: dict) -> None:
         site = series.get("tags", {}).get("site", "")
         columns = series.get("columns", [])
         for values in series.get("values") or []:
             row = dict(zip(columns, values))
-            for name in ("ttfb_mean", "ttfb_p95", "total_mean", "total_p95"):  # JSON has 10 for 10.0
-                if row.get(name) is not None:
-                    row[name] = float(row[name])
-            self.steps[(site, interface, day)] = StepAggregate(
-                requests=int(row.get("requests") or 0), ok=int(row.get("ok") or 0),
-                ttfb_n=int(row.get("ttfb_n") or 0), ttfb_mean=row.get("ttfb_mean"), ttfb_p95=row.get("ttfb_p95"),
-                total_n=int(row.get("total_n") or 0), total_mean=row.get("total_mean"),
-                total_p95=row.get("total_p95"))
+
+            def number(name: str) -> float | None:  # JSON has 10 for 10.0
+                value = row.get(name)
+                return None if value is None else float(value)
+
+            self.timing[(site, api, interface, day)] = Timing(
+                ttfb_n=int(row.get("ttfb_n") or 0), ttfb_mean=number("ttfb_mean"), ttfb_p95=number("ttfb_p95"),
+                ttlb_n=int(row.get("ttlb_n") or 0), ttlb_mean=number("ttlb_mean"), ttlb_p95=number("ttlb_p95"))
 
     def add_incidents(self, series: dict) -> None:
         tags = series.get("tags", {})
@@ -245,45 +356,70 @@ class Fetched:
             events.append((int(v[0]), state, float(v[at] or 0.0) if at is not None else 0.0))
 
 
-def _fetch_day(client: QueryClient, bounds: Sequence[int], day: int, sites: Sequence[str], overrides: Overrides,
-               margin_ms: int) -> Fetched:
-    days = len(bounds) - 1
-    start = bounds[day] - (margin_ms if day == 0 else 0)
-    end = bounds[day + 1] + (margin_ms if day == days - 1 else 0)
-    statements = [checks_query(start, end, sites, overrides)]
-    statements += [steps_query(i, bounds[day], bounds[day + 1], sites, overrides) for i in INTERFACES]
-    if day == days - 1:
-        statements.append(incidents_query(end, sites))
+def _fetch_day(client: QueryClient, bounds: Sequence[int], day: int, days: frozenset[int], sites: Sequence[str],
+               catalog: Catalog, margin_ms: int) -> Fetched:
+    start = bounds[day] - (0 if day - 1 in days else margin_ms)
+    end = bounds[day + 1] + (0 if day + 1 in days else margin_ms)
+    statements = [failed_runs_query(start, end, sites, catalog),
+                  replied_counts_query(bounds[day], bounds[day + 1], sites, catalog),
+                  step_counts_query(bounds[day], bounds[day + 1], sites, catalog)]
+    timed: list[tuple[str, str]] = []
+    for api in APIS:
+        for interface in INTERFACES:
+            query = timing_query(interface, api, bounds[day], bounds[day + 1], sites, catalog)
+            if query is not None:
+                statements.append(query)
+                timed.append((api, interface))
     part = Fetched()
     for result in client.run(statements):
         sid = int(result.get("statement_id", 0))
         for series in result.get("series", []):
             if sid == 0:
-                part.add_checks(series)
-            elif sid <= len(INTERFACES):
-                part.add_steps(INTERFACES[sid - 1], day, series)
+                part.add_runs(series, failed=True)
+            elif sid == 1:
+                part.add_replied_counts(day, series)
+            elif sid == 2:
+                part.add_requests(day, series)
             else:
-                part.add_incidents(series)
+                part.add_timing(*timed[sid - 3], day, series)
+    # The replies themselves only where five failures could make a downtime: the sites
+    # with five failed runs or more around the day (most days of most sites have none).
+    lo, hi = bounds[day] - margin_ms, bounds[day + 1] + margin_ms
+    failing: dict[str, int] = {}
+    for key, times in part.runs.items():
+        failing[key[0]] = failing.get(key[0], 0) + bisect.bisect_left(times, hi) - bisect.bisect_left(times, lo)
+    candidates = sorted(site for site, n in failing.items() if n >= FAILURES)
+    if candidates:
+        for result in client.run([replied_runs_query(lo, hi, candidates, catalog)]):
+            for series in result.get("series", []):
+                part.add_runs(series, failed=False)
+        part.raw_replies.update((site, day) for site in candidates)
     return part
 
 
-def fetch(client: QueryClient, bounds: Sequence[int], sites: Sequence[str], overrides: Overrides,
-          margin_ms: int, workers: int = PARALLEL_REQUESTS) -> Fetched:
-    """Everything for the days ``bounds[i]..bounds[i+1]`` (epoch ms), one request per day.
+def fetch(client: QueryClient, bounds: Sequence[int], sites: Sequence[str], catalog: Catalog, margin_ms: int,
+          days: Sequence[int] | None = None, workers: int = PARALLEL_REQUESTS) -> Fetched:
+    """Everything for the days ``bounds[i]..bounds[i+1]`` (epoch ms) of ``days`` (default:
+    all), one request per day, and the incidents.
 
-    ``check`` points are fetched ``margin_ms`` beyond both ends, so that a downtime that
-    started before the range, or whose fifth failure comes after it, is seen. Up to
-    ``workers`` days are fetched at once (InfluxDB answers them on several cores); they
-    are merged in day order.
+    ``check`` points are fetched ``margin_ms`` beyond each run of consecutive days, so
+    that a downtime that started before a day, or whose fifth failure comes after it, is
+    seen. Up to ``workers`` days are fetched at once (InfluxDB answers them on several
+    cores); they are merged in day order.
     """
+    chosen = sorted(set(range(len(bounds) - 1) if days is None else days))
     data = Fetched()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="report-fetch") as pool:
-        futures = [pool.submit(_fetch_day, client, bounds, day, sites, overrides, margin_ms)
-                   for day in range(len(bounds) - 1)]
+        futures = [pool.submit(_fetch_day, client, bounds, day, frozenset(chosen), sites, catalog, margin_ms)
+                   for day in chosen]
         try:
             for future in futures:
                 data.merge(future.result())
         finally:
             for future in futures:
                 future.cancel()
+    for result in client.run([incidents_query(bounds[-1] + margin_ms, sites)]):
+        for series in result.get("series", []):
+            data.add_incidents(series)
+    data.name_kinds(catalog.kinds or {})
     return data

@@ -20,7 +20,10 @@ from aiohttp import web
 CAPABILITIES: tuple[str, ...] = ("login", "accounts", "transfer", "cards", "payments")
 """Every business route of the bank belongs to exactly one of these."""
 
-MODES: tuple[str, ...] = ("down", "slow", "hang", "intermittent", "wrong_data", "reject", "refuse")
+MODES: tuple[str, ...] = ("down", "slow", "hang", "intermittent", "wrong_data", "reject", "refuse",
+                          "blank", "script_error", "slow_render")
+WEB_ONLY_MODES = frozenset({"blank", "script_error", "slow_render"})
+"""Faults of the web front only (:mod:`prober.simbank.web`): the JSON API answers as usual."""
 
 # Fields each mode accepts besides ``mode`` and ``paths``; anything else is an error,
 # so a typo in an admin request never silently does nothing.
@@ -32,6 +35,9 @@ _MODE_FIELDS: dict[str, frozenset[str]] = {
     "wrong_data": frozenset(),
     "reject": frozenset({"countries"}),
     "refuse": frozenset({"header", "values"}),
+    "blank": frozenset(),
+    "script_error": frozenset(),
+    "slow_render": frozenset({"delay_ms"}),
 }
 _DEFAULT_STATUS = {"down": 503, "intermittent": 500}
 
@@ -63,6 +69,8 @@ class Fault:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise FaultError(f"unknown fault mode {self.mode!r}; known modes: {', '.join(MODES)}")
+        if self.mode == "slow_render" and not self.delay_ms:
+            object.__setattr__(self, "delay_ms", 3000.0)
         if self.status is None and self.mode in _DEFAULT_STATUS:
             object.__setattr__(self, "status", _DEFAULT_STATUS[self.mode])
         if self.status is not None and not 100 <= self.status <= 599:
@@ -226,11 +234,15 @@ def guard(
     faults: FaultRegistry,
     counters: Callable[[str, str], None],
     stopping: asyncio.Event,
+    web_page: bool = False,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """Wrap ``handler`` so that the fault of ``capability`` applies before it runs.
 
     Transport-level modes (down, slow, hang, intermittent, refuse) are handled here;
     content-level modes (wrong_data, reject) are passed to the handler as ``fault``.
+    The web-only modes apply to ``web_page`` routes (the web front's pages): ``blank``
+    answers 200 with an empty page here, ``script_error`` and ``slow_render`` go to the
+    handler; the JSON API ignores them.
     ``counters(capability, route_key)`` is called once per request. ``stopping`` wakes
     hung requests when the server shuts down.
     """
@@ -244,6 +256,11 @@ def guard(
         if fault.paths and not request.path.startswith(fault.paths):
             return await handler(request, None)
         mode = fault.mode
+        if mode in WEB_ONLY_MODES:
+            if not web_page:
+                return await handler(request, None)
+            if mode == "blank":
+                return web.Response(text="", content_type="text/html")
         if mode == "down":
             return _error(fault.status or 503, "service unavailable")
         if mode == "slow":

@@ -20,6 +20,7 @@ from .psd2 import PROFILE_ROUTES, Psd2Api
 from .signatures import SignatureProfile, signature_middleware
 from .scenarios import DEFAULT_TIME_SCALE, Scenario, ScenarioRunner, get_scenario, scenario_named
 from .state import BankState
+from .web import WEB_ROUTES, WebFront, WebSessions
 
 # In-flight requests get this long to finish at shutdown before they are cancelled.
 SHUTDOWN_TIMEOUT_S = 0.5
@@ -71,6 +72,8 @@ class BankServer:
             username=username, password=password, client_secret=client_secret, settle_after=settle_after
         )
         self.faults = FaultRegistry(seed=seed)
+        self.web_sessions = WebSessions()
+        """The web front's sessions and CSRF tokens (:mod:`prober.simbank.web`)."""
         resolved = get_scenario(scenario) if isinstance(scenario, str) else scenario
         self.scenario: ScenarioRunner | None = (
             ScenarioRunner(resolved, self.faults, time_scale) if resolved is not None else None
@@ -104,6 +107,11 @@ class BankServer:
                     self.state.count, self._stopping,
                 )
                 app.router.add_route(method, path, handler)
+        front = WebFront(self.state, self.web_sessions)
+        for method, path, capability, name in WEB_ROUTES:
+            handler = guard(capability, f"{method} {path}", getattr(front, name), self.faults, self.state.count,
+                            self._stopping, web_page=True)
+            app.router.add_route(method, path, handler)
         AdminApi(self.state, self.faults, lambda: self.scenario, self.reset).add_routes(app)
         app.router.add_get("/healthz", _healthz)
         return app
@@ -142,6 +150,7 @@ class BankServer:
     def reset(self) -> None:
         """Restore the initial data, clear faults and counters, restart the scenario."""
         self.state.reset()
+        self.web_sessions.clear()
         self.faults.clear()
         self.faults.reseed()
         if self.scenario is not None and self._runner is not None:

@@ -89,11 +89,13 @@ def _initial_accounts() -> dict[str, Account]:
 
 
 def _initial_cards() -> dict[str, Card]:
-    # Two test cards: card-001 for the card-management journey (frozen and unfrozen),
-    # card-002 for card authorisations, so a freeze never declines a payment probe.
+    # Three test cards: card-001 for the card-management journey (frozen and unfrozen),
+    # card-002 for card authorisations, so a freeze never declines a payment probe, and
+    # card-003 for the web front's card journey, so the two journeys never meet.
     return {
         "card-001": Card("card-001", "************1234", "ACTIVE", "1000.00"),
         "card-002": Card("card-002", "************5678", "ACTIVE", "1000.00"),
+        "card-003": Card("card-003", "************9012", "ACTIVE", "1000.00"),
     }
 
 

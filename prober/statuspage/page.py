@@ -2,7 +2,8 @@
 
 Every text on the page (bank and check names from the configuration, a bank's error
 text, maintenance descriptions) goes through Jinja2's autoescape. The page works
-without JavaScript and reloads itself with a meta refresh; :data:`CONTENT_SECURITY_POLICY`
+without JavaScript and reloads itself with a meta refresh; its
+:data:`~prober.access.CONTENT_SECURITY_POLICY` (sent by the listener with every answer)
 allows nothing but the stylesheet served beside it (``/status.css``): no script, no
 inline style, no frame, no form.
 """
@@ -14,21 +15,10 @@ from importlib import resources
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from prober.access.headers import CONTENT_SECURITY_POLICY
 from prober.statuspage.view import StatusView, plain_duration, plain_time
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'none'"
-)
-"""For the page (and every other answer of the status page: none of them needs more)."""
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-cache",
-}
+__all__ = ["CONTENT_SECURITY_POLICY", "environment", "render_page", "stylesheet"]
 
 
 @cache

@@ -110,6 +110,8 @@ class CheckLine:
     outcome: str | None
     latency_ms: float | None
     location: str | None
+    evidence: tuple[str, ...] = ()
+    """Links (``/evidence/…``) to the files kept of the latest failed browser run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +400,11 @@ def maintenance_lines(windows: list[MaintenanceWindow], now: float) -> tuple[Mai
     return tuple(out)
 
 
+def evidence_link(site: str, check: str, path: str) -> str:
+    """The status page's address of an evidence file (``/evidence/<site>/<check>/<file>``)."""
+    return f"/evidence/{site}/{check}/{path.rsplit('/', 1)[-1]}"
+
+
 def build_view(
     *,
     incidents: dict[str, Any],
@@ -445,6 +452,7 @@ def build_view(
                     outcome=e.last.outcome.value if e.last else None,
                     latency_ms=round(e.last.duration_ms, 1) if e.last else None,
                     location=e.last.location if e.last else None,
+                    evidence=tuple(evidence_link(e.site, e.check, path) for path in getattr(e, "evidence", ())),
                 )
                 for e in sorted(mine, key=lambda e: e.check)
             )

@@ -9,7 +9,10 @@ check       site, check, kind, location, instance,  success (int), duration_ms, 
             outcome (+ the check's own tags)        error, steps (int)
 step        site, check, kind, step, location,      success (int), duration_ms, dns_ms,
             instance, outcome (+ the check's own    connect_ms, tls_ms, ttfb_ms, transfer_ms,
-            tags)                                   http_status (int), bytes (int), error
+            tags)                                   http_status (int), bytes (int), error;
+                                                    browser steps also dcl_ms, load_ms,
+                                                    fcp_ms, lcp_ms, cls, console_errors,
+                                                    page_errors, failed_requests (int)
 incident    site, check, kind, location, instance,  reason, failed_step, duration_s
             state
 prober      location, instance                      checks, running, schedule_lag_ms,
@@ -51,7 +54,7 @@ import math
 from typing import Literal
 
 from prober.config.types import Precision
-from prober.results import JourneyResult, StepResult
+from prober.results import JourneyResult, PageMetrics, StepResult
 
 __all__ = [
     "PRECISION_DIVISOR",
@@ -179,10 +182,26 @@ def _step_line(step: StepResult, middle: str, site: str, tail: str, journey_ns: 
     if step.http_status is not None:
         parts.append(f"http_status={int(step.http_status)}i")
     parts.append(f"bytes={int(step.bytes)}i")
+    if step.page is not None:
+        parts.extend(_page_fields(step.page))
     parts.append(f"error={escape_field_string(step.error)}")
     ts = step.started_at_ns or journey_ns
     step_tag = f",step={escape_tag(step.name)}" if step.name else ""
     return f"step{middle},outcome={escape_tag(outcome)}{site}{step_tag}{tail} {','.join(parts)} {_ts(ts, divisor)}"
+
+
+def _page_fields(page: PageMetrics) -> list[str]:
+    """A browser step's fields: the navigation's and the Web Vitals' times when it loaded a
+    document (left out otherwise, like phases), and its three counts, always."""
+    out = []
+    for name, value in (("dcl_ms", page.dcl_ms), ("load_ms", page.load_ms), ("fcp_ms", page.fcp_ms),
+                        ("lcp_ms", page.lcp_ms), ("cls", page.cls)):
+        text = _float(value) if value is not None else None
+        if text is not None:
+            out.append(f"{name}={text}")
+    out += [f"console_errors={int(page.console_errors)}i", f"page_errors={int(page.page_errors)}i",
+            f"failed_requests={int(page.failed_requests)}i"]
+    return out
 
 
 def incident_point(

@@ -1,0 +1,195 @@
+"""What a page can do to a browser check, each ending in its documented outcome within
+the timeout: a dialog, a popup, a download, a page that never finishes loading, a script
+that never ends, a navigation to another origin, a 500, errors counted; and the browser
+itself killed (relaunched for the next run), validation of selectors and of Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from prober.config.errors import ConfigError
+from prober.loading import load
+from prober.results import Outcome
+from tests.browser_helpers import chromium_pids, plans_of, run_named, runner_for
+from tests.cli import run_prober
+
+PAGES = {
+    "/ok": "<title>ok</title><p id=x>fine</p><img src=/missing.png><script>console.error('boom')</script>",
+    "/dialog": "<title>d</title><button id=b onclick=\"alert('Are you sure?')\">go</button>",
+    "/popup": "<title>p</title><button id=b onclick=\"window.open('/ok')\">go</button>",
+    "/download": "<title>f</title><a id=b href=/file>statement</a>",
+    "/loop": "<title>l</title><p id=x>x</p><button id=b onclick='while(true){}'>go</button>",
+    "/never": "<title>n</title><p>x</p><img src=/hang.png>",
+    "/away": "<title>a</title><a id=b href=\"{other}/ok\">elsewhere</a>",
+}
+
+
+def _answer(body: str = "", status: int = 200, content_type: str = "text/html", headers: dict | None = None):
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text=body, status=status, content_type=content_type, headers=headers)
+
+    return handler
+
+
+class Pages:
+    """A small real web server with hostile pages, and a second one on another origin."""
+
+    def __init__(self) -> None:
+        self.runners: list[web.AppRunner] = []
+        self.url = self.other = ""
+        self.stop = asyncio.Event()
+
+    async def _serve(self, app: web.Application) -> str:
+        runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.2)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self.runners.append(runner)
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    async def __aenter__(self) -> Pages:
+        other = web.Application()
+        other.router.add_get("/ok", _answer(PAGES["/ok"]))
+        self.other = await self._serve(other)
+        app = web.Application()
+        for path, page in PAGES.items():
+            app.router.add_get(path, _answer(page.replace("{other}", self.other)))
+        app.router.add_get("/file", _answer("%PDF-1.4", content_type="application/pdf",
+                                            headers={"Content-Disposition": "attachment; filename=statement.pdf"}))
+        app.router.add_get("/hang.png", self._hang)
+        app.router.add_get("/error", _answer("<h1>oops</h1>", status=500))
+        self.url = await self._serve(app)
+        return self
+
+    async def _hang(self, request: web.Request) -> web.Response:
+        await self.stop.wait()
+        return web.Response(status=404)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        for runner in self.runners:
+            await runner.cleanup()
+
+
+def config(url: str, steps: str, timeout: str = "3s") -> str:
+    return (f'[daemon]\nhealth_listen = ""\n[[sites]]\nname = "web"\nbase_url = "{url}"\ntimeout = "{timeout}"\n'
+            f'[[sites.checks]]\nname = "page"\nkind = "custom"\ntimeout = "8s"\n{steps}')
+
+
+def step(name: str, body: str) -> str:
+    return f'  [[sites.checks.steps]]\n  name = "{name}"\n  {body}\n'
+
+
+OPEN_AND_CLICK = lambda path: step("open", f'goto = "{path}"') + step("click", 'click = "#b"')  # noqa: E731
+
+
+@pytest.mark.parametrize(("steps", "failed", "outcome", "words"), [
+    (OPEN_AND_CLICK("/dialog"), "click", Outcome.ERROR, "unexpected dialog (alert: Are you sure?), dismissed"),
+    (OPEN_AND_CLICK("/popup"), "click", Outcome.ERROR, "the page opened a popup (http://127.0.0.1:"),
+    (OPEN_AND_CLICK("/download"), "click", Outcome.ERROR, "the page started a download (statement.pdf)"),
+    (step("open", 'goto = "/never"'), "open", Outcome.TIMEOUT, "timeout: the page did not finish loading within 3s"),
+    (OPEN_AND_CLICK("/loop"), "click", Outcome.TIMEOUT, "timeout: the page stopped responding"),
+    (OPEN_AND_CLICK("/away"), "click", Outcome.ERROR, "the page went to another origin (http://127.0.0.1:"),
+    (step("open", 'goto = "/error"'), "open", Outcome.HTTP_STATUS, "HTTP 500 (page: open)"),
+])
+async def test_each_hostile_page_ends_in_its_outcome_within_the_timeout(
+    tmp_path: Path, steps: str, failed: str, outcome: Outcome, words: str
+) -> None:
+    async with Pages() as pages:
+        plans = plans_of(tmp_path, config(pages.url, steps))
+        runner = runner_for(tmp_path, evidence_runs=0)
+        try:
+            started = time.monotonic()
+            result = await runner(plans[0])
+            took = time.monotonic() - started
+        finally:
+            await runner.close()
+    assert (result.outcome, result.failed_step) == (outcome, failed), (result.outcome, result.failed_step, result.error)
+    assert words in result.error, result.error
+    assert took < 8 + 3, took  # the journey's timeout, and its closing
+
+
+async def test_the_dialog_a_step_expects_is_answered(tmp_path: Path) -> None:
+    async with Pages() as pages:
+        plans = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/dialog"')
+                                          + step("click", 'click = "#b"\n  dialog = "accept"')))
+        runner = runner_for(tmp_path)
+        try:
+            result = await runner(plans[0])
+        finally:
+            await runner.close()
+    assert result.outcome is Outcome.OK, result.error
+
+
+async def test_console_errors_and_failed_subrequests_are_counted(tmp_path: Path) -> None:
+    async with Pages() as pages:
+        plans = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/ok"\n  expect = [ { selector = "#x", equals = "fine" } ]')))
+        runner = runner_for(tmp_path)
+        try:
+            result = await runner(plans[0])
+        finally:
+            await runner.close()
+    assert result.outcome is Outcome.OK, result.error
+    page = result.steps[0].page
+    assert page is not None and page.console_errors >= 1 and page.failed_requests == 1 and page.page_errors == 0
+
+
+async def test_a_killed_browser_is_launched_again_for_the_next_run(tmp_path: Path) -> None:
+    async with Pages() as pages:
+        plans = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/ok"')))
+        runner = runner_for(tmp_path)
+        try:
+            assert (await runner(plans[0])).outcome is Outcome.OK
+            [pid] = chromium_pids()
+            os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.5)
+            after = await runner(plans[0])
+            assert after.outcome is Outcome.OK, after.error
+            assert runner.browser is not None and runner.browser.engine.launches == 2
+            assert chromium_pids() and chromium_pids() != [pid]
+        finally:
+            await runner.close()
+    assert chromium_pids() == []
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('click = "button[type=submit"', "steps[s].click: invalid selector 'button[type=submit': Malformed attribute selector"),
+    ('click = "foo=bar"', "steps[s].click: invalid selector 'foo=bar': unknown selector engine 'foo'"),
+    ('fill = { "#a >> " = "x" }', "steps[s].fill: invalid selector '#a >> ': empty part around '>>'"),
+    ('wait_for = { selector = "xpath=//div[" }', "steps[s].wait_for.selector: invalid selector 'xpath=//div[': unclosed bracket"),
+    ('expect = [ { selector = "#a", attribute = "x" } ]', "steps[s].expect[0]: an expectation needs at least one of"),
+    ('goto = "/a"\n  click = "#b"', "steps[s]: step 's': one action per step, got goto, click"),
+    ('expect = [ { title = true, count = 1 } ]', "steps[s].expect[0]: `count` applies to a `selector` expectation only"),
+])
+def test_validate_names_the_field_of_a_bad_browser_step(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(config("http://127.0.0.1:9", step("s", body)))
+    with pytest.raises(ConfigError) as caught:
+        load(path, environ={})
+    assert any(message in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_selectors_validate_accepts_are_the_ones_chromium_accepts(tmp_path: Path) -> None:
+    good = ['#a', 'button[type=submit]', 'text=Sign in', '"Sign in"', 'xpath=//div[@id="a"]', '//main//p',
+            'role=button[name="Send"]', 'css=li:nth-child(2) >> text=x', 'div:has-text("Total")', 'a:visible',
+            'data-testid=balance', 'section:has(> h1)']
+    steps = "".join(step(f"s{i}", f"expect = [ {{ selector = '{s}', min_count = 0 }} ]") for i, s in enumerate(good))
+    path = tmp_path / "good.toml"
+    path.write_text(config("http://127.0.0.1:9", steps))
+    assert load(path, environ={}).plans
+
+
+async def test_validate_fails_with_the_fix_when_chromium_is_missing(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(config("http://127.0.0.1:9", step("s", 'goto = "/"')).replace(
+        '[daemon]\n', '[daemon]\nchromium = "/nonexistent/chromium"\n'))
+    done = await run_prober("validate", "-c", str(path))
+    assert done.returncode == 2, done.stderr
+    assert "browser checks (web/page) cannot run here: Chromium is not installed at /nonexistent/chromium" in done.stderr
+    assert "apt-get install chromium" in done.stderr and "Traceback" not in done.stderr
