@@ -51,6 +51,7 @@ from apscheduler.events import EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from prober.daemon.histogram import LAG_BUCKETS, Histogram
 from prober.daemon.lockout import LockoutTracker
 from prober.daemon.slots import SitePool
 from prober.journey.plan import JourneyPlan
@@ -155,6 +156,8 @@ class JourneyScheduler:
         self.lags: deque[float] = deque(maxlen=LAG_WINDOW)
         self.window_lags: list[float] = []
         """Lags since the last :meth:`take_window` (the self-report interval)."""
+        self.lag_histogram = Histogram(LAG_BUCKETS)
+        """Every run's lag since start, in seconds (``/metrics``)."""
         self.started_runs = 0
         self.overlaps = 0
         self.missed = 0
@@ -385,6 +388,7 @@ class JourneyScheduler:
             lag = max((time.time() - planned) * 1000.0, 0.0)
             self.lags.append(lag)
             self.window_lags.append(lag)
+            self.lag_histogram.observe(lag / 1000.0)
             if self.on_start is not None:
                 self.on_start(plan, lag)
             self.active += 1

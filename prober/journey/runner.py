@@ -39,6 +39,7 @@ from prober.journey.redirects import Middleware, origin_guard
 from prober.journey.signing import signing_middleware
 from prober.results import JourneyResult, Outcome, StepResult
 from prober.journey.templating import UndefinedValue, fresh_uuid
+from prober.journey.tracecontext import trace_middleware
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
@@ -52,11 +53,14 @@ class RunInfo:
     never do, and formatting two times per run adds up at thousands of runs a second.
     """
 
-    __slots__ = ("id", "uuid", "site", "check", "location", "epoch_ms", "_wall_ns")
+    __slots__ = ("id", "uuid", "site", "check", "location", "epoch_ms", "trace_id", "_wall_ns")
 
     def __init__(self, plan: JourneyPlan, wall_ns: int) -> None:
         self.uuid = fresh_uuid()
         self.id = self.uuid.replace("-", "")
+        self.trace_id = ""
+        """The W3C trace id of the run's requests (its id), set by :func:`run_journey`
+        unless the site turns ``traceparent`` off."""
         self.site = plan.site
         self.check = plan.check
         self.location = plan.location
@@ -79,6 +83,8 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
     wall_ns = time.time_ns()
     started = perf_counter()
     run = RunInfo(plan, wall_ns)
+    if plan.traceparent:
+        run.trace_id = run.id
     values: dict[str, Any] = {**plan.values, "run": run}
     redact = Redactor(plan.secrets)
     results: list[StepResult] = []
@@ -109,6 +115,7 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
         error=error,
         run_id=run.id,
         tags=plan.tags,
+        trace_id=run.trace_id,
     )
     if log.isEnabledFor(logging.DEBUG):
         # Names and the outcome only: the error string is in the result's own outputs.
@@ -284,7 +291,7 @@ async def _run_step(
         if attempts > 1 and step.fresh_headers is not None:
             request.headers.update(step.fresh_headers(values))  # a new X-Request-ID per attempt
         result, response = await _exchange(
-            session, step, request, max(step_deadline - perf_counter(), 0.0), redact, values)
+            session, step, request, max(step_deadline - perf_counter(), 0.0), redact, values, run.trace_id)
         if response is not None:
             result = _judge(step, response, result, values, redact)
         polling_again = (
@@ -313,7 +320,7 @@ async def _run_step(
 
 async def _exchange(
     session: aiohttp.ClientSession, step: StepPlan, request: _Request, budget: float, redact: Redactor,
-    values: dict[str, Any],
+    values: dict[str, Any], trace_id: str = "",
 ) -> tuple[StepResult, Response | None]:
     clock = PhaseClock()
     token = bind_clock(clock)
@@ -330,7 +337,8 @@ async def _exchange(
         kwargs["data"] = request.body
     if step.server_name and request.url.startswith("https://"):
         kwargs["server_hostname"] = step.server_name
-    middlewares: list[Middleware] = []
+    # traceparent first: set on each hop before the renewal, the guard and the signer see it
+    middlewares: list[Middleware] = [trace_middleware(trace_id)] if trace_id else []
     if step.follow_redirects and step.fresh_headers is not None:
         middlewares.append(renew_on_redirect(step.fresh_headers, values))
     if step.follow_redirects and (guard := _redirect_guard(request, redact)) is not None:

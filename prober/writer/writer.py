@@ -213,6 +213,18 @@ class ResultWriter:
         return WriterStats(s.written_points, max(spooled, 0), s.dropped_points, s.write_errors, s.last_error)
 
     @property
+    def queued_points(self) -> int:
+        """Points held in memory on their way to InfluxDB: submitted and not yet
+        journaled, journaled and waiting for their first send, and (while the spool
+        fails) waiting in memory for InfluxDB. The spool's own are :attr:`stats`."""
+        return len(self._buffer) + self._pending_points + self._memory_points
+
+    @property
+    def healthy(self) -> bool:
+        """False from a failed write to InfluxDB until a write succeeds again."""
+        return self._healthy
+
+    @property
     def spool_path(self) -> Path:
         """The SQLite spool file."""
         return self._spool.path
