@@ -140,7 +140,8 @@ async def test_a_scrape_during_a_reload_sees_the_old_or_the_new_checks(bank: Ban
     old = [check("login", name=f"old-{i}", interval="1s") for i in range(30)]
     new = [check("login", name=f"new-{i}", interval="1s") for i in range(30)]
     daemon = {"state_dir": str(tmp_path / "state")}
-    service = start_service(tmp_path, config_text(bank.url, old, daemon=daemon))
+    unlimited = "\n[access]\nrate_limit = 0\n"  # two scrapers as fast as they can: no 429 from the rate limit
+    service = start_service(tmp_path, config_text(bank.url, old, daemon=daemon) + unlimited)
     health = HealthServer(service, "127.0.0.1", 0)
     await health.start()
     try:
@@ -157,7 +158,7 @@ async def test_a_scrape_during_a_reload_sees_the_old_or_the_new_checks(bank: Ban
         scraping = [asyncio.create_task(scrape_until_done()) for _ in range(2)]
         for turn in range(6):
             await asyncio.sleep(0.1)
-            path.write_text(config_text(bank.url, new if turn % 2 == 0 else old, daemon=daemon))
+            path.write_text(config_text(bank.url, new if turn % 2 == 0 else old, daemon=daemon) + unlimited)
             service.reload(await asyncio.to_thread(load, path))
         await asyncio.sleep(0.1)
         done.set()
