@@ -23,7 +23,7 @@ from prober.bank import BankServer
 from prober.config.influxdb import influxdb_config
 from prober.writer import ResultWriter
 from tests.fixtures.servers import InfluxDatabase
-from tests.test_daemon_helpers import ProberProcess, check, config_text, wait_for
+from tests.daemon_helpers import ProberProcess, check, config_text, wait_for
 from tests.test_writer_e2e import make_result
 from tests.test_writer_faults import FAST
 
