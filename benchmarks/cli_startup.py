@@ -4,7 +4,8 @@
 
 For each command (``prober --help``, ``prober validate -c config/simbank.toml``, and the
 help of the commands that list more), runs ``python -m prober …`` ``--runs`` times in a
-fresh interpreter and prints the median and the 90th percentile of the wall time, next
+fresh interpreter and prints the median and the 90th percentile of the wall time, and
+the median CPU time of the process (steadier than wall time on a loaded machine), next
 to the goal where there is one (``--help`` ≤ 150 ms, ``validate`` of the shipped example
 ≤ 350 ms). Then, once per command, ``python -X importtime`` shows the modules whose
 import took longest (cumulative, their own imports included) and the packages below
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,17 +40,20 @@ COMMANDS: list[tuple[str, list[str], float | None]] = [
 """Label, arguments, goal in milliseconds (None: shown, no goal)."""
 
 
-def run_once(tree: Path, args: list[str], importtime: bool = False) -> tuple[float, str]:
-    """Wall seconds of one ``python -m prober ARGS`` in ``tree``, and its stderr."""
+def run_once(tree: Path, args: list[str], importtime: bool = False) -> tuple[float, float, str]:
+    """Wall and CPU seconds of one ``python -m prober ARGS`` in ``tree``, and its stderr."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     flags = ["-X", "importtime"] if importtime else []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, *flags, "-m", "prober", *args], cwd=tree, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"python -m prober {' '.join(args)} in {tree} exited {done.returncode}:\n{done.stderr}")
-    return elapsed, done.stderr
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return elapsed, cpu, done.stderr
 
 
 def importers(stderr: str) -> list[tuple[int, int, int, str]]:
@@ -84,24 +89,28 @@ def main() -> int:
         for _, command, _ in COMMANDS:
             run_once(tree, command)
     times: dict[tuple[Path, str], list[float]] = {}
+    cpus: dict[tuple[Path, str], list[float]] = {}
     for _ in range(args.runs):  # rounds interleave the trees and the commands
         for tree in trees:
             for label, command, _ in COMMANDS:
-                times.setdefault((tree, label), []).append(run_once(tree, command)[0] * 1000.0)
+                wall, cpu, _ = run_once(tree, command)
+                times.setdefault((tree, label), []).append(wall * 1000.0)
+                cpus.setdefault((tree, label), []).append(cpu * 1000.0)
     print(f"# load average {os.getloadavg()[0]:.2f} at the end")
     print()
-    print("wall time per command, ms (median / p90 of the runs)")
+    print("per command, ms: wall time median / p90 of the runs, then the process's CPU time (user + system) median")
     for label, _, goal in COMMANDS:
         for tree in trees:
             runs = times[(tree, label)]
             median = statistics.median(runs)
             verdict = "" if goal is None else f"  goal <= {goal:.0f} ms: {'met' if median <= goal else 'NOT met'}"
             where = f"  [{tree}]" if len(trees) > 1 else ""
-            print(f"  {label:42} {median:7.1f} / {percentile(runs, 90):7.1f}{verdict}{where}")
+            print(f"  {label:42} {median:7.1f} / {percentile(runs, 90):7.1f}  CPU {statistics.median(cpus[(tree, label)]):6.1f}"
+                  f"{verdict}{where}")
 
     for tree in trees:
         for label, command, _ in COMMANDS[:2]:
-            rows = importers(run_once(tree, command, importtime=True)[1])
+            rows = importers(run_once(tree, command, importtime=True)[2])
             total = sum(cumulative for cumulative, _, depth, _ in rows if depth == 0)
             print()
             print(f"{label}{f'  [{tree}]' if len(trees) > 1 else ''}: imports {total / 1000:.1f} ms in all "
