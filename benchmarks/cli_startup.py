@@ -31,6 +31,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
+BARE = "python -c pass (the interpreter alone)"
+"""Measured alongside as a reference: what the machine's load does to any start."""
+
 COMMANDS: list[tuple[str, list[str], float | None]] = [
     ("prober --help", ["--help"], 150.0),
     ("prober validate -c config/simbank.toml", ["validate", "-c", "config/simbank.toml"], 350.0),
@@ -40,18 +43,20 @@ COMMANDS: list[tuple[str, list[str], float | None]] = [
 """Label, arguments, goal in milliseconds (None: shown, no goal)."""
 
 
-def run_once(tree: Path, args: list[str], importtime: bool = False) -> tuple[float, float, str]:
-    """Wall and CPU seconds of one ``python -m prober ARGS`` in ``tree``, and its stderr."""
+def run_once(tree: Path, args: list[str] | None, importtime: bool = False) -> tuple[float, float, str]:
+    """Wall and CPU seconds of one ``python -m prober ARGS`` in ``tree`` (``None``: of
+    ``python -c pass``), and its stderr."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     flags = ["-X", "importtime"] if importtime else []
+    command = ["-c", "pass"] if args is None else ["-m", "prober", *args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, *flags, "-m", "prober", *args], cwd=tree, env=env,
+    done = subprocess.run([sys.executable, *flags, *command], cwd=tree, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise SystemExit(f"python -m prober {' '.join(args)} in {tree} exited {done.returncode}:\n{done.stderr}")
+        raise SystemExit(f"python {' '.join(command)} in {tree} exited {done.returncode}:\n{done.stderr}")
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     return elapsed, cpu, done.stderr
 
@@ -91,6 +96,9 @@ def main() -> int:
     times: dict[tuple[Path, str], list[float]] = {}
     cpus: dict[tuple[Path, str], list[float]] = {}
     for _ in range(args.runs):  # rounds interleave the trees and the commands
+        wall, cpu, _ = run_once(trees[0], None)
+        times.setdefault((trees[0], BARE), []).append(wall * 1000.0)
+        cpus.setdefault((trees[0], BARE), []).append(cpu * 1000.0)
         for tree in trees:
             for label, command, _ in COMMANDS:
                 wall, cpu, _ = run_once(tree, command)
@@ -99,6 +107,9 @@ def main() -> int:
     print(f"# load average {os.getloadavg()[0]:.2f} at the end")
     print()
     print("per command, ms: wall time median / p90 of the runs, then the process's CPU time (user + system) median")
+    bare, bare_cpu = times[(trees[0], BARE)], cpus[(trees[0], BARE)]
+    print(f"  {BARE:42} {statistics.median(bare):7.1f} / {percentile(bare, 90):7.1f}  CPU "
+          f"{statistics.median(bare_cpu):6.1f}  (reference: what the load does to any start)")
     for label, _, goal in COMMANDS:
         for tree in trees:
             runs = times[(tree, label)]
