@@ -18,7 +18,7 @@ from prober.daemon.service import ProberService
 from prober.loading import load
 from prober.writer.writer import ResultWriter
 from tests.fixtures.servers import free_port
-from tests.test_daemon_helpers import check, config_text, wait_for
+from tests.daemon_helpers import check, config_text, wait_for
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
