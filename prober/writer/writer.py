@@ -141,12 +141,12 @@ class ResultWriter:
         """Points held in memory on their way to InfluxDB: submitted and not yet
         journaled, journaled and waiting for their first send, and (while the spool
         fails) waiting in memory for InfluxDB. The spool's own are :attr:`stats`."""
-        return len(self._buffer) + self._pending_points + self._memory_points
+        return len(self._buffer) + self._queue.pending_points + self._backlog.memory_points
 
     @property
     def healthy(self) -> bool:
         """False from a failed write to InfluxDB until a write succeeds again."""
-        return self._healthy
+        return self._replay is None or self._replay.healthy
 
     @property
     def spool_path(self) -> Path:
