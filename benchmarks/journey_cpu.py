@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -139,6 +140,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency-runs", type=int, default=300,
                         help="journeys for the latency overhead (enough samples for a p99)")
+    parser.add_argument("--traceparent-rounds", type=int, default=0,
+                        help="then alternate this many rounds of the accounts journey with and without the "
+                             "traceparent header (--seconds each) and print the CPU per step of each")
     args = parser.parse_args()
 
     bank, bank_url = start_bank()
@@ -151,11 +155,25 @@ def main() -> int:
         health = load(tmp / "health.toml").plans[0]
 
         print(f"# python benchmarks/journey_cpu.py --seconds {args.seconds:g} --concurrency {args.concurrency} "
-              f"--latency-runs {args.latency_runs}")
+              f"--latency-runs {args.latency_runs}"
+              + (f" --traceparent-rounds {args.traceparent_rounds}" if args.traceparent_rounds else ""))
         journeys, steps, cpu, _ = eventloop.run(drive_journeys(accounts, args.seconds, args.concurrency))
         per_step_ms = cpu / steps * 1000
         print(f"accounts journey (3 steps, fresh connection then reuse): {journeys} journeys, {steps} steps "
               f"in {args.seconds:g}s = {steps / args.seconds:,.0f} steps/s; CPU {per_step_ms:.3f} ms/step")
+
+        if args.traceparent_rounds:
+            untraced = dataclasses.replace(accounts, traceparent=False)
+            totals = {"with": [0.0, 0], "without": [0.0, 0]}
+            for r in range(args.traceparent_rounds):
+                for label, plan in (("with", accounts), ("without", untraced)):
+                    _, steps, cpu, _ = eventloop.run(drive_journeys(plan, args.seconds, args.concurrency))
+                    totals[label][0] += cpu
+                    totals[label][1] += steps
+                    print(f"round {r + 1} {label:7} traceparent: CPU {cpu / steps * 1000:.4f} ms/step", flush=True)
+            on, off = (totals[k][0] / totals[k][1] * 1000 for k in ("with", "without"))
+            print(f"traceparent: {on:.4f} ms/step with, {off:.4f} without = {(on - off) * 1000:+.1f} us per step "
+                  f"({(on / off - 1) * 100:+.1f} %)")
 
         journeys, steps, cpu, _ = eventloop.run(drive_journeys(health, args.seconds, args.concurrency))
         per_probe_ms = cpu / steps * 1000

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from prober.config.influxdb import influxdb_config  # noqa: E402
 from prober.results import JourneyResult, Outcome, Phases, StepResult  # noqa: E402
-from prober.writer import ResultWriter  # noqa: E402
+from prober.writer import ResultWriter, WriterSettings  # noqa: E402
 from tests.fixtures.servers import InfluxDBServer  # noqa: E402
 
 STEPS = 5
@@ -59,7 +59,8 @@ async def run(args: argparse.Namespace) -> int:
         results = build_results(args.points // per_result, time.time_ns() - 86_400 * 10**9)
         total = len(results) * per_result
         spool = tempfile.mkdtemp(prefix="bench-spool-")
-        writer = ResultWriter(config, spool_dir=spool, max_in_flight=args.in_flight)
+        writer = ResultWriter(config, spool_dir=spool,
+                              settings=WriterSettings.from_config(config, max_in_flight=args.in_flight))
         await writer.start()
         chunk = max(args.batch_size // per_result, 1)
         cpu0, wall0 = time.process_time(), time.perf_counter()

@@ -12,19 +12,24 @@ one, and either wins over ``[daemon]``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from prober.config.errors import ConfigError
-from prober import eventloop
-from prober.loading import LoadedConfig, journey_runner, load
-from prober.config.model import Config
-from prober.journey.plan import JourneyPlan
-from prober.results import JourneyResult
+from typing import TYPE_CHECKING, Any
+
 from prober.logs import setup_logging
+
+if TYPE_CHECKING:
+    from prober.config.model import Config
+    from prober.journey.plan import JourneyPlan
+    from prober.loading import LoadedConfig
+    from prober.results import JourneyResult
+
+# Each command imports what it needs when it runs, and a command's options are added only
+# when that command is used (see _Command): `prober --help` and `prober validate` start
+# without the HTTP client, the notifiers or the simulated bank (benchmarks/cli_startup.py).
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13
@@ -37,6 +42,9 @@ DEFAULT_LOG_LEVEL = "warning"
 
 
 def _load_or_report(path: str) -> LoadedConfig | None:
+    from prober.config.errors import ConfigError
+    from prober.loading import load
+
     try:
         return load(path)
     except ConfigError as exc:
@@ -62,6 +70,11 @@ async def run_once(
 ) -> list[JourneyResult]:
     """Run every plan once, a few at a time, results in plan order (browser checks in the
     one browser of the process, closed at the end; ``config``'s ``[daemon]`` sizes it)."""
+    import asyncio
+
+    from prober.config.model import Config
+    from prober.loading import journey_runner
+
     limit = asyncio.Semaphore(concurrency)
     runner = journey_runner(config or Config())
 
@@ -99,6 +112,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if isinstance(selected, str):
         print(f"error: {selected}", file=sys.stderr)
         return EXIT_CONFIG
+    from prober import eventloop
+
     results = eventloop.run(run_once(selected, config=loaded.config))
     if args.json:
         from prober.output.jsonl import to_json_line
@@ -122,9 +137,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _share(level: str):  # noqa: ANN202 (an argparse type)
-    from prober.daemon.sharding import parse_share
-
     def parse(text: str):  # noqa: ANN202
+        from prober.daemon.sharding import parse_share  # when a value is given: `run --help` needs no daemon
+
         try:
             return parse_share(text, level)
         except ValueError as exc:
@@ -206,27 +221,58 @@ def _write_psd2_daily(influxdb: object, records: list) -> int:
         raise QueryError(str(exc)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prober", description="Synthetic availability prober for banks.")
-    parser.add_argument("--log-level", default=None, choices=LOG_LEVELS,
-                        help=f"default {DEFAULT_LOG_LEVEL}; for `run`, [daemon] log_level (default info)")
-    parser.add_argument("--log-format", default=None, choices=LOG_FORMATS,
-                        help="default plain; for `run`, [daemon] log_format")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+class _Command(argparse.ArgumentParser):
+    """The parser of one command, whose options are added by ``configure`` only when the
+    command is used (parsed, or its help printed).
 
-    p = sub.add_parser("validate", help="check a configuration and exit (0 valid, 2 invalid)")
+    ``prober --help`` lists the commands without adding any command's options, and each
+    command adds only its own: the demo's and the bank's list the simulated bank's
+    scenarios, the report's come from :mod:`prober.report.command`, and importing those
+    is most of what a start costs.
+    """
+
+    def __init__(self, *args: Any, configure: Callable[[argparse.ArgumentParser], None] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._configure = configure
+
+    def _configured(self) -> None:
+        if self._configure is not None:
+            configure, self._configure = self._configure, None
+            configure(self)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._configured()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._configured()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._configured()
+        return super().format_help()
+
+
+def _config_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", required=True, help="TOML file or directory of *.toml files")
+
+
+def _validate_options(p: argparse.ArgumentParser) -> None:
+    _config_argument(p)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("check", help="run each selected check once and report (0 all pass, 1 any fail)")
-    p.add_argument("-c", "--config", required=True, help="TOML file or directory of *.toml files")
+
+def _check_options(p: argparse.ArgumentParser) -> None:
+    _config_argument(p)
     p.add_argument("--site", action="append", help="only this site (repeatable)")
     p.add_argument("--check", action="append", help="only this check (repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("run", help="the daemon: run every check on its schedule until SIGTERM (SIGHUP reloads)")
-    p.add_argument("-c", "--config", required=True, help="TOML file or directory of *.toml files")
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    _config_argument(p)
     p.add_argument("--log-level", dest="run_log_level", default=None, choices=LOG_LEVELS,
                    help="overrides [daemon] log_level and the global --log-level")
     p.add_argument("--log-format", dest="run_log_format", default=None, choices=LOG_FORMATS,
@@ -238,10 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker", type=_share("worker"), default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 
+
+def _demo_options(p: argparse.ArgumentParser) -> None:
     from prober.simbank.scenarios import NO_SCENARIO, TOUR
 
-    p = sub.add_parser("demo", help="simulated bank + prober + live view, on the embedded default config",
-                       epilog=_scenarios_epilog(TOUR), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.epilog, p.formatter_class = _scenarios_epilog(TOUR), argparse.RawDescriptionHelpFormatter
     p.add_argument("-c", "--config", default=None, help="configuration to run instead of the embedded default")
     p.add_argument("--duration", type=float, default=None,
                    help="stop after this many seconds (default: when the tour ends; never for the others)")
@@ -252,8 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8480, help="port of the simulated bank (a free one if taken)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("bank", help="run the simulated bank", epilog=_scenarios_epilog(NO_SCENARIO),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def _bank_options(p: argparse.ArgumentParser) -> None:
+    from prober.simbank.scenarios import NO_SCENARIO
+
+    p.epilog, p.formatter_class = _scenarios_epilog(NO_SCENARIO), argparse.RawDescriptionHelpFormatter
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8480)
     p.add_argument("--scenario", default=NO_SCENARIO, metavar="NAME", help="what the bank plays (below)")
@@ -265,11 +315,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --profile: where the TPP's test keys and the example's env file go")
     p.set_defaults(func=cmd_bank)
 
-    from prober.report.command import add_arguments as report_arguments
 
-    p = sub.add_parser("report", help="PSD2 availability and performance per site × interface × day, from InfluxDB")
-    report_arguments(p)
+def _report_options(p: argparse.ArgumentParser) -> None:
+    from prober.report.command import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=cmd_report)
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "validate": ("check a configuration and exit (0 valid, 2 invalid)", _validate_options),
+    "check": ("run each selected check once and report (0 all pass, 1 any fail)", _check_options),
+    "run": ("the daemon: run every check on its schedule until SIGTERM (SIGHUP reloads)", _run_options),
+    "demo": ("simulated bank + prober + live view, on the embedded default config", _demo_options),
+    "bank": ("run the simulated bank", _bank_options),
+    "report": ("PSD2 availability and performance per site × interface × day, from InfluxDB", _report_options),
+}
+"""Each command: its line in ``prober --help``, and what adds its options (see :class:`_Command`)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prober", description="Synthetic availability prober for banks.")
+    parser.add_argument("--log-level", default=None, choices=LOG_LEVELS,
+                        help=f"default {DEFAULT_LOG_LEVEL}; for `run`, [daemon] log_level (default info)")
+    parser.add_argument("--log-format", default=None, choices=LOG_FORMATS,
+                        help="default plain; for `run`, [daemon] log_format")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Command)
+    for name, (summary, configure) in COMMANDS.items():
+        sub.add_parser(name, help=summary, configure=configure)
     return parser
 
 

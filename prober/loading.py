@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prober.config.errors import ConfigError
 from prober.config.loader import read
 from prober.config.model import Config
 from prober.journey.browser.engine import missing_browser
-from prober.journey.dispatch import JourneyRunner
 from prober.journey.plan import JourneyPlan, compile_config
+
+if TYPE_CHECKING:
+    from prober.journey.dispatch import JourneyRunner
 
 
 @dataclass(slots=True, frozen=True)
@@ -62,6 +65,8 @@ def journey_runner(config: Config) -> JourneyRunner:
     """The runner of a configuration's plans: HTTP for API checks, and the process's one
     browser for browser checks (``[daemon]`` says which Chromium, how many at once, and
     how much evidence is kept under ``state_dir``)."""
+    from prober.journey.dispatch import JourneyRunner  # the HTTP client: `prober validate` does without
+
     daemon = config.daemon
     return JourneyRunner.for_state_dir(daemon.state_dir, daemon.chromium, daemon.browser_concurrency,
                                        daemon.evidence_runs, daemon.evidence_max_size)

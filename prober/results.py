@@ -160,6 +160,9 @@ class JourneyResult:
     run_id: str = ""
     tags: tuple[tuple[str, str], ...] = ()
     """The check's own tags (``tags = { … }`` in the config), sorted by name."""
+    trace_id: str = ""
+    """The W3C trace id every request of the run carried in ``traceparent`` (empty when
+    the site turns it off)."""
     evidence: tuple[str, ...] = ()
     """Files kept as evidence of a failed browser run (a screenshot, a trace), as paths."""
 

@@ -49,10 +49,13 @@ SPECS = Path(__file__).resolve().parent / "specs"
 
 GENERIC_HEADERS = frozenset({
     "host", "user-agent", "accept", "accept-encoding", "accept-language", "connection",
-    "content-type", "content-length", "date",
+    "content-type", "content-length", "date", "traceparent",
 })
 """HTTP header fields (RFC 9110) any client sends; the documents declare none of them
-(Berlin Group: "We omit the definition of all standard HTTP header elements")."""
+(Berlin Group: "We omit the definition of all standard HTTP header elements"). Also
+W3C Trace Context's ``traceparent``, which the prober sends on every request unless a
+site sets ``traceparent = false``: a standard header of its own, that no API document
+declares either (gateways and tracing agents take it before the API sees the request)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prober.simbank import BankServer
-from tests.test_daemon_helpers import ProberProcess, check, config_text, wait_for
+from tests.daemon_helpers import ProberProcess, check, config_text, wait_for
 
 CHECK = "login-crash"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.test_daemon_helpers import check, config_text
+from tests.daemon_helpers import check, config_text
 
 SCRIPT = "<script>alert('pwned')</script>"
 """What the hostile bank puts in its answers: it ends up in the failing step's error."""

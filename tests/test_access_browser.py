@@ -18,7 +18,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Response, async_playwright, expect
 
 from prober.simbank import BankServer
-from tests.test_daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
+from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
 from tests.test_statuspage_browser import CHROMIUM, CHROMIUM_ARGS, free_port
 
 USER, PASSWORD = "ops", "browser-pass-41f0"

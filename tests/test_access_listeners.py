@@ -37,7 +37,7 @@ from prober.daemon.service import ProberService
 from prober.daemon.workers import SupervisorHealthServer, WorkerRecord
 from prober.loading import LoadedConfig, load
 from prober.writer.writer import ResultWriter
-from tests.test_daemon_helpers import check, config_text, wait_for
+from tests.daemon_helpers import check, config_text, wait_for
 
 TOKEN = "tok-3f9d0c1e7a5b4c2d8e6f"
 NEXT_TOKEN = "tok-next-9a8b7c6d5e4f3a2b"
@@ -93,7 +93,7 @@ async def daemons(bank: BankServer, tmp_path: Path) -> AsyncIterator[tuple[Daemo
 
 
 def url_of(base: str, canonical: str) -> str:
-    return base + canonical.format(site="simbank", kind="login", check="login", name="20261207T084522Z-9c5be9c8.png")
+    return base + canonical.format(site="simbank", kind="login", check="web-login", name="none.png")
 
 
 async def answer(session: aiohttp.ClientSession, method: str, url: str,

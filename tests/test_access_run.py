@@ -23,7 +23,7 @@ import pytest
 import trustme
 
 from prober.simbank import BankServer
-from tests.test_daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
+from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
 from tests.test_daemon_shards import _free_ports
 
 OLD_TOKEN = "old-token-5a1f0e9d8c7b6a5f"

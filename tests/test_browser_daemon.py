@@ -13,7 +13,7 @@ import pytest
 
 from prober.simbank import BankServer
 from tests.browser_helpers import chromium_pids, web_checks_config
-from tests.test_daemon_helpers import ProberProcess, wait_for
+from tests.daemon_helpers import ProberProcess, wait_for
 
 
 def _fast(text: str) -> str:

@@ -162,7 +162,8 @@ def test_compose_prober_configuration_is_valid(tmp_path: Path) -> None:
     assert influxdb.username == "bank-prober" and influxdb.password is not None
     assert influxdb.password.get_secret_value() == env["BANK_PROBER_INFLUX_PASSWORD"]
     assert loaded.config.daemon.health_listen == "0.0.0.0:9480"
-    assert loaded.plans and all(p.steps[0].url({}).startswith("http://bank:8480") for p in loaded.plans)
+    assert loaded.plans and all((p.browser.base_url if p.browser else p.steps[0].url({})).startswith("http://bank:8480")
+                                for p in loaded.plans)
     # What `prober run` adds to loading: the internal routes on 0.0.0.0 are allowed explicitly.
     assert exposure_problems(loaded.config, str(config_dir)) == []
     assert loaded.config.access.allow_unauthenticated and not loaded.config.access.authenticates

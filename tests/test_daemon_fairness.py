@@ -16,7 +16,7 @@ from prober.loading import load
 from prober.daemon.scheduler import OVERLAP_ERROR, waiting_error
 from prober.daemon.slots import SitePool, share, site_limits
 from prober.results import Outcome
-from tests.test_daemon_helpers import Recorder, check, config_text, peak_while_running, service_for
+from tests.daemon_helpers import Recorder, check, config_text, peak_while_running, service_for
 
 RUN_FOR = 4.0
 HEALTHY_INTERVAL = 0.5

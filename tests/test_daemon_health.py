@@ -11,7 +11,7 @@ from prober.loading import load
 from prober.daemon.health import STATUS_TTL, HealthServer
 from prober.daemon.service import ProberService
 from prober.writer.writer import ResultWriter
-from tests.test_daemon_helpers import check, config_text, get_json, wait_for
+from tests.daemon_helpers import check, config_text, get_json, wait_for
 
 
 async def test_healthz_and_status(bank: BankServer, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from prober.loading import load
 from prober.daemon.heap import YOUNG_THRESHOLD
 from prober.daemon.service import ProberService
 from prober.writer.writer import ResultWriter
-from tests.test_daemon_helpers import check, config_text
+from tests.daemon_helpers import check, config_text
 
 
 def _collected(obj: object) -> bool:

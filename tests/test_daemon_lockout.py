@@ -14,7 +14,7 @@ from prober.daemon.lockout import LockoutTracker, first_pauses
 from prober.daemon.service import ProberService
 from prober.results import JourneyResult, Outcome
 from prober.writer.writer import ResultWriter
-from tests.test_daemon_helpers import Recorder, check, config_text, wait_for
+from tests.daemon_helpers import Recorder, check, config_text, wait_for
 from tests.test_notify_dispatcher import Receiver
 
 COOLDOWN = 1.5

@@ -17,7 +17,7 @@ import pytest
 
 from prober.simbank import BankServer
 from tests.cli import run_prober
-from tests.test_daemon_helpers import ProberProcess, check, config_text, wait_for
+from tests.daemon_helpers import ProberProcess, check, config_text, wait_for
 
 pytestmark = pytest.mark.servers
 

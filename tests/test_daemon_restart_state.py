@@ -17,7 +17,7 @@ from prober.results import JourneyResult, Outcome
 from prober.writer.points import incident_point, journey_lines, prober_point
 from tests.fixtures.servers import InfluxDatabase, free_port
 from prober.timefmt import utc_iso_ns
-from tests.test_daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
+from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
 from tests.test_statuspage_server import get
 
 S = 1_000_000_000

@@ -18,7 +18,7 @@ from prober.simbank import BankServer
 from prober.daemon.scheduler import phase_of
 from prober.daemon.sharding import owner
 from tests.fixtures.servers import InfluxDatabase
-from tests.test_daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
+from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
 
 pytestmark = pytest.mark.servers
 

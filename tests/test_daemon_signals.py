@@ -10,7 +10,7 @@ import pytest
 
 from prober.simbank import BankServer, Fault
 from tests.fixtures.servers import InfluxDatabase, free_port
-from tests.test_daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
+from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
 
 pytestmark = pytest.mark.servers
 

@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from prober.daemon.workers import SupervisorHealthServer, WorkerRecord, ask_health, tree_status
-from tests.test_daemon_helpers import get_json
+from tests.daemon_helpers import get_json
 
 
 async def _server(reply: bytes | None) -> tuple[asyncio.Server, int]:

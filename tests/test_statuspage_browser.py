@@ -32,7 +32,7 @@ from playwright.async_api import Page, async_playwright, expect
 from prober.simbank import BankServer
 from prober.defaults import default_config
 from tests.statuspage_helpers import SCRIPT, EvilBank, evil_site
-from tests.test_daemon_helpers import ProberProcess, get_json, wait_for
+from tests.daemon_helpers import ProberProcess, get_json, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -17,7 +17,7 @@ from prober.statuspage import StatusPage, StatusPageServer
 from prober.statuspage.page import CONTENT_SECURITY_POLICY
 from prober.writer.writer import ResultWriter
 from tests.statuspage_helpers import SCRIPT, Cells, EvilBank, two_banks
-from tests.test_daemon_helpers import get_json, wait_for
+from tests.daemon_helpers import get_json, wait_for
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -143,7 +143,7 @@ async def test_page_feed_badges_during_and_after_an_incident(bank: BankServer, t
 
 async def test_daemon_serves_the_page_on_the_health_listener_unless_disabled(bank: BankServer, tmp_path: Path) -> None:
     from prober.daemon.lifecycle import Daemon
-    from tests.test_daemon_helpers import check, config_text
+    from tests.daemon_helpers import check, config_text
 
     for enabled in (True, False):
         path = tmp_path / f"prober-{enabled}.toml"
@@ -162,7 +162,7 @@ async def test_daemon_serves_the_page_on_the_health_listener_unless_disabled(ban
 
 
 async def test_reload_says_status_page_changes_need_a_restart(bank: BankServer, tmp_path: Path, caplog) -> None:
-    from tests.test_daemon_helpers import check, config_text
+    from tests.daemon_helpers import check, config_text
 
     path = tmp_path / "prober.toml"
     text = config_text(bank.url, [check("login")], daemon={"state_dir": str(tmp_path / "state")})

@@ -32,7 +32,7 @@ from prober.results import JourneyResult, Outcome
 from tests.cli import run_prober
 from tests.fixtures.loopback import serving
 from tests.fixtures.servers import FaultProxy, InfluxDatabase, free_port
-from tests.test_daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
+from tests.daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.test_notify_dispatcher import Receiver
 
 MIN_FRAGMENT = 8  # the documented minimum: shorter runs of a secret's characters may show

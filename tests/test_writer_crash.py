@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 from prober.config.influxdb import influxdb_config
-from prober.writer import ResultWriter
+from prober.writer import ResultWriter, WriterSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,13 +18,13 @@ CHILD = textwrap.dedent(
     """
     import asyncio, sys
     from prober.config.influxdb import influxdb_config
-    from prober.writer import ResultWriter
+    from prober.writer import ResultWriter, WriterSettings
     from tests.test_writer_e2e import make_result
 
     async def main(url, spool_dir, n):
         config = influxdb_config(url=url, api="v1", database="prober", timeout="1s")
-        writer = ResultWriter(config, spool_dir=spool_dir, flush_interval=0.02, batch_size=25,
-                              backoff_base=0.05, backoff_max=0.2)
+        fast = WriterSettings(flush_interval=0.02, batch_size=25, backoff_base=0.05, backoff_max=0.2)
+        writer = ResultWriter(config, spool_dir=spool_dir, settings=fast)
         await writer.start()
         for _ in range(n):
             writer.submit(make_result("crash"))
@@ -61,7 +61,7 @@ async def test_sigkill_then_restart_writes_every_spooled_point(influxdb_private,
 
     server.start()
     config = influxdb_config(url=server.url, api="v1", database="prober")
-    writer = ResultWriter(config, spool_dir=spool_dir, flush_interval=0.05)
+    writer = ResultWriter(config, spool_dir=spool_dir, settings=WriterSettings(flush_interval=0.05))
     await writer.start()
     assert await writer.wait_idle(20)
     await writer.close()

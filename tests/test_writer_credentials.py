@@ -19,12 +19,12 @@ from aiohttp import web
 from prober.config.influxdb import influxdb_config
 from prober.writer import ResultWriter
 from tests.test_writer_e2e import make_result
+from tests.test_writer_faults import FAST
 
 PASSWORD = "influx-Pw-" + "h7Kd2Qz" * 6
 TOKEN = "influx-token-" + "Yb4Tn8Rw" * 8
 BASIC = base64.b64encode(f"prober:{PASSWORD}".encode()).decode()
 SECRETS = (PASSWORD, TOKEN, BASIC, quote(PASSWORD, safe=""))
-FAST = dict(flush_interval=0.05, batch_size=40, backoff_base=0.05, backoff_max=0.3)
 
 
 class EchoingInflux:
@@ -74,7 +74,7 @@ async def test_echoed_credentials_never_kept(status: int, api: str, tmp_path, ca
                                     password=PASSWORD, timeout="2s")
         else:
             config = influxdb_config(url=server.url, org="o", bucket="b", token=TOKEN, timeout="2s")
-        writer = ResultWriter(config, spool_dir=tmp_path, **FAST)
+        writer = ResultWriter(config, spool_dir=tmp_path, settings=FAST)
         await writer.start()
         writer.submit(make_result("echo"))
         await writer.flush()

@@ -39,7 +39,7 @@ def databases(server) -> set[str]:
 async def test_missing_database_is_reported_once_and_results_wait_in_the_spool(influxdb_v1, tmp_path, caplog):
     name = fresh_name()
     config = influxdb_config(url=influxdb_v1.url, api="v1", database=name, timeout="2s")
-    writer = ResultWriter(config, spool_dir=tmp_path, **FAST)
+    writer = ResultWriter(config, spool_dir=tmp_path, settings=FAST)
     await writer.start()
     with caplog.at_level(logging.ERROR, logger="prober.writer"):
         n = await stream(writer, "nodb", 0.5)
@@ -67,7 +67,7 @@ async def test_missing_database_is_reported_once_and_results_wait_in_the_spool(i
 async def test_create_database_creates_it_and_writes(influxdb_v1, tmp_path, caplog):
     name = fresh_name()
     config = influxdb_config(url=influxdb_v1.url, api="v1", database=name, timeout="2s", create_database=True)
-    writer = ResultWriter(config, spool_dir=tmp_path, **FAST)
+    writer = ResultWriter(config, spool_dir=tmp_path, settings=FAST)
     await writer.start()
     try:
         with caplog.at_level(logging.WARNING, logger="prober.writer"):

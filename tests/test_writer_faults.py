@@ -7,12 +7,12 @@ import logging
 import sqlite3
 
 from prober.config.influxdb import InfluxDBConfig, influxdb_config
-from prober.writer import ResultWriter
+from prober.writer import ResultWriter, WriterSettings
 from prober.writer.spool import Spool
 
 from tests.test_writer_e2e import make_result
 
-FAST = dict(flush_interval=0.05, batch_size=40, backoff_base=0.05, backoff_max=0.3)
+FAST = WriterSettings(flush_interval=0.05, batch_size=40, backoff_base=0.05, backoff_max=0.3)
 
 
 def v1(url: str, database: str, **extra) -> InfluxDBConfig:
@@ -34,7 +34,7 @@ async def stream(writer: ResultWriter, site: str, seconds: float, every: float =
 async def test_influxdb_outage_loses_nothing(influxdb_private, tmp_path):
     server = influxdb_private
     server.create_database("prober")
-    writer = ResultWriter(v1(server.url, "prober"), spool_dir=tmp_path, **FAST)
+    writer = ResultWriter(v1(server.url, "prober"), spool_dir=tmp_path, settings=FAST)
     await writer.start()
     n = await stream(writer, "outage", 0.4)
     await asyncio.to_thread(server.stop)
@@ -53,7 +53,7 @@ async def test_influxdb_outage_loses_nothing(influxdb_private, tmp_path):
 
 
 async def test_503_then_401_then_recovery(fault_proxy, influx_db, tmp_path):
-    writer = ResultWriter(v1(fault_proxy.url, influx_db.name), spool_dir=tmp_path, **FAST)
+    writer = ResultWriter(v1(fault_proxy.url, influx_db.name), spool_dir=tmp_path, settings=FAST)
     await writer.start()
     n = await stream(writer, "proxy", 0.3)
     fault_proxy.mode = 503
@@ -75,7 +75,7 @@ async def test_503_then_401_then_recovery(fault_proxy, influx_db, tmp_path):
 
 
 async def test_400_is_rejected_counted_and_not_retried(fault_proxy, influx_db, tmp_path):
-    writer = ResultWriter(v1(fault_proxy.url, influx_db.name), spool_dir=tmp_path, **FAST)
+    writer = ResultWriter(v1(fault_proxy.url, influx_db.name), spool_dir=tmp_path, settings=FAST)
     await writer.start()
     fault_proxy.mode = 400
     fault_proxy.body = '{"error":"unable to parse \'x\': invalid field format"}'
@@ -94,7 +94,7 @@ async def test_400_is_rejected_counted_and_not_retried(fault_proxy, influx_db, t
 
 
 async def test_partial_write_from_real_influxdb(influx_db, tmp_path):
-    writer = ResultWriter(v1(influx_db.url, influx_db.name), spool_dir=tmp_path, **FAST)
+    writer = ResultWriter(v1(influx_db.url, influx_db.name), spool_dir=tmp_path, settings=FAST)
     await writer.start()
     writer.submit_lines(["m v=1i 1"])
     await writer.flush()
@@ -124,7 +124,8 @@ def test_full_spool_drops_the_oldest(tmp_path):
 
 async def test_full_spool_in_the_writer_counts_and_logs_once(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="prober.writer")
-    writer = ResultWriter(None, spool_dir=tmp_path, spool_max_mb=0.01, batch_size=10, flush_interval=0.01)
+    writer = ResultWriter(None, spool_dir=tmp_path,
+                          settings=WriterSettings(spool_max_mb=0.01, batch_size=10, flush_interval=0.01))
     await writer.start()
     total = 0
     for _ in range(40):
@@ -142,7 +143,7 @@ async def test_full_spool_in_the_writer_counts_and_logs_once(tmp_path, caplog):
 
 async def test_embedded_default_spools_then_a_later_start_replays(influx_db, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="prober.writer")
-    writer = ResultWriter(None, spool_dir=tmp_path, flush_interval=0.02)
+    writer = ResultWriter(None, spool_dir=tmp_path, settings=WriterSettings(flush_interval=0.02))
     await writer.start()
     assert "local spool only" in caplog.text and str(tmp_path) in caplog.text
     for _ in range(50):
@@ -150,7 +151,7 @@ async def test_embedded_default_spools_then_a_later_start_replays(influx_db, tmp
     await writer.close(timeout=5)
     assert writer.stats.spooled_points == 200
     assert influx_db.count("check") == 0
-    writer = ResultWriter(v1(influx_db.url, influx_db.name), spool_dir=tmp_path, **FAST)
+    writer = ResultWriter(v1(influx_db.url, influx_db.name), spool_dir=tmp_path, settings=FAST)
     await writer.start()
     assert await writer.wait_idle(10)
     await writer.close()
@@ -161,7 +162,8 @@ async def test_close_spools_what_cannot_be_written(influxdb_private, tmp_path):
     influxdb_private.create_database("prober")
     url = influxdb_private.url
     influxdb_private.stop()
-    writer = ResultWriter(v1(url, "prober"), spool_dir=tmp_path, flush_interval=60.0, batch_size=5000)
+    writer = ResultWriter(v1(url, "prober"), spool_dir=tmp_path,
+                          settings=WriterSettings(flush_interval=60.0, batch_size=5000))
     await writer.start()
     for _ in range(30):
         writer.submit(make_result("closing"))
@@ -177,14 +179,14 @@ async def test_logs_and_errors_never_contain_secrets(fault_proxy, influx_db, tmp
     config = influxdb_config(url=fault_proxy.url, api="v1", database=influx_db.name, username="prober",
                             password=password, timeout="1s")
     fault_proxy.mode = 401
-    writer = ResultWriter(config, spool_dir=tmp_path / "a", **FAST)
+    writer = ResultWriter(config, spool_dir=tmp_path / "a", settings=FAST)
     await writer.start()
     writer.submit(make_result("secret"))
     await writer.flush()
     await asyncio.sleep(0.2)
     await writer.close()
     v2 = influxdb_config(url="http://127.0.0.1:9", org="o", bucket="b", token=token, timeout="1s")
-    writer2 = ResultWriter(v2, spool_dir=tmp_path / "b", **FAST)
+    writer2 = ResultWriter(v2, spool_dir=tmp_path / "b", settings=FAST)
     await writer2.start()
     writer2.submit(make_result("secret"))
     await writer2.flush()
@@ -222,13 +224,13 @@ async def test_background_loops_end_on_stop_even_if_a_cancellation_is_lost(tmp_p
     # inner wait finishing; the loops must then still end, not retry without backoff
     # for ever (a hung shutdown, a database hammered).
     sink = AlwaysFailingSink()
-    writer = ResultWriter(v1("http://127.0.0.1:9", "db"), spool_dir=tmp_path, sink=sink, **FAST)
+    writer = ResultWriter(v1("http://127.0.0.1:9", "db"), spool_dir=tmp_path, sink=sink, settings=FAST)
     await writer.start()
     writer.submit(make_result("stop"))
     await asyncio.sleep(0.3)
     assert sink.writes >= 2  # failing, backing off, retrying
     writer._stop.set()  # what close() does before cancelling; here the cancellation never comes
-    tasks = [writer._flush_task, writer._replay_task]
+    tasks = [writer._journal_task, writer._replay.task]
     writer._wake.set()
     done, pending = await asyncio.wait(tasks, timeout=2)
     assert not pending

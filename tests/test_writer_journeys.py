@@ -50,6 +50,7 @@ async def test_journeys_into_influxdb_v1(bank: BankServer, influx_db, tmp_path) 
     assert influx_db.count("step") == executed
     assert influx_db.field_types("check") == {
         "success": "integer", "duration_ms": "float", "failed_step": "string", "error": "string", "steps": "integer",
+        "trace_id": "string",  # a field, not a tag: one value per run
     }
     step_types = influx_db.field_types("step")
     for field in ("duration_ms", "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms"):

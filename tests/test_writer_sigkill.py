@@ -21,7 +21,7 @@ import pytest
 from prober.simbank import BankServer
 from tests.crash_cycles import AnsweredRuns, crash_config, lost_runs, run_then_kill, stored_starts
 from tests.fixtures.servers import InfluxDBServer
-from tests.test_daemon_helpers import ProberProcess, wait_for
+from tests.daemon_helpers import ProberProcess, wait_for
 
 pytestmark = pytest.mark.servers
 

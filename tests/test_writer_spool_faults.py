@@ -23,10 +23,10 @@ from prober.simbank import BankServer
 from prober.config.influxdb import influxdb_config
 from prober.writer import ResultWriter
 from tests.fixtures.servers import InfluxDatabase
-from tests.test_daemon_helpers import ProberProcess, check, config_text, wait_for
+from tests.daemon_helpers import ProberProcess, check, config_text, wait_for
 from tests.test_writer_e2e import make_result
+from tests.test_writer_faults import FAST
 
-FAST = dict(flush_interval=0.05, batch_size=40, backoff_base=0.05, backoff_max=0.3)
 
 
 def unusable_dir(tmp_path: Path) -> Path:
@@ -41,7 +41,7 @@ async def test_unusable_spool_dir_still_writes_to_influxdb_and_says_so(influxdb_
     server = influxdb_private
     server.create_database("prober")
     config = influxdb_config(url=server.url, api="v1", database="prober", timeout="2s")
-    writer = ResultWriter(config, spool_dir=unusable_dir(tmp_path), memory_max_points=80, **FAST)
+    writer = ResultWriter(config, spool_dir=unusable_dir(tmp_path), settings=FAST.replace(memory_max_points=80))
     await writer.start()  # does not raise
     for _ in range(10):
         writer.submit(make_result("no-spool"))
@@ -68,8 +68,8 @@ async def test_unusable_spool_dir_still_writes_to_influxdb_and_says_so(influxdb_
     # Every result is in InfluxDB or counted as dropped. A write cut off as InfluxDB
     # stopped may have been stored although its answer was lost: the writer then counts
     # it as failed (and, past the memory bound, dropped), so the sums may exceed by a batch.
-    assert 120 <= (checks - 10) * 4 + stats.dropped_points <= 120 + FAST["batch_size"], (checks, stats)
-    assert checks * 4 - FAST["batch_size"] <= stats.written_points <= checks * 4
+    assert 120 <= (checks - 10) * 4 + stats.dropped_points <= 120 + FAST.batch_size, (checks, stats)
+    assert checks * 4 - FAST.batch_size <= stats.written_points <= checks * 4
     opened = [r for r in caplog.records if "cannot open the spool" in r.getMessage()]
     assert len(opened) == 1  # rate-limited, not one line per attempt
     assert "not durable" in opened[0].getMessage() and str(tmp_path) in opened[0].getMessage()

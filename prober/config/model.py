@@ -487,6 +487,9 @@ class Site(BaseModel):
     the value ``name`` from a file."""
     signing: SigningConfig | None = None
     """Signs every request of the site (PSD2 profiles, see prober.config.signing)."""
+    traceparent: bool = True
+    """Send a W3C ``traceparent`` header on every request (false for a bank that
+    refuses requests with headers it does not know)."""
     step_groups: dict[str, list[GroupStep]] = Field(default_factory=dict)
     """Named lists of steps (e.g. the token request) that checks include with
     ``{ include = "NAME" }``; written ``[[sites.step_groups.NAME]]``, one table per step."""

@@ -1,6 +1,7 @@
 """The daemon (``prober run``): scheduled probing, result consumers, reload, health.
 
 * :mod:`~prober.daemon.scheduler` — APScheduler jobs, concurrency limit, schedule lag;
+* :mod:`~prober.daemon.clock` — the scheduler's time and timers (the system's, or a test's);
 * :mod:`~prober.daemon.service` — composition: scheduler → results → consumers;
 * :mod:`~prober.daemon.alerting` — the incident service's subscribers: notifications
   (maintenance silencing, dispatch) and ``incident`` points;

@@ -13,10 +13,12 @@
   URL, credential or token is part of the document. One rendering serves every reader
   for :data:`STATUS_TTL` (it holds the event loop: about 5 ms at 300 checks), so
   however many clients ask, the probes lose at most that much time a second.
+* ``/metrics`` → the same state in the Prometheus exposition format
+  (:mod:`prober.daemon.metrics`); an internal route, like ``/status``.
 
 With ``--workers N`` each worker serves these on its own port, and the supervisor
 answers ``/healthz`` and ``/status`` for all of them on ``health_listen``
-(:mod:`prober.daemon.workers`).
+(:mod:`prober.daemon.workers`); not ``/metrics``: each worker is a scrape target.
 
 With a :class:`~prober.statuspage.StatusPage` (``[status_page]`` without a ``listen``
 of its own), the same listener serves the status page (``/``, ``/api/v1/status``,
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from prober.access import AccessGate, serve_publicly
+from prober.daemon.metrics import MetricsEndpoint
 from prober.listener import Listener
 
 if TYPE_CHECKING:
@@ -49,20 +52,22 @@ class HealthServer(Listener):
     """Serves ``/healthz`` and ``/status`` for a :class:`ProberService` (and the status
     page, when given one)."""
 
-    what = "health server (/healthz, /status)"
+    what = "health server (/healthz, /status, /metrics)"
 
     def __init__(self, service: ProberService, host: str, port: int, page: StatusPage | None = None,
                  gate: AccessGate | None = None) -> None:
         super().__init__(host, port, gate)
         self.service = service
         self.page = page
+        self.metrics = MetricsEndpoint(service)
         self._status: tuple[float, bytes] | None = None
         if page is not None:
-            self.what = "health server (/healthz, /status, the status page at /)"
+            self.what = "health server (/healthz, /status, /metrics, the status page at /)"
 
     def routes(self, app: web.Application) -> None:
         serve_publicly(app, app.router.add_get("/healthz", self.healthz))
         app.router.add_get("/status", self.status)
+        app.router.add_get("/metrics", self.metrics.handle)
         if self.page is not None:
             self.page.add_routes(app)
 

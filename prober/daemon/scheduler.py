@@ -1,5 +1,8 @@
 """Scheduling journeys with APScheduler: one tick job per interval, one timer per run.
 
+* Time and timers come from the scheduler's :class:`~prober.daemon.clock.Clock`: by
+  default the system's (wall clock, the event loop's timers, APScheduler); tests of the
+  scheduler's logic pass one they move by hand.
 * APScheduler (``AsyncIOScheduler``, ``IntervalTrigger``, ``coalesce=True``,
   ``max_instances=1``) runs one *tick* job per distinct interval, not one job per check:
   its per-run machinery (trigger arithmetic, job store update, events, executor task)
@@ -37,6 +40,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import math
@@ -45,12 +49,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
-from apscheduler.events import EVENT_JOB_MISSED, JobEvent
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
-
+from prober.daemon.clock import Clock, SystemClock, Timer
+from prober.daemon.histogram import LAG_BUCKETS, Histogram
 from prober.daemon.lockout import LockoutTracker
 from prober.daemon.slots import SitePool
 from prober.journey.plan import JourneyPlan
@@ -123,11 +124,15 @@ class _Entry:
     phase: float = 0.0
     due: float = -math.inf
     """The latest run put on the timer (epoch seconds, random delay excluded)."""
-    handle: asyncio.TimerHandle | None = None
+    handle: Timer | None = None
 
 
 class JourneyScheduler:
-    """Runs each plan on its interval and hands every result to ``emit``."""
+    """Runs each plan on its interval and hands every result to ``emit``.
+
+    ``runner`` replaces the journey runner and ``clock`` the system's time and timers
+    (tests, benchmarks).
+    """
 
     def __init__(
         self,
@@ -136,11 +141,13 @@ class JourneyScheduler:
         jitter: float = 1.0,
         lockout: LockoutTracker | None = None,
         runner: Callable[[JourneyPlan], asyncio.Future[JourneyResult]] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.emit = emit
         self.jitter = jitter
         self.lockout = lockout
         self._run_journey = runner or run_journey
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.pools: dict[str, SitePool] = {}
         """Concurrency slots of each site (:mod:`prober.daemon.slots`)."""
         self.entries: dict[Key, _Entry] = {}
@@ -155,13 +162,16 @@ class JourneyScheduler:
         self.lags: deque[float] = deque(maxlen=LAG_WINDOW)
         self.window_lags: list[float] = []
         """Lags since the last :meth:`take_window` (the self-report interval)."""
+        self.lag_histogram = Histogram(LAG_BUCKETS)
+        """Every run's lag since start, in seconds (``/metrics``)."""
         self.started_runs = 0
         self.overlaps = 0
         self.missed = 0
         self.lockout_skips = 0
         self._groups: dict[float, dict[Key, _Entry]] = {}
-        """Checks by interval: one APScheduler tick job each."""
-        self._scheduler: AsyncIOScheduler | None = None
+        """Checks by interval: one tick job each (:meth:`Clock.every`)."""
+        self._ticks: dict[float, Timer] = {}
+        self._started = False
         self._stopped = False
 
     # -- plans -----------------------------------------------------------------------
@@ -208,7 +218,7 @@ class JourneyScheduler:
         return added, removed, changed
 
     def _schedule(self, key: Key) -> None:
-        if self._scheduler is None or self._stopped:
+        if not self._started or self._stopped:
             return
         entry = self.entries[key]
         interval = entry.plan.interval
@@ -216,34 +226,26 @@ class JourneyScheduler:
         group = self._groups.get(interval)
         if group is None:
             group = self._groups[interval] = {}
-            start = tick_of(time.time(), interval) + interval
-            self._scheduler.add_job(
-                self._tick,
-                IntervalTrigger(seconds=interval, start_date=datetime.fromtimestamp(start, timezone.utc),
-                                timezone=timezone.utc),
-                args=[interval],
-                id=self.tick_id(interval),
-                name=self.tick_id(interval),
-                max_instances=1,
-                coalesce=True,
+            start = tick_of(self.clock.time(), interval) + interval
+            self._ticks[interval] = self.clock.every(
+                self.tick_id(interval), interval, start, functools.partial(self._tick, interval),
                 # A late tick still plans its period: runs already due start at once,
                 # or count as missed past their own grace (see _fire).
-                misfire_grace_time=max(1, math.ceil(interval)),
-                replace_existing=True,
+                grace=max(1, math.ceil(interval)),
+                on_missed=functools.partial(self._missed_tick, interval),
             )
         group[key] = entry
-        self._plan(key, entry, first_run(time.time(), interval, entry.phase))
+        self._plan(key, entry, first_run(self.clock.time(), interval, entry.phase))
 
     def _plan(self, key: Key, entry: _Entry, due: float) -> None:
-        """Put the run of ``entry`` due at ``due`` on the event loop's timer."""
+        """Put the run of ``entry`` due at ``due`` on the clock's timer."""
         entry.due = due
         jitter = run_jitter(entry.plan.interval)
         planned = due + random.uniform(0, jitter) if jitter else due
-        loop = asyncio.get_running_loop()
-        entry.handle = loop.call_at(loop.time() + (planned - time.time()), self._fire, key, entry, planned)
+        entry.handle = self.clock.call_at(planned, self._fire, key, entry, planned)
 
     def _unschedule(self, key: Key) -> None:
-        if self._scheduler is None or self._stopped:
+        if not self._started or self._stopped:
             return
         for interval, group in list(self._groups.items()):
             entry = group.pop(key, None)
@@ -253,17 +255,17 @@ class JourneyScheduler:
                 entry.handle.cancel()
             if not group:
                 del self._groups[interval]
-                job = self._scheduler.get_job(self.tick_id(interval))
-                if job is not None:
-                    job.remove()
+                tick = self._ticks.pop(interval, None)
+                if tick is not None:
+                    tick.cancel()
 
-    async def _tick(self, interval: float) -> None:
+    def _tick(self, interval: float) -> None:
         """Plan the runs of the period that starts ``lead`` after this tick."""
         group = self._groups.get(interval)
         if not group or self._stopped:
             return
         # Half a lead of margin: a tick woken a hair early still plans its own period.
-        tick = tick_of(time.time() + tick_lead(interval) / 2, interval)
+        tick = tick_of(self.clock.time() + tick_lead(interval) / 2, interval)
         for key, entry in group.items():
             due = first_run(tick, interval, entry.phase)
             if due > entry.due:
@@ -272,28 +274,27 @@ class JourneyScheduler:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        scheduler = AsyncIOScheduler(timezone=timezone.utc)
-        scheduler.add_listener(self._on_event, EVENT_JOB_MISSED)
-        self._scheduler = scheduler
-        scheduler.start()
+        self._started = True
         for key in self.entries:
             self._schedule(key)
 
     @property
     def scheduling(self) -> bool:
-        return self._scheduler is not None and not self._stopped
+        return self._started and not self._stopped
 
     def stop_scheduling(self) -> None:
         """No new runs from now on; runs in flight keep going."""
-        if self._scheduler is not None and not self._stopped:
+        if self._started and not self._stopped:
             self._stopped = True
             for group in self._groups.values():
                 for entry in group.values():
                     if entry.handle is not None:
                         entry.handle.cancel()
             self._groups.clear()
-            self._scheduler.remove_all_jobs()
-            self._scheduler.shutdown(wait=False)
+            for tick in self._ticks.values():
+                tick.cancel()
+            self._ticks.clear()
+            self.clock.close()
 
     async def drain(self, grace: float, force: asyncio.Event | None = None) -> int:
         """Wait up to ``grace`` seconds (or until ``force`` is set) for the runs in flight,
@@ -328,27 +329,25 @@ class JourneyScheduler:
 
     # -- runs ------------------------------------------------------------------------
 
-    def _on_event(self, event: JobEvent) -> None:
-        if event.code == EVENT_JOB_MISSED:
-            interval = next((i for i in self._groups if self.tick_id(i) == event.job_id), None)
-            self.missed += len(self._groups.get(interval, ())) if interval is not None else 0
+    def _missed_tick(self, interval: float) -> None:
+        """The tick of ``interval`` came past its grace: its period's runs count as missed."""
+        self.missed += len(self._groups.get(interval, ()))
 
     def _fire(self, key: Key, entry: _Entry, planned: float) -> None:
         if self.entries.get(key) is not entry or self._stopped:
             return  # removed or changed by a reload since it was planned
-        early = planned - time.time()
+        early = planned - self.clock.time()
         if early > 0:
             # Timers of millisecond resolution (uvloop's) fire up to a millisecond early;
             # started now, the run would belong to the period before its own.
-            loop = asyncio.get_running_loop()
-            handle = loop.call_at(loop.time() + early, self._fire, key, entry, planned)
+            handle = self.clock.call_at(planned, self._fire, key, entry, planned)
             if planned >= entry.due:  # (else the entry's handle is a later run's)
                 entry.handle = handle
             return
         if planned >= entry.due:
             entry.handle = None  # (an overdue run can fire after a late tick planned the next)
         plan = entry.plan
-        if time.time() - planned > max(1, math.ceil(plan.interval)):
+        if self.clock.time() - planned > max(1, math.ceil(plan.interval)):
             self.missed += 1
             return
         if key in self.running:
@@ -382,9 +381,10 @@ class JourneyScheduler:
                 await pool.acquire()
             finally:
                 self._waiting.discard(plan.key)
-            lag = max((time.time() - planned) * 1000.0, 0.0)
+            lag = max((self.clock.time() - planned) * 1000.0, 0.0)
             self.lags.append(lag)
             self.window_lags.append(lag)
+            self.lag_histogram.observe(lag / 1000.0)
             if self.on_start is not None:
                 self.on_start(plan, lag)
             self.active += 1

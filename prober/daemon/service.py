@@ -31,6 +31,7 @@ from prober.daemon.alerting import compose_incidents
 from prober.daemon.consumers import ResultConsumer, WriterConsumer
 from prober.daemon.locations import CrossLocationIncidents
 from prober.daemon.lockout import LockoutTracker, first_pauses
+from prober.daemon.metrics import JourneyMetrics
 from prober.daemon.heap import freeze_long_lived, thaw
 from prober.daemon.scheduler import JourneyScheduler, Key
 from prober.daemon.slots import site_limits
@@ -111,9 +112,12 @@ class ProberService:
         if loaded.config.incidents.locations is not None and loaded.config.influxdb is not None:  # demo: no InfluxDB
             self.locations = CrossLocationIncidents.from_config(
                 loaded.config, self.writer, self.alerting.dispatcher.submit)
+        self.journey_metrics = JourneyMetrics()
+        """Runs per outcome and journey durations, for ``/metrics``."""
         self.consumers: list[ResultConsumer] = [
             self.writer_consumer,
             self.status,
+            self.journey_metrics,
             self.lockout,
             self.incidents,
             *([self.locations] if self.locations is not None else []),

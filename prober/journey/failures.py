@@ -42,14 +42,12 @@ from aiohttp.http_exceptions import (
     TransferEncodingError,
 )
 
+from prober.journey.errors import ReportableError
 from prober.journey.http import MAX_FIELD_SIZE, MAX_HEADERS, BodyTooLarge
 from prober.journey.redirects import SecretRedirectRefused
 from prober.results import Outcome
 
-
-class ReportableError(Exception):
-    """The prober could not prepare a request (e.g. sign it). The message names the
-    problem and is safe to report: it never holds a key, a token or a body."""
+__all__ = ["ReportableError", "classify", "status_outcome"]
 
 
 def classify(exc: BaseException) -> tuple[Outcome, str]:

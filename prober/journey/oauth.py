@@ -17,19 +17,19 @@ import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, RSAKey
+from typing import TYPE_CHECKING, Any
 
 from prober.config.oauth import ClientSecretAuth, OAuthConfig, PrivateKeyJwtAuth
 from prober.journey.checks import Response
-from prober.journey.failures import ReportableError
-from prober.journey.signing.keys import KeyFileError, KeySource
+from prober.journey.errors import KeyFileError, ReportableError
 from prober.journey.templating import Renderer, compile_value, names_in
 from prober.journey.tokens import ClientKey, TokenCache, fingerprint
+
+if TYPE_CHECKING:
+    from prober.journey.signing.keys import KeySource
+
+# The crypto and JOSE libraries are imported in the functions that use a key: a
+# configuration whose token steps use none (client secrets, mTLS) loads without them.
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -46,6 +46,8 @@ def _client_secret(config: OAuthConfig) -> str | None:
 
 
 def _algorithm(config: PrivateKeyJwtAuth, keys: KeySource) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     key = keys.get().key
     if config.algorithm is not None:
         wanted = ec.EllipticCurvePrivateKey if config.algorithm == "ES256" else rsa.RSAPrivateKey
@@ -119,6 +121,8 @@ class OAuthPlan:
         keys = algorithm = None
         jwt = config if isinstance(config, PrivateKeyJwtAuth) else None
         if jwt is not None:
+            from prober.journey.signing.keys import KeySource
+
             keys = KeySource(jwt.key_file, None, jwt.key_password_file)
             algorithm = _algorithm(jwt, keys)
 
@@ -191,6 +195,11 @@ class OAuthPlan:
         header: dict[str, Any] = {"alg": self.algorithm}
         if self.key_id:
             header["kid"] = self.key_id
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+        from joserfc.jwk import ECKey, RSAKey
+
         jwk = RSAKey.import_key(key) if isinstance(key, rsa.RSAPrivateKey) else ECKey.import_key(key)  # type: ignore[arg-type]
         try:
             return jwt.encode(header, claims, jwk, algorithms=[self.algorithm])

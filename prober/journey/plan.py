@@ -90,6 +90,8 @@ class JourneyPlan:
     """The journey's latency budget (seconds): over it, a run whose steps all passed is ``slow``."""
     tags: tuple[tuple[str, str], ...] = ()
     """The check's own tags, sorted by name."""
+    traceparent: bool = True
+    """Every request carries a W3C ``traceparent`` (:mod:`prober.journey.tracecontext`)."""
     browser: BrowserJourney | None = None
     """A browser check's journey (its ``steps`` are then empty): run by the browser
     runner (:mod:`prober.journey.browser`), not by HTTP."""
@@ -217,6 +219,7 @@ def _compile_check(
         secrets=tuple(v.get_secret_value() for v in site.secrets.values()),
         max_duration=check.max_duration,
         tags=tuple(sorted(check.tags.items())),
+        traceparent=site.traceparent,
     )
 
 

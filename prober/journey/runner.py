@@ -12,6 +12,17 @@ and the step; cleanup steps still run, and the other journeys are not affected.
 Nothing is retried: a failure is what the prober exists to record, and a mutating step
 sent twice could move money twice. ``poll`` steps (read-only by construction) repeat
 until the bank reports the expected state.
+
+A step runs in layers, each with one job (as httpx's ``send`` → ``_send_handling_auth``
+→ ``_send_handling_redirects`` → ``_send_single_request``)::
+
+    _run_token_step   the cached token, or a token request (one at a time per client)
+    _run_step         render the request, attempts (polls), judge the answer, finish the result
+    _request_options  aiohttp's options: encoded body, TLS server name, middlewares per hop
+    _send_timed       the send itself: timeout, phase timestamps, body read, failure → outcome
+
+Every layer takes the run's :class:`_StepContext` (session, plan, values, redactor, the
+step and its budget).
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ from prober.journey.redirects import Middleware, origin_guard
 from prober.journey.signing import signing_middleware
 from prober.results import JourneyResult, Outcome, StepResult
 from prober.journey.templating import UndefinedValue, fresh_uuid
+from prober.journey.tracecontext import trace_middleware
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
@@ -52,11 +64,14 @@ class RunInfo:
     never do, and formatting two times per run adds up at thousands of runs a second.
     """
 
-    __slots__ = ("id", "uuid", "site", "check", "location", "epoch_ms", "_wall_ns")
+    __slots__ = ("id", "uuid", "site", "check", "location", "epoch_ms", "trace_id", "_wall_ns")
 
     def __init__(self, plan: JourneyPlan, wall_ns: int) -> None:
         self.uuid = fresh_uuid()
         self.id = self.uuid.replace("-", "")
+        self.trace_id = ""
+        """The W3C trace id of the run's requests (its id), set by :func:`run_journey`
+        unless the site turns ``traceparent`` off."""
         self.site = plan.site
         self.check = plan.check
         self.location = plan.location
@@ -79,6 +94,8 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
     wall_ns = time.time_ns()
     started = perf_counter()
     run = RunInfo(plan, wall_ns)
+    if plan.traceparent:
+        run.trace_id = run.id
     values: dict[str, Any] = {**plan.values, "run": run}
     redact = Redactor(plan.secrets)
     results: list[StepResult] = []
@@ -109,6 +126,7 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
         error=error,
         run_id=run.id,
         tags=plan.tags,
+        trace_id=run.trace_id,
     )
     if log.isEnabledFor(logging.DEBUG):
         # Names and the outcome only: the error string is in the result's own outputs.
@@ -133,6 +151,43 @@ def _log_internal(where: str, exc: BaseException, redact: Redactor) -> None:
         log.debug("traceback of %s:\n%s", where, redact(trace))
 
 
+class _StepContext:
+    """What a step works with: the run's session, plan, values, redactor and run values,
+    and the step being run with its time budget.
+
+    One per run, re-aimed at each step by :meth:`aim` rather than made anew: the step
+    functions take it instead of the same eight arguments, at no allocation per step.
+    """
+
+    __slots__ = ("session", "plan", "values", "redact", "run", "step", "budget", "cut_by_journey")
+
+    step: StepPlan
+    budget: float
+    """Seconds the step may take: its timeout, cut to what is left of the journey's."""
+    cut_by_journey: bool
+    """Whether ``budget`` is what is left of the journey's rather than the step's own timeout."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, plan: JourneyPlan, values: dict[str, Any], redact: Redactor,
+        run: RunInfo,
+    ) -> None:
+        self.session = session
+        self.plan = plan
+        self.values = values
+        self.redact = redact
+        self.run = run
+
+    def aim(self, step: StepPlan, budget: float, cut_by_journey: bool) -> None:
+        """Point the context at the next step."""
+        self.step = step
+        self.budget = budget
+        self.cut_by_journey = cut_by_journey
+
+    def skipped(self, exc: UndefinedValue) -> StepResult:
+        """The step cannot run: a template names a value no earlier step extracted."""
+        return _not_run(self.step, f"skipped: needs a value no earlier step extracted ({exc.message})")
+
+
 async def _run_steps(
     plan: JourneyPlan, values: dict[str, Any], redact: Redactor, run: RunInfo, results: list[StepResult]
 ) -> None:
@@ -141,6 +196,7 @@ async def _run_steps(
     deadline = loop.time() + plan.timeout
     failure: StepResult | None = None
     async with open_session(plan.ssl_context) as session:
+        ctx = _StepContext(session, plan, values, redact, run)
         for step in plan.steps:
             if failure is not None and not step.always_run:
                 results.append(_not_run(step, f"skipped: step {failure.name} failed"))
@@ -154,9 +210,9 @@ async def _run_steps(
                 result = _not_run(step, f"timeout: journey budget of {plan.timeout:g}s spent", Outcome.TIMEOUT)
             else:
                 step_started = time.time_ns()
-                run_step = _run_token_step if step.oauth is not None else _run_step
+                ctx.aim(step, budget, cut_by_journey)
                 try:
-                    result = await run_step(session, step, values, redact, run, budget, plan, cut_by_journey)
+                    result = await (_run_token_step(ctx) if step.oauth is not None else _run_step(ctx))
                 except Exception as exc:  # noqa: BLE001 - a bug becomes this step's outcome
                     _log_internal(f"check {plan.site}/{plan.check} step {step.name}", exc, redact)
                     result = _not_run(step, _internal(exc, step.name), Outcome.ERROR, started_at_ns=step_started)
@@ -187,6 +243,8 @@ def _not_run(
 
 @dataclass(slots=True)
 class _Request:
+    """A step's request as rendered from its templates, before aiohttp sees it."""
+
     method: str
     url: str
     query: dict[str, str]
@@ -210,33 +268,25 @@ def _render(step: StepPlan, values: dict[str, Any], run: RunInfo) -> _Request:
     )
 
 
-async def _run_token_step(
-    session: aiohttp.ClientSession,
-    step: StepPlan,
-    values: dict[str, Any],
-    redact: Redactor,
-    run: RunInfo,
-    budget: float,
-    plan: JourneyPlan,
-    cut_by_journey: bool,
-) -> StepResult:
+async def _run_token_step(ctx: _StepContext) -> StepResult:
     """A token step: the cached access token when it is still good, else a token
     request, one at a time per client (a refresh token is never sent twice)."""
+    step, values, redact = ctx.step, ctx.values, ctx.redact
     oauth = step.oauth
     assert oauth is not None
     try:
         client = oauth.client(values)
     except UndefinedValue as exc:
-        return _not_run(step, f"skipped: needs a value no earlier step extracted ({exc.message})")
+        return ctx.skipped(exc)
     lock, waiting_since = oauth.cache.lock(client), perf_counter()
     try:
-        async with asyncio.timeout(budget):  # another journey's token request is bounded too
+        async with asyncio.timeout(ctx.budget):  # another journey's token request is bounded too
             await lock.acquire()
     except TimeoutError:
-        return _not_run(step, f"timeout: another run of this client's token request took over {budget:g}s",
+        return _not_run(step, f"timeout: another run of this client's token request took over {ctx.budget:g}s",
                         Outcome.TIMEOUT)
     try:
-        budget -= perf_counter() - waiting_since
+        ctx.budget -= perf_counter() - waiting_since
         if (token := oauth.cached(client)) is not None:
             redact.add(token)
             values[oauth.into] = token
@@ -252,29 +302,22 @@ async def _run_token_step(
         try:
             headers = {**step.headers(values), **token_request.headers}  # site and step headers too
         except UndefinedValue as exc:
-            return _not_run(step, f"skipped: needs a value no earlier step extracted ({exc.message})")
+            return ctx.skipped(exc)
         request = _Request("POST", token_request.url, {}, headers, "form", token_request.form, token_request)
-        return await _run_step(session, step, values, redact, run, budget, plan, cut_by_journey, request)
+        return await _run_step(ctx, request)
     finally:
         lock.release()
 
 
-async def _run_step(
-    session: aiohttp.ClientSession,
-    step: StepPlan,
-    values: dict[str, Any],
-    redact: Redactor,
-    run: RunInfo,
-    budget: float,
-    plan: JourneyPlan,
-    cut_by_journey: bool,
-    request: _Request | None = None,
-) -> StepResult:
+async def _run_step(ctx: _StepContext, request: _Request | None = None) -> StepResult:
+    """The step: its request rendered (unless given), sent once or polled until its
+    expectations hold, judged, and its result completed (attempts, timing, redaction)."""
+    step, budget = ctx.step, ctx.budget
     if request is None:
         try:
-            request = _render(step, values, run)
+            request = _render(step, ctx.values, ctx.run)
         except UndefinedValue as exc:
-            return _not_run(step, f"skipped: needs a value no earlier step extracted ({exc.message})")
+            return ctx.skipped(exc)
     wall_ns = time.time_ns()
     started = perf_counter()
     step_deadline = started + budget
@@ -282,11 +325,11 @@ async def _run_step(
     while True:
         attempts += 1
         if attempts > 1 and step.fresh_headers is not None:
-            request.headers.update(step.fresh_headers(values))  # a new X-Request-ID per attempt
-        result, response = await _exchange(
-            session, step, request, max(step_deadline - perf_counter(), 0.0), redact, values)
+            request.headers.update(step.fresh_headers(ctx.values))  # a new X-Request-ID per attempt
+        options = _request_options(ctx, request)
+        result, response = await _send_timed(ctx, request, options, max(step_deadline - perf_counter(), 0.0))
         if response is not None:
-            result = _judge(step, response, result, values, redact)
+            result = _judge(ctx, response, result)
         polling_again = (
             result.outcome is Outcome.ASSERTION
             and attempts < step.poll_attempts
@@ -296,10 +339,10 @@ async def _run_step(
             break
         await asyncio.sleep(step.poll_interval)
     if request.token is not None and response is not None:
-        result = _settle_token(step, request.token, response, result, values)
+        result = _settle_token(ctx, request.token, response, result)
     error = result.error
     if result.outcome is Outcome.TIMEOUT:
-        scope = f"journey timeout {plan.timeout:g}s" if cut_by_journey else f"step timeout {budget:g}s"
+        scope = f"journey timeout {ctx.plan.timeout:g}s" if ctx.cut_by_journey else f"step timeout {budget:g}s"
         error = f"timeout: no complete answer within {budget:.3g}s ({scope})"
     return replace(
         result,
@@ -307,44 +350,64 @@ async def _run_step(
         attempts=attempts,
         started_at_ns=wall_ns,
         always_run=step.always_run,
-        error=redact(error),
+        error=ctx.redact(error),
     )
 
 
-async def _exchange(
-    session: aiohttp.ClientSession, step: StepPlan, request: _Request, budget: float, redact: Redactor,
-    values: dict[str, Any],
-) -> tuple[StepResult, Response | None]:
-    clock = PhaseClock()
-    token = bind_clock(clock)
-    kwargs: dict[str, Any] = {
+def _request_options(ctx: _StepContext, request: _Request) -> dict[str, Any]:
+    """aiohttp's options for ``request``: query, headers, the encoded body, the TLS
+    server name, and the middlewares each hop goes through."""
+    step = ctx.step
+    options: dict[str, Any] = {
         "params": request.query or None,
         "headers": request.headers,
         "allow_redirects": step.follow_redirects,
     }
     if request.body_kind == "json":
-        kwargs["json"] = request.body
+        options["json"] = request.body
     elif request.body_kind == "form":
-        kwargs["data"] = _form_body(request.body, request.headers)
+        options["data"] = _form_body(request.body, request.headers)
     elif request.body_kind is not None:
-        kwargs["data"] = request.body
+        options["data"] = request.body
     if step.server_name and request.url.startswith("https://"):
-        kwargs["server_hostname"] = step.server_name
-    middlewares: list[Middleware] = []
+        options["server_hostname"] = step.server_name
+    if middlewares := _middlewares(ctx, request):
+        options["middlewares"] = middlewares
+    return options
+
+
+def _middlewares(ctx: _StepContext, request: _Request) -> tuple[Middleware, ...]:
+    """What each hop of ``request`` goes through, in order: its ``traceparent`` (a new
+    span per hop), a fresh ``uuid()`` header per redirect hop, the guard against
+    re-sending a secret to another origin, then the signature (computed last, on the hop
+    as it is sent)."""
+    step = ctx.step
+    # traceparent first: set on each hop before the renewal, the guard and the signer see it
+    trace_id = ctx.run.trace_id
+    middlewares: list[Middleware] = [trace_middleware(trace_id)] if trace_id else []
     if step.follow_redirects and step.fresh_headers is not None:
-        middlewares.append(renew_on_redirect(step.fresh_headers, values))
-    if step.follow_redirects and (guard := _redirect_guard(request, redact)) is not None:
+        middlewares.append(renew_on_redirect(step.fresh_headers, ctx.values))
+    if step.follow_redirects and (guard := _redirect_guard(request, ctx.redact)) is not None:
         middlewares.append(guard)
-    if step.signer is not None:  # after the guard and the renewal: the hop is signed as it is sent
+    if step.signer is not None:
         middlewares.append(signing_middleware(step.signer))
-    if middlewares:
-        kwargs["middlewares"] = tuple(middlewares)
+    return tuple(middlewares)
+
+
+async def _send_timed(
+    ctx: _StepContext, request: _Request, options: dict[str, Any], budget: float
+) -> tuple[StepResult, Response | None]:
+    """Send ``request`` within ``budget`` seconds and read its answer, timing each phase;
+    a failure becomes the outcome it stands for (:func:`~prober.journey.failures.classify`)."""
+    step = ctx.step
+    clock = PhaseClock()
+    token = bind_clock(clock)
     reader = BodyReader(step.max_body)
     status: int | None = None
     clock.start = perf_counter()
     try:
         async with asyncio.timeout(budget):
-            async with session.request(request.method, request.url, **kwargs) as resp:
+            async with ctx.session.request(request.method, request.url, **options) as resp:
                 clock.headers = perf_counter()  # the last hop's headers are in
                 status = resp.status
                 body = await reader.read(resp)
@@ -355,7 +418,7 @@ async def _exchange(
         clock.end = perf_counter()
         outcome, error = classify(exc)
         if outcome is Outcome.ERROR and not isinstance(exc, aiohttp.ClientError | ReportableError):
-            _log_internal(f"step {step.name}", exc, redact)
+            _log_internal(f"step {step.name}", exc, ctx.redact)
         # Headers may have come before the failure (a body cut short, too large, too slow):
         # the status and the bytes that did arrive are part of what happened.
         return StepResult(name=step.name, outcome=outcome, duration_ms=(clock.end - clock.start) * 1000.0,
@@ -390,13 +453,11 @@ def _redirect_guard(request: _Request, redact: Redactor) -> Middleware | None:
     return origin_guard(headers, body) if headers or body else None
 
 
-def _settle_token(
-    step: StepPlan, request: TokenRequest, response: Response, result: StepResult, values: dict[str, Any]
-) -> StepResult:
+def _settle_token(ctx: _StepContext, request: TokenRequest, response: Response, result: StepResult) -> StepResult:
     """The end of a token request: the access token of an accepted answer goes into the
     step's value (the step fails when the answer holds none), a refresh token the bank
     rotated is kept whatever the step's verdict, a refusal names its RFC 6749 code."""
-    oauth = step.oauth
+    oauth = ctx.step.oauth
     assert oauth is not None
     token = None
     if result.outcome is Outcome.OK:
@@ -411,13 +472,11 @@ def _settle_token(
     except ReportableError as exc:
         return replace(result, outcome=Outcome.ERROR, error=f"error: {exc}")
     if token is not None:
-        values[oauth.into] = token
+        ctx.values[oauth.into] = token
     return result
 
 
-def _judge(
-    step: StepPlan, response: Response, result: StepResult, values: dict[str, Any], redact: Redactor
-) -> StepResult:
+def _judge(ctx: _StepContext, response: Response, result: StepResult) -> StepResult:
     """Status, then content, then extraction, then the latency budget: ``result`` judged.
 
     Every secret the answer holds is known to the redactor before an assertion's
@@ -425,6 +484,7 @@ def _judge(
     values extracted as secret before the assertions run, and the tokens of any other
     answer shaped like a token answer (a JSON login) before a failure is described.
     """
+    step, values, redact = ctx.step, ctx.values, ctx.redact
     if step.token_request:
         _learn_tokens(response, redact)
     if not step.accepts(response.status):

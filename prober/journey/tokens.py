@@ -17,16 +17,19 @@ Nothing here logs a token, and errors name files, never contents.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prober.atomic import write_atomic
-from prober.journey.failures import ReportableError
+from prober.journey.errors import ReportableError
 from prober.timefmt import utc_iso
+
+if TYPE_CHECKING:
+    import asyncio
 
 TOKENS_DIR = "tokens"
 
@@ -64,6 +67,8 @@ class TokenCache:
     def lock(self, key: ClientKey) -> asyncio.Lock:
         lock = self._locks.get(key)
         if lock is None:
+            import asyncio  # here: a cache is made when a configuration is loaded, with no event loop
+
             lock = self._locks[key] = asyncio.Lock()
         return lock
 

@@ -13,9 +13,24 @@ apprise    e-mail, PagerDuty, Opsgenie, Telegram, Mattermost, Google Chat and 10
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from prober.notify.base import NotifyError
-from prober.notify.dispatcher import Dispatcher
 from prober.notify.message import Message
 from prober.notify.providers import NotifierConfig, parse_notifier
 
+if TYPE_CHECKING:
+    from prober.notify.dispatcher import Dispatcher
+
 __all__ = ["Dispatcher", "Message", "NotifierConfig", "NotifyError", "parse_notifier"]
+
+
+def __getattr__(name: str) -> Any:
+    # The dispatcher (aiohttp, tenacity) is imported when it is asked for: loading a
+    # configuration validates notifier settings through this package, and `prober
+    # validate` never delivers anything.
+    if name == "Dispatcher":
+        from prober.notify.dispatcher import Dispatcher
+
+        return Dispatcher
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

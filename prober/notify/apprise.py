@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-import apprise
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from prober.config.types import secret_from_file
@@ -22,6 +21,8 @@ from prober.notify.base import Notifier, NotifyError
 from prober.notify.message import Message
 from prober.notify.settings import NotifierSettings
 
+# Apprise itself is imported where it is used: a configuration without an apprise
+# notifier (and `prober validate` of one) never pays for its hundred plugins.
 # Apprise, and urllib3 under it, log per-request details with the URL, whose path or
 # user part is the service's secret; the dispatcher reports every outcome instead.
 for _name in ("apprise", "urllib3"):
@@ -57,6 +58,8 @@ class AppriseConfig(NotifierSettings):
     def _understood(cls, value: list[SecretStr]) -> list[SecretStr]:
         if not value:
             raise ValueError("an apprise notifier needs at least one URL in `urls` or `urls_file`")
+        import apprise
+
         for index, url in enumerate(value, start=1):
             if not apprise.Apprise().add(url.get_secret_value()):
                 # never echo the URL: it holds the secret
@@ -69,11 +72,15 @@ class AppriseNotifier(Notifier):
 
     def __init__(self, config: AppriseConfig, session: object) -> None:
         super().__init__(config, session)  # type: ignore[arg-type]
+        import apprise
+
         self._apprise = apprise.Apprise()
         for url in config.urls:
             self._apprise.add(url.get_secret_value())
 
     async def send(self, message: Message) -> None:
+        import apprise
+
         kind = apprise.NotifyType.SUCCESS if message.event == "resolved" else apprise.NotifyType.FAILURE
         try:
             result = await self._apprise.async_notify(title=message.title, body=message.text, notify_type=kind)

@@ -10,13 +10,13 @@ model (:mod:`prober.notify.settings`).
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from prober.notify.message import Message
 from prober.notify.settings import NotifierSettings, SecretURLSettings
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 class NotifyError(Exception):
@@ -48,6 +48,8 @@ class JSONPostNotifier(Notifier):
         return {}
 
     async def send(self, message: Message) -> None:
+        import aiohttp  # here: validating a configuration imports this module, and needs no HTTP client
+
         try:
             async with self.session.post(
                 self.config.url.get_secret_value(), json=self.payload(message), headers=self.headers(),
@@ -55,7 +57,7 @@ class JSONPostNotifier(Notifier):
             ) as response:
                 await response.read()
                 status = response.status
-        except asyncio.TimeoutError:
+        except TimeoutError:  # asyncio's (the same class since Python 3.11)
             raise NotifyError("timeout", retryable=True) from None
         except aiohttp.ClientError as exc:
             # class name only: aiohttp messages may contain the URL

@@ -8,9 +8,8 @@ provider.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from pydantic import ConfigDict, TypeAdapter
 
 from prober.config.unions import tagged_union
@@ -20,6 +19,9 @@ from prober.notify.settings import NotifierSettings
 from prober.notify.slack import SlackConfig, SlackNotifier
 from prober.notify.teams import TeamsConfig, TeamsNotifier
 from prober.notify.webhook import WebhookConfig, WebhookNotifier
+
+if TYPE_CHECKING:
+    import aiohttp
 
 PROVIDERS: dict[type[NotifierSettings], type[Notifier]] = {
     WebhookConfig: WebhookNotifier,

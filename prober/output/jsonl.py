@@ -59,6 +59,7 @@ def result_to_dict(result: JourneyResult) -> dict[str, Any]:
         "failed_step": result.failed_step,
         "error": result.error,
         "run_id": result.run_id,
+        "trace_id": result.trace_id,
         "steps": [_step(s) for s in result.steps],
         **({"evidence": list(result.evidence)} if result.evidence else {}),
     }

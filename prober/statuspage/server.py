@@ -22,7 +22,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from prober.access import SECURITY_HEADERS, AccessGate, serve_publicly
+from prober.access import AccessGate, serve_publicly
 from prober.config.incidents import MaintenanceWindow
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.statuspage import StatusPageConfig
@@ -191,10 +191,10 @@ class StatusPage:
         site, check, name = (request.match_info[k] for k in ("site", "check", "name"))
         path = None if self.settings.public else self.source.evidence_file(site, check, name)
         if path is None:
-            raise web.HTTPNotFound(text="no such evidence", headers=SECURITY_HEADERS)
+            raise web.HTTPNotFound(text="no such evidence")
         kind = "image/png" if name.endswith(".png") else "application/zip"
-        headers = {**SECURITY_HEADERS, "Content-Disposition": f'{"inline" if kind == "image/png" else "attachment"}; '
-                                                               f'filename="{name}"', "Content-Type": kind}
+        disposition = "inline" if kind == "image/png" else "attachment"
+        headers = {"Content-Disposition": f'{disposition}; filename="{name}"', "Content-Type": kind}
         return web.FileResponse(path, headers=headers)
 
     async def badge(self, request: web.Request) -> web.Response:

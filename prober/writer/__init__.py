@@ -7,14 +7,21 @@
 * :mod:`~prober.writer.incidents` — :class:`IncidentPoints`, the incident service's
   subscriber that writes ``incident`` points;
 * :mod:`~prober.writer.spool` — the durable SQLite spool of unwritten batches;
-* :mod:`~prober.writer.writer` — :class:`ResultWriter`, which ties them together.
+* :mod:`~prober.writer.backlog` — where unwritten points wait (the spool, memory while it
+  fails) and what becomes of each batch sent;
+* :mod:`~prober.writer.queue` — :class:`BatchQueue`, new batches sent directly;
+* :mod:`~prober.writer.replay` — :class:`Replay`, the task that writes what waits, with backoff;
+* :mod:`~prober.writer.settings` — :class:`WriterSettings`, the writer's tuning in one object;
+* :mod:`~prober.writer.writer` — :class:`ResultWriter`, which ties them together (the journal).
 """
 
 from prober.writer.incidents import IncidentPoints
 from prober.writer.points import escape_field_string, escape_tag, incident_point, journey_lines, prober_point
 from prober.writer.sinks import InfluxV1Sink, InfluxV2Sink, Sink, WriteResult, WriteStatus, make_sink
+from prober.writer.settings import WriterSettings
 from prober.writer.spool import Spool
-from prober.writer.writer import ResultWriter, WriterStats
+from prober.writer.stats import WriterStats
+from prober.writer.writer import ResultWriter
 
 __all__ = [
     "IncidentPoints",
@@ -25,6 +32,7 @@ __all__ = [
     "Spool",
     "WriteResult",
     "WriteStatus",
+    "WriterSettings",
     "WriterStats",
     "escape_field_string",
     "escape_tag",

@@ -152,7 +152,8 @@ def journey_lines(result: JourneyResult, precision: Precision = "ns", instance: 
         + f",failed_step={escape_field_string(result.failed_step)}"
         f",error={escape_field_string(result.error)}"
         f",steps={len(result.steps)}i"
-        f" {_ts(result.started_at_ns, divisor)}"
+        + (f",trace_id={escape_field_string(result.trace_id)}" if result.trace_id else "")
+        + f" {_ts(result.started_at_ns, divisor)}"
     ]
     for step in result.steps:
         if step.executed:

@@ -14,11 +14,14 @@ Profiles: :mod:`.cavage` (Berlin Group, STET), :mod:`.jws` (UK Open Banking),
 
 from __future__ import annotations
 
-from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
+from typing import TYPE_CHECKING
 
 from prober.config.signing import BerlinGroupSigning, SigningConfig, StetSigning, UkOpenBankingSigning
+from prober.journey.errors import KeyFileError
 from prober.journey.signing.base import Outgoing, Signer
-from prober.journey.signing.keys import KeyFileError, KeySource
+
+if TYPE_CHECKING:
+    from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
 
 __all__ = ["KeyFileError", "Outgoing", "Signer", "build_signer", "signing_middleware"]
 
@@ -26,6 +29,8 @@ __all__ = ["KeyFileError", "Outgoing", "Signer", "build_signer", "signing_middle
 def build_signer(config: SigningConfig) -> Signer:
     """The signer of ``config``; raises :class:`KeyFileError` (with the field) when its
     files cannot be loaded or do not belong together."""
+    from prober.journey.signing.keys import KeySource
+
     keys = KeySource(config.key_file, config.certificate_file, config.key_password_file)
     if isinstance(config, UkOpenBankingSigning):
         from prober.journey.signing.jws import DetachedJwsSigner

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from prober.journey.failures import ReportableError
+from prober.journey.errors import ReportableError
 from prober.journey.signing.base import Outgoing
 from prober.journey.signing.keys import KeySource, SigningKey
 

@@ -22,7 +22,7 @@ from joserfc.jwk import RSAKey
 from joserfc.registry import HeaderParameter
 
 from prober.config.signing import UkOpenBankingSigning
-from prober.journey.failures import ReportableError
+from prober.journey.errors import ReportableError
 from prober.journey.signing.base import Outgoing
 from prober.journey.signing.keys import KeyFileError, KeySource
 

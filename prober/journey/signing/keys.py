@@ -3,8 +3,11 @@
 Keys are loaded once when the configuration is compiled (so ``prober validate`` names
 a missing, unreadable or mismatched file) and read again at run time only when the file
 changed on disk (a rotated key is picked up without a restart). A key that cannot be
-read at run time raises :class:`~prober.journey.failures.ReportableError`, which the
+read at run time raises :class:`~prober.journey.errors.KeyFileError`, which the
 runner reports as an ``error`` outcome naming the file, never the key.
+
+Imported only where a key file is configured (``build_signer``, a ``private_key_jwt``
+token step): a configuration without one is loaded without the crypto library.
 """
 
 from __future__ import annotations
@@ -18,18 +21,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from prober.journey.failures import ReportableError
+from prober.journey.errors import KeyFileError
+
+__all__ = ["KeyFileError", "KeyMaterial", "KeySource", "SigningKey", "load_material"]
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-
-
-class KeyFileError(ReportableError):
-    """A key, passphrase or certificate file that cannot be used; ``field`` names the
-    configuration field, the message names the file and the reason, never the content."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(slots=True, frozen=True)

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from http_message_signatures import HTTPMessageSigner, HTTPMessageSignaturesException, HTTPSignatureKeyResolver, algorithms
 
 from prober.config.signing import Rfc9421Signing
-from prober.journey.failures import ReportableError
+from prober.journey.errors import ReportableError
 from prober.journey.signing.base import Outgoing
 from prober.journey.signing.keys import KeyFileError, KeySource, SigningKey
 

@@ -1,6 +1,6 @@
 """Shared helpers of the daemon tests: configuration builders and a subprocess wrapper.
 
-(No tests here; the module name only follows the ``test_daemon_*`` naming of its users.)
+No tests here: pytest does not collect this module (its name does not start with ``test_``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,73 @@
+"""A command imports what it needs and nothing more: `prober --help` lists the commands
+without importing any of them, and `prober validate` never imports the HTTP client, the
+notifiers' libraries, the crypto libraries (no key file in the example) or the daemon.
+
+What the start costs is measured by benchmarks/cli_startup.py; this checks which
+modules a command leaves out, in a fresh interpreter (the test process has imported
+everything already).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+PROBE = """
+import contextlib, io, json, sys
+from prober.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    try:
+        code = main(sys.argv[1:])
+    except SystemExit as exc:
+        code = exc.code
+print(json.dumps({"code": code, "out": out.getvalue(), "modules": sorted(sys.modules)}))
+"""
+
+
+def imported_by(*args: str) -> tuple[int, str, set[str]]:
+    """Exit code, output and top-level packages imported by ``prober ARGS`` in a fresh interpreter."""
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, check=True)
+    report = json.loads(done.stdout.splitlines()[-1])
+    modules = set(report["modules"])
+    return report["code"], report["out"], modules | {name.split(".")[0] for name in modules}
+
+
+HEAVY = {"aiohttp", "apprise", "apscheduler", "tenacity", "influxdb_client", "joserfc", "cryptography",
+         "rich", "uvloop", "http_message_signatures"}
+"""Libraries no command here needs."""
+
+
+def test_help_imports_no_command_and_no_library() -> None:
+    code, out, modules = imported_by("--help")
+    assert code == 0 and "validate" in out and "report" in out
+    assert modules & (HEAVY | {"pydantic", "jinja2", "jmespath", "asyncio"}) == set()
+    assert {m for m in modules if m.startswith("prober.")} <= {"prober.cli", "prober.logs", "prober.timefmt"}
+
+
+@pytest.mark.parametrize("command", ["validate", "check", "run", "report"])
+def test_a_commands_help_imports_only_what_its_options_need(command: str) -> None:
+    code, out, modules = imported_by(command, "--help")
+    assert code == 0 and "--config" in out
+    assert modules & HEAVY == set()
+    assert not {m for m in modules if m.startswith(("prober.simbank", "prober.daemon.lifecycle", "prober.journey"))}
+
+
+def test_demo_help_still_lists_the_scenarios() -> None:
+    code, out, _ = imported_by("demo", "--help")
+    assert code == 0 and "scenarios (--scenario NAME):" in out and "zero-balances" in out
+
+
+def test_validate_of_the_example_imports_no_client_notifier_crypto_or_daemon() -> None:
+    code, out, modules = imported_by("validate", "-c", "config/simbank.toml")
+    assert code == 0 and "valid" in out
+    assert modules & HEAVY == set()
+    assert not {m for m in modules if m.startswith(("prober.daemon", "prober.simbank", "prober.writer",
+                                                    "prober.notify.dispatcher", "prober.journey.runner"))}

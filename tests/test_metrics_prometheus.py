@@ -1,0 +1,123 @@
+"""A real Prometheus (Debian's ``prometheus``) scrapes a real ``prober run`` probing the
+simulated bank with a known fault, evaluates the shipped alert rules, and answers PromQL
+through its HTTP API with what the fault means: which bank, which capability."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import signal
+from pathlib import Path
+
+import pytest
+
+from prober.simbank import BankServer, Fault
+from tests.fixtures.servers import PrometheusServer, free_port
+from tests.daemon_helpers import ProberProcess, check, config_text, wait_for
+from tests.test_daemon_shards import _free_ports
+
+pytestmark = pytest.mark.servers
+
+RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "alerts.yml"
+
+
+async def test_prometheus_scrapes_the_prober_and_sees_the_fault(bank: BankServer, tmp_path: Path) -> None:
+    bank.faults.set("accounts", Fault(mode="down"))
+    health = free_port()
+    dead_influxdb = free_port()  # nothing listens there: InfluxDB is down for the whole test
+    (tmp_path / "prober.toml").write_text(
+        '[prober]\ninstance = "probe-1"\nlocation = "paris"\n' + config_text(
+            bank.url, [check("login", interval="500ms"), check("accounts", interval="500ms")],
+            daemon={"health_listen": f"127.0.0.1:{health}", "state_dir": "state"},
+            influxdb={"url": f"http://127.0.0.1:{dead_influxdb}", "api": "v1", "database": "prober",
+                      "flush_interval": "200ms", "spool_dir": "spool"}))
+    prober = await ProberProcess(["run", "-c", "prober.toml"], tmp_path).start()
+    prometheus = PrometheusServer([f"127.0.0.1:{health}"], interval=1.0, rule_files=[RULES],
+                                  workdir=tmp_path / "prometheus")
+    try:
+        await asyncio.to_thread(prometheus.start)  # raises (the test fails) when it cannot start
+
+        def query(promql: str) -> list[tuple[dict[str, str], float]]:
+            return prometheus.query(promql)
+
+        async def outage_seen() -> bool:
+            found = await asyncio.to_thread(
+                query, 'bank_prober_capability_state{site="simbank",kind="accounts",state="outage"} == 1')
+            return len(found) == 1
+
+        await wait_for(outage_seen, timeout=45, interval=0.5, what="Prometheus to see the accounts outage")
+        # Let a few more scrapes land, for the rates.
+        await asyncio.sleep(4)
+
+        (up,) = await asyncio.to_thread(query, 'up{job="bank-prober"}')
+        assert up[1] == 1 and up[0]["instance"] == f"127.0.0.1:{health}"
+        success = dict((l["check"], v) for l, v in await asyncio.to_thread(
+            query, 'bank_prober_check_success{site="simbank"}'))
+        assert success == {"login": 1.0, "accounts": 0.0}
+        outcomes = dict((l["outcome"], v) for l, v in await asyncio.to_thread(
+            query, 'sum by (outcome) (bank_prober_check_runs_total{check="accounts"})'))
+        assert outcomes["http_status"] >= 3 and outcomes["ok"] == 0
+        (rate,) = await asyncio.to_thread(query, 'rate(bank_prober_check_failures_total{check="accounts"}[5s])')
+        assert 0.5 <= rate[1] <= 4.0  # a run every 500 ms, all failing
+        states = {l["kind"]: l["state"] for l, v in await asyncio.to_thread(
+            query, 'bank_prober_capability_state{site="simbank"} == 1')}
+        assert states == {"login": "ok", "accounts": "outage"}
+        (p99,) = await asyncio.to_thread(
+            query, 'histogram_quantile(0.99, sum by (le) (rate(bank_prober_journey_duration_seconds_bucket'
+                   '{site="simbank",kind="login",location="paris"}[10s])))')
+        assert 0 < p99[1] <= 0.1 and not math.isnan(p99[1])  # loopback: well under the first 100 ms buckets
+        (info,) = await asyncio.to_thread(query, "bank_prober_info")
+        assert (info[0]["prober_instance"], info[0]["location"]) == ("probe-1", "paris")
+        # InfluxDB is down: the writer says so, the points wait in the spool, nothing is dropped.
+        writer = {name: (await asyncio.to_thread(query, name))[0][1] for name in (
+            "bank_prober_writer_healthy", "bank_prober_writer_spooled_points", "bank_prober_writer_errors_total",
+            "bank_prober_writer_dropped_points_total")}
+        assert writer["bank_prober_writer_healthy"] == 0 and writer["bank_prober_writer_spooled_points"] > 0
+        assert writer["bank_prober_writer_errors_total"] >= 1 and writer["bank_prober_writer_dropped_points_total"] == 0
+        # The shipped rules, evaluated by this Prometheus on these series: the capability's
+        # alert is pending (its `for` is longer than the test), and only for accounts.
+        alerts = {(l["alertname"], l.get("site"), l.get("kind")) for l, _ in await asyncio.to_thread(
+            query, 'ALERTS{alertname=~"BankCapability.*"}')}
+        assert alerts == {("BankCapabilityDown", "simbank", "accounts")}
+
+        prober.signal(signal.SIGTERM)
+        assert await prober.wait(30) == 0
+    finally:
+        await prober.kill()
+        await asyncio.to_thread(prometheus.close)
+
+
+async def test_each_worker_is_a_scrape_target_of_its_own_sites(bank: BankServer, tmp_path: Path) -> None:
+    """``--workers 2``: the supervisor answers /healthz on health_listen, each worker serves
+    /metrics on its own port; Prometheus scraping both sees every site exactly once."""
+    port = _free_ports(3)
+    sites = [f"bank-{c}" for c in "abcdef"]
+    text = config_text(bank.url, [check("login", interval="500ms")],
+                       daemon={"health_listen": f"127.0.0.1:{port}", "state_dir": "state"}, site=sites[0])
+    site_block = text[text.index("[[sites]]"):]
+    text += "".join("\n" + site_block.replace(f'name = "{sites[0]}"', f'name = "{name}"', 1) for name in sites[1:])
+    (tmp_path / "prober.toml").write_text(text)
+    prober = await ProberProcess(["run", "-c", "prober.toml", "--workers", "2"], tmp_path).start()
+    targets = [f"127.0.0.1:{port + k}" for k in (1, 2)]
+    prometheus = PrometheusServer(targets, interval=1.0, workdir=tmp_path / "prometheus")
+    try:
+        await asyncio.to_thread(prometheus.start)
+
+        async def every_site_scraped() -> bool:
+            found = await asyncio.to_thread(prometheus.query, "bank_prober_check_success")
+            return len(found) == len(sites)
+
+        await wait_for(every_site_scraped, timeout=45, interval=0.5, what="every site's series from the workers")
+        per_site = await asyncio.to_thread(prometheus.query, "count by (site) (bank_prober_check_interval_seconds)")
+        assert sorted(labels["site"] for labels, _ in per_site) == sites and {n for _, n in per_site} == {1.0}
+        per_target = dict((labels["instance"], n) for labels, n in await asyncio.to_thread(
+            prometheus.query, 'count by (instance) (bank_prober_check_interval_seconds)'))
+        assert set(per_target) == set(targets) and sum(per_target.values()) == len(sites)
+        instances = {labels["prober_instance"] for labels, _ in await asyncio.to_thread(
+            prometheus.query, "bank_prober_info")}
+        assert len(instances) == 2 and all(name.endswith(("-w1", "-w2")) for name in instances)
+        prober.signal(signal.SIGTERM)
+        assert await prober.wait(30) == 0
+    finally:
+        await prober.kill()
+        await asyncio.to_thread(prometheus.close)
