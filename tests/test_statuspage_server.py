@@ -176,7 +176,7 @@ async def test_reload_says_status_page_changes_need_a_restart(bank: BankServer, 
 async def test_evidence_files_on_the_internal_page_only(bank: BankServer, tmp_path: Path) -> None:
     """A failed browser run's screenshot is served by the name the runner gave it, on the
     internal page; any other name, a file that is not there, or the public page: 404."""
-    from tests.test_daemon_helpers import check, config_text
+    from tests.daemon_helpers import check, config_text
 
     path = tmp_path / "prober.toml"
     path.write_text(config_text(bank.url, [check("login")], daemon={"state_dir": str(tmp_path / "state")}))
