@@ -17,11 +17,13 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prober.results import KINDS, Outcome  # noqa: E402
+from prober.config.statuspage import StatusPageConfig  # noqa: E402
+from prober.daemon.status import CheckStatus  # noqa: E402
+from prober.incidents import CapabilityState, Incident, IncidentStatus  # noqa: E402
+from prober.results import KINDS, JourneyResult, Outcome  # noqa: E402
 from prober.statuspage.feed import render_feed  # noqa: E402
 from prober.statuspage.history import DayUptime  # noqa: E402
 from prober.statuspage.page import render_page  # noqa: E402
@@ -29,25 +31,29 @@ from prober.statuspage.view import build_view  # noqa: E402
 
 
 def inputs(banks: int, days: int, worst: bool) -> dict:
-    sites, open_, checks, history = {}, [], [], {}
+    capabilities, open_, runs, history = {}, [], [], {}
     today = date(2026, 3, 10)
+    since = 1773140400 * 10**9  # 2026-03-10T11:00:00Z
     for n in range(banks):
         site = f"bank-{n:03d}"
-        incident = {"id": f"{n:012x}", "site": site, "kind": "transfer", "check": "sepa", "location": "paris",
-                    "since": "2026-03-10T11:00:00Z", "resolved_at": None, "duration_s": 60.0, "failed_step": "create",
-                    "outcome": "assertion", "error": "<script>alert(1)</script>" * 6, "flapping": False}
+        incident = Incident(id=f"{n:012x}", site=site, kind="transfer", check="sepa", location="paris",
+                            since_ns=since, opened_ns=since, outcome="assertion", failed_step="create",
+                            error="<script>alert(1)</script>" * 6, rule="3 consecutive failures",
+                            last_failure_ns=since + 60 * 10**9)
         open_.append(incident)
-        sites[site] = {"summary": "partial outage: transfer (outage)", "capabilities": {
-            kind: {"state": "outage" if kind == "transfer" else "ok", "since": "2026-03-10T11:00:00Z",
-                   "incidents": [incident] if kind == "transfer" else []} for kind in KINDS}}
-        last = SimpleNamespace(outcome=Outcome.OK, duration_ms=42.0, location="paris")
         for kind in KINDS:
-            checks.append(SimpleNamespace(site=site, check=kind, kind=kind, last=last))
+            failing = kind == "transfer"
+            capabilities[(site, kind)] = CapabilityState(site, kind, "outage" if failing else "ok",
+                                                         (incident,) if failing else (), since_ns=since)
+            last = JourneyResult(site=site, check=kind, kind=kind, location="paris", outcome=Outcome.OK,
+                                 started_at_ns=since, duration_ms=42.0)
+            runs.append(CheckStatus(site, kind, kind, last=last))
             history[(site, kind)] = [
                 DayUptime(today - timedelta(days=d), 2880, (d % 7) if worst else (100 if d in (10, 40) else 0))
                 for d in range(days - 1, -1, -1)
             ]
-    return {"incidents": {"sites": sites, "open": open_, "recent": open_[:20]}, "checks": checks, "history": history}
+    status = IncidentStatus(capabilities=capabilities, open=tuple(open_), recent=tuple(open_[:20]))
+    return {"incidents": status, "runs": runs, "history": history}
 
 
 def timed(fn, repeat: int) -> tuple[float, int]:
@@ -69,8 +75,8 @@ def main() -> None:
           + (" --worst" if args.worst else ""))
     for public in (False, True):
         def view(public: bool = public):
-            return build_view(**data, maintenance=[], history_days=args.days, history_source="local", title="Status",
-                              public=public, refresh_s=30, now=1773144000.0)
+            settings = StatusPageConfig.model_validate({"title": "Status", "public": public, "history_days": args.days})
+            return build_view(settings, **data, maintenance=[], history_source="local", now=1773144000.0)
 
         label = "public" if public else "internal"
         ms, _ = timed(view, args.repeat)

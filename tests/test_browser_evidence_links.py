@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prober.config.statuspage import StatusPageConfig
 from prober.daemon.status import StatusStore
+from prober.incidents import IncidentStatus
 from prober.journey.browser.evidence import EvidenceStore
 from prober.journey.browser.judge import parse_number
 from prober.notify.message import Message
@@ -41,8 +43,9 @@ def test_the_internal_view_links_the_latest_failed_runs_evidence_and_a_success_c
     assert store.evidence("bank", "web") == (SHOT,)
 
     def links(public: bool) -> tuple[str, ...]:
-        view = build_view(incidents={}, checks=list(store.checks.values()), maintenance=[], history={},
-                          history_days=1, history_source="local", title="t", public=public, refresh_s=30)
+        settings = StatusPageConfig.model_validate({"title": "t", "public": public, "history_days": 1})
+        view = build_view(settings, incidents=IncidentStatus({}, (), ()), runs=store.checks.values(), maintenance=[],
+                          history={}, history_source="local")
         return tuple(link for row in view.rows for cell in row.cells for line in cell.checks for link in line.evidence)
 
     assert links(False) == ("/evidence/bank/web/20261207T084522Z-9c5be9c8.png",)

@@ -32,6 +32,10 @@ def site(site_extra: str = "", check_extra: str = "", step_extra: str = "") -> s
     return SITE.format(site_extra=site_extra, check_extra=check_extra, step_extra=step_extra)
 
 
+def _window(lines: str) -> str:
+    return f"\n[[incidents.maintenance]]\n{lines}\n"
+
+
 # (id, file text, environment, expected first problem with the file path written as FILE)
 INVALID = [
     ("toml-syntax", 'x = "unterminated\n', {}, "FILE:1:18: invalid TOML: Illegal character '\\n'"),
@@ -45,6 +49,26 @@ INVALID = [
      'FILE: incidents.locations.confirm: confirm must be between 1 and 100 locations, or "all" (got 0)'),
     ("locations-unknown-key", site() + "\n[incidents.locations]\nquorum = 2\n", {},
      "FILE: incidents.locations.quorum: unknown key"),
+    ("maintenance-no-zone", site() + _window('start = "2026-03-01T22:00:00"\nend = "2026-03-02T02:00:00Z"'), {},
+     "FILE: incidents.maintenance[0].start: time '2026-03-01T22:00:00' has no time zone: add Z (UTC) or an offset "
+     "such as +01:00"),
+    ("maintenance-toml-local-date-time", site() + _window('start = 2026-03-01T22:00:00\nend = 2026-03-02T02:00:00Z'), {},
+     "FILE: incidents.maintenance[0].start: time '2026-03-01T22:00:00' has no time zone: add Z (UTC) or an offset "
+     "such as +01:00"),
+    ("maintenance-not-a-time", site() + _window('start = "tonight"\nend = "2026-03-02T02:00:00Z"'), {},
+     "FILE: incidents.maintenance[0].start: invalid time 'tonight': write an ISO 8601 time such as 2025-03-01T22:00:00Z"),
+    ("maintenance-number", site() + _window('start = 1772402400\nend = "2026-03-02T02:00:00Z"'), {},
+     'FILE: incidents.maintenance[0].start: expected a time such as "2025-03-01T22:00:00Z", got int 1772402400'),
+    ("maintenance-end-first", site() + _window('start = "2026-03-02T02:00:00Z"\nend = "2026-03-02T01:00:00+00:00"'), {},
+     "FILE: incidents.maintenance[0]: maintenance `end` must be after `start`"),
+    ("maintenance-bad-time-of-day", site() + _window('weekdays = ["sun"]\nfrom = "1:00"\nto = "03:00"'), {},
+     'FILE: incidents.maintenance[0].from: invalid time of day \'1:00\': write HH:MM (UTC), e.g. "22:30"'),
+    ("maintenance-toml-time-with-seconds", site() + _window('weekdays = ["sun"]\nfrom = 01:00:30\nto = "03:00"'), {},
+     'FILE: incidents.maintenance[0].from: invalid time of day \'01:00:30\': write HH:MM (UTC), e.g. "22:30"'),
+    ("maintenance-time-of-day-number", site() + _window('weekdays = ["sun"]\nfrom = 1\nto = "03:00"'), {},
+     'FILE: incidents.maintenance[0].from: expected a time of day such as "22:30", got int 1'),
+    ("maintenance-weekly-without-to", site() + _window('weekdays = ["sun"]\nfrom = "01:00"'), {},
+     "FILE: incidents.maintenance[0]: a weekly maintenance window needs `weekdays`, `from` and `to`"),
     ("unknown-step-key", site(step_extra='methd = "GET"'), {},
      "FILE: sites[bank].checks[login].steps[token].methd: unknown key"),
     ("wrong-type", site(check_extra='interval = 30'), {},

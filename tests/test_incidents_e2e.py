@@ -97,7 +97,7 @@ async def test_a_slow_journey_is_slow_and_sustained_slowness_is_a_degraded_incid
         assert result.error.startswith("slow: journey took ") and result.error.endswith(" ms, over its 300 ms budget")
     [event] = service.events
     assert event.event == "opened" and event.incident.slow
-    assert service.status()["sites"]["simbank"]["capabilities"]["cards"]["state"] == "degraded"
+    assert service.status().capabilities[("simbank", "cards")].state == "degraded"
     [message] = [r["json"] for r in rx.requests]
     assert message["title"] == "INCIDENT simbank: cards degraded"
     assert "works, too slowly" in message["text"]

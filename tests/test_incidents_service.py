@@ -85,10 +85,10 @@ async def test_login_failures_are_not_counted_against_other_capabilities(tmp_pat
     for i in range(3):
         service.consume(result(check="accounts", kind="accounts", ok=False, i=i, step="balances"))
     assert [i.kind for i in service.tracker.open_incidents()] == ["accounts"]
-    status = service.status()["sites"]["simbank"]
-    assert status["capabilities"]["accounts"]["state"] == "outage"
-    assert status["capabilities"]["login"]["state"] == "ok"
-    assert status["summary"].startswith("partial outage: accounts (outage); ok: login")
+    status = service.status()
+    assert status.capabilities[("simbank", "accounts")].state == "outage"
+    assert status.capabilities[("simbank", "login")].state == "ok"
+    assert status.summary("simbank").startswith("partial outage: accounts (outage); ok: login")
 
 
 async def test_maintenance_records_but_does_not_notify(tmp_path):
@@ -333,7 +333,7 @@ async def test_an_externally_decided_incident_is_announced_carries_the_sites_aut
         service.consume(_auth("accounts", "accounts", i))
     assert [e.event for e in service.events] == ["opened"]
     # The test customer's credentials refused does not prove customers cannot log in.
-    assert service.status()["sites"]["simbank"]["capabilities"]["login"]["state"] == "degraded"
+    assert service.status().capabilities[("simbank", "login")].state == "degraded"
     await service.close()
 
     again = IncidentService(config, subscribers=[seen.append], state_dir=tmp_path)
@@ -348,5 +348,53 @@ async def test_an_externally_decided_incident_is_announced_carries_the_sites_aut
         again.consume(_auth("login", "login", i))
     assert [e.event for e in again.events][-1] == "opened" and again.events[-1].incident.check == "login"
     # The "lockout" name is no member of the capability: the login check alone failing is an outage.
-    assert again.status()["sites"]["simbank"]["capabilities"]["login"]["state"] == "outage"
+    assert again.status().capabilities[("simbank", "login")].state == "outage"
     await again.close()
+
+
+def test_status_is_typed_a_snapshot_and_its_json_is_the_status_document(tmp_path):
+    config, _ = simbank("http://127.0.0.1:9", open_after=2, resolve_after=1)
+    t0 = 1_773_144_000 * 10**9  # 2026-03-10T12:00:00Z
+    service = IncidentService(config, state_dir=tmp_path, clock=lambda: t0 + 100 * 10**9)
+
+    def run(check: str, ok: bool, at_s: int, step: str = "create") -> None:
+        service.consume(JourneyResult(
+            site="simbank", check=check, kind=check, location="local", outcome=Outcome.OK if ok else Outcome.HTTP_STATUS,
+            started_at_ns=t0 + at_s * 10**9, duration_ms=5.0, failed_step="" if ok else step,
+            error="" if ok else "HTTP 503"))
+
+    for at in (0, 10):
+        run("login", False, at, "token")
+    for at in (20, 21, 22, 23):  # resolved at 20 (a short incident wants 2 × open_after clean runs)
+        run("login", True, at)
+    for at in (30, 40):
+        run("transfer", False, at)
+    status = service.status()
+    login, transfer = status.capabilities[("simbank", "login")], status.capabilities[("simbank", "transfer")]
+    assert (login.state, login.since_ns, login.incidents) == ("ok", t0 + 20 * 10**9, ())
+    assert (transfer.state, transfer.since_ns) == ("outage", t0 + 30 * 10**9)
+    assert transfer.incidents == status.open and [i.check for i in status.open] == ["transfer"]
+    assert [(i.check, i.since_ns, i.resolved_ns) for i in status.recent] == [("login", t0, t0 + 20 * 10**9)]
+    assert [s.kind for s in status.of_site("simbank")][:2] == ["login", "accounts"]
+    assert status.summary("simbank").startswith("partial outage: transfer (outage); ok: login, accounts")
+
+    for at in (50, 51, 52, 53):  # the transfer incident resolves: the status taken before does not change
+        run("transfer", True, at)
+    assert status.open[0].resolved_ns is None and service.status().open == ()
+
+    doc = status.to_json()
+    assert list(doc) == ["sites", "open", "recent"] and list(doc["sites"]) == ["simbank"]
+    site = doc["sites"]["simbank"]
+    assert site["summary"] == status.summary("simbank")
+    assert list(site["capabilities"]) == [s.kind for s in status.of_site("simbank")]
+    assert site["capabilities"]["login"] == {"state": "ok", "since": "2026-03-10T12:00:20Z", "incidents": []}
+    incident = {
+        "id": status.open[0].id, "site": "simbank", "kind": "transfer", "check": "transfer", "location": "local",
+        "since": "2026-03-10T12:00:30Z", "resolved_at": None, "duration_s": 10.0, "failed_step": "create",
+        "outcome": "http_status", "error": "HTTP 503", "flapping": False,
+    }
+    assert site["capabilities"]["transfer"] == {"state": "outage", "since": "2026-03-10T12:00:30Z", "incidents": [incident]}
+    assert doc["open"] == [incident]
+    assert [(i["check"], i["since"], i["resolved_at"], i["duration_s"]) for i in doc["recent"]] == [
+        ("login", "2026-03-10T12:00:00Z", "2026-03-10T12:00:20Z", 20.0)]
+    assert json.loads(json.dumps(doc)) == doc

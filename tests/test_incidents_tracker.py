@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
@@ -197,6 +197,45 @@ def test_maintenance_weekly_window_past_midnight():
     assert w.covers("any", "cards", utc("2025-03-02T01:59:00"))  # the Sunday morning after
     assert not w.covers("any", "cards", utc("2025-03-02T22:30:00"))
     assert not w.covers("any", "cards", utc("2025-03-01T21:59:00"))
+
+
+def test_maintenance_fields_are_typed_and_held_in_utc():
+    w = MaintenanceWindow(start="2025-03-01T23:00:00+01:00", end="2025-03-02T02:00:00Z")
+    assert w.start == utc("2025-03-01T22:00:00") and w.start.tzinfo is timezone.utc and w.end == utc("2025-03-02T02:00:00")
+    weekly = MaintenanceWindow.model_validate({"weekdays": ["sun"], "from": "01:00", "to": "03:30"})
+    assert (weekly.from_time, weekly.to_time) == (time(1, 0), time(3, 30))
+    # TOML's own date-times and times are taken as they are
+    native = MaintenanceWindow.model_validate({"start": utc("2025-03-01T22:00:00"), "end": utc("2025-03-02T02:00:00")})
+    assert native == MaintenanceWindow(start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00Z")
+    assert MaintenanceWindow.model_validate({"weekdays": ["sun"], "from": time(1, 0), "to": "03:30"}) == weekly
+
+
+def test_maintenance_intervals_within_a_range():
+    one_off = MaintenanceWindow(start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00Z")
+    assert one_off.intervals(utc("2025-03-01T00:00:00"), utc("2025-03-03T00:00:00")) == [
+        (utc("2025-03-01T22:00:00"), utc("2025-03-02T02:00:00"))]
+    assert one_off.intervals(utc("2025-03-02T00:00:00"), utc("2025-03-02T01:00:00")) == [
+        (utc("2025-03-02T00:00:00"), utc("2025-03-02T01:00:00"))]  # cut to the range
+    assert one_off.intervals(utc("2025-03-02T02:00:00"), utc("2025-03-03T00:00:00")) == []  # the end is not in it
+    # Saturdays and Sundays 22:00 → 02:00 the day after; 2025-03-01 is a Saturday
+    weekly = MaintenanceWindow.model_validate({"weekdays": ["sat", "sun"], "from": "22:00", "to": "02:00"})
+    assert weekly.intervals(utc("2025-03-02T01:00:00"), utc("2025-03-09T00:00:00")) == [
+        (utc("2025-03-02T01:00:00"), utc("2025-03-02T02:00:00")),  # Saturday's, started before the range
+        (utc("2025-03-02T22:00:00"), utc("2025-03-03T02:00:00")),
+        (utc("2025-03-08T22:00:00"), utc("2025-03-09T00:00:00")),  # cut at the range's end
+    ]
+    assert weekly.intervals(utc("2025-03-03T02:00:00"), utc("2025-03-08T22:00:00")) == []
+    # a range given in another zone is the same range
+    paris = timezone(timedelta(hours=1))
+    assert weekly.intervals(datetime(2025, 3, 2, 2, 0, tzinfo=paris), datetime(2025, 3, 2, 3, 0, tzinfo=paris)) == [
+        (utc("2025-03-02T01:00:00"), utc("2025-03-02T02:00:00"))]
+
+
+def test_maintenance_applies_to_site_and_kinds():
+    w = MaintenanceWindow(site="bank", kinds=["transfer", "cards"], start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00Z")
+    assert w.applies_to("bank", "cards") and not w.applies_to("bank", "login") and not w.applies_to("other", "cards")
+    assert MaintenanceWindow(start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00Z").applies_to("any", "login")
+    assert w.in_force(utc("2025-03-01T22:00:00")) and not w.in_force(utc("2025-03-02T02:00:00"))
 
 
 @pytest.mark.parametrize("data, message", [

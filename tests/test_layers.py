@@ -28,6 +28,10 @@ FORBIDDEN = {
     # It may import prober.notify.providers: each notifier owns its settings model, and
     # notify imports nothing of config, so there is no cycle.
     "config": {"journey", "writer", "incidents", "daemon", "statuspage", "report", "output", "access"},
+    # The status page shows what the daemon hands it (statuspage.PageSource: typed
+    # incident status, latest runs, maintenance windows, the daily history); it reads
+    # nothing of the daemon's internals, and renders, never probes, writes or notifies.
+    "statuspage": {"daemon", "journey", "writer", "notify", "report", "output"},
     # Who may see what on the prober's own listeners: applies [access], serves nothing itself.
     "access": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "report", "output"},
     # The simulated bank is the prober's counterpart, not a part of it: it checks what the

@@ -41,9 +41,9 @@ async def test_page_feed_badges_during_and_after_an_incident(bank: BankServer, t
     loaded = load(path)
     bank.faults.set("accounts", Fault(mode="down"))
     service = ProberService(loaded, writer=ResultWriter(None, spool_dir=tmp_path / "spool"))
-    health = HealthServer(service, "127.0.0.1", 0, page=StatusPage(service, loaded.config.status_page))
+    health = HealthServer(service, "127.0.0.1", 0, page=StatusPage(service.page_source(), loaded.config.status_page))
     public = StatusPageServer(
-        StatusPage(service, loaded.config.status_page.model_copy(update={"public": True})), "127.0.0.1", 0)
+        StatusPage(service.page_source(), loaded.config.status_page.model_copy(update={"public": True})), "127.0.0.1", 0)
     await health.start()
     await public.start()
     base = health.url + "/"
@@ -171,3 +171,41 @@ async def test_reload_says_status_page_changes_need_a_restart(bank: BankServer, 
     path.write_text(text + '\n[status_page]\ntitle = "New title"\n')
     service.reload(load(path))
     assert "reload: changes to [status_page] take effect at the next restart" in caplog.text
+
+
+async def test_evidence_files_on_the_internal_page_only(bank: BankServer, tmp_path: Path) -> None:
+    """A failed browser run's screenshot is served by the name the runner gave it, on the
+    internal page; any other name, a file that is not there, or the public page: 404."""
+    from tests.daemon_helpers import check, config_text
+
+    path = tmp_path / "prober.toml"
+    path.write_text(config_text(bank.url, [check("login")], daemon={"state_dir": str(tmp_path / "state")}))
+    loaded = load(path)
+    folder = tmp_path / "state" / "evidence" / "simbank" / "login"
+    folder.mkdir(parents=True)
+    (folder / "20261207T084522Z-9c5be9c8.png").write_bytes(b"\x89PNG shot")
+    (folder / "notes.txt").write_text("not evidence")
+    (tmp_path / "state" / "secret.png").write_bytes(b"not evidence either")
+    service = ProberService(loaded, writer=ResultWriter(None, spool_dir=tmp_path / "spool"))
+    internal = StatusPageServer(StatusPage(service.page_source(), loaded.config.status_page), "127.0.0.1", 0)
+    public = StatusPageServer(
+        StatusPage(service.page_source(), loaded.config.status_page.model_copy(update={"public": True})), "127.0.0.1", 0)
+    await internal.start()
+    await public.start()
+    try:
+        code, headers, body = await asyncio.to_thread(fetch_bytes, internal.url + "/evidence/simbank/login/20261207T084522Z-9c5be9c8.png")
+        assert (code, headers["Content-Type"], body) == (200, "image/png", b"\x89PNG shot")
+        assert headers["Content-Disposition"] == 'inline; filename="20261207T084522Z-9c5be9c8.png"'
+        assert headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+        for name in ("notes.txt", "20261207T084522Z-00000000.png", "..%2F..%2Fsecret.png"):
+            assert (await get(internal.url + f"/evidence/simbank/login/{name}"))[0] == 404, name
+        assert (await get(internal.url + "/evidence/otherbank/login/20261207T084522Z-9c5be9c8.png"))[0] == 404
+        assert (await get(public.url + "/evidence/simbank/login/20261207T084522Z-9c5be9c8.png"))[0] == 404
+    finally:
+        await internal.stop()
+        await public.stop()
+
+
+def fetch_bytes(url: str) -> tuple[int, dict[str, str], bytes]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, dict(response.headers), response.read()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from types import SimpleNamespace
 from xml.etree import ElementTree as ET
 
 import pytest
 
 from prober.config.errors import ConfigError
 from prober.config.incidents import MaintenanceWindow
+from prober.daemon.status import CheckStatus
+from prober.incidents import CapabilityState, Incident, IncidentStatus
 from prober.loading import load
 from prober.config.statuspage import StatusPageConfig
 from prober.results import JourneyResult, Outcome
@@ -66,37 +67,47 @@ def test_config_invalid(tmp_path: Path, line: str, message: str) -> None:
 # ── view and page ──────────────────────────────────────────────────────────────────
 
 
-def _incident(**over):
-    doc = {
-        "id": "abc123", "site": "bank-a", "kind": "transfer", "check": "sepa", "location": "paris",
-        "since": "2026-03-10T11:00:00Z", "resolved_at": None, "duration_s": 60.0, "failed_step": "create",
-        "outcome": "http_status", "error": HOSTILE, "flapping": False,
-    }
-    return {**doc, **over}
+def _at(iso: str) -> int:
+    return _ns(datetime.fromisoformat(iso).replace(tzinfo=timezone.utc).timestamp())
+
+
+def _incident(**over) -> Incident:
+    fields = dict(
+        id="abc123", site="bank-a", kind="transfer", check="sepa", location="paris", since_ns=_at("2026-03-10T11:00:00"),
+        opened_ns=_at("2026-03-10T11:01:00"), outcome="http_status", failed_step="create", error=HOSTILE,
+        rule="3 consecutive failures", last_failure_ns=_at("2026-03-10T11:01:00"),
+    )
+    return Incident(**{**fields, **over})
+
+
+def _settings(**over) -> StatusPageConfig:
+    return StatusPageConfig.model_validate({"title": "Status <of> banks", "history_days": 3, "refresh": "30s", **over})
 
 
 def _view(public: bool = False, maintenance: list[MaintenanceWindow] | None = None):
     open_incident = _incident()
-    resolved = _incident(id="def456", kind="login", since="2026-03-10T09:00:00Z",
-                         resolved_at="2026-03-10T09:30:00Z", duration_s=1800.0)
-    incidents = {
-        "sites": {"bank-a": {"summary": "partial outage: transfer (outage); ok: login", "capabilities": {
-            "login": {"state": "ok", "since": "2026-03-10T09:30:00Z", "incidents": []},
-            "transfer": {"state": "outage", "since": "2026-03-10T11:00:00Z", "incidents": [open_incident]},
-        }}},
-        "open": [open_incident], "recent": [resolved],
-    }
-    last = SimpleNamespace(outcome=Outcome.HTTP_STATUS, duration_ms=12.34, location="paris")
-    checks = [
-        SimpleNamespace(site="bank-a", check="sepa", kind="transfer", last=last),
-        SimpleNamespace(site="bank-a", check="token", kind="login", last=None),
-        SimpleNamespace(site="bank-b", check="cards", kind="cards", last=None),
+    resolved = _incident(id="def456", kind="login", since_ns=_at("2026-03-10T09:00:00"),
+                         resolved_ns=_at("2026-03-10T09:30:00"))
+    incidents = IncidentStatus(
+        capabilities={
+            ("bank-a", "login"): CapabilityState("bank-a", "login", "ok", since_ns=resolved.resolved_ns),
+            ("bank-a", "transfer"): CapabilityState("bank-a", "transfer", "outage", (open_incident,),
+                                                    since_ns=open_incident.since_ns),
+        },
+        open=(open_incident,), recent=(resolved,),
+    )
+    runs = [
+        CheckStatus("bank-a", "sepa", "transfer", last=JourneyResult(
+            site="bank-a", check="sepa", kind="transfer", location="paris", outcome=Outcome.HTTP_STATUS,
+            started_at_ns=_ns(NOW - 30), duration_ms=12.34)),
+        CheckStatus("bank-a", "token", "login"),
+        CheckStatus("bank-b", "cards", "cards"),
     ]
     history = {("bank-a", "login"): DailyHistory.series_of({date(2026, 3, 9): (100, 0), date(2026, 3, 10): (10, 5)},
                                                            days=3, today=date(2026, 3, 10))}
     return build_view(
-        incidents=incidents, checks=checks, maintenance=maintenance or [], history=history, history_days=3,
-        history_source="the prober's local state", title="Status <of> banks", public=public, refresh_s=30, now=NOW,
+        _settings(public=public), incidents=incidents, runs=runs, maintenance=maintenance or [], history=history,
+        history_source="the prober's local state", now=NOW,
     )
 
 
@@ -211,7 +222,7 @@ def test_history_is_bounded_and_reads_malformed_state() -> None:
 
 def test_history_source_follows_the_configuration(tmp_path: Path) -> None:
     from prober.statuspage.influx import InfluxHistory
-    from prober.statuspage.server import LocalHistory, history_source
+    from prober.statuspage.server import LocalHistory, PageSource, history_source
 
     influx = '[influxdb]\nurl = "http://127.0.0.1:9"\napi = "v1"\ndatabase = "p"\n'
     for section, history, expected in [
@@ -221,8 +232,9 @@ def test_history_source_follows_the_configuration(tmp_path: Path) -> None:
         path = tmp_path / "p.toml"
         path.write_text(f'{section}[status_page]\nhistory = "{history}"\n{SITE}')
         loaded = load(path)
-        service = SimpleNamespace(loaded=loaded, history=DailyHistory(tmp_path))
-        assert type(history_source(service, loaded.config.status_page)) is expected, (section, history)
+        source = PageSource(incidents=lambda: IncidentStatus({}, (), ()), runs=list, maintenance=list,
+                            local_history=DailyHistory(tmp_path), influxdb=loaded.config.influxdb)
+        assert type(history_source(source, loaded.config.status_page)) is expected, (section, history)
 
 
 def test_history_segments_keep_the_page_small() -> None:
@@ -240,3 +252,21 @@ def test_history_segments_keep_the_page_small() -> None:
     assert segments[2].words == "2026-03-30 50.00% (100 runs)"
     css = stylesheet(90).decode()
     assert ".bars .w80{flex-grow:80;background-size:calc(100%/80) 100%}" in css and ".w91{" not in css
+
+
+def test_maintenance_lines_weekly_and_one_off() -> None:
+    from prober.statuspage.view import maintenance_lines
+
+    windows = [
+        # NOW is Tuesday 2026-03-10 12:00 UTC
+        MaintenanceWindow.model_validate({"weekdays": ["tue"], "from": "11:30", "to": "12:30", "kinds": ["cards"]}),
+        MaintenanceWindow.model_validate({"site": "bank-a", "weekdays": ["mon"], "from": "23:00", "to": "01:00"}),
+        MaintenanceWindow(start="2026-03-10T10:00:00Z", end="2026-03-10T12:00:00Z"),  # just over: not announced
+        MaintenanceWindow(start="2026-03-10T13:00:00+01:00", end="2026-03-11T09:00:00+01:00"),
+    ]
+    lines = maintenance_lines(windows, NOW)
+    assert [(m.sites, m.kinds, m.when, m.active) for m in lines] == [
+        ("all banks", "Cards", "every tue 11:30 to 12:30 UTC", True),
+        ("bank-a", "all services", "every mon 23:00 to 01:00 UTC", False),
+        ("all banks", "all services", "2026-03-10 12:00 UTC to 2026-03-11 08:00 UTC", True),
+    ]

@@ -43,16 +43,21 @@ Why these thresholds, for checks that run every 30-60 s: see
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timezone
-from typing import Literal
+from datetime import datetime, time, timedelta, timezone
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 
 from prober.config.types import STRICT, Duration
 from prober.results import Kind
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""Python's weekday numbers (Monday 0) to the names written in the configuration."""
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_INSTANT = timedelta(microseconds=1)
+"""The smallest range from a moment on: whether a window is in force at a moment is
+whether :meth:`MaintenanceWindow.intervals` finds it in that range."""
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -68,49 +73,65 @@ class ThresholdOverride(BaseModel):
     flap_resolve_after: int | None = Field(default=None, ge=1, le=1000)
 
 
-def _iso(value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"invalid time {value!r}: write an ISO 8601 time such as 2025-03-01T22:00:00Z") from None
+def parse_moment(value: object) -> datetime:
+    """An aware moment, in UTC, from an ISO 8601 string with a zone (or a TOML date-time
+    with an offset); refused without a zone: a window must not move with the host's."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"invalid time {value!r}: write an ISO 8601 time such as 2025-03-01T22:00:00Z") from None
+    elif isinstance(value, datetime):
+        moment = value
+    else:
+        raise ValueError(f"expected a time such as \"2025-03-01T22:00:00Z\", got {type(value).__name__} {value!r}")
     if moment.tzinfo is None:
-        raise ValueError(f"time {value!r} has no time zone: add Z (UTC) or an offset such as +01:00")
+        raise ValueError(f"time {moment.isoformat() if value is moment else value!r} has no time zone: "
+                         "add Z (UTC) or an offset such as +01:00")
     return moment.astimezone(timezone.utc)
 
 
+def parse_time_of_day(value: object) -> time:
+    """A time of day from ``"HH:MM"`` (or a TOML local time with no seconds)."""
+    if isinstance(value, time):
+        text = value.isoformat()
+        if value.tzinfo is None and not (value.second or value.microsecond):
+            return value
+    elif isinstance(value, str):
+        text = value
+        if _HHMM.match(value):
+            return time.fromisoformat(value)
+    else:
+        raise ValueError(f"expected a time of day such as \"22:30\", got {type(value).__name__} {value!r}")
+    raise ValueError(f"invalid time of day {text!r}: write HH:MM (UTC), e.g. \"22:30\"")
+
+
+Moment = Annotated[datetime, BeforeValidator(parse_moment)]
+"""An aware date and time, held in UTC."""
+TimeOfDay = Annotated[time, BeforeValidator(parse_time_of_day)]
+"""``HH:MM``, held as a :class:`~datetime.time` (read in UTC)."""
+
+
 class MaintenanceWindow(BaseModel):
-    """A time during which incidents are recorded but not notified.
+    """A time during which incidents are recorded but not notified, and downtime is planned.
 
     Either a one-off window (``start`` and ``end``, ISO 8601 with a zone) or a weekly one
     (``weekdays`` + ``from`` + ``to``, ``HH:MM`` in UTC; the days are the days the window
     *starts*; ``to`` earlier than or equal to ``from`` means it ends the next day).
     ``site`` (omit: every site) and ``kinds`` (omit: every capability) narrow it.
+    :meth:`intervals` is the one place that says which times a window covers.
     """
 
     model_config = STRICT
 
     site: str | None = None
     kinds: list[Kind] = Field(default_factory=list)
-    start: str | None = None
-    end: str | None = None
-    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(default_factory=list)
-    from_time: str | None = Field(default=None, alias="from")
-    to_time: str | None = Field(default=None, alias="to")
+    start: Moment | None = None
+    end: Moment | None = None
+    weekdays: list[Weekday] = Field(default_factory=list)
+    from_time: TimeOfDay | None = Field(default=None, alias="from")
+    to_time: TimeOfDay | None = Field(default=None, alias="to")
     description: str = ""
-
-    @field_validator("start", "end")
-    @classmethod
-    def _moment(cls, value: str | None) -> str | None:
-        if value is not None:
-            _iso(value)
-        return value
-
-    @field_validator("from_time", "to_time")
-    @classmethod
-    def _hhmm(cls, value: str | None) -> str | None:
-        if value is not None and not _HHMM.match(value):
-            raise ValueError(f"invalid time of day {value!r}: write HH:MM (UTC), e.g. \"22:30\"")
-        return value
 
     @model_validator(mode="after")
     def _shape(self) -> MaintenanceWindow:
@@ -121,31 +142,47 @@ class MaintenanceWindow(BaseModel):
         if one_off:
             if self.start is None or self.end is None:
                 raise ValueError("a one-off maintenance window needs both `start` and `end`")
-            if _iso(self.end) <= _iso(self.start):
+            if self.end <= self.start:
                 raise ValueError("maintenance `end` must be after `start`")
         elif not self.weekdays or self.from_time is None or self.to_time is None:
             raise ValueError("a weekly maintenance window needs `weekdays`, `from` and `to`")
         return self
 
+    def applies_to(self, site: str, kind: str) -> bool:
+        """Whether the window is about ``site`` × ``kind`` (whatever the time)."""
+        return (self.site is None or self.site == site) and (not self.kinds or kind in self.kinds)
+
+    def intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """The times in ``[start, end)`` the window covers, as ``[begin, finish)`` pairs
+        in UTC, in order, cut to the range (empty when it covers none of it).
+
+        A weekly window gives one pair per listed day whose window meets the range,
+        the window that started the evening before ``start`` included.
+        """
+        start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+        if self.start is not None and self.end is not None:
+            spans = [(self.start, self.end)]
+        else:
+            assert self.from_time is not None and self.to_time is not None
+            spans = []
+            day = datetime.combine(start.date() - timedelta(days=1), time(0), tzinfo=timezone.utc)
+            while day < end:
+                if WEEKDAYS[day.weekday()] in self.weekdays:
+                    begin = datetime.combine(day.date(), self.from_time, tzinfo=timezone.utc)
+                    finish = datetime.combine(day.date(), self.to_time, tzinfo=timezone.utc)
+                    if finish <= begin:  # runs past midnight
+                        finish += timedelta(days=1)
+                    spans.append((begin, finish))
+                day += timedelta(days=1)
+        return [(max(begin, start), min(finish, end)) for begin, finish in spans if begin < end and finish > start]
+
+    def in_force(self, at: datetime) -> bool:
+        """Whether ``at`` is inside the window (whatever the site and kind)."""
+        return bool(self.intervals(at, at + _INSTANT))
+
     def covers(self, site: str, kind: str, at: datetime) -> bool:
         """Whether this window silences notifications of ``site``/``kind`` at ``at``."""
-        if self.site is not None and self.site != site:
-            return False
-        if self.kinds and kind not in self.kinds:
-            return False
-        at = at.astimezone(timezone.utc)
-        if self.start is not None and self.end is not None:
-            return _iso(self.start) <= at < _iso(self.end)
-        assert self.from_time is not None and self.to_time is not None
-        begin = time.fromisoformat(self.from_time)
-        finish = time.fromisoformat(self.to_time)
-        now = at.time().replace(tzinfo=None)
-        today = WEEKDAYS[at.weekday()]
-        yesterday = WEEKDAYS[(at.weekday() - 1) % 7]
-        if begin < finish:
-            return today in self.weekdays and begin <= now < finish
-        # runs past midnight: the evening part of a listed day, or the morning after it
-        return (today in self.weekdays and now >= begin) or (yesterday in self.weekdays and now < finish)
+        return self.applies_to(site, kind) and self.in_force(at)
 
 
 class LocationsConfig(BaseModel):

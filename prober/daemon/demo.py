@@ -48,10 +48,12 @@ from prober.daemon.lifecycle import Daemon, config_error_lines
 from prober.daemon.service import ProberService
 from prober.daemon.status import CheckStatus
 from prober.defaults import default_config
+from prober.incidents import CapabilityState, IncidentStatus
 from prober.journey.plan import JourneyPlan
 from prober.waiting import wait_event
 from prober.writer.writer import ResultWriter
 from prober.results import KINDS
+from prober.timefmt import utc_iso_ns
 
 log = logging.getLogger("prober.demo")
 
@@ -286,18 +288,23 @@ def _check_line(entry: CheckStatus) -> Text:
     return text
 
 
-def _capability_cell(state: dict | None, entries: list[CheckStatus]) -> Text:
+def _capability_cell(state: CapabilityState | None, entries: list[CheckStatus]) -> Text:
     """The capability's state in words and colour, since when, then its checks."""
-    name = state["state"] if state else "unknown"
+    name = state.state if state else "unknown"
     if name == "ok" and entries and all(e.last is None for e in entries):
         name = "unknown"
     cell = Text(f"{STATE_MARK[name]} {name.upper()}", style=STATE_STYLE[name])
-    if state and state["since"] and name != "ok":
-        cell.append(f" since {state['since'][11:19]}", style=STATE_STYLE[name])
+    if state and state.since_ns and name != "ok":
+        cell.append(f" since {_clock(state.since_ns)}", style=STATE_STYLE[name])
     for entry in sorted(entries, key=lambda e: e.check):
         cell.append("\n")
         cell.append_text(_check_line(entry))
     return cell
+
+
+def _clock(ns: int | None) -> str:
+    """``19:40:05`` (UTC) of a time in nanoseconds."""
+    return utc_iso_ns(ns or 0)[11:19]
 
 
 def _grid(service: ProberService) -> Group:
@@ -318,26 +325,26 @@ def _grid(service: ProberService) -> Group:
     for kind in kinds:
         table.add_column(kind)
     for site in sorted({e.site for e in checks}):
-        capabilities = incidents["sites"].get(site, {}).get("capabilities", {})
         table.add_row(site, *[
-            _capability_cell(capabilities.get(kind), [e for e in checks if e.site == site and e.kind == kind])
+            _capability_cell(incidents.capabilities.get((site, kind)),
+                             [e for e in checks if e.site == site and e.kind == kind])
             for kind in kinds
         ])
     return Group(table, _incident_lines(incidents))
 
 
-def _incident_lines(incidents: dict) -> Text:
+def _incident_lines(incidents: IncidentStatus) -> Text:
     text = Text()
-    if not incidents["open"]:
+    if not incidents.open:
         text.append("No open incident.", style="green")
-    for incident in incidents["open"]:
-        text.append(f"OPEN since {incident['since'][11:19]}  ", style="bold red")
-        text.append(f"{incident['site']} {incident['kind']}: check {incident['check']} fails at "
-                    f"{incident['failed_step'] or 'the journey'} ({incident['outcome']})\n")
-    for incident in incidents["recent"][:3]:
-        text.append(f"\nRESOLVED {incident['resolved_at'][11:19]}  ", style="green")
-        text.append(f"{incident['site']} {incident['kind']} was failing {incident['since'][11:19]}"
-                    f"-{incident['resolved_at'][11:19]} ({incident['duration_s']:.0f} s)")
+    for incident in incidents.open:
+        text.append(f"OPEN since {_clock(incident.since_ns)}  ", style="bold red")
+        text.append(f"{incident.site} {incident.kind}: check {incident.check} fails at "
+                    f"{incident.failed_step or 'the journey'} ({incident.outcome})\n")
+    for incident in incidents.recent[:3]:
+        text.append(f"\nRESOLVED {_clock(incident.resolved_ns)}  ", style="green")
+        text.append(f"{incident.site} {incident.kind} was failing {_clock(incident.since_ns)}"
+                    f"-{_clock(incident.resolved_ns)} ({incident.duration_s:.0f} s)")
     return text
 
 
@@ -348,15 +355,15 @@ def _plain(service: ProberService) -> str:
         f"lag_p50_ms={p50:.1f} lag_p99_ms={p99:.1f} spooled_points={service.writer.stats.spooled_points}"
     ]
     incidents = service.incidents.status()
-    for site, doc in incidents["sites"].items():
-        states = ", ".join(f"{kind} {c['state']}" for kind, c in doc["capabilities"].items())
+    for site in incidents.sites:
+        states = ", ".join(f"{c.kind} {c.state}" for c in incidents.of_site(site))
         lines.append(f"  {site}: {states}")
-    for incident in incidents["open"]:
-        lines.append(f"  OPEN {incident['site']}/{incident['kind']} since {incident['since']}: check "
-                     f"{incident['check']} fails at {incident['failed_step'] or 'the journey'} ({incident['outcome']})")
-    for incident in incidents["recent"]:
-        lines.append(f"  RESOLVED {incident['site']}/{incident['kind']} {incident['since']} to "
-                     f"{incident['resolved_at']} ({incident['duration_s']:.0f}s)")
+    for incident in incidents.open:
+        lines.append(f"  OPEN {incident.site}/{incident.kind} since {utc_iso_ns(incident.since_ns)}: check "
+                     f"{incident.check} fails at {incident.failed_step or 'the journey'} ({incident.outcome})")
+    for incident in incidents.recent:
+        lines.append(f"  RESOLVED {incident.site}/{incident.kind} {utc_iso_ns(incident.since_ns)} to "
+                     f"{utc_iso_ns(incident.resolved_ns or 0)} ({incident.duration_s:.0f}s)")
     for entry in service.status.checks.values():
         last = entry.last
         if last is None:

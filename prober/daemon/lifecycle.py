@@ -44,22 +44,28 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prober.access import AccessGate
 from prober.config.access import exposure_problems, unauthenticated_exposures
-from prober.config.daemon import split_listen
+from prober.config.daemon import DaemonConfig, split_listen
 from prober.config.errors import ConfigError
+from prober.config.model import Config
 from prober.loading import LoadedConfig, load
 from prober import eventloop
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService
 from prober.daemon.sharding import Share, select_sites, share_identity, spool_dir_of, worker_port
-from prober.logs import setup_logging
+from prober.logs import LogFormat, setup_logging
 from prober.statuspage import StatusPage, StatusPageServer
 from prober.writer.writer import ResultWriter
+
+if TYPE_CHECKING:
+    from prober.daemon.supervisor import Supervisor
 
 log = logging.getLogger("prober.daemon")
 
@@ -100,7 +106,7 @@ class Daemon:
         """Who may see what, on every listener of this process (``[access]``)."""
         listen = loaded.config.daemon.listen_address() if health_listen is None else split_listen(health_listen)
         page_settings = loaded.config.status_page
-        page = StatusPage(self.service, page_settings) if page_settings.enabled else None
+        page = StatusPage(self.service.page_source(), page_settings) if page_settings.enabled else None
         page_listen = page_settings.listen_address()
         self.page_server = (StatusPageServer(page, *page_listen, gate=self.gate)
                             if page is not None and page_listen else None)
@@ -236,11 +242,39 @@ class Daemon:
         self.gate.close()
 
 
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """``prober run``'s own options; None: what ``[daemon]`` says."""
+
+    log_level: str | None = None
+    log_format: LogFormat | None = None
+    shard: Share | None = None
+    workers: int | None = None
+    worker: Share | None = None
+    """Set in each worker of ``--workers N``: the share of ``shard`` it runs."""
+
+    @property
+    def shares(self) -> list[Share]:
+        """The shares of the sites this process runs, one per level (none: every site)."""
+        return [s for s in (self.shard, self.worker) if s is not None and s.count > 1]
+
+    def supervises(self, settings: DaemonConfig) -> bool:
+        """Whether this process is the supervisor of workers (a worker never is)."""
+        return self.worker is None and self.worker_count(settings) > 1
+
+    def worker_count(self, settings: DaemonConfig) -> int:
+        return self.workers if self.workers is not None else settings.workers
+
+    def start_logging(self, settings: DaemonConfig, instance: str = "") -> None:
+        """Logging as the options, else ``[daemon]``, say; ``instance`` names a share's lines."""
+        setup_logging(self.log_level or settings.log_level, self.log_format or settings.log_format, instance=instance)
+
+
 def run(
     path: str | Path,
     *,
     log_level: str | None = None,
-    log_format: str | None = None,
+    log_format: LogFormat | None = None,
     environ: Mapping[str, str] | None = None,
     shard: Share | None = None,
     workers: int | None = None,
@@ -248,77 +282,119 @@ def run(
 ) -> int:
     """``prober run -c PATH [--shard K/N] [--workers N]``: returns the exit code.
 
-    ``workers`` (default ``[daemon] workers``) above 1 makes this process the supervisor
-    of that many worker processes (:mod:`prober.daemon.supervisor`); ``worker`` is set
-    in each of them, which then runs the share ``worker`` of the share ``shard``.
+    Load the configuration, then run either the supervisor of ``workers`` (default
+    ``[daemon] workers``) worker processes (:mod:`prober.daemon.supervisor`) or one
+    daemon: every site, or the share ``worker`` (set in each worker) of the share
+    ``shard``. What this process does not keep of the configuration is let go before it
+    runs: a large configuration is tens of MB.
     """
+    options = RunOptions(log_level=log_level, log_format=log_format, shard=shard, workers=workers, worker=worker)
+    loaded = load_for_run(path, environ)
+    if loaded is None:
+        return EXIT_CONFIG
+    options.start_logging(loaded.config.daemon)
+    if options.worker is None:
+        warn_unauthenticated(loaded.config)
+    if options.supervises(loaded.config.daemon):
+        supervisor = build_supervisor(path, loaded, options)
+        del loaded  # the workers load their own: the supervisor keeps no configuration
+        gc.collect()
+        return supervisor.run()
+    main = daemon_main(path, loaded, options, environ)
+    del loaded  # the daemon keeps its own share only, and lets even that go at a reload
+    return run_event_loop(main)
+
+
+def load_for_run(path: str | Path, environ: Mapping[str, str] | None) -> LoadedConfig | None:
+    """The configuration, or None when it is refused (each problem printed as ``prober
+    validate`` prints it): invalid, or exposing internal routes without authentication."""
     try:
         loaded = load(path, environ)
     except ConfigError as exc:
         for line in config_error_lines(exc):
             print(line, file=sys.stderr)
-        return EXIT_CONFIG
+        return None
     exposed = exposure_problems(loaded.config, str(path))
-    if exposed:
-        for problem in exposed:
-            print(f"config error: {problem}", file=sys.stderr)
-        return EXIT_CONFIG
-    daemon_settings = loaded.config.daemon
-    level = log_level or daemon_settings.log_level
-    setup_logging(level, log_format or daemon_settings.log_format)  # type: ignore[arg-type]
-    if worker is None:
-        for served in unauthenticated_exposures(loaded.config):  # allowed explicitly, or it would have stopped above
-            log.warning("[access] allow_unauthenticated = true: %s %r serves %s to anyone who reaches it, "
-                        "without authentication", served.field, served.listen, served.internal)
-    count = workers if workers is not None else daemon_settings.workers
-    if worker is None and count > 1:
-        from prober.daemon.supervisor import Supervisor
+    for problem in exposed:
+        print(f"config error: {problem}", file=sys.stderr)
+    return None if exposed else loaded
 
-        listen = daemon_settings.listen_address()  # the supervisor's: it answers for every worker
-        health = None
-        if listen is not None and listen[1] != 0:  # port 0: the workers' ports are not known here
-            health = [(listen[0], worker_port(listen[1], k)) for k in range(1, count + 1)]
-        supervisor = Supervisor(path, count, shard=shard, log_level=log_level, log_format=log_format,
-                                health=health, stall_timeout=daemon_settings.worker_stall_timeout,
-                                listen=listen, instance=loaded.config.prober.instance,
-                                gate=AccessGate(loaded.config.access))
-        del loaded  # the workers load their own: the supervisor keeps no configuration
-        gc.collect()
-        return supervisor.run()
-    shares: list[Share] = [s for s in (shard, worker) if s is not None and s.count > 1]
+
+def warn_unauthenticated(config: Config) -> None:
+    """A warning for each listener that ``[access] allow_unauthenticated`` lets serve
+    internal routes beyond loopback (refused at load time unless allowed)."""
+    for served in unauthenticated_exposures(config):
+        log.warning("[access] allow_unauthenticated = true: %s %r serves %s to anyone who reaches it, "
+                    "without authentication", served.field, served.listen, served.internal)
+
+
+def build_supervisor(path: str | Path, loaded: LoadedConfig, options: RunOptions) -> Supervisor:
+    """The supervisor of ``options``' workers; it keeps nothing of ``loaded``."""
+    from prober.daemon.supervisor import Supervisor
+
+    settings = loaded.config.daemon
+    count = options.worker_count(settings)
+    listen = settings.listen_address()  # the supervisor's: it answers for every worker
+    health = None
+    if listen is not None and listen[1] != 0:  # port 0: the workers' ports are not known here
+        health = [(listen[0], worker_port(listen[1], k)) for k in range(1, count + 1)]
+    return Supervisor(path, count, shard=options.shard, log_level=options.log_level, log_format=options.log_format,
+                      health=health, stall_timeout=settings.worker_stall_timeout, listen=listen,
+                      instance=loaded.config.prober.instance, gate=AccessGate(loaded.config.access))
+
+
+def daemon_main(path: str | Path, loaded: LoadedConfig, options: RunOptions,
+                environ: Mapping[str, str] | None) -> Coroutine[Any, Any, int]:
+    """The main coroutine of one daemon running ``options``' share of ``loaded``'s sites
+    (all of them without a share), as that share's prober (:mod:`prober.daemon.sharding`)."""
+    shares = options.shares
     spool_dir = spool_dir_of(loaded.config, shares)
-
-    def prepare(config: LoadedConfig) -> LoadedConfig:
-        return share_identity(select_sites(config, shares), shares)
-
-    def service(config: LoadedConfig) -> ProberService:
-        writer = ResultWriter(config.config.influxdb, spool_dir=spool_dir) if shares else None
-        return ProberService(config, writer=writer)
-
-    mine = prepare(loaded)
-    total_sites = len(loaded.config.sites)
-    del loaded  # a share keeps only its own sites (a large configuration is tens of MB)
+    mine = share_of(loaded, shares)
     if shares:
-        setup_logging(level, log_format or daemon_settings.log_format,  # type: ignore[arg-type]
-                      instance=mine.config.prober.instance)
+        options.start_logging(loaded.config.daemon, instance=mine.config.prober.instance)
+        _announce_share(shares, mine, total=len(loaded.config.sites))
+    return _serve(
+        path, mine, environ=environ,
+        service_factory=partial(service_of_share, shares=shares, spool_dir=spool_dir),
+        prepare=partial(share_of, shares=shares) if shares else None,
+        parent_pid=os.getppid() if options.worker is not None else None,
+    )
 
-    async def main(first: LoadedConfig) -> int:
-        if shares:
-            names = [site.name for site in first.config.sites]
-            listed = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
-            log.warning("%s: %d of the %d sites (%s)", " and ".join(_describe(s) for s in shares), len(names),
-                        total_sites, listed or "none: idle until a reload gives it one")
-        daemon = Daemon(path, first, environ=environ, service_factory=service, prepare=prepare if shares else None,
-                        parent_pid=os.getppid() if worker is not None else None)
-        del first  # the daemon holds it, and lets it go at a reload
-        return await daemon.serve()
 
-    coroutine = main(mine)
-    del mine
+async def _serve(path: str | Path, first: LoadedConfig, *, environ: Mapping[str, str] | None,
+                 service_factory: Callable[[LoadedConfig], ProberService],
+                 prepare: Callable[[LoadedConfig], LoadedConfig] | None, parent_pid: int | None) -> int:
+    daemon = Daemon(path, first, environ=environ, service_factory=service_factory, prepare=prepare,
+                    parent_pid=parent_pid)
+    del first  # the daemon holds it, and lets it go at a reload
+    return await daemon.serve()
+
+
+def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on the prober's event loop (:mod:`prober.eventloop`); its exit code."""
     try:
-        return eventloop.run(coroutine)
+        return eventloop.run(main)
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return EXIT_FORCED
+
+
+def share_of(loaded: LoadedConfig, shares: Sequence[Share]) -> LoadedConfig:
+    """``loaded`` as the prober of ``shares`` runs it: its sites, instance name,
+    directories and ports (``loaded`` itself without a share); again at every reload."""
+    return share_identity(select_sites(loaded, shares), shares)
+
+
+def service_of_share(loaded: LoadedConfig, *, shares: Sequence[Share], spool_dir: str) -> ProberService:
+    """The service running ``loaded``; a share's writer spools into the share's own directory."""
+    writer = ResultWriter(loaded.config.influxdb, spool_dir=spool_dir) if shares else None
+    return ProberService(loaded, writer=writer)
+
+
+def _announce_share(shares: Sequence[Share], mine: LoadedConfig, total: int) -> None:
+    names = [site.name for site in mine.config.sites]
+    listed = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
+    log.warning("%s: %d of the %d sites (%s)", " and ".join(_describe(s) for s in shares), len(names),
+                total, listed or "none: idle until a reload gives it one")
 
 
 def _describe(share: Share) -> str:

@@ -36,9 +36,10 @@ from prober.daemon.heap import freeze_long_lived, thaw
 from prober.daemon.scheduler import JourneyScheduler, Key
 from prober.daemon.slots import site_limits
 from prober.daemon.status import StatusStore
+from prober.journey.browser.evidence import EVIDENCE_NAME, EvidenceStore
 from prober.journey.plan import JourneyPlan
 from prober.results import JourneyResult
-from prober.statuspage.history import DailyHistory
+from prober.statuspage import DailyHistory, PageSource
 from prober.timefmt import utc_iso
 from prober.writer.points import prober_point
 from prober.writer.writer import ResultWriter
@@ -272,6 +273,28 @@ class ProberService:
             "lockout_skips": self.scheduler.lockout_skips,
         }
 
+    # -- what the status page reads ---------------------------------------------------------
+
+    def page_source(self) -> PageSource:
+        """What the status page reads of this service (it imports nothing of the daemon)."""
+        return PageSource(
+            incidents=self.incidents.status,
+            runs=lambda: self.status.checks.values(),
+            maintenance=lambda: self.loaded.config.incidents.maintenance,  # the running configuration's
+            local_history=self.history,
+            influxdb=self.loaded.config.influxdb,
+            evidence_file=self.evidence_file,
+        )
+
+    def evidence_file(self, site: str, check: str, name: str) -> Path | None:
+        """A file kept of a failed browser run of ``site``/``check``
+        (``state_dir/evidence/<site>/<check>/<name>``), by the name the runner gave it;
+        None when ``name`` is not such a name or there is no such file."""
+        if not EVIDENCE_NAME.match(name):
+            return None
+        path = EvidenceStore(Path(self.loaded.config.daemon.state_dir) / "evidence").directory(site, check) / name
+        return path if path.is_file() else None
+
     # -- /status -------------------------------------------------------------------------
 
     def status_document(self) -> dict[str, Any]:
@@ -301,7 +324,7 @@ class ProberService:
             },
             "lockout": self.lockout.status(),
             "writer": dataclasses.asdict(self.writer.stats),
-            "incidents": {**self.incidents.status(), "notifications": self.alerting.status(),
+            "incidents": {**self.incidents.status().to_json(), "notifications": self.alerting.status(),
                           **({"locations": self.locations.status()} if self.locations is not None else {})},
             "checks": self.status.snapshot(),
         }

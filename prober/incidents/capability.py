@@ -17,23 +17,28 @@ State of one site × kind:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from prober.incidents.tracker import CheckKey, Incident
 from prober.results import KINDS
-from prober.timefmt import utc_iso
 
 State = Literal["ok", "degraded", "outage", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
 class CapabilityState:
+    """One site × capability: its state, since when, and its open incidents (oldest first)."""
+
     site: str
     kind: str
     state: State
     incidents: tuple[Incident, ...] = ()
+    since_ns: int | None = None
+    """When it entered its state: the start of its oldest open incident while failing,
+    its last incident's end while ok (None: ok since the prober started, as far as it
+    knows, or not known to the caller)."""
 
     @property
     def failing(self) -> bool:
@@ -41,12 +46,15 @@ class CapabilityState:
 
 
 def capability_states(
-    checks: Iterable[tuple[CheckKey, str]], incidents: Iterable[Incident]
+    checks: Iterable[tuple[CheckKey, str]], incidents: Iterable[Incident],
+    last_end_ns: Mapping[tuple[str, str], int] | None = None,
 ) -> dict[tuple[str, str], CapabilityState]:
     """``(site, kind) → state`` for every site × kind that has a check.
 
-    ``checks`` are the known ``(key, kind)`` pairs (configured or seen).
+    ``checks`` are the known ``(key, kind)`` pairs (configured or seen); ``last_end_ns``
+    when each site × kind's last incident was resolved (the ``since`` of an ok state).
     """
+    last_end_ns = last_end_ns or {}
     members: dict[tuple[str, str], set[CheckKey]] = {}
     for key, kind in checks:
         members.setdefault((key.site, kind), set()).add(key)
@@ -58,18 +66,20 @@ def capability_states(
         )
     states: dict[tuple[str, str], CapabilityState] = {}
     for (site, kind), keys in members.items():
-        found = open_by.get((site, kind), [])
+        found = sorted(open_by.get((site, kind), []), key=lambda i: i.since_ns)
         if not found:
             state: State = "ok"
+            since = last_end_ns.get((site, kind))
         else:
             failing = {CheckKey(i.site, i.check, i.location) for i in found}
             steady = all(not i.flapping and not i.slow for i in found)
             state = "outage" if failing >= keys and steady else "degraded"
-        states[(site, kind)] = CapabilityState(site, kind, state, tuple(found))
+            since = found[0].since_ns
+        states[(site, kind)] = CapabilityState(site, kind, state, tuple(found), since)
     return states
 
 
-def site_summary(site: str, states: dict[tuple[str, str], CapabilityState]) -> str:
+def site_summary(site: str, states: Mapping[tuple[str, str], CapabilityState]) -> str:
     """One line about a site, by capability, e.g.
     ``partial outage: transfer (outage), cards (degraded); ok: login, accounts``."""
     mine = sorted((s for (name, _), s in states.items() if name == site), key=lambda s: KINDS.index(s.kind))
@@ -81,52 +91,3 @@ def site_summary(site: str, states: dict[tuple[str, str], CapabilityState]) -> s
     if fine:
         return f"partial outage: {listed}; ok: {', '.join(fine)}"
     return f"every checked capability failing: {listed}"
-
-
-def _iso(ns: int | None) -> str | None:
-    return utc_iso(ns / 1e9) if ns else None
-
-
-def incident_document(incident: Incident) -> dict:
-    """An incident as ``/status`` and the status page show it (already redacted text)."""
-    return {
-        "id": incident.id,
-        "site": incident.site,
-        "kind": incident.kind,
-        "check": incident.check,
-        "location": incident.location,
-        "since": _iso(incident.since_ns),
-        "resolved_at": _iso(incident.resolved_ns),
-        "duration_s": round(incident.duration_s, 3),
-        "failed_step": incident.failed_step,
-        "outcome": incident.outcome,
-        "error": incident.error,
-        "flapping": incident.flapping,
-    }
-
-
-def status_document(
-    states: dict[tuple[str, str], CapabilityState], changed_ns: dict[tuple[str, str], int] | None = None
-) -> dict[str, dict]:
-    """``{site: {"summary": ..., "capabilities": {kind: {"state", "since", "incidents"}}}}``.
-
-    ``since`` is when the capability entered its state: the start of its oldest open
-    incident while failing, the last resolution while ok (``None``: ok since the prober
-    started, as far as it knows). ``changed_ns`` holds those resolution times.
-    """
-    changed_ns = changed_ns or {}
-    sites = sorted({site for site, _ in states})
-    out: dict[str, dict] = {}
-    for site in sites:
-        capabilities = {}
-        for (name, kind), state in sorted(states.items(), key=lambda item: KINDS.index(item[0][1])):
-            if name != site:
-                continue
-            since = min((i.since_ns for i in state.incidents), default=None) if state.failing else changed_ns.get((site, kind))
-            capabilities[kind] = {
-                "state": state.state,
-                "since": _iso(since),
-                "incidents": [incident_document(i) for i in sorted(state.incidents, key=lambda i: i.since_ns)],
-            }
-        out[site] = {"summary": site_summary(site, states), "capabilities": capabilities}
-    return out

@@ -33,6 +33,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from copy import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,14 +41,9 @@ from typing import Any
 
 from prober.config.incidents import IncidentsConfig
 from prober.config.model import Config
-from prober.incidents.capability import (
-    CapabilityState,
-    capability_states,
-    incident_document,
-    site_summary,
-    status_document,
-)
+from prober.incidents.capability import CapabilityState, capability_states, site_summary
 from prober.incidents.resolved import ResolvedIncidents
+from prober.incidents.status import IncidentStatus
 from prober.incidents.store import StateStore
 from prober.incidents.tracker import CheckKey, CheckTracker, EventKind, Incident, IncidentEvent, Observation, Thresholds, Tracker
 from prober.results import JourneyResult, Outcome
@@ -340,25 +336,27 @@ class IncidentService:
         return False
 
     # ── views ──────────────────────────────────────────────────────────────────────
-    def capabilities(self) -> dict[tuple[str, str], CapabilityState]:
-        """State of every site × capability (see :mod:`prober.incidents.capability`)."""
-        return capability_states(self._known.items(), self.tracker.open_incidents())
+    def capabilities(self, incidents: Sequence[Incident] | None = None) -> dict[tuple[str, str], CapabilityState]:
+        """State of every site × capability and since when (see :mod:`prober.incidents.capability`),
+        from ``incidents`` (default: the tracker's open ones)."""
+        found = self.tracker.open_incidents() if incidents is None else incidents
+        return capability_states(self._known.items(), found, self.resolved.last_end)
 
     def changes_since(self, seen: int) -> list[IncidentEvent]:
         """The state changes after the first ``seen`` (as many as ``events`` still holds)."""
         fresh = min(self.changes - seen, len(self.events))
         return list(self.events)[len(self.events) - fresh:] if fresh > 0 else []
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> IncidentStatus:
         """What ``/status`` and the status page show of incidents: each site ×
         capability's state and since when, the open incidents and the recently resolved
-        ones (the daemon adds the notifiers' counters)."""
-        recent = self.resolved.recent(RECENT)
-        return {
-            "sites": status_document(self.capabilities(), self.resolved.last_end),
-            "open": [incident_document(i) for i in sorted(self.tracker.open_incidents(), key=lambda i: i.since_ns)],
-            "recent": [incident_document(i) for i in recent],
-        }
+        ones (the daemon adds the notifiers' counters to ``/status``)."""
+        opened = sorted((copy(i) for i in self.tracker.open_incidents()), key=lambda i: i.since_ns)
+        return IncidentStatus(
+            capabilities=self.capabilities(opened),
+            open=tuple(opened),
+            recent=tuple(copy(i) for i in self.resolved.recent(RECENT)),
+        )
 
     # ── background loops ───────────────────────────────────────────────────────────
     def _save(self) -> None:

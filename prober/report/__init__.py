@@ -12,7 +12,9 @@ prober's own probes:
 * :mod:`~prober.report.influx` — the InfluxQL ``/query`` client and the queries,
   one request per day of data, a few at once;
 * :mod:`~prober.report.compute` — fetched data → :class:`~prober.report.model.Report`;
-* :mod:`~prober.report.formats` — table, CSV, JSON and a self-contained HTML page.
+* :mod:`~prober.report.formats` — the table of formats: table, CSV, JSON, and the
+  self-contained HTML page of :mod:`~prober.report.page`; their words and figures in
+  :mod:`~prober.report.text`.
 """
 
 from prober.report.model import DayStats, RangeSummary, Report

@@ -26,7 +26,7 @@ from prober.config.errors import ConfigError
 from prober.config.loader import read
 from prober.report.compute import DEFAULT_BENCHMARK, MARGIN_MS, Scope, build_report, day_bounds, streams_of
 from prober.report.daily import Record, Stored, read_stored, report_records
-from prober.report.formats import render
+from prober.report.formats import FORMATS, render
 from prober.report.influx import QueryClient, QueryError, fetch
 from prober.report.interfaces import catalog_from_config
 
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", dest="last", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
                         help="last day, included (default: today)")
     parser.add_argument("--site", action="append", help="only this site (repeatable)")
-    parser.add_argument("--format", default="table", choices=["table", "csv", "json", "html"])
+    parser.add_argument("--format", default="table", choices=list(FORMATS))
     parser.add_argument("--tz", default="UTC", help="time zone of the days, e.g. Europe/Paris (default UTC)")
     parser.add_argument("--benchmark", type=float, default=DEFAULT_BENCHMARK,
                         help=f"uptime %% the range is compared with (default {DEFAULT_BENCHMARK:g})")

@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from itertools import chain
 from zoneinfo import ZoneInfo
 
+from prober.config.incidents import MaintenanceWindow
 from prober.report.downtime import (
     incident_intervals,
     maintenance_intervals,
@@ -60,7 +61,7 @@ class Scope:
     configured: tuple[tuple[str, str, str], ...] = ()
     """(site, check, kind) of the configured checks: they are reported even without data."""
     catalog: Catalog = field(default_factory=lambda: Catalog(overrides={}))
-    maintenance: tuple[object, ...] = ()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
     margin_ms: int = MARGIN_MS
 
 
@@ -214,9 +215,7 @@ def _requests(counts: Iterable[tuple[tuple[str, str, str, str, int], int]], cata
 def _maintenance(scope: Scope, site: str, interface: str) -> list[Interval]:
     covered: list[Interval] = []
     for window in scope.maintenance:
-        if getattr(window, "site", None) not in (None, site):
-            continue
-        if not kinds_feeding(interface, getattr(window, "kinds", [])):
+        if window.site not in (None, site) or not kinds_feeding(interface, window.kinds):
             continue
         covered += maintenance_intervals(window, scope.bounds[0] - scope.margin_ms, scope.bounds[-1] + scope.margin_ms)
     return union(covered)
@@ -228,14 +227,14 @@ def maintenance_spans(scope: Scope, sites: Iterable[str]) -> list[MaintenanceSpa
     wide = (scope.bounds[0] - 2 * 86_400_000, scope.bounds[-1] + 2 * 86_400_000)
     for site in sorted(set(sites)):
         for window in scope.maintenance:
-            if getattr(window, "site", None) not in (None, site):
+            if window.site not in (None, site):
                 continue
             for start, end in maintenance_intervals(window, *wide):
                 for d in range(len(scope.bounds) - 1):
                     if start < scope.bounds[d + 1] and end > scope.bounds[d]:
                         spans.append(MaintenanceSpan(
-                            site=site, day=scope.first + timedelta(days=d), kinds=tuple(getattr(window, "kinds", ())),
-                            start=_iso(start), end=_iso(end), description=str(getattr(window, "description", ""))))
+                            site=site, day=scope.first + timedelta(days=d), kinds=tuple(window.kinds),
+                            start=_iso(start), end=_iso(end), description=window.description))
     return sorted(spans, key=lambda s: (s.site, s.day, s.start))
 
 

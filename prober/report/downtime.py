@@ -29,6 +29,7 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
+from prober.config.incidents import MaintenanceWindow
 from prober.report.intervals import Interval, union
 
 FAILURES = 5
@@ -144,39 +145,15 @@ def incident_intervals(events: Sequence[Event], until_ms: int) -> list[Interval]
     return union(out)
 
 
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
 
 
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def maintenance_intervals(window: object, start_ms: int, end_ms: int) -> list[Interval]:
-    """Times inside ``[start_ms, end_ms)`` covered by one ``[[incidents.maintenance]]`` window.
-
-    ``window`` is a :class:`~prober.config.incidents.MaintenanceWindow`: one-off
-    (``start``/``end``) or weekly (``weekdays``, ``from``, ``to`` in UTC, ``to`` at or
-    before ``from`` ending the next day).
-    """
-    out: list[Interval] = []
-    if window.start is not None and window.end is not None:  # type: ignore[attr-defined]
-        begin = _ms(datetime.fromisoformat(window.start.replace("Z", "+00:00")))  # type: ignore[attr-defined]
-        finish = _ms(datetime.fromisoformat(window.end.replace("Z", "+00:00")))  # type: ignore[attr-defined]
-        out.append((max(begin, start_ms), min(finish, end_ms)))
-        return union(out)
-    from_h, from_m = map(int, window.from_time.split(":"))  # type: ignore[attr-defined]
-    to_h, to_m = map(int, window.to_time.split(":"))  # type: ignore[attr-defined]
-    day = datetime.fromtimestamp(start_ms / 1000, timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    day -= timedelta(days=1)  # a window that started the evening before
-    while _ms(day) < end_ms:
-        if _WEEKDAYS[day.weekday()] in window.weekdays:  # type: ignore[attr-defined]
-            begin = day.replace(hour=from_h, minute=from_m)
-            finish = day.replace(hour=to_h, minute=to_m)
-            if finish <= begin:
-                finish += timedelta(days=1)
-            out.append((max(_ms(begin), start_ms), min(_ms(finish), end_ms)))
-        day += timedelta(days=1)
-    return union(out)
+def maintenance_intervals(window: MaintenanceWindow, start_ms: int, end_ms: int) -> list[Interval]:
+    """Times inside ``[start_ms, end_ms)`` covered by one ``[[incidents.maintenance]]``
+    window: :meth:`~prober.config.incidents.MaintenanceWindow.intervals` in epoch milliseconds."""
+    covered = window.intervals(_EPOCH + start_ms * _MS, _EPOCH + end_ms * _MS)
+    return union([((begin - _EPOCH) // _MS, (finish - _EPOCH) // _MS) for begin, finish in covered])
 
 
 def count_in(times: Sequence[int], start: int, end: int) -> tuple[int, int]:

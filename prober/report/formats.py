@@ -1,9 +1,11 @@
-"""Text renderings of a :class:`~prober.report.model.Report`: terminal table, CSV, JSON.
+"""The formats of a :class:`~prober.report.model.Report`: terminal table, CSV and JSON
+here, the HTML page in :mod:`prober.report.page`, and :data:`FORMATS`, the one table of
+them (``prober report --format``).
 
-The HTML page is :mod:`prober.report.page`. Site names and error strings come from the
-database and are treated as hostile: control characters are replaced in the table, CSV
-cells that a spreadsheet would run as a formula are prefixed with ``'``, and JSON is
-written by :mod:`json` (which escapes everything it must).
+Site names and error strings come from the database and are treated as hostile: control
+characters are replaced in the table (:func:`~prober.report.text.clean`), CSV cells that
+a spreadsheet would run as a formula are prefixed with ``'``, and JSON is written by
+:mod:`json` (which escapes everything it must).
 """
 
 from __future__ import annotations
@@ -12,50 +14,14 @@ import csv
 import dataclasses
 import io
 import json
-import re
 from collections.abc import Callable
 from datetime import date
 from typing import TextIO
 
 from prober.report.interfaces import INTERFACES, LABELS
-from prober.report.model import DayStats, MaintenanceSpan, Report
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def clean(text: str, limit: int = 80) -> str:
-    """A string safe to print on a terminal: control and bidi characters → ``?``, cut to ``limit``."""
-    text = _CONTROL.sub("?", text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def number(value: float | int | None, digits: int = 1, unknown: str = "unknown") -> str:
-    """A figure for people: ``unknown`` for ``None``."""
-    if value is None:
-        return unknown
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.{digits}f}"
-
-
-def header_lines(report: Report) -> list[str]:
-    """Title and notes, shared by the table and the HTML page."""
-    title = (f"PSD2 availability and performance, {report.first_day} to {report.last_day} ({report.tz}), "
-             f"benchmark {report.benchmark_pct:g} % uptime")
-    return [title, *report.notes]
-
-
-def benchmark_verdict(meets: bool | None) -> str:
-    """The one wording of the benchmark column: ``meets``, ``below`` or ``unknown``."""
-    return "unknown" if meets is None else ("meets" if meets else "below")
-
-
-def worse_text(row: DayStats) -> str:
-    """How a dedicated-interface day compared with the customer interface: ``worse: uptime,
-    response time``, ``not worse``, or empty when there was nothing to compare with."""
-    if row.worse_than_psu is None:
-        return ""
-    return "worse: " + ", ".join(row.worse_than_psu) if row.worse_than_psu else "not worse"
+from prober.report.model import DayStats, Report
+from prober.report.page import render_html
+from prober.report.text import benchmark_verdict, clean, header_lines, maintenance_text, number, worse_text
 
 
 _DAY_COLUMNS: list[tuple[str, Callable[[DayStats], str]]] = [
@@ -82,12 +48,6 @@ def _grid(header: list[str], rows: list[list[str]], out: TextIO, left: int = 4) 
         out.write("  ".join(c.ljust(w) if i < left or i == len(row) - 1 else c.rjust(w)
                             for i, (c, w) in enumerate(zip(row, widths))).rstrip())
         out.write("\n")
-
-
-def maintenance_text(span: MaintenanceSpan) -> str:
-    """``2026-03-04T03:00:00Z to 2026-03-04T04:00:00Z (accounts)`` for a listing."""
-    kinds = ", ".join(span.kinds) if span.kinds else "every kind"
-    return f"{span.start} to {span.end} ({kinds})" + (f" {span.description}" if span.description else "")
 
 
 def render_table(report: Report, out: TextIO) -> None:
@@ -215,20 +175,24 @@ def render_json(report: Report, out: TextIO) -> None:
     out.write("\n")
 
 
-def render(report: Report, fmt: str, out: TextIO) -> None:
-    """Render in ``table``, ``csv``, ``json`` or ``html``."""
-    if fmt == "table":
-        render_table(report, out)
-    elif fmt == "csv":
-        render_csv(report, out)
-    elif fmt == "json":
-        render_json(report, out)
-    elif fmt == "html":
-        from prober.report.page import render_html
+Renderer = Callable[[Report, TextIO], None]
 
-        render_html(report, out)
-    else:
-        raise ValueError(f"unknown format {fmt!r}")
+FORMATS: dict[str, Renderer] = {
+    "table": render_table,
+    "csv": render_csv,
+    "json": render_json,
+    "html": render_html,
+}
+"""Every format of ``prober report --format``, by name (the first is the default)."""
+
+
+def render(report: Report, fmt: str, out: TextIO) -> None:
+    """Render in one of :data:`FORMATS`."""
+    try:
+        renderer = FORMATS[fmt]
+    except KeyError:
+        raise ValueError(f"unknown format {fmt!r}") from None
+    renderer(report, out)
 
 
 def to_text(report: Report, fmt: str) -> str:

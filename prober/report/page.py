@@ -15,9 +15,9 @@ from __future__ import annotations
 from html import escape as _html_escape
 from typing import TextIO
 
-from prober.report.formats import benchmark_verdict, clean, header_lines, maintenance_text, number, worse_text
 from prober.report.interfaces import API_LABELS, LABELS
 from prober.report.model import DayErrors, DayStats, MaintenanceSpan, RangeSummary, Report
+from prober.report.text import benchmark_verdict, clean, header_lines, maintenance_text, number, worse_text
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}

@@ -6,10 +6,11 @@
 * :mod:`~prober.statuspage.badge` — SVG badges per site × capability
 * :mod:`~prober.statuspage.history` — daily uptime per site × capability, in ``state_dir``
 * :mod:`~prober.statuspage.influx` — the same, read from InfluxDB through InfluxQL
-* :mod:`~prober.statuspage.server` — the routes, on the health listener or their own
+* :mod:`~prober.statuspage.server` — the routes, on the health listener or their own, and
+  :class:`PageSource`, what the page reads of the running prober (which builds it)
 """
 
 from prober.statuspage.history import DailyHistory
-from prober.statuspage.server import StatusPage, StatusPageServer
+from prober.statuspage.server import PageSource, StatusPage, StatusPageServer
 
-__all__ = ["DailyHistory", "StatusPage", "StatusPageServer"]
+__all__ = ["DailyHistory", "PageSource", "StatusPage", "StatusPageServer"]

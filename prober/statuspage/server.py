@@ -15,25 +15,25 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from aiohttp import web
 
 from prober.access import AccessGate, serve_publicly
+from prober.config.incidents import MaintenanceWindow
+from prober.config.influxdb import InfluxDBConfig
 from prober.config.statuspage import StatusPageConfig
-from prober.journey.browser.evidence import EVIDENCE_NAME, EvidenceStore
+from prober.incidents import IncidentStatus
 from prober.listener import Listener
 from prober.statuspage.badge import render_badge
 from prober.statuspage.feed import render_feed
-from prober.statuspage.history import DayUptime
+from prober.statuspage.history import DailyHistory, DayUptime
 from prober.statuspage.influx import InfluxHistory
 from prober.statuspage.page import render_page, stylesheet
-from prober.statuspage.view import StatusView, build_view
-
-if TYPE_CHECKING:
-    from prober.daemon.service import ProberService
+from prober.statuspage.view import LatestRun, StatusView, build_view
 
 log = logging.getLogger("prober.statuspage")
 
@@ -55,35 +55,55 @@ class HistorySource(Protocol):
     async def daily(self, days: int) -> dict[tuple[str, str], list[DayUptime]]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PageSource:
+    """What the status page reads of the running prober. The daemon builds it
+    (:meth:`prober.daemon.service.ProberService.page_source`): the page imports nothing
+    of the daemon. The callables are asked again for every view."""
+
+    incidents: Callable[[], IncidentStatus]
+    """Each site × capability's state and since when, the open and recent incidents."""
+    runs: Callable[[], Iterable[LatestRun]]
+    """The latest run of every configured check."""
+    maintenance: Callable[[], Sequence[MaintenanceWindow]]
+    """The announced maintenance windows (they follow a reload)."""
+    local_history: DailyHistory
+    """The prober's own daily uptime aggregate."""
+    influxdb: InfluxDBConfig | None = None
+    """Where the daily uptime is read first, as ``[status_page] history`` says."""
+    evidence_file: Callable[[str, str, str], Path | None] = lambda site, check, name: None
+    """``(site, check, file name)`` → that evidence file of a failed browser run, or None
+    when there is none by that name."""
+
+
 class LocalHistory:
     """The prober's own daily aggregate (:class:`~prober.statuspage.history.DailyHistory`)."""
 
     name = "the prober's local state"
 
-    def __init__(self, service: ProberService) -> None:
-        self.service = service
+    def __init__(self, history: DailyHistory) -> None:
+        self.history = history
 
     async def daily(self, days: int) -> dict[tuple[str, str], list[DayUptime]]:
-        return self.service.history.daily(days)
+        return self.history.daily(days)
 
 
-def history_source(service: ProberService, settings: StatusPageConfig) -> HistorySource:
+def history_source(source: PageSource, settings: StatusPageConfig) -> HistorySource:
     """The source ``[status_page] history`` names (InfluxDB only with an ``[influxdb]``)."""
-    influxdb = service.loaded.config.influxdb
-    if settings.history != "local" and influxdb is not None:
-        return InfluxHistory(influxdb, service.history)
+    if settings.history != "local" and source.influxdb is not None:
+        return InfluxHistory(source.influxdb, source.local_history)
     if settings.history == "influxdb":
         log.warning("[status_page] history = \"influxdb\" but there is no [influxdb] section: using the local history")
-    return LocalHistory(service)
+    return LocalHistory(source.local_history)
 
 
 class StatusPage:
-    """Renders the page and its twins for a :class:`ProberService`."""
+    """Renders the page and its twins from a :class:`PageSource`."""
 
-    def __init__(self, service: ProberService, settings: StatusPageConfig, history: HistorySource | None = None) -> None:
-        self.service = service
+    def __init__(self, source: PageSource, settings: StatusPageConfig, history: HistorySource | None = None) -> None:
+        self.source = source
         self.settings = settings
-        self.history = history or history_source(service, settings)
+        self.history = history or history_source(source, settings)
         self._view: tuple[float, StatusView] | None = None
         self._rendered: dict[str, bytes] = {}
 
@@ -123,18 +143,14 @@ class StatusPage:
         return body
 
     async def _build(self) -> StatusView:
-        service = self.service
-        settings = self.settings
+        source = self.source
         return build_view(
-            incidents=service.incidents.status(),
-            checks=list(service.status.checks.values()),
-            maintenance=service.loaded.config.incidents.maintenance,
-            history=await self.history.daily(settings.history_days),
-            history_days=settings.history_days,
+            self.settings,
+            incidents=source.incidents(),
+            runs=source.runs(),
+            maintenance=source.maintenance(),
+            history=await self.history.daily(self.settings.history_days),
             history_source=self.history.name,
-            title=settings.title,
-            public=settings.public,
-            refresh_s=settings.refresh,
         )
 
     # ── handlers ───────────────────────────────────────────────────────────────────
@@ -170,12 +186,11 @@ class StatusPage:
         return response
 
     async def evidence(self, request: web.Request) -> web.StreamResponse:
-        """A screenshot or trace of a failed browser run (internal view only): the files
-        of ``state_dir/evidence/<site>/<check>/``, by their names as the runner writes them."""
+        """A screenshot or trace of a failed browser run (internal view only), by the name
+        the runner gave it (:attr:`PageSource.evidence_file` finds it)."""
         site, check, name = (request.match_info[k] for k in ("site", "check", "name"))
-        store = EvidenceStore(Path(self.service.loaded.config.daemon.state_dir) / "evidence")
-        path = store.directory(site, check) / name
-        if self.settings.public or not EVIDENCE_NAME.match(name) or not path.is_file():
+        path = None if self.settings.public else self.source.evidence_file(site, check, name)
+        if path is None:
             raise web.HTTPNotFound(text="no such evidence")
         kind = "image/png" if name.endswith(".png") else "application/zip"
         disposition = "inline" if kind == "image/png" else "attachment"

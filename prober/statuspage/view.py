@@ -1,8 +1,12 @@
 """What the status page shows, built once per request from the running prober.
 
-:func:`build_view` turns the incident service's status (each site × capability's state
-and since when, open and recent incidents), the latest result of every check, the
-announced maintenance windows and the daily uptime history into a :class:`StatusView`.
+:func:`build_view` turns the incident service's status (an
+:class:`~prober.incidents.IncidentStatus`: each site × capability's state and since
+when, open and recent incidents), the latest run of every check, the announced
+maintenance windows and the daily uptime history into a :class:`StatusView`, in three
+parts: the grid (:func:`grid`), the incident lists (:func:`incident_lines`) and the
+history (:func:`history_rows`). Everything here is typed; nothing is JSON until
+:meth:`StatusView.to_json`, at the HTTP edge.
 The HTML page, the JSON twin (:meth:`StatusView.to_json`), the Atom feed and the badges
 are all rendered from it, so they never disagree.
 
@@ -16,14 +20,17 @@ bank is hostile input: it is carried as data here and escaped by every renderer.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
-from prober.config.incidents import MaintenanceWindow, _iso
-from prober.results import KINDS
+from prober.config.incidents import MaintenanceWindow
+from prober.config.statuspage import StatusPageConfig
+from prober.incidents import Incident, IncidentStatus
+from prober.results import KINDS, JourneyResult
 from prober.statuspage.history import DayUptime, day_range
-from prober.timefmt import utc_iso
+from prober.timefmt import utc_iso, utc_iso_ns
 
 STATE_WORDS = {"ok": "Operational", "degraded": "Degraded", "outage": "Outage", "unknown": "No data yet"}
 """Every state in words, so the page reads the same without colour."""
@@ -74,10 +81,6 @@ def plain_duration(seconds: float) -> str:
         return f"{hours} h {minutes:02d} min"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h"
-
-
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,52 +355,52 @@ class StatusView:
 # ── building ─────────────────────────────────────────────────────────────────────
 
 
-def _failure(doc: dict[str, Any], public: bool) -> Failure:
+class LatestRun(Protocol):
+    """The latest run of one configured check (the daemon's
+    :class:`~prober.daemon.status.CheckStatus` is one)."""
+
+    site: str
+    check: str
+    kind: str
+    last: JourneyResult | None
+    """None before its first run."""
+    evidence: tuple[str, ...]
+    """The files kept of its latest failed browser run (none once it passes)."""
+
+
+def _iso(ns: int | None) -> str | None:
+    return utc_iso_ns(ns) if ns else None
+
+
+def _outcome_words(outcome: str) -> str:
+    return OUTCOME_WORDS.get(outcome, outcome)
+
+
+def _failure(incident: Incident, public: bool) -> Failure:
+    since = utc_iso_ns(incident.since_ns)
     if public:
-        return Failure(step=doc.get("failed_step") or "", since=doc["since"], intermittent=bool(doc.get("flapping")))
-    outcome = doc.get("outcome") or ""
+        return Failure(step=incident.failed_step, since=since, intermittent=incident.flapping)
     return Failure(
-        step=doc.get("failed_step") or "", since=doc["since"], check=doc.get("check"), outcome=outcome,
-        outcome_words=OUTCOME_WORDS.get(outcome, outcome), error=doc.get("error") or "",
-        location=doc.get("location"), intermittent=bool(doc.get("flapping")),
+        step=incident.failed_step, since=since, check=incident.check, outcome=incident.outcome,
+        outcome_words=_outcome_words(incident.outcome), error=incident.error, location=incident.location,
+        intermittent=incident.flapping,
     )
 
 
-def _incident(doc: dict[str, Any], public: bool, now: float) -> IncidentLine:
-    duration = doc.get("duration_s") or 0.0
-    if not doc.get("resolved_at") and doc.get("since"):
-        duration = max(duration, now - _epoch(doc["since"]))
+def _incident_line(incident: Incident, public: bool, now: float) -> IncidentLine:
+    duration = incident.duration_s
+    if incident.resolved_ns is None:  # open: it has lasted until now at least
+        duration = max(duration, now - incident.since_ns / 1e9)
     base = dict(
-        id=doc["id"], site=doc["site"], kind=doc["kind"], since=doc["since"], resolved_at=doc.get("resolved_at"),
-        duration_s=round(float(duration), 3), step=doc.get("failed_step") or "",
+        id=incident.id, site=incident.site, kind=incident.kind, since=utc_iso_ns(incident.since_ns),
+        resolved_at=_iso(incident.resolved_ns), duration_s=round(duration, 3), step=incident.failed_step,
     )
     if public:
         return IncidentLine(**base)
-    outcome = doc.get("outcome") or ""
     return IncidentLine(
-        **base, check=doc.get("check"), outcome=outcome, outcome_words=OUTCOME_WORDS.get(outcome, outcome),
-        error=doc.get("error") or "", location=doc.get("location"),
+        **base, check=incident.check, outcome=incident.outcome, outcome_words=_outcome_words(incident.outcome),
+        error=incident.error, location=incident.location,
     )
-
-
-def maintenance_lines(windows: list[MaintenanceWindow], now: float) -> tuple[MaintenanceLine, ...]:
-    """Announced windows: weekly ones, and one-off ones not over yet."""
-    at = datetime.fromtimestamp(now, tz=timezone.utc)
-    out = []
-    for window in windows:
-        if window.start is not None and window.end is not None:
-            if _iso(window.end) <= at:
-                continue
-            when = f"{plain_time(utc_iso(_iso(window.start).timestamp()))} to {plain_time(utc_iso(_iso(window.end).timestamp()))}"
-        else:
-            when = f"every {', '.join(window.weekdays)} {window.from_time} to {window.to_time} UTC"
-        out.append(MaintenanceLine(
-            sites=window.site or "all banks",
-            kinds=", ".join(KIND_WORDS.get(k, k) for k in window.kinds) or "all services",
-            when=when, description=window.description,
-            active=any(window.covers(window.site or "", k, at) for k in (window.kinds or KINDS)),
-        ))
-    return tuple(out)
 
 
 def evidence_link(site: str, check: str, path: str) -> str:
@@ -405,76 +408,108 @@ def evidence_link(site: str, check: str, path: str) -> str:
     return f"/evidence/{site}/{check}/{path.rsplit('/', 1)[-1]}"
 
 
-def build_view(
-    *,
-    incidents: dict[str, Any],
-    checks: list[Any],
-    maintenance: list[MaintenanceWindow],
-    history: dict[tuple[str, str], list[DayUptime]],
-    history_days: int,
-    history_source: str,
-    title: str,
-    public: bool,
-    refresh_s: float,
-    now: float | None = None,
-) -> StatusView:
-    """The view of one moment.
+def _check_line(run: LatestRun) -> CheckLine:
+    last = run.last
+    evidence = tuple(evidence_link(run.site, run.check, path) for path in run.evidence)
+    if last is None:
+        return CheckLine(check=run.check, outcome=None, latency_ms=None, location=None, evidence=evidence)
+    return CheckLine(check=run.check, outcome=last.outcome.value, latency_ms=round(last.duration_ms, 1),
+                     location=last.location, evidence=evidence)
 
-    ``incidents`` is :meth:`IncidentService.status`'s document; ``checks`` the
-    :class:`~prober.daemon.status.CheckStatus` entries (site, check, kind, last result).
-    """
-    now = time.time() if now is None else now
-    sites_doc: dict[str, Any] = incidents.get("sites", {})
+
+def grid(incidents: IncidentStatus, runs: Iterable[LatestRun], public: bool) -> tuple[tuple[str, ...], tuple[Row, ...]]:
+    """The capabilities shown (columns, in :data:`~prober.results.KINDS` order) and one
+    row per site: a cell per capability, empty where the site has no check of it."""
+    mine: dict[tuple[str, str], list[LatestRun]] = {}
+    for run in runs:
+        mine.setdefault((run.site, run.kind), []).append(run)
     configured: dict[str, set[str]] = {}
-    by_capability: dict[tuple[str, str], list[Any]] = {}
-    for entry in checks:
-        configured.setdefault(entry.site, set()).add(entry.kind)
-        by_capability.setdefault((entry.site, entry.kind), []).append(entry)
-    for site, doc in sites_doc.items():
-        configured.setdefault(site, set()).update(doc.get("capabilities", {}))
+    for site, kind in [*mine, *incidents.capabilities]:
+        configured.setdefault(site, set()).add(kind)
     kinds = tuple(k for k in KINDS if any(k in found for found in configured.values()))
     rows = []
     for site in sorted(configured):
-        capabilities = sites_doc.get(site, {}).get("capabilities", {})
         cells = []
         for kind in kinds:
             if kind not in configured[site]:
                 cells.append(Cell(site, kind, "unknown", None, checked=False))
                 continue
-            mine = by_capability.get((site, kind), [])
-            doc = capabilities.get(kind)
-            state = doc["state"] if doc else "unknown"
-            if state == "ok" and mine and all(e.last is None for e in mine):
-                state = "unknown"
-            lines = () if public else tuple(
-                CheckLine(
-                    check=e.check,
-                    outcome=e.last.outcome.value if e.last else None,
-                    latency_ms=round(e.last.duration_ms, 1) if e.last else None,
-                    location=e.last.location if e.last else None,
-                    evidence=tuple(evidence_link(e.site, e.check, path) for path in getattr(e, "evidence", ())),
-                )
-                for e in sorted(mine, key=lambda e: e.check)
-            )
+            checks = sorted(mine.get((site, kind), []), key=lambda r: r.check)
+            state = incidents.capabilities.get((site, kind))
+            name = state.state if state else "unknown"
+            if name == "ok" and checks and all(r.last is None for r in checks):
+                name = "unknown"
             cells.append(Cell(
-                site, kind, state, doc["since"] if doc else None,
-                failures=tuple(_failure(i, public) for i in (doc or {}).get("incidents", [])),
-                checks=lines,
+                site, kind, name, _iso(state.since_ns) if state else None,
+                failures=tuple(_failure(i, public) for i in state.incidents) if state else (),
+                checks=() if public else tuple(_check_line(r) for r in checks),
             ))
-        rows.append(Row(site, sites_doc.get(site, {}).get("summary", "no results yet"), tuple(cells)))
-    span = day_range(history_days, datetime.fromtimestamp(now, tz=timezone.utc).date())
-    history_rows = []
+        rows.append(Row(site, incidents.summary(site), tuple(cells)))
+    return kinds, tuple(rows)
+
+
+def incident_lines(incidents: IncidentStatus, public: bool, now: float) -> tuple[tuple[IncidentLine, ...], tuple[IncidentLine, ...]]:
+    """The open incidents (oldest first) and the recently resolved ones (latest end first)."""
+    return (tuple(_incident_line(i, public, now) for i in incidents.open),
+            tuple(_incident_line(i, public, now) for i in incidents.recent))
+
+
+def history_rows(rows: Sequence[Row], history: Mapping[tuple[str, str], Sequence[DayUptime]], days: int,
+                 today: date) -> tuple[HistoryRow, ...]:
+    """One row of daily bars per checked cell of the grid, the ``days`` days up to ``today``
+    (a day missing from ``history`` has no data)."""
+    span = day_range(days, today)
+    out = []
     for row in rows:
-        for kind in kinds:
-            if kind in configured[row.site]:
-                known = {d.day: d for d in history.get((row.site, kind), [])}
-                days = [known.get(day) or DayUptime(day) for day in span]
-                history_rows.append(HistoryRow(row.site, kind, tuple(Bar(d.day, d.uptime, d.runs) for d in days)))
+        for cell in row.cells:
+            if cell.checked:
+                known = {d.day: d for d in history.get((row.site, cell.kind), [])}
+                bars = (known.get(day) or DayUptime(day) for day in span)
+                out.append(HistoryRow(row.site, cell.kind, tuple(Bar(d.day, d.uptime, d.runs) for d in bars)))
+    return tuple(out)
+
+
+def maintenance_lines(windows: Sequence[MaintenanceWindow], now: float) -> tuple[MaintenanceLine, ...]:
+    """Announced windows: weekly ones, and one-off ones not over yet."""
+    at = datetime.fromtimestamp(now, tz=timezone.utc)
+    out = []
+    for window in windows:
+        if window.start is not None and window.end is not None:
+            if window.end <= at:
+                continue
+            when = f"{plain_time(utc_iso(window.start.timestamp()))} to {plain_time(utc_iso(window.end.timestamp()))}"
+        else:
+            assert window.from_time is not None and window.to_time is not None
+            when = f"every {', '.join(window.weekdays)} {window.from_time:%H:%M} to {window.to_time:%H:%M} UTC"
+        out.append(MaintenanceLine(
+            sites=window.site or "all banks",
+            kinds=", ".join(KIND_WORDS.get(k, k) for k in window.kinds) or "all services",
+            when=when, description=window.description,
+            active=window.in_force(at),
+        ))
+    return tuple(out)
+
+
+def build_view(
+    settings: StatusPageConfig,
+    *,
+    incidents: IncidentStatus,
+    runs: Iterable[LatestRun],
+    maintenance: Sequence[MaintenanceWindow],
+    history: Mapping[tuple[str, str], Sequence[DayUptime]],
+    history_source: str,
+    now: float | None = None,
+) -> StatusView:
+    """The view of one moment, as ``settings`` (``[status_page]``) asks: title, audience,
+    refresh, days of history. ``history_source`` says where the daily bars came from."""
+    now = time.time() if now is None else now
+    kinds, rows = grid(incidents, runs, settings.public)
+    open_lines, recent_lines = incident_lines(incidents, settings.public, now)
+    today = datetime.fromtimestamp(now, tz=timezone.utc).date()
     return StatusView(
-        title=title, public=public, generated_at=utc_iso(now), refresh_s=max(1, round(refresh_s)), kinds=kinds,
-        rows=tuple(rows),
-        open=tuple(_incident(i, public, now) for i in incidents.get("open", [])),
-        recent=tuple(_incident(i, public, now) for i in incidents.get("recent", [])),
+        title=settings.title, public=settings.public, generated_at=utc_iso(now),
+        refresh_s=max(1, round(settings.refresh)), kinds=kinds, rows=rows, open=open_lines, recent=recent_lines,
         maintenance=maintenance_lines(maintenance, now),
-        history=tuple(history_rows), history_days=history_days, history_source=history_source,
+        history=history_rows(rows, history, settings.history_days, today), history_days=settings.history_days,
+        history_source=history_source,
     )
