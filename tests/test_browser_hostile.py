@@ -41,7 +41,8 @@ def _answer(body: str = "", status: int = 200, content_type: str = "text/html", 
 class Pages:
     """A small real web server with hostile pages, and a second one on another origin."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra: dict[str, str] | None = None) -> None:
+        self.pages = {**PAGES, **(extra or {})}
         self.runners: list[web.AppRunner] = []
         self.url = self.other = ""
         self.stop = asyncio.Event()
@@ -58,7 +59,7 @@ class Pages:
         other.router.add_get("/ok", _answer(PAGES["/ok"]))
         self.other = await self._serve(other)
         app = web.Application()
-        for path, page in PAGES.items():
+        for path, page in self.pages.items():
             app.router.add_get(path, _answer(page.replace("{other}", self.other)))
         app.router.add_get("/file", _answer("%PDF-1.4", content_type="application/pdf",
                                             headers={"Content-Disposition": "attachment; filename=statement.pdf"}))

@@ -32,15 +32,38 @@ VITALS_SCRIPT = """(() => {
   watch('layout-shift', e => { if (!e.hadRecentInput) v.cls += e.value; });
 })();"""
 
-READ_SCRIPT = """() => {
-  const n = performance.getEntriesByType('navigation')[0];
+FRAME_WAIT_MS = 500
+"""Longest wait for the first contentful paint before the figures are read without it."""
+
+# A step may end on the load event before the first contentful paint (a slow or busy
+# machine, content rendered by a script after load): the read waits, frame by frame, for
+# the first contentful paint and one frame more (for its LCP entry), capped by
+# FRAME_WAIT_MS so a page that never paints anything still gives its navigation figures.
+READ_SCRIPT = """() => new Promise(settle => {
+  let done = false;
+  const read = () => {
+    if (done) return;
+    done = true;
+    const n = performance.getEntriesByType('navigation')[0];
+    painted();
+    settle({origin: performance.timeOrigin, vitals: v, nav: n ? {
+      dnsStart: n.domainLookupStart, dnsEnd: n.domainLookupEnd, connectStart: n.connectStart,
+      secureStart: n.secureConnectionStart, connectEnd: n.connectEnd, requestStart: n.requestStart,
+      responseStart: n.responseStart, responseEnd: n.responseEnd, dcl: n.domContentLoadedEventEnd,
+      load: n.loadEventEnd, size: n.decodedBodySize, status: n.responseStatus || 0} : null});
+  };
+  const painted = () => {
+    if (!v || v.fcp !== null) return true;
+    const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+    if (fcp) v.fcp = fcp.startTime;
+    return v.fcp !== null;
+  };
   const v = window.__bankProberVitals || null;
-  return {origin: performance.timeOrigin, vitals: v, nav: n ? {
-    dnsStart: n.domainLookupStart, dnsEnd: n.domainLookupEnd, connectStart: n.connectStart,
-    secureStart: n.secureConnectionStart, connectEnd: n.connectEnd, requestStart: n.requestStart,
-    responseStart: n.responseStart, responseEnd: n.responseEnd, dcl: n.domContentLoadedEventEnd,
-    load: n.loadEventEnd, size: n.decodedBodySize, status: n.responseStatus || 0} : null};
-}"""
+  // one more frame after the first contentful paint: its LCP entry arrives behind it
+  const frame = () => requestAnimationFrame(() => painted() ? requestAnimationFrame(() => setTimeout(read, 0)) : frame());
+  frame();
+  setTimeout(read, FRAME_WAIT_MS);
+})""".replace("FRAME_WAIT_MS", str(FRAME_WAIT_MS))
 
 READ_TIMEOUT = 1.0
 """Seconds the figures may take to read before the step goes without them."""
