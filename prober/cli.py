@@ -169,7 +169,7 @@ def cmd_bank(args: argparse.Namespace) -> int:
     from prober.simbank import run_bank
 
     return run_bank(args.host, args.port, scenario=args.scenario, seed=args.seed, time_scale=args.time_scale,
-                    profile=args.profile, keys_dir=args.keys)
+                    profile=args.profile, keys_dir=args.keys, tls_cert_days=args.tls_cert_days, tls_dir=args.tls_dir)
 
 
 def _scenarios_epilog(default: str) -> str:
@@ -313,7 +313,24 @@ def _bank_options(p: argparse.ArgumentParser) -> None:
                    help="speak this PSD2 standard: its routes, signatures, private_key_jwt (needs --keys)")
     p.add_argument("--keys", default=None, metavar="DIR",
                    help="with --profile: where the TPP's test keys and the example's env file go")
+    _tls_cert_days_argument(p)
+    p.add_argument("--tls-dir", default="var/bank-tls", metavar="DIR",
+                   help="with --tls-cert-days: where the test CA (bank-ca.pem) and the bank's certificate go "
+                        "(default var/bank-tls)")
     p.set_defaults(func=cmd_bank)
+
+
+def _tls_cert_days_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tls-cert-days", type=_days, default=None, metavar="N",
+                        help="serve HTTPS with a certificate that expires in N days (negative: expired N days ago), "
+                             "issued by a test CA")
+
+
+def _days(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
 
 
 def _report_options(p: argparse.ArgumentParser) -> None:
