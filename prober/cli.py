@@ -99,6 +99,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"config error: {problem}", file=sys.stderr)
     if exposed:
         return EXIT_CONFIG
+    import time
+
+    from prober.certificates.validation import check_configured
+
+    expired, expiring = check_configured(loaded.config, loaded.site_files, time.time())
+    for problem in expired:
+        print(f"config error: {problem}", file=sys.stderr)
+    if expired:
+        return EXIT_CONFIG
+    for warning in expiring:
+        print(f"warning: {warning}")
     sites = len(loaded.config.sites)
     print(f"{args.config}: valid ({sites} site{'s' * (sites != 1)}, {len(loaded.plans)} enabled checks)")
     return EXIT_OK
