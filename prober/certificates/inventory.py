@@ -22,7 +22,7 @@ the first name that uses it. Keys have no expiry and are not listed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 Purpose = Literal["client", "signing"]
@@ -45,14 +45,25 @@ class OwnCertificate:
     """Where it is configured, as errors name it: ``sites[bank].tls.cert_file``."""
     path: str
     location: str
-    checks: tuple[str, ...]
-    """The enabled checks that use it."""
-    kinds: tuple[str, ...]
-    """Their capabilities (what an expired certificate takes down)."""
+    uses: tuple[tuple[str, str], ...]
+    """``(check, kind)`` of each enabled check that uses it."""
+    key_path: str = ""
+    """The key presented with a client certificate (``[sites.tls] key_file``; "" when the
+    certificate file holds it)."""
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.site, self.name)
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        """The enabled checks that use it."""
+        return tuple(check for check, _ in self.uses)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Their capabilities (what an expired certificate takes down)."""
+        return tuple(dict.fromkeys(kind for _, kind in self.uses))
 
     @property
     def words(self) -> str:
@@ -68,23 +79,19 @@ def own_certificates(config: Any) -> list[OwnCertificate]:
         enabled = [check for check in site.checks if check.enabled]
         found: dict[str, OwnCertificate] = {}
 
-        def add(name: str, purpose: Purpose, field: str, path: str, checks: list[Any]) -> None:
+        def add(name: str, purpose: Purpose, field: str, path: str, checks: list[Any], key_path: str = "") -> None:
             if not checks:
                 return
+            uses = tuple((c.name, c.kind) for c in checks)
             earlier = found.get(path)
             if earlier is not None:  # the same file for another use: one entry, every check
-                names = tuple(dict.fromkeys((*earlier.checks, *(c.name for c in checks))))
-                kinds = tuple(dict.fromkeys((*earlier.kinds, *(c.kind for c in checks))))
-                found[path] = OwnCertificate(earlier.site, earlier.name, earlier.purpose, earlier.field, path,
-                                             location, names, kinds)
+                found[path] = replace(earlier, uses=tuple(dict.fromkeys((*earlier.uses, *uses))))
                 return
-            found[path] = OwnCertificate(site.name, name, purpose, field, path, location,
-                                         tuple(dict.fromkeys(c.name for c in checks)),
-                                         tuple(dict.fromkeys(c.kind for c in checks)))
+            found[path] = OwnCertificate(site.name, name, purpose, field, path, location, uses, key_path)
 
         where = f"sites[{site.name}]"
         if site.tls.cert_file:
-            add("client", "client", f"{where}.tls.cert_file", site.tls.cert_file, enabled)
+            add("client", "client", f"{where}.tls.cert_file", site.tls.cert_file, enabled, site.tls.key_file or "")
         site_signing = getattr(site.signing, "certificate_file", None)
         if site_signing:
             signed = [c for c in enabled if not c.is_browser and any(

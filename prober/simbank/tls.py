@@ -37,6 +37,12 @@ class BankCertificate:
     cert_pem: bytes
     key_pem: bytes
     not_after: dt.datetime
+    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None
+    """The CA and its key, to renew the bank's certificate (:meth:`renewed`)."""
+
+    def renewed(self, days: float) -> BankCertificate:
+        """A new certificate for the bank, from the same CA, expiring in ``days`` days."""
+        return bank_certificate(days, ca=self.ca)
 
     def server_context(self, directory: Path) -> ssl.SSLContext:
         """A server context serving the certificate (its files written into ``directory``)."""
@@ -63,20 +69,29 @@ def _name(common_name: str) -> x509.Name:
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def bank_certificate(days: float, now: dt.datetime | None = None) -> BankCertificate:
-    """A CA valid for years and a bank certificate expiring ``days`` days from ``now``."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+def _new_ca(now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("Simulated Bank Test CA")
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
           .serial_number(x509.random_serial_number())
-          .not_valid_before(now - dt.timedelta(days=VALIDITY_DAYS + max(0.0, -days) + 1))
+          .not_valid_before(now - dt.timedelta(days=3650))
           .not_valid_after(now + dt.timedelta(days=3650))
           .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
           .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                        content_commitment=False, key_encipherment=False, data_encipherment=False,
                                        key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
           .sign(ca_key, hashes.SHA256()))
+    return ca, ca_key
+
+
+def bank_certificate(days: float, now: dt.datetime | None = None, *,
+                     ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None) -> BankCertificate:
+    """A bank certificate expiring ``days`` days from ``now``, from ``ca`` (a new test CA,
+    valid for years, when not given)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    ca = ca or _new_ca(now)
+    ca_cert, ca_key = ca
+    ca_name = ca_cert.subject
     key = ec.generate_private_key(ec.SECP256R1())
     not_after = now + dt.timedelta(days=days)
     names: list[x509.GeneralName] = []
@@ -94,8 +109,9 @@ def bank_certificate(days: float, now: dt.datetime | None = None) -> BankCertifi
             .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
     return BankCertificate(
-        ca_pem=ca.public_bytes(pem),
+        ca_pem=ca_cert.public_bytes(pem),
         cert_pem=cert.public_bytes(pem),
         key_pem=key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
         not_after=not_after,
+        ca=ca,
     )

@@ -35,6 +35,7 @@ KIND_WORDS = {
     "cards": "Cards",
     "payments": "Payments",
     "custom": "Other",
+    "certificate": "Certificate",
 }
 OUTCOME_WORDS = {
     "http_status": "answers with an error status",
@@ -46,9 +47,13 @@ OUTCOME_WORDS = {
     "dns": "its address does not resolve",
     "tls": "its secure connection fails",
     "error": "gives an unusable answer",
+    "certificate": "a certificate nears its expiry",
 }
 INTERNAL_FIELDS = frozenset({"check", "outcome", "outcome_words", "error", "location"})
 """What a public view leaves out of failures and incidents."""
+INTERNAL_KINDS = frozenset({"certificate"})
+"""Incidents a public view leaves out: a certificate nearing its expiry is the operators'
+business, the service still works."""
 
 
 def plain_time(iso: str | None, today: str | None = None) -> str:
@@ -473,8 +478,10 @@ def build_view(
     return StatusView(
         title=title, public=public, generated_at=utc_iso(now), refresh_s=max(1, round(refresh_s)), kinds=kinds,
         rows=tuple(rows),
-        open=tuple(_incident(i, public, now) for i in incidents.get("open", [])),
-        recent=tuple(_incident(i, public, now) for i in incidents.get("recent", [])),
+        open=tuple(_incident(i, public, now) for i in incidents.get("open", [])
+                   if not (public and i.get("kind") in INTERNAL_KINDS)),
+        recent=tuple(_incident(i, public, now) for i in incidents.get("recent", [])
+                     if not (public and i.get("kind") in INTERNAL_KINDS)),
         maintenance=maintenance_lines(maintenance, now),
         history=tuple(history_rows), history_days=history_days, history_source=history_source,
     )
