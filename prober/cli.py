@@ -172,7 +172,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         setup_logging("error", args.log_format or "plain")
     return run_demo(
         config=args.config, duration=args.duration, scenario=args.scenario, interval=args.interval,
-        port=args.port, time_scale=args.time_scale,
+        port=args.port, time_scale=args.time_scale, tls_cert_days=args.tls_cert_days,
     )
 
 
@@ -308,6 +308,7 @@ def _demo_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", type=float, default=2.0, help="seconds between runs of each check (default 2)")
     _time_scale_argument(p)
     p.add_argument("--port", type=int, default=8480, help="port of the simulated bank (a free one if taken)")
+    _tls_cert_days_argument(p)
     p.set_defaults(func=cmd_demo)
 
 

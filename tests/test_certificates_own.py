@@ -44,7 +44,7 @@ def test_a_certificate_not_valid_yet_and_the_words() -> None:
     now = 1_800_000_000.0
     early = assess(facts(now + DAY, now + 90 * DAY), now, Ladder())
     assert early.state == "not_yet_valid" and early.unusable and early.words() == "is not valid yet"
-    assert assess(facts(now - DAY, now + 13.5 * DAY), now, Ladder()).words() == "expires in 13 days"
+    assert assess(facts(now - DAY, now + 13.4 * DAY), now, Ladder()).words() == "expires in 13 days"
     assert assess(facts(now - DAY, now + 0.25 * DAY), now, Ladder()).words() == "expires in 6 hours"
     assert assess(facts(now - 9 * DAY, now - 2 * DAY), now, Ladder()).words() == "expired 2 days ago"
 
@@ -243,6 +243,6 @@ def test_validation_reads_at_the_time_it_is_given(tmp_path: Path) -> None:
     loaded = load(own_config(tmp_path, client), environ={})
     assert check_configured(loaded.config, loaded.site_files, time.time()) == ([], [])
     problems, warnings = check_configured(loaded.config, loaded.site_files, time.time() + 80 * DAY)
-    assert problems == [] and len(warnings) == 1 and "expires in 19 days" in warnings[0]
+    assert problems == [] and len(warnings) == 1 and "expires in 20 days" in warnings[0]
     problems, _ = check_configured(loaded.config, loaded.site_files, time.time() + 101 * DAY)
     assert len(problems) == 1 and "expired on" in problems[0]

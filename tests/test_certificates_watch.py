@@ -173,9 +173,9 @@ async def test_the_ladder_of_an_own_certificate_from_first_warning_to_expiry_and
         ("resolved", "certificate"), ("resolved", "login"), ("resolved", "accounts")]
     first = messages[0]
     assert first["title"].startswith(f"CERTIFICATE bank: mutual TLS client certificate client ({issued.subject}) "
-                                     "expires in 28 days, on ")
+                                     "expires in 29 days, on ")
     assert "sites[bank].tls.cert_file" in first["text"] and "used by checks login, accounts" in first["text"]
-    assert "expires in 10 days" in messages[1]["title"] and "expires in 6 days" in messages[2]["title"]
+    assert "expires in 11 days" in messages[1]["title"] and "expires in 6 days" in messages[2]["title"]
     assert "expires in 17 hours" in messages[3]["title"] and "expired 7 hours ago" in messages[4]["title"]
     assert messages[5]["title"] == "INCIDENT bank: login outage"
     assert messages[7]["title"] == "RESOLVED bank: certificate client renewed"
@@ -346,4 +346,36 @@ async def test_a_certificate_warning_is_on_the_internal_page_only(tmp_path: Path
     for view in views.values():  # never a capability's state
         assert all(cell.state in ("ok", "unknown") for row in view.rows for cell in row.cells)
         assert "certificate" not in view.kinds
+    await watch.close()
+
+
+async def test_a_server_certificate_not_valid_yet_seen_without_verification(tmp_path: Path, ca) -> None:
+    """``verify = false``: the step works and reports what it was served; a certificate not
+    valid yet is warned about as such (a verified step fails its handshake instead)."""
+    from prober.results import ServerCertificate, StepResult
+
+    _, cert, key = client_files(tmp_path, ca, 300)
+    loaded = loaded_config(tmp_path, cert, key)
+    writer = ResultWriter(None, spool_dir=tmp_path / "spool")
+    service, _ = compose_incidents(loaded.config, writer, state_dir=tmp_path / "state")
+    watch = CertificateWatch(loaded.config, incidents=service)
+    await watch.start()
+    now = int(time.time())
+    future = ServerCertificate(host="api.bank.test", subject="CN=api.bank.test", issuer="CN=api.bank.test",
+                               not_before=now + 2 * 86_400, not_after=now + 90 * 86_400,
+                               chain_not_after=now + 90 * 86_400, earliest_subject="CN=api.bank.test",
+                               tls_version="TLSv1.3", verified=False, fingerprint="aa")
+    step = StepResult(name="who", outcome=Outcome.OK, certificate=future, started_at_ns=time.time_ns())
+    watch.consume(JourneyResult(site="bank", check="accounts", kind="accounts", location="local",
+                                outcome=Outcome.OK, started_at_ns=time.time_ns(), duration_ms=1.0, steps=(step,)))
+    watch.evaluate()
+    (event,) = service.events
+    assert (event.event, event.incident.check) == ("opened", "certificate:server:api.bank.test")
+    assert event.incident.error.startswith("server certificate of api.bank.test (CN=api.bank.test) is not valid "
+                                           "yet, not before ")
+    assert "(not verified: verify = false)" in event.incident.error
+    docs = {d["certificate"]: d for d in watch.status()}
+    assert docs["server:api.bank.test"]["state"] == "not_yet_valid"
+    assert docs["server:api.bank.test"]["verified"] is False
+    assert service.capabilities()[("bank", "accounts")].state == "ok"
     await watch.close()

@@ -54,7 +54,7 @@ def _days(days: float) -> str:
     if days < 1:
         hours = max(0, round(days * 24))
         return f"{hours} hour{'s' * (hours != 1)}"
-    whole = int(days)
+    whole = round(days)
     return f"{whole} day{'s' * (whole != 1)}"
 
 

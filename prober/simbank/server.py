@@ -204,7 +204,7 @@ def run_bank(
         print(f"prober bank: {exc}", file=sys.stderr)
         return 2
     psd2 = profiles.setup(profile, Path(keys_dir)) if profile is not None and keys_dir is not None else None
-    https: tuple[ssl.SSLContext, str] | None = None
+    https: tuple[ssl.SSLContext, Path, str] | None = None
     if tls_cert_days is not None:
         try:
             https = https_context(tls_cert_days, Path(tls_dir))
@@ -215,20 +215,20 @@ def run_bank(
     return asyncio.run(_serve(host, port, played, seed, time_scale, psd2, https))
 
 
-def https_context(days: float, directory: Path) -> tuple[ssl.SSLContext, str]:
-    """A server context with a certificate expiring in ``days`` days, and one line saying
-    where its test CA is (for ``[sites.tls] ca_file``)."""
+def https_context(days: float, directory: Path) -> tuple[ssl.SSLContext, Path, str]:
+    """A server context with a certificate expiring in ``days`` days, the file of its test
+    CA (for ``[sites.tls] ca_file``), and one line saying both."""
     certificate = bank_certificate(days)
     context = certificate.server_context(directory)
     ca_file = certificate.write_ca(directory)
     when = certificate.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
     state = f"expires {when}, in {days:g} days" if days > 0 else f"expired {when}, {-days:g} days ago"
-    return context, f"HTTPS certificate {state}; its test CA: {ca_file} (for [sites.tls] ca_file)"
+    return context, ca_file, f"HTTPS with a certificate that {state}; its test CA: {ca_file} (for [sites.tls] ca_file)"
 
 
 async def _serve(
     host: str, port: int, scenario: Scenario | None, seed: int | None, time_scale: float,
-    psd2: profiles.ProfileSetup | None = None, https: tuple[ssl.SSLContext, str] | None = None,
+    psd2: profiles.ProfileSetup | None = None, https: tuple[ssl.SSLContext, Path, str] | None = None,
 ) -> int:
     bank = BankServer(host, port, seed=seed, scenario=scenario, time_scale=time_scale,
                       profile=psd2.profile if psd2 else None, signatures=psd2.signatures if psd2 else None,
@@ -247,7 +247,7 @@ async def _serve(
     try:
         print(f"bank listening on {bank.url} (scenario: {scenario.name if scenario else 'none'})", flush=True)
         if https is not None:
-            print(https[1], flush=True)
+            print(https[2], flush=True)
         if psd2 is not None:
             env_file = psd2.write_env(bank.url)
             print(f"{psd2.profile} profile: keys in {psd2.directory}, environment for the example in {env_file}",
