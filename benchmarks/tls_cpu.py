@@ -16,8 +16,9 @@ line protocol of every result included) against each, in alternated rounds:
   steps carry no certificate and the points no ``cert_*`` fields: the engine as it was.
 
 Prints CPU per step (``time.process_time()`` of this process) for each, per scheme, the
-median of the rounds, and the difference with against without. Absolute times move on a
-shared machine: compare within one run.
+median of the rounds, and the difference with against without; and, timed alone on a
+live connection, the CPU of reading one connection's certificate (what each new TLS
+connection costs more). Absolute times move on a shared machine: compare within one run.
 """
 
 from __future__ import annotations
@@ -127,6 +128,23 @@ async def measure(plans: dict[str, JourneyPlan], rounds: int, seconds: float, co
     return figures
 
 
+def per_connection_us(url: str, ca_file: Path, count: int = 20_000) -> float:
+    """CPU µs of reading one connection's certificate (leaf, verified chain, TLS version),
+    timed on a live connection to the HTTPS bank, its certificates already parsed once."""
+    import socket
+
+    from prober.journey.tlspeer import describe_peer
+
+    host, port = url.removeprefix("https://").split(":")
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with socket.create_connection((host, int(port))) as raw, context.wrap_socket(raw, server_hostname=host) as sock:
+        assert describe_peer(sock, host) is not None
+        started = time.process_time()
+        for _ in range(count):
+            describe_peer(sock, host)
+        return (time.process_time() - started) * 1e6 / count
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6)
@@ -141,12 +159,14 @@ def main() -> int:
             wait_http(http_url + "/healthz")
             plans = {"https": accounts_plan(https_url, ca_file), "http": accounts_plan(http_url, None)}
             figures = eventloop.run(measure(plans, args.rounds, args.seconds, args.concurrency))
+            reading_us = per_connection_us(https_url, ca_file)
         finally:
             for proc in (http_bank, https_bank):
                 proc.terminate()
                 proc.wait(10)
     print(f"\n$ .venv/bin/python benchmarks/tls_cpu.py --rounds {args.rounds} --seconds {args.seconds:g} "
           f"--concurrency {args.concurrency}   (load average {os.getloadavg()[0]:.1f})")
+    print(f"reading a new connection's certificate (leaf, verified chain, TLS version): {reading_us:.1f} µs of CPU")
     for scheme in ("https", "http"):
         with_ = statistics.median(figures[(scheme, True)])
         without = statistics.median(figures[(scheme, False)])

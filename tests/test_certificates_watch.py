@@ -101,6 +101,22 @@ async def incidents_with_webhook(tmp_path: Path, config, receiver: Receiver, mai
     return service, alerting
 
 
+async def watching(tmp_path: Path, config, receiver: Receiver, clock=time.time, maintenance=()):
+    """The incident service, its alerting and a started certificate watch, as the daemon composes them."""
+    service, alerting = await incidents_with_webhook(tmp_path, config, receiver, maintenance)
+    watch = CertificateWatch(config, incidents=service, clock=clock)
+    await watch.start()
+    return service, alerting, watch
+
+
+async def stop_watching(service, alerting, watch) -> None:
+    """Let the notifications go out, then close in the daemon's order."""
+    assert await alerting.dispatcher.wait_idle(5)
+    await watch.close()
+    await service.close()
+    await alerting.close()
+
+
 def failed_run(check: str, kind: str) -> JourneyResult:
     return JourneyResult(site="bank", check=check, kind=kind, location="local", outcome=Outcome.TLS,
                          started_at_ns=time.time_ns(), duration_ms=3.0, failed_step="who",
@@ -112,9 +128,7 @@ async def test_the_ladder_of_an_own_certificate_from_first_warning_to_expiry_and
     loaded = loaded_config(tmp_path, cert, key)
     clock = Clock()
     async with Receiver() as rx:
-        service, alerting = await incidents_with_webhook(tmp_path, loaded.config, rx)
-        watch = CertificateWatch(loaded.config, incidents=service, clock=clock)
-        await watch.start()
+        service, alerting, watch = await watching(tmp_path, loaded.config, rx, clock)
         assert service.events == type(service.events)()  # 40 days left: nothing to say
         (doc,) = watch.status()
         assert (doc["certificate"], doc["purpose"], doc["state"], doc["subject"]) == (
@@ -162,10 +176,7 @@ async def test_the_ladder_of_an_own_certificate_from_first_warning_to_expiry_and
             ("resolved", "certificate"), ("resolved", "login"), ("resolved", "accounts")]
         assert {s.state for s in service.capabilities().values()} == {"ok"}
         assert watch.status()[0]["subject"] == renewed.subject
-        assert await alerting.dispatcher.wait_idle(5)
-        await watch.close()
-        await service.close()
-        await alerting.close()
+        await stop_watching(service, alerting, watch)
     messages = [r["json"] for r in rx.requests]
     assert [(m["event"], m["kind"]) for m in messages] == [
         ("opened", "certificate"), ("escalated", "certificate"), ("escalated", "certificate"),
@@ -188,27 +199,17 @@ async def test_a_restart_neither_opens_again_nor_repeats_a_step(tmp_path: Path, 
     loaded = loaded_config(tmp_path, cert, key)
     clock = Clock()
     async with Receiver() as rx:
-        service, alerting = await incidents_with_webhook(tmp_path, loaded.config, rx)
-        watch = CertificateWatch(loaded.config, incidents=service, clock=clock)
-        await watch.start()
+        service, alerting, watch = await watching(tmp_path, loaded.config, rx, clock)
         incident = watch.own[("bank", "client")].incident
         assert incident and watch.own[("bank", "client")].step == 14
-        await watch.close()
-        await service.close()
-        assert await alerting.dispatcher.wait_idle(5)
-        await alerting.close()
+        await stop_watching(service, alerting, watch)
 
-        service, alerting = await incidents_with_webhook(tmp_path, loaded.config, rx)
-        watch = CertificateWatch(loaded.config, incidents=service, clock=clock)
-        await watch.start()  # the same step: nothing to announce
+        service, alerting, watch = await watching(tmp_path, loaded.config, rx, clock)  # the same step: nothing to announce
         assert watch.own[("bank", "client")].incident == incident and len(service.events) == 0
         clock.advance(6)
         watch.evaluate()  # the 7-day step: the same incident, escalated
         assert [(e.event, e.incident.id) for e in service.events] == [("escalated", incident)]
-        assert await alerting.dispatcher.wait_idle(5)
-        await watch.close()
-        await service.close()
-        await alerting.close()
+        await stop_watching(service, alerting, watch)
     assert [r["json"]["event"] for r in rx.requests] == ["opened", "escalated"]
 
 
@@ -217,14 +218,9 @@ async def test_maintenance_silences_a_certificate_warning_like_any_incident(tmp_
     loaded = loaded_config(tmp_path, cert, key)
     window = MaintenanceWindow(site="bank", start="2000-01-01T00:00:00Z", end="2100-01-01T00:00:00Z")
     async with Receiver() as rx:
-        service, alerting = await incidents_with_webhook(tmp_path, loaded.config, rx, [window])
-        watch = CertificateWatch(loaded.config, incidents=service)
-        await watch.start()
+        service, alerting, watch = await watching(tmp_path, loaded.config, rx, maintenance=[window])
         assert [e.event for e in service.events] == ["opened"]
-        assert await alerting.dispatcher.wait_idle(5)
-        await watch.close()
-        await service.close()
-        await alerting.close()
+        await stop_watching(service, alerting, watch)
     assert rx.requests == [] and alerting.silenced == 1
 
 
