@@ -85,8 +85,9 @@ def client_files(tmp_path: Path, ca, not_after_days: float, name: str = "prober-
     return issued, cert, key
 
 
-def loaded_config(tmp_path: Path, cert: Path, key: Path, url: str = "https://127.0.0.1:1", ca: str = ""):
-    (tmp_path / "p.toml").write_text(SITE.format(state=tmp_path / "state", url=url, cert=cert, key=key, ca=ca))
+def loaded_config(tmp_path: Path, cert: Path, key: Path, url: str = "https://127.0.0.1:1", ca: str = "",
+                  extra: str = ""):
+    (tmp_path / "p.toml").write_text(extra + SITE.format(state=tmp_path / "state", url=url, cert=cert, key=key, ca=ca))
     return load(tmp_path / "p.toml", environ={})
 
 
@@ -222,6 +223,21 @@ async def test_maintenance_silences_a_certificate_warning_like_any_incident(tmp_
         assert [e.event for e in service.events] == ["opened"]
         await stop_watching(service, alerting, watch)
     assert rx.requests == [] and alerting.silenced == 1
+
+
+async def test_with_probers_deciding_across_locations_each_notifies_its_own_certificates(tmp_path: Path, ca) -> None:
+    """``[incidents.locations]``: capability incidents are notified once confirmed across
+    locations; a certificate is one prober's own, and that prober notifies its warning."""
+    _, cert, key = client_files(tmp_path, ca, 5)
+    loaded = loaded_config(tmp_path, cert, key, extra='[influxdb]\nurl = "http://127.0.0.1:9"\napi = "v1"\n'
+                                                      'database = "prober"\n[incidents.locations]\nconfirm = 2\n')
+    async with Receiver() as rx:
+        service, alerting, watch = await watching(tmp_path, loaded.config, rx)
+        for _ in range(3):  # a capability's own incident: not notified here
+            service.consume(failed_run("login", "login"))
+        await stop_watching(service, alerting, watch)
+    assert [e.incident.kind for e in service.events] == ["certificate", "login"]
+    assert [(r["json"]["event"], r["json"]["kind"]) for r in rx.requests] == [("opened", "certificate")]
 
 
 # -- the client certificate renewed in place on disk ----------------------------------------
