@@ -391,3 +391,20 @@ async def test_a_server_certificate_not_valid_yet_seen_without_verification(tmp_
     assert docs["server:api.bank.test"]["verified"] is False
     assert service.capabilities()[("bank", "accounts")].state == "ok"
     await watch.close()
+
+
+async def test_a_certificate_removed_by_a_reload_ends_its_warning(tmp_path: Path, ca) -> None:
+    _, cert, key = client_files(tmp_path, ca, 5)
+    loaded = loaded_config(tmp_path, cert, key)
+    writer = ResultWriter(None, spool_dir=tmp_path / "spool")
+    service, _ = compose_incidents(loaded.config, writer, state_dir=tmp_path / "state")
+    watch = CertificateWatch(loaded.config, incidents=service)
+    await watch.start()
+    assert [e.event for e in service.events] == ["opened"]
+    (tmp_path / "p.toml").write_text((tmp_path / "p.toml").read_text().replace(
+        f'cert_file = "{cert}"\nkey_file = "{key}"\n', ""))
+    watch.reload(load(tmp_path / "p.toml", environ={}).config)
+    assert [e.event for e in service.events] == ["opened", "resolved"]
+    assert watch.status() == []
+    await watch.close()
+    assert json.loads((tmp_path / "state" / "certificates.json").read_text()) == {"certificates": {}}
