@@ -99,6 +99,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"config error: {problem}", file=sys.stderr)
     if exposed:
         return EXIT_CONFIG
+    import time
+
+    from prober.certificates.validation import check_configured
+
+    expired, expiring = check_configured(loaded.config, loaded.site_files, time.time())
+    for problem in expired:
+        print(f"config error: {problem}", file=sys.stderr)
+    if expired:
+        return EXIT_CONFIG
+    for warning in expiring:
+        print(f"warning: {warning}")
     sites = len(loaded.config.sites)
     print(f"{args.config}: valid ({sites} site{'s' * (sites != 1)}, {len(loaded.plans)} enabled checks)")
     return EXIT_OK
@@ -161,7 +172,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         setup_logging("error", args.log_format or "plain")
     return run_demo(
         config=args.config, duration=args.duration, scenario=args.scenario, interval=args.interval,
-        port=args.port, time_scale=args.time_scale,
+        port=args.port, time_scale=args.time_scale, tls_cert_days=args.tls_cert_days,
     )
 
 
@@ -169,7 +180,7 @@ def cmd_bank(args: argparse.Namespace) -> int:
     from prober.simbank import run_bank
 
     return run_bank(args.host, args.port, scenario=args.scenario, seed=args.seed, time_scale=args.time_scale,
-                    profile=args.profile, keys_dir=args.keys)
+                    profile=args.profile, keys_dir=args.keys, tls_cert_days=args.tls_cert_days, tls_dir=args.tls_dir)
 
 
 def _scenarios_epilog(default: str) -> str:
@@ -297,6 +308,7 @@ def _demo_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", type=float, default=2.0, help="seconds between runs of each check (default 2)")
     _time_scale_argument(p)
     p.add_argument("--port", type=int, default=8480, help="port of the simulated bank (a free one if taken)")
+    _tls_cert_days_argument(p)
     p.set_defaults(func=cmd_demo)
 
 
@@ -313,7 +325,24 @@ def _bank_options(p: argparse.ArgumentParser) -> None:
                    help="speak this PSD2 standard: its routes, signatures, private_key_jwt (needs --keys)")
     p.add_argument("--keys", default=None, metavar="DIR",
                    help="with --profile: where the TPP's test keys and the example's env file go")
+    _tls_cert_days_argument(p)
+    p.add_argument("--tls-dir", default="var/bank-tls", metavar="DIR",
+                   help="with --tls-cert-days: where the test CA (bank-ca.pem) and the bank's certificate go "
+                        "(default var/bank-tls)")
     p.set_defaults(func=cmd_bank)
+
+
+def _tls_cert_days_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tls-cert-days", type=_days, default=None, metavar="N",
+                        help="serve HTTPS with a certificate that expires in N days (negative: expired N days ago), "
+                             "issued by a test CA")
+
+
+def _days(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
 
 
 def _report_options(p: argparse.ArgumentParser) -> None:

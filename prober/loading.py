@@ -10,7 +10,7 @@ Every problem is reported at once, in one :class:`~prober.config.errors.ConfigEr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,8 @@ class LoadedConfig:
     config: Config
     plans: list[JourneyPlan]
     files: tuple[Path, ...]
+    site_files: Mapping[str, str] = field(default_factory=dict)
+    """Each site's name → the file it is configured in (for messages naming the file)."""
 
 
 def load(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
@@ -40,7 +42,8 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedCo
     problems = _probing_problems(Path(path), source.config, plans, source.daemon_file)
     if problems:
         raise ConfigError(problems)
-    return LoadedConfig(config=source.config, plans=plans, files=source.files)
+    site_files = {site.name: source.site_origin.get(index, "<config>") for index, site in enumerate(source.config.sites)}
+    return LoadedConfig(config=source.config, plans=plans, files=source.files, site_files=site_files)
 
 
 def _probing_problems(path: Path, config: Config, plans: list[JourneyPlan], daemon_file: Path) -> list[str]:

@@ -113,6 +113,38 @@ class PageMetrics:
 
 
 @dataclass(slots=True, frozen=True)
+class ServerCertificate:
+    """The certificate a bank's server presented on the TLS connection a step used.
+
+    Read from the handshake the step's connection made (never an extra connection), once
+    per connection: steps reusing the connection report the same certificate. Times are
+    Unix seconds. ``chain_not_after`` is the earliest expiry of the chain: the verified
+    chain (leaf to trust anchor) when the site verifies certificates, the certificates
+    the server sent when it does not (``verified`` says which); the leaf's own when the
+    interpreter gives no chain.
+    """
+
+    host: str
+    """The name the connection was made to (the URL's host, or the site's ``server_name``)."""
+    subject: str
+    issuer: str
+    not_before: int
+    not_after: int
+    chain_not_after: int
+    earliest_subject: str
+    """Subject of the chain's certificate that expires first (the leaf's, usually)."""
+    tls_version: str
+    """As the TLS library names it: ``TLSv1.3``, ``TLSv1.2``…"""
+    verified: bool
+    fingerprint: str = ""
+    """SHA-256 of the leaf (hex): tells a renewed certificate from the old one."""
+
+    def expiry_days(self, now_s: float) -> float:
+        """Days from ``now_s`` to the leaf's not-after (negative once expired)."""
+        return (self.not_after - now_s) / 86_400.0
+
+
+@dataclass(slots=True, frozen=True)
 class StepResult:
     """The result of one executed (or skipped) step."""
 
@@ -131,6 +163,9 @@ class StepResult:
     """A token step that reused a cached access token: ok, and no request was sent."""
     page: PageMetrics | None = None
     """A browser step's page figures (None for API steps)."""
+    certificate: ServerCertificate | None = None
+    """The server certificate of the step's TLS connection (None over plain HTTP, or when
+    no answer came over TLS)."""
 
     @property
     def success(self) -> bool:

@@ -189,3 +189,21 @@ def test_help_lists_every_scenario_from_the_table(command: str, default: str) ->
     for name, scenario in PLAYABLE.items():
         first_words = " ".join(scenario.description.split()[:4])
         assert re.search(rf"^  {re.escape(name)}(?: \(default\))? +{re.escape(first_words)}", listing, re.MULTILINE)
+
+
+def test_demo_over_https_shows_the_certificate_warning_ladder(tmp_path: Path) -> None:
+    """``--tls-cert-days 5``: the bank's certificate expires in 5 days, the 7-day step of
+    the default ladder; an expired one (``-2``) fails every API check's handshake."""
+    done = _demo(tmp_path, "--duration", "5", "--interval", "0.5", "--scenario", "none", "--tls-cert-days", "5")
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert re.match(r"Status page: http://127\.0\.0\.1:\d+/ ", out), out[:500]
+    assert "simulated bank at https://127.0.0.1:" in out
+    assert "The simulated bank serves HTTPS with a certificate that expires " in out and ", in 5 days." in out
+    assert re.search(r"certificate warning: simbank: server certificate of 127\.0\.0\.1 "
+                     r"\(CN=simbank\.localhost,O=Simulated Bank \(test\)\) expires in 5 days, on ", out), out[-3000:]
+    assert "simbank/login (login): ok" in out  # verified against the demo's CA: the service works
+    assert "simbank: login ok, accounts ok" in out  # a warning is no capability's state
+    expired = _demo(tmp_path, "--duration", "4", "--interval", "0.5", "--scenario", "none", "--tls-cert-days", "-2")
+    assert expired.returncode == 0, expired.stderr[-3000:]
+    assert "certificate verify failed: certificate has expired" in expired.stdout, expired.stdout[-3000:]

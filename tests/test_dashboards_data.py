@@ -135,6 +135,7 @@ async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
                                           lockout={"sites_backing_off": int(i // 2 in (2, 3)),
                                                    "sites_credentials_refused": int(i // 2 == 4),
                                                    "lockout_skips": 5 * (i // 2)}))
+            lines += await certificate_points(spool_dir, now)
             writer.submit_lines(lines)
             assert await writer.wait_idle(20), f"writer did not drain: {writer.stats}"
         finally:
@@ -142,6 +143,44 @@ async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
         assert writer.stats.write_errors == 0 and writer.stats.dropped_points == 0
     stamps = [r.started_at_ns for r in results] + [now - 120_000_000_000, now]
     return ProberData(db, results, min(stamps), max(stamps))
+
+
+SERVER_DAYS, CLIENT_DAYS = 10, 20
+"""The simulated bank's HTTPS certificate expires in 10 days, the prober's own client certificate in 20."""
+
+
+async def certificate_points(work: Path, now: int) -> list[str]:
+    """``certificate`` points as the daemon writes them at a self-report, from each location:
+    the certificate watch fed with a real journey over HTTPS (the simulated bank serving a
+    certificate that expires in 10 days) and reading the prober's own client certificate."""
+    from prober.daemon.certificates import CertificateWatch
+    from prober.simbank.tls import bank_certificate
+    from tests.certificates import days, root, write
+
+    served = bank_certificate(SERVER_DAYS)
+    context = served.server_context(work / "bank-tls")
+    ca_file = served.write_ca(work / "bank-tls")
+    own = root("Own CA").issue("prober-qwac", client=True, not_after=days(CLIENT_DAYS))
+    client = write(work / "qwac.pem", own.cert_pem, own.key_pem)
+    lines = []
+    async with BankServer(ssl_context=context) as bank:
+        for location in LOCATIONS:
+            (work / f"tls-{location}.toml").write_text(
+                f'[prober]\nlocation = "{location}"\n[daemon]\nstate_dir = "{work / location}"\n'
+                f'[[sites]]\nname = "simbank"\nbase_url = "{bank.url}"\n'
+                f'[sites.tls]\nca_file = "{ca_file}"\ncert_file = "{client}"\n'
+                '[[sites.checks]]\nname = "health"\nkind = "custom"\n'
+                '  [[sites.checks.steps]]\n  name = "get"\n  path = "/healthz"\n')
+            loaded = load(work / f"tls-{location}.toml", environ={})
+            watch = CertificateWatch(loaded.config)
+            result = await run_journey(loaded.plans[0])
+            assert result.success and result.steps[0].certificate is not None, result.error
+            watch.consume(result)
+            await watch.start()
+            lines += watch.points(instance=f"prober-{location}", time_ns=now)
+            await watch.close()
+    assert len(lines) == 4
+    return lines
 
 
 def materialise_psd2(db: InfluxDatabase, work: Path) -> None:
@@ -539,6 +578,26 @@ def test_prober_health(data):
     assert skipped and sum(r["skipped runs"] for r in skipped if r["instance"] == "prober-par") == 25
     arriving = run(data, "prober-health", "Results arriving")
     assert sum(r["count"] for r in arriving) == len(data.results)
+
+
+def test_overview_certificates_each_banks_earliest_expiry(data):
+    (row,) = run(data, "overview", "Certificates")
+    assert (row["site"], row["certificate"]) == ("simbank", "server:127.0.0.1")  # 10 days: before the client's 20
+    assert SERVER_DAYS - 0.1 < row["days left"] <= SERVER_DAYS
+    assert abs(row["expires"] / 1000 - (time.time() + SERVER_DAYS * 86_400)) < 600
+    rows = run(data, "overview", "Certificates", {"location": ["fra"]})
+    assert [r["site"] for r in rows] == ["simbank"]
+
+
+def test_prober_health_lists_the_probers_own_certificates(data):
+    rows = run(data, "prober-health", "The prober's own certificates")
+    assert sorted((r["instance"], r["certificate"], r["purpose"]) for r in rows) == [
+        ("prober-fra", "client", "client"), ("prober-par", "client", "client")]
+    assert all(CLIENT_DAYS - 0.1 < r["days left"] <= CLIENT_DAYS for r in rows)
+    assert all(r["subject"] == "CN=prober-qwac,O=bank-prober tests" and r["issuer"].startswith("CN=Own CA")
+               for r in rows)
+    only = run(data, "prober-health", "The prober's own certificates", {"instance": ["prober-par"]})
+    assert [r["instance"] for r in only] == ["prober-par"]
 
 
 def run_daily(data: ProberData, title: str, values: dict | None = None) -> list[dict]:

@@ -68,6 +68,13 @@ def test_decide(states, alive, confirm, failing, confirmed):
         assert decision.since_ns == min(s.at_ns for s in states if s.state == "open" and s.location in alive)
 
 
+def test_certificate_warnings_are_not_decided_across_locations():
+    """Each prober announces its own certificates; the consensus is about capabilities."""
+    states = [st("par", "open", 10), st("par", "open", 11, check="certificate:client", kind="certificate"),
+              st("fra", "open", 12, check="certificate:server:api.bank.test", kind="certificate")]
+    assert list(decide(states, ["par", "fra"], 1)) == [("bank", "transfer")]
+
+
 def test_one_incident_opened_and_resolved_for_two_locations():
     consensus = Consensus()
     alive = ["fra", "par"]

@@ -10,35 +10,40 @@ import pytest
 
 PROBER = Path(__file__).resolve().parent.parent / "prober"
 
-LEAVES = ["results.py", "redact.py", "timefmt.py", "waiting.py", "atomic.py", "eventloop.py", "config/types.py",
-          "config/unions.py"]
+LEAVES = ["results.py", "redact.py", "timefmt.py", "waiting.py", "atomic.py", "eventloop.py", "certfacts.py",
+          "config/types.py", "config/unions.py"]
 """Shared vocabulary: imports nothing of the project."""
 LEAF_MODULES = {leaf.removesuffix(".py").replace("/", ".") for leaf in LEAVES}
 """The leaves as module names: any package may import them."""
 
 FORBIDDEN = {
     # package: project packages it must not import
-    "journey": {"writer", "incidents", "notify", "daemon", "statuspage", "report", "output"},
-    "writer": {"journey", "incidents", "notify", "daemon", "statuspage", "report", "output"},
-    "notify": {"config", "journey", "writer", "incidents", "daemon", "statuspage", "report", "output"},
-    "output": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "report"},
-    "report": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "output"},
-    "incidents": {"journey", "writer", "notify", "daemon", "statuspage", "report", "output"},
+    "journey": {"writer", "incidents", "notify", "daemon", "statuspage", "report", "output", "certificates"},
+    "writer": {"journey", "incidents", "notify", "daemon", "statuspage", "report", "output", "certificates"},
+    "notify": {"config", "journey", "writer", "incidents", "daemon", "statuspage", "report", "output", "certificates"},
+    "output": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "report", "certificates"},
+    "report": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "output", "certificates"},
+    "incidents": {"journey", "writer", "notify", "daemon", "statuspage", "report", "output", "certificates"},
+    # The prober's own certificates and the warning ladder: reads files, decides nothing else.
+    "certificates": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "report", "output",
+                     "access"},
     # Config is read first and compiles nothing (prober/loading.py compiles the plans).
     # It may import prober.notify.providers: each notifier owns its settings model, and
     # notify imports nothing of config, so there is no cycle.
-    "config": {"journey", "writer", "incidents", "daemon", "statuspage", "report", "output", "access"},
+    "config": {"journey", "writer", "incidents", "daemon", "statuspage", "report", "output", "access",
+               "certificates"},
     # The status page shows what the daemon hands it (statuspage.PageSource: typed
     # incident status, latest runs, maintenance windows, the daily history); it reads
     # nothing of the daemon's internals, and renders, never probes, writes or notifies.
     "statuspage": {"daemon", "journey", "writer", "notify", "report", "output"},
     # Who may see what on the prober's own listeners: applies [access], serves nothing itself.
-    "access": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "report", "output"},
+    "access": {"journey", "writer", "incidents", "notify", "daemon", "statuspage", "report", "output",
+               "certificates"},
     # The simulated bank is the prober's counterpart, not a part of it: it checks what the
     # prober sends from the standards' texts, so it shares no code with the prober's
     # behaviour (a bug shared by signer and verifier would pass both).
     "simbank": {"config", "journey", "writer", "incidents", "notify", "daemon", "statuspage", "report", "output",
-                "loading", "cli", "listener", "access"},
+                "loading", "cli", "listener", "access", "certificates"},
 }
 
 

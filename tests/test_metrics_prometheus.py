@@ -121,3 +121,62 @@ async def test_each_worker_is_a_scrape_target_of_its_own_sites(bank: BankServer,
     finally:
         await prober.kill()
         await asyncio.to_thread(prometheus.close)
+
+
+async def test_prometheus_sees_certificate_expiry_and_the_shipped_alert_fires(tmp_path: Path) -> None:
+    """The simulated bank over HTTPS with a certificate expiring in 2 days, the prober's own
+    client certificate expiring in 10: both in ``bank_prober_certificate_expiry_timestamp_seconds``,
+    and the shipped ``BankCertificateExpiringSoon`` (no ``for``) fires for the bank's only."""
+    from prober.simbank.tls import bank_certificate
+    from tests.certificates import days, root, write
+
+    served = bank_certificate(2)
+    context = served.server_context(tmp_path / "bank-tls")
+    ca_file = served.write_ca(tmp_path / "bank-tls")
+    own = root("Own CA").issue("prober-qwac", client=True, not_after=days(10))
+    client = write(tmp_path / "qwac.pem", own.cert_pem, own.key_pem)
+    health = free_port()
+    async with BankServer(ssl_context=context) as bank:
+        text = config_text(bank.url, [check("login", interval="500ms")],
+                           daemon={"health_listen": f"127.0.0.1:{health}", "state_dir": "state"})
+        text = text.replace("[sites.vars]", f'[sites.tls]\nca_file = "{ca_file}"\ncert_file = "{client}"\n'
+                                            "[sites.vars]", 1)
+        (tmp_path / "prober.toml").write_text(text + '\n[certificates]\ncheck_every = "1s"\n')
+        prober = await ProberProcess(["run", "-c", "prober.toml"], tmp_path).start()
+        prometheus = PrometheusServer([f"127.0.0.1:{health}"], interval=1.0, rule_files=[RULES],
+                                      workdir=tmp_path / "prometheus")
+        try:
+            await asyncio.to_thread(prometheus.start)
+
+            async def both_seen() -> bool:
+                found = await asyncio.to_thread(prometheus.query, "bank_prober_certificate_expiry_timestamp_seconds")
+                return len(found) == 2
+
+            await wait_for(both_seen, timeout=45, interval=0.5, what="Prometheus to see both certificates")
+            expiry = {labels["certificate"]: value for labels, value in await asyncio.to_thread(
+                prometheus.query, 'bank_prober_certificate_expiry_timestamp_seconds{site="simbank"}')}
+            assert expiry["client"] == own.not_after
+            assert abs(expiry["server:127.0.0.1"] - served.not_after.timestamp()) < 1
+            days_left = {labels["certificate"]: value for labels, value in await asyncio.to_thread(
+                prometheus.query, '(bank_prober_certificate_expiry_timestamp_seconds - time()) / 86400')}
+            assert 1.9 < days_left["server:127.0.0.1"] <= 2 and 9.9 < days_left["client"] <= 10
+
+            async def alert_fires() -> bool:
+                found = await asyncio.to_thread(
+                    prometheus.query, 'ALERTS{alertname="BankCertificateExpiringSoon",alertstate="firing"}')
+                return len(found) == 1
+
+            await wait_for(alert_fires, timeout=30, interval=0.5, what="BankCertificateExpiringSoon to fire")
+            (firing,) = await asyncio.to_thread(
+                prometheus.query, 'ALERTS{alertname=~"BankCertificate.*",alertstate="firing"}')
+            assert (firing[0]["site"], firing[0]["certificate"], firing[0]["severity"]) == (
+                "simbank", "server:127.0.0.1", "critical")
+            pending = await asyncio.to_thread(
+                prometheus.query, 'ALERTS{alertname="BankCertificateExpiring",alertstate="pending"}')
+            assert {labels["certificate"] for labels, _ in pending} == {"client", "server:127.0.0.1"}
+            prober.signal(signal.SIGTERM)
+            assert await prober.wait(30) == 0
+            assert own.key_pem.decode().splitlines()[2] not in prober.log
+        finally:
+            await prober.kill()
+            await asyncio.to_thread(prometheus.close)

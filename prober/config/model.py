@@ -5,6 +5,7 @@ TOML layout::
     [prober]                 # optional: location label, instance name
     [influxdb]               # optional: where results go (see prober.config.influxdb)
     [access]                 # optional: who may read the prober's own HTTP surface (prober.config.access)
+    [certificates]           # optional: the certificate expiry warning ladder (prober.config.certificates)
     [[sites]]                # one per bank
       [sites.tls] [sites.headers] [sites.vars] [sites.secrets]
       [[sites.step_groups.NAME]]   # reusable steps, included by checks
@@ -33,6 +34,7 @@ from pydantic import (
 )
 
 from prober.config.access import AccessConfig
+from prober.config.certificates import CertificatesConfig
 from prober.config.browser import BrowserStep, is_browser_step
 from prober.config.daemon import DaemonConfig
 from prober.config.incidents import IncidentsConfig
@@ -575,6 +577,7 @@ class Config(BaseModel):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     status_page: StatusPageConfig = Field(default_factory=StatusPageConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
+    certificates: CertificatesConfig = Field(default_factory=CertificatesConfig)
 
     @model_validator(mode="after")
     def _locations_need_influxdb(self) -> Config:

@@ -26,6 +26,7 @@ from prober.incidents import IncidentChange, IncidentService
 from prober.notify.dispatcher import Dispatcher
 from prober.notify.message import Message
 from prober.notify.settings import NotifierSettings
+from prober.results import KINDS
 from prober.writer.incidents import IncidentPoints, LineWriter
 
 
@@ -103,11 +104,14 @@ def compose_incidents(
     With ``[incidents.locations]`` (and InfluxDB to decide from) the per-location changes
     are written but not notified: the cross-location loop
     (:mod:`prober.daemon.locations`) notifies through the same :class:`Alerting`'s
-    dispatcher. Start the :class:`Alerting` before the service and close it after.
+    dispatcher; incidents about no capability (certificate warnings) are still notified
+    here, by the prober that holds the certificate. Start the :class:`Alerting` before the service and close it after.
     """
     alerting = Alerting(config.incidents.maintenance, config.notifiers, session=session, evidence=evidence)
     subscribers: list = [IncidentPoints(writer, config.prober.instance)]
     if config.incidents.locations is None or config.influxdb is None:
         subscribers.append(alerting)
+    else:  # certificate warnings are this prober's own: it notifies them itself
+        subscribers.append(lambda change: alerting(change) if change.incident.kind not in KINDS else None)
     service = IncidentService(config, subscribers=subscribers, state_dir=state_dir)
     return service, alerting

@@ -13,6 +13,11 @@ spool and its state (incidents, lockouts) in a temporary directory removed when 
 ends, so a later ``prober run`` never replays simulated-bank results into a real
 InfluxDB, nor inherits the demo's incidents; its last line says so.
 
+With ``--tls-cert-days N`` the bank serves HTTPS with a certificate expiring in ``N``
+days (negative: expired), from a test CA made for the demo: the API checks trust that CA,
+the browser checks do not verify it (Chromium takes no CA file), and the certificate
+warning ladder shows in the feed (``certificate warning: …``) and on the status page.
+
 The first line is the status page's address. The view is a grid of site × capability
 (``kind``) with each check's status, latency and last error, refreshed with
 ``rich.live``; without a terminal a plain summary is printed every 5 seconds instead.
@@ -30,9 +35,11 @@ import asyncio
 import dataclasses
 import logging
 import os
+import ssl
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console, Group
@@ -41,14 +48,16 @@ from rich.table import Table
 from rich.text import Text
 
 from prober.simbank import DEFAULT_TIME_SCALE, TOUR, BankServer, Scenario, ScenarioRunner, scenario_named
+from prober.simbank.server import https_context
 from prober.config.errors import ConfigError
 from prober.loading import LoadedConfig, load
 from prober import eventloop
 from prober.daemon.lifecycle import Daemon, config_error_lines
 from prober.daemon.service import ProberService
+from prober.daemon.certificates import KIND as CERTIFICATE_KIND
 from prober.daemon.status import CheckStatus
 from prober.defaults import default_config
-from prober.incidents import CapabilityState, IncidentStatus
+from prober.incidents import CapabilityState, Incident, IncidentStatus
 from prober.journey.plan import JourneyPlan
 from prober.waiting import wait_event
 from prober.writer.writer import ResultWriter
@@ -79,6 +88,7 @@ def run_demo(
     interval: float = 2.0,
     port: int = 8480,
     time_scale: float = DEFAULT_TIME_SCALE,
+    tls_cert_days: float | None = None,
 ) -> int:
     try:
         played = scenario_named(scenario)
@@ -93,7 +103,7 @@ def run_demo(
     except FileNotFoundError as exc:
         print(f"prober demo: {exc}", file=sys.stderr)
         return 2
-    return eventloop.run(_demo(path, duration, played, interval, port, time_scale))
+    return eventloop.run(_demo(path, duration, played, interval, port, time_scale, tls_cert_days))
 
 
 BROWSER_MIN_INTERVAL = 6.0
@@ -113,34 +123,55 @@ def shorten(interval: float):
     return override
 
 
-async def _start_bank(port: int, scenario: Scenario | None, time_scale: float) -> BankServer:
-    bank = BankServer(port=port, scenario=scenario, time_scale=time_scale)
+def trusting(ca_file: Path, inner: Callable[[JourneyPlan], JourneyPlan]) -> Callable[[JourneyPlan], JourneyPlan]:
+    """``inner``, then trust the demo bank's test CA: API checks verify its certificate
+    against ``ca_file``; browser checks (Chromium takes no CA file) do not verify it."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+
+    def override(plan: JourneyPlan) -> JourneyPlan:
+        plan = inner(plan)
+        if plan.browser is not None:
+            return dataclasses.replace(plan, browser=dataclasses.replace(plan.browser, ignore_https_errors=True))
+        return dataclasses.replace(plan, ssl_context=context)
+
+    return override
+
+
+async def _start_bank(port: int, scenario: Scenario | None, time_scale: float,
+                      ssl_context: ssl.SSLContext | None = None) -> BankServer:
+    bank = BankServer(port=port, scenario=scenario, time_scale=time_scale, ssl_context=ssl_context)
     try:
         await bank.start()
     except OSError:
-        bank = BankServer(port=0, scenario=scenario, time_scale=time_scale)
+        bank = BankServer(port=0, scenario=scenario, time_scale=time_scale, ssl_context=ssl_context)
         await bank.start()
     return bank
 
 
 async def _demo(
-    path: Path, duration: float | None, scenario: Scenario | None, interval: float, port: int, time_scale: float
+    path: Path, duration: float | None, scenario: Scenario | None, interval: float, port: int, time_scale: float,
+    tls_cert_days: float | None = None,
 ) -> int:
-    bank = await _start_bank(port, scenario, time_scale)
-    try:
-        environ = {**os.environ, "SIMBANK_URL": bank.url}
+    with tempfile.TemporaryDirectory(prefix="bank-prober-demo-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        https = https_context(tls_cert_days, scratch / "bank-tls") if tls_cert_days is not None else None
+        bank = await _start_bank(port, scenario, time_scale, https[0] if https else None)
         try:
-            loaded = load(path, environ)
-        except ConfigError as exc:
-            for line in config_error_lines(exc):
-                print(line, file=sys.stderr)
-            return 2
-        with tempfile.TemporaryDirectory(prefix="bank-prober-demo-") as scratch:
-            code = await _run_isolated(path, environ, loaded, Path(scratch), bank, interval, duration)
-        print(NO_DATABASE, flush=True)
-        return code
-    finally:
-        await bank.stop()
+            environ = {**os.environ, "SIMBANK_URL": bank.url}
+            try:
+                loaded = load(path, environ)
+            except ConfigError as exc:
+                for line in config_error_lines(exc):
+                    print(line, file=sys.stderr)
+                return 2
+            override, note = shorten(interval), ""
+            if https is not None:
+                override, note = trusting(https[1], override), f"The simulated bank serves {https[2].split(';')[0]}."
+            code = await _run_isolated(path, environ, loaded, scratch, bank, interval, duration, override, note)
+        finally:
+            await bank.stop()
+    print(NO_DATABASE, flush=True)
+    return code
 
 
 def isolate(loaded: LoadedConfig, scratch: Path) -> tuple[LoadedConfig, ResultWriter]:
@@ -157,13 +188,14 @@ def isolate(loaded: LoadedConfig, scratch: Path) -> tuple[LoadedConfig, ResultWr
 
 async def _run_isolated(
     path: Path, environ: dict[str, str], loaded: LoadedConfig, scratch: Path, bank: BankServer,
-    interval: float, duration: float | None,
+    interval: float, duration: float | None, override: Callable[[JourneyPlan], JourneyPlan] | None = None,
+    note: str = "",
 ) -> int:
     loaded, writer = isolate(loaded, scratch)
     daemon = Daemon(
         path, loaded, environ=environ, health_listen="127.0.0.1:0",
         service_factory=lambda config: ProberService(
-            config, writer=writer, plan_override=shorten(interval), writer_close_timeout=5.0),
+            config, writer=writer, plan_override=override or shorten(interval), writer_close_timeout=5.0),
     )
     console = Console()
     feed = DemoFeed(daemon.service, bank.scenario)
@@ -174,6 +206,8 @@ async def _run_isolated(
                       highlight=False, soft_wrap=True)
         console.print(f"bank-prober demo: simulated bank at {bank.url}, every check each {interval:g}s; "
                       f"Ctrl-C to stop", highlight=False, soft_wrap=True, markup=False)
+        if note:
+            console.print(note, highlight=False, soft_wrap=True, markup=False)
         console.print(_playing(bank.scenario), highlight=False, soft_wrap=True, markup=False)
         await _view(daemon.service, console, daemon.should_exit, duration, feed)
 
@@ -226,6 +260,15 @@ class DemoFeed:
         self.seen = incidents.changes
         for event in list(incidents.events)[len(incidents.events) - new:]:
             incident = event.incident
+            if incident.kind == CERTIFICATE_KIND:
+                if event.event == "resolved":
+                    self.resolved += 1
+                    lines.append(f"[{now}] certificate warning resolved: {incident.site}: "
+                                 f"{incident.check.removeprefix('certificate:')} renewed")
+                elif event.event in ("opened", "escalated"):
+                    self.opened += event.event == "opened"
+                    lines.append(f"[{now}] certificate warning: {incident.site}: {incident.error.split(';')[0]}")
+                continue
             if event.event == "opened":
                 self.opened += 1
                 lines.append(f"[{now}] incident opened: {incident.site}/{incident.kind}: check {incident.check} fails at "
@@ -333,14 +376,20 @@ def _grid(service: ProberService) -> Group:
     return Group(table, _incident_lines(incidents))
 
 
+def _what_fails(incident: Incident) -> str:
+    """``check login fails at step token (auth)``; a certificate warning says what expires when."""
+    if incident.kind == CERTIFICATE_KIND:
+        return incident.error.split(";")[0]
+    return f"check {incident.check} fails at {incident.failed_step or 'the journey'} ({incident.outcome})"
+
+
 def _incident_lines(incidents: IncidentStatus) -> Text:
     text = Text()
     if not incidents.open:
         text.append("No open incident.", style="green")
     for incident in incidents.open:
         text.append(f"OPEN since {_clock(incident.since_ns)}  ", style="bold red")
-        text.append(f"{incident.site} {incident.kind}: check {incident.check} fails at "
-                    f"{incident.failed_step or 'the journey'} ({incident.outcome})\n")
+        text.append(f"{incident.site} {incident.kind}: {_what_fails(incident)}\n")
     for incident in incidents.recent[:3]:
         text.append(f"\nRESOLVED {_clock(incident.resolved_ns)}  ", style="green")
         text.append(f"{incident.site} {incident.kind} was failing {_clock(incident.since_ns)}"
@@ -359,8 +408,8 @@ def _plain(service: ProberService) -> str:
         states = ", ".join(f"{c.kind} {c.state}" for c in incidents.of_site(site))
         lines.append(f"  {site}: {states}")
     for incident in incidents.open:
-        lines.append(f"  OPEN {incident.site}/{incident.kind} since {utc_iso_ns(incident.since_ns)}: check "
-                     f"{incident.check} fails at {incident.failed_step or 'the journey'} ({incident.outcome})")
+        lines.append(f"  OPEN {incident.site}/{incident.kind} since {utc_iso_ns(incident.since_ns)}: "
+                     f"{_what_fails(incident)}")
     for incident in incidents.recent:
         lines.append(f"  RESOLVED {incident.site}/{incident.kind} {utc_iso_ns(incident.since_ns)} to "
                      f"{utc_iso_ns(incident.resolved_ns or 0)} ({incident.duration_s:.0f}s)")

@@ -43,6 +43,10 @@ per site × capability (``site``, ``kind``, plus ``location`` on the histogram):
   degraded, outage; 1 for the current one), ``bank_prober_incidents_open``.
 per site that ever refused a login: ``bank_prober_lockout_state`` (``state`` = ok,
   backing_off, credentials_refused).
+per site × certificate (``site``, ``certificate``: ``client``, ``signing``,
+  ``signing:<check>/<step>``, ``server:<host>``), every certificate the prober knows:
+  ``bank_prober_certificate_expiry_timestamp_seconds`` (the earliest not-after of it and
+  its chain, Unix time; what ``deploy/prometheus/alerts.yml``'s certificate alerts read).
 the prober itself: ``bank_prober_info`` (``prober_instance``: the ``instance`` tag of its
   InfluxDB points, which Prometheus's own ``instance`` label would shadow; ``location``,
   ``version``),
@@ -181,12 +185,14 @@ class Snapshot:
     writer: dict[str, float]
     notifications: dict[str, Any]
     config: dict[str, float]
+    certificates: list[tuple[str, str, float]] = field(default_factory=list)
     process: ProcessCollector | None = None
 
     def collect(self) -> Iterator[Metric]:
         """The metric families other than the per-check ones and the journey histograms
         (``prometheus_client``'s collector interface)."""
         yield from self._capabilities()
+        yield from self._certificates()
         yield from self._prober()
         if self.process is not None:
             yield from self.process.collect()
@@ -209,6 +215,16 @@ class Snapshot:
             for name in LOCKOUT_STATES:
                 lockout.add_metric([site, name], 1.0 if name == current else 0.0)
         yield from (state, incidents, lockout)
+
+    def _certificates(self) -> Iterator[Metric]:
+        expiry = GaugeMetricFamily(
+            "bank_prober_certificate_expiry_timestamp_seconds",
+            "When a certificate expires (Unix time): the earliest not-after of it and its chain; the banks' "
+            "(server:<host>, as last seen on a step) and the prober's own (client, signing).",
+            labels=["site", "certificate"])
+        for site, name, not_after in self.certificates:
+            expiry.add_metric([site, name], not_after)
+        yield expiry
 
     def _prober(self) -> Iterator[Metric]:
         info = GaugeMetricFamily("bank_prober_info", "The prober: instance, location, version.",
@@ -315,6 +331,7 @@ class ProberCollector:
             notifications=service.alerting.status(),
             config={"reloads": service.reloads, "ok": 0.0 if service.last_reload_error else 1.0,
                     "loaded_at": service.loaded_at},
+            certificates=service.certificates.expiries(),
             process=self.process,
         )
 

@@ -6,7 +6,8 @@ self-report every ``self_report_interval``, and shuts down in order: stop schedu
 let runs in flight finish (bounded), close the consumers (the writer last: it flushes
 or spools every point).
 
-Self-report (``prober`` measurement): ``checks`` (scheduled), ``running`` (journeys
+Self-report (``prober`` measurement, and a ``certificate`` point per certificate the
+:class:`~prober.daemon.certificates.CertificateWatch` knows): ``checks`` (scheduled), ``running`` (journeys
 holding a concurrency slot), ``schedule_lag_ms`` (p99 of the lags of the runs started
 since the previous report; p50 and p99 over the last 10,000 runs are on ``/status``),
 and the writer counters. Runs not stacked because the previous run of the same check
@@ -28,6 +29,7 @@ from typing import Any
 from prober.eventloop import running_loop_name
 from prober.loading import LoadedConfig, journey_runner
 from prober.daemon.alerting import compose_incidents
+from prober.daemon.certificates import CertificateWatch
 from prober.daemon.consumers import ResultConsumer, WriterConsumer
 from prober.daemon.locations import CrossLocationIncidents
 from prober.daemon.lockout import LockoutTracker, first_pauses
@@ -114,12 +116,15 @@ class ProberService:
                 loaded.config, self.writer, self.alerting.dispatcher.submit)
         self.journey_metrics = JourneyMetrics()
         """Runs per outcome and journey durations, for ``/metrics``."""
+        self.certificates = CertificateWatch(loaded.config, incidents=self.incidents)
+        """The banks' certificates and the prober's own: expiry, warnings, incidents."""
         self.consumers: list[ResultConsumer] = [
             self.writer_consumer,
             self.status,
             self.journey_metrics,
             self.lockout,
             self.incidents,
+            self.certificates,
             *([self.locations] if self.locations is not None else []),
             self.history,
             *consumers,
@@ -161,6 +166,7 @@ class ProberService:
 
     async def start(self) -> None:
         await self.alerting.start()  # before the incident service: restored incidents remind
+        self.certificates.use_plans(self.loaded.plans)
         for consumer in self.consumers:
             await consumer.start()
         for plan in self.loaded.plans:
@@ -186,6 +192,7 @@ class ProberService:
         for consumer in self.consumers:
             if callable(reload_consumer := getattr(consumer, "reload", None)):
                 reload_consumer(new)
+        self.certificates.use_plans(loaded.plans)
         added, removed, changed = self._apply(loaded)
         for key in removed:
             self.status.forget(*key)
@@ -262,7 +269,8 @@ class ProberService:
             precision=self.writer.precision,
             **stats,
         )
-        self.writer.submit_lines([line])
+        self.writer.submit_lines([line, *self.certificates.points(
+            instance=settings.instance, time_ns=time.time_ns(), precision=self.writer.precision)])
 
     def lockout_fields(self) -> dict[str, int]:
         """The lockout protection's fields of the ``prober`` self-report."""
@@ -327,4 +335,5 @@ class ProberService:
             "incidents": {**self.incidents.status().to_json(), "notifications": self.alerting.status(),
                           **({"locations": self.locations.status()} if self.locations is not None else {})},
             "checks": self.status.snapshot(),
+            "certificates": self.certificates.status(),
         }

@@ -13,6 +13,13 @@ State of one site × kind:
 * ``outage`` — every check of that kind, at every location that runs it, has a steady
   open incident of failures (not only slowness);
 * ``unknown`` — no check of that kind has reported yet.
+
+Incidents about something that is not a capability (kind ``certificate``: a certificate
+nearing its expiry, the service still working) never change a capability's state. An
+incident decided outside the tracker whose cause fails every check of its capability
+(rule in :data:`CAPABILITY_WIDE_RULES`: the prober's own certificate expired, so the
+bank refuses every connection that presents it) makes the capability an ``outage`` by
+itself.
 """
 
 from __future__ import annotations
@@ -25,6 +32,12 @@ from prober.incidents.tracker import CheckKey, Incident
 from prober.results import KINDS
 
 State = Literal["ok", "degraded", "outage", "unknown"]
+
+UNUSABLE_CERTIFICATE = "unusable certificate"
+"""The rule of an incident opened because a certificate the prober presents or signs with
+has expired or is not valid yet (:mod:`prober.daemon.certificates`)."""
+CAPABILITY_WIDE_RULES = frozenset({UNUSABLE_CERTIFICATE})
+"""Rules of incidents that put their capability in outage on their own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +73,8 @@ def capability_states(
         members.setdefault((key.site, kind), set()).add(key)
     open_by: dict[tuple[str, str], list[Incident]] = {}
     for incident in incidents:
+        if incident.kind not in KINDS:  # a certificate expiring: the capabilities still work
+            continue
         open_by.setdefault((incident.site, incident.kind), []).append(incident)
         members.setdefault((incident.site, incident.kind), set()).add(
             CheckKey(incident.site, incident.check, incident.location)
@@ -73,7 +88,8 @@ def capability_states(
         else:
             failing = {CheckKey(i.site, i.check, i.location) for i in found}
             steady = all(not i.flapping and not i.slow for i in found)
-            state = "outage" if failing >= keys and steady else "degraded"
+            wide = any(i.rule in CAPABILITY_WIDE_RULES for i in found)
+            state = "outage" if wide or (failing >= keys and steady) else "degraded"
             since = found[0].since_ns
         states[(site, kind)] = CapabilityState(site, kind, state, tuple(found), since)
     return states

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from prober.incidents.tracker import rate_end, rate_start
+from prober.results import KINDS
 
 SiteKind = tuple[str, str]
 Run = tuple[bool, int]
@@ -114,11 +115,16 @@ class Decision:
 
 
 def decide(states: Iterable[LocationState], live_locations: Iterable[str], confirm: int | str) -> dict[SiteKind, Decision]:
-    """Per site × capability seen in ``states``: which live locations fail, confirmed or not."""
+    """Per site × capability seen in ``states``: which live locations fail, confirmed or not.
+
+    Incidents that are not about a capability (kind ``certificate``: each prober's own
+    certificates, announced by the prober that has them) are left out."""
     alive = tuple(sorted(set(live_locations)))
     need = required(confirm, len(alive))
     grouped: dict[SiteKind, list[LocationState]] = {}
     for state in states:
+        if state.kind not in KINDS:
+            continue
         grouped.setdefault((state.site, state.kind), []).append(state)
     out: dict[SiteKind, Decision] = {}
     for (site, kind), items in sorted(grouped.items()):

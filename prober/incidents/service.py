@@ -17,9 +17,10 @@ The daemon hands every finished :class:`~prober.results.JourneyResult` to
    (:mod:`prober.incidents.resolved`), so the status page's incident history does too.
 
 Incidents decided elsewhere in the daemon (lockout protection: a site refusing the
-prober's logins, :mod:`prober.daemon.lockout`) enter through :meth:`IncidentService.open_external`
-and :meth:`~IncidentService.resolve_external` and are announced, saved and shown like the
-others.
+prober's logins, :mod:`prober.daemon.lockout`; certificates expiring or expired,
+:mod:`prober.daemon.certificates`) enter through :meth:`IncidentService.open_external`,
+:meth:`~IncidentService.escalate_external` and :meth:`~IncidentService.resolve_external`
+and are announced, saved and shown like the others.
 
 Lifecycle: ``IncidentService(config, subscribers=[...])`` → ``await start()`` →
 ``consume(...)``… → ``await close()``.
@@ -34,7 +35,7 @@ import time
 import uuid
 from collections import deque
 from copy import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,11 @@ class IncidentService:
         last one ended (``since`` of an ok state), kept across restarts."""
         self.resolved.load()
         self._external: dict[tuple[str, str], CheckKey] = {}
-        """``(site, location)`` → the key of its open incident decided outside the tracker."""
+        """``(site, location)`` → the key of its open incident decided outside the tracker
+        that counts the site's ``auth`` failures (lockout protection)."""
+        self._decided: dict[str, tuple[CheckKey, frozenset[str]]] = {}
+        """Other incidents decided outside the tracker: id → its key and the checks whose
+        failures count towards it (an expired certificate: the checks that present it)."""
         restored = self.tracker.open_incidents()
         if restored:
             log.info("restored %d open incident(s) from %s", len(restored), self.store.path)
@@ -232,6 +237,8 @@ class IncidentService:
             outcome = "skipped"  # the login check carries this failure
         if outcome == "auth" and self._external and (result.site, result.location) in self._external:
             outcome = "skipped"  # the site's lockout incident carries its refused logins
+        if self._decided and outcome not in ("ok", "skipped") and self._carried(result):
+            outcome = "skipped"  # an incident decided elsewhere (an expired certificate) carries it
         key = CheckKey(result.site, result.check, result.location)
         self._known.setdefault(key, result.kind)
         material = outcome != "ok" or not self._healthy(key)
@@ -246,6 +253,11 @@ class IncidentService:
                 self._stale = True
         if event is not None:
             self._changed(event)
+
+    def _carried(self, result: JourneyResult) -> bool:
+        """Whether an open incident decided outside the tracker counts ``result``'s failure."""
+        return any(key.site == result.site and key.location == result.location and result.check in checks
+                   for key, checks in self._decided.values())
 
     def _healthy(self, key: CheckKey) -> bool:
         """Whether ``key`` is known, has no open incident and no failure in its window."""
@@ -281,21 +293,27 @@ class IncidentService:
 
     # ── incidents decided outside the tracker (lockout protection) ─────────────────
     def open_external(self, *, site: str, check: str, kind: str, location: str, outcome: str, reason: str,
-                      rule: str, since_ns: int) -> str:
+                      rule: str, since_ns: int, exclusive: bool = True, absorbs_auth: bool = True,
+                      absorbs: Iterable[str] = ()) -> str:
         """Open an incident another part of the daemon decided (lockout protection: a
-        site refusing the prober's logins); returns its id.
+        site refusing the prober's logins; a certificate); returns its id.
 
         It is published like any incident (to the subscribers: ``incident`` point,
         maintenance silencing, notifications) and kept in the saved state. When ``site`` × ``kind`` at
         ``location`` has an open incident already, nothing is opened ("" is returned):
-        one incident, one notification. While it is open, ``auth`` failures of the
-        site's runs at ``location`` count towards it rather than towards their checks.
+        one incident, one notification (``exclusive = False``: only an open incident of
+        the same ``check`` stops it, as for the certificates of one site, each its own).
         ``check`` names the incident, not a member of the capability: with the site's
         own checks of ``kind`` passing, the capability is ``degraded``.
+
+        While it is open, failures count towards it rather than towards their checks:
+        the ``auth`` failures of the site's runs at ``location`` (``absorbs_auth``, the
+        lockout's), or else any failure of the checks named in ``absorbs``.
         """
         if not self.settings.enabled:
             return ""
-        if any((i.site, i.kind, i.location) == (site, kind, location) for i in self.tracker.open_incidents()):
+        if any((i.site, i.kind, i.location) == (site, kind, location) and (exclusive or i.check == check)
+               for i in self.tracker.open_incidents()):
             return ""
         key = CheckKey(site, check, location)
         tracker = self.tracker.checks.setdefault(key, CheckTracker(self.tracker.thresholds_for(check)))
@@ -307,31 +325,58 @@ class IncidentService:
             last_failure_ns=now, last_reminder_ns=now,
         )
         tracker.incident = incident
-        self._external[(site, location)] = key
+        self._register(incident.id, key, absorbs_auth, absorbs)
         self._changed(IncidentEvent("opened", incident, now))
         return incident.id
+
+    def _register(self, incident_id: str, key: CheckKey, absorbs_auth: bool, absorbs: Iterable[str]) -> None:
+        if absorbs_auth:
+            self._external[(key.site, key.location)] = key
+        else:
+            self._decided[incident_id] = (key, frozenset(absorbs))
+
+    def escalate_external(self, incident_id: str, *, reason: str) -> bool:
+        """Announce that an incident :meth:`open_external` opened got worse (a certificate
+        reached the next step of its warning ladder): its error becomes ``reason`` and an
+        ``escalated`` change is published (notified like an opening, no ``incident``
+        point). False when it is not open."""
+        for key, _ in self._decided.values():
+            tracker = self.tracker.checks.get(key)
+            incident = tracker.incident if tracker is not None else None
+            if incident is not None and incident.id == incident_id:
+                now = self.clock()
+                incident.error = reason
+                incident.last_failure_ns = incident.last_reminder_ns = now
+                self._changed(IncidentEvent("escalated", incident, now))
+                return True
+        return False
 
     def resolve_external(self, incident_id: str, *, resolved_ns: int) -> bool:
         """Resolve an incident opened by :meth:`open_external`, dated ``resolved_ns``;
         False when it is not open."""
-        for place, key in list(self._external.items()):
+        places: list[tuple[Any, CheckKey]] = [*self._external.items(),
+                                               *((i, key) for i, (key, _) in self._decided.items())]
+        for place, key in places:
             tracker = self.tracker.checks.get(key)
             incident = tracker.incident if tracker is not None else None
             if incident is None or incident.id != incident_id:
                 continue
-            del self._external[place]
+            if isinstance(place, tuple):
+                del self._external[place]
+            else:
+                del self._decided[place]
             incident.resolved_ns = max(resolved_ns, incident.since_ns)
             tracker.incident = None
             self._changed(IncidentEvent("resolved", incident, self.clock()))
             return True
         return False
 
-    def adopt_external(self, incident_id: str) -> bool:
+    def adopt_external(self, incident_id: str, *, absorbs_auth: bool = True, absorbs: Iterable[str] = ()) -> bool:
         """After a restart: take back an incident :meth:`open_external` opened before it
-        (restored from the saved state); False when it is not open."""
+        (restored from the saved state), with what it absorbs; False when it is not open."""
         for key, tracker in self.tracker.checks.items():
             if tracker.incident is not None and tracker.incident.id == incident_id:
-                self._external[(key.site, key.location)] = key
+                self._register(incident_id, key, absorbs_auth, absorbs)
                 return True
         return False
 

@@ -68,7 +68,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-EventKind = Literal["opened", "resolved", "reminder"]
+from prober.results import KINDS
+
+EventKind = Literal["opened", "resolved", "reminder", "escalated"]
+"""``escalated``: an incident decided outside the tracker got worse (a certificate reached
+the next step of its warning ladder), announced like an opening."""
 
 
 class CheckKey(NamedTuple):
@@ -467,11 +471,16 @@ class Tracker:
         return [t.incident for t in self.checks.values() if t.incident is not None]
 
     def due_reminders(self, now_ns: int, every_s: float | None) -> list[IncidentEvent]:
-        """A ``reminder`` for each incident open and unannounced for ``every_s`` seconds."""
+        """A ``reminder`` for each incident of a capability open and unannounced for
+        ``every_s`` seconds. An incident about something else (a certificate expiring:
+        kind ``certificate``) is announced by whoever decided it, at each step of its
+        warning ladder, never every ``every_s``."""
         if not every_s:
             return []
         events = []
         for incident in self.open_incidents():
+            if incident.kind not in KINDS:
+                continue
             if now_ns - incident.last_reminder_ns >= every_s * 1e9:
                 incident.last_reminder_ns = now_ns
                 events.append(IncidentEvent("reminder", incident, now_ns))

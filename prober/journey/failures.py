@@ -57,7 +57,10 @@ def classify(exc: BaseException) -> tuple[Outcome, str]:
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return Outcome.TIMEOUT, "timeout"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return Outcome.TLS, f"tls: certificate verify failed ({_where(exc)})"
+        # OpenSSL's reason ("certificate has expired", "certificate is not yet valid",
+        # "unable to get local issuer certificate"…): a fixed text, never the bank's.
+        reason = getattr(exc.certificate_error, "verify_message", "") or ""
+        return Outcome.TLS, f"tls: certificate verify failed{': ' + reason if reason else ''} ({_where(exc)})"
     if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
         return Outcome.TLS, f"tls: handshake failed ({_where(exc)})"
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -10,6 +10,13 @@ context variable (:func:`bind_clock`), and only three places write to it:
 * :class:`TracingConnector` — the TCP handshake, then TLS, of each new connection;
 * the runner — when the response headers are in and when the body is.
 
+The connector also reads the server certificate of each new TLS connection, once, from
+the handshake it just made (:mod:`prober.journey.tlspeer`), and keeps it beside the
+connection: each exchange's clock gets the certificate of the connection it was sent
+on (:attr:`PhaseClock.certificate`), so a step reusing a connection
+reports the certificate that connection was opened with. Plain-HTTP connections cost
+nothing more.
+
 aiohttp's trace hooks could say the same, but they cost on every request (about ten
 signals sent, each with its own parameters object, whether anyone listens or not):
 ~20 µs of CPU per step, for three timestamps.
@@ -33,7 +40,9 @@ import asyncio
 import contextvars
 import socket
 import ssl
+import logging
 import sys
+import weakref
 from time import perf_counter
 from typing import Any
 
@@ -51,7 +60,10 @@ from aiohttp.helpers import ceil_timeout
 from aiohttp.resolver import ThreadedResolver
 
 from prober.config.types import format_size
-from prober.results import Phases
+from prober.journey.tlspeer import describe_peer
+from prober.results import Phases, ServerCertificate
+
+log = logging.getLogger("prober.journey")
 
 MAX_FIELD_SIZE = 8190
 """Longest response status or header line aiohttp accepts, in bytes (its default, and
@@ -118,9 +130,11 @@ class BodyReader:
 class PhaseClock:
     """Raw timestamps of one HTTP exchange (possibly several hops with redirects)."""
 
-    __slots__ = ("start", "dns_ms", "connect_ms", "tls_ms", "headers", "end")
+    __slots__ = ("start", "dns_ms", "connect_ms", "tls_ms", "headers", "end", "certificate")
 
     def __init__(self) -> None:
+        self.certificate: ServerCertificate | None = None
+        """The server certificate of the connection the (last hop of the) exchange used."""
         self.start = 0.0
         self.dns_ms = 0.0
         self.connect_ms = 0.0
@@ -171,7 +185,37 @@ class TracingConnector(aiohttp.TCPConnector):
     seam, so ``pyproject.toml`` admits only the aiohttp releases it was checked against,
     and ``tests/test_packaging.py`` fails, naming this class, when the installed aiohttp's
     version of the method differs from the one this copy follows.
+
+    After a TLS handshake it records the server's certificate for the connection, and
+    hands it to the clock of each exchange sent on that connection (:meth:`connect`).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._certificates: weakref.WeakKeyDictionary[Any, ServerCertificate] = weakref.WeakKeyDictionary()
+        """Connection protocol → the certificate its handshake presented (gone with it)."""
+
+    async def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
+        """A connection for ``req`` (new or reused); the certificate it was opened with
+        goes into the current clock, so the exchange reports the certificate of the
+        connection its last hop used."""
+        connection = await super().connect(req, traces, timeout)
+        if self._certificates and (clock := _current_clock.get()) is not None:
+            clock.certificate = self._certificates.get(connection.protocol)
+        return connection
+
+    def _remember_certificate(self, connection: tuple[asyncio.Transport, Any], host: str) -> None:
+        transport, protocol = connection
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return
+        try:
+            certificate = describe_peer(ssl_object, host)
+        except Exception as exc:  # noqa: BLE001 - a certificate we cannot read must not cost the request
+            log.debug("cannot read the server certificate of %s: %s", host, type(exc).__name__)
+            return
+        if certificate is not None:
+            self._certificates[protocol] = certificate
 
     async def _wrap_create_connection(  # type: ignore[override]
         self,
@@ -199,12 +243,15 @@ class TracingConnector(aiohttp.TCPConnector):
                 if kwargs.get("ssl") and self._ssl_shutdown_timeout and sys.version_info >= (3, 11):
                     kwargs["ssl_shutdown_timeout"] = self._ssl_shutdown_timeout
                 connection = await self._loop.create_connection(*args, **kwargs, sock=sock)
+                tls_end = perf_counter()
+                if kwargs.get("ssl"):  # added: the certificate, read once per connection
+                    self._remember_certificate(connection, kwargs.get("server_hostname") or req.host)
                 if (clock := _current_clock.get()) is not None:
                     clock.connect_ms += (tcp_end - started) * 1000.0
                     if kwargs.get("ssl"):
-                        clock.tls_ms += (perf_counter() - tcp_end) * 1000.0
+                        clock.tls_ms += (tls_end - tcp_end) * 1000.0
                     else:
-                        clock.connect_ms += (perf_counter() - tcp_end) * 1000.0
+                        clock.connect_ms += (tls_end - tcp_end) * 1000.0
                 return connection
         except cert_errors as exc:
             raise ClientConnectorCertificateError(req.connection_key, exc) from exc

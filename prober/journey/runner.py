@@ -422,7 +422,8 @@ async def _send_timed(
         # Headers may have come before the failure (a body cut short, too large, too slow):
         # the status and the bytes that did arrive are part of what happened.
         return StepResult(name=step.name, outcome=outcome, duration_ms=(clock.end - clock.start) * 1000.0,
-                          phases=clock.phases(), http_status=status, bytes=reader.received, error=error), None
+                          phases=clock.phases(), http_status=status, bytes=reader.received, error=error,
+                          certificate=clock.certificate), None
     finally:
         unbind_clock(token)
     result = StepResult(
@@ -432,6 +433,7 @@ async def _send_timed(
         phases=clock.phases(),
         http_status=response.status,
         bytes=reader.received,
+        certificate=clock.certificate,
     )
     return result, response
 

@@ -26,11 +26,20 @@ def human_duration(seconds: float) -> str:
     return " ".join(parts[:2])
 
 
+CERTIFICATE_KIND = "certificate"
+"""The kind of an incident about a certificate nearing its expiry (not a capability)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One incident notification (``opened``, ``reminder`` or ``resolved``)."""
+    """One incident notification (``opened``, ``reminder``, ``escalated`` or ``resolved``).
 
-    event: Literal["opened", "resolved", "reminder"]
+    ``escalated``: a certificate incident reached the next step of its warning ladder.
+    A certificate incident (kind ``certificate``) is worded as such: what expires, when,
+    and who uses it (its ``error``), the capabilities still working.
+    """
+
+    event: Literal["opened", "resolved", "reminder", "escalated"]
     incident_id: str
     site: str
     kind: str
@@ -75,6 +84,8 @@ class Message:
         fails; otherwise it names the check and the capability's state:
         ``RESOLVED simbank: payments check `card-auth` is back after 5m; payments still degraded``.
         """
+        if self.kind == CERTIFICATE_KIND:
+            return self._certificate_title
         if self.event == "resolved":
             after = f"is back after {human_duration(self.duration_s)}"
             if self.still_failing:
@@ -84,6 +95,17 @@ class Message:
         prefix = "STILL FAILING" if self.event == "reminder" else "INCIDENT"
         state = self.capability_state if self.capability_state in ("degraded", "outage") else "failing"
         return f"{prefix} {self.site}: {self.kind} {state}"
+
+    @property
+    def _certificate_name(self) -> str:
+        return self.check.removeprefix("certificate:")
+
+    @property
+    def _certificate_title(self) -> str:
+        """``CERTIFICATE simbank: client expires in 13 days`` / ``RESOLVED simbank: certificate client renewed``."""
+        if self.event == "resolved":
+            return f"RESOLVED {self.site}: certificate {self._certificate_name} renewed"
+        return f"CERTIFICATE {self.site}: {self.error.split(';', 1)[0]}"
 
     @property
     def what_fails(self) -> str:
@@ -102,6 +124,13 @@ class Message:
     @property
     def text(self) -> str:
         """The plain-text body every notifier can use."""
+        if self.kind == CERTIFICATE_KIND:
+            if self.event == "resolved":
+                body = (f"A renewed certificate was seen at {self.resolved_at}; the warning had been open since "
+                        f"{self.since} ({human_duration(self.duration_s)}).")
+            else:
+                body = f"{self.error}. Warned since {self.since}."
+            return "\n".join([self.title, body, f"{self.site}: {self.site_summary}. Seen from {self.location}."])
         lines = [self.title]
         if self.event == "resolved":
             subject = f"check `{self.check}` of {self.kind}" if self.still_failing else self.kind

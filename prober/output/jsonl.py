@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from prober.results import JourneyResult, StepResult
+from prober.results import JourneyResult, ServerCertificate, StepResult
 
 
 def _step(step: StepResult) -> dict[str, Any]:
@@ -33,6 +33,8 @@ def _step(step: StepResult) -> dict[str, Any]:
             "ttfb_ms": round(p.ttfb_ms, 3),
             "transfer_ms": round(p.transfer_ms, 3),
         }
+    if step.certificate is not None:
+        data["tls"] = _tls(step.certificate, step.started_at_ns)
     if step.page is not None:
         page = step.page
         data["page"] = {
@@ -44,6 +46,21 @@ def _step(step: StepResult) -> dict[str, Any]:
             "failed_requests": page.failed_requests,
         }
     return data
+
+
+def _tls(certificate: ServerCertificate, at_ns: int) -> dict[str, Any]:
+    """The server certificate of a step over TLS, with the same names as its ``step`` point's fields."""
+    return {
+        "version": certificate.tls_version,
+        "host": certificate.host,
+        "cert_subject": certificate.subject,
+        "cert_issuer": certificate.issuer,
+        "cert_not_after": certificate.not_after,
+        "cert_expiry_days": round(certificate.expiry_days(at_ns / 1e9), 3),
+        "cert_chain_not_after": certificate.chain_not_after,
+        "chain_earliest_subject": certificate.earliest_subject,
+        "verified": certificate.verified,
+    }
 
 
 def result_to_dict(result: JourneyResult) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from .psd2 import PROFILE_ROUTES, Psd2Api
 from .signatures import SignatureProfile, signature_middleware
 from .scenarios import DEFAULT_TIME_SCALE, Scenario, ScenarioRunner, get_scenario, scenario_named
 from .state import BankState
+from .tls import bank_certificate
 from .web import WEB_ROUTES, WebFront, WebSessions
 
 # In-flight requests get this long to finish at shutdown before they are cancelled.
@@ -182,13 +183,17 @@ def run_bank(
     time_scale: float = DEFAULT_TIME_SCALE,
     profile: str | None = None,
     keys_dir: str | None = None,
+    tls_cert_days: float | None = None,
+    tls_dir: str = "var/bank-tls",
 ) -> int:
     """Serve the simulated bank until SIGINT/SIGTERM (``prober bank``).
 
     Prints the URL and scenario on one line. With ``profile`` (and ``keys_dir``, where
     the TPP's keys and the example's env file go) the bank speaks that PSD2 standard,
-    see :mod:`prober.simbank.profiles`. Returns 0 after a clean stop, 2 on an unknown
-    scenario or profile or an address that cannot be bound (message on stderr).
+    see :mod:`prober.simbank.profiles`. With ``tls_cert_days`` it serves HTTPS with a
+    certificate expiring in that many days (:mod:`prober.simbank.tls`), its test CA in
+    ``tls_dir``. Returns 0 after a clean stop, 2 on an unknown scenario or profile or an
+    address that cannot be bound (message on stderr).
     """
     if profile is not None and (profile not in PROFILE_ROUTES or keys_dir is None):
         print(f"prober bank: --profile needs --keys DIR and one of {', '.join(PROFILE_ROUTES)}", file=sys.stderr)
@@ -199,16 +204,35 @@ def run_bank(
         print(f"prober bank: {exc}", file=sys.stderr)
         return 2
     psd2 = profiles.setup(profile, Path(keys_dir)) if profile is not None and keys_dir is not None else None
-    return asyncio.run(_serve(host, port, played, seed, time_scale, psd2))
+    https: tuple[ssl.SSLContext, Path, str] | None = None
+    if tls_cert_days is not None:
+        try:
+            https = https_context(tls_cert_days, Path(tls_dir))
+        except OSError as exc:
+            print(f"prober bank: cannot write the test certificate into {tls_dir}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+    return asyncio.run(_serve(host, port, played, seed, time_scale, psd2, https))
+
+
+def https_context(days: float, directory: Path) -> tuple[ssl.SSLContext, Path, str]:
+    """A server context with a certificate expiring in ``days`` days, the file of its test
+    CA (for ``[sites.tls] ca_file``), and one line saying both."""
+    certificate = bank_certificate(days)
+    context = certificate.server_context(directory)
+    ca_file = certificate.write_ca(directory)
+    when = certificate.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+    state = f"expires {when}, in {days:g} days" if days > 0 else f"expired {when}, {-days:g} days ago"
+    return context, ca_file, f"HTTPS with a certificate that {state}; its test CA: {ca_file} (for [sites.tls] ca_file)"
 
 
 async def _serve(
     host: str, port: int, scenario: Scenario | None, seed: int | None, time_scale: float,
-    psd2: profiles.ProfileSetup | None = None,
+    psd2: profiles.ProfileSetup | None = None, https: tuple[ssl.SSLContext, Path, str] | None = None,
 ) -> int:
     bank = BankServer(host, port, seed=seed, scenario=scenario, time_scale=time_scale,
                       profile=psd2.profile if psd2 else None, signatures=psd2.signatures if psd2 else None,
-                      oauth=psd2.oauth if psd2 else None)
+                      oauth=psd2.oauth if psd2 else None, ssl_context=https[0] if https else None)
     try:
         await bank.start()
     except OSError as exc:
@@ -222,6 +246,8 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     try:
         print(f"bank listening on {bank.url} (scenario: {scenario.name if scenario else 'none'})", flush=True)
+        if https is not None:
+            print(https[2], flush=True)
         if psd2 is not None:
             env_file = psd2.write_env(bank.url)
             print(f"{psd2.profile} profile: keys in {psd2.directory}, environment for the example in {env_file}",

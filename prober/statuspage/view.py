@@ -42,6 +42,7 @@ KIND_WORDS = {
     "cards": "Cards",
     "payments": "Payments",
     "custom": "Other",
+    "certificate": "Certificate",
 }
 OUTCOME_WORDS = {
     "http_status": "answers with an error status",
@@ -53,9 +54,13 @@ OUTCOME_WORDS = {
     "dns": "its address does not resolve",
     "tls": "its secure connection fails",
     "error": "gives an unusable answer",
+    "certificate": "a certificate nears its expiry",
 }
 INTERNAL_FIELDS = frozenset({"check", "outcome", "outcome_words", "error", "location"})
 """What a public view leaves out of failures and incidents."""
+INTERNAL_KINDS = frozenset({"certificate"})
+"""Incidents a public view leaves out: a certificate nearing its expiry is the operators'
+business, the service still works."""
 
 
 def plain_time(iso: str | None, today: str | None = None) -> str:
@@ -449,9 +454,13 @@ def grid(incidents: IncidentStatus, runs: Iterable[LatestRun], public: bool) -> 
 
 
 def incident_lines(incidents: IncidentStatus, public: bool, now: float) -> tuple[tuple[IncidentLine, ...], tuple[IncidentLine, ...]]:
-    """The open incidents (oldest first) and the recently resolved ones (latest end first)."""
-    return (tuple(_incident_line(i, public, now) for i in incidents.open),
-            tuple(_incident_line(i, public, now) for i in incidents.recent))
+    """The open incidents (oldest first) and the recently resolved ones (latest end first);
+    a public view leaves out the :data:`INTERNAL_KINDS`."""
+    def shown(incident: Incident) -> bool:
+        return not (public and incident.kind in INTERNAL_KINDS)
+
+    return (tuple(_incident_line(i, public, now) for i in incidents.open if shown(i)),
+            tuple(_incident_line(i, public, now) for i in incidents.recent if shown(i)))
 
 
 def history_rows(rows: Sequence[Row], history: Mapping[tuple[str, str], Sequence[DayUptime]], days: int,

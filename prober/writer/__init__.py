@@ -1,7 +1,7 @@
 """Writing results to InfluxDB without losing them.
 
 * :mod:`~prober.writer.points` — line protocol for the schema contract (``check``,
-  ``step``, ``incident``, ``prober`` measurements);
+  ``step``, ``incident``, ``prober``, ``certificate`` measurements);
 * :mod:`~prober.writer.sinks` — the v2 (``influxdb-client``) and v1 (``/write``) sinks and
   how their answers are classified (ok / retry / rejected / partial);
 * :mod:`~prober.writer.incidents` — :class:`IncidentPoints`, the incident service's
@@ -16,7 +16,9 @@
 """
 
 from prober.writer.incidents import IncidentPoints
-from prober.writer.points import escape_field_string, escape_tag, incident_point, journey_lines, prober_point
+from prober.writer.points import (
+    certificate_point, escape_field_string, escape_tag, incident_point, journey_lines, prober_point,
+)
 from prober.writer.sinks import InfluxV1Sink, InfluxV2Sink, Sink, WriteResult, WriteStatus, make_sink
 from prober.writer.settings import WriterSettings
 from prober.writer.spool import Spool
@@ -34,6 +36,7 @@ __all__ = [
     "WriteStatus",
     "WriterSettings",
     "WriterStats",
+    "certificate_point",
     "escape_field_string",
     "escape_tag",
     "incident_point",

@@ -12,12 +12,18 @@ step        site, check, kind, step, location,      success (int), duration_ms, 
             tags)                                   http_status (int), bytes (int), error;
                                                     browser steps also dcl_ms, load_ms,
                                                     fcp_ms, lcp_ms, cls, console_errors,
-                                                    page_errors, failed_requests (int)
+                                                    page_errors, failed_requests (int);
+                                                    over TLS also cert_not_after,
+                                                    cert_chain_not_after (int, Unix s),
+                                                    cert_expiry_days (float), cert_issuer,
+                                                    tls_version
 incident    site, check, kind, location, instance,  reason, failed_step, duration_s
             state
 prober      location, instance                      checks, running, schedule_lag_ms,
                                                     spooled_points, write_errors,
                                                     dropped_points, written_points, last_error
+certificate site, certificate, purpose, location,    not_after (int, Unix s), expiry_days,
+            instance                                subject, issuer
 ========== ======================================= =========================================
 
 ``instance`` names the prober process that made the point (``[prober] instance``, with
@@ -54,10 +60,11 @@ import math
 from typing import Literal
 
 from prober.config.types import Precision
-from prober.results import JourneyResult, PageMetrics, StepResult
+from prober.results import JourneyResult, PageMetrics, ServerCertificate, StepResult
 
 __all__ = [
     "PRECISION_DIVISOR",
+    "certificate_point",
     "escape_field_string",
     "escape_tag",
     "incident_point",
@@ -184,10 +191,29 @@ def _step_line(step: StepResult, middle: str, site: str, tail: str, journey_ns: 
     parts.append(f"bytes={int(step.bytes)}i")
     if step.page is not None:
         parts.extend(_page_fields(step.page))
-    parts.append(f"error={escape_field_string(step.error)}")
     ts = step.started_at_ns or journey_ns
+    if step.certificate is not None:
+        parts.extend(_certificate_fields(step.certificate, ts))
+    parts.append(f"error={escape_field_string(step.error)}")
     step_tag = f",step={escape_tag(step.name)}" if step.name else ""
     return f"step{middle},outcome={escape_tag(outcome)}{site}{step_tag}{tail} {','.join(parts)} {_ts(ts, divisor)}"
+
+
+MAX_ISSUER = 200
+"""Characters of a certificate's issuer kept in a point (a bank's text: bounded)."""
+
+
+def _certificate_fields(certificate: ServerCertificate, at_ns: int) -> list[str]:
+    """The server certificate of a step over TLS: the leaf's not-after and days left at
+    the step's start, the chain's earliest not-after, the leaf's issuer, the TLS version."""
+    days = _float(certificate.expiry_days(at_ns / 1e9))
+    return [
+        f"cert_not_after={int(certificate.not_after)}i",
+        f"cert_chain_not_after={int(certificate.chain_not_after)}i",
+        *([f"cert_expiry_days={days}"] if days is not None else []),
+        f"cert_issuer={escape_field_string(certificate.issuer[:MAX_ISSUER])}",
+        f"tls_version={escape_field_string(certificate.tls_version)}",
+    ]
 
 
 def _page_fields(page: PageMetrics) -> list[str]:
@@ -269,6 +295,35 @@ def prober_point(
     ]
     fields += [f"{name}={int(value)}i" for name, value in (lockout or {}).items()]
     return f"prober{tags} {','.join(fields)} {_ts(time_ns, PRECISION_DIVISOR[precision])}"
+
+
+def certificate_point(
+    *,
+    site: str,
+    certificate: str,
+    purpose: str,
+    location: str,
+    instance: str,
+    not_after: int,
+    expiry_days: float,
+    subject: str,
+    issuer: str,
+    time_ns: int,
+    precision: Precision = "ns",
+) -> str:
+    """One ``certificate`` line: a certificate's expiry as the prober knows it now.
+
+    ``certificate`` is its name (``client``, ``signing``, ``server:<host>``…), ``purpose``
+    one of a closed set (``client``, ``signing``, ``server``); ``not_after`` the earliest
+    expiry of the certificate and its chain (Unix seconds).
+    """
+    tags = _tags([("certificate", certificate), ("instance", instance), ("location", location),
+                  ("purpose", purpose), ("site", site)])
+    days = _float(expiry_days)
+    fields = [f"not_after={int(not_after)}i", *([f"expiry_days={days}"] if days is not None else []),
+              f"subject={escape_field_string(subject[:MAX_ISSUER])}",
+              f"issuer={escape_field_string(issuer[:MAX_ISSUER])}"]
+    return f"certificate{tags} {','.join(fields)} {_ts(time_ns, PRECISION_DIVISOR[precision])}"
 
 
 def rescale_lines(text: str, source: Precision, target: Precision) -> str:
