@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 
 from prober.config.incidents import MaintenanceWindow
+from prober.config.statuspage import StatusPageConfig
 from prober.daemon.alerting import compose_incidents
 from prober.daemon.certificates import CertificateWatch
 from prober.journey.runner import run_journey
@@ -349,8 +350,8 @@ async def test_a_certificate_warning_is_on_the_internal_page_only(tmp_path: Path
     service, alerting = compose_incidents(loaded.config, writer, state_dir=tmp_path / "state")
     watch = CertificateWatch(loaded.config, incidents=service)
     await watch.start()
-    views = {public: build_view(incidents=service.status(), checks=[], maintenance=[], history={}, history_days=7,
-                                history_source="local", title="t", public=public, refresh_s=30)
+    views = {public: build_view(StatusPageConfig(public=public, title="t", history_days=7), incidents=service.status(),
+                                runs=[], maintenance=[], history={}, history_source="local")
              for public in (True, False)}
     assert [i.kind for i in views[False].open] == ["certificate"]
     assert views[False].open[0].error.startswith("mutual TLS client certificate client")
