@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prober import eventloop  # noqa: E402
 from benchmarks.support import ROOT, free_port, wait_http  # noqa: E402
+from prober import eventloop  # noqa: E402
 
 CASES = {
     "ok": "/ok",
@@ -63,8 +63,8 @@ async def _ticker(stall: list[float], stop: asyncio.Event) -> None:
 
 
 async def _one(base_url: str, path: str, timeout: str, max_body: str) -> dict[str, object]:
-    from prober.loading import load
     from prober.journey.runner import run_journey
+    from prober.loading import load
 
     limit = f'max_body = "{max_body}"\n' if max_body else ""
     with tempfile.TemporaryDirectory() as tmp:

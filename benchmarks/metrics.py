@@ -49,7 +49,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.daemon import (  # noqa: E402
-    STEPS_PER_JOURNEY, Daemons, ensure_debian, get_json, pct, proc_cpu, proc_rss_kb, start_servers, write_config,
+    STEPS_PER_JOURNEY,
+    Daemons,
+    ensure_debian,
+    get_json,
+    pct,
+    proc_cpu,
+    proc_rss_kb,
+    start_servers,
+    write_config,
 )
 from benchmarks.support import free_port, wait_http  # noqa: E402
 from prober.daemon.metrics import SLICE  # noqa: E402

@@ -37,7 +37,7 @@ import time
 import urllib.request
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -52,7 +52,7 @@ DB = "bench"
 
 def day_lines(day: date, sites: int, steps: int) -> list[str]:
     """One day of runs: every minute, every check of every site (offset by its index)."""
-    start = int(datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc).timestamp())
+    start = int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp())
     outage = day.toordinal() % 3 == 0
     lines: list[str] = []
     for s in range(sites):

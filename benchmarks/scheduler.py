@@ -39,9 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.support import start_bank  # noqa: E402
 from prober import eventloop  # noqa: E402
-from prober.loading import load  # noqa: E402
 from prober.daemon.scheduler import percentile  # noqa: E402
 from prober.daemon.service import ProberService  # noqa: E402
+from prober.loading import load  # noqa: E402
 from prober.results import JourneyResult, Outcome  # noqa: E402
 from prober.writer.sinks import OK, WriteResult  # noqa: E402
 from prober.writer.writer import ResultWriter  # noqa: E402

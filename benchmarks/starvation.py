@@ -43,10 +43,10 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.scheduler import NullSink  # noqa: E402
 from benchmarks.support import start_bank  # noqa: E402
 from prober import eventloop  # noqa: E402
-from prober.loading import load  # noqa: E402
 from prober.daemon.scheduler import percentile  # noqa: E402
 from prober.daemon.service import ProberService  # noqa: E402
 from prober.journey.plan import JourneyPlan  # noqa: E402
+from prober.loading import load  # noqa: E402
 from prober.results import JourneyResult, Outcome  # noqa: E402
 from prober.writer.writer import ResultWriter  # noqa: E402
 

@@ -16,7 +16,6 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-
 from typing import TYPE_CHECKING, Any
 
 from prober.logs import setup_logging

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prober.loading import load
 from prober.daemon.service import ProberService
+from prober.loading import load
 from prober.results import JourneyResult
 from prober.writer.writer import ResultWriter
 

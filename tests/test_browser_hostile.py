@@ -17,7 +17,7 @@ from aiohttp import web
 from prober.config.errors import ConfigError
 from prober.loading import load
 from prober.results import Outcome
-from tests.browser_helpers import chromium_pids, plans_of, run_named, runner_for
+from tests.browser_helpers import chromium_pids, plans_of, runner_for
 from tests.cli import run_prober
 
 PAGES = {

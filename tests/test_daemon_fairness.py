@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from prober.simbank import BankServer, Fault
-from prober.loading import load
 from prober.daemon.scheduler import OVERLAP_ERROR, waiting_error
 from prober.daemon.slots import SitePool, share, site_limits
+from prober.loading import load
 from prober.results import Outcome
+from prober.simbank import BankServer, Fault
 from tests.daemon_helpers import Recorder, check, config_text, peak_while_running, service_for
 
 RUN_FOR = 4.0

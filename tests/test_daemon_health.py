@@ -6,10 +6,10 @@ import asyncio
 import time
 from pathlib import Path
 
-from prober.simbank import BankServer, Fault
-from prober.loading import load
 from prober.daemon.health import STATUS_TTL, HealthServer
 from prober.daemon.service import ProberService
+from prober.loading import load
+from prober.simbank import BankServer, Fault
 from prober.writer.writer import ResultWriter
 from tests.daemon_helpers import check, config_text, get_json, wait_for
 

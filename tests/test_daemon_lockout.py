@@ -8,11 +8,11 @@ import re
 import time
 from pathlib import Path
 
-from prober.simbank import BankServer, Fault
-from prober.loading import load
 from prober.daemon.lockout import LockoutTracker, first_pauses
 from prober.daemon.service import ProberService
+from prober.loading import load
 from prober.results import JourneyResult, Outcome
+from prober.simbank import BankServer, Fault
 from prober.writer.writer import ResultWriter
 from tests.daemon_helpers import Recorder, check, config_text, wait_for
 from tests.test_notify_dispatcher import Receiver

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from prober.simbank import BankServer, Fault
 from prober.results import JourneyResult, Outcome
-from prober.writer.points import incident_point, journey_lines, prober_point
-from tests.fixtures.servers import InfluxDatabase, free_port
+from prober.simbank import BankServer, Fault
 from prober.timefmt import utc_iso_ns
+from prober.writer.points import incident_point, journey_lines
 from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
+from tests.fixtures.servers import InfluxDatabase, free_port
 from tests.test_statuspage_server import get
 
 S = 1_000_000_000

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from prober.simbank import BankServer, Fault
 from prober.daemon.scheduler import OVERLAP_ERROR, first_run, percentile, phase_of
 from prober.results import Outcome
+from prober.simbank import BankServer, Fault
 from tests.daemon_helpers import Recorder, check, config_text, peak_while_running, service_for
 
 RUN_FOR = 4.0

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from prober.loading import load
 from prober.daemon.scheduler import phase_of
 from prober.daemon.sharding import Share, owner, parse_share, select_sites, share_identity, spool_dir_of
+from prober.loading import load
 
 SITES = [f"bank-{i:03d}" for i in range(600)]
 

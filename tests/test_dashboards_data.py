@@ -29,15 +29,15 @@ import pytest
 
 from grafana.check import DASHBOARD_DIR
 from grafana.expand import TimeRange, expand, variables_of
-from prober.simbank import BankServer
-from prober.simbank.faults import Fault
 from prober.cli import main
 from prober.config.influxdb import influxdb_config
 from prober.daemon.locations_influx import point as cross_location_point
 from prober.incidents.locations import Consensus, LocationState, decide
+from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import JourneyResult, Outcome
-from prober.journey.runner import run_journey
+from prober.simbank import BankServer
+from prober.simbank.faults import Fault
 from prober.writer import ResultWriter, incident_point, prober_point
 from tests.fixtures.servers import InfluxDatabase, InfluxDBServer, new_database
 

@@ -9,20 +9,19 @@ import os
 import time
 from pathlib import Path
 
-from prober.simbank.faults import Fault
 from prober.config.incidents import IncidentsConfig
-from prober.notify import parse_notifier
 from prober.config.influxdb import influxdb_config
-from prober.loading import load
 from prober.daemon.alerting import compose_incidents
 from prober.incidents import IncidentChange, IncidentService
 from prober.incidents.service import SAVE_INTERVAL
-from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
+from prober.loading import load
+from prober.notify import parse_notifier
+from prober.results import JourneyResult, Outcome
+from prober.simbank.faults import Fault
 from prober.writer import ResultWriter
-from tests.test_notify_dispatcher import Receiver
-
 from tests.browser_helpers import without_browser_checks
+from tests.test_notify_dispatcher import Receiver
 
 SIMBANK = Path(__file__).resolve().parent.parent / "config" / "simbank.toml"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from prober.cli import run_once
-from prober.loading import load
 from prober.journey.checks import CompiledAssertion
+from prober.loading import load
 from prober.results import Outcome
 from tests.cli import run_prober
 from tests.fixtures.echo_bank import TOKEN, EchoBank

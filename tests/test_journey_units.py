@@ -3,7 +3,6 @@ redaction, outcome classification. No servers."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import socket
 
@@ -16,9 +15,9 @@ from prober.config.types import format_size, parse_duration, parse_size
 from prober.journey.checks import CompiledAssertion, CompiledExtract, Response
 from prober.journey.failures import classify
 from prober.journey.http import PhaseClock
+from prober.journey.templating import compile_value, names_in
 from prober.redact import Redactor
 from prober.results import JourneyResult, Outcome, StepResult
-from prober.journey.templating import compile_value, names_in
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("30s", 30.0), ("500ms", 0.5), ("1m30s", 90.0), ("2h", 7200.0),
@@ -144,7 +143,7 @@ def test_redactor_masks_longest_first() -> None:
 @pytest.mark.parametrize(
     ("exc", "outcome"),
     [
-        (asyncio.TimeoutError(), Outcome.TIMEOUT),
+        (TimeoutError(), Outcome.TIMEOUT),
         (aiohttp.ServerDisconnectedError(), Outcome.CONNECT),
         (aiohttp.ClientPayloadError("x"), Outcome.ERROR),
         (aiohttp.TooManyRedirects(None, ()), Outcome.ERROR),

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from prober.simbank import BankServer, Fault
 from prober.daemon.health import HealthServer
 from prober.daemon.histogram import JOURNEY_BUCKETS, Histogram
 from prober.daemon.service import ProberService
 from prober.loading import load
+from prober.simbank import BankServer, Fault
 from prober.writer.writer import ResultWriter
-from tests.fixtures.servers import free_port
 from tests.daemon_helpers import check, config_text, wait_for
+from tests.fixtures.servers import free_port
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 

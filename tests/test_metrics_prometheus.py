@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from prober.simbank import BankServer, Fault
-from tests.fixtures.servers import PrometheusServer, free_port
 from tests.daemon_helpers import ProberProcess, check, config_text, wait_for
+from tests.fixtures.servers import PrometheusServer, free_port
 from tests.test_daemon_shards import _free_ports
 
 pytestmark = pytest.mark.servers

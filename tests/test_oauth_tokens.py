@@ -18,11 +18,11 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from prober.simbank import BankServer, Fault
-from prober.simbank.oauth import OAuthClient, OAuthServer
+from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import JourneyResult, Outcome
-from prober.journey.runner import run_journey
+from prober.simbank import BankServer, Fault
+from prober.simbank.oauth import OAuthClient, OAuthServer
 from tests.cli import run_prober
 from tests.signing_keys import KeyFiles, make_key
 

@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -102,9 +103,9 @@ def panel_rows(db: InfluxDatabase, title: str) -> list[dict]:
 
 
 def day_of(row: dict) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(row["time"] / NS, timezone.utc).date().isoformat()
+    return datetime.fromtimestamp(row["time"] / NS, UTC).date().isoformat()
 
 
 def test_dashboard_daily_panels_show_the_report_figures(setup, data):

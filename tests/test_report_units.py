@@ -16,10 +16,10 @@ from prober.config.incidents import MaintenanceWindow
 from prober.report.compute import Scope, build_report, day_bounds
 from prober.report.downtime import incident_intervals, maintenance_intervals, rule_downtime, spacing_ms, window_ms
 from prober.report.formats import to_text
-from prober.report.text import clean
 from prober.report.influx import Fetched, own_clause, quote_tag
 from prober.report.interfaces import Catalog, interfaces_of
 from prober.report.intervals import intersect, overlap_ms, union
+from prober.report.text import clean
 
 S = 1000
 

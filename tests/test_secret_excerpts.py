@@ -16,9 +16,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from tests.cli import run_prober
+from tests.daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.fixtures.echo_bank import SESSION, TOKEN, EchoBank
 from tests.fixtures.servers import free_port
-from tests.daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.test_notify_dispatcher import Receiver
 
 MIN_FRAGMENT = 8  # the documented minimum: shorter runs of a secret's characters may show

@@ -20,17 +20,18 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from multidict import CIMultiDict
 
-from prober.simbank import BankServer
-from prober.simbank.signatures import SignatureProfile, signature_middleware
-from prober.loading import load
 from prober.config.signing import signing_config
-from prober.results import Outcome
 from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer, signing_middleware
 from prober.journey.signing.cavage import parse_signature
+from prober.loading import load
+from prober.results import Outcome
+from prober.simbank import BankServer
+from prober.simbank.signatures import SignatureProfile, signature_middleware
 from tests.cli import run_prober
 from tests.fixtures.loopback import serving
 from tests.signing_keys import KeyFiles, make_key, signed_site
+
 
 def write_config(tmp_path: Path, url: str, profile: str, key: KeyFiles, extra: dict[str, str | Path] | None = None,
                  signed: bool = True) -> Path:

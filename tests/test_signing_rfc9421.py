@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 from multidict import CIMultiDict
 
-from prober.simbank import BankServer
-from prober.simbank.signatures import SignatureProfile
-from prober.loading import load
 from prober.config.signing import signing_config
-from prober.results import Outcome
 from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer
+from prober.loading import load
+from prober.results import Outcome
+from prober.simbank import BankServer
+from prober.simbank.signatures import SignatureProfile
 from tests.cli import run_prober
 from tests.signing_keys import make_key, signed_site
+
 
 def site(url: str, key_file: Path, **extra: str) -> str:
     return signed_site("rfc", url, {"profile": "rfc9421", "key_file": key_file, "key_id": "tpp-key-1", **extra})

@@ -11,13 +11,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from multidict import CIMultiDict
 
-from prober.simbank import BankServer
-from prober.simbank.signatures import SignatureProfile
-from prober.loading import load
 from prober.config.signing import signing_config
-from prober.results import Outcome
 from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer
+from prober.loading import load
+from prober.results import Outcome
+from prober.simbank import BankServer
+from prober.simbank.signatures import SignatureProfile
 from tests.cli import run_prober
 from tests.signing_keys import KeyFiles, make_key, signed_site
 

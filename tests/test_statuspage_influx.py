@@ -7,7 +7,7 @@ import logging
 import socket
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -45,7 +45,7 @@ def _local() -> DailyHistory:
 
 
 async def test_daily_uptime_from_influxql(influx_db) -> None:
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     noon = int(today.timestamp()) + 12 * 3600 if time.time() > today.timestamp() + 12 * 3600 else int(today.timestamp()) + 60
     lines = [_line("bank-a", "accounts", "ok", noon - 2 * DAY + i) for i in range(4)]
     lines += [_line("bank-a", "accounts", o, noon - DAY + i) for i, o in enumerate(["ok", "ok", "ok", "timeout"])]

@@ -9,15 +9,15 @@ import urllib.request
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from prober.simbank import BankServer, Fault
-from prober.loading import load
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService
+from prober.loading import load
+from prober.simbank import BankServer, Fault
 from prober.statuspage import StatusPage, StatusPageServer
 from prober.statuspage.page import CONTENT_SECURITY_POLICY
 from prober.writer.writer import ResultWriter
-from tests.statuspage_helpers import SCRIPT, Cells, EvilBank, two_banks
 from tests.daemon_helpers import get_json, wait_for
+from tests.statuspage_helpers import SCRIPT, Cells, EvilBank, two_banks
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

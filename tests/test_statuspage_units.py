@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -11,10 +11,10 @@ import pytest
 
 from prober.config.errors import ConfigError
 from prober.config.incidents import MaintenanceWindow
+from prober.config.statuspage import StatusPageConfig
 from prober.daemon.status import CheckStatus
 from prober.incidents import CapabilityState, Incident, IncidentStatus
 from prober.loading import load
-from prober.config.statuspage import StatusPageConfig
 from prober.results import JourneyResult, Outcome
 from prober.statuspage.badge import render_badge
 from prober.statuspage.feed import render_feed
@@ -24,7 +24,7 @@ from prober.statuspage.view import build_view, plain_duration
 from tests.statuspage_helpers import Cells
 from tests.test_daemon_config import SITE
 
-NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC).timestamp()
 HOSTILE = "\"><img src=x onerror=alert(1)><script>alert(2)</script>"
 
 
@@ -68,7 +68,7 @@ def test_config_invalid(tmp_path: Path, line: str, message: str) -> None:
 
 
 def _at(iso: str) -> int:
-    return _ns(datetime.fromisoformat(iso).replace(tzinfo=timezone.utc).timestamp())
+    return _ns(datetime.fromisoformat(iso).replace(tzinfo=UTC).timestamp())
 
 
 def _incident(**over) -> Incident:

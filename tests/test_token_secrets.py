@@ -23,16 +23,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from prober.simbank import BankServer
-from prober.simbank.oauth import OAuthClient, OAuthServer
-from prober.simbank.state import BankState
 from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import JourneyResult, Outcome
+from prober.simbank import BankServer
+from prober.simbank.oauth import OAuthClient, OAuthServer
+from prober.simbank.state import BankState
 from tests.cli import run_prober
+from tests.daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.fixtures.loopback import serving
 from tests.fixtures.servers import FaultProxy, InfluxDatabase, free_port
-from tests.daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.test_notify_dispatcher import Receiver
 
 MIN_FRAGMENT = 8  # the documented minimum: shorter runs of a secret's characters may show

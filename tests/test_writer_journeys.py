@@ -8,11 +8,11 @@ import asyncio
 import os
 import time
 
-from prober.simbank import BankServer, Fault
 from prober.config.influxdb import influxdb_config
+from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import JourneyResult
-from prober.journey.runner import run_journey
+from prober.simbank import BankServer, Fault
 from prober.writer import ResultWriter
 from tests.cli import SIMBANK_CONFIG
 

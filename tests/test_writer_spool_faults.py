@@ -19,14 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from prober.simbank import BankServer
 from prober.config.influxdb import influxdb_config
+from prober.simbank import BankServer
 from prober.writer import ResultWriter
-from tests.fixtures.servers import InfluxDatabase
 from tests.daemon_helpers import ProberProcess, check, config_text, wait_for
+from tests.fixtures.servers import InfluxDatabase
 from tests.test_writer_e2e import make_result
 from tests.test_writer_faults import FAST
-
 
 
 def unusable_dir(tmp_path: Path) -> Path:

@@ -36,11 +36,10 @@ Changes to this section and to ``[influxdb]`` take effect at the next start; a r
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
-
-import os
 
 from prober.config.types import STRICT, ByteSize, Duration
 

@@ -30,20 +30,28 @@ from urllib.parse import urlsplit
 import jmespath
 import jmespath.exceptions
 from pydantic import (
-    BaseModel, BeforeValidator, Discriminator, Field, PrivateAttr, SecretStr, Tag, field_validator, model_validator,
+    BaseModel,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    Tag,
+    field_validator,
+    model_validator,
 )
 
 from prober.config.access import AccessConfig
-from prober.config.certificates import CertificatesConfig
 from prober.config.browser import BrowserStep, is_browser_step
+from prober.config.certificates import CertificatesConfig
 from prober.config.daemon import DaemonConfig
 from prober.config.incidents import IncidentsConfig
-from prober.notify.providers import NotifierConfig
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.oauth import OAuthConfig
 from prober.config.signing import SigningConfig
 from prober.config.statuspage import StatusPageConfig
 from prober.config.types import STRICT, ByteSize, Duration, Interval, Timeout, read_secret_file
+from prober.notify.providers import NotifierConfig
 from prober.results import Kind
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

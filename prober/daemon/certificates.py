@@ -47,7 +47,13 @@ from typing import Any, Protocol
 from prober.atomic import write_atomic
 from prober.certfacts import CertificateFacts
 from prober.certificates import (
-    Assessment, CertificateFileError, Ladder, OwnCertificate, assess, file_stamp, own_certificates,
+    Assessment,
+    CertificateFileError,
+    Ladder,
+    OwnCertificate,
+    assess,
+    file_stamp,
+    own_certificates,
     read_certificate_file,
 )
 from prober.certificates.inventory import PURPOSE_WORDS

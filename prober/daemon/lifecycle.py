@@ -50,16 +50,16 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prober import eventloop
 from prober.access import AccessGate
 from prober.config.access import exposure_problems, unauthenticated_exposures
 from prober.config.daemon import DaemonConfig, split_listen
 from prober.config.errors import ConfigError
 from prober.config.model import Config
-from prober.loading import LoadedConfig, load
-from prober import eventloop
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService
 from prober.daemon.sharding import Share, select_sites, share_identity, spool_dir_of, worker_port
+from prober.loading import LoadedConfig, load
 from prober.logs import LogFormat, setup_logging
 from prober.statuspage import StatusPage, StatusPageServer
 from prober.writer.writer import ResultWriter

@@ -34,13 +34,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from prober.config.incidents import LocationsConfig, MaintenanceWindow
-from prober.incidents.capability import CapabilityState, site_summary
 from prober.daemon.locations_influx import LocationsReader, LoginSteps, Snapshot, point
+from prober.incidents.capability import CapabilityState, site_summary
 from prober.incidents.locations import (
     Consensus,
     CrossEvent,
@@ -298,7 +298,7 @@ class CrossLocationIncidents:
             incident = event.incident
             log.warning("cross-location incident %s: %s/%s at %s", event.event, incident.site, incident.kind,
                         ", ".join(incident.locations))
-            at = datetime.fromtimestamp(now / 1e9, tz=timezone.utc)
+            at = datetime.fromtimestamp(now / 1e9, tz=UTC)
             if any(w.covers(incident.site, incident.kind, at) for w in self.maintenance):
                 self.silenced += 1
                 continue

@@ -55,8 +55,8 @@ from prober.daemon.histogram import LAG_BUCKETS, Histogram
 from prober.daemon.lockout import LockoutTracker
 from prober.daemon.slots import SitePool
 from prober.journey.plan import JourneyPlan
-from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
+from prober.results import JourneyResult, Outcome
 
 log = logging.getLogger("prober.daemon.scheduler")
 

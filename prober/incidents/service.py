@@ -34,8 +34,8 @@ import logging
 import time
 import uuid
 from collections import deque
-from copy import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,16 @@ from prober.incidents.capability import CapabilityState, capability_states, site
 from prober.incidents.resolved import ResolvedIncidents
 from prober.incidents.status import IncidentStatus
 from prober.incidents.store import StateStore
-from prober.incidents.tracker import CheckKey, CheckTracker, EventKind, Incident, IncidentEvent, Observation, Thresholds, Tracker
+from prober.incidents.tracker import (
+    CheckKey,
+    CheckTracker,
+    EventKind,
+    Incident,
+    IncidentEvent,
+    Observation,
+    Thresholds,
+    Tracker,
+)
 from prober.results import JourneyResult, Outcome
 from prober.waiting import wait_event
 

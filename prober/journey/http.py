@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import socket
 import ssl
-import logging
 import sys
 import weakref
 from time import perf_counter

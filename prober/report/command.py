@@ -18,7 +18,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -102,7 +102,7 @@ def run_report(args: argparse.Namespace, out: TextIO | None = None, write: Recor
                   benchmark_pct=args.benchmark, sites=sites, configured=configured, catalog=catalog,
                   maintenance=tuple(config.incidents.maintenance))
     client = QueryClient.from_config(config.influxdb)
-    generated = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")
+    generated = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
     try:
         if args.write:
             if write is None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import bisect
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from prober.config.incidents import MaintenanceWindow
 from prober.report.intervals import Interval, union
@@ -145,7 +145,7 @@ def incident_intervals(events: Sequence[Event], until_ms: int) -> list[Interval]
     return union(out)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 

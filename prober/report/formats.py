@@ -23,7 +23,6 @@ from prober.report.model import DayStats, Report
 from prober.report.page import render_html
 from prober.report.text import benchmark_verdict, clean, header_lines, maintenance_text, number, worse_text
 
-
 _DAY_COLUMNS: list[tuple[str, Callable[[DayStats], str]]] = [
     ("uptime %", lambda r: number(r.uptime_pct, 3)),
     ("down s", lambda r: number(r.downtime_s, 0, "-")),

@@ -17,8 +17,8 @@ from .api import ROUTES, BankApi
 from .faults import FaultRegistry, guard
 from .oauth import OAuthServer, binding_middleware
 from .psd2 import PROFILE_ROUTES, Psd2Api
-from .signatures import SignatureProfile, signature_middleware
 from .scenarios import DEFAULT_TIME_SCALE, Scenario, ScenarioRunner, get_scenario, scenario_named
+from .signatures import SignatureProfile, signature_middleware
 from .state import BankState
 from .tls import bank_certificate
 from .web import WEB_ROUTES, WebFront, WebSessions

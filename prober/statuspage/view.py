@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from prober.config.incidents import MaintenanceWindow
@@ -480,7 +480,7 @@ def history_rows(rows: Sequence[Row], history: Mapping[tuple[str, str], Sequence
 
 def maintenance_lines(windows: Sequence[MaintenanceWindow], now: float) -> tuple[MaintenanceLine, ...]:
     """Announced windows: weekly ones, and one-off ones not over yet."""
-    at = datetime.fromtimestamp(now, tz=timezone.utc)
+    at = datetime.fromtimestamp(now, tz=UTC)
     out = []
     for window in windows:
         if window.start is not None and window.end is not None:
@@ -514,7 +514,7 @@ def build_view(
     now = time.time() if now is None else now
     kinds, rows = grid(incidents, runs, settings.public)
     open_lines, recent_lines = incident_lines(incidents, settings.public, now)
-    today = datetime.fromtimestamp(now, tz=timezone.utc).date()
+    today = datetime.fromtimestamp(now, tz=UTC).date()
     return StatusView(
         title=settings.title, public=settings.public, generated_at=utc_iso(now),
         refresh_s=max(1, round(settings.refresh)), kinds=kinds, rows=rows, open=open_lines, recent=recent_lines,

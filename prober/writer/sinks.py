@@ -248,7 +248,7 @@ class InfluxV1Sink:
                 text = await resp.text(errors="replace")
                 missing = resp.status == 404 and _DATABASE_NOT_FOUND in text
                 return classify_status(resp.status, text, points, resp.headers.get("Retry-After")), missing
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return WriteResult(WriteStatus.RETRY, _error_message(exc)), False
         except Exception as exc:  # anything unforeseen: keep the data, try again later
             return WriteResult(WriteStatus.RETRY, _error_message(exc)), False
@@ -284,7 +284,7 @@ class InfluxV1Sink:
                 if '"error"' in text:
                     return WriteResult(WriteStatus.RETRY, f"{failed}: {' '.join(text.split())[:_MESSAGE_MAX]}")
                 return OK
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return WriteResult(WriteStatus.RETRY, f"{failed}: {_error_message(exc)}")
 
     async def close(self) -> None:
@@ -348,7 +348,7 @@ class InfluxV2Sink:
             headers = exc.headers or {}
             retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
             return classify_status(int(exc.status or 0) or 500, body_text, points, retry_after)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return WriteResult(WriteStatus.RETRY, _error_message(exc))
         except Exception as exc:  # anything unforeseen: keep the data, try again later
             return WriteResult(WriteStatus.RETRY, _error_message(exc))
