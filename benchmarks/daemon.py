@@ -424,13 +424,13 @@ class Daemons:
         """Every process's own health port (each worker's, with ``workers``)."""
 
     def __enter__(self) -> Daemons:
-        for n, ((path, _health), root) in enumerate(zip(self.configs, self.roots)):
+        for n, ((path, _health), root) in enumerate(zip(self.configs, self.roots, strict=True)):
             log = (self.servers.tmp / f"prober-{self.tag}-{n}.log").open("wb")
             workers = ["--workers", str(self.workers)] if self.workers > 1 else []
             self.procs.append(subprocess.Popen([sys.executable, "-m", "prober", "run", "-c", str(path), *workers],
                                                cwd=self.servers.tmp, stdout=log, stderr=subprocess.STDOUT,
                                                env={**os.environ, "PYTHONPATH": str(root)}))
-        for proc, (_path, health) in zip(self.procs, self.configs):
+        for proc, (_path, health) in zip(self.procs, self.configs, strict=True):
             self._wait(proc, health)  # a supervisor answers 200 once every worker does
             ports = self._worker_ports(health)
             for port in ports:
@@ -536,7 +536,7 @@ def paired_window(servers: Servers, tag: str, baseline: Path, args: argparse.Nam
         time.sleep(args.window)
         cpu1 = [proc_cpu(p.pid) for p in daemons.procs]
         steps = [servers.steps.since_mark(f"bank-prober-{who}")[0] for who in ("this", "base")]
-    this, base = ((b - a) * 1000.0 / max(n, 1) for a, b, n in zip(cpu0, cpu1, steps))
+    this, base = ((b - a) * 1000.0 / max(n, 1) for a, b, n in zip(cpu0, cpu1, steps, strict=True))
     return this, base
 
 

@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,8 +143,8 @@ class Report:
         """The longest of the gap between two runs of ``kind`` that contains ``at`` and its
         two neighbours: how precisely the runs can date a change at ``at``."""
         times = [t for t, _ in self.runs.get(kind, [])]
-        gaps = [b - a for a, b in zip(times, times[1:])]
-        index = next((i for i, (a, b) in enumerate(zip(times, times[1:])) if a <= at < b), None)
+        gaps = [b - a for a, b in pairwise(times)]
+        index = next((i for i, (a, b) in enumerate(pairwise(times)) if a <= at < b), None)
         return 0.0 if index is None else max(gaps[max(index - 1, 0): index + 2])
 
     def reported(self, kind: str) -> tuple[float, float] | None:

@@ -43,6 +43,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,7 +183,7 @@ def loop_holds(checks: int, renders: int = 5) -> tuple[float, float]:
                 await exposition.render(snapshot)
                 turns.append(time.process_time())
                 best_cpu = min(best_cpu, turns[-1] - turns[0])
-                best_hold = min(best_hold, max(b - a for a, b in zip(turns, turns[1:])))
+                best_hold = min(best_hold, max(b - a for a, b in pairwise(turns)))
         finally:
             metrics.asyncio.sleep = real_sleep  # type: ignore[assignment]
         return best_cpu * 1000, best_hold * 1000

@@ -16,6 +16,8 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -25,7 +27,7 @@ from multidict import CIMultiDict  # noqa: E402
 from prober.config.oauth import oauth_config  # noqa: E402
 from prober.config.signing import signing_config  # noqa: E402
 from prober.journey.oauth import OAuthPlan  # noqa: E402
-from prober.journey.signing import Outgoing, build_signer  # noqa: E402
+from prober.journey.signing import Outgoing, Signer, build_signer  # noqa: E402
 from prober.journey.tokens import TokenCache  # noqa: E402
 from tests.signing_keys import make_key  # noqa: E402
 
@@ -39,7 +41,7 @@ BODY = json.dumps({
 }).encode()
 
 
-def per_call_ms(count: int, call) -> float:  # noqa: ANN001
+def per_call_ms(count: int, call: Callable[[], object]) -> float:
     call()  # warm-up: key loading, imports
     started = time.process_time()
     for _ in range(count):
@@ -67,7 +69,7 @@ def main() -> None:
         for name, options in cases:
             signer = build_signer(signing_config(**options))  # type: ignore[arg-type]
 
-            def sign(signer=signer) -> None:  # noqa: ANN001
+            def sign(signer: Signer = signer) -> None:
                 headers = CIMultiDict({"X-Request-ID": "99391c7e-ad88-49ec-a2ad-99ddcb1f7721",
                                        "Content-Type": "application/json", "PSU-IP-Address": "192.0.2.10",
                                        "TPP-Redirect-URI": "https://prober.example/redirect"})
@@ -79,7 +81,7 @@ def main() -> None:
             plan = OAuthPlan.build("site", oauth_config(token_url="https://auth.example/token", client_id="c",
                                                        key_file=str(key.key_file)), TokenCache(None))
             client = plan.client({})
-            print(f"{name:34} {per_call_ms(args.count, lambda: plan.request(client, {})):.3f}")
+            print(f"{name:34} {per_call_ms(args.count, partial(plan.request, client, {})):.3f}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from typing import Any
 
 import aiohttp
@@ -503,7 +504,7 @@ def test_the_tour_plays_each_capability_in_turn_from_the_table() -> None:
         assert [(w.capability, w.fault) for w in windows] == [(w.capability, w.fault) for w in stop.windows]
         assert len({(w.start_s, w.end_s) for w in windows}) == 1
         spans.append((windows[0].start_s, windows[0].end_s))
-    assert all(end < next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
+    assert all(end < next_start for (_, end), (next_start, _) in pairwise(spans))
     assert spans[-1][1] < tour.cycle_s  # the bank is healthy again before the tour ends
     # Any table: a capability's first scenario, background noise left out.
     table = {

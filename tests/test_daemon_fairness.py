@@ -7,6 +7,7 @@ of which hangs. Then the slot sizing and the site pool on their own.
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ async def test_hanging_bank_does_not_starve_a_healthy_one(bank: BankServer, tmp_
         # no gap long enough to have lost one (1.8 × the interval leaves room for jitter
         # and a loaded machine; a lost run makes a gap of 2 ×).
         assert len(runs) >= int(RUN_FOR / HEALTHY_INTERVAL) - 2, (name, len(runs))
-        gaps = [(b.started_at_ns - a.started_at_ns) / 1e9 for a, b in zip(runs, runs[1:])]
+        gaps = [(b.started_at_ns - a.started_at_ns) / 1e9 for a, b in pairwise(runs)]
         assert max(gaps) < 1.8 * HEALTHY_INTERVAL, (name, gaps)
     # The hanging site did run (and time out) at the same time, with its own slots.
     stuck_runs = [r for r in recorder.results if r.site == "stuck" and r.outcome is not Outcome.SKIPPED]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from itertools import pairwise
 
 from prober.daemon.clock import SystemClock
 from prober.daemon.scheduler import JourneyScheduler, phase_of, run_jitter, tick_lead, tick_of
@@ -81,7 +82,7 @@ async def test_runs_stay_on_the_grid_of_their_phase() -> None:
         assert len(planned) in (119, 120), (p.check, len(planned))  # one a period, from the first after start
         for at in planned:
             assert -EXACT <= off_grid(p, at) <= jitter + EXACT, (p.check, off_grid(p, at))
-        gaps = [b - a for a, b in zip(planned, planned[1:])]
+        gaps = [b - a for a, b in pairwise(planned)]
         assert all(0.5 - jitter - EXACT <= g <= 0.5 + jitter + EXACT for g in gaps), (p.check, gaps)
     assert scheduler.missed == 0 and scheduler.overlaps == 0
 

@@ -90,7 +90,7 @@ def test_the_report_from_daily_points_is_the_report_from_raw_points(setup, data)
     assert "read from psd2_daily points" in " ".join(data["notes"])
     raw = report(setup, "--recompute")
     assert {d["source"] for d in raw["days"]} == {"raw"}
-    for a, b in zip(comparable(data)["days"], comparable(raw)["days"]):
+    for a, b in zip(comparable(data)["days"], comparable(raw)["days"], strict=True):
         assert a == b
     assert comparable(data) == comparable(raw)
 

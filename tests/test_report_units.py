@@ -195,7 +195,7 @@ def test_the_sparse_rule_gives_what_the_rule_gives_on_every_sequence():
         n = rng.randint(0, 60)
         times = sorted(rng.randint(0, 600) * S for _ in range(n))
         ok = [1 if rng.random() < rng.choice((0.1, 0.5, 0.9)) else 0 for _ in range(n)]
-        pairs = sorted(zip(times, ok))
+        pairs = sorted(zip(times, ok, strict=True))
         times, ok = [t for t, _ in pairs], [o for _, o in pairs]
         failures = [t for t, o in pairs if not o]
         replies = [t for t, o in pairs if o]

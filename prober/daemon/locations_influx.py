@@ -102,7 +102,7 @@ class Snapshot:
 
 def _rows(series: dict) -> list[dict]:
     columns = series.get("columns") or []
-    return [dict(zip(columns, values)) for values in series.get("values") or []]
+    return [dict(zip(columns, values, strict=False)) for values in series.get("values") or []]
 
 
 def _split(text: object) -> tuple[str, ...]:

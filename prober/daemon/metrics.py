@@ -430,7 +430,7 @@ class Exposition:
                         totals[2] += p.tls_ms
                         totals[3] += p.ttfb_ms
                         totals[4] += p.transfer_ms
-                for phase, total in zip(PHASES, totals):
+                for phase, total in zip(PHASES, totals, strict=True):
                     phases.append(f'{_PHASES}{{{labels},phase="{phase}"}} {fmt(total / 1000.0)}\n')
                 last_run.append(f"{_LAST_RUN}{{{labels}}} {fmt(last.started_at_ns / 1e9)}\n")
                 streak.append(f"{_STREAK}{{{labels}}} {fmt(row.consecutive_failures)}\n")

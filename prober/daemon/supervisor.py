@@ -188,7 +188,7 @@ class Supervisor:
             if self.stopping.is_set():
                 self._forced = True
             self.stopping.set()
-        for index, proc in list(self.procs.items()):
+        for proc in list(self.procs.values()):
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(sig)

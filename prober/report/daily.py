@@ -159,7 +159,7 @@ def read_stored(client: QueryClient, bounds: Sequence[int], first_day: date, tz:
             site, api, interface = tags.get("site", ""), tags.get("api", ""), tags.get("interface", "")
             columns = series.get("columns", [])
             for values in series.get("values") or []:
-                row = dict(zip(columns, values))
+                row = dict(zip(columns, values, strict=False))
                 d = index.get(int(row["time"]))
                 if d is None:
                     continue

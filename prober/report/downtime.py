@@ -28,6 +28,7 @@ import bisect
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from prober.config.incidents import MaintenanceWindow
 from prober.report.intervals import Interval, union
@@ -44,7 +45,7 @@ def median_gap_ms(times: Sequence[int]) -> float | None:
     """Median gap between consecutive points of one series (``None`` with fewer than two)."""
     if len(times) < 2:
         return None
-    return float(statistics.median(b - a for a, b in zip(times, times[1:])))
+    return float(statistics.median(b - a for a, b in pairwise(times)))
 
 
 def spacing_ms(series_times: Iterable[Sequence[int]]) -> float | None:

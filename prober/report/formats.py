@@ -45,7 +45,7 @@ def _grid(header: list[str], rows: list[list[str]], out: TextIO, left: int = 4) 
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     for row in [header, *rows]:
         out.write("  ".join(c.ljust(w) if i < left or i == len(row) - 1 else c.rjust(w)
-                            for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+                            for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip())
         out.write("\n")
 
 

@@ -335,15 +335,12 @@ class Fetched:
         site = series.get("tags", {}).get("site", "")
         columns = series.get("columns", [])
         for values in series.get("values") or []:
-            row = dict(zip(columns, values))
-
-            def number(name: str) -> float | None:  # JSON has 10 for 10.0
-                value = row.get(name)
-                return None if value is None else float(value)
-
+            row = dict(zip(columns, values, strict=False))
             self.timing[(site, api, interface, day)] = Timing(
-                ttfb_n=int(row.get("ttfb_n") or 0), ttfb_mean=number("ttfb_mean"), ttfb_p95=number("ttfb_p95"),
-                ttlb_n=int(row.get("ttlb_n") or 0), ttlb_mean=number("ttlb_mean"), ttlb_p95=number("ttlb_p95"))
+                ttfb_n=int(row.get("ttfb_n") or 0), ttfb_mean=_number(row, "ttfb_mean"),
+                ttfb_p95=_number(row, "ttfb_p95"),
+                ttlb_n=int(row.get("ttlb_n") or 0), ttlb_mean=_number(row, "ttlb_mean"),
+                ttlb_p95=_number(row, "ttlb_p95"))
 
     def add_incidents(self, series: dict) -> None:
         tags = series.get("tags", {})
@@ -354,6 +351,12 @@ class Fetched:
         events = self.incidents.setdefault(key, [])
         for v in series.get("values") or []:
             events.append((int(v[0]), state, float(v[at] or 0.0) if at is not None else 0.0))
+
+
+def _number(row: dict, name: str) -> float | None:
+    """``row[name]`` as a float (JSON has 10 for 10.0), ``None`` when absent or null."""
+    value = row.get(name)
+    return None if value is None else float(value)
 
 
 def _fetch_day(client: QueryClient, bounds: Sequence[int], day: int, days: frozenset[int], sites: Sequence[str],

@@ -127,7 +127,7 @@ class Spool:
                 )
                 ids.append(int(cursor.lastrowid))
         if hold:
-            self.hold(dict(zip(ids, (points for _, points in chunks))))
+            self.hold(dict(zip(ids, (points for _, points in chunks), strict=True)))
         self.batches += len(chunks)
         self.points += sum(points for _, points in chunks)
         self.bytes += sum(len(lines) for lines, _ in chunks)
