@@ -238,7 +238,9 @@ async def play(name: str, influxdb: InfluxDBServer, *, window_s: float = 4.0, in
             while not stop.is_set():
                 result = await run_journey(plan)
                 service.consume(result)
-                writers[location].submit(result)  # the check points the cross-location loop pools, as the daemon writes them
+                writers[location].submit(
+                    result
+                )  # the check points the cross-location loop pools, as the daemon writes them
                 counted = not result.success and result.failed_step not in service._login_steps.get(
                     (result.site, result.check), ())
                 if location == names[0]:  # run gaps and goals are per check, at one location

@@ -111,14 +111,17 @@ def main() -> int:
         return 0
 
     shown = " ".join(f"--case {c}" for c in args.case or [])
-    print(f"command: python benchmarks/hostile.py --timeout {args.timeout} --max-body {args.max_body!r} {shown}".rstrip())
+    print(
+        f"command: python benchmarks/hostile.py --timeout {args.timeout} --max-body {args.max_body!r} {shown}".rstrip()
+    )
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "tests.fixtures.hostile", str(port)], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_http(base_url + "/ok")
-        print(f"{'case':<20} {'outcome':<8} {'seconds':>8} {'bytes':>10} {'peak RSS MiB':>13} {'max stall ms':>13}  error")
+        print(f"{'case':<20} {'outcome':<8} {'seconds':>8} {'bytes':>10} "
+              f"{'peak RSS MiB':>13} {'max stall ms':>13}  error")
         for name in args.case or CASES:
             out = subprocess.run(
                 [sys.executable, __file__, "--timeout", args.timeout, "--max-body", args.max_body,

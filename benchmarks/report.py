@@ -66,8 +66,10 @@ def day_lines(day: date, sites: int, steps: int) -> list[str]:
                 ok = 0 if down else 1
                 ns = t * NS
                 error = '"HTTP 503"' if down else '""'
-                lines.append(f"check{prefix},outcome={outcome},site={site} success={ok}i,duration_ms={40.5 + minute % 17}"
-                             f',failed_step="{"call" if down else ""}",error={error},steps={steps}i {ns}')
+                lines.append(
+                    f"check{prefix},outcome={outcome},site={site} success={ok}i,duration_ms={40.5 + minute % 17}"
+                    f',failed_step="{"call" if down else ""}",error={error},steps={steps}i {ns}'
+                )
                 for j in range(steps):
                     ttfb = 10.0 + (minute + j) % 23
                     lines.append(f"step{prefix},outcome={outcome if j == steps - 1 else 'ok'},site={site},step=s{j} "

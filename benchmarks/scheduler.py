@@ -135,9 +135,11 @@ async def measure(bank_url: str, checks: int, interval: float, seconds: float, w
     await service.start()
     await asyncio.sleep(interval + 2.0)
     service.scheduler.take_window()
-    j0, s0, f0, k0, cpu0, t0 = counter.journeys, counter.steps, counter.failed, counter.skipped, time.process_time(), time.monotonic()
+    j0, s0, f0, k0 = counter.journeys, counter.steps, counter.failed, counter.skipped
+    cpu0, t0 = time.process_time(), time.monotonic()
     await asyncio.sleep(seconds)
-    j1, s1, f1, k1, cpu1, t1 = counter.journeys, counter.steps, counter.failed, counter.skipped, time.process_time(), time.monotonic()
+    j1, s1, f1, k1 = counter.journeys, counter.steps, counter.failed, counter.skipped
+    cpu1, t1 = time.process_time(), time.monotonic()
     window = service.scheduler.take_window()
     await service.stop(grace=5.0)
     elapsed = t1 - t0
@@ -173,7 +175,8 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             header = (f"{'checks':>6} {'interval':>8} {'journeys/s':>10} {'(planned)':>9} {'steps/s':>8} "
-                      f"{'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'CPU/step':>9} {'CPU %':>6} {'failed':>6} {'skipped':>7}")
+                      f"{'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'CPU/step':>9} {'CPU %':>6} "
+                      f"{'failed':>6} {'skipped':>7}")
             print(header)
             for n in sizes:
                 interval = args.interval or DEFAULT_INTERVALS.get(n, 1.0)

@@ -57,10 +57,19 @@ def main() -> None:
         directory = Path(tmp)
         rsa, ec, ed = make_key(directory, "rsa"), make_key(directory, "ec", "ec"), make_key(directory, "ed", "ed25519")
         cases = [
-            ("berlin-group RSA-2048", dict(profile="berlin-group", key_file=str(rsa.key_file), certificate_file=str(rsa.certificate_file))),
-            ("berlin-group EC P-256", dict(profile="berlin-group", key_file=str(ec.key_file), certificate_file=str(ec.certificate_file))),
+            (
+                "berlin-group RSA-2048",
+                dict(profile="berlin-group", key_file=str(rsa.key_file), certificate_file=str(rsa.certificate_file)),
+            ),
+            (
+                "berlin-group EC P-256",
+                dict(profile="berlin-group", key_file=str(ec.key_file), certificate_file=str(ec.certificate_file)),
+            ),
             ("stet RSA-2048", dict(profile="stet", key_file=str(rsa.key_file), key_id="https://tpp.example/qseal.pem")),
-            ("uk-open-banking PS256", dict(profile="uk-open-banking", key_file=str(rsa.key_file), key_id="kid", issuer="org/ssa")),
+            (
+                "uk-open-banking PS256",
+                dict(profile="uk-open-banking", key_file=str(rsa.key_file), key_id="kid", issuer="org/ssa"),
+            ),
             ("rfc9421 rsa-pss-sha512", dict(profile="rfc9421", key_file=str(rsa.key_file), key_id="k")),
             ("rfc9421 ecdsa-p256-sha256", dict(profile="rfc9421", key_file=str(ec.key_file), key_id="k")),
             ("rfc9421 ed25519", dict(profile="rfc9421", key_file=str(ed.key_file), key_id="k")),

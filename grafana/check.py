@@ -64,7 +64,9 @@ def _name(panel: dict) -> str:
 
 
 def _overlap(a: dict, b: dict) -> bool:
-    return a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+    return (
+        a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+    )
 
 
 def _is_ds_variable_ref(ref: object) -> bool:
@@ -124,7 +126,8 @@ def check_dashboard(dashboard: object, where: str = "dashboard") -> list[str]:
             continue
         context = f"variable ${name}"
         if not _is_ds_variable_ref(variable.get("datasource")):
-            problem(f"{context}: datasource must be {json.dumps(DATASOURCE_REF)}, got {json.dumps(variable.get('datasource'))}")
+            problem(f"{context}: datasource must be {json.dumps(DATASOURCE_REF)}, "
+                    f"got {json.dumps(variable.get('datasource'))}")
         query = variable.get("query")
         if isinstance(query, dict):
             query = query.get("query")
@@ -219,7 +222,8 @@ def _check_panel_queries(panel: dict, name: str, problem, check_refs) -> None:
         else:
             ref_ids.add(ref_id)
         if "datasource" in target and not _is_ds_variable_ref(target["datasource"]):
-            problem(f"{context}: datasource must be {json.dumps(DATASOURCE_REF)}, got {json.dumps(target['datasource'])}")
+            problem(f"{context}: datasource must be {json.dumps(DATASOURCE_REF)}, "
+                    f"got {json.dumps(target['datasource'])}")
         if target.get("rawQuery") is not True:
             problem(f"{context}: rawQuery must be true (raw InfluxQL)")
         query = target.get("query")

@@ -197,8 +197,13 @@ def _scenarios_epilog(default: str) -> str:
 def _time_scale_argument(parser: argparse.ArgumentParser) -> None:
     from prober.simbank.scenarios import DEFAULT_TIME_SCALE, HOUR
 
-    parser.add_argument("--time-scale", type=_seconds_per_hour, default=DEFAULT_TIME_SCALE, metavar="S",
-                        help=f"real seconds one simulated hour of the scenario lasts (default {DEFAULT_TIME_SCALE * HOUR:g})")
+    parser.add_argument(
+        "--time-scale",
+        type=_seconds_per_hour,
+        default=DEFAULT_TIME_SCALE,
+        metavar="S",
+        help=f"real seconds one simulated hour of the scenario lasts (default {DEFAULT_TIME_SCALE * HOUR:g})",
+    )
 
 
 def _seconds_per_hour(text: str) -> float:

@@ -87,7 +87,7 @@ timeout = "{timeout}"
   headers = {{ Authorization = "Bearer {{{{ token }}}}" }}
   json = {{ account = {{ iban = "FR7630006000011234567890189" }}, instructedAmount = {{ amount = "10.00", currency = "EUR" }} }}
   expect = [ {{ json = "fundsAvailable", equals = true }} ]
-""",
+""",  # noqa: E501 - a TOML inline table is one line
     "cards": """
 [[sites.checks]]
 name = "{name}"

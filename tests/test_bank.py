@@ -104,7 +104,9 @@ async def test_cookie_login_and_me(bank: BankServer) -> None:
         status, body, _ = await call(http, "GET", f"{bank.url}/me")
         assert (status, body) == (200, {"user": "alice"})
     async with aiohttp.ClientSession() as http:
-        status, _, _ = await call(http, "POST", f"{bank.url}/login", json={"username": "alice", "password": "s3cret-pw"})
+        status, _, _ = await call(
+            http, "POST", f"{bank.url}/login", json={"username": "alice", "password": "s3cret-pw"}
+        )
         assert status == 200
         status, _, _ = await call(http, "POST", f"{bank.url}/login", json={"username": "alice", "password": "bad"})
         assert status == 401
@@ -352,13 +354,16 @@ async def test_reject_by_country(bank: BankServer, http: aiohttp.ClientSession) 
 
     bank.faults.set("payments", Fault(mode="reject", countries=["DE"]))
     req = {"cardId": "card-001", "amount": {"amount": "5.00", "currency": "EUR"}}
-    _, fr, _ = await call(http, "POST", f"{bank.url}/card-authorisations", headers=auth, json={**req, "merchantCountry": "FR"})
-    _, de, _ = await call(http, "POST", f"{bank.url}/card-authorisations", headers=auth, json={**req, "merchantCountry": "DE"})
+    _, fr, _ = await call(http, "POST", f"{bank.url}/card-authorisations", headers=auth,
+                          json={**req, "merchantCountry": "FR"})
+    _, de, _ = await call(http, "POST", f"{bank.url}/card-authorisations", headers=auth,
+                          json={**req, "merchantCountry": "DE"})
     assert fr["status"] == "APPROVED"
     assert de["status"] == "DECLINED" and de["reason"]
 
     bank.faults.set("payments", Fault(mode="reject"))  # no countries: everyone
-    _, fr, _ = await call(http, "POST", f"{bank.url}/card-authorisations", headers=auth, json={**req, "merchantCountry": "FR"})
+    _, fr, _ = await call(http, "POST", f"{bank.url}/card-authorisations", headers=auth,
+                          json={**req, "merchantCountry": "FR"})
     assert fr["status"] == "DECLINED"
 
 
@@ -637,7 +642,8 @@ def test_run_bank_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_run_bank_serves_until_sigterm() -> None:
-    code = "import sys; from prober.simbank import run_bank; sys.exit(run_bank('127.0.0.1', 0, scenario='healthy-noise'))"
+    code = ("import sys; from prober.simbank import run_bank; "
+            "sys.exit(run_bank('127.0.0.1', 0, scenario='healthy-noise'))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

@@ -130,7 +130,8 @@ async def test_the_dialog_a_step_expects_is_answered(tmp_path: Path) -> None:
 
 async def test_console_errors_and_failed_subrequests_are_counted(tmp_path: Path) -> None:
     async with Pages() as pages:
-        plans = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/ok"\n  expect = [ { selector = "#x", equals = "fine" } ]')))
+        plans = plans_of(tmp_path, config(pages.url, step(
+            "open", 'goto = "/ok"\n  expect = [ { selector = "#x", equals = "fine" } ]')))
         runner = runner_for(tmp_path)
         try:
             result = await runner(plans[0])
@@ -160,13 +161,16 @@ async def test_a_killed_browser_is_launched_again_for_the_next_run(tmp_path: Pat
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ('click = "button[type=submit"', "steps[s].click: invalid selector 'button[type=submit': Malformed attribute selector"),
+    ('click = "button[type=submit"',
+     "steps[s].click: invalid selector 'button[type=submit': Malformed attribute selector"),
     ('click = "foo=bar"', "steps[s].click: invalid selector 'foo=bar': unknown selector engine 'foo'"),
     ('fill = { "#a >> " = "x" }', "steps[s].fill: invalid selector '#a >> ': empty part around '>>'"),
-    ('wait_for = { selector = "xpath=//div[" }', "steps[s].wait_for.selector: invalid selector 'xpath=//div[': unclosed bracket"),
+    ('wait_for = { selector = "xpath=//div[" }',
+     "steps[s].wait_for.selector: invalid selector 'xpath=//div[': unclosed bracket"),
     ('expect = [ { selector = "#a", attribute = "x" } ]', "steps[s].expect[0]: an expectation needs at least one of"),
     ('goto = "/a"\n  click = "#b"', "steps[s]: step 's': one action per step, got goto, click"),
-    ('expect = [ { title = true, count = 1 } ]', "steps[s].expect[0]: `count` applies to a `selector` expectation only"),
+    ('expect = [ { title = true, count = 1 } ]',
+     "steps[s].expect[0]: `count` applies to a `selector` expectation only"),
 ])
 def test_validate_names_the_field_of_a_bad_browser_step(tmp_path: Path, body: str, message: str) -> None:
     path = tmp_path / "bad.toml"
@@ -192,5 +196,6 @@ async def test_validate_fails_with_the_fix_when_chromium_is_missing(tmp_path: Pa
         '[daemon]\n', '[daemon]\nchromium = "/nonexistent/chromium"\n'))
     done = await run_prober("validate", "-c", str(path))
     assert done.returncode == 2, done.stderr
-    assert "browser checks (web/page) cannot run here: Chromium is not installed at /nonexistent/chromium" in done.stderr
+    assert ("browser checks (web/page) cannot run here: Chromium is not installed at /nonexistent/chromium"
+            in done.stderr)
     assert "apt-get install chromium" in done.stderr and "Traceback" not in done.stderr

@@ -271,8 +271,17 @@ def test_systemd_analyze_verify_psd2_daily_timer(tmp_path: Path) -> None:
     prober = shutil.which("prober") or sys.executable
     for name in ("bank-prober-psd2-daily.service", "bank-prober-psd2-daily.timer"):
         (tmp_path / name).write_text((DEPLOY / name).read_text().replace("/opt/bank-prober/bin/prober", prober))
-    done = subprocess.run([tool, "verify", str(tmp_path / "bank-prober-psd2-daily.timer"),
-                           str(tmp_path / "bank-prober-psd2-daily.service")], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            tool,
+            "verify",
+            str(tmp_path / "bank-prober-psd2-daily.timer"),
+            str(tmp_path / "bank-prober-psd2-daily.service"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     problems = [line for line in (done.stdout + done.stderr).splitlines() if "psd2-daily" in line]
     assert done.returncode == 0 and not problems, done.stdout + done.stderr
     service = (DEPLOY / "bank-prober-psd2-daily.service").read_text()

@@ -35,7 +35,8 @@ async def test_hanging_bank_does_not_starve_a_healthy_one(bank: BankServer, tmp_
         # 100 checks of a bank whose login never answers: each run holds its slot until
         # its journey timeout, 95% of the time; `[daemon] max_concurrency` is left unset.
         hanging_site = config_text(
-            stuck.url, [check("login", name=f"stuck-{i}", interval="1s", timeout="950ms") for i in range(HANGING_CHECKS)],
+            stuck.url,
+            [check("login", name=f"stuck-{i}", interval="1s", timeout="950ms") for i in range(HANGING_CHECKS)],
             site="stuck",
         ).split("[[sites]]", 1)[1]
         recorder = Recorder()
@@ -97,7 +98,14 @@ def _site(name: str, checks: int, extra: str = "") -> str:
 
 def test_site_limits_from_the_config(tmp_path: Path) -> None:
     # Default: one slot per enabled check, and the total is what the checks can need.
-    text = "[[sites]]" + _site("a", 5) + "\n[[sites]]" + _site("b", 2) + "\n[[sites]]" + _site("c", 3, "max_concurrency = 1\n")
+    text = (
+        "[[sites]]"
+        + _site("a", 5)
+        + "\n[[sites]]"
+        + _site("b", 2)
+        + "\n[[sites]]"
+        + _site("c", 3, "max_concurrency = 1\n")
+    )
     assert _limits(tmp_path, text) == {"a": 5, "b": 2, "c": 1}
     # A site limit above its number of checks buys nothing.
     assert _limits(tmp_path, "[[sites]]" + _site("a", 2, "max_concurrency = 50\n")) == {"a": 2}
@@ -105,7 +113,9 @@ def test_site_limits_from_the_config(tmp_path: Path) -> None:
     capped = "[daemon]\nmax_concurrency = 4\n" + text
     assert _limits(tmp_path, capped) == {"a": 2, "b": 1, "c": 1}
     # Disabled checks need no slot; a cap at or above the need changes nothing.
-    text = "[daemon]\nmax_concurrency = 9\n[[sites]]" + _site("a", 4).replace('kind = "login"', 'kind = "login"\nenabled = false', 1)
+    text = "[daemon]\nmax_concurrency = 9\n[[sites]]" + _site("a", 4).replace(
+        'kind = "login"', 'kind = "login"\nenabled = false', 1
+    )
     assert _limits(tmp_path, text) == {"a": 3}
 
 

@@ -52,7 +52,13 @@ async def test_healthz_and_status(bank: BankServer, tmp_path: Path) -> None:
         assert hanging["outcome"] == "timeout" and hanging["success"] is False
         assert hanging["failed_step"] == "list" and "timeout" in hanging["error"]
         assert hanging["consecutive_failures"] >= 2
-        assert set(doc["writer"]) >= {"written_points", "spooled_points", "dropped_points", "write_errors", "last_error"}
+        assert set(doc["writer"]) >= {
+            "written_points",
+            "spooled_points",
+            "dropped_points",
+            "write_errors",
+            "last_error",
+        }
         assert doc["scheduler"]["checks"] == 2 and doc["scheduler"]["schedule_lag_ms"]["p99"] >= 0
         # The answer the prober exists for: which bank, which capability, since when.
         capabilities = doc["incidents"]["sites"]["simbank"]["capabilities"]

@@ -150,7 +150,9 @@ async def test_the_previous_cross_location_end_survives_a_restart(
     t0 = time.time_ns() // 1_000_000 * 1_000_000
     a_start, a_end, b_start = t0 - 110 * S, t0 - 90 * S, t0 - 80 * S
     # 45 calm runs, A: 10 failed runs, 5 calm ones (A ends at the first), then B.
-    influx_db.server.write_lines(influx_db.name, _runs("." * 45 + "X" * 10, t0 - 200 * S) + [_incident("open", a_start)])
+    influx_db.server.write_lines(
+        influx_db.name, _runs("." * 45 + "X" * 10, t0 - 200 * S) + [_incident("open", a_start)]
+    )
 
     prober = await _start(tmp_path, port, "first.log")
     try:

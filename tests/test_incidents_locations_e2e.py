@@ -95,7 +95,10 @@ async def test_one_bank_down_everywhere_is_one_incident_and_one_notification(ban
             assert resolved["incident_id"] == opened["incident_id"] and resolved["title"].startswith(
                 "RESOLVED simbank: accounts is back after")
             written = influx_db.query('SELECT "id", "state", "locations", "instance" FROM "incident_locations"')
-            assert [(r["state"], r["instance"]) for r in written] == [("open", "prober-fra"), ("resolved", "prober-par")]
+            assert [(r["state"], r["instance"]) for r in written] == [
+                ("open", "prober-fra"),
+                ("resolved", "prober-par"),
+            ]
             assert {r["id"] for r in written} == {opened["incident_id"]}
         finally:
             for prober in probers.values():

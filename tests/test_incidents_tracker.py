@@ -184,7 +184,9 @@ def utc(text: str) -> datetime:
 
 
 def test_maintenance_one_off_window():
-    w = MaintenanceWindow(site="bank", kinds=["transfer"], start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00+00:00")
+    w = MaintenanceWindow(
+        site="bank", kinds=["transfer"], start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00+00:00"
+    )
     assert w.covers("bank", "transfer", utc("2025-03-01T23:00:00"))
     assert not w.covers("bank", "login", utc("2025-03-01T23:00:00"))
     assert not w.covers("other", "transfer", utc("2025-03-01T23:00:00"))
@@ -232,7 +234,9 @@ def test_maintenance_intervals_within_a_range():
 
 
 def test_maintenance_applies_to_site_and_kinds():
-    w = MaintenanceWindow(site="bank", kinds=["transfer", "cards"], start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00Z")
+    w = MaintenanceWindow(
+        site="bank", kinds=["transfer", "cards"], start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00Z"
+    )
     assert w.applies_to("bank", "cards") and not w.applies_to("bank", "login") and not w.applies_to("other", "cards")
     assert MaintenanceWindow(start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00Z").applies_to("any", "login")
     assert w.in_force(utc("2025-03-01T22:00:00")) and not w.in_force(utc("2025-03-02T02:00:00"))

@@ -75,8 +75,8 @@ async def test_a_bug_in_a_step_is_that_journey_s_error_and_cleanup_still_runs(
         path.write_text(config(
             bank.url,
             check("buggy",
-                  step("token", "/oauth/token", '  form = { a = "b" }\n  extract = { access_token = { json = "access_token" } }',
-                       method="POST")
+                  step("token", "/oauth/token",
+                       '  form = { a = "b" }\n  extract = { access_token = { json = "access_token" } }', method="POST")
                   + step("probe", "/ok", '  expect = [ { json = "status", equals = "ok", description = "explodes" } ]')
                   + step("after", "/ok")
                   + step("cleanup", "/landing", "  always_run = true")),

@@ -44,7 +44,9 @@ def test_bad_sizes(text: str) -> None:
         parse_size(text)
 
 
-@pytest.mark.parametrize(("size", "text"), [(10 << 20, "10 MiB"), (1536, "1.5 KiB"), (999, "999 B"), (1 << 30, "1 GiB")])
+@pytest.mark.parametrize(
+    ("size", "text"), [(10 << 20, "10 MiB"), (1536, "1.5 KiB"), (999, "999 B"), (1 << 30, "1 GiB")]
+)
 def test_sizes_are_shown_in_binary_units(size: int, text: str) -> None:
     assert format_size(size) == text
 
@@ -67,13 +69,15 @@ def response(body: bytes, headers: dict[str, str] | None = None, status: int = 2
     return Response(status, CIMultiDictProxy(CIMultiDict(headers or {})), body, {"SESSION": "sess-cookie-value"})
 
 
-BODY = b'{"balances": [{"balanceType": "CLBD", "balanceAmount": {"amount": "0.00"}}], "items": [1, 2, 3], "name": "Current account"}'
+BODY = (b'{"balances": [{"balanceType": "CLBD", "balanceAmount": {"amount": "0.00"}}], '
+        b'"items": [1, 2, 3], "name": "Current account"}')
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"json": "balances[0].balanceAmount.amount", "gt": 0}, "json balances[0].balanceAmount.amount: expected > 0, got 0.00"),
+        ({"json": "balances[0].balanceAmount.amount", "gt": 0},
+         "json balances[0].balanceAmount.amount: expected > 0, got 0.00"),
         ({"json": "items", "length": 2}, "json items: expected length 2, got 3"),
         ({"json": "items", "min_length": 4}, "json items: expected length >= 4, got 3"),
         ({"json": "name", "equals": "Savings"}, "json name: expected Savings, got Current account"),
@@ -83,9 +87,12 @@ BODY = b'{"balances": [{"balanceType": "CLBD", "balanceAmount": {"amount": "0.00
         ({"json": "name", "exists": False}, "json name: expected absent, got Current account"),
         ({"json": "items", "contains": 7}, "json items: expected to contain 7, got [1, 2, 3]"),
         ({"json": "name", "lt": 3}, "json name: expected a number, got Current account"),
-        ({"header": "Content-Type", "contains": "json"}, "header Content-Type: expected to contain json, got text/html"),
-        ({"body": True, "contains": "IBAN"}, "body: expected to contain IBAN, got {\"balances\": [{\"balanceType\": \"CLBD\", \"balanceAmount\": {\"am…"),
-        ({"json": "balances[0].balanceAmount.amount", "gt": 0, "description": "closing balance"}, "closing balance: expected > 0, got 0.00"),
+        ({"header": "Content-Type", "contains": "json"},
+         "header Content-Type: expected to contain json, got text/html"),
+        ({"body": True, "contains": "IBAN"},
+         'body: expected to contain IBAN, got {"balances": [{"balanceType": "CLBD", "balanceAmount": {"am…'),
+        ({"json": "balances[0].balanceAmount.amount", "gt": 0, "description": "closing balance"},
+         "closing balance: expected > 0, got 0.00"),
     ],
 )
 def test_failed_assertions_say_which_expected_and_actual(spec: dict, message: str) -> None:

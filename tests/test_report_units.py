@@ -89,7 +89,9 @@ def _ms(text: str) -> int:
 def test_maintenance_windows_one_off_and_weekly_past_midnight():
     one_off = MaintenanceWindow(start="2026-03-04T03:00:00Z", end="2026-03-04T04:00:00Z")
     start, end = _ms("2026-03-02T00:00:00+00:00"), _ms("2026-03-09T00:00:00+00:00")
-    assert maintenance_intervals(one_off, start, end) == [(_ms("2026-03-04T03:00:00+00:00"), _ms("2026-03-04T04:00:00+00:00"))]
+    assert maintenance_intervals(one_off, start, end) == [
+        (_ms("2026-03-04T03:00:00+00:00"), _ms("2026-03-04T04:00:00+00:00"))
+    ]
     weekly = MaintenanceWindow.model_validate({"weekdays": ["sun"], "from": "23:00", "to": "01:00"})
     # Sunday 1 March 23:00 → Monday 02:00 is cut at the start of the range
     assert maintenance_intervals(weekly, start, end) == [

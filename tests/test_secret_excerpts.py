@@ -80,7 +80,9 @@ async def test_check_output_and_logs_hold_no_fragment_of_a_secret(tmp_path: Path
         assert "***" in result["error"], result
     # The excerpts still say what was there, around the masks.
     assert results["bearer"]["error"] == "assertion failed: json seen.authorization: expected nope, got Bearer ***"
-    assert results["split"]["error"] == 'assertion failed: json halves: expected "x" (string), got ["***", "***"] (array)'
+    assert (
+        results["split"]["error"] == 'assertion failed: json halves: expected "x" (string), got ["***", "***"] (array)'
+    )
     assert as_table.returncode == as_json.returncode == 1
     output = "".join(r.stdout + r.stderr for r in (as_json, as_table))
     assert fragments(output) == []

@@ -124,7 +124,9 @@ def test_berlin_group_signature_verifies_from_the_standards_text(tmp_path: Path)
         "x-request-id: 99391c7e-ad88-49ec-a2ad-99ddcb1f7721\n"
         "psu-id: PSU-1234"
     )
-    key.key.public_key().verify(base64.b64decode(params["signature"]), text.encode(), padding.PKCS1v15(), hashes.SHA256())
+    key.key.public_key().verify(
+        base64.b64decode(params["signature"]), text.encode(), padding.PKCS1v15(), hashes.SHA256()
+    )
 
 
 def test_stet_ecdsa_signature_is_der_and_digest_only_with_a_body(tmp_path: Path) -> None:
@@ -257,8 +259,13 @@ async def test_a_rotated_key_is_picked_up_without_a_restart(tmp_path: Path) -> N
 async def test_validate_names_the_field_and_the_file(tmp_path: Path, change: str, message: str) -> None:
     key = make_key(tmp_path, "tpp", "ed25519" if change == "ed25519" else "rsa")
     other = make_key(tmp_path, "other")
-    config = write_config(tmp_path, "https://xs2a.bank.example", "berlin-group", key,
-                          {"certificate_file": other.certificate_file if change == "mismatch" else key.certificate_file})
+    config = write_config(
+        tmp_path,
+        "https://xs2a.bank.example",
+        "berlin-group",
+        key,
+        {"certificate_file": other.certificate_file if change == "mismatch" else key.certificate_file},
+    )
     if change == "missing":
         key.key_file.unlink()
     elif change == "garbage":

@@ -37,10 +37,14 @@ def write_config(tmp_path: Path, url: str, key: KeyFiles, kid: str = KID) -> Pat
 
 def test_detached_jws_has_the_profiles_header_and_verifies(tmp_path: Path) -> None:
     key = make_key(tmp_path, "ob")
-    signer = build_signer(signing_config(profile="uk-open-banking", key_file=str(key.key_file), key_id=KID, issuer=ISSUER))
+    signer = build_signer(
+        signing_config(profile="uk-open-banking", key_file=str(key.key_file), key_id=KID, issuer=ISSUER)
+    )
     body = b'{"Data": {"ConsentId": "c-1"}, "Risk": {}}'
     headers: CIMultiDict[str] = CIMultiDict()
-    signer.sign(Outgoing("POST", "https", "ob.bank.example", "/open-banking/v3.1/pisp/domestic-payments", headers, body))
+    signer.sign(
+        Outgoing("POST", "https", "ob.bank.example", "/open-banking/v3.1/pisp/domestic-payments", headers, body)
+    )
     protected, payload, signature = headers["x-jws-signature"].split(".")
     assert payload == ""
     header = json.loads(_b64url(protected))
@@ -57,7 +61,9 @@ def test_detached_jws_has_the_profiles_header_and_verifies(tmp_path: Path) -> No
 
 def test_requests_without_a_body_are_not_signed(tmp_path: Path) -> None:
     key = make_key(tmp_path, "ob")
-    signer = build_signer(signing_config(profile="uk-open-banking", key_file=str(key.key_file), key_id=KID, issuer=ISSUER))
+    signer = build_signer(
+        signing_config(profile="uk-open-banking", key_file=str(key.key_file), key_id=KID, issuer=ISSUER)
+    )
     headers: CIMultiDict[str] = CIMultiDict()
     signer.sign(Outgoing("GET", "https", "ob.bank.example", "/open-banking/v3.1/aisp/accounts", headers, b""))
     assert "x-jws-signature" not in headers

@@ -73,9 +73,18 @@ def _at(iso: str) -> int:
 
 def _incident(**over) -> Incident:
     fields = dict(
-        id="abc123", site="bank-a", kind="transfer", check="sepa", location="paris", since_ns=_at("2026-03-10T11:00:00"),
-        opened_ns=_at("2026-03-10T11:01:00"), outcome="http_status", failed_step="create", error=HOSTILE,
-        rule="3 consecutive failures", last_failure_ns=_at("2026-03-10T11:01:00"),
+        id="abc123",
+        site="bank-a",
+        kind="transfer",
+        check="sepa",
+        location="paris",
+        since_ns=_at("2026-03-10T11:00:00"),
+        opened_ns=_at("2026-03-10T11:01:00"),
+        outcome="http_status",
+        failed_step="create",
+        error=HOSTILE,
+        rule="3 consecutive failures",
+        last_failure_ns=_at("2026-03-10T11:01:00"),
     )
     return Incident(**{**fields, **over})
 
@@ -133,7 +142,10 @@ def test_internal_view_and_page_escape_everything() -> None:
     assert doc["sites"]["bank-a"]["capabilities"]["transfer"]["checks"][0]["latency_ms"] == 12.3
     assert doc["history"]["series"][0] == {"site": "bank-a", "kind": "login", "from": "2026-03-08",
                                            "uptime": [None, 1.0, 0.5], "runs": [0, 100, 10]}
-    assert '<li class="none w1" title="2026-03-08 no data"></li><li class="up w1" title="2026-03-09 100.00% (100 runs)">' in html
+    assert (
+        '<li class="none w1" title="2026-03-08 no data"></li><li class="up w1" title="2026-03-09 100.00% (100 runs)">'
+        in html
+    )
 
 
 def test_public_view_has_names_states_and_times_only() -> None:
@@ -158,7 +170,10 @@ def test_feed_is_valid_atom_with_escaped_text() -> None:
     root = ET.fromstring(body)
     ns = "{http://www.w3.org/2005/Atom}"
     entries = root.findall(f"{ns}entry")
-    assert [e.findtext(f"{ns}id") for e in entries] == ["urn:bank-prober:incident:abc123", "urn:bank-prober:incident:def456"]
+    assert [e.findtext(f"{ns}id") for e in entries] == [
+        "urn:bank-prober:incident:abc123",
+        "urn:bank-prober:incident:def456",
+    ]
     assert entries[1].findtext(f"{ns}title") == "Resolved: bank-a Login (down 30 min)"
     assert HOSTILE in entries[0].findtext(f"{ns}summary")  # text, escaped on the wire
     assert b"<script" not in body and root.findtext(f"{ns}updated") == "2026-03-10T11:00:00Z"
@@ -173,7 +188,12 @@ def test_badge() -> None:
 
 
 def test_plain_duration() -> None:
-    assert [plain_duration(s) for s in (5, 600, 3 * 3600 + 300, 50 * 3600)] == ["5 s", "10 min", "3 h 05 min", "2 d 2 h"]
+    assert [plain_duration(s) for s in (5, 600, 3 * 3600 + 300, 50 * 3600)] == [
+        "5 s",
+        "10 min",
+        "3 h 05 min",
+        "2 d 2 h",
+    ]
 
 
 # ── daily history ──────────────────────────────────────────────────────────────────

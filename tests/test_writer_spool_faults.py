@@ -170,6 +170,8 @@ async def test_daemon_on_a_full_disk(bank, influxdb_private, tmp_path):
 def _spooled_checks(tmp_path: Path) -> int:
     db = sqlite3.connect(tmp_path / "spool" / "influx-spool.sqlite3")
     try:
-        return sum(lines.count("\ncheck,") + lines.startswith("check,") for (lines,) in db.execute("SELECT lines FROM batches"))
+        return sum(
+            lines.count("\ncheck,") + lines.startswith("check,") for (lines,) in db.execute("SELECT lines FROM batches")
+        )
     finally:
         db.close()

@@ -336,8 +336,10 @@ class Step(BaseModel):
                                  + ", ".join(f"`{f.removesuffix('_body')}`" for f in clash or ["method"]))
             return self
         if self.path is None and self.url is None:
-            raise ValueError(f"step {self.name!r} needs exactly one of `path`, `url` (an API step) or an action "
-                             "(`goto`, `click`, `fill`, `press`, `select`, `check`, `uncheck`: a browser step), got none")
+            raise ValueError(
+                f"step {self.name!r} needs exactly one of `path`, `url` (an API step) or an action "
+                "(`goto`, `click`, `fill`, `press`, `select`, `check`, `uncheck`: a browser step), got none"
+            )
         _exactly_one(self, ("path", "url"), f"step {self.name!r}")
         bodies = [b for b in ("json_body", "form", "body") if getattr(self, b) is not None]
         if len(bodies) > 1:
@@ -345,7 +347,8 @@ class Step(BaseModel):
         if self.signing is not None and not self.sign:
             raise ValueError(f"step {self.name!r} sets both `signing` and `sign = false`")
         if self.poll is not None and self.method not in SAFE_METHODS:
-            raise ValueError(f"step {self.name!r}: `poll` repeats the request, so it is only allowed on GET/HEAD/OPTIONS")
+            raise ValueError(
+                f"step {self.name!r}: `poll` repeats the request, so it is only allowed on GET/HEAD/OPTIONS")
         return self
 
 
@@ -402,12 +405,14 @@ def _check_user_tags(value: dict[str, str]) -> dict[str, str]:
         raise ValueError(f"at most {MAX_USER_TAGS} tags per check, got {len(value)}")
     for name, tag_value in value.items():
         if not _USER_TAG.match(name):
-            raise ValueError(f"invalid tag name {name!r}: use 1-32 lowercase letters, digits or '_', starting with a letter")
+            raise ValueError(
+                f"invalid tag name {name!r}: use 1-32 lowercase letters, digits or '_', starting with a letter")
         if name in SCHEMA_TAGS:
             raise ValueError(f"tag name {name!r} is one of the schema's own tags ({', '.join(sorted(SCHEMA_TAGS))})")
         if not _NAME.match(tag_value):
             raise ValueError(
-                f"invalid value for tag {name!r}: use 1-63 letters, digits, '_', '-' or '.', starting with a letter or digit"
+                f"invalid value for tag {name!r}: use 1-63 letters, digits, '_', '-' or '.', "
+                "starting with a letter or digit"
             )
     return value
 

@@ -271,8 +271,10 @@ class DemoFeed:
                 continue
             if event.event == "opened":
                 self.opened += 1
-                lines.append(f"[{now}] incident opened: {incident.site}/{incident.kind}: check {incident.check} fails at "
-                             f"{incident.failed_step or 'the journey'} ({incident.outcome})")
+                lines.append(
+                    f"[{now}] incident opened: {incident.site}/{incident.kind}: check {incident.check} fails at "
+                    f"{incident.failed_step or 'the journey'} ({incident.outcome})"
+                )
             elif event.event == "resolved":
                 self.resolved += 1
                 lines.append(f"[{now}] incident resolved: {incident.site}/{incident.kind} after "

@@ -86,7 +86,9 @@ def cross_message(event: CrossEvent, decisions: Mapping[SiteKind, Decision], ope
     outcome = incident.reason.split(":", 1)[0] if ":" in incident.reason else ""
     states = {key: CapabilityState(key[0], key[1], "outage" if key in open_keys else "ok")
               for key in decisions if key[0] == incident.site}
-    states[(incident.site, incident.kind)] = CapabilityState(incident.site, incident.kind, "ok" if resolved else "outage")
+    states[(incident.site, incident.kind)] = CapabilityState(
+        incident.site, incident.kind, "ok" if resolved else "outage"
+    )
     duration = incident.duration_s if resolved else max(0.0, (event.at_ns - incident.since_ns) / 1e9)
     where = ", ".join(incident.locations)
     return Message(

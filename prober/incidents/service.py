@@ -210,7 +210,9 @@ class IncidentService:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._save_loop(), name="incident state saver"))
         if self.settings.remind_every:
-            self._tasks.append(loop.create_task(self._remind_loop(self.settings.remind_every), name="incident reminders"))
+            self._tasks.append(
+                loop.create_task(self._remind_loop(self.settings.remind_every), name="incident reminders")
+            )
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -238,7 +238,8 @@ class CompiledAssertion:
 
         if spec.exists is not None:
             if (actual is not None) != spec.exists:
-                return f"{label}: expected {'present' if spec.exists else 'absent'}, got {'nothing' if actual is None else shown(actual)}"
+                expected = "present" if spec.exists else "absent"
+                return f"{label}: expected {expected}, got {'nothing' if actual is None else shown(actual)}"
             if not spec.exists:
                 return None
         if actual is None:
@@ -261,7 +262,9 @@ class CompiledAssertion:
             for op, bound in bounds:
                 if bound is not None and not _OPS[op](number, bound):
                     return f"{label}: expected {op} {bound:g}, got {shown(actual)}"
-        if self.pattern is not None and not self.pattern.search(actual if isinstance(actual, str) else _cut(_one_line(actual))):
+        if self.pattern is not None and not self.pattern.search(
+            actual if isinstance(actual, str) else _cut(_one_line(actual))
+        ):
             return f"{label}: expected to match /{self.pattern.pattern}/, got {shown(actual)}"
         if contains is not None and not _contains(actual, contains):
             # A member of an array or object is compared, not the container: its type

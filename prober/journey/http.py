@@ -166,7 +166,9 @@ class TimingResolver(AbstractResolver):
     def __init__(self) -> None:
         self._inner = ThreadedResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         started = perf_counter()
         result = await self._inner.resolve(host, port, family)
         if (clock := _current_clock.get()) is not None:

@@ -255,7 +255,8 @@ def _check_references(
             continue
         for name in sorted(used - known):
             problems.append(
-                f"{where}.{field}: uses {{{{ {name} }}}}, which is not a site var or secret nor extracted by an earlier step"
+                f"{where}.{field}: uses {{{{ {name} }}}}, which is not a site var or secret "
+                "nor extracted by an earlier step"
             )
 
 

@@ -36,7 +36,9 @@ MAX_DAYS = 1100
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``prober report``."""
-    parser.add_argument("-c", "--config", required=True, help="TOML file or directory; its [influxdb] says where to read")
+    parser.add_argument(
+        "-c", "--config", required=True, help="TOML file or directory; its [influxdb] says where to read"
+    )
     parser.add_argument("--from", dest="first", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
                         help="first day (default: the first day of the quarter of --to)")
     parser.add_argument("--to", dest="last", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",

@@ -286,7 +286,11 @@ def worse_than(dedicated: DayStats, psu: DayStats | None) -> tuple[str, ...] | N
     worse = []
     if (dedicated.uptime_pct or 0.0) < (psu.uptime_pct or 0.0):
         worse.append("uptime")
-    if dedicated.ttlb_mean_ms is not None and psu.ttlb_mean_ms is not None and dedicated.ttlb_mean_ms > psu.ttlb_mean_ms:
+    if (
+        dedicated.ttlb_mean_ms is not None
+        and psu.ttlb_mean_ms is not None
+        and dedicated.ttlb_mean_ms > psu.ttlb_mean_ms
+    ):
         worse.append("response time")
     return tuple(worse)
 

@@ -100,7 +100,9 @@ def own_clause(interface: str, api: str, catalog: Catalog) -> str | None:
     parts = [_pair(s, c) for s, c in chosen]
     if api == "dedicated":
         by_default = sorted(k for k, feeds in KIND_INTERFACES.items() if interface in feeds and not is_auth(k))
-        by_kind = " AND ".join([f'"kind" =~ /^({"|".join(by_default)})$/', *(_not_pair(s, c) for s, c in sorted(special))])
+        by_kind = " AND ".join(
+            [f'"kind" =~ /^({"|".join(by_default)})$/', *(_not_pair(s, c) for s, c in sorted(special))]
+        )
         parts.insert(0, f"({by_kind})")
     if not parts:
         return None
@@ -206,7 +208,9 @@ class QueryClient:
             response = urllib.request.urlopen(request, timeout=self.timeout, context=self.context)
         except urllib.error.HTTPError as exc:
             detail = _error_of(exc.read(4096))
-            raise QueryError(f"InfluxDB at {self.url} answered HTTP {exc.code}{': ' + detail if detail else ''}") from None
+            raise QueryError(
+                f"InfluxDB at {self.url} answered HTTP {exc.code}{': ' + detail if detail else ''}"
+            ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise QueryError(f"cannot reach InfluxDB at {self.url}: {reason}") from None

@@ -453,7 +453,9 @@ def grid(incidents: IncidentStatus, runs: Iterable[LatestRun], public: bool) -> 
     return kinds, tuple(rows)
 
 
-def incident_lines(incidents: IncidentStatus, public: bool, now: float) -> tuple[tuple[IncidentLine, ...], tuple[IncidentLine, ...]]:
+def incident_lines(
+    incidents: IncidentStatus, public: bool, now: float
+) -> tuple[tuple[IncidentLine, ...], tuple[IncidentLine, ...]]:
     """The open incidents (oldest first) and the recently resolved ones (latest end first);
     a public view leaves out the :data:`INTERNAL_KINDS`."""
     def shown(incident: Incident) -> bool:

@@ -276,7 +276,9 @@ class InfluxV1Sink:
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         failed = f"cannot create database {name!r}"
         try:
-            async with self._session.post(f"{self.config.url}/query", data={"q": f'CREATE DATABASE "{quoted}"'}) as resp:
+            async with self._session.post(
+                f"{self.config.url}/query", data={"q": f'CREATE DATABASE "{quoted}"'}
+            ) as resp:
                 text = await resp.text(errors="replace")
                 if not 200 <= resp.status < 300:
                     answer = classify_status(resp.status, text, 0).message
@@ -360,7 +362,10 @@ class InfluxV2Sink:
             self._write_api = None
 
 
-SINKS: dict[type, type[InfluxV1Sink] | type[InfluxV2Sink]] = {InfluxDBv1Config: InfluxV1Sink, InfluxDBv2Config: InfluxV2Sink}
+SINKS: dict[type, type[InfluxV1Sink] | type[InfluxV2Sink]] = {
+    InfluxDBv1Config: InfluxV1Sink,
+    InfluxDBv2Config: InfluxV2Sink,
+}
 """The model of each ``[influxdb]`` API version → the sink that writes through it."""
 
 

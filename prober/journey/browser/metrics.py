@@ -60,7 +60,8 @@ READ_SCRIPT = """() => new Promise(settle => {
   };
   const v = window.__bankProberVitals || null;
   // one more frame after the first contentful paint: its LCP entry arrives behind it
-  const frame = () => requestAnimationFrame(() => painted() ? requestAnimationFrame(() => setTimeout(read, 0)) : frame());
+  const frame = () => requestAnimationFrame(
+    () => painted() ? requestAnimationFrame(() => setTimeout(read, 0)) : frame());
   frame();
   setTimeout(read, FRAME_WAIT_MS);
 })""".replace("FRAME_WAIT_MS", str(FRAME_WAIT_MS))

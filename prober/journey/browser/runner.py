@@ -427,9 +427,13 @@ async def _diagnose(
         state = await asyncio.wait_for(driven.page.evaluate("document.readyState"), DIAGNOSE_TIMEOUT)
     except Exception:  # noqa: BLE001 - no answer at all
         driven.usable = False
-        return Outcome.TIMEOUT, f"timeout: the page stopped responding (a script that never ends?) within {budget:.3g}s ({scope})"
+        return (
+            Outcome.TIMEOUT,
+            f"timeout: the page stopped responding (a script that never ends?) within {budget:.3g}s ({scope})",
+        )
     if state != "complete" or step.action == "goto" or (step.wait is not None and step.wait.load_state):
-        return Outcome.TIMEOUT, f"timeout: the page did not finish loading within {budget:.3g}s ({scope}; it is {state})"
+        return Outcome.TIMEOUT, (f"timeout: the page did not finish loading within {budget:.3g}s "
+                                 f"({scope}; it is {state})")
     wait = step.wait
     if stage == "wait" and wait is not None and wait.url is not None:
         return Outcome.TIMEOUT, f"timeout: the page did not reach {wait.url} within {budget:.3g}s ({scope})"
@@ -438,7 +442,8 @@ async def _diagnose(
         return Outcome.ASSERTION, f"assertion failed: {target}: no element to {step.action} within {budget:.3g}s"
     if stage == "wait" and wait is not None:
         what = wait.selector or f"text {wait.text!r}"
-        return Outcome.ASSERTION, f"assertion failed: {what}: not {wait.state if wait.selector else 'visible'} within {budget:.3g}s"
+        awaited = wait.state if wait.selector else "visible"
+        return Outcome.ASSERTION, f"assertion failed: {what}: not {awaited} within {budget:.3g}s"
     return Outcome.TIMEOUT, f"timeout: the step did not complete within {budget:.3g}s ({scope})"
 
 

@@ -43,7 +43,9 @@ def build_signer(config: SigningConfig) -> Signer:
         from prober.journey.signing.cavage import CavageSigner
 
         if not isinstance(keys.get().key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-            raise KeyFileError("key_file", f"key file {config.key_file}: {config.profile} signs with RSA or ECDSA keys only")
+            raise KeyFileError(
+                "key_file", f"key file {config.key_file}: {config.profile} signs with RSA or ECDSA keys only"
+            )
         return CavageSigner(config.profile, keys, config.key_id, covered)
     from prober.journey.signing.rfc9421 import MessageSigner
 

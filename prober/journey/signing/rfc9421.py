@@ -108,4 +108,6 @@ class MessageSigner:
             # The library's messages name components, never values or keys.
             raise ReportableError(f"signing: {exc}") from None
         except KeyError as exc:
-            raise ReportableError(f"signing: the request has no {exc.args[0]} header, which the signature covers") from None
+            raise ReportableError(
+                f"signing: the request has no {exc.args[0]} header, which the signature covers"
+            ) from None
