@@ -389,8 +389,15 @@ def _fetch_day(client: QueryClient, bounds: Sequence[int], day: int, days: froze
                 part.add_requests(day, series)
             else:
                 part.add_timing(*timed[sid - 3], day, series)
-    # The replies themselves only where five failures could make a downtime: the sites
-    # with five failed runs or more around the day (most days of most sites have none).
+    _fetch_replies(client, part, bounds, day, catalog, margin_ms)
+    return part
+
+
+def _fetch_replies(client: QueryClient, part: Fetched, bounds: Sequence[int], day: int, catalog: Catalog,
+                   margin_ms: int) -> None:
+    """The replied runs themselves, into ``part``, only where five failures could make a
+    downtime: the sites with five failed runs or more around the day (most days of most
+    sites have none)."""
     lo, hi = bounds[day] - margin_ms, bounds[day + 1] + margin_ms
     failing: dict[str, int] = {}
     for key, times in part.runs.items():
@@ -401,7 +408,6 @@ def _fetch_day(client: QueryClient, bounds: Sequence[int], day: int, days: froze
             for series in result.get("series", []):
                 part.add_runs(series, failed=False)
         part.raw_replies.update((site, day) for site in candidates)
-    return part
 
 
 def fetch(client: QueryClient, bounds: Sequence[int], sites: Sequence[str], catalog: Catalog, margin_ms: int,

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prober.journey.browser.engine import BrowserEngine, BrowserUnavailable
 from prober.journey.browser.evidence import EvidenceStore, place, scrub_trace
@@ -53,6 +53,9 @@ from prober.journey.runner import RunInfo, _log_internal
 from prober.redact import Redactor
 from prober.results import JourneyResult, Outcome, PageMetrics, StepResult
 from prober.timefmt import utc_iso_ns
+
+if TYPE_CHECKING:  # Playwright is imported when a browser check runs, not before
+    from playwright.async_api import Page
 
 log = logging.getLogger("prober.journey.browser")
 runs_log = logging.getLogger("prober.journey")
@@ -212,17 +215,7 @@ class BrowserRunner:
                 if step.wait is not None:
                     await _wait(page, step, values, max(deadline - loop.time(), 0.001))
                 stage = "expect"
-                if step.expectations:
-                    # Judged a little before the step's end, so that a wrong page is told
-                    # apart from a page that never answered.
-                    margin = min(JUDGE_MARGIN, budget / 10)
-                    problem = await check_until(page, step.expectations, values, redact, deadline - margin)
-                    if problem is not None:
-                        outcome, error = Outcome.ASSERTION, f"assertion failed: {problem}"
-                if outcome is Outcome.OK and step.extracts:
-                    taken, missing = await take_values(page, step.extracts)
-                    if missing:
-                        outcome, error = Outcome.ASSERTION, missing
+                outcome, error, taken = await _expect(page, step, values, redact, budget, deadline)
         except TimeoutError:
             outcome, error = await _diagnose(driven, step, stage, budget, plan, cut_by_journey, timed_out=True)
         except Exception as exc:  # noqa: BLE001 - Playwright's errors become outcomes
@@ -414,6 +407,23 @@ async def _wait(page: Any, step: BrowserStepPlan, values: dict[str, Any], left: 
         await page.get_by_text(str(step.wait_text(values))).first.wait_for(state="visible", timeout=ms)
     elif wait.load_state is not None:
         await page.wait_for_load_state(wait.load_state, timeout=ms)
+
+
+async def _expect(
+    page: Page, step: BrowserStepPlan, values: dict[str, Any], redact: Redactor, budget: float, deadline: float,
+) -> tuple[Outcome, str, dict[str, str]]:
+    """The step's expectations, then the values it takes: ``assertion`` when either fails."""
+    if step.expectations:
+        # Judged a little before the step's end, so that a wrong page is told apart from
+        # a page that never answered.
+        margin = min(JUDGE_MARGIN, budget / 10)
+        problem = await check_until(page, step.expectations, values, redact, deadline - margin)
+        if problem is not None:
+            return Outcome.ASSERTION, f"assertion failed: {problem}", {}
+    if not step.extracts:
+        return Outcome.OK, "", {}
+    taken, missing = await take_values(page, step.extracts)
+    return (Outcome.ASSERTION, missing, taken) if missing else (Outcome.OK, "", taken)
 
 
 async def _diagnose(
