@@ -231,7 +231,7 @@ def _write_psd2_daily(influxdb: object, records: list) -> int:
     from prober.writer.records import RecordWriteError, write_records
 
     try:
-        return write_records(influxdb, records)  # type: ignore[arg-type]
+        return write_records(influxdb, records)
     except RecordWriteError as exc:
         raise QueryError(str(exc)) from None
 

@@ -464,6 +464,16 @@ class Check(BaseModel):
         """A browser check: its steps drive a real browser (see prober.config.browser)."""
         return any(isinstance(step, BrowserStep) for step in self.steps)
 
+    @property
+    def api_steps(self) -> list[Step]:
+        """The steps of an API check, step groups expanded (none for a browser check)."""
+        return [step for step in self.steps if isinstance(step, Step)]
+
+    @property
+    def browser_steps(self) -> list[BrowserStep]:
+        """The steps of a browser check, step groups expanded (none for an API check)."""
+        return [step for step in self.steps if isinstance(step, BrowserStep)]
+
     @model_validator(mode="after")
     def _timeouts(self) -> Check:
         if self.timeout > self.interval:

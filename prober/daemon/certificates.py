@@ -318,8 +318,8 @@ class CertificateWatch:
 
     def _take_servers(self) -> None:
         per_site: dict[str, int] = {}
-        for watched in self.servers.values():
-            per_site[watched.site] = per_site.get(watched.site, 0) + 1
+        for server in self.servers.values():
+            per_site[server.site] = per_site.get(server.site, 0) + 1
         for (site, host), (cert, location, check, at_ns) in self._seen.items():
             if site not in self.sites:
                 continue

@@ -74,7 +74,8 @@ class Reader(Protocol):
 
 
 class LineWriter(Protocol):
-    precision: str
+    @property
+    def precision(self) -> str: ...
 
     def submit_lines(self, lines: list[str]) -> None: ...
 

@@ -148,8 +148,8 @@ class JourneyMetrics:
         checks = {(site.name, check.name) for site in config.sites for check in site.checks if check.enabled}
         series = {(site.name, check.kind, config.location_of(site))
                   for site in config.sites for check in site.checks if check.enabled}
-        for key in [k for k in self.checks if k not in checks]:
-            del self.checks[key]
+        for check in [k for k in self.checks if k not in checks]:
+            del self.checks[check]
         for key in [k for k in self.durations if k not in series]:
             del self.durations[key]
 
@@ -305,7 +305,7 @@ class ProberCollector:
                 figures.last if figures is not None else None,
                 state.consecutive_failures if state is not None else 0,
             ))
-        capabilities = [(site, kind, state.state, len(state.incidents))
+        capabilities: list[tuple[str, str, str, int]] = [(site, kind, state.state, len(state.incidents))
                         for (site, kind), state in service.incidents.capabilities().items() if state.state != "unknown"]
         stats = service.writer.stats
         prober = service.loaded.config.prober

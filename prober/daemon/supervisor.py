@@ -107,7 +107,7 @@ class Supervisor:
         """What is known of each worker (worker k at index k - 1)."""
         self.stopping: asyncio.Event | None = None
         self._forced = False
-        self._reloads: set[asyncio.Task[None]] = set()
+        self._reloads: set[asyncio.Task[bool]] = set()
 
     @property
     def restarts(self) -> int:

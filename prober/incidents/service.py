@@ -134,14 +134,14 @@ def login_dependent_steps(config: Config) -> dict[tuple[str, str], frozenset[str
         login = {
             (step.method, step.path or step.url)
             for check in site.checks if check.kind == "login" and check.enabled and not check.is_browser
-            for step in check.steps
+            for step in check.api_steps
         }
         if not login:
             continue
         for check in site.checks:
             if check.kind == "login" or check.is_browser:  # a web journey's sign-in is its own
                 continue
-            names = frozenset(s.name for s in check.steps if (s.method, s.path or s.url) in login)
+            names = frozenset(s.name for s in check.api_steps if (s.method, s.path or s.url) in login)
             if names:
                 out[(site.name, check.name)] = names
     return out
@@ -370,7 +370,7 @@ class IncidentService:
         for place, key in places:
             tracker = self.tracker.checks.get(key)
             incident = tracker.incident if tracker is not None else None
-            if incident is None or incident.id != incident_id:
+            if tracker is None or incident is None or incident.id != incident_id:
                 continue
             if isinstance(place, tuple):
                 del self._external[place]

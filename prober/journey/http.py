@@ -219,7 +219,7 @@ class TracingConnector(aiohttp.TCPConnector):
         if certificate is not None:
             self._certificates[protocol] = certificate
 
-    async def _wrap_create_connection(  # type: ignore[override]
+    async def _wrap_create_connection(
         self,
         *args: Any,
         addr_infos: list[Any],

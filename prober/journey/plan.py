@@ -22,6 +22,7 @@ from prober.journey.oauth import OAuthPlan, template_names
 from prober.journey.signing import KeyFileError, Signer, build_signer
 from prober.journey.templating import Renderer, TemplateError, compile_value, fresh_per_use, names_in
 from prober.journey.tokens import TokenCache
+from prober.results import Kind
 
 RUN_NAMES = frozenset({"run", "uuid"})
 """Names every template may use: per-run values and a fresh-uuid function."""
@@ -77,7 +78,7 @@ class JourneyPlan:
 
     site: str
     check: str
-    kind: str
+    kind: Kind
     location: str
     interval: float
     timeout: float
@@ -180,7 +181,7 @@ def _compile_check(
     step_names: set[str] = set()
     steps: list[StepPlan] = []
     start = len(problems)
-    for index, step in enumerate(check.steps):
+    for index, step in enumerate(check.api_steps):
         step_where = f"{where}.steps[{step.name}]"
         if step.group is not None:
             step_where += f" (from step_groups.{step.group})"

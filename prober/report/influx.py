@@ -293,8 +293,8 @@ class Fetched:
         self.kinds.update(later.kinds)
         self.requests.update(later.requests)
         self.timing.update(later.timing)
-        for key, events in later.incidents.items():
-            self.incidents.setdefault(key, []).extend(events)
+        for incident_key, events in later.incidents.items():
+            self.incidents.setdefault(incident_key, []).extend(events)
 
     def add_runs(self, series: dict, failed: bool) -> None:
         tags = series.get("tags", {})

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any, Protocol
 
 from prober.config.incidents import MaintenanceWindow
@@ -396,14 +397,14 @@ def _incident_line(incident: Incident, public: bool, now: float) -> IncidentLine
     duration = incident.duration_s
     if incident.resolved_ns is None:  # open: it has lasted until now at least
         duration = max(duration, now - incident.since_ns / 1e9)
-    base = dict(
-        id=incident.id, site=incident.site, kind=incident.kind, since=utc_iso_ns(incident.since_ns),
+    line = partial(
+        IncidentLine, id=incident.id, site=incident.site, kind=incident.kind, since=utc_iso_ns(incident.since_ns),
         resolved_at=_iso(incident.resolved_ns), duration_s=round(duration, 3), step=incident.failed_step,
     )
     if public:
-        return IncidentLine(**base)
-    return IncidentLine(
-        **base, check=incident.check, outcome=incident.outcome, outcome_words=_outcome_words(incident.outcome),
+        return line()
+    return line(
+        check=incident.check, outcome=incident.outcome, outcome_words=_outcome_words(incident.outcome),
         error=incident.error, location=incident.location,
     )
 

@@ -38,14 +38,19 @@ import logging
 import re
 import ssl
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 
 from prober.config.influxdb import InfluxDBConfig, InfluxDBv1Config, InfluxDBv2Config
 from prober.redact import Redactor
+
+if TYPE_CHECKING:  # imported when a v2 sink starts: the client library is slow to import
+    from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+    from influxdb_client.client.write_api_async import WriteApiAsync
 
 __all__ = [
     "InfluxV1Sink",
@@ -305,8 +310,8 @@ class InfluxV2Sink:
     def __init__(self, config: InfluxDBv2Config) -> None:
         self.config = config
         self.description = config.describe()
-        self._client = None
-        self._write_api = None
+        self._client: InfluxDBClientAsync | None = None
+        self._write_api: WriteApiAsync | None = None
         self._scrub = Scrubber(config)
 
     async def start(self) -> None:
@@ -320,7 +325,7 @@ class InfluxV2Sink:
             kwargs["ssl_ca_cert"] = config.ca_file
         self._client = InfluxDBClientAsync(
             url=config.url,
-            token=config.token.get_secret_value() if config.token else None,
+            token=config.token.get_secret_value() if config.token else "",  # "": no Authorization header
             org=config.org,
             timeout=int(config.timeout * 1000),
             enable_gzip=config.gzip,
@@ -342,12 +347,13 @@ class InfluxV2Sink:
                 bucket=self.config.bucket,
                 org=self.config.org,
                 record=body,
-                write_precision=self.config.precision,
+                # the library's WritePrecision constants are these strings; its annotation names the class
+                write_precision=self.config.precision,  # type: ignore[arg-type]
             )
             return OK
         except ApiException as exc:
             body_text = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(exc.body or "")
-            headers = exc.headers or {}
+            headers: Mapping[str, str] = exc.headers or {}
             retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
             return classify_status(int(exc.status or 0) or 500, body_text, points, retry_after)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:

@@ -23,6 +23,8 @@ from prober.journey.signing.base import Outgoing, Signer
 if TYPE_CHECKING:
     from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
 
+    from prober.journey.redirects import Middleware
+
 __all__ = ["KeyFileError", "Outgoing", "Signer", "build_signer", "signing_middleware"]
 
 
@@ -52,7 +54,7 @@ def build_signer(config: SigningConfig) -> Signer:
     return MessageSigner.build(keys, config, covered)
 
 
-def signing_middleware(signer: Signer):  # type: ignore[no-untyped-def]
+def signing_middleware(signer: Signer) -> Middleware:
     """An aiohttp client middleware that signs each request it sends."""
 
     async def sign(request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
