@@ -33,13 +33,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.support import start_bank  # noqa: E402
-from prober.daemon.scheduler import JourneyScheduler, percentile  # noqa: E402
-from prober.defaults import default_config  # noqa: E402
-from prober.journey.browser.engine import CHROMIUM_ARGS  # noqa: E402
-from prober.journey.dispatch import JourneyRunner  # noqa: E402
-from prober.journey.plan import JourneyPlan  # noqa: E402
-from prober.loading import load  # noqa: E402
+from benchmarks.support import start_bank
+from prober.daemon.scheduler import JourneyScheduler, percentile
+from prober.defaults import default_config
+from prober.journey.browser.engine import CHROMIUM_ARGS
+from prober.journey.dispatch import JourneyRunner
+from prober.journey.plan import JourneyPlan
+from prober.loading import load
 
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")

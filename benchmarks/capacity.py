@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prober.results import JourneyResult, Outcome, Phases, StepResult  # noqa: E402
-from prober.writer.points import journey_lines  # noqa: E402
-from tests.fixtures.servers import InfluxDBServer  # noqa: E402
+from prober.results import JourneyResult, Outcome, Phases, StepResult
+from prober.writer.points import journey_lines
+from tests.fixtures.servers import InfluxDBServer
 
 DB = "capacity"
 STEPS = ("token", "accounts", "balances")

@@ -83,7 +83,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.support import free_port, free_port_run, proc_cpu, timed_request, wait_http  # noqa: E402
+from benchmarks.support import free_port, free_port_run, proc_cpu, timed_request, wait_http
 
 TOKEN_JSON = ('{"access_token":"eyJhbGciOiJIUzI1NiJ9.c2ltdWxhdGVkLXRva2Vu.aW4tYmVuY2htYXJr",'
               '"token_type":"Bearer","expires_in":3600}')

@@ -51,21 +51,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prober.config.incidents import LocationsConfig  # noqa: E402
-from prober.config.influxdb import influxdb_config  # noqa: E402
-from prober.daemon.alerting import compose_incidents  # noqa: E402
-from prober.daemon.locations import CrossLocationIncidents  # noqa: E402
-from prober.daemon.locations_influx import LocationsReader  # noqa: E402
-from prober.incidents.service import IncidentService, login_dependent_steps  # noqa: E402
-from prober.journey.plan import JourneyPlan  # noqa: E402
-from prober.journey.runner import run_journey  # noqa: E402
-from prober.loading import load  # noqa: E402
-from prober.notify.message import Message  # noqa: E402
-from prober.report.influx import QueryClient  # noqa: E402
-from prober.simbank import BankServer, Fault  # noqa: E402
-from prober.simbank.scenarios import CAPABILITIES, SCENARIOS, FaultWindow, Scenario  # noqa: E402
-from prober.writer import ResultWriter, prober_point  # noqa: E402
-from tests.fixtures.servers import InfluxDBServer  # noqa: E402
+from prober.config.incidents import LocationsConfig
+from prober.config.influxdb import influxdb_config
+from prober.daemon.alerting import compose_incidents
+from prober.daemon.locations import CrossLocationIncidents
+from prober.daemon.locations_influx import LocationsReader
+from prober.incidents.service import IncidentService, login_dependent_steps
+from prober.journey.plan import JourneyPlan
+from prober.journey.runner import run_journey
+from prober.loading import load
+from prober.notify.message import Message
+from prober.report.influx import QueryClient
+from prober.simbank import BankServer, Fault
+from prober.simbank.scenarios import CAPABILITIES, SCENARIOS, FaultWindow, Scenario
+from prober.writer import ResultWriter, prober_point
+from tests.fixtures.servers import InfluxDBServer
 
 SIMBANK = ROOT / "config" / "simbank.toml"
 INCIDENT_SCENARIOS = ("transfers-and-cards-down", "zero-balances", "card-authorisation-outage",

@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.support import ROOT, free_port, wait_http  # noqa: E402
-from prober import eventloop  # noqa: E402
+from benchmarks.support import ROOT, free_port, wait_http
+from prober import eventloop
 
 CASES = {
     "ok": "/ok",

@@ -43,12 +43,12 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.support import free_port, start_bank, timed_request, wait_http  # noqa: E402
-from prober import eventloop  # noqa: E402
-from prober.journey.plan import JourneyPlan  # noqa: E402
-from prober.journey.runner import run_journey  # noqa: E402
-from prober.loading import load  # noqa: E402
-from prober.writer.points import journey_lines  # noqa: E402
+from benchmarks.support import free_port, start_bank, timed_request, wait_http
+from prober import eventloop
+from prober.journey.plan import JourneyPlan
+from prober.journey.runner import run_journey
+from prober.loading import load
+from prober.writer.points import journey_lines
 
 HEALTH_CONFIG = """
 [[sites]]

@@ -49,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.daemon import (  # noqa: E402
+from benchmarks.daemon import (
     STEPS_PER_JOURNEY,
     Daemons,
     ensure_debian,
@@ -60,8 +60,8 @@ from benchmarks.daemon import (  # noqa: E402
     start_servers,
     write_config,
 )
-from benchmarks.support import free_port, wait_http  # noqa: E402
-from prober.daemon.metrics import SLICE  # noqa: E402
+from benchmarks.support import free_port, wait_http
+from prober.daemon.metrics import SLICE
 
 
 def scrape(url: str) -> bytes:

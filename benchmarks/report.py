@@ -42,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.servers import InfluxDBServer  # noqa: E402
+from tests.fixtures.servers import InfluxDBServer
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("login", "accounts", "transfer", "payments", "cards")

@@ -37,14 +37,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.support import start_bank  # noqa: E402
-from prober import eventloop  # noqa: E402
-from prober.daemon.scheduler import percentile  # noqa: E402
-from prober.daemon.service import ProberService  # noqa: E402
-from prober.loading import load  # noqa: E402
-from prober.results import JourneyResult, Outcome  # noqa: E402
-from prober.writer.sinks import OK, WriteResult  # noqa: E402
-from prober.writer.writer import ResultWriter  # noqa: E402
+from benchmarks.support import start_bank
+from prober import eventloop
+from prober.daemon.scheduler import percentile
+from prober.daemon.service import ProberService
+from prober.loading import load
+from prober.results import JourneyResult, Outcome
+from prober.writer.sinks import OK, WriteResult
+from prober.writer.writer import ResultWriter
 
 DEFAULT_INTERVALS = {10: 0.2, 100: 0.5, 1000: 2.0}
 

@@ -22,14 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from multidict import CIMultiDict  # noqa: E402
+from multidict import CIMultiDict
 
-from prober.config.oauth import oauth_config  # noqa: E402
-from prober.config.signing import signing_config  # noqa: E402
-from prober.journey.oauth import OAuthPlan  # noqa: E402
-from prober.journey.signing import Outgoing, Signer, build_signer  # noqa: E402
-from prober.journey.tokens import TokenCache  # noqa: E402
-from tests.signing_keys import make_key  # noqa: E402
+from prober.config.oauth import oauth_config
+from prober.config.signing import signing_config
+from prober.journey.oauth import OAuthPlan
+from prober.journey.signing import Outgoing, Signer, build_signer
+from prober.journey.tokens import TokenCache
+from tests.signing_keys import make_key
 
 BODY = json.dumps({
     "endToEndIdentification": "5f1c7c0e6a7b4bd1a2c3d4e5f6a7b8c9",

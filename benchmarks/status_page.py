@@ -20,14 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prober.config.statuspage import StatusPageConfig  # noqa: E402
-from prober.daemon.status import CheckStatus  # noqa: E402
-from prober.incidents import CapabilityState, Incident, IncidentStatus  # noqa: E402
-from prober.results import KINDS, JourneyResult, Outcome  # noqa: E402
-from prober.statuspage.feed import render_feed  # noqa: E402
-from prober.statuspage.history import DayUptime  # noqa: E402
-from prober.statuspage.page import render_page  # noqa: E402
-from prober.statuspage.view import StatusView, build_view  # noqa: E402
+from prober.config.statuspage import StatusPageConfig
+from prober.daemon.status import CheckStatus
+from prober.incidents import CapabilityState, Incident, IncidentStatus
+from prober.results import KINDS, JourneyResult, Outcome
+from prober.statuspage.feed import render_feed
+from prober.statuspage.history import DayUptime
+from prober.statuspage.page import render_page
+from prober.statuspage.view import StatusView, build_view
 
 
 def inputs(banks: int, days: int, worst: bool) -> dict:

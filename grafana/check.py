@@ -34,7 +34,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # ``python grafana/check.py``: make ``grafana`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grafana.expand import is_builtin, referenced_variables  # noqa: E402
+from grafana.expand import is_builtin, referenced_variables  # noqa: E402 - after the sys.path entry above
 
 __all__ = ["DASHBOARD_DIR", "GRID_COLUMNS", "MIN_SCHEMA_VERSION", "check_dashboard", "check_files", "main"]
 

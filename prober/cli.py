@@ -22,6 +22,7 @@ from prober.logs import setup_logging
 
 if TYPE_CHECKING:
     from prober.config.model import Config
+    from prober.daemon.sharding import Share
     from prober.journey.plan import JourneyPlan
     from prober.loading import LoadedConfig
     from prober.results import JourneyResult
@@ -146,8 +147,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                shard=args.shard, workers=args.workers, worker=args.worker)
 
 
-def _share(level: str):  # noqa: ANN202 (an argparse type)
-    def parse(text: str):  # noqa: ANN202
+def _share(level: str) -> Callable[[str], Share]:
+    """An argparse type: ``K/N`` at ``level`` (shard, worker)."""
+
+    def parse(text: str) -> Share:
         from prober.daemon.sharding import parse_share  # when a value is given: `run --help` needs no daemon
 
         try:

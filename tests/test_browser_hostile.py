@@ -87,16 +87,18 @@ def step(name: str, body: str) -> str:
     return f'  [[sites.checks.steps]]\n  name = "{name}"\n  {body}\n'
 
 
-OPEN_AND_CLICK = lambda path: step("open", f'goto = "{path}"') + step("click", 'click = "#b"')  # noqa: E731
+def open_and_click(path: str) -> str:
+    """A browser check's two steps: open ``path``, click ``#b``."""
+    return step("open", f'goto = "{path}"') + step("click", 'click = "#b"')
 
 
 @pytest.mark.parametrize(("steps", "failed", "outcome", "words"), [
-    (OPEN_AND_CLICK("/dialog"), "click", Outcome.ERROR, "unexpected dialog (alert: Are you sure?), dismissed"),
-    (OPEN_AND_CLICK("/popup"), "click", Outcome.ERROR, "the page opened a popup (http://127.0.0.1:"),
-    (OPEN_AND_CLICK("/download"), "click", Outcome.ERROR, "the page started a download (statement.pdf)"),
+    (open_and_click("/dialog"), "click", Outcome.ERROR, "unexpected dialog (alert: Are you sure?), dismissed"),
+    (open_and_click("/popup"), "click", Outcome.ERROR, "the page opened a popup (http://127.0.0.1:"),
+    (open_and_click("/download"), "click", Outcome.ERROR, "the page started a download (statement.pdf)"),
     (step("open", 'goto = "/never"'), "open", Outcome.TIMEOUT, "timeout: the page did not finish loading within 3s"),
-    (OPEN_AND_CLICK("/loop"), "click", Outcome.TIMEOUT, "timeout: the page stopped responding"),
-    (OPEN_AND_CLICK("/away"), "click", Outcome.ERROR, "the page went to another origin (http://127.0.0.1:"),
+    (open_and_click("/loop"), "click", Outcome.TIMEOUT, "timeout: the page stopped responding"),
+    (open_and_click("/away"), "click", Outcome.ERROR, "the page went to another origin (http://127.0.0.1:"),
     (step("open", 'goto = "/error"'), "open", Outcome.HTTP_STATUS, "HTTP 500 (page: open)"),
 ])
 async def test_each_hostile_page_ends_in_its_outcome_within_the_timeout(

@@ -362,7 +362,7 @@ def test_every_union_has_a_case_of_each_bad_input() -> None:
 
 
 def test_union_choices_come_from_the_table() -> None:
-    from prober.config.loader import read  # noqa: F401
+    from prober.config.loader import read  # noqa: F401 - builds every union of the configuration
     from prober.config.unions import UNIONS
     from prober.notify.providers import PROVIDERS
 

@@ -185,7 +185,10 @@ def _dockerfile() -> list[tuple[str, str]]:
 
 def test_dockerfile() -> None:
     instructions = _dockerfile()
-    get = lambda word: [rest for w, rest in instructions if w == word]  # noqa: E731
+
+    def get(word: str) -> list[str]:
+        return [rest for w, rest in instructions if w == word]
+
     runs = get("RUN")
     assert any("pip install --require-hashes -r requirements/runtime.txt" in run for run in runs)
     assert any("pip install --no-deps ." in run for run in runs)

@@ -400,7 +400,10 @@ def test_poll_dates_from_the_pooled_runs_read_from_influxdb(influx_db):
     """The loop reads the states, then the check points around them, and opens the
     incident at the pooled start (fra's noise failure at -60 s is not it)."""
     now = time.time_ns() // 1_000_000 * 1_000_000
-    at = lambda s: now + int(s * S)  # noqa: E731
+
+    def at(s: float) -> int:
+        return now + int(s * S)
+
     fra, par = RATE_FROM_40
     results = [_run("fra", at(2 * i - 80), Outcome.HTTP_STATUS if c == "X" else Outcome.OK)
                for i, c in enumerate(fra.replace(" ", ""))]

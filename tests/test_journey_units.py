@@ -124,7 +124,10 @@ def test_assertion_on_a_non_json_body_fails_clearly() -> None:
 
 def test_extraction_from_json_header_cookie_regex() -> None:
     r = response(BODY, {"Location": "/payments/pay-1"})
-    take = lambda spec, name="v": CompiledExtract.build(name, Extract.model_validate(spec)).take(r)  # noqa: E731
+
+    def take(spec: dict, name: str = "v") -> object:
+        return CompiledExtract.build(name, Extract.model_validate(spec)).take(r)
+
     assert take({"json": "items[1]"}) == 2
     assert take({"header": "Location"}) == "/payments/pay-1"
     assert take({"cookie": "SESSION"}) == "sess-cookie-value"
@@ -134,7 +137,9 @@ def test_extraction_from_json_header_cookie_regex() -> None:
 
 
 def test_secret_extractions_by_name_and_cookie() -> None:
-    build = lambda name, spec: CompiledExtract.build(name, Extract.model_validate(spec))  # noqa: E731
+    def build(name: str, spec: dict) -> CompiledExtract:
+        return CompiledExtract.build(name, Extract.model_validate(spec))
+
     assert build("access_token", {"json": "a"}).secret
     assert build("sid", {"cookie": "SESSION"}).secret
     assert not build("account_id", {"json": "a"}).secret

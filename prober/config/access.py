@@ -245,7 +245,7 @@ def unauthenticated_exposures(config: Config) -> list[ServedAddress]:
     if config.access.authenticates:
         return []
     return [s for s in served_addresses(config.daemon, config.status_page)
-            if s.internal and not is_loopback(split_listen(s.listen)[0])]  # type: ignore[index]
+            if s.internal and not is_loopback(split_listen(s.listen)[0])]  # type: ignore[index]  # served: not ""
 
 
 def exposure_problems(config: Config, where: str) -> list[str]:

@@ -70,7 +70,7 @@ class _Fingerprint:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Fingerprint) and self.value == other.value
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # compared by value, so not hashable
 
 
 class ProberService:

@@ -347,8 +347,7 @@ class InfluxV2Sink:
                 bucket=self.config.bucket,
                 org=self.config.org,
                 record=body,
-                # the library's WritePrecision constants are these strings; its annotation names the class
-                write_precision=self.config.precision,  # type: ignore[arg-type]
+                write_precision=self.config.precision,  # type: ignore[arg-type]  # WritePrecision's values are str
             )
             return OK
         except ApiException as exc:

@@ -60,7 +60,7 @@ class BrowserSettings:
 def missing_browser(executable: str) -> str | None:
     """Why browser checks cannot run here (with the fix), or None when they can."""
     try:
-        import playwright.async_api  # noqa: F401
+        import playwright.async_api  # noqa: F401 - only whether it imports
     except ImportError:
         return ("the Python package playwright is not installed: install bank-prober with its dependencies "
                 "(`pip install --require-hashes -r requirements/runtime.txt`)")
@@ -161,7 +161,7 @@ class BrowserEngine:
         started = time.monotonic()
         try:
             await asyncio.wait_for(context.close(), CLOSE_TIMEOUT)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any failure to close restarts the browser
             if self._browser is not None and self._browser.is_connected():
                 log.warning("a browser context did not close in %.0fs (%s): restarting the browser",
                             time.monotonic() - started, type(exc).__name__)

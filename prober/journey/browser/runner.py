@@ -303,7 +303,7 @@ class BrowserRunner:
         try:
             for cookie in await asyncio.wait_for(context.cookies(), 2.0):
                 redact.add(str(cookie.get("value", "")))
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - no cookies to learn from a context that does not answer
             pass
         if not driven.usable:
             return
