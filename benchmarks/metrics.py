@@ -175,7 +175,7 @@ def loop_holds(checks: int, renders: int = 5) -> tuple[float, float]:
     async def measure() -> tuple[float, float]:
         await exposition.render(snapshot)
         best_cpu = best_hold = float("inf")
-        metrics.asyncio.sleep = turn  # type: ignore[assignment]
+        metrics.asyncio.sleep = turn  # type: ignore[assignment]  # counts the event loop's turns
         try:
             for _ in range(renders):
                 turns.clear()
@@ -185,7 +185,7 @@ def loop_holds(checks: int, renders: int = 5) -> tuple[float, float]:
                 best_cpu = min(best_cpu, turns[-1] - turns[0])
                 best_hold = min(best_hold, max(b - a for a, b in pairwise(turns)))
         finally:
-            metrics.asyncio.sleep = real_sleep  # type: ignore[assignment]
+            metrics.asyncio.sleep = real_sleep  # type: ignore[assignment]  # restored
         return best_cpu * 1000, best_hold * 1000
 
     return asyncio.run(measure())

@@ -55,6 +55,7 @@ WITHOUT = (aiohttp.TCPConnector.connect, lambda self, connection, host: None)
 
 def reading(on: bool) -> None:
     """Switch the connector's certificate reading on or off."""
+    # patches the class's methods for the measurement
     http.TracingConnector.connect, http.TracingConnector._remember_certificate = WITH if on else WITHOUT  # type: ignore[method-assign]
 
 

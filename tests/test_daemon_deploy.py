@@ -212,7 +212,7 @@ def test_dockerfile() -> None:
 
 def _unit() -> configparser.ConfigParser:
     parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment]
+    parser.optionxform = str  # type: ignore[assignment]  # keep keys' case, as configparser's docs show
     parser.read(DEPLOY / "bank-prober.service")
     return parser
 

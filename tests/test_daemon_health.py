@@ -100,7 +100,7 @@ async def test_one_rendering_of_status_serves_every_reader_for_a_second(bank: Ba
         renderings.append(time.monotonic())
         return render()
 
-    service.status_document = counted  # type: ignore[method-assign]
+    service.status_document = counted  # type: ignore[method-assign]  # counts the renderings
     health = HealthServer(service, "127.0.0.1", 0)
     await health.start()
     try:

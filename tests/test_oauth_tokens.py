@@ -66,6 +66,7 @@ async def run_once(config: Path) -> JourneyResult:
 
 
 def server_for(key: KeyFiles, **options: object) -> OAuthServer:
+    # options: OAuthServer's keyword arguments, of their own types
     return OAuthServer({"tpp-1": OAuthClient("tpp-1", public_key=key.key.public_key())}, **options)  # type: ignore[arg-type]
 
 

@@ -149,7 +149,7 @@ async def test_a_changed_body_fails_on_its_digest(tmp_path: Path) -> None:
     signer = build_signer(signing_config(profile="stet", key_file=str(key.key_file), key_id=STET_KEY_ID))
     signatures = bank_profile("stet", key)
 
-    async def tamper(request, handler):  # type: ignore[no-untyped-def]
+    async def tamper(request, handler):  # type: ignore[no-untyped-def]  # an aiohttp client middleware
         request.body = b'{"amount": "1000000.00"}'
         return await handler(request)
 
@@ -245,7 +245,7 @@ async def test_a_rotated_key_is_picked_up_without_a_restart(tmp_path: Path) -> N
         assert (await run_journey(plan)).outcome is Outcome.OK
         second = make_key(tmp_path, "second")
         first.key_file.write_bytes(second.key_file.read_bytes())
-        bank.signatures.keys[STET_KEY_ID] = second.key.public_key()  # type: ignore[union-attr]
+        bank.signatures.keys[STET_KEY_ID] = second.key.public_key()  # type: ignore[union-attr]  # signs: set
         result = await run_journey(plan)
     assert result.outcome is Outcome.OK, result.error
 

@@ -49,6 +49,7 @@ async def test_a_signature_of_another_key_is_auth(tmp_path: Path) -> None:
 
 def test_signature_input_covers_the_request_and_the_body_digest(tmp_path: Path) -> None:
     key = make_key(tmp_path, "tpp")
+    # expires_in as the TOML gives it (a duration string), validated into seconds
     signer = build_signer(signing_config(profile="rfc9421", key_file=str(key.key_file), key_id="tpp-key-1",
                                         expires_in="5m"))  # type: ignore[arg-type]
     headers: CIMultiDict[str] = CIMultiDict()

@@ -55,6 +55,7 @@ def test_detached_jws_has_the_profiles_header_and_verifies(tmp_path: Path) -> No
     assert set(header["crit"]) == {"b64", "http://openbanking.org.uk/iat", "http://openbanking.org.uk/iss",
                                    "http://openbanking.org.uk/tan"}
     # RFC 7797: the signing input is the header segment, a dot, and the body as is.
+    # (an RSA key: RSA's verify takes a padding, which the union of key types does not)
     key.key.public_key().verify(_b64url(signature), protected.encode() + b"." + body,  # type: ignore[call-arg]
                                 padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
 
