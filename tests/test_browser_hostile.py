@@ -167,6 +167,9 @@ async def test_a_killed_browser_is_launched_again_for_the_next_run(tmp_path: Pat
     ('expect = [ { selector = "#a", attribute = "x" } ]', "steps[s].expect[0]: an expectation needs at least one of"),
     ('goto = "/a"\n  click = "#b"', "steps[s]: step 's': one action per step, got goto, click"),
     ('expect = [ { title = true, count = 1 } ]', "steps[s].expect[0]: `count` applies to a `selector` expectation only"),
+    ('fill = { "#user" = "{{ nobody }}" }',
+     "steps[s].fill: uses {{ nobody }}, which is not a site var or secret nor extracted by an earlier step"),
+    ('goto = "/{{ oops"', "steps[s].goto: invalid template: unexpected end of template"),
 ])
 def test_validate_names_the_field_of_a_bad_browser_step(tmp_path: Path, body: str, message: str) -> None:
     path = tmp_path / "bad.toml"
