@@ -197,3 +197,23 @@ async def test_validate_fails_with_the_fix_when_chromium_is_missing(tmp_path: Pa
     assert done.returncode == 2, done.stderr
     assert "browser checks (web/page) cannot run here: Chromium is not installed at /nonexistent/chromium" in done.stderr
     assert "apt-get install chromium" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_validate_fails_with_the_fix_when_the_playwright_package_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import sys
+
+    path = tmp_path / "p.toml"
+    path.write_text(config("http://127.0.0.1:9", step("s", 'goto = "/"')))
+    found = importlib.util.find_spec("playwright")
+    assert found is not None and found.submodule_search_locations
+    installed_in = str(Path(next(iter(found.submodule_search_locations))).parent)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if Path(p).resolve() != Path(installed_in).resolve()])
+    for name in [n for n in sys.modules if n == "playwright" or n.startswith("playwright.")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ConfigError) as caught:
+        load(path, environ={})
+    assert any("the Python package playwright is not installed" in p and "requirements/runtime.txt" in p
+               for p in caught.value.problems), caught.value.problems
