@@ -13,8 +13,10 @@ also holds a private key has only its ``CERTIFICATE`` blocks read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography import x509
+if TYPE_CHECKING:  # parsing imports cryptography when it happens: `prober validate` without certificates never does
+    from cryptography import x509
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -57,6 +59,8 @@ def facts_of_der(der: bytes) -> CertificateFacts:
     (raises ``ValueError`` when ``der`` is not a certificate)."""
     found = _cache.get(der)
     if found is None:
+        from cryptography import x509
+
         found = facts_of(x509.load_der_x509_certificate(der))
         if len(_cache) >= _CACHE_MAX:
             _cache.clear()

@@ -173,6 +173,9 @@ async def test_a_killed_browser_is_launched_again_for_the_next_run(tmp_path: Pat
     ('goto = "/a"\n  click = "#b"', "steps[s]: step 's': one action per step, got goto, click"),
     ('expect = [ { title = true, count = 1 } ]',
      "steps[s].expect[0]: `count` applies to a `selector` expectation only"),
+    ('fill = { "#user" = "{{ nobody }}" }',
+     "steps[s].fill: uses {{ nobody }}, which is not a site var or secret nor extracted by an earlier step"),
+    ('goto = "/{{ oops"', "steps[s].goto: invalid template: unexpected end of template"),
 ])
 def test_validate_names_the_field_of_a_bad_browser_step(tmp_path: Path, body: str, message: str) -> None:
     path = tmp_path / "bad.toml"
@@ -201,3 +204,23 @@ async def test_validate_fails_with_the_fix_when_chromium_is_missing(tmp_path: Pa
     assert ("browser checks (web/page) cannot run here: Chromium is not installed at /nonexistent/chromium"
             in done.stderr)
     assert "apt-get install chromium" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_validate_fails_with_the_fix_when_the_playwright_package_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import sys
+
+    path = tmp_path / "p.toml"
+    path.write_text(config("http://127.0.0.1:9", step("s", 'goto = "/"')))
+    found = importlib.util.find_spec("playwright")
+    assert found is not None and found.submodule_search_locations
+    installed_in = str(Path(next(iter(found.submodule_search_locations))).parent)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if Path(p).resolve() != Path(installed_in).resolve()])
+    for name in [n for n in sys.modules if n == "playwright" or n.startswith("playwright.")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ConfigError) as caught:
+        load(path, environ={})
+    assert any("the Python package playwright is not installed" in p and "requirements/runtime.txt" in p
+               for p in caught.value.problems), caught.value.problems

@@ -70,7 +70,8 @@ async def test_resolved_incidents_and_operational_since_survive_a_restart(bank: 
     finally:
         await prober.kill()
     (resolved,) = before["recent"]
-    assert resolved["resolved_at"] and resolved["since"] < resolved["resolved_at"]
+    # whole seconds: an outage shorter than one (a loaded machine) has since == resolved_at
+    assert resolved["resolved_at"] and resolved["since"] <= resolved["resolved_at"] and resolved["duration_s"] > 0
     ok_since = before["sites"]["simbank"]["capabilities"]["accounts"]["since"]
     assert ok_since == resolved["resolved_at"]
 

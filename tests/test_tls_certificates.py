@@ -21,7 +21,7 @@ from prober.loading import load
 from prober.output.jsonl import to_json_line
 from prober.results import Outcome
 from prober.writer.points import journey_lines
-from tests.certificates import days, root, self_signed, server_context, write
+from tests.certificates import NOW, days, root, self_signed, server_context, write
 from tests.fixtures.echo_bank import EchoBank
 
 
@@ -160,7 +160,7 @@ async def test_an_expired_server_certificate(tmp_path: Path) -> None:
     assert verified.outcome is Outcome.TLS and "certificate has expired" in verified.error
     cert = unverified.steps[0].certificate
     assert unverified.outcome is Outcome.OK and cert is not None
-    assert cert.expiry_days(time.time()) == pytest.approx(-3, abs=0.01)
+    assert cert.expiry_days(NOW.timestamp()) == pytest.approx(-3, abs=0.01)  # days() counts from NOW
     assert (
         "cert_expiry_days=-2.9" in journey_lines(unverified)[1]
         or "cert_expiry_days=-3.0" in journey_lines(unverified)[1]

@@ -12,8 +12,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-
 from prober.certfacts import CertificateFacts, facts_of
 
 Stamp = tuple[int, int, int]
@@ -48,6 +46,8 @@ def file_stamp(path: str) -> Stamp:
 
 def read_certificate_file(path: str) -> CertificateFile:
     """The facts of the certificates in ``path`` (PEM, possibly with its chain and key, or DER)."""
+    from cryptography import x509  # only when there is a certificate to read: `prober validate` starts faster
+
     stamp = file_stamp(path)
     try:
         data = Path(path).read_bytes()

@@ -32,13 +32,12 @@ Which model a step is (API or browser) is decided by its keys: a step with any o
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from prober.config.selectors import check_selector
-from prober.config.types import STRICT, Duration, Timeout
+from prober.config.types import STRICT, Duration, Timeout, exactly_one, valid_regex
 
 ACTIONS = ("goto", "click", "fill", "press", "select", "check", "uncheck")
 """A browser step's action keys: at most one per step."""
@@ -58,23 +57,6 @@ def _selectors(value: dict[str, str] | None) -> dict[str, str] | None:
     if value is not None and not value:
         raise ValueError("needs at least one selector = value")
     return value
-
-
-def _check_regex(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-    return value
-
-
-def _exactly_one(obj: BaseModel, fields: tuple[str, ...], what: str) -> str:
-    present = [f for f in fields if getattr(obj, f) not in (None, False)]
-    if len(present) != 1:
-        listed = ", ".join(f"`{f}`" for f in fields)
-        raise ValueError(f"{what} needs exactly one of {listed}, got {len(present)}")
-    return present[0]
 
 
 class Press(BaseModel):
@@ -108,12 +90,12 @@ class WaitFor(BaseModel):
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and value.startswith("re:"):
-            _check_regex(value[3:])
+            valid_regex(value[3:])
         return value
 
     @model_validator(mode="after")
     def _shape(self) -> WaitFor:
-        _exactly_one(self, ("selector", "url", "text", "load_state"), "wait_for")
+        exactly_one(self, ("selector", "url", "text", "load_state"), "wait_for")
         if self.state != "visible" and self.selector is None:
             raise ValueError("`state` applies to wait_for.selector only")
         return self
@@ -151,7 +133,7 @@ class PageAssertion(BaseModel):
     description: str | None = None
 
     check_selector = field_validator("selector")(_selector)
-    check_matches = field_validator("matches")(_check_regex)
+    check_matches = field_validator("matches")(valid_regex)
 
     @field_validator("gt", "ge", "lt", "le", mode="before")
     @classmethod
@@ -160,7 +142,7 @@ class PageAssertion(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> PageAssertion:
-        _exactly_one(self, ("selector", "title", "url"), "an expectation")
+        exactly_one(self, ("selector", "title", "url"), "an expectation")
         if not any(getattr(self, c) is not None for c in _COMPARATORS):
             raise ValueError("an expectation needs at least one of " + ", ".join(_COMPARATORS))
         if self.selector is None:
@@ -185,11 +167,11 @@ class PageExtract(BaseModel):
     secret: bool | None = None
 
     check_selector = field_validator("selector")(_selector)
-    check_regex = field_validator("regex")(_check_regex)
+    check_regex = field_validator("regex")(valid_regex)
 
     @model_validator(mode="after")
     def _shape(self) -> PageExtract:
-        _exactly_one(self, ("selector", "title", "url"), "an extraction")
+        exactly_one(self, ("selector", "title", "url"), "an extraction")
         if self.attribute is not None and self.selector is None:
             raise ValueError("`attribute` applies to a `selector` extraction only")
         return self

@@ -50,7 +50,16 @@ from prober.config.influxdb import InfluxDBConfig
 from prober.config.oauth import OAuthConfig
 from prober.config.signing import SigningConfig
 from prober.config.statuspage import StatusPageConfig
-from prober.config.types import STRICT, ByteSize, Duration, Interval, Timeout, read_secret_file
+from prober.config.types import (
+    STRICT,
+    ByteSize,
+    Duration,
+    Interval,
+    Timeout,
+    exactly_one,
+    read_secret_file,
+    valid_regex,
+)
 from prober.notify.providers import NotifierConfig
 from prober.results import Kind
 
@@ -61,7 +70,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_VALUE_NAMES = frozenset({"run", "uuid", "now"})
 DEFAULT_MAX_BODY = 10 << 20
-
 
 
 def _check_name(value: str) -> str:
@@ -113,24 +121,8 @@ def _check_jmespath(value: str) -> str:
     return value
 
 
-def _check_regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-    return value
-
-
 def _one_or_many(value: object) -> object:
     return [value] if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-def _exactly_one(obj: object, fields: tuple[str, ...], what: str) -> str:
-    present = [f for f in fields if getattr(obj, f) not in (None, False)]
-    if len(present) != 1:
-        listed = ", ".join(f"`{f}`" for f in fields)
-        raise ValueError(f"{what} needs exactly one of {listed}, got {len(present)}")
-    return present[0]
 
 
 class ProberSettings(BaseModel):
@@ -205,11 +197,11 @@ class Assertion(BaseModel):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     check_json = field_validator("json_path")(_check_jmespath)
-    check_matches = field_validator("matches")(_check_regex)
+    check_matches = field_validator("matches")(valid_regex)
 
     @model_validator(mode="after")
     def _shape(self) -> Assertion:
-        _exactly_one(self, ("json_path", "header", "body"), "an assertion")
+        exactly_one(self, ("json_path", "header", "body"), "an assertion")
         if not any(getattr(self, c) is not None for c in _COMPARATORS):
             raise ValueError("an assertion needs at least one of " + ", ".join(_COMPARATORS))
         return self
@@ -233,11 +225,11 @@ class Extract(BaseModel):
     secret: bool | None = None
 
     check_json = field_validator("json_path")(_check_jmespath)
-    check_regex = field_validator("regex")(_check_regex)
+    check_regex = field_validator("regex")(valid_regex)
 
     @model_validator(mode="after")
     def _shape(self) -> Extract:
-        _exactly_one(self, ("json_path", "header", "cookie", "regex"), "an extraction")
+        exactly_one(self, ("json_path", "header", "cookie", "regex"), "an extraction")
         return self
 
 
@@ -340,7 +332,7 @@ class Step(BaseModel):
                 f"step {self.name!r} needs exactly one of `path`, `url` (an API step) or an action "
                 "(`goto`, `click`, `fill`, `press`, `select`, `check`, `uncheck`: a browser step), got none"
             )
-        _exactly_one(self, ("path", "url"), f"step {self.name!r}")
+        exactly_one(self, ("path", "url"), f"step {self.name!r}")
         bodies = [b for b in ("json_body", "form", "body") if getattr(self, b) is not None]
         if len(bodies) > 1:
             raise ValueError(f"step {self.name!r} sets more than one body: {', '.join(bodies)}")

@@ -170,3 +170,23 @@ def secret_from_file(
     except ValueError as exc:
         raise ValueError(f"`{key}`: {exc}") from None
     return {**data, name: parse(text) if parse else text}
+
+
+def valid_regex(value: str | None) -> str | None:
+    """A field validator: ``value`` compiles as a regular expression (None passes)."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    return value
+
+
+def exactly_one(obj: object, fields: tuple[str, ...], what: str) -> str:
+    """The one of ``fields`` that ``obj`` sets (not None, not False); a ValueError naming
+    ``what`` and the choices when none or several are set."""
+    present = [f for f in fields if getattr(obj, f) not in (None, False)]
+    if len(present) != 1:
+        listed = ", ".join(f"`{f}`" for f in fields)
+        raise ValueError(f"{what} needs exactly one of {listed}, got {len(present)}")
+    return present[0]

@@ -20,7 +20,13 @@ from prober.journey.browser.plan import BrowserJourney, compile_browser_check
 from prober.journey.checks import CompiledAssertion, CompiledExtract
 from prober.journey.oauth import OAuthPlan, template_names
 from prober.journey.signing import KeyFileError, Signer, build_signer
-from prober.journey.templating import Renderer, TemplateError, compile_value, fresh_per_use, names_in
+from prober.journey.templating import (
+    Renderer,
+    TemplateError,
+    compile_value,
+    fresh_per_use,
+    unknown_name_problems,
+)
 from prober.journey.tokens import TokenCache
 from prober.results import Kind
 
@@ -246,19 +252,7 @@ def _check_references(
               "json": step.json_body, "form": step.form, "body": step.body,
               "expect": [[a.equals, a.not_equals, a.contains] for a in step.expect]}
     fields["headers"] = _merge_headers(site_headers, step.headers)
-    for field, value in fields.items():
-        if value is None:
-            continue
-        try:
-            used = names_in(value)
-        except TemplateError as exc:
-            problems.append(f"{where}.{field}: invalid template: {exc}")
-            continue
-        for name in sorted(used - known):
-            problems.append(
-                f"{where}.{field}: uses {{{{ {name} }}}}, which is not a site var or secret "
-                "nor extracted by an earlier step"
-            )
+    problems.extend(unknown_name_problems(fields, known, where))
 
 
 def _build_oauth(

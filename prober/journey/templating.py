@@ -75,6 +75,27 @@ def names_in(value: Any) -> set[str]:
     return set()
 
 
+def unknown_name_problems(fields: Mapping[str, Any], known: set[str], where: str) -> list[str]:
+    """What is wrong with the templates of a step's ``fields`` (field name → its value):
+    a template that does not parse, a name that is not in ``known`` (the site's vars and
+    secrets, and what earlier steps extract). Each problem names ``where``.field."""
+    problems = []
+    for field, value in fields.items():
+        if value is None:
+            continue
+        try:
+            used = names_in(value)
+        except TemplateError as exc:
+            problems.append(f"{where}.{field}: invalid template: {exc}")
+            continue
+        problems.extend(
+            f"{where}.{field}: uses {{{{ {name} }}}}, which is not a site var or secret "
+            "nor extracted by an earlier step"
+            for name in sorted(used - known)
+        )
+    return problems
+
+
 def _lookup(values: Mapping[str, Any], name: str, attr: str | None) -> str:
     try:
         found = values[name]

@@ -17,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 from prober.config.browser import BrowserStep, PageAssertion, PageExtract, WaitFor
 from prober.config.model import Check, Site
 from prober.journey.checks import _SECRET_NAME
-from prober.journey.templating import Renderer, TemplateError, compile_value, names_in
+from prober.journey.templating import Renderer, compile_value, names_in, unknown_name_problems
 
 PASSWORD_FIELDS = "input[type=password]"
 """Always masked in screenshots, whatever was typed in them."""
@@ -153,17 +153,7 @@ def _check_names(step: BrowserStep, known: set[str], where: str, problems: list[
         "wait_for": step.wait_for.text if step.wait_for else None,
         "expect": [[a.equals, a.not_equals, a.contains] for a in step.expect],
     }
-    for field, value in fields.items():
-        if value is None:
-            continue
-        try:
-            used = names_in(value)
-        except TemplateError as exc:
-            problems.append(f"{where}.{field}: invalid template: {exc}")
-            continue
-        for name in sorted(used - known):
-            problems.append(f"{where}.{field}: uses {{{{ {name} }}}}, which is not a site var or secret nor "
-                            "extracted by an earlier step")
+    problems.extend(unknown_name_problems(fields, known, where))
 
 
 def _compile_step(site: Site, step: BrowserStep, secret_names: set[str]) -> BrowserStepPlan:
