@@ -49,7 +49,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.support import ROOT, free_port, proc_cpu, wait_http  # noqa: E402
+from benchmarks.support import ROOT, free_port, proc_cpu, wait_http
 
 TOKEN = "bench-token-6f1e2d3c4b5a69788796"
 USER, PASSWORD = "ops", "bench-password-2c4e"

@@ -28,17 +28,18 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.support import start_bank  # noqa: E402
-from prober.daemon.scheduler import JourneyScheduler, percentile  # noqa: E402
-from prober.defaults import default_config  # noqa: E402
-from prober.journey.browser.engine import CHROMIUM_ARGS  # noqa: E402
-from prober.journey.dispatch import JourneyRunner  # noqa: E402
-from prober.journey.plan import JourneyPlan  # noqa: E402
-from prober.loading import load  # noqa: E402
+from benchmarks.support import start_bank
+from prober.daemon.scheduler import JourneyScheduler, percentile
+from prober.defaults import default_config
+from prober.journey.browser.engine import CHROMIUM_ARGS
+from prober.journey.dispatch import JourneyRunner
+from prober.journey.plan import JourneyPlan
+from prober.loading import load
 
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -152,23 +153,29 @@ async def prober_runs(runner: JourneyRunner, plan: JourneyPlan, runs: int) -> fl
     return meter.used() / runs
 
 
+async def peak_rss_while(work: Awaitable[object]) -> int:
+    """Chromium's peak RSS, sampled every 50 ms while ``work`` runs."""
+    peak = 0
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, chromium_rss())
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.create_task(watch())
+    await work
+    done.set()
+    await watcher
+    return peak
+
+
 async def memory_per_concurrent(runner: JourneyRunner, plan: JourneyPlan) -> list[tuple[int, int]]:
     """(concurrent journeys, Chromium's peak RSS while they run)."""
     out = []
     for count in (1, 2, 4):
-        peak = 0
-        done = asyncio.Event()
-
-        async def watch() -> None:
-            nonlocal peak
-            while not done.is_set():
-                peak = max(peak, chromium_rss())
-                await asyncio.sleep(0.05)
-
-        watcher = asyncio.create_task(watch())
-        await asyncio.gather(*(runner(plan) for _ in range(count)))
-        done.set()
-        await watcher
+        peak = await peak_rss_while(asyncio.gather(*(runner(plan) for _ in range(count))))
         out.append((count, peak))
     return out
 

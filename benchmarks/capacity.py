@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prober.results import JourneyResult, Outcome, Phases, StepResult  # noqa: E402
-from prober.writer.points import journey_lines  # noqa: E402
-from tests.fixtures.servers import InfluxDBServer  # noqa: E402
+from prober.results import JourneyResult, Outcome, Phases, StepResult
+from prober.writer.points import journey_lines
+from tests.fixtures.servers import InfluxDBServer
 
 DB = "capacity"
 STEPS = ("token", "accounts", "balances")
@@ -101,14 +101,20 @@ def main() -> int:
     per_check_day = tsm / args.checks
     print(f"points: {points:,} ({points / args.checks:,.0f} per check per day, "
           f"{points / args.checks / 86400 * 1000:,.2f} per check per 1,000 s)")
-    print(f"series: {series:,} ({series / args.checks:.1f} per check; 2 % failing runs add the failing outcome's series)")
-    print(f"TSM files: {tsm / 1024 / 1024:.1f} MiB = {tsm / points:.1f} bytes per point (WAL left: {wal / 1024:.0f} KiB)")
+    print(
+        f"series: {series:,} ({series / args.checks:.1f} per check; 2 % failing runs add the failing outcome's series)"
+    )
+    print(f"TSM files: {tsm / 1024 / 1024:.1f} MiB = {tsm / points:.1f} bytes per point "
+          f"(WAL left: {wal / 1024:.0f} KiB)")
     print("\n## Summary")
     print(f"InfluxDB storage: {per_check_day / 1024:.0f} KiB per check per day at a {args.interval:g}s interval "
           f"({tsm / points:.1f} bytes per point, {points / args.checks:,.0f} points per check per day)")
-    print(f"InfluxDB series per 1,000 checks: {series / args.checks * 1000:,.0f} "
-          f"({len(STEPS)}-step journeys; each outcome a check has had adds one series per point kind)")
-    print(f"points per second per 1,000 checks: {points / args.checks * 1000 / 86400:,.1f} at a {args.interval:g}s interval")
+    print(
+        f"InfluxDB series per 1,000 checks: {series / args.checks * 1000:,.0f} "
+        f"({len(STEPS)}-step journeys; each outcome a check has had adds one series per point kind)"
+    )
+    print(f"points per second per 1,000 checks: {points / args.checks * 1000 / 86400:,.1f} "
+          f"at a {args.interval:g}s interval")
     return 0
 
 

@@ -116,8 +116,11 @@ def main() -> int:
             median = statistics.median(runs)
             verdict = "" if goal is None else f"  goal <= {goal:.0f} ms: {'met' if median <= goal else 'NOT met'}"
             where = f"  [{tree}]" if len(trees) > 1 else ""
-            print(f"  {label:42} {median:7.1f} / {percentile(runs, 90):7.1f}  CPU {statistics.median(cpus[(tree, label)]):6.1f}"
-                  f"{verdict}{where}")
+            print(
+                f"  {label:42} {median:7.1f} / {percentile(runs, 90):7.1f}  "
+                f"CPU {statistics.median(cpus[(tree, label)]):6.1f}"
+                f"{verdict}{where}"
+            )
 
     for tree in trees:
         for label, command, _ in COMMANDS[:2]:

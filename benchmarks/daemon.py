@@ -50,7 +50,8 @@ What it prints:
    the worst within the window; p50 from the daemon's ``/status`` (its last 10,000
    runs, startup included); and
    **RSS** per check (VmRSS, and the difference between the two sizes per added check).
-4. **Latency overhead under load** — with ``--latency-load`` steps/s of other checks running (300, where the goal is set), ``--latency-checks``
+4. **Latency overhead under load** — with ``--latency-load`` steps/s of other checks
+   running (300, where the goal is set), ``--latency-checks``
    two-step journeys whose second step waits ``--delay-ms`` at the sidecar; the step's
    duration as the daemon writes it to InfluxDB, next to a bare blocking socket timing
    the same request in this process at the same time.
@@ -82,9 +83,10 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.support import free_port, free_port_run, proc_cpu, timed_request, wait_http  # noqa: E402
+from benchmarks.support import free_port, free_port_run, proc_cpu, timed_request, wait_http
 
-TOKEN_JSON = '{"access_token":"eyJhbGciOiJIUzI1NiJ9.c2ltdWxhdGVkLXRva2Vu.aW4tYmVuY2htYXJr","token_type":"Bearer","expires_in":3600}'
+TOKEN_JSON = ('{"access_token":"eyJhbGciOiJIUzI1NiJ9.c2ltdWxhdGVkLXRva2Vu.aW4tYmVuY2htYXJr",'
+              '"token_type":"Bearer","expires_in":3600}')
 ACCOUNTS_JSON = json.dumps({"accounts": [
     {"resourceId": f"ACC-{i}", "iban": f"FR76300060000112345678901{i}", "currency": "EUR",
      "name": "Compte courant", "cashAccountType": "CACC", "status": "enabled",
@@ -195,7 +197,7 @@ timeout = "{timeout_ms}ms"
   headers = {{ Authorization = "Bearer {{{{ token }}}}", "X-API-Key" = "{{{{ api_key }}}}", "X-Request-ID" = "{{{{ uuid() }}}}", "X-Correlation-ID" = "{{{{ run.id }}}}-{{{{ run.check }}}}" }}
   expect = [ {{ json = "balances[?balanceType=='CLBD'].balanceAmount.amount | [0]", gt = 0, description = "closing balance" }},
              {{ json = "balances[?balanceType=='XPCD'] | [0].balanceAmount.currency", equals = "EUR" }} ]
-"""
+"""  # noqa: E501 - a TOML inline table is one line
 
 LATENCY_SITE = """
 [[sites]]
@@ -424,13 +426,13 @@ class Daemons:
         """Every process's own health port (each worker's, with ``workers``)."""
 
     def __enter__(self) -> Daemons:
-        for n, ((path, _health), root) in enumerate(zip(self.configs, self.roots)):
+        for n, ((path, _health), root) in enumerate(zip(self.configs, self.roots, strict=True)):
             log = (self.servers.tmp / f"prober-{self.tag}-{n}.log").open("wb")
             workers = ["--workers", str(self.workers)] if self.workers > 1 else []
             self.procs.append(subprocess.Popen([sys.executable, "-m", "prober", "run", "-c", str(path), *workers],
                                                cwd=self.servers.tmp, stdout=log, stderr=subprocess.STDOUT,
                                                env={**os.environ, "PYTHONPATH": str(root)}))
-        for proc, (_path, health) in zip(self.procs, self.configs):
+        for proc, (_path, health) in zip(self.procs, self.configs, strict=True):
             self._wait(proc, health)  # a supervisor answers 200 once every worker does
             ports = self._worker_ports(health)
             for port in ports:
@@ -536,7 +538,7 @@ def paired_window(servers: Servers, tag: str, baseline: Path, args: argparse.Nam
         time.sleep(args.window)
         cpu1 = [proc_cpu(p.pid) for p in daemons.procs]
         steps = [servers.steps.since_mark(f"bank-prober-{who}")[0] for who in ("this", "base")]
-    this, base = ((b - a) * 1000.0 / max(n, 1) for a, b, n in zip(cpu0, cpu1, steps))
+    this, base = ((b - a) * 1000.0 / max(n, 1) for a, b, n in zip(cpu0, cpu1, steps, strict=True))
     return this, base
 
 
@@ -647,7 +649,9 @@ def main() -> int:  # noqa: C901 - one linear script
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds after the daemon is up before measuring")
     parser.add_argument("--rounds", type=int, default=3, help="prober/blackbox window pairs for the ratio")
     parser.add_argument("--lag-checks", type=int, action="append", help="sizes for lag and RSS (default 1000, 5000)")
-    parser.add_argument("--lag-rate", type=float, default=600.0, help="steps/s for the lag sizes (interval = 3 N / rate)")
+    parser.add_argument(
+        "--lag-rate", type=float, default=600.0, help="steps/s for the lag sizes (interval = 3 N / rate)"
+    )
     parser.add_argument("--ramp", type=float, default=1.25, help="factor between saturation levels")
     parser.add_argument("--max-levels", type=int, default=4, help="saturation levels at most")
     parser.add_argument("--workers", type=int, default=1,
@@ -686,10 +690,13 @@ def main() -> int:  # noqa: C901 - one linear script
                 for r in range(args.rounds):
                     this, base = paired_window(servers, f"pair{r}", args.baseline.resolve(), args)
                     mine, theirs = mine + this, theirs + base
-                    print(f"round {r + 1}: CPU per step {this:.3f} ms here, {base:.3f} ms baseline "
-                          f"({(this / base - 1) * 100:+.1f} %)", flush=True)
-                summary.append(f"CPU per step side by side: {mine / args.rounds:.3f} ms here, {theirs / args.rounds:.3f} ms "
-                               f"baseline ({(mine / theirs - 1) * 100:+.1f} %)")
+                    print(
+                        f"round {r + 1}: CPU per step {this:.3f} ms here, {base:.3f} ms baseline "
+                        f"({(this / base - 1) * 100:+.1f} %)",
+                        flush=True,
+                    )
+                summary.append(f"CPU per step side by side: {mine / args.rounds:.3f} ms here, "
+                               f"{theirs / args.rounds:.3f} ms baseline ({(mine / theirs - 1) * 100:+.1f} %)")
             if "ratio" not in args.skip:
                 print(f"\n## CPU per step: prober run, {args.checks} checks every {args.interval:g}s "
                       f"({args.checks * 3 / args.interval:,.0f} steps/s planned), against blackbox_exporter")
@@ -730,7 +737,8 @@ def main() -> int:  # noqa: C901 - one linear script
                     behind = w.steps_per_s < 0.95 * w.planned_steps_per_s
                     saturated = behind or core >= 0.95 or w.lag_p99 > 100.0
                     best = max(best, w.steps_per_s)
-                    print(f"{checks:6} checks: planned {w.planned_steps_per_s:7,.0f} steps/s, served {w.steps_per_s:7,.0f}, "
+                    print(f"{checks:6} checks: planned {w.planned_steps_per_s:7,.0f} steps/s, "
+                          f"served {w.steps_per_s:7,.0f}, "
                           f"CPU {core * 100:3.0f}% of a core per process, {w.cpu_ms_per_step:.3f} ms/step, "
                           f"lag p50 {w.lag_p50:.1f} ms p99 {w.lag_p99:.1f} ms (worst second {w.lag_p99_worst:.1f} ms)"
                           f"{'  <- saturated' if saturated else ''}",
@@ -753,12 +761,15 @@ def main() -> int:  # noqa: C901 - one linear script
                           f"{w.lag_p99_worst:.1f} ms), missed runs {w.missed}, "
                           f"CPU {w.cpu_ms_per_step:.3f} ms/step, RSS {w.rss_kb / 1024:.0f} MB "
                           f"= {w.rss_kb / n:.1f} KB/check", flush=True)
-                    summary.append(f"lag at {n} checks: p50 {w.lag_p50:.1f} ms, p99 {w.lag_p99:.1f} ms (worst second "
-                                   f"{w.lag_p99_worst:.1f} ms; target p99 <= 20 ms at 1,000)")
+                    summary.append(
+                        f"lag at {n} checks: p50 {w.lag_p50:.1f} ms, p99 {w.lag_p99:.1f} ms (worst second "
+                        f"{w.lag_p99_worst:.1f} ms; target p99 <= 20 ms at 1,000)"
+                    )
                 if len(rss) >= 2:
                     small, big = min(rss), max(rss)
                     per_check = (rss[big] - rss[small]) / (big - small)
-                    summary.append(f"RSS: {rss[small] / small:.1f} KB/check at {small}, {rss[big] / big:.1f} KB/check at {big}, "
+                    summary.append(f"RSS: {rss[small] / small:.1f} KB/check at {small}, "
+                                   f"{rss[big] / big:.1f} KB/check at {big}, "
                                    f"{per_check:.1f} KB per added check (target <= 50 KB)")
 
             if "latency" not in args.skip:
@@ -781,7 +792,8 @@ def main() -> int:  # noqa: C901 - one linear script
                 print(f"bare socket - delay ({len(bare)} requests):        p50 {pct(bare, 50):.3f} ms, "
                       f"p99 {pct(bare, 99):.3f} ms")
                 summary.append(f"latency overhead over a bare socket at {args.latency_load:g} steps/s: p50 "
-                               f"{pct(prober, 50) - pct(bare, 50):.3f} ms, p99 {pct(prober, 99) - pct(bare, 99):.3f} ms "
+                               f"{pct(prober, 50) - pct(bare, 50):.3f} ms, "
+                               f"p99 {pct(prober, 99) - pct(bare, 99):.3f} ms "
                                "(target p99 <= 0.5 ms at 300 steps/s)")
         finally:
             servers.close()

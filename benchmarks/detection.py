@@ -45,25 +45,27 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prober.simbank import BankServer, Fault  # noqa: E402
-from prober.simbank.scenarios import CAPABILITIES, SCENARIOS, FaultWindow, Scenario  # noqa: E402
-from prober.config.incidents import LocationsConfig  # noqa: E402
-from prober.config.influxdb import influxdb_config  # noqa: E402
-from prober.loading import load  # noqa: E402
-from prober.daemon.alerting import compose_incidents  # noqa: E402
-from prober.daemon.locations import CrossLocationIncidents  # noqa: E402
-from prober.daemon.locations_influx import LocationsReader  # noqa: E402
-from prober.incidents.service import login_dependent_steps  # noqa: E402
-from prober.journey.runner import run_journey  # noqa: E402
-from prober.notify.message import Message  # noqa: E402
-from prober.report.influx import QueryClient  # noqa: E402
-from prober.writer import ResultWriter, prober_point  # noqa: E402
-from tests.fixtures.servers import InfluxDBServer  # noqa: E402
+from prober.config.incidents import LocationsConfig
+from prober.config.influxdb import influxdb_config
+from prober.daemon.alerting import compose_incidents
+from prober.daemon.locations import CrossLocationIncidents
+from prober.daemon.locations_influx import LocationsReader
+from prober.incidents.service import IncidentService, login_dependent_steps
+from prober.journey.plan import JourneyPlan
+from prober.journey.runner import run_journey
+from prober.loading import load
+from prober.notify.message import Message
+from prober.report.influx import QueryClient
+from prober.simbank import BankServer, Fault
+from prober.simbank.scenarios import CAPABILITIES, SCENARIOS, FaultWindow, Scenario
+from prober.writer import ResultWriter, prober_point
+from tests.fixtures.servers import InfluxDBServer
 
 SIMBANK = ROOT / "config" / "simbank.toml"
 INCIDENT_SCENARIOS = ("transfers-and-cards-down", "zero-balances", "card-authorisation-outage",
@@ -142,14 +144,14 @@ class Report:
         """The longest of the gap between two runs of ``kind`` that contains ``at`` and its
         two neighbours: how precisely the runs can date a change at ``at``."""
         times = [t for t, _ in self.runs.get(kind, [])]
-        gaps = [b - a for a, b in zip(times, times[1:])]
-        index = next((i for i, (a, b) in enumerate(zip(times, times[1:])) if a <= at < b), None)
+        gaps = [b - a for a, b in pairwise(times)]
+        index = next((i for i, (a, b) in enumerate(pairwise(times)) if a <= at < b), None)
         return 0.0 if index is None else max(gaps[max(index - 1, 0): index + 2])
 
     def reported(self, kind: str) -> tuple[float, float] | None:
         """(start, end) reported for ``kind``: first start to last end of its incidents."""
         mine = [i for i in self.incidents if i.kind == kind and i.end is not None]
-        return (min(i.since for i in mine), max(i.end for i in mine)) if mine else None  # type: ignore[type-var]
+        return (min(i.since for i in mine), max(i.end for i in mine)) if mine else None  # type: ignore[type-var]  # ends: not None
 
 
 def with_noise(base: Scenario, noise: float) -> Scenario:
@@ -178,7 +180,6 @@ async def play(name: str, influxdb: InfluxDBServer, *, window_s: float = 4.0, in
     state = Path(tempfile.mkdtemp(prefix="detection-"))
     database = f"detection_{name.replace('-', '_')}"
     influxdb.create_database(database)
-    names = [f"loc{i + 1}" for i in range(locations)]
     async with BankServer(seed=seed, scenario=scenario, time_scale=scale) as bank:
         assert bank.scenario is not None
         started = bank.scenario.status()["started_at"]
@@ -186,101 +187,123 @@ async def play(name: str, influxdb: InfluxDBServer, *, window_s: float = 4.0, in
             Window(w["capability"], started + w["start_s"], started + w["end_s"])
             for w in bank.scenario.windows() if w["label"] != NOISE_LABEL
         ]
-        report = Report(name, windows)
-        found: dict[str, Found] = {}
-        writers, services, crosses, plans = {}, {}, {}, []
+        run = _Locations(Report(name, windows), healthy, [f"loc{i + 1}" for i in range(locations)], interval)
         settings = LocationsConfig(confirm=confirm, poll=f"{POLL_S * 1000:g}ms", stale_after="5s")
-
-        def notified(message: Message) -> None:
-            at = message.at_ns / 1e9
-            report.notifications.setdefault(message.incident_id, []).append(message.event)
-            if message.event == "opened":
-                report.events.append(("opened", message.kind, at))
-                found[message.incident_id] = Found(message.kind, at, message.since_ns / 1e9, id=message.incident_id)
-                report.incidents.append(found[message.incident_id])
-            elif message.event == "resolved":
-                report.events.append(("resolved", message.kind, at))
-                item = found.get(message.incident_id)
-                if item is not None and message.resolved_ns is not None:
-                    item.resolved, item.end, item.duration_s = at, message.resolved_ns / 1e9, message.duration_s
-                if healthy:
-                    report.false_reasons.append(f"{message.kind}: {message.error}")
-
-        for location in names:
-            loaded = load(SIMBANK, environ={**os.environ, "SIMBANK_URL": bank.url, "PROBER_LOCATION": location})
-            writer = ResultWriter(influxdb_config(url=influxdb.url, api="v1", database=database,
-                                                 flush_interval="50ms"), spool_dir=state / location / "spool")
-            await writer.start()
-            writers[location] = writer
-            services[location], _ = compose_incidents(loaded.config, writer, state_dir=state / location)
-            await services[location].start()
-            crosses[location] = CrossLocationIncidents(
-                settings, reader=LocationsReader(QueryClient(url=influxdb.url, database=database), 5.0),
-                writer=writer, notify=notified, location=location, instance=f"prober-{location}",
-                open_after=loaded.config.incidents.open_after, login_steps=login_dependent_steps(loaded.config))
-            plans += [(location, plan) for plan in loaded.plans]
+        for location in run.names:
+            await run.start(location, bank.url, influxdb.url, database, state, settings)
         last_end = max((w.end for w in windows), default=started)
         deadline = started + (duration_s or 1e9 if healthy else (last_end - started) + tail_s)
-        stop = asyncio.Event()
-        seen = dict.fromkeys(names, 0)
-
-        def record(location: str) -> None:
-            service = services[location]
-            for event in service.changes_since(seen[location]):
-                if event.event == "opened":
-                    key = (location, event.incident.kind)
-                    report.per_location[key] = report.per_location.get(key, 0) + 1
-            seen[location] = service.changes
-
-        async def loop(location: str, plan) -> None:
-            service = services[location]
-            while not stop.is_set():
-                result = await run_journey(plan)
-                service.consume(result)
-                writers[location].submit(result)  # the check points the cross-location loop pools, as the daemon writes them
-                counted = not result.success and result.failed_step not in service._login_steps.get(
-                    (result.site, result.check), ())
-                if location == names[0]:  # run gaps and goals are per check, at one location
-                    report.runs.setdefault(plan.kind, []).append((result.started_at_ns / 1e9, counted))
-                    report.durations.setdefault(plan.kind, []).append(result.duration_ms / 1000.0)
-                else:
-                    report.runs.setdefault(f"{location}:{plan.kind}", []).append((result.started_at_ns / 1e9, counted))
-                record(location)
-                await asyncio.sleep(interval)
-
-        async def self_report() -> None:
-            while not stop.is_set():
-                now = time.time_ns()
-                for location in names:
-                    writers[location].submit_lines([prober_point(location=location, instance=f"prober-{location}",
-                                                                 time_ns=now)])
-                await asyncio.sleep(0.5)
-
-        async def decide() -> None:
-            await asyncio.sleep(0.3)  # the first self-reports are written
-            while not stop.is_set():
-                for cross in crosses.values():
-                    await cross.poll()
-                await asyncio.sleep(POLL_S)
-
-        tasks = [asyncio.create_task(loop(location, p)) for location, p in plans]
-        tasks += [asyncio.create_task(self_report()), asyncio.create_task(decide())]
+        tasks = [asyncio.create_task(run.loop(location, p)) for location, p in run.plans]
+        tasks += [asyncio.create_task(run.self_report()), asyncio.create_task(run.decide())]
         while time.time() < deadline:
             await asyncio.sleep(0.05)
-            if noise_runs is not None and sum(len(r) for r in report.runs.values()) >= noise_runs:
+            if noise_runs is not None and sum(len(r) for r in run.report.runs.values()) >= noise_runs:
                 break
-            if (not healthy and time.time() > last_end + 0.2 and not any(c.consensus.open for c in crosses.values())
-                    and not any(s.tracker.open_incidents() for s in services.values())):
+            if not healthy and time.time() > last_end + 0.2 and run.settled():
                 break
         await asyncio.sleep(3 * POLL_S)  # the last resolutions are read back and notified
-        stop.set()
+        run.stop.set()
         await asyncio.gather(*tasks)
-        report.open_at_end = sorted({k for c in crosses.values() if c.acting for _, k in c.consensus.open})
-        for location in names:
-            await services[location].close()
-            await writers[location].close()
+        run.report.open_at_end = sorted({k for c in run.crosses.values() if c.acting for _, k in c.consensus.open})
+        await run.close()
     influxdb.drop_database(database)
-    return report
+    return run.report
+
+
+class _Locations:
+    """The probe locations of one scenario run: their writers, incident services and
+    cross-location loops, and the tasks that drive them until ``stop``."""
+
+    def __init__(self, report: Report, healthy: bool, names: list[str], interval: float) -> None:
+        self.report, self.healthy, self.names, self.interval = report, healthy, names, interval
+        self.found: dict[str, Found] = {}
+        self.writers: dict[str, ResultWriter] = {}
+        self.services: dict[str, IncidentService] = {}
+        self.crosses: dict[str, CrossLocationIncidents] = {}
+        self.plans: list[tuple[str, JourneyPlan]] = []
+        self.seen = dict.fromkeys(names, 0)
+        self.stop = asyncio.Event()
+
+    async def start(self, location: str, bank_url: str, influxdb_url: str, database: str, state: Path,
+                    settings: LocationsConfig) -> None:
+        loaded = load(SIMBANK, environ={**os.environ, "SIMBANK_URL": bank_url, "PROBER_LOCATION": location})
+        writer = ResultWriter(influxdb_config(url=influxdb_url, api="v1", database=database,
+                                             flush_interval="50ms"), spool_dir=state / location / "spool")
+        await writer.start()
+        self.writers[location] = writer
+        self.services[location], _ = compose_incidents(loaded.config, writer, state_dir=state / location)
+        await self.services[location].start()
+        self.crosses[location] = CrossLocationIncidents(
+            settings, reader=LocationsReader(QueryClient(url=influxdb_url, database=database), 5.0),
+            writer=writer, notify=self.notified, location=location, instance=f"prober-{location}",
+            open_after=loaded.config.incidents.open_after, login_steps=login_dependent_steps(loaded.config))
+        self.plans += [(location, plan) for plan in loaded.plans]
+
+    def notified(self, message: Message) -> None:
+        report = self.report
+        at = message.at_ns / 1e9
+        report.notifications.setdefault(message.incident_id, []).append(message.event)
+        if message.event == "opened":
+            report.events.append(("opened", message.kind, at))
+            self.found[message.incident_id] = Found(message.kind, at, message.since_ns / 1e9, id=message.incident_id)
+            report.incidents.append(self.found[message.incident_id])
+        elif message.event == "resolved":
+            report.events.append(("resolved", message.kind, at))
+            item = self.found.get(message.incident_id)
+            if item is not None and message.resolved_ns is not None:
+                item.resolved, item.end, item.duration_s = at, message.resolved_ns / 1e9, message.duration_s
+            if self.healthy:
+                report.false_reasons.append(f"{message.kind}: {message.error}")
+
+    def settled(self) -> bool:
+        """No incident open, neither across the locations nor at any one of them."""
+        return (not any(c.consensus.open for c in self.crosses.values())
+                and not any(s.tracker.open_incidents() for s in self.services.values()))
+
+    def record(self, location: str) -> None:
+        service = self.services[location]
+        for event in service.changes_since(self.seen[location]):
+            if event.event == "opened":
+                key = (location, event.incident.kind)
+                self.report.per_location[key] = self.report.per_location.get(key, 0) + 1
+        self.seen[location] = service.changes
+
+    async def loop(self, location: str, plan: JourneyPlan) -> None:
+        service, report = self.services[location], self.report
+        while not self.stop.is_set():
+            result = await run_journey(plan)
+            service.consume(result)
+            # the check points the cross-location loop pools, as the daemon writes them
+            self.writers[location].submit(result)
+            counted = not result.success and result.failed_step not in service._login_steps.get(
+                (result.site, result.check), ())
+            if location == self.names[0]:  # run gaps and goals are per check, at one location
+                report.runs.setdefault(plan.kind, []).append((result.started_at_ns / 1e9, counted))
+                report.durations.setdefault(plan.kind, []).append(result.duration_ms / 1000.0)
+            else:
+                report.runs.setdefault(f"{location}:{plan.kind}", []).append((result.started_at_ns / 1e9, counted))
+            self.record(location)
+            await asyncio.sleep(self.interval)
+
+    async def self_report(self) -> None:
+        while not self.stop.is_set():
+            now = time.time_ns()
+            for location in self.names:
+                self.writers[location].submit_lines([prober_point(location=location, instance=f"prober-{location}",
+                                                                  time_ns=now)])
+            await asyncio.sleep(0.5)
+
+    async def decide(self) -> None:
+        await asyncio.sleep(0.3)  # the first self-reports are written
+        while not self.stop.is_set():
+            for cross in self.crosses.values():
+                await cross.poll()
+            await asyncio.sleep(POLL_S)
+
+    async def close(self) -> None:
+        for location in self.names:
+            await self.services[location].close()
+            await self.writers[location].close()
 
 
 def _print_scenario(report: Report) -> bool:

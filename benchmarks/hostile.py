@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prober import eventloop  # noqa: E402
-from benchmarks.support import ROOT, free_port, wait_http  # noqa: E402
+from benchmarks.support import ROOT, free_port, wait_http
+from prober import eventloop
 
 CASES = {
     "ok": "/ok",
@@ -63,8 +63,8 @@ async def _ticker(stall: list[float], stop: asyncio.Event) -> None:
 
 
 async def _one(base_url: str, path: str, timeout: str, max_body: str) -> dict[str, object]:
-    from prober.loading import load
     from prober.journey.runner import run_journey
+    from prober.loading import load
 
     limit = f'max_body = "{max_body}"\n' if max_body else ""
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,14 +111,17 @@ def main() -> int:
         return 0
 
     shown = " ".join(f"--case {c}" for c in args.case or [])
-    print(f"command: python benchmarks/hostile.py --timeout {args.timeout} --max-body {args.max_body!r} {shown}".rstrip())
+    print(
+        f"command: python benchmarks/hostile.py --timeout {args.timeout} --max-body {args.max_body!r} {shown}".rstrip()
+    )
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "tests.fixtures.hostile", str(port)], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_http(base_url + "/ok")
-        print(f"{'case':<20} {'outcome':<8} {'seconds':>8} {'bytes':>10} {'peak RSS MiB':>13} {'max stall ms':>13}  error")
+        print(f"{'case':<20} {'outcome':<8} {'seconds':>8} {'bytes':>10} "
+              f"{'peak RSS MiB':>13} {'max stall ms':>13}  error")
         for name in args.case or CASES:
             out = subprocess.run(
                 [sys.executable, __file__, "--timeout", args.timeout, "--max-body", args.max_body,

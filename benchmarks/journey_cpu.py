@@ -43,12 +43,12 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.support import free_port, start_bank, timed_request, wait_http  # noqa: E402
-from prober import eventloop  # noqa: E402
-from prober.loading import load  # noqa: E402
-from prober.journey.plan import JourneyPlan  # noqa: E402
-from prober.journey.runner import run_journey  # noqa: E402
-from prober.writer.points import journey_lines  # noqa: E402
+from benchmarks.support import free_port, start_bank, timed_request, wait_http
+from prober import eventloop
+from prober.journey.plan import JourneyPlan
+from prober.journey.runner import run_journey
+from prober.loading import load
+from prober.writer.points import journey_lines
 
 HEALTH_CONFIG = """
 [[sites]]
@@ -123,7 +123,7 @@ def raw_reference(bank_url: str, count: int) -> list[float]:
     kept-alive connection, the clock read just before sending and just after the last
     byte. What the bank itself adds (its handling, its timer) is in both figures."""
     host, port = bank_url.removeprefix("http://").split(":")
-    form = "grant_type=password&username=alice&password=s3cret-pw".encode()
+    form = b"grant_type=password&username=alice&password=s3cret-pw"
     token_request = urllib.request.Request(f"{bank_url}/oauth/token", data=form)
     token = json.loads(urllib.request.urlopen(token_request).read())["access_token"]
     request = (f"GET /accounts HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n\r\n").encode()

@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.scheduler import CHECK, NullSink  # noqa: E402
-from prober import eventloop  # noqa: E402
-from prober.loading import load  # noqa: E402
-from prober.daemon.service import ProberService  # noqa: E402
-from prober.writer.writer import ResultWriter  # noqa: E402
+from benchmarks.scheduler import CHECK, NullSink
+from prober import eventloop
+from prober.daemon.service import ProberService
+from prober.loading import load
+from prober.writer.writer import ResultWriter
 
 
 async def measure(checks: int, workdir: Path) -> float:

@@ -43,16 +43,25 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.daemon import (  # noqa: E402
-    STEPS_PER_JOURNEY, Daemons, ensure_debian, get_json, pct, proc_cpu, proc_rss_kb, start_servers, write_config,
+from benchmarks.daemon import (
+    STEPS_PER_JOURNEY,
+    Daemons,
+    ensure_debian,
+    get_json,
+    pct,
+    proc_cpu,
+    proc_rss_kb,
+    start_servers,
+    write_config,
 )
-from benchmarks.support import free_port, wait_http  # noqa: E402
-from prober.daemon.metrics import SLICE  # noqa: E402
+from benchmarks.support import free_port, wait_http
+from prober.daemon.metrics import SLICE
 
 
 def scrape(url: str) -> bytes:
@@ -152,8 +161,8 @@ def loop_holds(checks: int, renders: int = 5) -> tuple[float, float]:
         capabilities=[(f"bank-{i:04d}", "accounts", "ok", 0) for i in range(checks // 10)], lockout=[],
         scheduler=dict.fromkeys(("checks", "running", "max_concurrency", "started", "missed", "overlap", "slot_wait",
                                  "lockout"), 0),
-        lag=Histogram(LAG_BUCKETS), writer=dict.fromkeys(("written", "dropped", "errors", "spooled", "queued", "healthy"),
-                                                        0.0),
+        lag=Histogram(LAG_BUCKETS),
+        writer=dict.fromkeys(("written", "dropped", "errors", "spooled", "queued", "healthy"), 0.0),
         notifications={}, config={"reloads": 0, "ok": 1.0, "loaded_at": 0.0})
     exposition = metrics.Exposition()
     turns: list[float] = []
@@ -166,7 +175,7 @@ def loop_holds(checks: int, renders: int = 5) -> tuple[float, float]:
     async def measure() -> tuple[float, float]:
         await exposition.render(snapshot)
         best_cpu = best_hold = float("inf")
-        metrics.asyncio.sleep = turn  # type: ignore[assignment]
+        metrics.asyncio.sleep = turn  # type: ignore[assignment]  # counts the event loop's turns
         try:
             for _ in range(renders):
                 turns.clear()
@@ -174,9 +183,9 @@ def loop_holds(checks: int, renders: int = 5) -> tuple[float, float]:
                 await exposition.render(snapshot)
                 turns.append(time.process_time())
                 best_cpu = min(best_cpu, turns[-1] - turns[0])
-                best_hold = min(best_hold, max(b - a for a, b in zip(turns, turns[1:])))
+                best_hold = min(best_hold, max(b - a for a, b in pairwise(turns)))
         finally:
-            metrics.asyncio.sleep = real_sleep  # type: ignore[assignment]
+            metrics.asyncio.sleep = real_sleep  # type: ignore[assignment]  # restored
         return best_cpu * 1000, best_hold * 1000
 
     return asyncio.run(measure())
@@ -254,7 +263,8 @@ def main() -> int:
                     return ", ".join(f"{w.late_share * 100:.2f} % over 20 ms (p99 {w.lag_p99_median:.1f} ms, worst "
                                      f"second {w.lag_p99_worst:.1f} ms)" for w in windows)
 
-                summary.append(f"schedule lag at {args.checks} checks, per round: without scrapes {lag_line(quiet_windows)}; "
+                summary.append(f"schedule lag at {args.checks} checks, per round: "
+                               f"without scrapes {lag_line(quiet_windows)}; "
                                f"with Prometheus scraping every {args.scrape_interval:g}s {lag_line(scraped_windows)} "
                                f"(target: p99 <= 20 ms, i.e. at most 1 % of the runs over 20 ms)")
 
@@ -277,10 +287,12 @@ def main() -> int:
                       f"series and block (a few minutes of data: chunks not yet full, so bytes/sample is high)")
                 cpu_per_run = quiet.cpu_s / max(quiet.runs, 1) * 1000
                 summary.append(f"per 1,000 checks: {series_n / args.checks * 1000:,.0f} Prometheus series "
-                               f"({per_check:.1f} per check); Prometheus storage {day / 1024:.0f} KiB per check per day "
+                               f"({per_check:.1f} per check); "
+                               f"Prometheus storage {day / 1024:.0f} KiB per check per day "
                                f"at a {args.scrape_interval:g}s scrape ({per_sample:.2f} bytes/sample in chunks, "
                                f"{per_series_block:.0f} bytes per series per 2-hour block in the index)")
-                summary.append(f"CPU per run of the {STEPS_PER_JOURNEY}-step journey: {cpu_per_run:.2f} ms, so one core "
+                summary.append(f"CPU per run of the {STEPS_PER_JOURNEY}-step journey: {cpu_per_run:.2f} ms, "
+                               f"so one core "
                                f"runs about {60_000 / cpu_per_run * 0.7:,.0f} such checks every 60 s at 70% "
                                f"(RSS {quiet.rss_kb / 1024:.0f} MB with {args.checks} checks)")
                 print(f"\n## 3. CPU per scrape: {args.scrapes} scrapes of /metrics back to back (Prometheus stopped)")
@@ -298,19 +310,21 @@ def main() -> int:
                 per_scrape_ms = spent * 1000 / args.scrapes
                 body = scrape(health).decode()
                 samples = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
-                print(f"{per_scrape_ms:.1f} ms of the prober's CPU per scrape (over probing at {rate * 100:.1f}% of a core), "
-                      f"{elapsed * 1000 / args.scrapes:.1f} ms wall per scrape, {sum(sizes) / len(sizes) / 1024:.0f} KiB, "
+                print(f"{per_scrape_ms:.1f} ms of the prober's CPU per scrape "
+                      f"(over probing at {rate * 100:.1f}% of a core), "
+                      f"{elapsed * 1000 / args.scrapes:.1f} ms wall per scrape, "
+                      f"{sum(sizes) / len(sizes) / 1024:.0f} KiB, "
                       f"{samples:,} samples", flush=True)
                 summary.insert(0, f"CPU per scrape at {args.checks} checks: {per_scrape_ms:.1f} ms (target <= 100 ms); "
                                   f"{samples:,} samples, {sizes[-1] / 1024:.0f} KiB uncompressed")
-                print(f"\n## 4. The page written in this process, {args.checks} checks (CPU time, so the machine's load "
-                      "does not count)")
+                print(f"\n## 4. The page written in this process, {args.checks} checks "
+                      "(CPU time, so the machine's load does not count)")
                 render_ms, hold_ms = loop_holds(args.checks)
                 print(f"render {render_ms:.1f} ms of CPU; longest stretch between two turns of the event loop "
                       f"{hold_ms:.1f} ms", flush=True)
                 summary.insert(1, f"a scrape holds the event loop at most {hold_ms:.1f} ms at a time (render "
-                                  f"{render_ms:.1f} ms of CPU in slices of {SLICE} checks): a run due meanwhile starts at "
-                                  "most that late")
+                                  f"{render_ms:.1f} ms of CPU in slices of {SLICE} checks): "
+                                  "a run due meanwhile starts at most that late")
         finally:
             if prometheus is not None:
                 prometheus.terminate()

@@ -37,12 +37,12 @@ import time
 import urllib.request
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.servers import InfluxDBServer  # noqa: E402
+from tests.fixtures.servers import InfluxDBServer
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("login", "accounts", "transfer", "payments", "cards")
@@ -52,7 +52,7 @@ DB = "bench"
 
 def day_lines(day: date, sites: int, steps: int) -> list[str]:
     """One day of runs: every minute, every check of every site (offset by its index)."""
-    start = int(datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc).timestamp())
+    start = int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp())
     outage = day.toordinal() % 3 == 0
     lines: list[str] = []
     for s in range(sites):
@@ -66,8 +66,10 @@ def day_lines(day: date, sites: int, steps: int) -> list[str]:
                 ok = 0 if down else 1
                 ns = t * NS
                 error = '"HTTP 503"' if down else '""'
-                lines.append(f"check{prefix},outcome={outcome},site={site} success={ok}i,duration_ms={40.5 + minute % 17}"
-                             f',failed_step="{"call" if down else ""}",error={error},steps={steps}i {ns}')
+                lines.append(
+                    f"check{prefix},outcome={outcome},site={site} success={ok}i,duration_ms={40.5 + minute % 17}"
+                    f',failed_step="{"call" if down else ""}",error={error},steps={steps}i {ns}'
+                )
                 for j in range(steps):
                     ttfb = 10.0 + (minute + j) % 23
                     lines.append(f"step{prefix},outcome={outcome if j == steps - 1 else 'ok'},site={site},step=s{j} "

@@ -37,14 +37,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.support import start_bank  # noqa: E402
-from prober import eventloop  # noqa: E402
-from prober.loading import load  # noqa: E402
-from prober.daemon.scheduler import percentile  # noqa: E402
-from prober.daemon.service import ProberService  # noqa: E402
-from prober.results import JourneyResult, Outcome  # noqa: E402
-from prober.writer.sinks import OK, WriteResult  # noqa: E402
-from prober.writer.writer import ResultWriter  # noqa: E402
+from benchmarks.support import start_bank
+from prober import eventloop
+from prober.daemon.scheduler import percentile
+from prober.daemon.service import ProberService
+from prober.loading import load
+from prober.results import JourneyResult, Outcome
+from prober.writer.sinks import OK, WriteResult
+from prober.writer.writer import ResultWriter
 
 DEFAULT_INTERVALS = {10: 0.2, 100: 0.5, 1000: 2.0}
 
@@ -135,9 +135,11 @@ async def measure(bank_url: str, checks: int, interval: float, seconds: float, w
     await service.start()
     await asyncio.sleep(interval + 2.0)
     service.scheduler.take_window()
-    j0, s0, f0, k0, cpu0, t0 = counter.journeys, counter.steps, counter.failed, counter.skipped, time.process_time(), time.monotonic()
+    j0, s0, f0, k0 = counter.journeys, counter.steps, counter.failed, counter.skipped
+    cpu0, t0 = time.process_time(), time.monotonic()
     await asyncio.sleep(seconds)
-    j1, s1, f1, k1, cpu1, t1 = counter.journeys, counter.steps, counter.failed, counter.skipped, time.process_time(), time.monotonic()
+    j1, s1, f1, k1 = counter.journeys, counter.steps, counter.failed, counter.skipped
+    cpu1, t1 = time.process_time(), time.monotonic()
     window = service.scheduler.take_window()
     await service.stop(grace=5.0)
     elapsed = t1 - t0
@@ -173,7 +175,8 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             header = (f"{'checks':>6} {'interval':>8} {'journeys/s':>10} {'(planned)':>9} {'steps/s':>8} "
-                      f"{'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'CPU/step':>9} {'CPU %':>6} {'failed':>6} {'skipped':>7}")
+                      f"{'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'CPU/step':>9} {'CPU %':>6} "
+                      f"{'failed':>6} {'skipped':>7}")
             print(header)
             for n in sizes:
                 interval = args.interval or DEFAULT_INTERVALS.get(n, 1.0)

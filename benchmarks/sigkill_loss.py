@@ -29,10 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prober.simbank import BankServer  # noqa: E402
-from tests.crash_cycles import AnsweredRuns, crash_config, lost_runs, run_then_kill, stored_starts  # noqa: E402
-from tests.fixtures.servers import InfluxDBServer  # noqa: E402
-from tests.daemon_helpers import ProberProcess  # noqa: E402
+from prober.simbank import BankServer
+from tests.crash_cycles import AnsweredRuns, crash_config, lost_runs, run_then_kill, stored_starts
+from tests.daemon_helpers import ProberProcess
+from tests.fixtures.servers import InfluxDBServer
 
 BUCKETS = (0.0, 0.05, 0.1, 0.3, 1.0)
 

@@ -40,15 +40,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.scheduler import NullSink  # noqa: E402
-from benchmarks.support import start_bank  # noqa: E402
-from prober import eventloop  # noqa: E402
-from prober.loading import load  # noqa: E402
-from prober.daemon.scheduler import percentile  # noqa: E402
-from prober.daemon.service import ProberService  # noqa: E402
-from prober.journey.plan import JourneyPlan  # noqa: E402
-from prober.results import JourneyResult, Outcome  # noqa: E402
-from prober.writer.writer import ResultWriter  # noqa: E402
+from benchmarks.scheduler import NullSink
+from benchmarks.support import start_bank
+from prober import eventloop
+from prober.daemon.scheduler import percentile
+from prober.daemon.service import ProberService
+from prober.journey.plan import JourneyPlan
+from prober.loading import load
+from prober.results import JourneyResult, Outcome
+from prober.writer.writer import ResultWriter
 
 CHECK = """
 [[sites.checks]]

@@ -20,14 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prober.config.statuspage import StatusPageConfig  # noqa: E402
-from prober.daemon.status import CheckStatus  # noqa: E402
-from prober.incidents import CapabilityState, Incident, IncidentStatus  # noqa: E402
-from prober.results import KINDS, JourneyResult, Outcome  # noqa: E402
-from prober.statuspage.feed import render_feed  # noqa: E402
-from prober.statuspage.history import DayUptime  # noqa: E402
-from prober.statuspage.page import render_page  # noqa: E402
-from prober.statuspage.view import build_view  # noqa: E402
+from prober.config.statuspage import StatusPageConfig
+from prober.daemon.status import CheckStatus
+from prober.incidents import CapabilityState, Incident, IncidentStatus
+from prober.results import KINDS, JourneyResult, Outcome
+from prober.statuspage.feed import render_feed
+from prober.statuspage.history import DayUptime
+from prober.statuspage.page import render_page
+from prober.statuspage.view import StatusView, build_view
 
 
 def inputs(banks: int, days: int, worst: bool) -> dict:
@@ -81,13 +81,17 @@ def main() -> None:
         label = "public" if public else "internal"
         ms, _ = timed(view, args.repeat)
         print(f"{label:8} view:  {ms:8.2f} ms CPU")
-        v = view()
-        ms, size = timed(lambda: render_page(v).encode(), args.repeat)
-        print(f"{label:8} page:  {ms:8.2f} ms CPU, {size / 1024:8.1f} KiB")
-        ms, size = timed(lambda: json.dumps(v.to_json()).encode(), args.repeat)
-        print(f"{label:8} json:  {ms:8.2f} ms CPU, {size / 1024:8.1f} KiB")
-        ms, size = timed(lambda: render_feed(v, "https://status.example/"), args.repeat)
-        print(f"{label:8} feed:  {ms:8.2f} ms CPU, {size / 1024:8.1f} KiB")
+        print_renderings(label, view(), args.repeat)
+
+
+def print_renderings(label: str, v: StatusView, repeat: int) -> None:
+    """CPU and size of the page, the JSON and the feed of one view."""
+    ms, size = timed(lambda: render_page(v).encode(), repeat)
+    print(f"{label:8} page:  {ms:8.2f} ms CPU, {size / 1024:8.1f} KiB")
+    ms, size = timed(lambda: json.dumps(v.to_json()).encode(), repeat)
+    print(f"{label:8} json:  {ms:8.2f} ms CPU, {size / 1024:8.1f} KiB")
+    ms, size = timed(lambda: render_feed(v, "https://status.example/"), repeat)
+    print(f"{label:8} feed:  {ms:8.2f} ms CPU, {size / 1024:8.1f} KiB")
 
 
 if __name__ == "__main__":

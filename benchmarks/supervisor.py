@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.support import free_port_run, start_bank, wait_http  # noqa: E402
+from benchmarks.support import free_port_run, start_bank, wait_http
 
 SITE = """
 [[sites]]

@@ -41,13 +41,13 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.support import free_port, start_bank, wait_http  # noqa: E402
-from prober import eventloop  # noqa: E402
-from prober.journey import http  # noqa: E402
-from prober.journey.plan import JourneyPlan  # noqa: E402
-from prober.journey.runner import run_journey  # noqa: E402
-from prober.loading import load  # noqa: E402
-from prober.writer.points import journey_lines  # noqa: E402
+from benchmarks.support import free_port, start_bank, wait_http
+from prober import eventloop
+from prober.journey import http
+from prober.journey.plan import JourneyPlan
+from prober.journey.runner import run_journey
+from prober.loading import load
+from prober.writer.points import journey_lines
 
 WITH = (http.TracingConnector.connect, http.TracingConnector._remember_certificate)
 WITHOUT = (aiohttp.TCPConnector.connect, lambda self, connection, host: None)
@@ -55,6 +55,7 @@ WITHOUT = (aiohttp.TCPConnector.connect, lambda self, connection, host: None)
 
 def reading(on: bool) -> None:
     """Switch the connector's certificate reading on or off."""
+    # patches the class's methods for the measurement
     http.TracingConnector.connect, http.TracingConnector._remember_certificate = WITH if on else WITHOUT  # type: ignore[method-assign]
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prober.config.influxdb import influxdb_config  # noqa: E402
-from prober.results import JourneyResult, Outcome, Phases, StepResult  # noqa: E402
-from prober.writer import ResultWriter, WriterSettings  # noqa: E402
-from tests.fixtures.servers import InfluxDBServer  # noqa: E402
+from prober.config.influxdb import influxdb_config
+from prober.results import JourneyResult, Outcome, Phases, StepResult
+from prober.writer import ResultWriter, WriterSettings
+from tests.fixtures.servers import InfluxDBServer
 
 STEPS = 5
 

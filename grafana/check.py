@@ -34,7 +34,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # ``python grafana/check.py``: make ``grafana`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grafana.expand import is_builtin, referenced_variables  # noqa: E402
+from grafana.expand import is_builtin, referenced_variables  # noqa: E402 - after the sys.path entry above
 
 __all__ = ["DASHBOARD_DIR", "GRID_COLUMNS", "MIN_SCHEMA_VERSION", "check_dashboard", "check_files", "main"]
 
@@ -64,7 +64,9 @@ def _name(panel: dict) -> str:
 
 
 def _overlap(a: dict, b: dict) -> bool:
-    return a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+    return (
+        a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+    )
 
 
 def _is_ds_variable_ref(ref: object) -> bool:
@@ -79,137 +81,145 @@ def check_dashboard(dashboard: object, where: str = "dashboard") -> list[str]:
     """Every problem of one dashboard, each as ``"<where>: <what>"``."""
     if not isinstance(dashboard, dict):
         return [f"{where}: not a JSON object (a Grafana dashboard model)"]
-    problems: list[str] = []
+    check = _DashboardCheck(dashboard, where)
+    check.identity()
+    check.variables()
+    check.panels()
+    check.annotations()
+    return check.problems
 
-    def problem(what: str) -> None:
-        problems.append(f"{where}: {what}")
+
+class _DashboardCheck:
+    """The problems of one dashboard, gathered section by section."""
+
+    def __init__(self, dashboard: dict, where: str) -> None:
+        self.dashboard = dashboard
+        self.where = where
+        self.problems: list[str] = []
+        self.defined: set[str] = set()  # the names of the template variables
+
+    def problem(self, what: str) -> None:
+        self.problems.append(f"{self.where}: {what}")
+
+    def check_refs(self, text: str, context: str) -> None:
+        for name in sorted(referenced_variables(text)):
+            if name not in self.defined and not is_builtin(name):
+                self.problem(f"{context}: uses ${name}, which is not a template variable of this dashboard")
 
     # -- identity -------------------------------------------------------------------
-    uid = dashboard.get("uid")
-    if not isinstance(uid, str) or not _UID_RE.match(uid):
-        problem(f"uid must be 1-40 characters of letters, digits, - and _ (got {uid!r})")
-    if not isinstance(dashboard.get("title"), str) or not dashboard["title"].strip():
-        problem("title is missing")
-    schema = dashboard.get("schemaVersion")
-    if not isinstance(schema, int) or schema < MIN_SCHEMA_VERSION:
-        problem(f"schemaVersion must be an integer >= {MIN_SCHEMA_VERSION} (got {schema!r})")
-    if "__inputs" in dashboard:
-        problem("__inputs found: this is an export 'for sharing externally'; use the datasource variable instead")
+    def identity(self) -> None:
+        dashboard, problem = self.dashboard, self.problem
+        uid = dashboard.get("uid")
+        if not isinstance(uid, str) or not _UID_RE.match(uid):
+            problem(f"uid must be 1-40 characters of letters, digits, - and _ (got {uid!r})")
+        if not isinstance(dashboard.get("title"), str) or not dashboard["title"].strip():
+            problem("title is missing")
+        schema = dashboard.get("schemaVersion")
+        if not isinstance(schema, int) or schema < MIN_SCHEMA_VERSION:
+            problem(f"schemaVersion must be an integer >= {MIN_SCHEMA_VERSION} (got {schema!r})")
+        if "__inputs" in dashboard:
+            problem("__inputs found: this is an export 'for sharing externally'; use the datasource variable instead")
 
     # -- template variables -----------------------------------------------------------
-    variables = (dashboard.get("templating") or {}).get("list") or []
-    defined: set[str] = set()
-    for index, variable in enumerate(variables):
-        name = variable.get("name")
-        if not isinstance(name, str) or not name:
-            problem(f"templating.list[{index}]: variable without a name")
-            continue
-        if name in defined:
-            problem(f"variable ${name} is defined twice")
-        defined.add(name)
-    ds_vars = [v for v in variables if v.get("name") == DATASOURCE_VARIABLE]
-    if not ds_vars:
-        problem(f'no "{DATASOURCE_VARIABLE}" template variable (type datasource, query influxdb)')
-    elif ds_vars[0].get("type") != "datasource" or ds_vars[0].get("query") != "influxdb":
-        problem(f'variable ${DATASOURCE_VARIABLE} must be of type "datasource" with query "influxdb"')
+    def variables(self) -> None:
+        problem = self.problem
+        variables = (self.dashboard.get("templating") or {}).get("list") or []
+        for index, variable in enumerate(variables):
+            name = variable.get("name")
+            if not isinstance(name, str) or not name:
+                problem(f"templating.list[{index}]: variable without a name")
+                continue
+            if name in self.defined:
+                problem(f"variable ${name} is defined twice")
+            self.defined.add(name)
+        ds_vars = [v for v in variables if v.get("name") == DATASOURCE_VARIABLE]
+        if not ds_vars:
+            problem(f'no "{DATASOURCE_VARIABLE}" template variable (type datasource, query influxdb)')
+        elif ds_vars[0].get("type") != "datasource" or ds_vars[0].get("query") != "influxdb":
+            problem(f'variable ${DATASOURCE_VARIABLE} must be of type "datasource" with query "influxdb"')
+        for variable in variables:
+            if variable.get("type") == "query":
+                self._query_variable(variable)
 
-    def check_refs(text: str, context: str) -> None:
-        for name in sorted(referenced_variables(text)):
-            if name not in defined and not is_builtin(name):
-                problem(f"{context}: uses ${name}, which is not a template variable of this dashboard")
-
-    for variable in variables:
+    def _query_variable(self, variable: dict) -> None:
         name = variable.get("name")
-        if variable.get("type") != "query":
-            continue
         context = f"variable ${name}"
         if not _is_ds_variable_ref(variable.get("datasource")):
-            problem(f"{context}: datasource must be {json.dumps(DATASOURCE_REF)}, got {json.dumps(variable.get('datasource'))}")
+            self.problem(f"{context}: datasource must be {json.dumps(DATASOURCE_REF)}, "
+                         f"got {json.dumps(variable.get('datasource'))}")
         query = variable.get("query")
         if isinstance(query, dict):
             query = query.get("query")
         if not isinstance(query, str) or not query.strip():
-            problem(f"{context}: the query is empty")
-            continue
-        check_refs(query, context)
+            self.problem(f"{context}: the query is empty")
+            return
+        self.check_refs(query, context)
         if f"${name}" in query or f"${{{name}}}" in query:
-            problem(f"{context}: the query refers to the variable itself")
+            self.problem(f"{context}: the query refers to the variable itself")
 
     # -- panels -----------------------------------------------------------------------
-    ids: dict[int, str] = {}
-    placed: list[tuple[dict, dict, dict | None]] = []
-    panel_list = dashboard.get("panels")
-    if not isinstance(panel_list, list) or not panel_list:
-        problem("no panels")
-        panel_list = []
-    for panel, row in _panels(dashboard):
-        name = _name(panel)
+    def panels(self) -> None:
+        ids: dict[int, str] = {}
+        placed: list[tuple[dict, dict, dict | None]] = []
+        panel_list = self.dashboard.get("panels")
+        if not isinstance(panel_list, list) or not panel_list:
+            self.problem("no panels")
+        for panel, row in _panels(self.dashboard):
+            name = _name(panel)
+            self._panel_id(panel, name, ids)
+            ptype = panel.get("type")
+            if not isinstance(ptype, str) or not ptype:
+                self.problem(f"{name}: type is missing")
+            if not isinstance(panel.get("title"), str) or (ptype != "row" and not panel["title"].strip()):
+                self.problem(f"{name}: title is missing")
+            else:
+                self.check_refs(panel["title"], name)
+            grid = self._grid(panel, name)
+            if grid is not None:
+                placed.append((panel, grid, row))
+            if ptype not in _NO_QUERY_PANELS:
+                self._panel_queries(panel, name)
+        for i, (a, grid_a, row_a) in enumerate(placed):
+            for b, grid_b, row_b in placed[i + 1 :]:
+                if row_a is row_b and _overlap(grid_a, grid_b):
+                    self.problem(f"{_name(a)} at {_fmt_grid(grid_a)} overlaps {_name(b)} at {_fmt_grid(grid_b)}")
+
+    def _panel_id(self, panel: dict, name: str, ids: dict[int, str]) -> None:
         pid = panel.get("id")
         if not isinstance(pid, int) or isinstance(pid, bool):
-            problem(f"{name}: id must be an integer")
+            self.problem(f"{name}: id must be an integer")
         elif pid in ids:
-            problem(f"{name}: duplicate panel id {pid} (also {ids[pid]})")
+            self.problem(f"{name}: duplicate panel id {pid} (also {ids[pid]})")
         else:
             ids[pid] = name
-        ptype = panel.get("type")
-        if not isinstance(ptype, str) or not ptype:
-            problem(f"{name}: type is missing")
-        if not isinstance(panel.get("title"), str) or (ptype != "row" and not panel["title"].strip()):
-            problem(f"{name}: title is missing")
-        else:
-            check_refs(panel["title"], name)
+
+    def _grid(self, panel: dict, name: str) -> dict | None:
+        """The panel's gridPos when it is a valid place on the grid, else None (and a problem)."""
         grid = panel.get("gridPos")
         if not isinstance(grid, dict) or not all(isinstance(grid.get(k), int) for k in ("x", "y", "w", "h")):
-            problem(f"{name}: gridPos must have integer x, y, w and h")
+            self.problem(f"{name}: gridPos must have integer x, y, w and h")
         elif grid["w"] <= 0 or grid["h"] <= 0 or grid["x"] < 0 or grid["y"] < 0:
-            problem(f"{name}: gridPos {grid} must have x, y >= 0 and w, h > 0")
+            self.problem(f"{name}: gridPos {grid} must have x, y >= 0 and w, h > 0")
         elif grid["x"] + grid["w"] > GRID_COLUMNS:
-            problem(f"{name}: gridPos x + w = {grid['x'] + grid['w']} goes past the {GRID_COLUMNS}-column grid")
+            self.problem(f"{name}: gridPos x + w = {grid['x'] + grid['w']} goes past the {GRID_COLUMNS}-column grid")
         else:
-            placed.append((panel, grid, row))
-        if ptype in _NO_QUERY_PANELS:
-            continue
-        _check_panel_queries(panel, name, problem, check_refs)
+            return grid
+        return None
 
-    for i, (a, grid_a, row_a) in enumerate(placed):
-        for b, grid_b, row_b in placed[i + 1 :]:
-            if row_a is row_b and _overlap(grid_a, grid_b):
-                problem(f"{_name(a)} at {_fmt_grid(grid_a)} overlaps {_name(b)} at {_fmt_grid(grid_b)}")
+    def _panel_queries(self, panel: dict, name: str) -> None:
+        if not _is_ds_variable_ref(panel.get("datasource")):
+            self.problem(f"{name}: datasource must be {json.dumps(DATASOURCE_REF)}, "
+                         f"got {json.dumps(panel.get('datasource'))}")
+        targets = panel.get("targets")
+        if not isinstance(targets, list) or not targets:
+            self.problem(f"{name}: no targets (queries)")
+            return
+        ref_ids: set[str] = set()
+        for index, target in enumerate(targets):
+            self._target(target, index, name, ref_ids)
 
-    # -- annotations ------------------------------------------------------------------
-    for index, annotation in enumerate((dashboard.get("annotations") or {}).get("list") or []):
-        name = f'annotation "{annotation.get("name", index)}"'
-        ref = annotation.get("datasource")
-        if annotation.get("builtIn") or (isinstance(ref, dict) and ref.get("uid") in _BUILTIN_ANNOTATION_UIDS):
-            continue
-        if not _is_ds_variable_ref(ref):
-            problem(f"{name}: datasource must be {json.dumps(DATASOURCE_REF)}, got {json.dumps(ref)}")
-        queries = [q for q in (annotation.get("query"), (annotation.get("target") or {}).get("query")) if q is not None]
-        if not queries or not all(isinstance(q, str) and q.strip() for q in queries):
-            problem(f"{name}: the query is empty")
-            continue
-        if len(set(queries)) > 1:
-            problem(f"{name}: query and target.query differ")
-        for query in set(queries):
-            check_refs(query, name)
-            if "$timeFilter" not in query:
-                problem(f"{name}: the query does not filter on $timeFilter")
-    return problems
-
-
-def _fmt_grid(grid: dict) -> str:
-    return f"x={grid['x']} y={grid['y']} w={grid['w']} h={grid['h']}"
-
-
-def _check_panel_queries(panel: dict, name: str, problem, check_refs) -> None:
-    if not _is_ds_variable_ref(panel.get("datasource")):
-        problem(f"{name}: datasource must be {json.dumps(DATASOURCE_REF)}, got {json.dumps(panel.get('datasource'))}")
-    targets = panel.get("targets")
-    if not isinstance(targets, list) or not targets:
-        problem(f"{name}: no targets (queries)")
-        return
-    ref_ids: set[str] = set()
-    for index, target in enumerate(targets):
+    def _target(self, target: dict, index: int, name: str, ref_ids: set[str]) -> None:
+        problem = self.problem
         ref_id = target.get("refId")
         context = f"{name} target {ref_id or index}"
         if not isinstance(ref_id, str) or not ref_id:
@@ -219,26 +229,57 @@ def _check_panel_queries(panel: dict, name: str, problem, check_refs) -> None:
         else:
             ref_ids.add(ref_id)
         if "datasource" in target and not _is_ds_variable_ref(target["datasource"]):
-            problem(f"{context}: datasource must be {json.dumps(DATASOURCE_REF)}, got {json.dumps(target['datasource'])}")
+            problem(f"{context}: datasource must be {json.dumps(DATASOURCE_REF)}, "
+                    f"got {json.dumps(target['datasource'])}")
         if target.get("rawQuery") is not True:
             problem(f"{context}: rawQuery must be true (raw InfluxQL)")
         query = target.get("query")
         if not isinstance(query, str) or not query.strip():
             problem(f"{context}: the query is empty")
-            continue
+            return
         if target.get("resultFormat", "time_series") not in RESULT_FORMATS:
             problem(f"{context}: resultFormat must be one of {', '.join(sorted(RESULT_FORMATS))}")
-        check_refs(query, context)
-        if "$timeFilter" not in query:
-            problem(f"{context}: the query does not filter on $timeFilter (it would scan all data)")
-        for match in _GROUP_BY_TIME.finditer(query):
-            if match.group(1) not in ("$__interval", "$interval", "${__interval}"):
-                problem(f"{context}: GROUP BY time({match.group(1)}) should use $__interval so long ranges stay fast")
-            if not _FILL.search(query):
-                problem(f"{context}: GROUP BY time(...) without fill(...): say fill(none), fill(null) or fill(0)")
+        self._query(query, context)
         alias = target.get("alias")
         if isinstance(alias, str):
-            check_refs(alias, f"{context} alias")
+            self.check_refs(alias, f"{context} alias")
+
+    def _query(self, query: str, context: str) -> None:
+        self.check_refs(query, context)
+        if "$timeFilter" not in query:
+            self.problem(f"{context}: the query does not filter on $timeFilter (it would scan all data)")
+        for match in _GROUP_BY_TIME.finditer(query):
+            if match.group(1) not in ("$__interval", "$interval", "${__interval}"):
+                self.problem(f"{context}: GROUP BY time({match.group(1)}) should use $__interval "
+                             "so long ranges stay fast")
+            if not _FILL.search(query):
+                self.problem(f"{context}: GROUP BY time(...) without fill(...): "
+                             "say fill(none), fill(null) or fill(0)")
+
+    # -- annotations ------------------------------------------------------------------
+    def annotations(self) -> None:
+        for index, annotation in enumerate((self.dashboard.get("annotations") or {}).get("list") or []):
+            name = f'annotation "{annotation.get("name", index)}"'
+            ref = annotation.get("datasource")
+            if annotation.get("builtIn") or (isinstance(ref, dict) and ref.get("uid") in _BUILTIN_ANNOTATION_UIDS):
+                continue
+            if not _is_ds_variable_ref(ref):
+                self.problem(f"{name}: datasource must be {json.dumps(DATASOURCE_REF)}, got {json.dumps(ref)}")
+            queries = [q for q in (annotation.get("query"), (annotation.get("target") or {}).get("query"))
+                       if q is not None]
+            if not queries or not all(isinstance(q, str) and q.strip() for q in queries):
+                self.problem(f"{name}: the query is empty")
+                continue
+            if len(set(queries)) > 1:
+                self.problem(f"{name}: query and target.query differ")
+            for query in set(queries):
+                self.check_refs(query, name)
+                if "$timeFilter" not in query:
+                    self.problem(f"{name}: the query does not filter on $timeFilter")
+
+
+def _fmt_grid(grid: dict) -> str:
+    return f"x={grid['x']} y={grid['y']} w={grid['w']} h={grid['h']}"
 
 
 def check_files(paths: Iterable[Path]) -> tuple[list[str], int]:

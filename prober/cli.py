@@ -16,13 +16,13 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-
 from typing import TYPE_CHECKING, Any
 
 from prober.logs import setup_logging
 
 if TYPE_CHECKING:
     from prober.config.model import Config
+    from prober.daemon.sharding import Share
     from prober.journey.plan import JourneyPlan
     from prober.loading import LoadedConfig
     from prober.results import JourneyResult
@@ -147,8 +147,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                shard=args.shard, workers=args.workers, worker=args.worker)
 
 
-def _share(level: str):  # noqa: ANN202 (an argparse type)
-    def parse(text: str):  # noqa: ANN202
+def _share(level: str) -> Callable[[str], Share]:
+    """An argparse type: ``K/N`` at ``level`` (shard, worker)."""
+
+    def parse(text: str) -> Share:
         from prober.daemon.sharding import parse_share  # when a value is given: `run --help` needs no daemon
 
         try:
@@ -198,8 +200,13 @@ def _scenarios_epilog(default: str) -> str:
 def _time_scale_argument(parser: argparse.ArgumentParser) -> None:
     from prober.simbank.scenarios import DEFAULT_TIME_SCALE, HOUR
 
-    parser.add_argument("--time-scale", type=_seconds_per_hour, default=DEFAULT_TIME_SCALE, metavar="S",
-                        help=f"real seconds one simulated hour of the scenario lasts (default {DEFAULT_TIME_SCALE * HOUR:g})")
+    parser.add_argument(
+        "--time-scale",
+        type=_seconds_per_hour,
+        default=DEFAULT_TIME_SCALE,
+        metavar="S",
+        help=f"real seconds one simulated hour of the scenario lasts (default {DEFAULT_TIME_SCALE * HOUR:g})",
+    )
 
 
 def _seconds_per_hour(text: str) -> float:
@@ -227,7 +234,7 @@ def _write_psd2_daily(influxdb: object, records: list) -> int:
     from prober.writer.records import RecordWriteError, write_records
 
     try:
-        return write_records(influxdb, records)  # type: ignore[arg-type]
+        return write_records(influxdb, records)
     except RecordWriteError as exc:
         raise QueryError(str(exc)) from None
 

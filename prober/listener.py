@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TypedDict
 
 from aiohttp import web
 
@@ -21,7 +22,16 @@ from prober.access.tls import ServerCertificate
 
 MAX_REQUEST_BODY = 64 * 1024
 """Bytes of a request body at most: every route is a GET, none reads one."""
-SERVER_LIMITS = {
+class ServerLimits(TypedDict):
+    """aiohttp's server settings of what a request may be (their names in ``AppRunner``)."""
+
+    max_line_size: int
+    max_field_size: int
+    max_headers: int
+    keepalive_timeout: float
+
+
+SERVER_LIMITS: ServerLimits = {
     "max_line_size": 8190,     # the request line, and each header line
     "max_field_size": 8190,    # one header's value (a long bearer token fits)
     "max_headers": 64,         # a browser sends about 20

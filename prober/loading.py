@@ -42,7 +42,9 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedCo
     problems = _probing_problems(Path(path), source.config, plans, source.daemon_file)
     if problems:
         raise ConfigError(problems)
-    site_files = {site.name: source.site_origin.get(index, "<config>") for index, site in enumerate(source.config.sites)}
+    site_files = {
+        site.name: source.site_origin.get(index, "<config>") for index, site in enumerate(source.config.sites)
+    }
     return LoadedConfig(config=source.config, plans=plans, files=source.files, site_files=site_files)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     """Why a step or a journey ended the way it did.
 
     ========== ============================================================================
@@ -55,9 +55,6 @@ class Outcome(str, enum.Enum):
     TLS = "tls"
     SKIPPED = "skipped"
     ERROR = "error"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 Kind = Literal["login", "accounts", "transfer", "cards", "payments", "custom"]

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by scripts/test and scripts/demo: the project's own virtual environment.
+# Sourced by scripts/test, scripts/check and scripts/demo: the project's own virtual environment.
 #
 #   ensure_venv requirements/test.txt
 #

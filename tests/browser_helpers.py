@@ -26,7 +26,9 @@ def web_checks_config(bank_url: str, state_dir: Path, *, only: tuple[str, ...] =
         kept = [blocks[0]]
         for block in blocks[1:]:
             name = re.search(r'^name = "([^"]+)"', block, re.M)
-            kept.append(block if name and name.group(1) in only else block.replace("\nkind =", "\nenabled = false\nkind =", 1))
+            kept.append(
+                block if name and name.group(1) in only else block.replace("\nkind =", "\nenabled = false\nkind =", 1)
+            )
         text = "[[sites.checks]]".join(kept)
     return head + text.replace("${SIMBANK_URL:-http://127.0.0.1:8480}", bank_url)
 

@@ -216,12 +216,6 @@ def close_objects(node: Any) -> None:
     """
     components = node.get("components", {}).get("schemas", {}) if isinstance(node, dict) else {}
 
-    def resolve(schema: Any) -> Any:
-        ref = schema.get("$ref") if isinstance(schema, dict) else None
-        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
-            return resolve(components.get(ref.rsplit("/", 1)[1], {}))
-        return schema
-
     def walk(value: Any, where: str) -> None:
         if isinstance(value, list):
             for i, item in enumerate(value):
@@ -231,10 +225,7 @@ def close_objects(node: Any) -> None:
             return
         members = value.get("allOf")
         if isinstance(members, list):
-            with_properties = [m for m in members if isinstance(resolve(m), dict) and "properties" in resolve(m)]
-            if len(with_properties) > 1:
-                raise ValueError(f"{where}: allOf combines {len(with_properties)} schemas with properties; "
-                                 "closing them would refuse every body")
+            _refuse_combined_properties(members, where, components)
         if isinstance(value.get("properties"), dict) and "additionalProperties" not in value:
             value["additionalProperties"] = False
         for key, item in value.items():
@@ -247,6 +238,23 @@ def close_objects(node: Any) -> None:
                 walk(item, f"{where}/{key}")
 
     walk(node, "#")
+
+
+def _refuse_combined_properties(members: list[Any], where: str, components: dict[str, Any]) -> None:
+    """Raise ValueError when more than one of an ``allOf``'s ``members`` lists properties."""
+    with_properties = [m for m in members if isinstance(_resolve(m, components), dict)
+                       and "properties" in _resolve(m, components)]
+    if len(with_properties) > 1:
+        raise ValueError(f"{where}: allOf combines {len(with_properties)} schemas with properties; "
+                         "closing them would refuse every body")
+
+
+def _resolve(schema: Any, components: dict[str, Any]) -> Any:
+    """``schema``, or the component schema its ``$ref`` names (followed to the end)."""
+    ref = schema.get("$ref") if isinstance(schema, dict) else None
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        return _resolve(components.get(ref.rsplit("/", 1)[1], {}), components)
+    return schema
 
 
 def uk_open_banking() -> Standard:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prober.loading import load
 from prober.daemon.service import ProberService
+from prober.loading import load
 from prober.results import JourneyResult
 from prober.writer.writer import ResultWriter
 
@@ -87,7 +87,7 @@ timeout = "{timeout}"
   headers = {{ Authorization = "Bearer {{{{ token }}}}" }}
   json = {{ account = {{ iban = "FR7630006000011234567890189" }}, instructedAmount = {{ amount = "10.00", currency = "EUR" }} }}
   expect = [ {{ json = "fundsAvailable", equals = true }} ]
-""",
+""",  # noqa: E501 - a TOML inline table is one line
     "cards": """
 [[sites.checks]]
 name = "{name}"

@@ -36,14 +36,14 @@ interface) at :40. One step per run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prober.results import JourneyResult, Outcome, Phases, StepResult
 from prober.writer import journey_lines
 from tests.fixtures.servers import InfluxDatabase
 
-MON = datetime(2026, 3, 2, tzinfo=timezone.utc)
+MON = datetime(2026, 3, 2, tzinfo=UTC)
 DAY = 86_400
 NS = 1_000_000_000
 ERROR = "HTTP 503 Service Unavailable"

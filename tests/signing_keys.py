@@ -57,7 +57,7 @@ kind = "payments"
   headers = { Authorization = "Bearer {{ token }}" }
   json = { account = { iban = "FR7630006000011234567890189" }, instructedAmount = { amount = "1.00", currency = "EUR" }, reference = "é ünïcode" }
   expect = [ { json = "fundsAvailable", equals = true } ]
-"""
+"""  # noqa: E501 - a TOML inline table is one line
 
 
 def signed_site(name: str, url: str, signing: dict[str, str | Path] | None) -> str:

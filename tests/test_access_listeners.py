@@ -30,12 +30,12 @@ import pytest_asyncio
 import trustme
 
 from prober.access import SECURITY_HEADERS, AccessGate, UnsafeListener
-from prober.simbank import BankServer
 from prober.config.access import AccessConfig
 from prober.daemon.lifecycle import Daemon
 from prober.daemon.service import ProberService
 from prober.daemon.workers import SupervisorHealthServer, WorkerRecord
 from prober.loading import LoadedConfig, load
+from prober.simbank import BankServer
 from prober.writer.writer import ResultWriter
 from tests.daemon_helpers import check, config_text, wait_for
 

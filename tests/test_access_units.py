@@ -62,7 +62,8 @@ def problems_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None
 
 @pytest.mark.parametrize(("text", "expected"), [
     ('[[access.tokens]]\nname = "prom"\ntoken = "short"\n',
-     "access.tokens[prom].token: a token is at least 16 characters without spaces (make one with: openssl rand -hex 32)"),
+     "access.tokens[prom].token: a token is at least 16 characters without spaces "
+     "(make one with: openssl rand -hex 32)"),
     ('[[access.tokens]]\nname = "prom"\n',
      "access.tokens[prom]: an access token needs exactly one of `token`, `token_file`"),
     ('[[access.users]]\nname = "ops"\npassword_hash = "hunter2-is-my-password"\n',

@@ -62,7 +62,10 @@ def test_messages_stay_short_when_types_agree(spec: dict, expected: str) -> None
 
 def test_a_quoted_secret_is_masked_inside_its_quotes() -> None:
     redact = Redactor(("tok-0123456789abcdef",))
-    assert message({"json": "secret", "equals": 1}, redact=redact) == 'json secret: expected 1 (number), got "***" (string)'
+    assert (
+        message({"json": "secret", "equals": 1}, redact=redact)
+        == 'json secret: expected 1 (number), got "***" (string)'
+    )
 
 
 def test_long_values_are_still_cut_with_their_types() -> None:

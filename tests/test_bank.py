@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from typing import Any
 
 import aiohttp
@@ -103,7 +104,9 @@ async def test_cookie_login_and_me(bank: BankServer) -> None:
         status, body, _ = await call(http, "GET", f"{bank.url}/me")
         assert (status, body) == (200, {"user": "alice"})
     async with aiohttp.ClientSession() as http:
-        status, _, _ = await call(http, "POST", f"{bank.url}/login", json={"username": "alice", "password": "s3cret-pw"})
+        status, _, _ = await call(
+            http, "POST", f"{bank.url}/login", json={"username": "alice", "password": "s3cret-pw"}
+        )
         assert status == 200
         status, _, _ = await call(http, "POST", f"{bank.url}/login", json={"username": "alice", "password": "bad"})
         assert status == 401
@@ -351,13 +354,16 @@ async def test_reject_by_country(bank: BankServer, http: aiohttp.ClientSession) 
 
     bank.faults.set("payments", Fault(mode="reject", countries=["DE"]))
     req = {"cardId": "card-001", "amount": {"amount": "5.00", "currency": "EUR"}}
-    _, fr, _ = await call(http, "POST", f"{bank.url}/card-authorisations", headers=auth, json={**req, "merchantCountry": "FR"})
-    _, de, _ = await call(http, "POST", f"{bank.url}/card-authorisations", headers=auth, json={**req, "merchantCountry": "DE"})
+    _, fr, _ = await call(http, "POST", f"{bank.url}/card-authorisations", headers=auth,
+                          json={**req, "merchantCountry": "FR"})
+    _, de, _ = await call(http, "POST", f"{bank.url}/card-authorisations", headers=auth,
+                          json={**req, "merchantCountry": "DE"})
     assert fr["status"] == "APPROVED"
     assert de["status"] == "DECLINED" and de["reason"]
 
     bank.faults.set("payments", Fault(mode="reject"))  # no countries: everyone
-    _, fr, _ = await call(http, "POST", f"{bank.url}/card-authorisations", headers=auth, json={**req, "merchantCountry": "FR"})
+    _, fr, _ = await call(http, "POST", f"{bank.url}/card-authorisations", headers=auth,
+                          json={**req, "merchantCountry": "FR"})
     assert fr["status"] == "DECLINED"
 
 
@@ -503,7 +509,7 @@ def test_the_tour_plays_each_capability_in_turn_from_the_table() -> None:
         assert [(w.capability, w.fault) for w in windows] == [(w.capability, w.fault) for w in stop.windows]
         assert len({(w.start_s, w.end_s) for w in windows}) == 1
         spans.append((windows[0].start_s, windows[0].end_s))
-    assert all(end < next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
+    assert all(end < next_start for (_, end), (next_start, _) in pairwise(spans))
     assert spans[-1][1] < tour.cycle_s  # the bank is healthy again before the tour ends
     # Any table: a capability's first scenario, background noise left out.
     table = {
@@ -636,7 +642,8 @@ def test_run_bank_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_run_bank_serves_until_sigterm() -> None:
-    code = "import sys; from prober.simbank import run_bank; sys.exit(run_bank('127.0.0.1', 0, scenario='healthy-noise'))"
+    code = ("import sys; from prober.simbank import run_bank; "
+            "sys.exit(run_bank('127.0.0.1', 0, scenario='healthy-noise'))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

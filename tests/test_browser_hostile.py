@@ -17,7 +17,7 @@ from aiohttp import web
 from prober.config.errors import ConfigError
 from prober.loading import load
 from prober.results import Outcome
-from tests.browser_helpers import chromium_pids, plans_of, run_named, runner_for
+from tests.browser_helpers import chromium_pids, plans_of, runner_for
 from tests.cli import run_prober
 
 PAGES = {
@@ -87,16 +87,18 @@ def step(name: str, body: str) -> str:
     return f'  [[sites.checks.steps]]\n  name = "{name}"\n  {body}\n'
 
 
-OPEN_AND_CLICK = lambda path: step("open", f'goto = "{path}"') + step("click", 'click = "#b"')  # noqa: E731
+def open_and_click(path: str) -> str:
+    """A browser check's two steps: open ``path``, click ``#b``."""
+    return step("open", f'goto = "{path}"') + step("click", 'click = "#b"')
 
 
 @pytest.mark.parametrize(("steps", "failed", "outcome", "words"), [
-    (OPEN_AND_CLICK("/dialog"), "click", Outcome.ERROR, "unexpected dialog (alert: Are you sure?), dismissed"),
-    (OPEN_AND_CLICK("/popup"), "click", Outcome.ERROR, "the page opened a popup (http://127.0.0.1:"),
-    (OPEN_AND_CLICK("/download"), "click", Outcome.ERROR, "the page started a download (statement.pdf)"),
+    (open_and_click("/dialog"), "click", Outcome.ERROR, "unexpected dialog (alert: Are you sure?), dismissed"),
+    (open_and_click("/popup"), "click", Outcome.ERROR, "the page opened a popup (http://127.0.0.1:"),
+    (open_and_click("/download"), "click", Outcome.ERROR, "the page started a download (statement.pdf)"),
     (step("open", 'goto = "/never"'), "open", Outcome.TIMEOUT, "timeout: the page did not finish loading within 3s"),
-    (OPEN_AND_CLICK("/loop"), "click", Outcome.TIMEOUT, "timeout: the page stopped responding"),
-    (OPEN_AND_CLICK("/away"), "click", Outcome.ERROR, "the page went to another origin (http://127.0.0.1:"),
+    (open_and_click("/loop"), "click", Outcome.TIMEOUT, "timeout: the page stopped responding"),
+    (open_and_click("/away"), "click", Outcome.ERROR, "the page went to another origin (http://127.0.0.1:"),
     (step("open", 'goto = "/error"'), "open", Outcome.HTTP_STATUS, "HTTP 500 (page: open)"),
 ])
 async def test_each_hostile_page_ends_in_its_outcome_within_the_timeout(
@@ -130,7 +132,8 @@ async def test_the_dialog_a_step_expects_is_answered(tmp_path: Path) -> None:
 
 async def test_console_errors_and_failed_subrequests_are_counted(tmp_path: Path) -> None:
     async with Pages() as pages:
-        plans = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/ok"\n  expect = [ { selector = "#x", equals = "fine" } ]')))
+        plans = plans_of(tmp_path, config(pages.url, step(
+            "open", 'goto = "/ok"\n  expect = [ { selector = "#x", equals = "fine" } ]')))
         runner = runner_for(tmp_path)
         try:
             result = await runner(plans[0])
@@ -160,13 +163,16 @@ async def test_a_killed_browser_is_launched_again_for_the_next_run(tmp_path: Pat
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ('click = "button[type=submit"', "steps[s].click: invalid selector 'button[type=submit': Malformed attribute selector"),
+    ('click = "button[type=submit"',
+     "steps[s].click: invalid selector 'button[type=submit': Malformed attribute selector"),
     ('click = "foo=bar"', "steps[s].click: invalid selector 'foo=bar': unknown selector engine 'foo'"),
     ('fill = { "#a >> " = "x" }', "steps[s].fill: invalid selector '#a >> ': empty part around '>>'"),
-    ('wait_for = { selector = "xpath=//div[" }', "steps[s].wait_for.selector: invalid selector 'xpath=//div[': unclosed bracket"),
+    ('wait_for = { selector = "xpath=//div[" }',
+     "steps[s].wait_for.selector: invalid selector 'xpath=//div[': unclosed bracket"),
     ('expect = [ { selector = "#a", attribute = "x" } ]', "steps[s].expect[0]: an expectation needs at least one of"),
     ('goto = "/a"\n  click = "#b"', "steps[s]: step 's': one action per step, got goto, click"),
-    ('expect = [ { title = true, count = 1 } ]', "steps[s].expect[0]: `count` applies to a `selector` expectation only"),
+    ('expect = [ { title = true, count = 1 } ]',
+     "steps[s].expect[0]: `count` applies to a `selector` expectation only"),
     ('fill = { "#user" = "{{ nobody }}" }',
      "steps[s].fill: uses {{ nobody }}, which is not a site var or secret nor extracted by an earlier step"),
     ('goto = "/{{ oops"', "steps[s].goto: invalid template: unexpected end of template"),
@@ -195,7 +201,8 @@ async def test_validate_fails_with_the_fix_when_chromium_is_missing(tmp_path: Pa
         '[daemon]\n', '[daemon]\nchromium = "/nonexistent/chromium"\n'))
     done = await run_prober("validate", "-c", str(path))
     assert done.returncode == 2, done.stderr
-    assert "browser checks (web/page) cannot run here: Chromium is not installed at /nonexistent/chromium" in done.stderr
+    assert ("browser checks (web/page) cannot run here: Chromium is not installed at /nonexistent/chromium"
+            in done.stderr)
     assert "apt-get install chromium" in done.stderr and "Traceback" not in done.stderr
 
 

@@ -11,7 +11,11 @@ import pytest
 
 from prober.certfacts import CertificateFacts
 from prober.certificates import (
-    CertificateFileError, Ladder, assess, own_certificates, read_certificate_file,
+    CertificateFileError,
+    Ladder,
+    assess,
+    own_certificates,
+    read_certificate_file,
 )
 from prober.config.errors import ConfigError
 from prober.loading import load

@@ -206,7 +206,9 @@ async def test_a_restart_neither_opens_again_nor_repeats_a_step(tmp_path: Path, 
         assert incident and watch.own[("bank", "client")].step == 14
         await stop_watching(service, alerting, watch)
 
-        service, alerting, watch = await watching(tmp_path, loaded.config, rx, clock)  # the same step: nothing to announce
+        service, alerting, watch = await watching(
+            tmp_path, loaded.config, rx, clock
+        )  # the same step: nothing to announce
         assert watch.own[("bank", "client")].incident == incident and len(service.events) == 0
         clock.advance(6)
         watch.evaluate()  # the 7-day step: the same incident, escalated

@@ -22,7 +22,9 @@ async def test_every_journey_passes_on_a_healthy_bank(bank: BankServer) -> None:
     for result in results.values():
         assert result["outcome"] == "ok" and result["failed_step"] == ""
         if result["check"].startswith("web-"):  # browser steps: only those that loaded a page have a status
-            assert all(s["outcome"] == "ok" and s["http_status"] in (200, None) and "page" in s for s in result["steps"])
+            assert all(
+                s["outcome"] == "ok" and s["http_status"] in (200, None) and "page" in s for s in result["steps"]
+            )
         else:
             assert all(s["outcome"] == "ok" and s["http_status"] in (200, 201) for s in result["steps"])
 

@@ -52,11 +52,13 @@ INVALID = [
     ("maintenance-no-zone", site() + _window('start = "2026-03-01T22:00:00"\nend = "2026-03-02T02:00:00Z"'), {},
      "FILE: incidents.maintenance[0].start: time '2026-03-01T22:00:00' has no time zone: add Z (UTC) or an offset "
      "such as +01:00"),
-    ("maintenance-toml-local-date-time", site() + _window('start = 2026-03-01T22:00:00\nend = 2026-03-02T02:00:00Z'), {},
+    ("maintenance-toml-local-date-time",
+     site() + _window('start = 2026-03-01T22:00:00\nend = 2026-03-02T02:00:00Z'), {},
      "FILE: incidents.maintenance[0].start: time '2026-03-01T22:00:00' has no time zone: add Z (UTC) or an offset "
      "such as +01:00"),
     ("maintenance-not-a-time", site() + _window('start = "tonight"\nend = "2026-03-02T02:00:00Z"'), {},
-     "FILE: incidents.maintenance[0].start: invalid time 'tonight': write an ISO 8601 time such as 2025-03-01T22:00:00Z"),
+     "FILE: incidents.maintenance[0].start: invalid time 'tonight': "
+     "write an ISO 8601 time such as 2025-03-01T22:00:00Z"),
     ("maintenance-number", site() + _window('start = 1772402400\nend = "2026-03-02T02:00:00Z"'), {},
      'FILE: incidents.maintenance[0].start: expected a time such as "2025-03-01T22:00:00Z", got int 1772402400'),
     ("maintenance-end-first", site() + _window('start = "2026-03-02T02:00:00Z"\nend = "2026-03-02T01:00:00+00:00"'), {},
@@ -74,11 +76,13 @@ INVALID = [
     ("wrong-type", site(check_extra='interval = 30'), {},
      "FILE: sites[bank].checks[login].interval: expected a duration string such as \"30s\", got int 30"),
     ("bad-duration", site(check_extra='interval = "5 parsecs"'), {},
-     "FILE: sites[bank].checks[login].interval: invalid duration '5 parsecs' (write e.g. \"30s\", \"500ms\", \"1m30s\")"),
+     "FILE: sites[bank].checks[login].interval: invalid duration '5 parsecs' "
+     "(write e.g. \"30s\", \"500ms\", \"1m30s\")"),
     ("bad-max-body", site(site_extra='max_body = "ten megabytes"'), {},
      "FILE: sites[bank].max_body: invalid size 'ten megabytes' (write e.g. \"512KiB\", \"10MiB\", \"1GiB\")"),
     ("max-body-number", site(step_extra="max_body = 10485760"), {},
-     "FILE: sites[bank].checks[login].steps[token].max_body: expected a size string such as \"10MiB\", got int 10485760"),
+     "FILE: sites[bank].checks[login].steps[token].max_body: "
+     "expected a size string such as \"10MiB\", got int 10485760"),
     ("max-body-zero", site(step_extra='max_body = "0KiB"'), {},
      "FILE: sites[bank].checks[login].steps[token].max_body: size '0KiB' must be greater than zero"),
     ("max-body-over-1GiB", site(site_extra='max_body = "2GiB"'), {},
@@ -101,10 +105,12 @@ INVALID = [
     ("bad-url", site().replace("http://127.0.0.1:8480", "ftp://bank"), {},
      "FILE: sites[bank].base_url: invalid URL 'ftp://bank': expected http:// or https:// followed by a host"),
     ("bad-kind", site().replace('kind = "login"', 'kind = "mortgage"'), {},
-     "FILE: sites[bank].checks[login].kind: Input should be 'login', 'accounts', 'transfer', 'cards', 'payments' or 'custom'"),
+     "FILE: sites[bank].checks[login].kind: "
+     "Input should be 'login', 'accounts', 'transfer', 'cards', 'payments' or 'custom'"),
     ("missing-field", site().replace('kind = "login"\n', ""), {},
      "FILE: sites[bank].checks[login].kind: missing required field"),
-    ("missing-steps", "[[sites]]\nname = 'bank'\nbase_url = 'http://b'\n[[sites.checks]]\nname = 'c'\nkind = 'login'\n", {},
+    ("missing-steps",
+     "[[sites]]\nname = 'bank'\nbase_url = 'http://b'\n[[sites.checks]]\nname = 'c'\nkind = 'login'\n", {},
      "FILE: sites[bank].checks[c].steps: missing required field"),
     ("bad-status", site(step_extra="status = 700"), {},
      "FILE: sites[bank].checks[login].steps[token].status: invalid HTTP status 700 (expected 100-599)"),
@@ -126,7 +132,8 @@ INVALID = [
      "FILE: sites[bank].checks[login].steps[token]: step 'token': `poll` repeats the request, so it is only "
      "allowed on GET/HEAD/OPTIONS"),
     ("duplicate-site", site() + site(), {}, "FILE: sites[bank].name: duplicate site name 'bank'"),
-    ("duplicate-check", site() + '[[sites.checks]]\nname = "login"\nkind = "login"\n[[sites.checks.steps]]\nname = "a"\npath = "/"\n',
+    ("duplicate-check",
+     site() + '[[sites.checks]]\nname = "login"\nkind = "login"\n[[sites.checks.steps]]\nname = "a"\npath = "/"\n',
      {}, "FILE: sites[bank].checks[login].name: duplicate check name 'login' in site 'bank'"),
     ("undefined-reference", site(step_extra='headers = { Authorization = "Bearer {{ token }}" }'), {},
      "FILE: sites[bank].checks[login].steps[token].headers: uses {{ token }}, which is not a site var or "
@@ -229,7 +236,8 @@ UNION_CASES = [
     ("a notifier type", "key of another member", "notifier-apprise-key-in-slack",
      _notifier('type = "slack"\nurl = "https://h"\nurls = ["mailto://ops@example.net"]\n'),
      'FILE: notifiers[0].urls: urls applies to type = "apprise" only, not to type = "slack"'),
-    ("a notifier type", "unknown key", "notifier-unknown-key", _notifier('type = "slack"\nurl = "https://h"\nchanel = "x"\n'),
+    ("a notifier type", "unknown key", "notifier-unknown-key",
+     _notifier('type = "slack"\nurl = "https://h"\nchanel = "x"\n'),
      "FILE: notifiers[0].chanel: unknown key"),
     ("a notifier type", "member's required key", "notifier-member-missing-key", _notifier('type = "apprise"\n'),
      "FILE: notifiers[0]: an apprise notifier needs exactly one of `urls`, `urls_file`"),
@@ -291,20 +299,20 @@ UNION_CASES = [
     ("a client authentication method", "member's required key", "oauth-secret-post-without-secret",
      _oauth('token_url = "https://t", client_id = "c", auth = "client_secret_post"'),
      f"{STEP}.oauth.client_secret: missing required field"),
-    ("a client authentication method", "not a table", "oauth-not-a-table", site(step_extra='oauth = "client_credentials"'),
+    ("a client authentication method", "not a table", "oauth-not-a-table",
+     site(step_extra='oauth = "client_credentials"'),
      f"{STEP}.oauth: expected a table, got string"),
 ]
 
 # A check's steps: a step, or { include = "NAME" } (the key `include` picks it).
+TOKEN_STEP = '[[sites.checks.steps]]\nname = "token"\nmethod = "POST"\npath = "/oauth/token"\n'
 STEP_OR_INCLUDE_CASES = [
     ("include-with-step-key", site(step_extra='include = "token"').replace('name = "token"\n', ""),
      tuple(f'FILE: sites[bank].checks[login].steps[0].{key}: {key} does not go with include: {{ include = "NAME" }} '
            "has no other key (the steps come from the step group)" for key in ("method", "path"))),
-    ("include-number", site().replace('[[sites.checks.steps]]\nname = "token"\nmethod = "POST"\npath = "/oauth/token"\n',
-                                      "steps = [ { include = 3 } ]\n"),
+    ("include-number", site().replace(TOKEN_STEP, "steps = [ { include = 3 } ]\n"),
      "FILE: sites[bank].checks[login].steps[0].include: Input should be a valid string"),
-    ("step-not-a-table", site().replace('[[sites.checks.steps]]\nname = "token"\nmethod = "POST"\npath = "/oauth/token"\n',
-                                        'steps = [ "token" ]\n'),
+    ("step-not-a-table", site().replace(TOKEN_STEP, 'steps = [ "token" ]\n'),
      "FILE: sites[bank].checks[login].steps[0]: expected a table, got string"),
 ]
 
@@ -354,7 +362,7 @@ def test_every_union_has_a_case_of_each_bad_input() -> None:
 
 
 def test_union_choices_come_from_the_table() -> None:
-    from prober.config.loader import read  # noqa: F401
+    from prober.config.loader import read  # noqa: F401 - builds every union of the configuration
     from prober.config.unions import UNIONS
     from prober.notify.providers import PROVIDERS
 

@@ -127,8 +127,8 @@ def test_demo_default_is_a_tour_of_the_scenarios_each_capability_in_turn(tmp_pat
     """The tour at 5 times the default pace (a run every 0.4 s, an hour in 1 s): each stop
     of the tour opens its capabilities' incidents and resolves them before the next stop,
     then the demo ends by itself with one line on what it kept."""
-    from prober.simbank.scenarios import CAPABILITIES, SCENARIOS, tour_stops
     from prober.daemon.demo import NO_DATABASE
+    from prober.simbank.scenarios import CAPABILITIES, SCENARIOS, tour_stops
 
     done = _demo(tmp_path, "--interval", "0.4", "--time-scale", "1", timeout=150)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -185,7 +185,10 @@ def _dockerfile() -> list[tuple[str, str]]:
 
 def test_dockerfile() -> None:
     instructions = _dockerfile()
-    get = lambda word: [rest for w, rest in instructions if w == word]  # noqa: E731
+
+    def get(word: str) -> list[str]:
+        return [rest for w, rest in instructions if w == word]
+
     runs = get("RUN")
     assert any("pip install --require-hashes -r requirements/runtime.txt" in run for run in runs)
     assert any("pip install --no-deps ." in run for run in runs)
@@ -209,7 +212,7 @@ def test_dockerfile() -> None:
 
 def _unit() -> configparser.ConfigParser:
     parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment]
+    parser.optionxform = str  # type: ignore[assignment]  # keep keys' case, as configparser's docs show
     parser.read(DEPLOY / "bank-prober.service")
     return parser
 
@@ -271,8 +274,17 @@ def test_systemd_analyze_verify_psd2_daily_timer(tmp_path: Path) -> None:
     prober = shutil.which("prober") or sys.executable
     for name in ("bank-prober-psd2-daily.service", "bank-prober-psd2-daily.timer"):
         (tmp_path / name).write_text((DEPLOY / name).read_text().replace("/opt/bank-prober/bin/prober", prober))
-    done = subprocess.run([tool, "verify", str(tmp_path / "bank-prober-psd2-daily.timer"),
-                           str(tmp_path / "bank-prober-psd2-daily.service")], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            tool,
+            "verify",
+            str(tmp_path / "bank-prober-psd2-daily.timer"),
+            str(tmp_path / "bank-prober-psd2-daily.service"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     problems = [line for line in (done.stdout + done.stderr).splitlines() if "psd2-daily" in line]
     assert done.returncode == 0 and not problems, done.stdout + done.stderr
     service = (DEPLOY / "bank-prober-psd2-daily.service").read_text()

@@ -7,15 +7,16 @@ of which hangs. Then the slot sizing and the site pool on their own.
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
-from prober.simbank import BankServer, Fault
-from prober.loading import load
 from prober.daemon.scheduler import OVERLAP_ERROR, waiting_error
 from prober.daemon.slots import SitePool, share, site_limits
+from prober.loading import load
 from prober.results import Outcome
+from prober.simbank import BankServer, Fault
 from tests.daemon_helpers import Recorder, check, config_text, peak_while_running, service_for
 
 RUN_FOR = 4.0
@@ -34,7 +35,8 @@ async def test_hanging_bank_does_not_starve_a_healthy_one(bank: BankServer, tmp_
         # 100 checks of a bank whose login never answers: each run holds its slot until
         # its journey timeout, 95% of the time; `[daemon] max_concurrency` is left unset.
         hanging_site = config_text(
-            stuck.url, [check("login", name=f"stuck-{i}", interval="1s", timeout="950ms") for i in range(HANGING_CHECKS)],
+            stuck.url,
+            [check("login", name=f"stuck-{i}", interval="1s", timeout="950ms") for i in range(HANGING_CHECKS)],
             site="stuck",
         ).split("[[sites]]", 1)[1]
         recorder = Recorder()
@@ -52,7 +54,7 @@ async def test_hanging_bank_does_not_starve_a_healthy_one(bank: BankServer, tmp_
         # no gap long enough to have lost one (1.8 × the interval leaves room for jitter
         # and a loaded machine; a lost run makes a gap of 2 ×).
         assert len(runs) >= int(RUN_FOR / HEALTHY_INTERVAL) - 2, (name, len(runs))
-        gaps = [(b.started_at_ns - a.started_at_ns) / 1e9 for a, b in zip(runs, runs[1:])]
+        gaps = [(b.started_at_ns - a.started_at_ns) / 1e9 for a, b in pairwise(runs)]
         assert max(gaps) < 1.8 * HEALTHY_INTERVAL, (name, gaps)
     # The hanging site did run (and time out) at the same time, with its own slots.
     stuck_runs = [r for r in recorder.results if r.site == "stuck" and r.outcome is not Outcome.SKIPPED]
@@ -96,7 +98,14 @@ def _site(name: str, checks: int, extra: str = "") -> str:
 
 def test_site_limits_from_the_config(tmp_path: Path) -> None:
     # Default: one slot per enabled check, and the total is what the checks can need.
-    text = "[[sites]]" + _site("a", 5) + "\n[[sites]]" + _site("b", 2) + "\n[[sites]]" + _site("c", 3, "max_concurrency = 1\n")
+    text = (
+        "[[sites]]"
+        + _site("a", 5)
+        + "\n[[sites]]"
+        + _site("b", 2)
+        + "\n[[sites]]"
+        + _site("c", 3, "max_concurrency = 1\n")
+    )
     assert _limits(tmp_path, text) == {"a": 5, "b": 2, "c": 1}
     # A site limit above its number of checks buys nothing.
     assert _limits(tmp_path, "[[sites]]" + _site("a", 2, "max_concurrency = 50\n")) == {"a": 2}
@@ -104,7 +113,9 @@ def test_site_limits_from_the_config(tmp_path: Path) -> None:
     capped = "[daemon]\nmax_concurrency = 4\n" + text
     assert _limits(tmp_path, capped) == {"a": 2, "b": 1, "c": 1}
     # Disabled checks need no slot; a cap at or above the need changes nothing.
-    text = "[daemon]\nmax_concurrency = 9\n[[sites]]" + _site("a", 4).replace('kind = "login"', 'kind = "login"\nenabled = false', 1)
+    text = "[daemon]\nmax_concurrency = 9\n[[sites]]" + _site("a", 4).replace(
+        'kind = "login"', 'kind = "login"\nenabled = false', 1
+    )
     assert _limits(tmp_path, text) == {"a": 3}
 
 

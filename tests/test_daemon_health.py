@@ -6,10 +6,10 @@ import asyncio
 import time
 from pathlib import Path
 
-from prober.simbank import BankServer, Fault
-from prober.loading import load
 from prober.daemon.health import STATUS_TTL, HealthServer
 from prober.daemon.service import ProberService
+from prober.loading import load
+from prober.simbank import BankServer, Fault
 from prober.writer.writer import ResultWriter
 from tests.daemon_helpers import check, config_text, get_json, wait_for
 
@@ -52,7 +52,13 @@ async def test_healthz_and_status(bank: BankServer, tmp_path: Path) -> None:
         assert hanging["outcome"] == "timeout" and hanging["success"] is False
         assert hanging["failed_step"] == "list" and "timeout" in hanging["error"]
         assert hanging["consecutive_failures"] >= 2
-        assert set(doc["writer"]) >= {"written_points", "spooled_points", "dropped_points", "write_errors", "last_error"}
+        assert set(doc["writer"]) >= {
+            "written_points",
+            "spooled_points",
+            "dropped_points",
+            "write_errors",
+            "last_error",
+        }
         assert doc["scheduler"]["checks"] == 2 and doc["scheduler"]["schedule_lag_ms"]["p99"] >= 0
         # The answer the prober exists for: which bank, which capability, since when.
         capabilities = doc["incidents"]["sites"]["simbank"]["capabilities"]
@@ -94,7 +100,7 @@ async def test_one_rendering_of_status_serves_every_reader_for_a_second(bank: Ba
         renderings.append(time.monotonic())
         return render()
 
-    service.status_document = counted  # type: ignore[method-assign]
+    service.status_document = counted  # type: ignore[method-assign]  # counts the renderings
     health = HealthServer(service, "127.0.0.1", 0)
     await health.start()
     try:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from prober.simbank import BankServer
-from prober.loading import load
 from prober.daemon.heap import YOUNG_THRESHOLD
 from prober.daemon.service import ProberService
+from prober.loading import load
+from prober.simbank import BankServer
 from prober.writer.writer import ResultWriter
 from tests.daemon_helpers import check, config_text
 

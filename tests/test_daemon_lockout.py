@@ -8,11 +8,11 @@ import re
 import time
 from pathlib import Path
 
-from prober.simbank import BankServer, Fault
-from prober.loading import load
 from prober.daemon.lockout import LockoutTracker, first_pauses
 from prober.daemon.service import ProberService
+from prober.loading import load
 from prober.results import JourneyResult, Outcome
+from prober.simbank import BankServer, Fault
 from prober.writer.writer import ResultWriter
 from tests.daemon_helpers import Recorder, check, config_text, wait_for
 from tests.test_notify_dispatcher import Receiver
@@ -355,7 +355,9 @@ async def test_dead_credentials_pause_longer_with_each_refused_probe_and_open_on
 
 def test_first_pauses_of_a_configuration(tmp_path: Path) -> None:
     path = tmp_path / "prober.toml"
-    path.write_text(config_text("http://127.0.0.1:1", [check("login", interval="30s"), check("accounts", interval="2m")]))
+    path.write_text(
+        config_text("http://127.0.0.1:1", [check("login", interval="30s"), check("accounts", interval="2m")])
+    )
     assert first_pauses(load(path).config) == {"simbank": 30.0}
     path.write_text(config_text("http://127.0.0.1:1", [check("login", interval="30s")],
                                 daemon={"lockout_first_pause": "5s"}))

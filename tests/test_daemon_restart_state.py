@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from prober.simbank import BankServer, Fault
 from prober.results import JourneyResult, Outcome
-from prober.writer.points import incident_point, journey_lines, prober_point
-from tests.fixtures.servers import InfluxDatabase, free_port
+from prober.simbank import BankServer, Fault
 from prober.timefmt import utc_iso_ns
+from prober.writer.points import incident_point, journey_lines
 from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
+from tests.fixtures.servers import InfluxDatabase, free_port
 from tests.test_statuspage_server import get
 
 S = 1_000_000_000
@@ -151,7 +151,9 @@ async def test_the_previous_cross_location_end_survives_a_restart(
     t0 = time.time_ns() // 1_000_000 * 1_000_000
     a_start, a_end, b_start = t0 - 110 * S, t0 - 90 * S, t0 - 80 * S
     # 45 calm runs, A: 10 failed runs, 5 calm ones (A ends at the first), then B.
-    influx_db.server.write_lines(influx_db.name, _runs("." * 45 + "X" * 10, t0 - 200 * S) + [_incident("open", a_start)])
+    influx_db.server.write_lines(
+        influx_db.name, _runs("." * 45 + "X" * 10, t0 - 200 * S) + [_incident("open", a_start)]
+    )
 
     prober = await _start(tmp_path, port, "first.log")
     try:

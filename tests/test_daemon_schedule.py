@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 from pathlib import Path
 
-from prober.simbank import BankServer, Fault
 from prober.daemon.scheduler import OVERLAP_ERROR, first_run, percentile, phase_of
 from prober.results import Outcome
+from prober.simbank import BankServer, Fault
 from tests.daemon_helpers import Recorder, check, config_text, peak_while_running, service_for
 
 RUN_FOR = 4.0
@@ -53,7 +54,7 @@ async def test_hanging_check_does_not_delay_the_others(bank: BankServer, tmp_pat
     assert skipped and all(r.error == OVERLAP_ERROR for r in skipped)
     assert service.scheduler.overlaps == len(skipped)
     spans = sorted((r.started_at_ns, r.started_at_ns + r.duration_ms * 1e6) for r in executed)
-    for (_, end), (start, _) in zip(spans, spans[1:]):
+    for (_, end), (start, _) in pairwise(spans):
         assert start >= end - 5e6, "two runs of the same check overlapped"
     # The bank saw exactly two /accounts requests per executed run: nothing stacked.
     assert bank.state.requests_by_path.get("GET /accounts", 0) == 2 * len(executed)

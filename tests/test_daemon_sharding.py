@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from prober.loading import load
 from prober.daemon.scheduler import phase_of
 from prober.daemon.sharding import Share, owner, parse_share, select_sites, share_identity, spool_dir_of
+from prober.loading import load
 
 SITES = [f"bank-{i:03d}" for i in range(600)]
 
@@ -103,8 +103,8 @@ def test_share_identity_names_the_instance_and_separates_directories_and_ports(t
 def test_first_runs_are_phased_per_location():
     par = [phase_of("bank-a", f"c{i}", 60.0, 1.0, "par") for i in range(50)]
     fra = [phase_of("bank-a", f"c{i}", 60.0, 1.0, "fra") for i in range(50)]
-    assert all(abs(a - b) > 0.0 for a, b in zip(par, fra))
-    assert sum(abs(a - b) > 1.0 for a, b in zip(par, fra)) >= 45  # not merely a hair apart
+    assert all(abs(a - b) > 0.0 for a, b in zip(par, fra, strict=True))
+    assert sum(abs(a - b) > 1.0 for a, b in zip(par, fra, strict=True)) >= 45  # not merely a hair apart
     assert phase_of("bank-a", "c1", 60.0, 1.0, "par") == par[1]  # stable across starts
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from prober.simbank import BankServer
 from prober.daemon.scheduler import phase_of
 from prober.daemon.sharding import owner
-from tests.fixtures.servers import InfluxDatabase
+from prober.simbank import BankServer
 from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
+from tests.fixtures.servers import InfluxDatabase
 
 pytestmark = pytest.mark.servers
 

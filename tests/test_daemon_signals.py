@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from prober.simbank import BankServer, Fault
-from tests.fixtures.servers import InfluxDatabase, free_port
 from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
+from tests.fixtures.servers import InfluxDatabase, free_port
 
 pytestmark = pytest.mark.servers
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from itertools import pairwise
 
 from prober.daemon.clock import SystemClock
 from prober.daemon.scheduler import JourneyScheduler, phase_of, run_jitter, tick_lead, tick_of
@@ -81,7 +82,7 @@ async def test_runs_stay_on_the_grid_of_their_phase() -> None:
         assert len(planned) in (119, 120), (p.check, len(planned))  # one a period, from the first after start
         for at in planned:
             assert -EXACT <= off_grid(p, at) <= jitter + EXACT, (p.check, off_grid(p, at))
-        gaps = [b - a for a, b in zip(planned, planned[1:])]
+        gaps = [b - a for a, b in pairwise(planned)]
         assert all(0.5 - jitter - EXACT <= g <= 0.5 + jitter + EXACT for g in gaps), (p.check, gaps)
     assert scheduler.missed == 0 and scheduler.overlaps == 0
 
@@ -149,7 +150,7 @@ async def test_the_system_clock_runs_one_apscheduler_job_per_interval() -> None:
     scheduler = scheduler_for(runs, [plan("a", 0.2), plan("b", 0.2), plan("c", 0.3)])
     ticks: list[tuple[float, float]] = []
     tick = scheduler._tick
-    scheduler._tick = lambda interval: (ticks.append((interval, time.time())), tick(interval))  # type: ignore[method-assign]
+    scheduler._tick = lambda interval: (ticks.append((interval, time.time())), tick(interval))  # type: ignore[method-assign]  # counted
     await scheduler.start()
     assert sorted(clock.jobs) == ["tick/0.2", "tick/0.3"]
     await asyncio.sleep(0.7)

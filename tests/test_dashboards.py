@@ -152,11 +152,15 @@ def test_check_command_fails_with_clear_messages(tmp_path, overview):
     bad.write_text(json.dumps(broken))
     not_json = tmp_path / "not-json.json"
     not_json.write_text('{"uid": ')
-    done = subprocess.run([sys.executable, str(ROOT / "grafana" / "check.py"), str(bad)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "grafana" / "check.py"), str(bad)], capture_output=True, text=True
+    )
     assert done.returncode == 1
     assert f"{bad}: panel {broken['panels'][0]['id']}" in done.stderr and "duplicate panel id" in done.stderr
     assert "datasource must be" in done.stderr and "Traceback" not in done.stderr
-    done = subprocess.run([sys.executable, "-m", "grafana.check", str(not_json)], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "grafana.check", str(not_json)], cwd=ROOT, capture_output=True, text=True
+    )
     assert done.returncode == 2 and "not valid JSON" in done.stderr and "Traceback" not in done.stderr
 
 

@@ -29,15 +29,15 @@ import pytest
 
 from grafana.check import DASHBOARD_DIR
 from grafana.expand import TimeRange, expand, variables_of
-from prober.simbank import BankServer
-from prober.simbank.faults import Fault
 from prober.cli import main
 from prober.config.influxdb import influxdb_config
 from prober.daemon.locations_influx import point as cross_location_point
 from prober.incidents.locations import Consensus, LocationState, decide
+from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import JourneyResult, Outcome
-from prober.journey.runner import run_journey
+from prober.simbank import BankServer
+from prober.simbank.faults import Fault
 from prober.writer import ResultWriter, incident_point, prober_point
 from tests.fixtures.servers import InfluxDatabase, InfluxDBServer, new_database
 
@@ -110,15 +110,52 @@ async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
             lines = []
             for n, location in enumerate(LOCATIONS):
                 common = dict(site="simbank", location=location, time_ns=now, instance=f"probe-s{1 + n}")
-                lines.append(incident_point(check="transfer", kind="transfer", state="open", reason="3 consecutive failures",
-                                            failed_step="create", duration_s=0.0, **{**common, "time_ns": now - 30_000_000_000}))
-                lines.append(incident_point(check="accounts", kind="accounts", state="open", reason="zero balance",
-                                            failed_step="balances", duration_s=0.0, **{**common, "time_ns": now - 40_000_000_000}))
-                lines.append(incident_point(check="accounts", kind="accounts", state="resolved", reason="zero balance",
-                                            failed_step="balances", duration_s=20.0,
-                                            **{**common, "time_ns": now - 20_000_000_000, "instance": f"probe-s{2 - n}"}))
-            lines.append(incident_point(site="simbank", check="card-authorisation", kind="payments", location="fra",
-                                        state="open", reason="403 from fra", failed_step="funds", duration_s=0.0, time_ns=now))
+                lines.append(
+                    incident_point(
+                        check="transfer",
+                        kind="transfer",
+                        state="open",
+                        reason="3 consecutive failures",
+                        failed_step="create",
+                        duration_s=0.0,
+                        **{**common, "time_ns": now - 30_000_000_000},
+                    )
+                )
+                lines.append(
+                    incident_point(
+                        check="accounts",
+                        kind="accounts",
+                        state="open",
+                        reason="zero balance",
+                        failed_step="balances",
+                        duration_s=0.0,
+                        **{**common, "time_ns": now - 40_000_000_000},
+                    )
+                )
+                lines.append(
+                    incident_point(
+                        check="accounts",
+                        kind="accounts",
+                        state="resolved",
+                        reason="zero balance",
+                        failed_step="balances",
+                        duration_s=20.0,
+                        **{**common, "time_ns": now - 20_000_000_000, "instance": f"probe-s{2 - n}"},
+                    )
+                )
+            lines.append(
+                incident_point(
+                    site="simbank",
+                    check="card-authorisation",
+                    kind="payments",
+                    location="fra",
+                    state="open",
+                    reason="403 from fra",
+                    failed_step="funds",
+                    duration_s=0.0,
+                    time_ns=now,
+                )
+            )
             # transfer fails at both locations: one cross-location incident ([incidents.locations])
             states = [LocationState("simbank", "transfer", "transfer", location, "open", now - 30_000_000_000,
                                     "3 consecutive failures", "create") for location in LOCATIONS]
@@ -515,7 +552,9 @@ def test_browser_page_panels(browser_data):
     """The page figures of the web checks: load times and paints of the pages they loaded,
     a layout shift score, and the errors counted inside the pages."""
     load = run(browser_data, "journey-detail", "Page load (browser steps)")
-    assert load and all(r["load"] is None or r["load"] >= r["domcontentloaded"] > 0 for r in load if r["domcontentloaded"])
+    assert load and all(
+        r["load"] is None or r["load"] >= r["domcontentloaded"] > 0 for r in load if r["domcontentloaded"]
+    )
     assert any(r["ttfb"] for r in load)
     paints = run(browser_data, "journey-detail", "Web Vitals: paints (browser steps)", {"check": ["web-accounts"]})
     assert paints and all(r["lcp"] >= r["fcp"] > 0 for r in paints if r["fcp"] and r["lcp"])

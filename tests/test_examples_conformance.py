@@ -86,7 +86,9 @@ def test_the_official_documents_are_kept_as_published() -> None:
     listed = dict(reversed(line.split("  ", 1)) for line in (SPECS / "SHA256SUMS").read_text().splitlines())
     present = {str(p.relative_to(SPECS)) for p in SPECS.rglob("*.yaml")}
     assert set(listed) == present
-    changed = [name for name, digest in listed.items() if hashlib.sha256((SPECS / name).read_bytes()).hexdigest() != digest]
+    changed = [
+        name for name, digest in listed.items() if hashlib.sha256((SPECS / name).read_bytes()).hexdigest() != digest
+    ]
     assert changed == [], f"tests/specs: {changed} differ from the published files (tests/specs/README.md)"
 
 
@@ -137,7 +139,10 @@ def test_a_vrp_payment_without_vrptype_is_reported(uk: Standard) -> None:
 
 
 def test_the_v3_1_remittance_information_is_reported_though_the_schema_leaves_it_open(uk: Standard) -> None:
-    data = {**VRP_BODY["Data"], "Initiation": {"CreditorAccount": CREDITOR, "RemittanceInformation": {"Reference": "x"}}}
+    data = {
+        **VRP_BODY["Data"],
+        "Initiation": {"CreditorAccount": CREDITOR, "RemittanceInformation": {"Reference": "x"}},
+    }
     [problem] = uk.problems(vrp({**VRP_BODY, "Data": data}))
     assert "at Data/Initiation/RemittanceInformation: Additional properties are not allowed ('Reference'" in problem
 
@@ -181,14 +186,20 @@ def test_bg_accounts_conform_and_a_query_or_body_too_many_is_reported(bg: Standa
     assert problem.endswith("query parameter dateFrom is not declared for this operation")
     [problem] = bg.problems(replace(accounts, query=(("withBalance", "maybe"),)))
     assert "withBalance" in problem
-    assert bg.problems(replace(accounts, body=b"{}"))[-1].endswith("a body is sent, but the operation has no requestBody")
+    assert bg.problems(replace(accounts, body=b"{}"))[-1].endswith(
+        "a body is sent, but the operation has no requestBody"
+    )
     [problem] = bg.problems(without(accounts, "X-Request-ID"))
     assert "Missing required header parameter: X-Request-ID" in problem
 
 
 def test_bg_payment_body_is_validated(bg: Standard) -> None:
-    body = {"instructedAmount": {"currency": "EUR", "amount": "0.01"}, "debtorAccount": {"iban": "DE89370400440532013000"},
-            "creditorName": "test", "creditorAccount": {"iban": "DE02120300000000202051"}}
+    body = {
+        "instructedAmount": {"currency": "EUR", "amount": "0.01"},
+        "debtorAccount": {"iban": "DE89370400440532013000"},
+        "creditorName": "test",
+        "creditorAccount": {"iban": "DE02120300000000202051"},
+    }
     headers = (*BG_HEADERS[:3], ("PSU-IP-Address", "192.0.2.10"), ("Content-Type", "application/json"))
     payment = SentRequest("POST", "/v1/payments/sepa-credit-transfers", (), headers, json.dumps(body).encode())
     assert bg.problems(payment) == []

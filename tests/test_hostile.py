@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.hostile import HostileServer
-from prober.loading import load
 from prober.journey.plan import JourneyPlan
-from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
+from prober.loading import load
+from prober.results import JourneyResult, Outcome
 from tests.cli import run_prober
+from tests.fixtures.hostile import HostileServer
 
 MiB = 1 << 20
 STEP_TIMEOUT = 3.0

@@ -7,12 +7,12 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from prober.simbank import Fault
-from prober.notify import parse_notifier
 from prober.config.influxdb import influxdb_config
-from prober.loading import load
 from prober.daemon.alerting import compose_incidents
 from prober.journey.runner import run_journey
+from prober.loading import load
+from prober.notify import parse_notifier
+from prober.simbank import Fault
 from prober.writer import ResultWriter
 from tests.test_notify_dispatcher import Receiver
 

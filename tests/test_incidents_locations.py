@@ -32,8 +32,16 @@ S = 1_000_000_000
 
 
 def st(location: str, state: str, at_s: float, check: str = "transfer", kind: str = "transfer") -> LocationState:
-    return LocationState("bank", check, kind, location, state, int(at_s * S), reason="http_status: HTTP 503 (3 consecutive failures)",
-                         failed_step="create")
+    return LocationState(
+        "bank",
+        check,
+        kind,
+        location,
+        state,
+        int(at_s * S),
+        reason="http_status: HTTP 503 (3 consecutive failures)",
+        failed_step="create",
+    )
 
 
 @pytest.mark.parametrize(("confirm", "live_count", "need"), [
@@ -45,7 +53,11 @@ def test_required_is_capped_at_the_live_locations(confirm, live_count, need):
 
 def test_live_and_acting_instance():
     now = 1000 * S
-    reporters = [Reporter("par", "b", now - 10 * S), Reporter("fra", "z", now - 200 * S), Reporter("par", "a", now - 5 * S)]
+    reporters = [
+        Reporter("par", "b", now - 10 * S),
+        Reporter("fra", "z", now - 200 * S),
+        Reporter("par", "a", now - 5 * S),
+    ]
     assert [r.instance for r in live(reporters, now, 120)] == ["a", "b"]
     assert acting(reporters, now, 120) == Reporter("par", "a", now - 5 * S)
     assert acting(reporters, now, 300).location == "fra"  # fra sorts first while it is live
@@ -206,7 +218,9 @@ def test_only_the_acting_instance_writes_and_notifies_and_a_successor_adopts():
     assert len(fra_sent) == 1 and par_sent == [] and len(fra.writer.lines) == 1 and par.writer.lines == []
     message = fra_sent[0]
     assert (message.event, message.location, message.capability_state) == ("opened", "fra, par", "outage")
-    assert message.what_fails == "check `transfer` fails at step `create`: http_status: HTTP 503 (3 consecutive failures)"
+    assert (
+        message.what_fails == "check `transfer` fails at step `create`: http_status: HTTP 503 (3 consecutive failures)"
+    )
     status = par.status()
     assert status["acting"] == {"location": "fra", "instance": "prober-fra"} and not status["this_instance_acts"]
     assert status["capabilities"][0]["failing"] == ["fra", "par"] and status["capabilities"][0]["confirmed"]
@@ -314,7 +328,10 @@ def test_consensus_dates_the_incident_from_the_pooled_runs():
     assert opened.incident.since_ns == 40 * S  # the old rule said 10 s
     assert opened.incident.id == incident_id("bank", "login", 40 * S)
 
-    states = [st("fra", "resolved", 62, check="login", kind="login"), st("par", "open", 41, check="login", kind="login")]
+    states = [
+        st("fra", "resolved", 62, check="login", kind="login"),
+        st("par", "open", 41, check="login", kind="login"),
+    ]
     decisions = decide(states, alive, 2)
     (window,) = consensus.windows(decisions, states, 102 * S).values()
     assert (window.start_ns, window.end_ns) == (40 * S, 102 * S)  # around fra's end, not before the start
@@ -383,7 +400,10 @@ def test_poll_dates_from_the_pooled_runs_read_from_influxdb(influx_db):
     """The loop reads the states, then the check points around them, and opens the
     incident at the pooled start (fra's noise failure at -60 s is not it)."""
     now = time.time_ns() // 1_000_000 * 1_000_000
-    at = lambda s: now + int(s * S)  # noqa: E731
+
+    def at(s: float) -> int:
+        return now + int(s * S)
+
     fra, par = RATE_FROM_40
     results = [_run("fra", at(2 * i - 80), Outcome.HTTP_STATUS if c == "X" else Outcome.OK)
                for i, c in enumerate(fra.replace(" ", ""))]

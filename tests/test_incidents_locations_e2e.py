@@ -10,8 +10,8 @@ import signal
 from pathlib import Path
 
 from prober.simbank import BankServer, Fault
-from tests.fixtures.servers import InfluxDatabase, free_port
 from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
+from tests.fixtures.servers import InfluxDatabase, free_port
 from tests.test_notify_dispatcher import Receiver
 
 LOCATIONS = ("fra", "par")  # fra sorts first: it decides while it is live
@@ -95,7 +95,10 @@ async def test_one_bank_down_everywhere_is_one_incident_and_one_notification(ban
             assert resolved["incident_id"] == opened["incident_id"] and resolved["title"].startswith(
                 "RESOLVED simbank: accounts is back after")
             written = influx_db.query('SELECT "id", "state", "locations", "instance" FROM "incident_locations"')
-            assert [(r["state"], r["instance"]) for r in written] == [("open", "prober-fra"), ("resolved", "prober-par")]
+            assert [(r["state"], r["instance"]) for r in written] == [
+                ("open", "prober-fra"),
+                ("resolved", "prober-par"),
+            ]
             assert {r["id"] for r in written} == {opened["incident_id"]}
         finally:
             for prober in probers.values():

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from prober.daemon.locations import CrossLocationIncidents, PreviousEnds
 from prober.config.incidents import LocationsConfig
+from prober.daemon.locations import CrossLocationIncidents, PreviousEnds
 from prober.incidents import resolved as resolved_module
 from prober.incidents.resolved import ResolvedIncidents
 from prober.incidents.store import StateStore

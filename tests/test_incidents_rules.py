@@ -65,7 +65,8 @@ CASES = {
         "F..F.F...F.F..F.F..F",
         [(19, "opened", 0, None, True)],
     ),
-    "an intermittent incident resolves over a clean window but for one isolated failure, dated after its last failure": (
+    "an intermittent incident resolves over a clean window but for one isolated failure, "
+    "dated after its last failure": (
         "F..F.F...F.F..F.F..F" + ".........F..........",
         [(19, "opened", 0, None, True), (39, "resolved", 0, 20, True)],
     ),

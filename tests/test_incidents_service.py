@@ -9,20 +9,19 @@ import os
 import time
 from pathlib import Path
 
-from prober.simbank.faults import Fault
 from prober.config.incidents import IncidentsConfig
-from prober.notify import parse_notifier
 from prober.config.influxdb import influxdb_config
-from prober.loading import load
 from prober.daemon.alerting import compose_incidents
 from prober.incidents import IncidentChange, IncidentService
 from prober.incidents.service import SAVE_INTERVAL
-from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
+from prober.loading import load
+from prober.notify import parse_notifier
+from prober.results import JourneyResult, Outcome
+from prober.simbank.faults import Fault
 from prober.writer import ResultWriter
-from tests.test_notify_dispatcher import Receiver
-
 from tests.browser_helpers import without_browser_checks
+from tests.test_notify_dispatcher import Receiver
 
 SIMBANK = Path(__file__).resolve().parent.parent / "config" / "simbank.toml"
 
@@ -358,10 +357,19 @@ def test_status_is_typed_a_snapshot_and_its_json_is_the_status_document(tmp_path
     service = IncidentService(config, state_dir=tmp_path, clock=lambda: t0 + 100 * 10**9)
 
     def run(check: str, ok: bool, at_s: int, step: str = "create") -> None:
-        service.consume(JourneyResult(
-            site="simbank", check=check, kind=check, location="local", outcome=Outcome.OK if ok else Outcome.HTTP_STATUS,
-            started_at_ns=t0 + at_s * 10**9, duration_ms=5.0, failed_step="" if ok else step,
-            error="" if ok else "HTTP 503"))
+        service.consume(
+            JourneyResult(
+                site="simbank",
+                check=check,
+                kind=check,
+                location="local",
+                outcome=Outcome.OK if ok else Outcome.HTTP_STATUS,
+                started_at_ns=t0 + at_s * 10**9,
+                duration_ms=5.0,
+                failed_step="" if ok else step,
+                error="" if ok else "HTTP 503",
+            )
+        )
 
     for at in (0, 10):
         run("login", False, at, "token")
@@ -393,7 +401,11 @@ def test_status_is_typed_a_snapshot_and_its_json_is_the_status_document(tmp_path
         "since": "2026-03-10T12:00:30Z", "resolved_at": None, "duration_s": 10.0, "failed_step": "create",
         "outcome": "http_status", "error": "HTTP 503", "flapping": False,
     }
-    assert site["capabilities"]["transfer"] == {"state": "outage", "since": "2026-03-10T12:00:30Z", "incidents": [incident]}
+    assert site["capabilities"]["transfer"] == {
+        "state": "outage",
+        "since": "2026-03-10T12:00:30Z",
+        "incidents": [incident],
+    }
     assert doc["open"] == [incident]
     assert [(i["check"], i["since"], i["resolved_at"], i["duration_s"]) for i in doc["recent"]] == [
         ("login", "2026-03-10T12:00:00Z", "2026-03-10T12:00:20Z", 20.0)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
@@ -180,11 +180,13 @@ def test_capability_view_is_per_kind_never_bank_down():
 
 
 def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def test_maintenance_one_off_window():
-    w = MaintenanceWindow(site="bank", kinds=["transfer"], start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00+00:00")
+    w = MaintenanceWindow(
+        site="bank", kinds=["transfer"], start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00+00:00"
+    )
     assert w.covers("bank", "transfer", utc("2025-03-01T23:00:00"))
     assert not w.covers("bank", "login", utc("2025-03-01T23:00:00"))
     assert not w.covers("other", "transfer", utc("2025-03-01T23:00:00"))
@@ -201,7 +203,7 @@ def test_maintenance_weekly_window_past_midnight():
 
 def test_maintenance_fields_are_typed_and_held_in_utc():
     w = MaintenanceWindow(start="2025-03-01T23:00:00+01:00", end="2025-03-02T02:00:00Z")
-    assert w.start == utc("2025-03-01T22:00:00") and w.start.tzinfo is timezone.utc and w.end == utc("2025-03-02T02:00:00")
+    assert w.start == utc("2025-03-01T22:00:00") and w.start.tzinfo is UTC and w.end == utc("2025-03-02T02:00:00")
     weekly = MaintenanceWindow.model_validate({"weekdays": ["sun"], "from": "01:00", "to": "03:30"})
     assert (weekly.from_time, weekly.to_time) == (time(1, 0), time(3, 30))
     # TOML's own date-times and times are taken as they are
@@ -232,7 +234,9 @@ def test_maintenance_intervals_within_a_range():
 
 
 def test_maintenance_applies_to_site_and_kinds():
-    w = MaintenanceWindow(site="bank", kinds=["transfer", "cards"], start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00Z")
+    w = MaintenanceWindow(
+        site="bank", kinds=["transfer", "cards"], start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00Z"
+    )
     assert w.applies_to("bank", "cards") and not w.applies_to("bank", "login") and not w.applies_to("other", "cards")
     assert MaintenanceWindow(start="2025-03-01T22:00:00Z", end="2025-03-02T02:00:00Z").applies_to("any", "login")
     assert w.in_force(utc("2025-03-01T22:00:00")) and not w.in_force(utc("2025-03-02T02:00:00"))

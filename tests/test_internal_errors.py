@@ -7,13 +7,15 @@ whose assertion raises (a stand-in for any bug in the prober).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from prober.cli import run_once
+from prober.journey.checks import CompiledAssertion, Redact, Response
 from prober.loading import load
-from prober.journey.checks import CompiledAssertion
 from prober.results import Outcome
 from tests.cli import run_prober
 from tests.fixtures.echo_bank import TOKEN, EchoBank
@@ -64,10 +66,10 @@ async def test_a_bug_in_a_step_is_that_journey_s_error_and_cleanup_still_runs(
     caplog.set_level(logging.DEBUG, logger="prober.journey")
     original = CompiledAssertion.check
 
-    def buggy(self: CompiledAssertion, response, values, *rest):  # noqa: ANN001
+    def buggy(self: CompiledAssertion, response: Response, values: Mapping[str, Any], redact: Redact) -> str | None:
         if self.label == "explodes":
             raise RecursionError(f"maximum recursion depth exceeded near {TOKEN}")
-        return original(self, response, values, *rest)
+        return original(self, response, values, redact)
 
     monkeypatch.setattr(CompiledAssertion, "check", buggy)
     path = tmp_path / "bug.toml"
@@ -75,8 +77,8 @@ async def test_a_bug_in_a_step_is_that_journey_s_error_and_cleanup_still_runs(
         path.write_text(config(
             bank.url,
             check("buggy",
-                  step("token", "/oauth/token", '  form = { a = "b" }\n  extract = { access_token = { json = "access_token" } }',
-                       method="POST")
+                  step("token", "/oauth/token",
+                       '  form = { a = "b" }\n  extract = { access_token = { json = "access_token" } }', method="POST")
                   + step("probe", "/ok", '  expect = [ { json = "status", equals = "ok", description = "explodes" } ]')
                   + step("after", "/ok")
                   + step("cleanup", "/landing", "  always_run = true")),

@@ -3,7 +3,6 @@ redaction, outcome classification. No servers."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import socket
 
@@ -16,9 +15,9 @@ from prober.config.types import format_size, parse_duration, parse_size
 from prober.journey.checks import CompiledAssertion, CompiledExtract, Response
 from prober.journey.failures import classify
 from prober.journey.http import PhaseClock
+from prober.journey.templating import compile_value, names_in
 from prober.redact import Redactor
 from prober.results import JourneyResult, Outcome, StepResult
-from prober.journey.templating import compile_value, names_in
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("30s", 30.0), ("500ms", 0.5), ("1m30s", 90.0), ("2h", 7200.0),
@@ -45,7 +44,9 @@ def test_bad_sizes(text: str) -> None:
         parse_size(text)
 
 
-@pytest.mark.parametrize(("size", "text"), [(10 << 20, "10 MiB"), (1536, "1.5 KiB"), (999, "999 B"), (1 << 30, "1 GiB")])
+@pytest.mark.parametrize(
+    ("size", "text"), [(10 << 20, "10 MiB"), (1536, "1.5 KiB"), (999, "999 B"), (1 << 30, "1 GiB")]
+)
 def test_sizes_are_shown_in_binary_units(size: int, text: str) -> None:
     assert format_size(size) == text
 
@@ -68,13 +69,15 @@ def response(body: bytes, headers: dict[str, str] | None = None, status: int = 2
     return Response(status, CIMultiDictProxy(CIMultiDict(headers or {})), body, {"SESSION": "sess-cookie-value"})
 
 
-BODY = b'{"balances": [{"balanceType": "CLBD", "balanceAmount": {"amount": "0.00"}}], "items": [1, 2, 3], "name": "Current account"}'
+BODY = (b'{"balances": [{"balanceType": "CLBD", "balanceAmount": {"amount": "0.00"}}], '
+        b'"items": [1, 2, 3], "name": "Current account"}')
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"json": "balances[0].balanceAmount.amount", "gt": 0}, "json balances[0].balanceAmount.amount: expected > 0, got 0.00"),
+        ({"json": "balances[0].balanceAmount.amount", "gt": 0},
+         "json balances[0].balanceAmount.amount: expected > 0, got 0.00"),
         ({"json": "items", "length": 2}, "json items: expected length 2, got 3"),
         ({"json": "items", "min_length": 4}, "json items: expected length >= 4, got 3"),
         ({"json": "name", "equals": "Savings"}, "json name: expected Savings, got Current account"),
@@ -84,9 +87,12 @@ BODY = b'{"balances": [{"balanceType": "CLBD", "balanceAmount": {"amount": "0.00
         ({"json": "name", "exists": False}, "json name: expected absent, got Current account"),
         ({"json": "items", "contains": 7}, "json items: expected to contain 7, got [1, 2, 3]"),
         ({"json": "name", "lt": 3}, "json name: expected a number, got Current account"),
-        ({"header": "Content-Type", "contains": "json"}, "header Content-Type: expected to contain json, got text/html"),
-        ({"body": True, "contains": "IBAN"}, "body: expected to contain IBAN, got {\"balances\": [{\"balanceType\": \"CLBD\", \"balanceAmount\": {\"am…"),
-        ({"json": "balances[0].balanceAmount.amount", "gt": 0, "description": "closing balance"}, "closing balance: expected > 0, got 0.00"),
+        ({"header": "Content-Type", "contains": "json"},
+         "header Content-Type: expected to contain json, got text/html"),
+        ({"body": True, "contains": "IBAN"},
+         'body: expected to contain IBAN, got {"balances": [{"balanceType": "CLBD", "balanceAmount": {"am…'),
+        ({"json": "balances[0].balanceAmount.amount", "gt": 0, "description": "closing balance"},
+         "closing balance: expected > 0, got 0.00"),
     ],
 )
 def test_failed_assertions_say_which_expected_and_actual(spec: dict, message: str) -> None:
@@ -118,7 +124,10 @@ def test_assertion_on_a_non_json_body_fails_clearly() -> None:
 
 def test_extraction_from_json_header_cookie_regex() -> None:
     r = response(BODY, {"Location": "/payments/pay-1"})
-    take = lambda spec, name="v": CompiledExtract.build(name, Extract.model_validate(spec)).take(r)  # noqa: E731
+
+    def take(spec: dict, name: str = "v") -> object:
+        return CompiledExtract.build(name, Extract.model_validate(spec)).take(r)
+
     assert take({"json": "items[1]"}) == 2
     assert take({"header": "Location"}) == "/payments/pay-1"
     assert take({"cookie": "SESSION"}) == "sess-cookie-value"
@@ -128,7 +137,9 @@ def test_extraction_from_json_header_cookie_regex() -> None:
 
 
 def test_secret_extractions_by_name_and_cookie() -> None:
-    build = lambda name, spec: CompiledExtract.build(name, Extract.model_validate(spec))  # noqa: E731
+    def build(name: str, spec: dict) -> CompiledExtract:
+        return CompiledExtract.build(name, Extract.model_validate(spec))
+
     assert build("access_token", {"json": "a"}).secret
     assert build("sid", {"cookie": "SESSION"}).secret
     assert not build("account_id", {"json": "a"}).secret
@@ -144,7 +155,7 @@ def test_redactor_masks_longest_first() -> None:
 @pytest.mark.parametrize(
     ("exc", "outcome"),
     [
-        (asyncio.TimeoutError(), Outcome.TIMEOUT),
+        (TimeoutError(), Outcome.TIMEOUT),
         (aiohttp.ServerDisconnectedError(), Outcome.CONNECT),
         (aiohttp.ClientPayloadError("x"), Outcome.ERROR),
         (aiohttp.TooManyRedirects(None, ()), Outcome.ERROR),
@@ -195,9 +206,9 @@ def test_results_are_immutable_once_produced():
     result = JourneyResult(site="s", check="c", kind="login", location="l", outcome=Outcome.OK,
                            started_at_ns=1, duration_ms=1.0, steps=(step,))
     with pytest.raises(dataclasses.FrozenInstanceError):
-        result.outcome = Outcome.SKIPPED  # type: ignore[misc]
+        result.outcome = Outcome.SKIPPED  # type: ignore[misc]  # frozen: the point of the test
     with pytest.raises(dataclasses.FrozenInstanceError):
-        step.error = "x"  # type: ignore[misc]
+        step.error = "x"  # type: ignore[misc]  # frozen: the point of the test
     assert isinstance(result.steps, tuple)
 
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from prober.simbank import BankServer, Fault
 from prober.daemon.health import HealthServer
 from prober.daemon.histogram import JOURNEY_BUCKETS, Histogram
 from prober.daemon.service import ProberService
 from prober.loading import load
+from prober.simbank import BankServer, Fault
 from prober.writer.writer import ResultWriter
-from tests.fixtures.servers import free_port
 from tests.daemon_helpers import check, config_text, wait_for
+from tests.fixtures.servers import free_port
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
@@ -38,7 +38,7 @@ def parse(text: str) -> Samples:
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
-    found = [v for l, v in samples[name] if all(l.get(k) == want for k, want in labels.items())]
+    found = [v for lbl, v in samples[name] if all(lbl.get(k) == want for k, want in labels.items())]
     assert len(found) == 1, (name, labels, samples.get(name))
     return found[0]
 
@@ -87,8 +87,8 @@ async def test_metrics_of_a_failing_capability(bank: BankServer, tmp_path: Path)
         assert value(samples, "bank_prober_check_failures_total", **login) == 0
         # The phases of the last run add up to (about) its duration; the first step's DNS
         # and connect are there (a journey opens its own connection).
-        phases = {l["phase"]: v for l, v in samples["bank_prober_check_phase_duration_seconds"]
-                  if l["check"] == "login"}
+        phases = {lbl["phase"]: v for lbl, v in samples["bank_prober_check_phase_duration_seconds"]
+                  if lbl["check"] == "login"}
         assert set(phases) == {"dns", "connect", "tls", "ttfb", "transfer"}
         assert phases["connect"] > 0 and phases["ttfb"] > 0 and phases["tls"] == 0
         assert sum(phases.values()) <= value(samples, "bank_prober_check_duration_seconds", **login) + 1e-3
@@ -97,8 +97,8 @@ async def test_metrics_of_a_failing_capability(bank: BankServer, tmp_path: Path)
         assert value(samples, "bank_prober_capability_state", site="simbank", kind="login", state="ok") == 1
         assert value(samples, "bank_prober_incidents_open", site="simbank", kind="login") == 0
         # The histogram: cumulative buckets, +Inf = count = executed runs of the capability.
-        buckets = [(l["le"], v) for l, v in samples["bank_prober_journey_duration_seconds_bucket"]
-                   if l["kind"] == "login"]
+        buckets = [(lbl["le"], v) for lbl, v in samples["bank_prober_journey_duration_seconds_bucket"]
+                   if lbl["kind"] == "login"]
         assert [le for le, _ in buckets] == [*(repr(b) for b in JOURNEY_BUCKETS), "+Inf"]
         assert [v for _, v in buckets] == sorted(v for _, v in buckets)
         count = value(samples, "bank_prober_journey_duration_seconds_count", kind="login")
@@ -153,7 +153,7 @@ async def test_a_scrape_during_a_reload_sees_the_old_or_the_new_checks(bank: Ban
         async def scrape_until_done() -> None:
             while not done.is_set():
                 samples = await get_metrics(health.url)
-                seen.append({l["check"][:3] for l, _ in samples["bank_prober_check_interval_seconds"]})
+                seen.append({lbl["check"][:3] for lbl, _ in samples["bank_prober_check_interval_seconds"]})
 
         scraping = [asyncio.create_task(scrape_until_done()) for _ in range(2)]
         for turn in range(6):

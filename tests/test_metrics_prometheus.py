@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from prober.simbank import BankServer, Fault
-from tests.fixtures.servers import PrometheusServer, free_port
 from tests.daemon_helpers import ProberProcess, check, config_text, wait_for
+from tests.fixtures.servers import PrometheusServer, free_port
 from tests.test_daemon_shards import _free_ports
 
 pytestmark = pytest.mark.servers
@@ -51,15 +51,15 @@ async def test_prometheus_scrapes_the_prober_and_sees_the_fault(bank: BankServer
 
         (up,) = await asyncio.to_thread(query, 'up{job="bank-prober"}')
         assert up[1] == 1 and up[0]["instance"] == f"127.0.0.1:{health}"
-        success = dict((l["check"], v) for l, v in await asyncio.to_thread(
+        success = dict((lbl["check"], v) for lbl, v in await asyncio.to_thread(
             query, 'bank_prober_check_success{site="simbank"}'))
         assert success == {"login": 1.0, "accounts": 0.0}
-        outcomes = dict((l["outcome"], v) for l, v in await asyncio.to_thread(
+        outcomes = dict((lbl["outcome"], v) for lbl, v in await asyncio.to_thread(
             query, 'sum by (outcome) (bank_prober_check_runs_total{check="accounts"})'))
         assert outcomes["http_status"] >= 3 and outcomes["ok"] == 0
         (rate,) = await asyncio.to_thread(query, 'rate(bank_prober_check_failures_total{check="accounts"}[5s])')
         assert 0.5 <= rate[1] <= 4.0  # a run every 500 ms, all failing
-        states = {l["kind"]: l["state"] for l, v in await asyncio.to_thread(
+        states = {lbl["kind"]: lbl["state"] for lbl, v in await asyncio.to_thread(
             query, 'bank_prober_capability_state{site="simbank"} == 1')}
         assert states == {"login": "ok", "accounts": "outage"}
         (p99,) = await asyncio.to_thread(
@@ -76,7 +76,7 @@ async def test_prometheus_scrapes_the_prober_and_sees_the_fault(bank: BankServer
         assert writer["bank_prober_writer_errors_total"] >= 1 and writer["bank_prober_writer_dropped_points_total"] == 0
         # The shipped rules, evaluated by this Prometheus on these series: the capability's
         # alert is pending (its `for` is longer than the test), and only for accounts.
-        alerts = {(l["alertname"], l.get("site"), l.get("kind")) for l, _ in await asyncio.to_thread(
+        alerts = {(lbl["alertname"], lbl.get("site"), lbl.get("kind")) for lbl, _ in await asyncio.to_thread(
             query, 'ALERTS{alertname=~"BankCapability.*"}')}
         assert alerts == {("BankCapabilityDown", "simbank", "accounts")}
 

@@ -20,9 +20,19 @@ T0 = 1_740_866_400 * 1_000_000_000  # 2025-03-01T22:00:00Z
 
 def make_message(event="opened", site="simbank", kind="transfer", **kw) -> Message:
     fields = dict(
-        event=event, incident_id="abc123", site=site, kind=kind, check="transfer", location="par",
-        failed_step="create", outcome="http_status", error="HTTP 503", reason="http_status: HTTP 503 (3 consecutive failures)",
-        since_ns=T0, at_ns=T0 + 90 * 10**9, duration_s=90.0 if event != "resolved" else 5400.0,
+        event=event,
+        incident_id="abc123",
+        site=site,
+        kind=kind,
+        check="transfer",
+        location="par",
+        failed_step="create",
+        outcome="http_status",
+        error="HTTP 503",
+        reason="http_status: HTTP 503 (3 consecutive failures)",
+        since_ns=T0,
+        at_ns=T0 + 90 * 10**9,
+        duration_s=90.0 if event != "resolved" else 5400.0,
         capability_state="outage" if event != "resolved" else "ok",
         site_summary="partial outage: transfer (outage); ok: login, accounts",
         resolved_ns=T0 + 5400 * 10**9 if event == "resolved" else None,

@@ -18,11 +18,11 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from prober.simbank import BankServer, Fault
-from prober.simbank.oauth import OAuthClient, OAuthServer
+from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import JourneyResult, Outcome
-from prober.journey.runner import run_journey
+from prober.simbank import BankServer, Fault
+from prober.simbank.oauth import OAuthClient, OAuthServer
 from tests.cli import run_prober
 from tests.signing_keys import KeyFiles, make_key
 
@@ -66,6 +66,7 @@ async def run_once(config: Path) -> JourneyResult:
 
 
 def server_for(key: KeyFiles, **options: object) -> OAuthServer:
+    # options: OAuthServer's keyword arguments, of their own types
     return OAuthServer({"tpp-1": OAuthClient("tpp-1", public_key=key.key.public_key())}, **options)  # type: ignore[arg-type]
 
 
@@ -205,7 +206,11 @@ async def test_refresh_token_that_cannot_be_persisted_is_an_error(tmp_path: Path
 
 async def test_tls_client_auth_authenticates_with_the_sites_certificate(tmp_path: Path) -> None:
     ca = trustme.CA()
-    server_cert, client_cert, stranger = ca.issue_cert("127.0.0.1"), ca.issue_cert("tpp-1.example"), ca.issue_cert("x.example")
+    server_cert, client_cert, stranger = (
+        ca.issue_cert("127.0.0.1"),
+        ca.issue_cert("tpp-1.example"),
+        ca.issue_cert("x.example"),
+    )
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_cert.configure_cert(server_ctx)
     ca.configure_trust(server_ctx)
@@ -218,8 +223,8 @@ async def test_tls_client_auth_authenticates_with_the_sites_certificate(tmp_path
         for name, cert in (("registered", client_cert), ("stranger", stranger)):
             cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / f"{name}.pem"))
             config = write(tmp_path, bank.url, 'auth = "tls_client_auth"')
-            config.write_text(config.read_text().replace(
-                "  [sites.vars]", f'  [sites.tls]\n  ca_file = "{tmp_path / "ca.pem"}"\n  cert_file = "{tmp_path / name}.pem"\n  [sites.vars]'))
+            tls = f'  [sites.tls]\n  ca_file = "{tmp_path / "ca.pem"}"\n  cert_file = "{tmp_path / name}.pem"\n'
+            config.write_text(config.read_text().replace("  [sites.vars]", tls + "  [sites.vars]"))
             outcomes.append((await run_once(config)).outcome)
         # The token is bound to the certificate it was issued over (RFC 8705): presented
         # over another client certificate, the bank refuses it.
@@ -238,7 +243,8 @@ async def test_tls_client_auth_authenticates_with_the_sites_certificate(tmp_path
 
 @pytest.mark.parametrize(("oauth", "message"), [
     ('key_file = "/nonexistent/client.key"',
-     "sites[psd2].checks[accounts].steps[token].oauth.key_file: cannot read key file /nonexistent/client.key: no such file or directory"),
+     "sites[psd2].checks[accounts].steps[token].oauth.key_file: "
+     "cannot read key file /nonexistent/client.key: no such file or directory"),
     ('key_file = "{key}", scope = "{{{{ nope }}}}"',
      "sites[psd2].checks[accounts].steps[token].oauth: uses {{ nope }}, which is not a site var or secret"),
     ('auth = "client_secret_post"',
@@ -263,7 +269,8 @@ async def test_tokens_assertions_and_refresh_tokens_never_appear_in_output(tmp_p
         config = write(tmp_path, bank.url, refresh, refresh_token="rt-first-0123456789")
         # An assertion that fails quoting the token: the message must mask it.
         config.write_text(config.read_text().replace(
-            'expect = [ { json = "accounts", min_length = 1 } ]', 'expect = [ { json = "accounts[0].resourceId", equals = "{{ token }}" } ]'))
+            'expect = [ { json = "accounts", min_length = 1 } ]',
+            'expect = [ { json = "accounts[0].resourceId", equals = "{{ token }}" } ]'))
         runs = [await run_prober("--log-level", "debug", *fmt, "check", "-c", str(config), *extra)
                 for fmt, extra in (((), ()), (("--log-format", "json"), ("--json",)))]
         tokens = list(bank.state.tokens)
@@ -281,12 +288,14 @@ async def test_two_refresh_token_chains_of_one_client_keep_their_own_tokens(tmp_
     """Two consents of one PSU (AISP and CBPII): same client, two refresh tokens."""
     key = make_key(tmp_path, "client")
     oauth = server_for(key)
-    config = write(tmp_path, "http://x", jwt_oauth(key, 'grant = "refresh_token", refresh_token = "{{ refresh_token }}"'))
-    text = config.read_text().replace('  [sites.secrets]\n', '  [sites.secrets]\n  other_refresh_token = "rt-other"\n')
+    config = write(tmp_path, "http://x",
+                   jwt_oauth(key, 'grant = "refresh_token", refresh_token = "{{ refresh_token }}"'))
+    text = config.read_text().replace("  [sites.secrets]\n", '  [sites.secrets]\n  other_refresh_token = "rt-other"\n')
     options = jwt_oauth(key, 'grant = "refresh_token", refresh_token = "{{ other_refresh_token }}", into = "token2"')
     second = ('  [[sites.checks.steps]]\n  name = "token2"\n  oauth = { token_url = "http://x/oauth/token", '
               'client_id = "tpp-1", ' + options + ' }\n')
-    text = text.replace('  [[sites.checks.steps]]\n  name = "accounts"', second + '  [[sites.checks.steps]]\n  name = "accounts"')
+    accounts = '  [[sites.checks.steps]]\n  name = "accounts"'
+    text = text.replace(accounts, second + accounts)
     async with BankServer(seed=1, oauth=oauth) as bank:
         oauth.refresh_tokens.update({"rt-first": "tpp-1", "rt-other": "tpp-1"})
         config.write_text(text.replace("http://x", bank.url))

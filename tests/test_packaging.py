@@ -80,7 +80,9 @@ def test_every_import_of_the_tests_is_declared_for_tests() -> None:
     assert undeclared == {}, f"imported but declared neither as a dependency nor as a test extra: {undeclared}"
 
 
-@pytest.mark.parametrize(("lock", "groups"), [("runtime.txt", ["dependencies"]), ("test.txt", ["dependencies", "test"])])
+@pytest.mark.parametrize(
+    ("lock", "groups"), [("runtime.txt", ["dependencies"]), ("test.txt", ["dependencies", "test"])]
+)
 def test_locks_pin_a_version_inside_every_declared_range(lock: str, groups: list[str]) -> None:
     specs = [s for g in groups for s in (PROJECT[g] if g == "dependencies" else PROJECT["optional-dependencies"][g])]
     pinned = _lock(lock)
@@ -111,16 +113,25 @@ def test_the_aiohttp_seam_for_tcp_timing_has_not_moved() -> None:
         "prober.journey.http.TracingConnector._wrap_create_connection in line with it, then add "
         f"{digest} to CHECKED_WRAP_CREATE_CONNECTION and widen the aiohttp range in pyproject.toml"
     )
-    connector_attributes = ("_local_addr_infos", "_happy_eyeballs_delay", "_interleave", "_socket_factory",
-                            "_ssl_shutdown_timeout", "_loop")
+    connector_attributes = (
+        "_local_addr_infos",
+        "_happy_eyeballs_delay",
+        "_interleave",
+        "_socket_factory",
+        "_ssl_shutdown_timeout",
+        "_loop",
+    )
     source = inspect.getsource(TracingConnector._wrap_create_connection)
-    assert [a for a in connector_attributes if f"self.{a}" in inspect.getsource(method) and f"self.{a}" not in source] == []
+    assert [
+        a for a in connector_attributes if f"self.{a}" in inspect.getsource(method) and f"self.{a}" not in source
+    ] == []
 
 
 def _run(*cmd: str | Path, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None) -> str:
     done = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env=env)
-    assert done.returncode == 0, f"{' '.join(map(str, cmd))} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (f"{' '.join(map(str, cmd))} exited {done.returncode}:\n"
+                                  f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done.stdout + done.stderr
 
 
@@ -147,7 +158,8 @@ def test_the_wheel_installed_into_a_fresh_environment_runs(tmp_path: Path) -> No
     imported = _run(python, "-c", (
         "import importlib, pkgutil, prober\n"
         "assert 'site-packages' in prober.__file__, prober.__file__\n"
-        "names = [m.name for m in pkgutil.walk_packages(prober.__path__, 'prober.') if not m.name.endswith('__main__')]\n"
+        "names = [m.name for m in pkgutil.walk_packages(prober.__path__, 'prober.')\n"
+        "         if not m.name.endswith('__main__')]\n"
         "[importlib.import_module(n) for n in names]\n"
         "print(len(names), 'modules imported')"), cwd=work, env=env)
     assert int(imported.split()[0]) >= 40, imported

@@ -44,7 +44,8 @@ MEASURE = """() => {
     const cells = [...document.querySelectorAll("table.days tr")].map(tr => {
         const tds = tr.querySelectorAll("td");
         if (tds.length < 2) return null;
-        return {day: tds[0].textContent, uptime: tds[1].textContent, background: getComputedStyle(tds[1]).backgroundColor};
+        return {day: tds[0].textContent, uptime: tds[1].textContent,
+                background: getComputedStyle(tds[1]).backgroundColor};
     }).filter(Boolean);
     return {charts, cells, width: window.innerWidth};
 }"""

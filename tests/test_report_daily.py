@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,7 @@ def test_the_report_from_daily_points_is_the_report_from_raw_points(setup, data)
     assert "read from psd2_daily points" in " ".join(data["notes"])
     raw = report(setup, "--recompute")
     assert {d["source"] for d in raw["days"]} == {"raw"}
-    for a, b in zip(comparable(data)["days"], comparable(raw)["days"]):
+    for a, b in zip(comparable(data)["days"], comparable(raw)["days"], strict=True):
         assert a == b
     assert comparable(data) == comparable(raw)
 
@@ -102,9 +103,9 @@ def panel_rows(db: InfluxDatabase, title: str) -> list[dict]:
 
 
 def day_of(row: dict) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(row["time"] / NS, timezone.utc).date().isoformat()
+    return datetime.fromtimestamp(row["time"] / NS, UTC).date().isoformat()
 
 
 def test_dashboard_daily_panels_show_the_report_figures(setup, data):

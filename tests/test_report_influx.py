@@ -33,7 +33,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -45,7 +45,7 @@ from tests.fixtures.servers import InfluxDatabase, InfluxDBServer, free_port, ne
 from tests.report_history import INFLUXDB, Setup, site
 
 ROOT = Path(__file__).resolve().parent.parent
-MON = datetime(2026, 3, 2, tzinfo=timezone.utc)
+MON = datetime(2026, 3, 2, tzinfo=UTC)
 DAY = 86_400
 NS = 1_000_000_000
 ERROR = 'HTTP 503 <script>alert("x")</script>'

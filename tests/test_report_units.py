@@ -16,10 +16,10 @@ from prober.config.incidents import MaintenanceWindow
 from prober.report.compute import Scope, build_report, day_bounds
 from prober.report.downtime import incident_intervals, maintenance_intervals, rule_downtime, spacing_ms, window_ms
 from prober.report.formats import to_text
-from prober.report.text import clean
 from prober.report.influx import Fetched, own_clause, quote_tag
 from prober.report.interfaces import Catalog, interfaces_of
 from prober.report.intervals import intersect, overlap_ms, union
+from prober.report.text import clean
 
 S = 1000
 
@@ -89,7 +89,9 @@ def _ms(text: str) -> int:
 def test_maintenance_windows_one_off_and_weekly_past_midnight():
     one_off = MaintenanceWindow(start="2026-03-04T03:00:00Z", end="2026-03-04T04:00:00Z")
     start, end = _ms("2026-03-02T00:00:00+00:00"), _ms("2026-03-09T00:00:00+00:00")
-    assert maintenance_intervals(one_off, start, end) == [(_ms("2026-03-04T03:00:00+00:00"), _ms("2026-03-04T04:00:00+00:00"))]
+    assert maintenance_intervals(one_off, start, end) == [
+        (_ms("2026-03-04T03:00:00+00:00"), _ms("2026-03-04T04:00:00+00:00"))
+    ]
     weekly = MaintenanceWindow.model_validate({"weekdays": ["sun"], "from": "23:00", "to": "01:00"})
     # Sunday 1 March 23:00 → Monday 02:00 is cut at the start of the range
     assert maintenance_intervals(weekly, start, end) == [
@@ -195,7 +197,7 @@ def test_the_sparse_rule_gives_what_the_rule_gives_on_every_sequence():
         n = rng.randint(0, 60)
         times = sorted(rng.randint(0, 600) * S for _ in range(n))
         ok = [1 if rng.random() < rng.choice((0.1, 0.5, 0.9)) else 0 for _ in range(n)]
-        pairs = sorted(zip(times, ok))
+        pairs = sorted(zip(times, ok, strict=True))
         times, ok = [t for t, _ in pairs], [o for _, o in pairs]
         failures = [t for t, o in pairs if not o]
         replies = [t for t, o in pairs if o]

@@ -16,9 +16,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from tests.cli import run_prober
+from tests.daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.fixtures.echo_bank import SESSION, TOKEN, EchoBank
 from tests.fixtures.servers import free_port
-from tests.daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.test_notify_dispatcher import Receiver
 
 MIN_FRAGMENT = 8  # the documented minimum: shorter runs of a secret's characters may show
@@ -75,12 +75,14 @@ async def test_check_output_and_logs_hold_no_fragment_of_a_secret(tmp_path: Path
         as_table = await run_prober("--log-level", "debug", "--log-format", "json", "check", "-c", str(config))
     results = as_json.by_check()
     assert set(results) == set(EXPECTATIONS), as_json.stderr
-    for name, result in results.items():
+    for result in results.values():
         assert result["outcome"] == "assertion" and result["failed_step"] == "echo", result
         assert "***" in result["error"], result
     # The excerpts still say what was there, around the masks.
     assert results["bearer"]["error"] == "assertion failed: json seen.authorization: expected nope, got Bearer ***"
-    assert results["split"]["error"] == 'assertion failed: json halves: expected "x" (string), got ["***", "***"] (array)'
+    assert (
+        results["split"]["error"] == 'assertion failed: json halves: expected "x" (string), got ["***", "***"] (array)'
+    )
     assert as_table.returncode == as_json.returncode == 1
     output = "".join(r.stdout + r.stderr for r in (as_json, as_table))
     assert fragments(output) == []

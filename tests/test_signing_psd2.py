@@ -20,17 +20,18 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from multidict import CIMultiDict
 
-from prober.simbank import BankServer
-from prober.simbank.signatures import SignatureProfile, signature_middleware
-from prober.loading import load
 from prober.config.signing import signing_config
-from prober.results import Outcome
 from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer, signing_middleware
 from prober.journey.signing.cavage import parse_signature
+from prober.loading import load
+from prober.results import Outcome
+from prober.simbank import BankServer
+from prober.simbank.signatures import SignatureProfile, signature_middleware
 from tests.cli import run_prober
 from tests.fixtures.loopback import serving
 from tests.signing_keys import KeyFiles, make_key, signed_site
+
 
 def write_config(tmp_path: Path, url: str, profile: str, key: KeyFiles, extra: dict[str, str | Path] | None = None,
                  signed: bool = True) -> Path:
@@ -123,7 +124,9 @@ def test_berlin_group_signature_verifies_from_the_standards_text(tmp_path: Path)
         "x-request-id: 99391c7e-ad88-49ec-a2ad-99ddcb1f7721\n"
         "psu-id: PSU-1234"
     )
-    key.key.public_key().verify(base64.b64decode(params["signature"]), text.encode(), padding.PKCS1v15(), hashes.SHA256())
+    key.key.public_key().verify(
+        base64.b64decode(params["signature"]), text.encode(), padding.PKCS1v15(), hashes.SHA256()
+    )
 
 
 def test_stet_ecdsa_signature_is_der_and_digest_only_with_a_body(tmp_path: Path) -> None:
@@ -146,7 +149,7 @@ async def test_a_changed_body_fails_on_its_digest(tmp_path: Path) -> None:
     signer = build_signer(signing_config(profile="stet", key_file=str(key.key_file), key_id=STET_KEY_ID))
     signatures = bank_profile("stet", key)
 
-    async def tamper(request, handler):  # type: ignore[no-untyped-def]
+    async def tamper(request, handler):  # type: ignore[no-untyped-def]  # an aiohttp client middleware
         request.body = b'{"amount": "1000000.00"}'
         return await handler(request)
 
@@ -242,7 +245,7 @@ async def test_a_rotated_key_is_picked_up_without_a_restart(tmp_path: Path) -> N
         assert (await run_journey(plan)).outcome is Outcome.OK
         second = make_key(tmp_path, "second")
         first.key_file.write_bytes(second.key_file.read_bytes())
-        bank.signatures.keys[STET_KEY_ID] = second.key.public_key()  # type: ignore[union-attr]
+        bank.signatures.keys[STET_KEY_ID] = second.key.public_key()  # type: ignore[union-attr]  # signs: set
         result = await run_journey(plan)
     assert result.outcome is Outcome.OK, result.error
 
@@ -256,8 +259,13 @@ async def test_a_rotated_key_is_picked_up_without_a_restart(tmp_path: Path) -> N
 async def test_validate_names_the_field_and_the_file(tmp_path: Path, change: str, message: str) -> None:
     key = make_key(tmp_path, "tpp", "ed25519" if change == "ed25519" else "rsa")
     other = make_key(tmp_path, "other")
-    config = write_config(tmp_path, "https://xs2a.bank.example", "berlin-group", key,
-                          {"certificate_file": other.certificate_file if change == "mismatch" else key.certificate_file})
+    config = write_config(
+        tmp_path,
+        "https://xs2a.bank.example",
+        "berlin-group",
+        key,
+        {"certificate_file": other.certificate_file if change == "mismatch" else key.certificate_file},
+    )
     if change == "missing":
         key.key_file.unlink()
     elif change == "garbage":

@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 from multidict import CIMultiDict
 
-from prober.simbank import BankServer
-from prober.simbank.signatures import SignatureProfile
-from prober.loading import load
 from prober.config.signing import signing_config
-from prober.results import Outcome
 from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer
+from prober.loading import load
+from prober.results import Outcome
+from prober.simbank import BankServer
+from prober.simbank.signatures import SignatureProfile
 from tests.cli import run_prober
 from tests.signing_keys import make_key, signed_site
+
 
 def site(url: str, key_file: Path, **extra: str) -> str:
     return signed_site("rfc", url, {"profile": "rfc9421", "key_file": key_file, "key_id": "tpp-key-1", **extra})
@@ -48,6 +49,7 @@ async def test_a_signature_of_another_key_is_auth(tmp_path: Path) -> None:
 
 def test_signature_input_covers_the_request_and_the_body_digest(tmp_path: Path) -> None:
     key = make_key(tmp_path, "tpp")
+    # expires_in as the TOML gives it (a duration string), validated into seconds
     signer = build_signer(signing_config(profile="rfc9421", key_file=str(key.key_file), key_id="tpp-key-1",
                                         expires_in="5m"))  # type: ignore[arg-type]
     headers: CIMultiDict[str] = CIMultiDict()

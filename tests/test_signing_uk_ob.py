@@ -11,13 +11,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from multidict import CIMultiDict
 
-from prober.simbank import BankServer
-from prober.simbank.signatures import SignatureProfile
-from prober.loading import load
 from prober.config.signing import signing_config
-from prober.results import Outcome
 from prober.journey.runner import run_journey
 from prober.journey.signing import Outgoing, build_signer
+from prober.loading import load
+from prober.results import Outcome
+from prober.simbank import BankServer
+from prober.simbank.signatures import SignatureProfile
 from tests.cli import run_prober
 from tests.signing_keys import KeyFiles, make_key, signed_site
 
@@ -37,10 +37,14 @@ def write_config(tmp_path: Path, url: str, key: KeyFiles, kid: str = KID) -> Pat
 
 def test_detached_jws_has_the_profiles_header_and_verifies(tmp_path: Path) -> None:
     key = make_key(tmp_path, "ob")
-    signer = build_signer(signing_config(profile="uk-open-banking", key_file=str(key.key_file), key_id=KID, issuer=ISSUER))
+    signer = build_signer(
+        signing_config(profile="uk-open-banking", key_file=str(key.key_file), key_id=KID, issuer=ISSUER)
+    )
     body = b'{"Data": {"ConsentId": "c-1"}, "Risk": {}}'
     headers: CIMultiDict[str] = CIMultiDict()
-    signer.sign(Outgoing("POST", "https", "ob.bank.example", "/open-banking/v3.1/pisp/domestic-payments", headers, body))
+    signer.sign(
+        Outgoing("POST", "https", "ob.bank.example", "/open-banking/v3.1/pisp/domestic-payments", headers, body)
+    )
     protected, payload, signature = headers["x-jws-signature"].split(".")
     assert payload == ""
     header = json.loads(_b64url(protected))
@@ -51,13 +55,16 @@ def test_detached_jws_has_the_profiles_header_and_verifies(tmp_path: Path) -> No
     assert set(header["crit"]) == {"b64", "http://openbanking.org.uk/iat", "http://openbanking.org.uk/iss",
                                    "http://openbanking.org.uk/tan"}
     # RFC 7797: the signing input is the header segment, a dot, and the body as is.
+    # (an RSA key: RSA's verify takes a padding, which the union of key types does not)
     key.key.public_key().verify(_b64url(signature), protected.encode() + b"." + body,  # type: ignore[call-arg]
                                 padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
 
 
 def test_requests_without_a_body_are_not_signed(tmp_path: Path) -> None:
     key = make_key(tmp_path, "ob")
-    signer = build_signer(signing_config(profile="uk-open-banking", key_file=str(key.key_file), key_id=KID, issuer=ISSUER))
+    signer = build_signer(
+        signing_config(profile="uk-open-banking", key_file=str(key.key_file), key_id=KID, issuer=ISSUER)
+    )
     headers: CIMultiDict[str] = CIMultiDict()
     signer.sign(Outgoing("GET", "https", "ob.bank.example", "/open-banking/v3.1/aisp/accounts", headers, b""))
     assert "x-jws-signature" not in headers

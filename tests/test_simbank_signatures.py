@@ -72,14 +72,23 @@ def test_a_request_signed_by_the_draft_passes(tmp_path: Path) -> None:
     verify_cavage(profile, request, BODY)  # raises Refused otherwise
 
 
-@pytest.mark.parametrize("mistake", [
-    pytest.param(lambda h, c: _by_the_draft(h, c).replace("post ", "POST ", 1), id="method not lowercased"),
-    pytest.param(lambda h, c: _by_the_draft(h, c).replace("?withBalance=true", "", 1), id="query left out of the target"),
-    pytest.param(lambda h, c: _by_the_draft(h, c) + "\n", id="trailing newline"),
-    pytest.param(lambda h, c: _by_the_draft(h, c).replace("x-request-id:", "X-Request-ID:"), id="header name not lowercased"),
-    pytest.param(lambda h, c: _by_the_draft(h, c).replace(": ", ":"), id="no space after the colon"),
-    pytest.param(lambda h, c: "\n".join(reversed(_by_the_draft(h, c).split("\n"))), id="lines not in the listed order"),
-])
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        pytest.param(lambda h, c: _by_the_draft(h, c).replace("post ", "POST ", 1), id="method not lowercased"),
+        pytest.param(
+            lambda h, c: _by_the_draft(h, c).replace("?withBalance=true", "", 1), id="query left out of the target"
+        ),
+        pytest.param(lambda h, c: _by_the_draft(h, c) + "\n", id="trailing newline"),
+        pytest.param(
+            lambda h, c: _by_the_draft(h, c).replace("x-request-id:", "X-Request-ID:"), id="header name not lowercased"
+        ),
+        pytest.param(lambda h, c: _by_the_draft(h, c).replace(": ", ":"), id="no space after the colon"),
+        pytest.param(
+            lambda h, c: "\n".join(reversed(_by_the_draft(h, c).split("\n"))), id="lines not in the listed order"
+        ),
+    ],
+)
 def test_a_signing_string_built_wrongly_is_refused(tmp_path: Path, mistake) -> None:
     profile, request = _stet_request(tmp_path, mistake)
     with pytest.raises(Refused, match="signature does not verify"):

@@ -29,10 +29,10 @@ from pathlib import Path
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, async_playwright, expect
 
-from prober.simbank import BankServer
 from prober.defaults import default_config
-from tests.statuspage_helpers import SCRIPT, EvilBank, evil_site
+from prober.simbank import BankServer
 from tests.daemon_helpers import ProberProcess, get_json, wait_for
+from tests.statuspage_helpers import SCRIPT, EvilBank, evil_site
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

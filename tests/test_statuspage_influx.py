@@ -7,7 +7,7 @@ import logging
 import socket
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -28,7 +28,9 @@ def _write(url: str, db: str, lines: list[str]) -> None:
 
 def _line(site: str, kind: str, outcome: str, at: int) -> str:
     success = 1 if outcome == "ok" else 0
-    return f"check,site={site},check=c,kind={kind},location=local,outcome={outcome} success={success}i,duration_ms=1 {at}"
+    return (
+        f"check,site={site},check=c,kind={kind},location=local,outcome={outcome} success={success}i,duration_ms=1 {at}"
+    )
 
 
 def _closed_port() -> int:
@@ -45,8 +47,12 @@ def _local() -> DailyHistory:
 
 
 async def test_daily_uptime_from_influxql(influx_db) -> None:
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    noon = int(today.timestamp()) + 12 * 3600 if time.time() > today.timestamp() + 12 * 3600 else int(today.timestamp()) + 60
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    noon = (
+        int(today.timestamp()) + 12 * 3600
+        if time.time() > today.timestamp() + 12 * 3600
+        else int(today.timestamp()) + 60
+    )
     lines = [_line("bank-a", "accounts", "ok", noon - 2 * DAY + i) for i in range(4)]
     lines += [_line("bank-a", "accounts", o, noon - DAY + i) for i, o in enumerate(["ok", "ok", "ok", "timeout"])]
     lines += [_line("bank-a", "accounts", "skipped", noon - DAY + 10 + i) for i in range(2)]  # not counted

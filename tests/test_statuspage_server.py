@@ -9,15 +9,15 @@ import urllib.request
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from prober.simbank import BankServer, Fault
-from prober.loading import load
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService
+from prober.loading import load
+from prober.simbank import BankServer, Fault
 from prober.statuspage import StatusPage, StatusPageServer
 from prober.statuspage.page import CONTENT_SECURITY_POLICY
 from prober.writer.writer import ResultWriter
-from tests.statuspage_helpers import SCRIPT, Cells, EvilBank, two_banks
 from tests.daemon_helpers import get_json, wait_for
+from tests.statuspage_helpers import SCRIPT, Cells, EvilBank, two_banks
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -43,7 +43,8 @@ async def test_page_feed_badges_during_and_after_an_incident(bank: BankServer, t
     service = ProberService(loaded, writer=ResultWriter(None, spool_dir=tmp_path / "spool"))
     health = HealthServer(service, "127.0.0.1", 0, page=StatusPage(service.page_source(), loaded.config.status_page))
     public = StatusPageServer(
-        StatusPage(service.page_source(), loaded.config.status_page.model_copy(update={"public": True})), "127.0.0.1", 0)
+        StatusPage(service.page_source(), loaded.config.status_page.model_copy(update={"public": True})), "127.0.0.1", 0
+    )
     await health.start()
     await public.start()
     base = health.url + "/"
@@ -189,11 +190,14 @@ async def test_evidence_files_on_the_internal_page_only(bank: BankServer, tmp_pa
     service = ProberService(loaded, writer=ResultWriter(None, spool_dir=tmp_path / "spool"))
     internal = StatusPageServer(StatusPage(service.page_source(), loaded.config.status_page), "127.0.0.1", 0)
     public = StatusPageServer(
-        StatusPage(service.page_source(), loaded.config.status_page.model_copy(update={"public": True})), "127.0.0.1", 0)
+        StatusPage(service.page_source(), loaded.config.status_page.model_copy(update={"public": True})), "127.0.0.1", 0
+    )
     await internal.start()
     await public.start()
     try:
-        code, headers, body = await asyncio.to_thread(fetch_bytes, internal.url + "/evidence/simbank/login/20261207T084522Z-9c5be9c8.png")
+        code, headers, body = await asyncio.to_thread(
+            fetch_bytes, internal.url + "/evidence/simbank/login/20261207T084522Z-9c5be9c8.png"
+        )
         assert (code, headers["Content-Type"], body) == (200, "image/png", b"\x89PNG shot")
         assert headers["Content-Disposition"] == 'inline; filename="20261207T084522Z-9c5be9c8.png"'
         assert headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -11,10 +11,10 @@ import pytest
 
 from prober.config.errors import ConfigError
 from prober.config.incidents import MaintenanceWindow
+from prober.config.statuspage import StatusPageConfig
 from prober.daemon.status import CheckStatus
 from prober.incidents import CapabilityState, Incident, IncidentStatus
 from prober.loading import load
-from prober.config.statuspage import StatusPageConfig
 from prober.results import JourneyResult, Outcome
 from prober.statuspage.badge import render_badge
 from prober.statuspage.feed import render_feed
@@ -24,7 +24,7 @@ from prober.statuspage.view import build_view, plain_duration
 from tests.statuspage_helpers import Cells
 from tests.test_daemon_config import SITE
 
-NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC).timestamp()
 HOSTILE = "\"><img src=x onerror=alert(1)><script>alert(2)</script>"
 
 
@@ -68,14 +68,23 @@ def test_config_invalid(tmp_path: Path, line: str, message: str) -> None:
 
 
 def _at(iso: str) -> int:
-    return _ns(datetime.fromisoformat(iso).replace(tzinfo=timezone.utc).timestamp())
+    return _ns(datetime.fromisoformat(iso).replace(tzinfo=UTC).timestamp())
 
 
 def _incident(**over) -> Incident:
     fields = dict(
-        id="abc123", site="bank-a", kind="transfer", check="sepa", location="paris", since_ns=_at("2026-03-10T11:00:00"),
-        opened_ns=_at("2026-03-10T11:01:00"), outcome="http_status", failed_step="create", error=HOSTILE,
-        rule="3 consecutive failures", last_failure_ns=_at("2026-03-10T11:01:00"),
+        id="abc123",
+        site="bank-a",
+        kind="transfer",
+        check="sepa",
+        location="paris",
+        since_ns=_at("2026-03-10T11:00:00"),
+        opened_ns=_at("2026-03-10T11:01:00"),
+        outcome="http_status",
+        failed_step="create",
+        error=HOSTILE,
+        rule="3 consecutive failures",
+        last_failure_ns=_at("2026-03-10T11:01:00"),
     )
     return Incident(**{**fields, **over})
 
@@ -133,7 +142,10 @@ def test_internal_view_and_page_escape_everything() -> None:
     assert doc["sites"]["bank-a"]["capabilities"]["transfer"]["checks"][0]["latency_ms"] == 12.3
     assert doc["history"]["series"][0] == {"site": "bank-a", "kind": "login", "from": "2026-03-08",
                                            "uptime": [None, 1.0, 0.5], "runs": [0, 100, 10]}
-    assert '<li class="none w1" title="2026-03-08 no data"></li><li class="up w1" title="2026-03-09 100.00% (100 runs)">' in html
+    assert (
+        '<li class="none w1" title="2026-03-08 no data"></li><li class="up w1" title="2026-03-09 100.00% (100 runs)">'
+        in html
+    )
 
 
 def test_public_view_has_names_states_and_times_only() -> None:
@@ -158,7 +170,10 @@ def test_feed_is_valid_atom_with_escaped_text() -> None:
     root = ET.fromstring(body)
     ns = "{http://www.w3.org/2005/Atom}"
     entries = root.findall(f"{ns}entry")
-    assert [e.findtext(f"{ns}id") for e in entries] == ["urn:bank-prober:incident:abc123", "urn:bank-prober:incident:def456"]
+    assert [e.findtext(f"{ns}id") for e in entries] == [
+        "urn:bank-prober:incident:abc123",
+        "urn:bank-prober:incident:def456",
+    ]
     assert entries[1].findtext(f"{ns}title") == "Resolved: bank-a Login (down 30 min)"
     assert HOSTILE in entries[0].findtext(f"{ns}summary")  # text, escaped on the wire
     assert b"<script" not in body and root.findtext(f"{ns}updated") == "2026-03-10T11:00:00Z"
@@ -173,7 +188,12 @@ def test_badge() -> None:
 
 
 def test_plain_duration() -> None:
-    assert [plain_duration(s) for s in (5, 600, 3 * 3600 + 300, 50 * 3600)] == ["5 s", "10 min", "3 h 05 min", "2 d 2 h"]
+    assert [plain_duration(s) for s in (5, 600, 3 * 3600 + 300, 50 * 3600)] == [
+        "5 s",
+        "10 min",
+        "3 h 05 min",
+        "2 d 2 h",
+    ]
 
 
 # ── daily history ──────────────────────────────────────────────────────────────────

@@ -26,6 +26,7 @@ def test_fresh_uuid_is_a_random_version_4_uuid() -> None:
 
 
 def run_values() -> dict[str, object]:
+    # RunInfo reads site, check and location of its plan: a namespace stands for it
     plan = SimpleNamespace(site="bank", check="accounts", location="paris-1")
     return {"token": "tok", "x": 5, "run": RunInfo(plan, 1_764_000_000_123_456_789)}  # type: ignore[arg-type]
 
@@ -41,7 +42,7 @@ def test_templates_with_uuid_and_run_values_render_as_jinja_does(text: str) -> N
     slow = _ENV.from_string(text).render(values)
     # Every uuid() is fresh: compare with the UUIDs masked, then check they are UUIDs.
     mask = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-    run_uuid = values["run"].uuid  # type: ignore[attr-defined]
+    run_uuid = values["run"].uuid  # type: ignore[attr-defined]  # a RunInfo
     assert mask.sub("U", fast.replace(run_uuid, "R")) == mask.sub("U", slow.replace(run_uuid, "R"))
     assert fast.count("-4") >= text.count("uuid()")
 
@@ -64,6 +65,7 @@ def test_undefined_names_fail_alike_next_to_uuid() -> None:
 
 def test_run_values_equal_the_values_computed_up_front() -> None:
     wall_ns = 1_764_000_000_999_999_999
+    # a namespace stands for the plan, as in run_values()
     run = RunInfo(SimpleNamespace(site="s", check="c", location="l"), wall_ns)  # type: ignore[arg-type]
     moment = time.gmtime(wall_ns // 1_000_000_000)
     assert run.now == time.strftime("%Y-%m-%dT%H:%M:%SZ", moment) == "2025-11-24T16:00:00Z"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import trustme
 
-from prober.simbank import BankServer, Fault
+from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import Outcome
-from prober.journey.runner import run_journey
+from prober.simbank import BankServer, Fault
 
 
 def plan_for(tmp_path: Path, base_url: str, steps: str, *, timeout: str = "10s", step_timeout: str = "5s",

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import trustme
 
+from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import Outcome
-from prober.journey.runner import run_journey
 from tests.fixtures.echo_bank import SESSION, TOKEN, EchoBank
 
 

@@ -161,7 +161,10 @@ async def test_an_expired_server_certificate(tmp_path: Path) -> None:
     cert = unverified.steps[0].certificate
     assert unverified.outcome is Outcome.OK and cert is not None
     assert cert.expiry_days(NOW.timestamp()) == pytest.approx(-3, abs=0.01)  # days() counts from NOW
-    assert "cert_expiry_days=-2.9" in journey_lines(unverified)[1] or "cert_expiry_days=-3.0" in journey_lines(unverified)[1]
+    assert (
+        "cert_expiry_days=-2.9" in journey_lines(unverified)[1]
+        or "cert_expiry_days=-3.0" in journey_lines(unverified)[1]
+    )
 
 
 def test_reading_a_peer_never_fails_the_connection() -> None:

@@ -23,16 +23,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from prober.simbank import BankServer
-from prober.simbank.oauth import OAuthClient, OAuthServer
-from prober.simbank.state import BankState
 from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import JourneyResult, Outcome
+from prober.simbank import BankServer
+from prober.simbank.oauth import OAuthClient, OAuthServer
+from prober.simbank.state import BankState
 from tests.cli import run_prober
+from tests.daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.fixtures.loopback import serving
 from tests.fixtures.servers import FaultProxy, InfluxDatabase, free_port
-from tests.daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.test_notify_dispatcher import Receiver
 
 MIN_FRAGMENT = 8  # the documented minimum: shorter runs of a secret's characters may show
@@ -89,7 +89,7 @@ TOKEN_STEP = """
   [[sites.checks.steps]]
   name = "token"
   oauth = {{ token_url = "{url}/oauth/token", client_id = "{{{{ client_id }}}}", grant = "refresh_token", refresh_token = "{{{{ refresh_token }}}}", auth = "client_secret_post", client_secret = "{{{{ client_secret }}}}", reuse = false }}
-"""
+"""  # noqa: E501 - a TOML inline table is one line
 
 ACCOUNTS_STEP = """
   [[sites.checks.steps]]
@@ -294,7 +294,9 @@ async def test_no_token_reaches_any_output(influx_db: InfluxDatabase, fault_prox
     assert {row["outcome"] for row in points["check"]} == {"assertion"}, points["check"]
     assert all(row["error"].endswith("got ***") for row in points["check"]), points["check"]
     # state/tokens/ is where the rotated refresh token is meant to be (mode 0600); nowhere else.
-    state = b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file() and p.parent.name != "tokens")
+    state = b"".join(
+        p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file() and p.parent.name != "tokens"
+    )
     assert b"assertion failed" in state  # the incident state holds the errors
     assert b"assertion failed" in spooled and b"got ***" in spooled  # the spool did hold these results
     everything = {
@@ -323,6 +325,7 @@ async def test_a_client_secret_written_inline_is_masked_too(tmp_path: Path, auth
 
     app = web.Application()
     app.router.add_post("/token", token)
+    seen = "seen.form.client_secret" if auth == "client_secret_post" else "seen.authorization"
     async with serving(app) as url:
         config = tmp_path / "c.toml"
         config.write_text(f"""
@@ -335,7 +338,7 @@ kind = "login"
   [[sites.checks.steps]]
   name = "token"
   oauth = {{ token_url = "{url}/token", client_id = "tpp-1", auth = "{auth}", client_secret = "{CLIENT_SECRET}" }}
-  expect = [ {{ json = "{'seen.form.client_secret' if auth == 'client_secret_post' else 'seen.authorization'}", equals = "x" }} ]
+  expect = [ {{ json = "{seen}", equals = "x" }} ]
 """)
         [plan] = load(config).plans
         result = await run_journey(plan)

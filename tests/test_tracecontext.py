@@ -10,12 +10,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from prober.simbank.signatures import SignatureProfile
 from prober.journey.runner import run_journey
 from prober.journey.signing.cavage import parse_signature
 from prober.journey.tracecontext import is_valid, new_span_id, traceparent
 from prober.loading import load
 from prober.results import Outcome
+from prober.simbank.signatures import SignatureProfile
 from prober.writer.points import journey_lines
 from tests.cli import check_simbank
 from tests.fixtures.recording_bank import RecordingBankServer

@@ -58,7 +58,7 @@ def test_secret_files_are_read_at_load(tmp_path):
 )
 def test_invalid(kwargs, loc, fragment):
     found = errors(**kwargs)
-    assert any(l == loc and fragment in m for l, m in found), found
+    assert any(where == loc and fragment in m for where, m in found), found
 
 
 def test_token_and_token_file_conflict_without_echoing_the_secret(tmp_path):

@@ -9,7 +9,6 @@ import sqlite3
 from prober.config.influxdb import InfluxDBConfig, influxdb_config
 from prober.writer import ResultWriter, WriterSettings
 from prober.writer.spool import Spool
-
 from tests.test_writer_e2e import make_result
 
 FAST = WriterSettings(flush_interval=0.05, batch_size=40, backoff_base=0.05, backoff_max=0.3)

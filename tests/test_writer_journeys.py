@@ -8,11 +8,11 @@ import asyncio
 import os
 import time
 
-from prober.simbank import BankServer, Fault
 from prober.config.influxdb import influxdb_config
+from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import JourneyResult
-from prober.journey.runner import run_journey
+from prober.simbank import BankServer, Fault
 from prober.writer import ResultWriter
 from tests.cli import SIMBANK_CONFIG
 
@@ -68,7 +68,9 @@ async def test_journeys_into_influxdb_v1(bank: BankServer, influx_db, tmp_path) 
         assert len(tagged) == expected
     rows = influx_db.query('SELECT mean("success") FROM "check" WHERE "check" = \'transfer\'')
     assert rows[0]["mean"] == 0.5
-    failed = influx_db.query('SELECT "failed_step", "error" FROM "check" WHERE "check" = \'transfer\' AND "success" = 0')
+    failed = influx_db.query(
+        'SELECT "failed_step", "error" FROM "check" WHERE "check" = \'transfer\' AND "success" = 0'
+    )
     assert {r["failed_step"] for r in failed} == {"create"}
     assert all(r["error"] == "HTTP 503 (expected 201)" for r in failed)
 

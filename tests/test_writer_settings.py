@@ -24,7 +24,7 @@ def test_settings_come_from_the_configuration_with_tuning_on_top() -> None:
 def test_settings_are_frozen_and_journal_no_slower_than_they_flush() -> None:
     settings = WriterSettings(flush_interval=0.02)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        settings.batch_size = 1  # type: ignore[misc]
+        settings.batch_size = 1  # type: ignore[misc]  # frozen: the point of the test
     assert settings.journal_every == 0.02  # journal_interval (50 ms) is capped by flush_interval
     assert WriterSettings().journal_every == 0.05
     assert settings.replace(journal_interval=0.01).journal_every == 0.01

@@ -13,15 +13,14 @@ from __future__ import annotations
 import os
 import random
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from prober.simbank import BankServer
 from tests.crash_cycles import AnsweredRuns, crash_config, lost_runs, run_then_kill, stored_starts
-from tests.fixtures.servers import InfluxDBServer
 from tests.daemon_helpers import ProberProcess, wait_for
+from tests.fixtures.servers import InfluxDBServer
 
 pytestmark = pytest.mark.servers
 

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from prober.simbank import BankServer
 from prober.config.influxdb import influxdb_config
+from prober.simbank import BankServer
 from prober.writer import ResultWriter
-from tests.fixtures.servers import InfluxDatabase
 from tests.daemon_helpers import ProberProcess, check, config_text, wait_for
+from tests.fixtures.servers import InfluxDatabase
 from tests.test_writer_e2e import make_result
 from tests.test_writer_faults import FAST
-
 
 
 def unusable_dir(tmp_path: Path) -> Path:
@@ -171,6 +170,8 @@ async def test_daemon_on_a_full_disk(bank, influxdb_private, tmp_path):
 def _spooled_checks(tmp_path: Path) -> int:
     db = sqlite3.connect(tmp_path / "spool" / "influx-spool.sqlite3")
     try:
-        return sum(lines.count("\ncheck,") + lines.startswith("check,") for (lines,) in db.execute("SELECT lines FROM batches"))
+        return sum(
+            lines.count("\ncheck,") + lines.startswith("check,") for (lines,) in db.execute("SELECT lines FROM batches")
+        )
     finally:
         db.close()

@@ -75,35 +75,39 @@ def own_certificates(config: Any) -> list[OwnCertificate]:
     """The certificate files of ``config`` (a :class:`~prober.config.model.Config`), site by site."""
     out: list[OwnCertificate] = []
     for site in config.sites:
-        location = config.location_of(site)
-        enabled = [check for check in site.checks if check.enabled]
-        found: dict[str, OwnCertificate] = {}
-
-        def add(name: str, purpose: Purpose, field: str, path: str, checks: list[Any], key_path: str = "") -> None:
-            if not checks:
-                return
-            uses = tuple((c.name, c.kind) for c in checks)
-            earlier = found.get(path)
-            if earlier is not None:  # the same file for another use: one entry, every check
-                found[path] = replace(earlier, uses=tuple(dict.fromkeys((*earlier.uses, *uses))))
-                return
-            found[path] = OwnCertificate(site.name, name, purpose, field, path, location, uses, key_path)
-
-        where = f"sites[{site.name}]"
-        if site.tls.cert_file:
-            add("client", "client", f"{where}.tls.cert_file", site.tls.cert_file, enabled, site.tls.key_file or "")
-        site_signing = getattr(site.signing, "certificate_file", None)
-        if site_signing:
-            signed = [c for c in enabled if not c.is_browser and any(
-                s.sign and s.signing is None and s.oauth is None for s in c.steps)]
-            add("signing", "signing", f"{where}.signing.certificate_file", site_signing, signed)
-        for check in enabled:
-            if check.is_browser:
-                continue
-            for step in check.steps:
-                path = getattr(step.signing, "certificate_file", None)
-                if path:
-                    add(f"signing:{check.name}/{step.name}", "signing",
-                        f"{where}.checks[{check.name}].steps[{step.name}].signing.certificate_file", path, [check])
-        out.extend(found.values())
+        out.extend(_site_certificates(site, config.location_of(site)))
     return out
+
+
+def _site_certificates(site: Any, location: str) -> list[OwnCertificate]:
+    """The certificate files of one site, each once, under the first name that uses it."""
+    enabled = [check for check in site.checks if check.enabled]
+    found: dict[str, OwnCertificate] = {}
+
+    def add(name: str, purpose: Purpose, field: str, path: str, checks: list[Any], key_path: str = "") -> None:
+        if not checks:
+            return
+        uses = tuple((c.name, c.kind) for c in checks)
+        earlier = found.get(path)
+        if earlier is not None:  # the same file for another use: one entry, every check
+            found[path] = replace(earlier, uses=tuple(dict.fromkeys((*earlier.uses, *uses))))
+            return
+        found[path] = OwnCertificate(site.name, name, purpose, field, path, location, uses, key_path)
+
+    where = f"sites[{site.name}]"
+    if site.tls.cert_file:
+        add("client", "client", f"{where}.tls.cert_file", site.tls.cert_file, enabled, site.tls.key_file or "")
+    site_signing = getattr(site.signing, "certificate_file", None)
+    if site_signing:
+        signed = [c for c in enabled if not c.is_browser and any(
+            s.sign and s.signing is None and s.oauth is None for s in c.steps)]
+        add("signing", "signing", f"{where}.signing.certificate_file", site_signing, signed)
+    for check in enabled:
+        if check.is_browser:
+            continue
+        for step in check.steps:
+            path = getattr(step.signing, "certificate_file", None)
+            if path:
+                add(f"signing:{check.name}/{step.name}", "signing",
+                    f"{where}.checks[{check.name}].steps[{step.name}].signing.certificate_file", path, [check])
+    return list(found.values())

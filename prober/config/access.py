@@ -228,7 +228,11 @@ def served_addresses(daemon: DaemonConfig, page: StatusPageConfig) -> list[Serve
     served: list[ServedAddress] = []
     page_here = page.enabled and not page.listen_address()
     if daemon.listen_address() is not None:
-        internal = "the internal routes (/status" + (", the internal status page" if page_here and not page.public else "") + ")"
+        internal = (
+            "the internal routes (/status"
+            + (", the internal status page" if page_here and not page.public else "")
+            + ")"
+        )
         served.append(ServedAddress("daemon.health_listen", daemon.health_listen, internal))
     if page.enabled and page.listen_address() is not None:
         served.append(ServedAddress("status_page.listen", page.listen,
@@ -241,7 +245,7 @@ def unauthenticated_exposures(config: Config) -> list[ServedAddress]:
     if config.access.authenticates:
         return []
     return [s for s in served_addresses(config.daemon, config.status_page)
-            if s.internal and not is_loopback(split_listen(s.listen)[0])]  # type: ignore[index]
+            if s.internal and not is_loopback(split_listen(s.listen)[0])]  # type: ignore[index]  # served: not ""
 
 
 def exposure_problems(config: Config, where: str) -> list[str]:

@@ -13,7 +13,7 @@ Example (every key optional; these are the defaults)::
     lockout_after = 3                  # consecutive auth failures of a site before backing off
     # lockout_first_pause = "30s"      # first pause; default: the site's shortest check interval
     lockout_cooldown = "15m"           # longest pause (each refused probe doubles it up to this)
-    state_dir = "var/state"            # lockout, incident, resolved incident and uptime history state kept across restarts
+    state_dir = "var/state"            # kept across restarts: lockout, incidents, resolved incidents, uptime history
     workers = 1                        # processes sharing the sites (one per core); see below
     worker_stall_timeout = "60s"       # a worker whose health endpoint answers nothing this long is restarted
     # max_browser_concurrency = 2      # browser journeys at once (default: one per core)
@@ -36,11 +36,10 @@ Changes to this section and to ``[influxdb]`` take effect at the next start; a r
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
-
-import os
 
 from prober.config.types import STRICT, ByteSize, Duration
 

@@ -43,14 +43,13 @@ Why these thresholds, for checks that run every 30-60 s: see
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 
 from prober.config.types import STRICT, Duration
 from prober.results import Kind
-
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Python's weekday numbers (Monday 0) to the names written in the configuration."""
@@ -88,7 +87,7 @@ def parse_moment(value: object) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"time {moment.isoformat() if value is moment else value!r} has no time zone: "
                          "add Z (UTC) or an offset such as +01:00")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def parse_time_of_day(value: object) -> time:
@@ -159,17 +158,17 @@ class MaintenanceWindow(BaseModel):
         A weekly window gives one pair per listed day whose window meets the range,
         the window that started the evening before ``start`` included.
         """
-        start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
         if self.start is not None and self.end is not None:
             spans = [(self.start, self.end)]
         else:
             assert self.from_time is not None and self.to_time is not None
             spans = []
-            day = datetime.combine(start.date() - timedelta(days=1), time(0), tzinfo=timezone.utc)
+            day = datetime.combine(start.date() - timedelta(days=1), time(0), tzinfo=UTC)
             while day < end:
                 if WEEKDAYS[day.weekday()] in self.weekdays:
-                    begin = datetime.combine(day.date(), self.from_time, tzinfo=timezone.utc)
-                    finish = datetime.combine(day.date(), self.to_time, tzinfo=timezone.utc)
+                    begin = datetime.combine(day.date(), self.from_time, tzinfo=UTC)
+                    finish = datetime.combine(day.date(), self.to_time, tzinfo=UTC)
                     if finish <= begin:  # runs past midnight
                         finish += timedelta(days=1)
                     spans.append((begin, finish))

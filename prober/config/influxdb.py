@@ -219,7 +219,8 @@ InfluxDBConfig = tagged_union("api", (InfluxDBv2Config, InfluxDBv1Config), "an I
 table of versions; ``api`` defaults to ``"v2"``)."""
 
 
-_ADAPTER: TypeAdapter[_InfluxDBBase] = TypeAdapter(InfluxDBConfig, config=ConfigDict(hide_input_in_errors=True))
+_ADAPTER: TypeAdapter[InfluxDBv1Config | InfluxDBv2Config] = TypeAdapter(
+    InfluxDBConfig, config=ConfigDict(hide_input_in_errors=True))
 
 
 def influxdb_config(**values: Any) -> InfluxDBv1Config | InfluxDBv2Config:

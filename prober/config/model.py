@@ -30,20 +30,37 @@ from urllib.parse import urlsplit
 import jmespath
 import jmespath.exceptions
 from pydantic import (
-    BaseModel, BeforeValidator, Discriminator, Field, PrivateAttr, SecretStr, Tag, field_validator, model_validator,
+    BaseModel,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    Tag,
+    field_validator,
+    model_validator,
 )
 
 from prober.config.access import AccessConfig
-from prober.config.certificates import CertificatesConfig
 from prober.config.browser import BrowserStep, is_browser_step
+from prober.config.certificates import CertificatesConfig
 from prober.config.daemon import DaemonConfig
 from prober.config.incidents import IncidentsConfig
-from prober.notify.providers import NotifierConfig
 from prober.config.influxdb import InfluxDBConfig
 from prober.config.oauth import OAuthConfig
 from prober.config.signing import SigningConfig
 from prober.config.statuspage import StatusPageConfig
-from prober.config.types import STRICT, ByteSize, Duration, Interval, Timeout, exactly_one, read_secret_file, valid_regex
+from prober.config.types import (
+    STRICT,
+    ByteSize,
+    Duration,
+    Interval,
+    Timeout,
+    exactly_one,
+    read_secret_file,
+    valid_regex,
+)
+from prober.notify.providers import NotifierConfig
 from prober.results import Kind
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -311,8 +328,10 @@ class Step(BaseModel):
                                  + ", ".join(f"`{f.removesuffix('_body')}`" for f in clash or ["method"]))
             return self
         if self.path is None and self.url is None:
-            raise ValueError(f"step {self.name!r} needs exactly one of `path`, `url` (an API step) or an action "
-                             "(`goto`, `click`, `fill`, `press`, `select`, `check`, `uncheck`: a browser step), got none")
+            raise ValueError(
+                f"step {self.name!r} needs exactly one of `path`, `url` (an API step) or an action "
+                "(`goto`, `click`, `fill`, `press`, `select`, `check`, `uncheck`: a browser step), got none"
+            )
         exactly_one(self, ("path", "url"), f"step {self.name!r}")
         bodies = [b for b in ("json_body", "form", "body") if getattr(self, b) is not None]
         if len(bodies) > 1:
@@ -320,7 +339,8 @@ class Step(BaseModel):
         if self.signing is not None and not self.sign:
             raise ValueError(f"step {self.name!r} sets both `signing` and `sign = false`")
         if self.poll is not None and self.method not in SAFE_METHODS:
-            raise ValueError(f"step {self.name!r}: `poll` repeats the request, so it is only allowed on GET/HEAD/OPTIONS")
+            raise ValueError(
+                f"step {self.name!r}: `poll` repeats the request, so it is only allowed on GET/HEAD/OPTIONS")
         return self
 
 
@@ -377,12 +397,14 @@ def _check_user_tags(value: dict[str, str]) -> dict[str, str]:
         raise ValueError(f"at most {MAX_USER_TAGS} tags per check, got {len(value)}")
     for name, tag_value in value.items():
         if not _USER_TAG.match(name):
-            raise ValueError(f"invalid tag name {name!r}: use 1-32 lowercase letters, digits or '_', starting with a letter")
+            raise ValueError(
+                f"invalid tag name {name!r}: use 1-32 lowercase letters, digits or '_', starting with a letter")
         if name in SCHEMA_TAGS:
             raise ValueError(f"tag name {name!r} is one of the schema's own tags ({', '.join(sorted(SCHEMA_TAGS))})")
         if not _NAME.match(tag_value):
             raise ValueError(
-                f"invalid value for tag {name!r}: use 1-63 letters, digits, '_', '-' or '.', starting with a letter or digit"
+                f"invalid value for tag {name!r}: use 1-63 letters, digits, '_', '-' or '.', "
+                "starting with a letter or digit"
             )
     return value
 
@@ -433,6 +455,16 @@ class Check(BaseModel):
     def is_browser(self) -> bool:
         """A browser check: its steps drive a real browser (see prober.config.browser)."""
         return any(isinstance(step, BrowserStep) for step in self.steps)
+
+    @property
+    def api_steps(self) -> list[Step]:
+        """The steps of an API check, step groups expanded (none for a browser check)."""
+        return [step for step in self.steps if isinstance(step, Step)]
+
+    @property
+    def browser_steps(self) -> list[BrowserStep]:
+        """The steps of a browser check, step groups expanded (none for an API check)."""
+        return [step for step in self.steps if isinstance(step, BrowserStep)]
 
     @model_validator(mode="after")
     def _timeouts(self) -> Check:

@@ -36,7 +36,9 @@ _PLAYWRIGHT_PSEUDO = re.compile(
     r"|:visible\b"
 )
 _ROLE = re.compile(r"^([a-z]+)((?:\[[^\]]*\])*)$")
-_ROLE_ATTRIBUTE = re.compile(r'^\[\s*[a-z\-]+\s*(?:=\s*(?:"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|[^\]\s]+)\s*[is]?)?\s*\]$')
+_ROLE_ATTRIBUTE = re.compile(
+    r'^\[\s*[a-z\-]+\s*(?:=\s*(?:"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|[^\]\s]+)\s*[is]?)?\s*\]$'
+)
 
 
 class SelectorError(ValueError):
@@ -97,7 +99,8 @@ def _check_part(part: str, whole: str) -> None:
     elif engine == "role":
         match = _ROLE.match(body.strip())
         if match is None:
-            raise SelectorError(f"{where}: role= takes an ARIA role and [attributes], e.g. role=button[name=\"Sign in\"]")
+            raise SelectorError(
+                f"{where}: role= takes an ARIA role and [attributes], e.g. role=button[name=\"Sign in\"]")
         for attribute in re.findall(r"\[[^\]]*\]", match.group(2)):
             if not _ROLE_ATTRIBUTE.match(attribute):
                 raise SelectorError(f"{where}: bad role attribute {attribute}")

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field, TypeAdapter, field_validator
 from prober.config.types import STRICT, Duration
 from prober.config.unions import tagged_union
 
-RFC9421_ALGORITHMS = ("rsa-pss-sha512", "rsa-v1_5-sha256", "ecdsa-p256-sha256", "ecdsa-p384-sha384", "ed25519")
+Rfc9421Algorithm = Literal["rsa-pss-sha512", "rsa-v1_5-sha256", "ecdsa-p256-sha256", "ecdsa-p384-sha384", "ed25519"]
 
 
 class _Signing(BaseModel):
@@ -94,7 +94,7 @@ class Rfc9421Signing(_CoveredHeaders):
 
     profile: Literal["rfc9421"] = "rfc9421"
     key_id: str
-    algorithm: Literal[RFC9421_ALGORITHMS] | None = None  # type: ignore[valid-type]
+    algorithm: Rfc9421Algorithm | None = None
     """Derived from the key type when unset."""
     label: str = Field(default="sig1", pattern=r"^[a-z][a-z0-9_\-.*]{0,31}$")
     """The signature's label in Signature-Input and Signature."""

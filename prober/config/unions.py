@@ -94,7 +94,7 @@ def tagged_union(field: str, models: Sequence[type[BaseModel]], noun: str, defau
     # The error names its union by its place in UNIONS: a context would make the
     # annotation unhashable, which pydantic's handling of `X | None` does not allow.
     return Annotated[
-        Union[tuple(Annotated[model, Tag(tag)] for tag, model in members.items())],  # noqa: UP007 (built from the table)
+        Union[tuple(Annotated[model, Tag(tag)] for tag, model in members.items())],  # noqa: UP007 - from a tuple: X | Y cannot
         Discriminator(
             union.tag_of,
             custom_error_type=f"{UNION_TAG_ERROR}:{len(UNIONS) - 1}",

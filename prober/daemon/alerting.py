@@ -14,7 +14,7 @@ then :class:`Alerting`. The daemon and the demo both build theirs through it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ class Alerting:
 
     def __call__(self, change: IncidentChange) -> None:
         incident = change.incident
-        at = datetime.fromtimestamp(change.at_ns / 1e9, tz=timezone.utc)
+        at = datetime.fromtimestamp(change.at_ns / 1e9, tz=UTC)
         if any(w.covers(incident.site, incident.kind, at) for w in self.maintenance):
             self.silenced += 1
             return

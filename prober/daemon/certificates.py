@@ -47,7 +47,13 @@ from typing import Any, Protocol
 from prober.atomic import write_atomic
 from prober.certfacts import CertificateFacts
 from prober.certificates import (
-    Assessment, CertificateFileError, Ladder, OwnCertificate, assess, file_stamp, own_certificates,
+    Assessment,
+    CertificateFileError,
+    Ladder,
+    OwnCertificate,
+    assess,
+    file_stamp,
+    own_certificates,
     read_certificate_file,
 )
 from prober.certificates.inventory import PURPOSE_WORDS
@@ -312,8 +318,8 @@ class CertificateWatch:
 
     def _take_servers(self) -> None:
         per_site: dict[str, int] = {}
-        for watched in self.servers.values():
-            per_site[watched.site] = per_site.get(watched.site, 0) + 1
+        for server in self.servers.values():
+            per_site[server.site] = per_site.get(server.site, 0) + 1
         for (site, host), (cert, location, check, at_ns) in self._seen.items():
             if site not in self.sites:
                 continue
@@ -376,9 +382,18 @@ class CertificateWatch:
             reason = (f"{watched.words} {own.name} ({watched.earliest.subject}) {verdict.words()} "
                       f"({utc_iso(watched.earliest.not_after)}): {consequence}; renew {own.field} = {own.path}")
             incident = self.incidents.open_external(
-                site=own.site, check=f"{CHECK_PREFIX}{own.name}:{kind}", kind=kind, location=own.location, outcome="tls",
-                reason=reason, rule=UNUSABLE_CERTIFICATE, since_ns=now_ns, exclusive=True, absorbs_auth=False,
-                absorbs=[check for check, used in own.uses if used == kind])
+                site=own.site,
+                check=f"{CHECK_PREFIX}{own.name}:{kind}",
+                kind=kind,
+                location=own.location,
+                outcome="tls",
+                reason=reason,
+                rule=UNUSABLE_CERTIFICATE,
+                since_ns=now_ns,
+                exclusive=True,
+                absorbs_auth=False,
+                absorbs=[check for check, used in own.uses if used == kind],
+            )
             if incident:
                 watched.outages[kind] = incident
                 self._dirty = True
@@ -428,7 +443,8 @@ class CertificateWatch:
     def status(self) -> list[dict[str, Any]]:
         """``/status`` → ``certificates``: each one's site, purpose, subject, dates, days left."""
         now = self.clock()
-        every = sorted((*self.own.values(), *self.servers.values()), key=lambda w: (w.site, w.purpose == "server", w.name))
+        every = sorted((*self.own.values(), *self.servers.values()),
+                       key=lambda w: (w.site, w.purpose == "server", w.name))
         return [w.document(now, self.ladder) for w in every]
 
     def expiries(self) -> list[tuple[str, str, float]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 from apscheduler.events import EVENT_JOB_MISSED, JobEvent
@@ -78,8 +78,8 @@ class SystemClock:
 
         job = scheduler.add_job(
             tick,
-            IntervalTrigger(seconds=interval, start_date=datetime.fromtimestamp(first, timezone.utc),
-                            timezone=timezone.utc),
+            IntervalTrigger(seconds=interval, start_date=datetime.fromtimestamp(first, UTC),
+                            timezone=UTC),
             id=name,
             name=name,
             max_instances=1,
@@ -104,7 +104,7 @@ class SystemClock:
 
     def _started(self) -> AsyncIOScheduler:
         if self._scheduler is None:
-            self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
+            self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
             self._scheduler.start()
         return self._scheduler

@@ -47,22 +47,22 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from prober.simbank import DEFAULT_TIME_SCALE, TOUR, BankServer, Scenario, ScenarioRunner, scenario_named
-from prober.simbank.server import https_context
-from prober.config.errors import ConfigError
-from prober.loading import LoadedConfig, load
 from prober import eventloop
+from prober.config.errors import ConfigError
+from prober.daemon.certificates import KIND as CERTIFICATE_KIND
 from prober.daemon.lifecycle import Daemon, config_error_lines
 from prober.daemon.service import ProberService
-from prober.daemon.certificates import KIND as CERTIFICATE_KIND
 from prober.daemon.status import CheckStatus
 from prober.defaults import default_config
 from prober.incidents import CapabilityState, Incident, IncidentStatus
 from prober.journey.plan import JourneyPlan
+from prober.loading import LoadedConfig, load
+from prober.results import KINDS
+from prober.simbank import DEFAULT_TIME_SCALE, TOUR, BankServer, Scenario, ScenarioRunner, scenario_named
+from prober.simbank.server import https_context
+from prober.timefmt import utc_iso_ns
 from prober.waiting import wait_event
 from prober.writer.writer import ResultWriter
-from prober.results import KINDS
-from prober.timefmt import utc_iso_ns
 
 log = logging.getLogger("prober.demo")
 
@@ -271,8 +271,10 @@ class DemoFeed:
                 continue
             if event.event == "opened":
                 self.opened += 1
-                lines.append(f"[{now}] incident opened: {incident.site}/{incident.kind}: check {incident.check} fails at "
-                             f"{incident.failed_step or 'the journey'} ({incident.outcome})")
+                lines.append(
+                    f"[{now}] incident opened: {incident.site}/{incident.kind}: check {incident.check} fails at "
+                    f"{incident.failed_step or 'the journey'} ({incident.outcome})"
+                )
             elif event.event == "resolved":
                 self.resolved += 1
                 lines.append(f"[{now}] incident resolved: {incident.site}/{incident.kind} after "

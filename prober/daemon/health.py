@@ -8,8 +8,9 @@
   when, the open and recently resolved incidents (failing step, outcome, short error),
   the notifiers' counters (sent, failed, dropped, pending, silenced), the latest result
   of every site × check (outcome, success, duration_ms, failed_step, error, time,
-  consecutive failures), scheduler figures (schedule lag p50/p99, overlaps), each site's lockout state (ok / backing_off / credentials_refused, since, until, auth failure rate, skipped checks)
-  and writer counters. Results are redacted already; no
+  consecutive failures), scheduler figures (schedule lag p50/p99, overlaps), each site's
+  lockout state (ok / backing_off / credentials_refused, since, until, auth failure rate,
+  skipped checks) and writer counters. Results are redacted already; no
   URL, credential or token is part of the document. One rendering serves every reader
   for :data:`STATUS_TTL` (it holds the event loop: about 5 ms at 300 checks), so
   however many clients ask, the probes lose at most that much time a second.

@@ -54,7 +54,7 @@ class Histogram:
         """``[(le, cumulative count), …, ("+Inf", count)]`` as Prometheus exposes them."""
         out: list[tuple[str, int]] = []
         running = 0
-        for bound, n in zip((*map(repr, self.bounds), "+Inf"), self.counts):
+        for bound, n in zip((*map(repr, self.bounds), "+Inf"), self.counts, strict=True):
             running += n
             out.append((bound, running))
         return out

@@ -44,22 +44,22 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prober import eventloop
 from prober.access import AccessGate
 from prober.config.access import exposure_problems, unauthenticated_exposures
 from prober.config.daemon import DaemonConfig, split_listen
 from prober.config.errors import ConfigError
 from prober.config.model import Config
-from prober.loading import LoadedConfig, load
-from prober import eventloop
 from prober.daemon.health import HealthServer
 from prober.daemon.service import ProberService
 from prober.daemon.sharding import Share, select_sites, share_identity, spool_dir_of, worker_port
+from prober.loading import LoadedConfig, load
 from prober.logs import LogFormat, setup_logging
 from prober.statuspage import StatusPage, StatusPageServer
 from prober.writer.writer import ResultWriter
@@ -189,7 +189,7 @@ class Daemon:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def serve(self, main: Callable[[], Awaitable[object]] | None = None) -> int:
+    async def serve(self, main: Callable[[], Coroutine[object, object, object]] | None = None) -> int:
         """Start, run until a stop signal (or until ``main``, e.g. the demo's live view,
         returns), shut down; the exit code."""
         self.install_signal_handlers()
@@ -211,7 +211,7 @@ class Daemon:
         finally:
             self.restore_signal_handlers()
 
-    async def _run_until_exit(self, main: Callable[[], Awaitable[object]]) -> None:
+    async def _run_until_exit(self, main: Callable[[], Coroutine[object, object, object]]) -> None:
         task = asyncio.get_running_loop().create_task(main())
         stop = asyncio.get_running_loop().create_task(self.should_exit.wait())
         try:

@@ -34,13 +34,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from prober.config.incidents import LocationsConfig, MaintenanceWindow
-from prober.incidents.capability import CapabilityState, site_summary
 from prober.daemon.locations_influx import LocationsReader, LoginSteps, Snapshot, point
+from prober.incidents.capability import CapabilityState, site_summary
 from prober.incidents.locations import (
     Consensus,
     CrossEvent,
@@ -74,7 +74,8 @@ class Reader(Protocol):
 
 
 class LineWriter(Protocol):
-    precision: str
+    @property
+    def precision(self) -> str: ...
 
     def submit_lines(self, lines: list[str]) -> None: ...
 
@@ -86,7 +87,9 @@ def cross_message(event: CrossEvent, decisions: Mapping[SiteKind, Decision], ope
     outcome = incident.reason.split(":", 1)[0] if ":" in incident.reason else ""
     states = {key: CapabilityState(key[0], key[1], "outage" if key in open_keys else "ok")
               for key in decisions if key[0] == incident.site}
-    states[(incident.site, incident.kind)] = CapabilityState(incident.site, incident.kind, "ok" if resolved else "outage")
+    states[(incident.site, incident.kind)] = CapabilityState(
+        incident.site, incident.kind, "ok" if resolved else "outage"
+    )
     duration = incident.duration_s if resolved else max(0.0, (event.at_ns - incident.since_ns) / 1e9)
     where = ", ".join(incident.locations)
     return Message(
@@ -298,7 +301,7 @@ class CrossLocationIncidents:
             incident = event.incident
             log.warning("cross-location incident %s: %s/%s at %s", event.event, incident.site, incident.kind,
                         ", ".join(incident.locations))
-            at = datetime.fromtimestamp(now / 1e9, tz=timezone.utc)
+            at = datetime.fromtimestamp(now / 1e9, tz=UTC)
             if any(w.covers(incident.site, incident.kind, at) for w in self.maintenance):
                 self.silenced += 1
                 continue

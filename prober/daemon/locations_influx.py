@@ -38,7 +38,9 @@ MEASUREMENT = "incident_locations"
 
 STATES = ('SELECT last("reason") AS "reason", "failed_step", "state" FROM "incident" '
           'GROUP BY "site", "check", "kind", "location"')
-REPORTERS = 'SELECT last("checks") AS "checks" FROM "prober" WHERE time > now() - {stale}ms GROUP BY "location", "instance"'
+REPORTERS = (
+    'SELECT last("checks") AS "checks" FROM "prober" WHERE time > now() - {stale}ms GROUP BY "location", "instance"'
+)
 WRITTEN = (f'SELECT last("id") AS "id", "state", "locations", "checks", "reason", "failed_step", "live", "required" '
            f'FROM "{MEASUREMENT}" GROUP BY "site", "kind"')
 
@@ -102,7 +104,7 @@ class Snapshot:
 
 def _rows(series: dict) -> list[dict]:
     columns = series.get("columns") or []
-    return [dict(zip(columns, values)) for values in series.get("values") or []]
+    return [dict(zip(columns, values, strict=False)) for values in series.get("values") or []]
 
 
 def _split(text: object) -> tuple[str, ...]:

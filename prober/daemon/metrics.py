@@ -66,7 +66,7 @@ the prober itself: ``bank_prober_info`` (``prober_instance``: the ``instance`` t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -78,7 +78,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.utils import floatToGoString
 
 from prober.daemon.histogram import JOURNEY_BUCKETS, Histogram
-from prober.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Outcome, StepResult
 
 if TYPE_CHECKING:
     from prober.daemon.service import ProberService
@@ -148,8 +148,8 @@ class JourneyMetrics:
         checks = {(site.name, check.name) for site in config.sites for check in site.checks if check.enabled}
         series = {(site.name, check.kind, config.location_of(site))
                   for site in config.sites for check in site.checks if check.enabled}
-        for key in [k for k in self.checks if k not in checks]:
-            del self.checks[key]
+        for check in [k for k in self.checks if k not in checks]:
+            del self.checks[check]
         for key in [k for k in self.durations if k not in series]:
             del self.durations[key]
 
@@ -305,7 +305,7 @@ class ProberCollector:
                 figures.last if figures is not None else None,
                 state.consecutive_failures if state is not None else 0,
             ))
-        capabilities = [(site, kind, state.state, len(state.incidents))
+        capabilities: list[tuple[str, str, str, int]] = [(site, kind, state.state, len(state.incidents))
                         for (site, kind), state in service.incidents.capabilities().items() if state.state != "unknown"]
         stats = service.writer.stats
         prober = service.loaded.config.prober
@@ -421,16 +421,7 @@ class Exposition:
                     continue
                 success.append(f"{_SUCCESS}{{{labels}}} {'1.0' if last.outcome is Outcome.OK else '0.0'}\n")
                 duration.append(f"{_DURATION}{{{labels}}} {fmt(last.duration_ms / 1000.0)}\n")
-                totals = [0.0] * 5
-                for step in last.steps:
-                    p = step.phases
-                    if p is not None:
-                        totals[0] += p.dns_ms
-                        totals[1] += p.connect_ms
-                        totals[2] += p.tls_ms
-                        totals[3] += p.ttfb_ms
-                        totals[4] += p.transfer_ms
-                for phase, total in zip(PHASES, totals):
+                for phase, total in zip(PHASES, _phase_totals(last.steps), strict=True):
                     phases.append(f'{_PHASES}{{{labels},phase="{phase}"}} {fmt(total / 1000.0)}\n')
                 last_run.append(f"{_LAST_RUN}{{{labels}}} {fmt(last.started_at_ns / 1e9)}\n")
                 streak.append(f"{_STREAK}{{{labels}}} {fmt(row.consecutive_failures)}\n")
@@ -439,6 +430,16 @@ class Exposition:
         for name, header in _CHECK_FAMILIES.items():
             page.append((header + "".join(lines[name])).encode())
         await asyncio.sleep(0)
+        page.append(await self._durations(snapshot))
+        await asyncio.sleep(0)
+        page.append(generate_latest(snapshot))
+        if len(self._labels) > 2 * (len(snapshot.checks) + len(snapshot.durations)) + 100:
+            self._labels.clear()  # label sets of checks removed by reloads
+        return b"".join(page)
+
+    async def _durations(self, snapshot: Snapshot) -> bytes:
+        """The journey duration histograms, in slices as the checks' families are."""
+        fmt = floatToGoString
         parts = [_DURATION_HEADER]
         name = "bank_prober_journey_duration_seconds"
         for start, (key, histogram) in enumerate(snapshot.durations):
@@ -449,12 +450,21 @@ class Exposition:
                 parts.append(f'{name}_bucket{{{labels},le="{bound}"}} {fmt(count)}\n')
             parts.append(f"{name}_count{{{labels}}} {fmt(histogram.count)}\n")
             parts.append(f"{name}_sum{{{labels}}} {fmt(histogram.total)}\n")
-        page.append("".join(parts).encode())
-        await asyncio.sleep(0)
-        page.append(generate_latest(snapshot))
-        if len(self._labels) > 2 * (len(snapshot.checks) + len(snapshot.durations)) + 100:
-            self._labels.clear()  # label sets of checks removed by reloads
-        return b"".join(page)
+        return "".join(parts).encode()
+
+
+def _phase_totals(steps: Iterable[StepResult]) -> tuple[float, float, float, float, float]:
+    """The phases of a run's steps summed, in milliseconds, in the order of :data:`PHASES`."""
+    dns = connect = tls = ttfb = transfer = 0.0
+    for step in steps:
+        p = step.phases
+        if p is not None:
+            dns += p.dns_ms
+            connect += p.connect_ms
+            tls += p.tls_ms
+            ttfb += p.ttfb_ms
+            transfer += p.transfer_ms
+    return dns, connect, tls, ttfb, transfer
 
 
 class MetricsEndpoint:

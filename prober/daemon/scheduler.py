@@ -47,16 +47,17 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from prober.daemon.clock import Clock, SystemClock, Timer
 from prober.daemon.histogram import LAG_BUCKETS, Histogram
 from prober.daemon.lockout import LockoutTracker
 from prober.daemon.slots import SitePool
 from prober.journey.plan import JourneyPlan
-from prober.results import JourneyResult, Outcome
 from prober.journey.runner import run_journey
+from prober.results import JourneyResult, Outcome
 
 log = logging.getLogger("prober.daemon.scheduler")
 
@@ -140,7 +141,7 @@ class JourneyScheduler:
         *,
         jitter: float = 1.0,
         lockout: LockoutTracker | None = None,
-        runner: Callable[[JourneyPlan], asyncio.Future[JourneyResult]] | None = None,
+        runner: Callable[[JourneyPlan], Awaitable[JourneyResult]] | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.emit = emit
@@ -201,7 +202,9 @@ class JourneyScheduler:
                 self.pools[site] = SitePool(limit)
         for site in [s for s, pool in self.pools.items() if s not in limits and not pool.active and not pool.waiting]:
             del self.pools[site]
-        added, removed, changed = [], [], []
+        added: list[Key] = []
+        removed: list[Key] = []
+        changed: list[Key] = []
         for key in list(self.entries):
             if key not in plans:
                 removed.append(key)
@@ -303,7 +306,7 @@ class JourneyScheduler:
         tasks = set(self.running.values())
         if tasks:
             log.info("waiting up to %gs for %d running journeys", grace, len(tasks))
-            waiters = set(tasks)
+            waiters: set[asyncio.Future[Any]] = set(tasks)  # the runs, and the event's wait
             forced = asyncio.ensure_future(force.wait()) if force is not None else None
             if forced is not None:
                 waiters.add(forced)
@@ -368,7 +371,7 @@ class JourneyScheduler:
             self._run(plan, self.pools[plan.site], planned), name=f"journey {plan.site}/{plan.check}",
         )
         self.running[key] = task
-        task.add_done_callback(lambda t, key=key: self._done(key, t))
+        task.add_done_callback(functools.partial(self._done, key))
 
     def _done(self, key: Key, task: asyncio.Task[None]) -> None:
         if self.running.get(key) is task:

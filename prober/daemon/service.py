@@ -26,20 +26,19 @@ from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
-from prober.eventloop import running_loop_name
-from prober.loading import LoadedConfig, journey_runner
 from prober.daemon.alerting import compose_incidents
 from prober.daemon.certificates import CertificateWatch
 from prober.daemon.consumers import ResultConsumer, WriterConsumer
+from prober.daemon.heap import freeze_long_lived, thaw
 from prober.daemon.locations import CrossLocationIncidents
 from prober.daemon.lockout import LockoutTracker, first_pauses
 from prober.daemon.metrics import JourneyMetrics
-from prober.daemon.heap import freeze_long_lived, thaw
 from prober.daemon.scheduler import JourneyScheduler, Key
 from prober.daemon.slots import site_limits
 from prober.daemon.status import StatusStore
+from prober.eventloop import running_loop_name
 from prober.journey.browser.evidence import EVIDENCE_NAME, EvidenceStore
-from prober.journey.plan import JourneyPlan
+from prober.loading import LoadedConfig, journey_runner
 from prober.results import JourneyResult
 from prober.statuspage import DailyHistory, PageSource
 from prober.timefmt import utc_iso
@@ -71,7 +70,7 @@ class _Fingerprint:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Fingerprint) and self.value == other.value
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # compared by value, so not hashable
 
 
 class ProberService:

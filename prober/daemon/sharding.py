@@ -37,8 +37,8 @@ from pathlib import Path
 
 from prober.config.daemon import split_listen
 from prober.config.influxdb import SpoolConfig
-from prober.loading import LoadedConfig
 from prober.config.model import Config
+from prober.loading import LoadedConfig
 
 __all__ = ["Share", "owner", "parse_share", "select_sites", "share_identity", "spool_dir_of", "worker_port"]
 

@@ -107,7 +107,7 @@ class Supervisor:
         """What is known of each worker (worker k at index k - 1)."""
         self.stopping: asyncio.Event | None = None
         self._forced = False
-        self._reloads: set[asyncio.Task[None]] = set()
+        self._reloads: set[asyncio.Task[bool]] = set()
 
     @property
     def restarts(self) -> int:
@@ -188,7 +188,7 @@ class Supervisor:
             if self.stopping.is_set():
                 self._forced = True
             self.stopping.set()
-        for index, proc in list(self.procs.items()):
+        for proc in list(self.procs.values()):
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(sig)

@@ -192,7 +192,8 @@ async def ask_health(host: str, port: int, timeout: float, tls: ssl.SSLContext |
             read = len(line)
             while read < ANSWER_MAX and (chunk := await reader.read(ANSWER_MAX - read)):
                 read += len(chunk)
-    except (OSError, TimeoutError, ValueError):  # ValueError: a line over the stream's limit; ssl.SSLError is an OSError
+    # ValueError: a line over the stream's limit; ssl.SSLError is an OSError
+    except (OSError, TimeoutError, ValueError):
         if not line.endswith(b"\n"):  # no status line: no answer (a status line and a stuck body still is one)
             return None
     finally:

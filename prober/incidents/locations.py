@@ -114,7 +114,9 @@ class Decision:
                 "required": self.required, "confirmed": self.confirmed}
 
 
-def decide(states: Iterable[LocationState], live_locations: Iterable[str], confirm: int | str) -> dict[SiteKind, Decision]:
+def decide(
+    states: Iterable[LocationState], live_locations: Iterable[str], confirm: int | str
+) -> dict[SiteKind, Decision]:
     """Per site × capability seen in ``states``: which live locations fail, confirmed or not.
 
     Incidents that are not about a capability (kind ``certificate``: each prober's own

@@ -34,8 +34,8 @@ import logging
 import time
 import uuid
 from collections import deque
-from copy import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,16 @@ from prober.incidents.capability import CapabilityState, capability_states, site
 from prober.incidents.resolved import ResolvedIncidents
 from prober.incidents.status import IncidentStatus
 from prober.incidents.store import StateStore
-from prober.incidents.tracker import CheckKey, CheckTracker, EventKind, Incident, IncidentEvent, Observation, Thresholds, Tracker
+from prober.incidents.tracker import (
+    CheckKey,
+    CheckTracker,
+    EventKind,
+    Incident,
+    IncidentEvent,
+    Observation,
+    Thresholds,
+    Tracker,
+)
 from prober.results import JourneyResult, Outcome
 from prober.waiting import wait_event
 
@@ -125,14 +134,14 @@ def login_dependent_steps(config: Config) -> dict[tuple[str, str], frozenset[str
         login = {
             (step.method, step.path or step.url)
             for check in site.checks if check.kind == "login" and check.enabled and not check.is_browser
-            for step in check.steps
+            for step in check.api_steps
         }
         if not login:
             continue
         for check in site.checks:
             if check.kind == "login" or check.is_browser:  # a web journey's sign-in is its own
                 continue
-            names = frozenset(s.name for s in check.steps if (s.method, s.path or s.url) in login)
+            names = frozenset(s.name for s in check.api_steps if (s.method, s.path or s.url) in login)
             if names:
                 out[(site.name, check.name)] = names
     return out
@@ -201,7 +210,9 @@ class IncidentService:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._save_loop(), name="incident state saver"))
         if self.settings.remind_every:
-            self._tasks.append(loop.create_task(self._remind_loop(self.settings.remind_every), name="incident reminders"))
+            self._tasks.append(
+                loop.create_task(self._remind_loop(self.settings.remind_every), name="incident reminders")
+            )
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -359,7 +370,7 @@ class IncidentService:
         for place, key in places:
             tracker = self.tracker.checks.get(key)
             incident = tracker.incident if tracker is not None else None
-            if incident is None or incident.id != incident_id:
+            if tracker is None or incident is None or incident.id != incident_id:
                 continue
             if isinstance(place, tuple):
                 del self._external[place]

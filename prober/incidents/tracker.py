@@ -66,6 +66,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Literal, NamedTuple
 
 from prober.results import KINDS
@@ -170,7 +171,7 @@ class Incident:
         return f"{head} ({self.rule})"
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Incident:
@@ -265,7 +266,7 @@ def rate_end(window: list[tuple[bool, int]], default: int, min_failures: int) ->
 
 def _relapses(window: list[tuple[bool, int]]) -> int:
     """Failures that follow a success, in ``window``."""
-    return sum(1 for (prev, _), (bad, _) in zip(window, window[1:]) if bad and not prev)
+    return sum(1 for (prev, _), (bad, _) in pairwise(window) if bad and not prev)
 
 
 @dataclass(slots=True)

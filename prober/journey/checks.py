@@ -228,40 +228,38 @@ class CompiledAssertion:
         null = actual is None and isinstance(self.json_expr, SimplePath) and self.json_expr.holds_null(response.json())
         return self._compare(actual, *self.expected(values), redact=redact, null=null)
 
-    def _compare(  # noqa: C901
+    def _compare(
         self, actual: Any, equals: Any, not_equals: Any, contains: Any, *, redact: Redact, null: bool = False
     ) -> str | None:
         spec, label = self.spec, self.label
-
-        def shown(value: Any) -> str:
-            return shorten(value, redact)
-
         if spec.exists is not None:
             if (actual is not None) != spec.exists:
-                return f"{label}: expected {'present' if spec.exists else 'absent'}, got {'nothing' if actual is None else shown(actual)}"
+                expected = "present" if spec.exists else "absent"
+                return f"{label}: expected {expected}, got {'nothing' if actual is None else shorten(actual, redact)}"
             if not spec.exists:
                 return None
         if actual is None:
             if null and equals is not None:
                 return f"{label}: expected {_typed(equals, redact)}, got null"
             return f"{label}: expected a value, got nothing"
-        if equals is not None and not _equal(actual, equals):
-            expected_text, actual_text = _pair(equals, actual, redact)
-            return f"{label}: expected {expected_text}, got {actual_text}"
-        if not_equals is not None and _equal(actual, not_equals):
-            if json_type(not_equals) == json_type(actual):
-                return f"{label}: expected anything but {shown(not_equals)}, got it"
-            expected_text, actual_text = _pair(not_equals, actual, redact)
-            return f"{label}: expected anything but {expected_text}, got {actual_text}"
+        problem = _equality_problem(actual, equals, not_equals, redact)
+        if problem is not None:
+            return f"{label}: {problem}"
+        return self._shape_problem(actual, contains, redact)
+
+    def _shape_problem(self, actual: Any, contains: Any, redact: Redact) -> str | None:
+        """The bounds, pattern, member and length the expectation asks of a present value."""
+        spec, label = self.spec, self.label
+
+        def shown(value: Any) -> str:
+            return shorten(value, redact)
+
         bounds = ((">", spec.gt), (">=", spec.ge), ("<", spec.lt), ("<=", spec.le))
-        if any(bound is not None for _, bound in bounds):
-            number = _as_number(actual)
-            if number is None:
-                return f"{label}: expected a number, got {shown(actual)}"
-            for op, bound in bounds:
-                if bound is not None and not _OPS[op](number, bound):
-                    return f"{label}: expected {op} {bound:g}, got {shown(actual)}"
-        if self.pattern is not None and not self.pattern.search(actual if isinstance(actual, str) else _cut(_one_line(actual))):
+        if any(bound is not None for _, bound in bounds) and (problem := _bounds_problem(bounds, actual)):
+            return f"{label}: {problem}, got {shown(actual)}"
+        if self.pattern is not None and not self.pattern.search(
+            actual if isinstance(actual, str) else _cut(_one_line(actual))
+        ):
             return f"{label}: expected to match /{self.pattern.pattern}/, got {shown(actual)}"
         if contains is not None and not _contains(actual, contains):
             # A member of an array or object is compared, not the container: its type
@@ -273,12 +271,42 @@ class CompiledAssertion:
         if spec.length is not None or spec.min_length is not None:
             if not hasattr(actual, "__len__"):
                 return f"{label}: expected something with a length, got {shown(actual)}"
-            size = len(actual)
-            if spec.length is not None and size != spec.length:
-                return f"{label}: expected length {spec.length}, got {size}"
-            if spec.min_length is not None and size < spec.min_length:
-                return f"{label}: expected length >= {spec.min_length}, got {size}"
+            problem = _length_problem(spec.length, spec.min_length, len(actual))
+            return f"{label}: {problem}" if problem else None
         return None
+
+
+def _equality_problem(actual: Any, equals: Any, not_equals: Any, redact: Redact) -> str | None:
+    """``expected …, got …`` when ``actual`` is not ``equals`` or is ``not_equals``, else None."""
+    if equals is not None and not _equal(actual, equals):
+        expected_text, actual_text = _pair(equals, actual, redact)
+        return f"expected {expected_text}, got {actual_text}"
+    if not_equals is not None and _equal(actual, not_equals):
+        if json_type(not_equals) == json_type(actual):
+            return f"expected anything but {shorten(not_equals, redact)}, got it"
+        expected_text, actual_text = _pair(not_equals, actual, redact)
+        return f"expected anything but {expected_text}, got {actual_text}"
+    return None
+
+
+def _bounds_problem(bounds: tuple[tuple[str, float | None], ...], actual: Any) -> str | None:
+    """``expected …`` when ``actual`` is not a number or is out of ``bounds``, else None."""
+    number = _as_number(actual)
+    if number is None:
+        return "expected a number"
+    for op, bound in bounds:
+        if bound is not None and not _OPS[op](number, bound):
+            return f"expected {op} {bound:g}"
+    return None
+
+
+def _length_problem(length: int | None, min_length: int | None, size: int) -> str | None:
+    """``expected length …, got N`` when ``size`` is not the length asked, else None."""
+    if length is not None and size != length:
+        return f"expected length {length}, got {size}"
+    if min_length is not None and size < min_length:
+        return f"expected length >= {min_length}, got {size}"
+    return None
 
 
 _OPS = {

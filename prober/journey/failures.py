@@ -56,6 +56,16 @@ def classify(exc: BaseException) -> tuple[Outcome, str]:
         return Outcome.ERROR, f"error: {exc}"
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return Outcome.TIMEOUT, "timeout"
+    found = _connection_failure(exc) or _answer_failure(exc)
+    if found is not None:
+        return found
+    if isinstance(exc, aiohttp.ClientError):
+        return Outcome.ERROR, f"error: {type(exc).__name__}"
+    return Outcome.ERROR, f"error: internal {type(exc).__name__}"
+
+
+def _connection_failure(exc: BaseException) -> tuple[Outcome, str] | None:
+    """No exchange at all: TLS, DNS, or the connection refused, reset or closed."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         # OpenSSL's reason ("certificate has expired", "certificate is not yet valid",
         # "unable to get local issuer certificate"…): a fixed text, never the bank's.
@@ -72,6 +82,11 @@ def classify(exc: BaseException) -> tuple[Outcome, str]:
         return Outcome.CONNECT, "connect: server closed the connection without answering"
     if isinstance(exc, aiohttp.ClientOSError):
         return Outcome.CONNECT, f"connect: {_reason(exc)}"
+    return None
+
+
+def _answer_failure(exc: BaseException) -> tuple[Outcome, str] | None:
+    """An answer the prober cannot use: malformed, cut short, too large, redirected astray."""
     if isinstance(exc, aiohttp.TooManyRedirects):
         return Outcome.ERROR, "error: too many redirects"
     if isinstance(exc, BodyTooLarge):
@@ -84,9 +99,7 @@ def classify(exc: BaseException) -> tuple[Outcome, str]:
         return Outcome.ERROR, f"error: malformed HTTP response ({exc.status})"
     if isinstance(exc, SecretRedirectRefused):
         return Outcome.ERROR, "error: redirect to another origin would re-send a secret in the body"
-    if isinstance(exc, aiohttp.ClientError):
-        return Outcome.ERROR, f"error: {type(exc).__name__}"
-    return Outcome.ERROR, f"error: internal {type(exc).__name__}"
+    return None
 
 
 _DNS_ERRORS: tuple[type[BaseException], ...] = tuple(

@@ -11,10 +11,13 @@ so the signature covers the value actually sent.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prober.journey.redirects import Middleware
 from prober.journey.templating import Renderer
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 def renew_on_redirect(render: Renderer, values: Mapping[str, Any]) -> Middleware:
@@ -23,7 +26,7 @@ def renew_on_redirect(render: Renderer, values: Mapping[str, Any]) -> Middleware
     was rendered with). Put it before the signer, which must sign the final values."""
     first = True
 
-    async def renew(request, handler):  # noqa: ANN001, ANN202
+    async def renew(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
         nonlocal first
         if first:
             first = False

@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import socket
 import ssl
-import logging
 import sys
 import weakref
 from time import perf_counter
@@ -166,7 +166,9 @@ class TimingResolver(AbstractResolver):
     def __init__(self) -> None:
         self._inner = ThreadedResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         started = perf_counter()
         result = await self._inner.resolve(host, port, family)
         if (clock := _current_clock.get()) is not None:
@@ -217,7 +219,7 @@ class TracingConnector(aiohttp.TCPConnector):
         if certificate is not None:
             self._certificates[protocol] = certificate
 
-    async def _wrap_create_connection(  # type: ignore[override]
+    async def _wrap_create_connection(
         self,
         *args: Any,
         addr_infos: list[Any],

@@ -12,9 +12,12 @@ something that is not an object or an index of something that is not an array gi
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jmespath
+
+if TYPE_CHECKING:
+    from jmespath.visitor import _TreeNode  # a node of a parsed expression, as the stubs type it
 
 __all__ = ["JsonPath", "SimplePath", "compile_path"]
 
@@ -44,7 +47,7 @@ class SimplePath:
                 if not isinstance(value, list):
                     return None
                 try:
-                    value = value[step]  # type: ignore[index]
+                    value = value[step]  # type: ignore[index]  # an int: `__class__ is` does not narrow
                 except IndexError:
                     return None
         return value
@@ -56,9 +59,9 @@ class SimplePath:
             return value is None
         *parents, last = self.steps
         container = SimplePath(self.expression, tuple(parents)).search(value)
-        if last.__class__ is str:
+        if isinstance(last, str):
             return isinstance(container, dict) and last in container and container[last] is None
-        return isinstance(container, list) and -len(container) <= last < len(container) and container[last] is None  # type: ignore[operator]
+        return isinstance(container, list) and -len(container) <= last < len(container) and container[last] is None
 
     def __repr__(self) -> str:
         return f"SimplePath({self.expression!r})"
@@ -71,7 +74,7 @@ def compile_path(expression: str) -> JsonPath:
     return parsed if steps is None or not steps else SimplePath(expression, tuple(steps))
 
 
-def _simple_steps(node: dict[str, Any]) -> list[str | int] | None:
+def _simple_steps(node: _TreeNode) -> list[str | int] | None:
     """The keys and indexes of a plain path's syntax tree; ``None`` for anything else."""
     kind = node.get("type")
     if kind == "field":

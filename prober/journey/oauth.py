@@ -200,6 +200,7 @@ class OAuthPlan:
         from joserfc.errors import JoseError
         from joserfc.jwk import ECKey, RSAKey
 
+        # RSA or EC P-256: _algorithm refused any other key when the check was loaded
         jwk = RSAKey.import_key(key) if isinstance(key, rsa.RSAPrivateKey) else ECKey.import_key(key)  # type: ignore[arg-type]
         try:
             return jwt.encode(header, claims, jwk, algorithms=[self.algorithm])

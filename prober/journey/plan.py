@@ -21,9 +21,14 @@ from prober.journey.checks import CompiledAssertion, CompiledExtract
 from prober.journey.oauth import OAuthPlan, template_names
 from prober.journey.signing import KeyFileError, Signer, build_signer
 from prober.journey.templating import (
-    Renderer, TemplateError, compile_value, fresh_per_use, unknown_name_problems,
+    Renderer,
+    TemplateError,
+    compile_value,
+    fresh_per_use,
+    unknown_name_problems,
 )
 from prober.journey.tokens import TokenCache
+from prober.results import Kind
 
 RUN_NAMES = frozenset({"run", "uuid"})
 """Names every template may use: per-run values and a fresh-uuid function."""
@@ -79,7 +84,7 @@ class JourneyPlan:
 
     site: str
     check: str
-    kind: str
+    kind: Kind
     location: str
     interval: float
     timeout: float
@@ -182,7 +187,7 @@ def _compile_check(
     step_names: set[str] = set()
     steps: list[StepPlan] = []
     start = len(problems)
-    for index, step in enumerate(check.steps):
+    for index, step in enumerate(check.api_steps):
         step_where = f"{where}.steps[{step.name}]"
         if step.group is not None:
             step_where += f" (from step_groups.{step.group})"

@@ -33,7 +33,7 @@ def origin_guard(secret_headers: tuple[str, ...], secret_body: bool) -> Middlewa
     """
     origin = None
 
-    async def guard(request: aiohttp.ClientRequest, handler):  # noqa: ANN001, ANN202
+    async def guard(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
         nonlocal origin
         if origin is None:
             origin = request.url.origin()

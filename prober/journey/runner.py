@@ -44,13 +44,13 @@ from prober.journey.fresh import renew_on_redirect
 from prober.journey.http import BodyReader, PhaseClock, bind_clock, open_session, unbind_clock
 from prober.journey.oauth import TokenRequest, refusal, tokens_in
 from prober.journey.plan import JourneyPlan, StepPlan
-from prober.redact import Redactor
-from prober.timefmt import utc_date, utc_iso_ns
 from prober.journey.redirects import Middleware, origin_guard
 from prober.journey.signing import signing_middleware
-from prober.results import JourneyResult, Outcome, StepResult
 from prober.journey.templating import UndefinedValue, fresh_uuid
 from prober.journey.tracecontext import trace_middleware
+from prober.redact import Redactor
+from prober.results import JourneyResult, Outcome, StepResult
+from prober.timefmt import utc_date, utc_iso_ns
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 

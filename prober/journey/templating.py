@@ -89,7 +89,8 @@ def unknown_name_problems(fields: Mapping[str, Any], known: set[str], where: str
             problems.append(f"{where}.{field}: invalid template: {exc}")
             continue
         problems.extend(
-            f"{where}.{field}: uses {{{{ {name} }}}}, which is not a site var or secret nor extracted by an earlier step"
+            f"{where}.{field}: uses {{{{ {name} }}}}, which is not a site var or secret "
+            "nor extracted by an earlier step"
             for name in sorted(used - known)
         )
     return problems
@@ -156,7 +157,7 @@ def compile_value(value: Any) -> Renderer:
     """Compile a field once; the returned function renders it for one run."""
     if isinstance(value, str):
         if not _is_template(value):
-            return lambda _values, _v=value: _v
+            return _constant(value)
         fast = _substitution(value)
         if fast is not None:
             return fast
@@ -165,14 +166,19 @@ def compile_value(value: Any) -> Renderer:
     if isinstance(value, Mapping):
         parts = {k: compile_value(v) for k, v in value.items()}
         if all(_is_constant(v) for v in value.values()):
-            return lambda _values, _v=value: _v
+            return _constant(value)
         return lambda values: {k: r(values) for k, r in parts.items()}
     if isinstance(value, list):
         items = [compile_value(v) for v in value]
         if all(_is_constant(v) for v in value):
-            return lambda _values, _v=value: _v
+            return _constant(value)
         return lambda values: [r(values) for r in items]
-    return lambda _values, _v=value: _v
+    return _constant(value)
+
+
+def _constant(value: Any) -> Renderer:
+    """A renderer that gives ``value`` itself, whatever the run's values."""
+    return lambda _values: value
 
 
 def _is_constant(value: Any) -> bool:

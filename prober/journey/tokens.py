@@ -7,8 +7,9 @@ A :class:`TokenCache` holds, per client (site, token URL, client id, grant, scop
 - the current refresh token when the bank rotated it, in a file of the state directory
   written atomically (:func:`prober.atomic.write_atomic`: temporary file, fsync,
   rename, fsync of the directory) with mode 0600, so neither a restart nor a crash in
-  the middle of a write loses the only valid refresh token. The file also records a hash of the configured refresh token: when
-  the operator configures a new one (the old chain was revoked), it wins.
+  the middle of a write loses the only valid refresh token. The file also records a hash
+  of the configured refresh token: when the operator configures a new one (the old chain
+  was revoked), it wins.
 - a lock, so that two journeys of the same client never use one refresh token twice
   (the second waits and then finds the new access token or the rotated refresh token).
 
@@ -125,7 +126,9 @@ class TokenCache:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise ReportableError(f"cannot read the stored refresh token {path}: {(exc.strerror or str(exc)).lower()}") from None
+            raise ReportableError(
+                f"cannot read the stored refresh token {path}: {(exc.strerror or str(exc)).lower()}"
+            ) from None
         except (ValueError, KeyError, TypeError):
             raise ReportableError(f"cannot read the stored refresh token {path}: not a token file") from None
 

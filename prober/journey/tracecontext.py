@@ -47,7 +47,9 @@ def is_valid(value: str) -> bool:
 def trace_middleware(trace_id: str) -> Middleware:
     """A client middleware setting ``traceparent`` with a new span id on each hop."""
 
-    async def add_traceparent(request: aiohttp.ClientRequest, handler):  # noqa: ANN001, ANN202
+    async def add_traceparent(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType,
+    ) -> aiohttp.ClientResponse:
         request.headers[HEADER] = f"00-{trace_id}-{new_span_id()}-01"
         return await handler(request)
 

@@ -12,7 +12,7 @@ is reported as one retryable failure naming how many failed, never which URL.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -20,6 +20,9 @@ from prober.config.types import secret_from_file
 from prober.notify.base import Notifier, NotifyError
 from prober.notify.message import Message
 from prober.notify.settings import NotifierSettings
+
+if TYPE_CHECKING:
+    import aiohttp
 
 # Apprise itself is imported where it is used: a configuration without an apprise
 # notifier (and `prober validate` of one) never pays for its hundred plugins.
@@ -70,8 +73,8 @@ class AppriseConfig(NotifierSettings):
 class AppriseNotifier(Notifier):
     config: AppriseConfig
 
-    def __init__(self, config: AppriseConfig, session: object) -> None:
-        super().__init__(config, session)  # type: ignore[arg-type]
+    def __init__(self, config: AppriseConfig, session: aiohttp.ClientSession) -> None:
+        super().__init__(config, session)
         import apprise
 
         self._apprise = apprise.Apprise()

@@ -30,4 +30,6 @@ def render_table(results: Sequence[JourneyResult], stream: TextIO) -> None:
     console = Console(file=stream, width=160 if not stream.isatty() else None, highlight=False)
     console.print(table)
     failed = sum(not r.success for r in results)
-    console.print(f"{len(results)} checks: {len(results) - failed} ok, {failed} failing" if results else "no checks selected")
+    console.print(
+        f"{len(results)} checks: {len(results) - failed} ok, {failed} failing" if results else "no checks selected"
+    )

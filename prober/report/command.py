@@ -18,7 +18,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,7 +36,9 @@ MAX_DAYS = 1100
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``prober report``."""
-    parser.add_argument("-c", "--config", required=True, help="TOML file or directory; its [influxdb] says where to read")
+    parser.add_argument(
+        "-c", "--config", required=True, help="TOML file or directory; its [influxdb] says where to read"
+    )
     parser.add_argument("--from", dest="first", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
                         help="first day (default: the first day of the quarter of --to)")
     parser.add_argument("--to", dest="last", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
@@ -102,7 +104,7 @@ def run_report(args: argparse.Namespace, out: TextIO | None = None, write: Recor
                   benchmark_pct=args.benchmark, sites=sites, configured=configured, catalog=catalog,
                   maintenance=tuple(config.incidents.maintenance))
     client = QueryClient.from_config(config.influxdb)
-    generated = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")
+    generated = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
     try:
         if args.write:
             if write is None:

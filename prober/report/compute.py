@@ -13,7 +13,8 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from itertools import chain
 from zoneinfo import ZoneInfo
 
@@ -69,7 +70,7 @@ Stream = tuple[str, str, str]
 """(site, api, interface): one column set of the report."""
 
 _API_ORDER = {"dedicated": 0, "psu": 1}
-_INTERFACE_ORDER = {name: i for i, name in enumerate(INTERFACES)}
+_INTERFACE_ORDER: dict[str, int] = {name: i for i, name in enumerate(INTERFACES)}
 
 
 def _stream_order(stream: Stream) -> tuple[str, int, int]:
@@ -99,7 +100,7 @@ def _pct(part: float, whole: float) -> float | None:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class _Feeds:
@@ -244,14 +245,13 @@ def compute_day(scope: Scope, feeds: _Feeds, stream: Stream, d: int, requests: M
     site, api, interface = stream
     start, end = scope.bounds[d], scope.bounds[d + 1]
     cut = min(end, scope.now_ms)
-    common = dict(site=site, api=api, interface=interface, day=scope.first + timedelta(days=d),
-                  day_seconds=max(cut - start, 0) / 1000, partial=cut < end)
+    day_stats = partial(DayStats, site=site, api=api, interface=interface, day=scope.first + timedelta(days=d),
+                        day_seconds=max(cut - start, 0) / 1000, partial=cut < end)
     spacing = feeds.spacing(stream, d, start, end, cut)
     window = window_ms(spacing)
     probes = feeds.probe_count(stream, d, start, end)
     if not probes or cut <= start:
-        return DayStats(known=False, window_s=window / 1000, spacing_s=None if spacing is None else spacing / 1000,
-                        **common)
+        return day_stats(known=False, window_s=window / 1000, spacing_s=None if spacing is None else spacing / 1000)
     lo, hi = start - scope.margin_ms, end + scope.margin_ms
     failures = feeds.failures(stream, lo, hi)
     down = rule_downtime_sparse(failures, feeds.replies(stream, lo, hi), window, round(spacing or 0))
@@ -261,8 +261,8 @@ def compute_day(scope: Scope, feeds: _Feeds, stream: Stream, d: int, requests: M
     total, failed = requests.get(stream, (0, 0))
     timing = feeds.fetched.timing.get((site, api, interface, d))
     errors = feeds.error_texts(stream, start, end)
-    return DayStats(
-        known=True, **common,
+    return day_stats(
+        known=True,
         uptime_pct=100.0 - 100.0 * down_ms / (cut - start),
         downtime_s=down_ms / 1000, planned_downtime_s=planned_ms / 1000,
         unplanned_downtime_s=(down_ms - planned_ms) / 1000,
@@ -286,7 +286,11 @@ def worse_than(dedicated: DayStats, psu: DayStats | None) -> tuple[str, ...] | N
     worse = []
     if (dedicated.uptime_pct or 0.0) < (psu.uptime_pct or 0.0):
         worse.append("uptime")
-    if dedicated.ttlb_mean_ms is not None and psu.ttlb_mean_ms is not None and dedicated.ttlb_mean_ms > psu.ttlb_mean_ms:
+    if (
+        dedicated.ttlb_mean_ms is not None
+        and psu.ttlb_mean_ms is not None
+        and dedicated.ttlb_mean_ms > psu.ttlb_mean_ms
+    ):
         worse.append("response time")
     return tuple(worse)
 

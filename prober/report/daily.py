@@ -141,6 +141,7 @@ def _day_stats(site: str, api: str, interface: str, day: date, row: dict) -> Day
     return DayStats(
         site=site, api=api, interface=interface, day=day,
         day_seconds=float(row.get("day_seconds") or 0.0), partial=bool(row.get("partial")), known=known,
+        # the fields _FLOAT_FIELDS and _INT_FIELDS name, read from the row as their types
         **figures, **counts, **timing,  # type: ignore[arg-type]
         error_rate_pct=_number(row, "error_rate_pct") if counts["requests"] else None,
         window_s=float(row.get("window_s") or 30.0), spacing_s=_number(row, "spacing_s"),
@@ -159,7 +160,7 @@ def read_stored(client: QueryClient, bounds: Sequence[int], first_day: date, tz:
             site, api, interface = tags.get("site", ""), tags.get("api", ""), tags.get("interface", "")
             columns = series.get("columns", [])
             for values in series.get("values") or []:
-                row = dict(zip(columns, values))
+                row = dict(zip(columns, values, strict=False))
                 d = index.get(int(row["time"]))
                 if d is None:
                     continue

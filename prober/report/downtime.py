@@ -27,7 +27,8 @@ from __future__ import annotations
 import bisect
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from prober.config.incidents import MaintenanceWindow
 from prober.report.intervals import Interval, union
@@ -44,7 +45,7 @@ def median_gap_ms(times: Sequence[int]) -> float | None:
     """Median gap between consecutive points of one series (``None`` with fewer than two)."""
     if len(times) < 2:
         return None
-    return float(statistics.median(b - a for a, b in zip(times, times[1:])))
+    return float(statistics.median(b - a for a, b in pairwise(times)))
 
 
 def spacing_ms(series_times: Iterable[Sequence[int]]) -> float | None:
@@ -145,7 +146,7 @@ def incident_intervals(events: Sequence[Event], until_ms: int) -> list[Interval]
     return union(out)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 

@@ -23,7 +23,6 @@ from prober.report.model import DayStats, Report
 from prober.report.page import render_html
 from prober.report.text import benchmark_verdict, clean, header_lines, maintenance_text, number, worse_text
 
-
 _DAY_COLUMNS: list[tuple[str, Callable[[DayStats], str]]] = [
     ("uptime %", lambda r: number(r.uptime_pct, 3)),
     ("down s", lambda r: number(r.downtime_s, 0, "-")),
@@ -46,7 +45,7 @@ def _grid(header: list[str], rows: list[list[str]], out: TextIO, left: int = 4) 
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     for row in [header, *rows]:
         out.write("  ".join(c.ljust(w) if i < left or i == len(row) - 1 else c.rjust(w)
-                            for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+                            for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip())
         out.write("\n")
 
 

@@ -100,7 +100,9 @@ def own_clause(interface: str, api: str, catalog: Catalog) -> str | None:
     parts = [_pair(s, c) for s, c in chosen]
     if api == "dedicated":
         by_default = sorted(k for k, feeds in KIND_INTERFACES.items() if interface in feeds and not is_auth(k))
-        by_kind = " AND ".join([f'"kind" =~ /^({"|".join(by_default)})$/', *(_not_pair(s, c) for s, c in sorted(special))])
+        by_kind = " AND ".join(
+            [f'"kind" =~ /^({"|".join(by_default)})$/', *(_not_pair(s, c) for s, c in sorted(special))]
+        )
         parts.insert(0, f"({by_kind})")
     if not parts:
         return None
@@ -206,7 +208,9 @@ class QueryClient:
             response = urllib.request.urlopen(request, timeout=self.timeout, context=self.context)
         except urllib.error.HTTPError as exc:
             detail = _error_of(exc.read(4096))
-            raise QueryError(f"InfluxDB at {self.url} answered HTTP {exc.code}{': ' + detail if detail else ''}") from None
+            raise QueryError(
+                f"InfluxDB at {self.url} answered HTTP {exc.code}{': ' + detail if detail else ''}"
+            ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise QueryError(f"cannot reach InfluxDB at {self.url}: {reason}") from None
@@ -289,8 +293,8 @@ class Fetched:
         self.kinds.update(later.kinds)
         self.requests.update(later.requests)
         self.timing.update(later.timing)
-        for key, events in later.incidents.items():
-            self.incidents.setdefault(key, []).extend(events)
+        for incident_key, events in later.incidents.items():
+            self.incidents.setdefault(incident_key, []).extend(events)
 
     def add_runs(self, series: dict, failed: bool) -> None:
         tags = series.get("tags", {})
@@ -335,15 +339,12 @@ class Fetched:
         site = series.get("tags", {}).get("site", "")
         columns = series.get("columns", [])
         for values in series.get("values") or []:
-            row = dict(zip(columns, values))
-
-            def number(name: str) -> float | None:  # JSON has 10 for 10.0
-                value = row.get(name)
-                return None if value is None else float(value)
-
+            row = dict(zip(columns, values, strict=False))
             self.timing[(site, api, interface, day)] = Timing(
-                ttfb_n=int(row.get("ttfb_n") or 0), ttfb_mean=number("ttfb_mean"), ttfb_p95=number("ttfb_p95"),
-                ttlb_n=int(row.get("ttlb_n") or 0), ttlb_mean=number("ttlb_mean"), ttlb_p95=number("ttlb_p95"))
+                ttfb_n=int(row.get("ttfb_n") or 0), ttfb_mean=_number(row, "ttfb_mean"),
+                ttfb_p95=_number(row, "ttfb_p95"),
+                ttlb_n=int(row.get("ttlb_n") or 0), ttlb_mean=_number(row, "ttlb_mean"),
+                ttlb_p95=_number(row, "ttlb_p95"))
 
     def add_incidents(self, series: dict) -> None:
         tags = series.get("tags", {})
@@ -354,6 +355,12 @@ class Fetched:
         events = self.incidents.setdefault(key, [])
         for v in series.get("values") or []:
             events.append((int(v[0]), state, float(v[at] or 0.0) if at is not None else 0.0))
+
+
+def _number(row: dict, name: str) -> float | None:
+    """``row[name]`` as a float (JSON has 10 for 10.0), ``None`` when absent or null."""
+    value = row.get(name)
+    return None if value is None else float(value)
 
 
 def _fetch_day(client: QueryClient, bounds: Sequence[int], day: int, days: frozenset[int], sites: Sequence[str],
@@ -382,8 +389,15 @@ def _fetch_day(client: QueryClient, bounds: Sequence[int], day: int, days: froze
                 part.add_requests(day, series)
             else:
                 part.add_timing(*timed[sid - 3], day, series)
-    # The replies themselves only where five failures could make a downtime: the sites
-    # with five failed runs or more around the day (most days of most sites have none).
+    _fetch_replies(client, part, bounds, day, catalog, margin_ms)
+    return part
+
+
+def _fetch_replies(client: QueryClient, part: Fetched, bounds: Sequence[int], day: int, catalog: Catalog,
+                   margin_ms: int) -> None:
+    """The replied runs themselves, into ``part``, only where five failures could make a
+    downtime: the sites with five failed runs or more around the day (most days of most
+    sites have none)."""
     lo, hi = bounds[day] - margin_ms, bounds[day + 1] + margin_ms
     failing: dict[str, int] = {}
     for key, times in part.runs.items():
@@ -394,7 +408,6 @@ def _fetch_day(client: QueryClient, bounds: Sequence[int], day: int, days: froze
             for series in result.get("series", []):
                 part.add_runs(series, failed=False)
         part.raw_replies.update((site, day) for site in candidates)
-    return part
 
 
 def fetch(client: QueryClient, bounds: Sequence[int], sites: Sequence[str], catalog: Catalog, margin_ms: int,

@@ -22,7 +22,8 @@ from prober.report.text import benchmark_verdict, clean, header_lines, maintenan
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}h3{font-size:1em}
-table{border-collapse:collapse;margin:.5em 0;font-size:13px}td,th{border:1px solid #ccc;padding:2px 4px;text-align:right}
+table{border-collapse:collapse;margin:.5em 0;font-size:13px}
+td,th{border:1px solid #ccc;padding:2px 4px;text-align:right}
 td.d{white-space:nowrap}
 th{background:#f3f3f3;font-weight:600;max-width:8em;vertical-align:bottom}td.l,th.l{text-align:left}
 .ok{background:#d8f0d8}.bad{background:#f6d0d0}.unk{background:#eee;color:#666}.worse{background:#fde8c8}

@@ -13,8 +13,17 @@ It is the target of the test suite and of ``prober demo``::
 
 from .faults import CAPABILITIES, MODES, Fault, FaultError, FaultRegistry
 from .scenarios import (
-    DEFAULT_TIME_SCALE, HOUR, NO_SCENARIO, PLAYABLE, SCENARIOS, TOUR, FaultWindow, Scenario, ScenarioRunner,
-    scenario_listing, scenario_named,
+    DEFAULT_TIME_SCALE,
+    HOUR,
+    NO_SCENARIO,
+    PLAYABLE,
+    SCENARIOS,
+    TOUR,
+    FaultWindow,
+    Scenario,
+    ScenarioRunner,
+    scenario_listing,
+    scenario_named,
 )
 from .server import BankServer, run_bank
 from .state import BankState

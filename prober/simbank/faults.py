@@ -227,6 +227,37 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+async def _apply(
+    fault: Fault, request: web.Request, faults: FaultRegistry, capability: str, stopping: asyncio.Event,
+    web_page: bool,
+) -> web.StreamResponse | Fault | None:
+    """What ``fault`` does before the route's handler runs: an answer of its own, the
+    fault for the handler to apply (the content-level modes), or None (the handler
+    answers as if healthy)."""
+    mode = fault.mode
+    if mode in WEB_ONLY_MODES:
+        if not web_page:
+            return None
+        if mode == "blank":
+            return web.Response(text="", content_type="text/html")
+    if mode == "down":
+        return _error(fault.status or 503, "service unavailable")
+    if mode == "slow":
+        # Sleep before the handler builds the response, so the delay is in the TTFB.
+        await asyncio.sleep(fault.delay_ms / 1000.0)
+        return None
+    if mode == "intermittent":
+        return _error(fault.status or 500, "internal error") if faults.draw(capability) < fault.rate else None
+    if mode == "refuse":
+        refused = not fault.values or request.headers.get(fault.header) in fault.values
+        return _error(403, "access_denied") if refused else None
+    if mode == "hang":
+        await stopping.wait()
+        # Shutting down: drop the connection without an answer.
+        raise asyncio.CancelledError
+    return fault
+
+
 def guard(
     capability: str,
     route_key: str,
@@ -251,35 +282,12 @@ def guard(
     async def guarded(request: web.Request) -> web.StreamResponse:
         counters(capability, route_key)
         fault = active.get(capability)
-        if fault is None:
+        if fault is None or (fault.paths and not request.path.startswith(fault.paths)):
             return await handler(request, None)
-        if fault.paths and not request.path.startswith(fault.paths):
-            return await handler(request, None)
-        mode = fault.mode
-        if mode in WEB_ONLY_MODES:
-            if not web_page:
-                return await handler(request, None)
-            if mode == "blank":
-                return web.Response(text="", content_type="text/html")
-        if mode == "down":
-            return _error(fault.status or 503, "service unavailable")
-        if mode == "slow":
-            # Sleep before the handler builds the response, so the delay is in the TTFB.
-            await asyncio.sleep(fault.delay_ms / 1000.0)
-            return await handler(request, None)
-        if mode == "intermittent":
-            if faults.draw(capability) < fault.rate:
-                return _error(fault.status or 500, "internal error")
-            return await handler(request, None)
-        if mode == "refuse":
-            if not fault.values or request.headers.get(fault.header) in fault.values:
-                return _error(403, "access_denied")
-            return await handler(request, None)
-        if mode == "hang":
-            await stopping.wait()
-            # Shutting down: drop the connection without an answer.
-            raise asyncio.CancelledError
-        return await handler(request, fault)
+        applied = await _apply(fault, request, faults, capability, stopping, web_page)
+        if isinstance(applied, web.StreamResponse):
+            return applied
+        return await handler(request, applied)
 
     guarded.__name__ = getattr(handler, "__name__", "guarded")
     guarded.__doc__ = handler.__doc__

@@ -28,7 +28,9 @@ def write_key_files(directory: Path, name: str, kind: str = "rsa") -> tuple[Priv
         x509.NameAttribute(NameOID.COMMON_NAME, f"bank-prober test {name}"),
         x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, "PSDDE-BAFIN-999999"),
     ])
-    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test QTSP CA"), x509.NameAttribute(NameOID.COUNTRY_NAME, "DE")])
+    issuer = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "Test QTSP CA"), x509.NameAttribute(NameOID.COUNTRY_NAME, "DE")]
+    )
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())

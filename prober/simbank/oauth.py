@@ -161,7 +161,9 @@ def binding_middleware(oauth: OAuthServer) -> Callable[..., Awaitable[web.Stream
     """Refuse (401) a bound access token presented over another client certificate."""
 
     @web.middleware
-    async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def check(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         authorization = request.headers.get("Authorization", "")
         if authorization.startswith("Bearer ") and oauth.bound:
             expected = oauth.bound.get(authorization[7:].strip())

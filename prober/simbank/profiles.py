@@ -22,11 +22,16 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .keys import write_key_files
 from .oauth import OAuthClient, OAuthServer
 from .psd2 import STET_BASE, UK_BASE
 from .signatures import SignatureProfile
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 CLIENT_ID = "bank-prober"
 ISSUER_PATHS = ("/cards",)  # the card issuer's own API shares the host, unsigned
@@ -59,7 +64,8 @@ class ProfileSetup:
         return path
 
 
-def _keys(directory: Path, name: str, kind: str):  # noqa: ANN202
+def _keys(directory: Path, name: str, kind: str) -> tuple[PrivateKeyTypes, x509.Certificate, Path, Path]:
+    """The key and certificate of ``name`` in ``directory`` (made when missing), and their files."""
     key_file, certificate_file = directory / f"{name}.key", directory / f"{name}.pem"
     if not key_file.exists() or not certificate_file.exists():
         write_key_files(directory, name, kind)

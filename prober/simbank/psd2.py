@@ -106,7 +106,8 @@ class Psd2Api:
             return _tpp_error(404, "RESOURCE_UNKNOWN", "unknown account")
         wrong = fault is not None and fault.mode == "wrong_data"
         return web.json_response({"balances": [
-            {"balanceType": "closingBooked", "balanceAmount": _amount(ZERO if wrong else account.booked, account.currency)},
+            {"balanceType": "closingBooked",
+             "balanceAmount": _amount(ZERO if wrong else account.booked, account.currency)},
             {"balanceType": "interimAvailable",
              "balanceAmount": _amount(ZERO if wrong else account.expected, account.currency)},
         ]})
@@ -127,7 +128,9 @@ class Psd2Api:
         if card is None:
             return _tpp_error(404, "RESOURCE_UNKNOWN", "unknown card account")
         limit = ZERO if fault is not None and fault.mode == "wrong_data" else card.daily_limit
-        return web.json_response({"balances": [{"balanceType": "interimAvailable", "balanceAmount": _amount(limit, card.currency)}]})
+        return web.json_response({"balances": [
+            {"balanceType": "interimAvailable", "balanceAmount": _amount(limit, card.currency)},
+        ]})
 
     async def bg_initiate(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
         """A SEPA credit transfer; X-Request-ID identifies it (a repeat is not a new payment)."""
@@ -144,7 +147,8 @@ class Psd2Api:
             return _tpp_error(400, "FORMAT_ERROR", "creditorAccount.iban missing")
         country = iban[:2]
         rejected = fault is not None and fault.mode == "reject" and fault.rejects_country(country)
-        payment, _replayed = self.state.create_payment(request.headers["X-Request-ID"], amount, currency, country, rejected)
+        payment, _replayed = self.state.create_payment(request.headers["X-Request-ID"], amount, currency, country,
+                                                       rejected)
         return web.json_response(
             {"transactionStatus": "RCVD", "paymentId": payment.payment_id,
              "_links": {"status": {"href": f"/v1/payments/sepa-credit-transfers/{payment.payment_id}/status"}}},
@@ -202,7 +206,8 @@ class Psd2Api:
         rejected = fault is not None and fault.mode == "reject" and fault.rejects_country(iban[:2])
         payment, _ = self.state.create_payment(request.headers["X-Request-ID"], amount, currency, iban[:2], rejected)
         location = f"{STET_BASE}/payment-requests/{payment.payment_id}"
-        return web.json_response({"appliedAuthenticationApproach": "REDIRECT"}, status=201, headers={"Location": location})
+        return web.json_response({"appliedAuthenticationApproach": "REDIRECT"}, status=201,
+                                 headers={"Location": location})
 
     async def stet_payment_status(self, request: web.Request, fault: Fault | None) -> web.StreamResponse:
         if (refused := self._refused(request)) is not None:

@@ -14,11 +14,11 @@ from aiohttp import web
 from . import profiles
 from .admin import AdminApi
 from .api import ROUTES, BankApi
-from .faults import FaultRegistry, guard
+from .faults import Fault, FaultHandler, FaultRegistry, guard
 from .oauth import OAuthServer, binding_middleware
 from .psd2 import PROFILE_ROUTES, Psd2Api
-from .signatures import SignatureProfile, signature_middleware
 from .scenarios import DEFAULT_TIME_SCALE, Scenario, ScenarioRunner, get_scenario, scenario_named
+from .signatures import SignatureProfile, signature_middleware
 from .state import BankState
 from .tls import bank_certificate
 from .web import WEB_ROUTES, WebFront, WebSessions
@@ -97,12 +97,12 @@ class BankServer:
             middlewares.append(binding_middleware(self.oauth))
         app = web.Application(middlewares=middlewares)
         tables = ((BankApi(self.state), ROUTES), (Psd2Api(self.state), PROFILE_ROUTES.get(self.profile or "", ())))
+        token = _token_endpoint(self.oauth, self.state) if self.oauth is not None else None
         for api, routes in tables:
             for method, path, capability, name in routes:
                 target = getattr(api, name)
-                if path == "/oauth/token" and self.oauth is not None:
-                    oauth, state = self.oauth, self.state
-                    target = lambda request, fault: oauth.token(request, state, fault)  # noqa: E731
+                if path == "/oauth/token" and token is not None:
+                    target = token
                 handler = guard(
                     capability, f"{method} {path}", target, self.faults,
                     self.state.count, self._stopping,
@@ -259,3 +259,12 @@ async def _serve(
             loop.remove_signal_handler(sig)
         await bank.stop()
     return 0
+
+
+def _token_endpoint(oauth: OAuthServer, state: BankState) -> FaultHandler:
+    """``POST /oauth/token`` of ``oauth`` on the bank's ``state``, as the fault guard calls a route."""
+
+    async def token(request: web.Request, fault: Fault | None) -> web.StreamResponse:
+        return await oauth.token(request, state, fault)
+
+    return token

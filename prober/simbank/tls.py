@@ -88,7 +88,7 @@ def bank_certificate(days: float, now: dt.datetime | None = None, *,
                      ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None) -> BankCertificate:
     """A bank certificate expiring ``days`` days from ``now``, from ``ca`` (a new test CA,
     valid for years, when not given)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     ca = ca or _new_ca(now)
     ca_cert, ca_key = ca
     ca_name = ca_cert.subject

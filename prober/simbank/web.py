@@ -28,6 +28,7 @@ import html
 import json
 import secrets
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from aiohttp import web
 
@@ -119,7 +120,7 @@ class WebFront:
         return (sid, *found) if found is not None else None
 
     @staticmethod
-    def _to_login() -> web.Response:
+    def _to_login() -> NoReturn:
         raise web.HTTPSeeOther("/web/login")
 
     # -- login ------------------------------------------------------------------
@@ -157,7 +158,7 @@ class WebFront:
         session = self._session(request)
         if session is None:
             self._to_login()
-        _sid, user, token = session  # type: ignore[misc]
+        _sid, user, token = session
         body = (f"<h1>Your accounts</h1><p>Welcome, <span id=holder>{html.escape(user)}</span>.</p>"
                 "<p id=loading>Loading your balances…</p><table id=accounts hidden><thead><tr><th>Account</th>"
                 "<th>IBAN</th><th class=amount>Balance</th></tr></thead><tbody></tbody></table>"
@@ -171,7 +172,7 @@ class WebFront:
         session = self._session(request)
         if session is None:
             self._to_login()
-        sid = session[0]  # type: ignore[index]
+        sid = session[0]
         csrf = self.web.issue_csrf(sid)
         options = "".join(f'<option value="{a.iban}">{html.escape(a.name)} ({a.iban})</option>'
                           for a in self.state.accounts.values())
@@ -196,7 +197,7 @@ class WebFront:
         if session is None:
             self._to_login()
         form = await request.post()
-        if not self.web.spend_csrf(form.get("csrf"), session[0]):  # type: ignore[index]
+        if not self.web.spend_csrf(form.get("csrf"), session[0]):
             return web.Response(status=403, text="<h1>Session expired</h1>", content_type="text/html")
         try:
             amount = f"{float(str(form.get('amount', ''))):.2f}"
@@ -229,7 +230,7 @@ class WebFront:
         session = self._session(request)
         if session is None:
             self._to_login()
-        sid = session[0]  # type: ignore[index]
+        sid = session[0]
         rows = []
         for card in self.state.cards.values():
             buttons = "".join(
@@ -254,7 +255,7 @@ class WebFront:
         if session is None:
             self._to_login()
         form = await request.post()
-        if not self.web.spend_csrf(form.get("csrf"), session[0]):  # type: ignore[index]
+        if not self.web.spend_csrf(form.get("csrf"), session[0]):
             return web.Response(status=403, text="<h1>Session expired</h1>", content_type="text/html")
         card = self.state.cards.get(request.match_info["card_id"])
         if card is None:

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ class DayUptime:
 
 
 def utc_day(epoch_ns: int) -> date:
-    return datetime.fromtimestamp(epoch_ns / 1e9, tz=timezone.utc).date()
+    return datetime.fromtimestamp(epoch_ns / 1e9, tz=UTC).date()
 
 
 def day_range(days: int, today: date) -> list[date]:

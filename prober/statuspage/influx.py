@@ -20,7 +20,7 @@ import json
 import logging
 import ssl
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -133,7 +133,7 @@ class InfluxHistory:
         now = time.monotonic()
         if self._cache is not None and self._cache[1] == days and now - self._cache[0] < CACHE_SECONDS:
             return self._cache[2]
-        today = datetime.now(timezone.utc).date()
+        today = datetime.now(UTC).date()
         try:
             counts = await self.query(days, today)
         except InfluxQueryError as exc:

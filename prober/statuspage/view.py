@@ -22,7 +22,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any, Protocol
 
 from prober.config.incidents import MaintenanceWindow
@@ -396,14 +397,14 @@ def _incident_line(incident: Incident, public: bool, now: float) -> IncidentLine
     duration = incident.duration_s
     if incident.resolved_ns is None:  # open: it has lasted until now at least
         duration = max(duration, now - incident.since_ns / 1e9)
-    base = dict(
-        id=incident.id, site=incident.site, kind=incident.kind, since=utc_iso_ns(incident.since_ns),
+    line = partial(
+        IncidentLine, id=incident.id, site=incident.site, kind=incident.kind, since=utc_iso_ns(incident.since_ns),
         resolved_at=_iso(incident.resolved_ns), duration_s=round(duration, 3), step=incident.failed_step,
     )
     if public:
-        return IncidentLine(**base)
-    return IncidentLine(
-        **base, check=incident.check, outcome=incident.outcome, outcome_words=_outcome_words(incident.outcome),
+        return line()
+    return line(
+        check=incident.check, outcome=incident.outcome, outcome_words=_outcome_words(incident.outcome),
         error=incident.error, location=incident.location,
     )
 
@@ -453,7 +454,9 @@ def grid(incidents: IncidentStatus, runs: Iterable[LatestRun], public: bool) -> 
     return kinds, tuple(rows)
 
 
-def incident_lines(incidents: IncidentStatus, public: bool, now: float) -> tuple[tuple[IncidentLine, ...], tuple[IncidentLine, ...]]:
+def incident_lines(
+    incidents: IncidentStatus, public: bool, now: float
+) -> tuple[tuple[IncidentLine, ...], tuple[IncidentLine, ...]]:
     """The open incidents (oldest first) and the recently resolved ones (latest end first);
     a public view leaves out the :data:`INTERNAL_KINDS`."""
     def shown(incident: Incident) -> bool:
@@ -480,7 +483,7 @@ def history_rows(rows: Sequence[Row], history: Mapping[tuple[str, str], Sequence
 
 def maintenance_lines(windows: Sequence[MaintenanceWindow], now: float) -> tuple[MaintenanceLine, ...]:
     """Announced windows: weekly ones, and one-off ones not over yet."""
-    at = datetime.fromtimestamp(now, tz=timezone.utc)
+    at = datetime.fromtimestamp(now, tz=UTC)
     out = []
     for window in windows:
         if window.start is not None and window.end is not None:
@@ -514,7 +517,7 @@ def build_view(
     now = time.time() if now is None else now
     kinds, rows = grid(incidents, runs, settings.public)
     open_lines, recent_lines = incident_lines(incidents, settings.public, now)
-    today = datetime.fromtimestamp(now, tz=timezone.utc).date()
+    today = datetime.fromtimestamp(now, tz=UTC).date()
     return StatusView(
         title=settings.title, public=settings.public, generated_at=utc_iso(now),
         refresh_s=max(1, round(settings.refresh)), kinds=kinds, rows=rows, open=open_lines, recent=recent_lines,

@@ -17,10 +17,15 @@
 
 from prober.writer.incidents import IncidentPoints
 from prober.writer.points import (
-    certificate_point, escape_field_string, escape_tag, incident_point, journey_lines, prober_point,
+    certificate_point,
+    escape_field_string,
+    escape_tag,
+    incident_point,
+    journey_lines,
+    prober_point,
 )
-from prober.writer.sinks import InfluxV1Sink, InfluxV2Sink, Sink, WriteResult, WriteStatus, make_sink
 from prober.writer.settings import WriterSettings
+from prober.writer.sinks import InfluxV1Sink, InfluxV2Sink, Sink, WriteResult, WriteStatus, make_sink
 from prober.writer.spool import Spool
 from prober.writer.stats import WriterStats
 from prober.writer.writer import ResultWriter

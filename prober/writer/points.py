@@ -76,7 +76,7 @@ __all__ = [
 PRECISION_DIVISOR: dict[str, int] = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 """Nanoseconds per unit of each write precision."""
 
-_CONTROL = {c: " " for c in range(32)}
+_CONTROL: dict[int | str, str] = {c: " " for c in range(32)}
 _TAG_TABLE = str.maketrans({**_CONTROL, ",": "\\,", "=": "\\=", " ": "\\ ", "\\": "/"})
 _FIELD_TABLE = str.maketrans({**_CONTROL, '"': '\\"', "\\": "\\\\"})
 _TAG_SPECIALS = frozenset(",= \\" + "".join(map(chr, range(32))))

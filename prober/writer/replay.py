@@ -119,7 +119,7 @@ class Replay:
         )
         body = rescale_lines(batch.lines, batch.precision, self.precision)
         try:
-            result = await retrying(self.sink.write, body, batch.points)
+            result: WriteResult = await retrying(self.sink.write, body, batch.points)
         except _Stopped:
             return None
         return result, retrying.statistics.get("attempt_number", 1)

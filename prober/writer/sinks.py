@@ -38,14 +38,19 @@ import logging
 import re
 import ssl
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 
 from prober.config.influxdb import InfluxDBConfig, InfluxDBv1Config, InfluxDBv2Config
 from prober.redact import Redactor
+
+if TYPE_CHECKING:  # imported when a v2 sink starts: the client library is slow to import
+    from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+    from influxdb_client.client.write_api_async import WriteApiAsync
 
 __all__ = [
     "InfluxV1Sink",
@@ -248,7 +253,7 @@ class InfluxV1Sink:
                 text = await resp.text(errors="replace")
                 missing = resp.status == 404 and _DATABASE_NOT_FOUND in text
                 return classify_status(resp.status, text, points, resp.headers.get("Retry-After")), missing
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return WriteResult(WriteStatus.RETRY, _error_message(exc)), False
         except Exception as exc:  # anything unforeseen: keep the data, try again later
             return WriteResult(WriteStatus.RETRY, _error_message(exc)), False
@@ -276,7 +281,9 @@ class InfluxV1Sink:
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         failed = f"cannot create database {name!r}"
         try:
-            async with self._session.post(f"{self.config.url}/query", data={"q": f'CREATE DATABASE "{quoted}"'}) as resp:
+            async with self._session.post(
+                f"{self.config.url}/query", data={"q": f'CREATE DATABASE "{quoted}"'}
+            ) as resp:
                 text = await resp.text(errors="replace")
                 if not 200 <= resp.status < 300:
                     answer = classify_status(resp.status, text, 0).message
@@ -284,7 +291,7 @@ class InfluxV1Sink:
                 if '"error"' in text:
                     return WriteResult(WriteStatus.RETRY, f"{failed}: {' '.join(text.split())[:_MESSAGE_MAX]}")
                 return OK
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return WriteResult(WriteStatus.RETRY, f"{failed}: {_error_message(exc)}")
 
     async def close(self) -> None:
@@ -303,8 +310,8 @@ class InfluxV2Sink:
     def __init__(self, config: InfluxDBv2Config) -> None:
         self.config = config
         self.description = config.describe()
-        self._client = None
-        self._write_api = None
+        self._client: InfluxDBClientAsync | None = None
+        self._write_api: WriteApiAsync | None = None
         self._scrub = Scrubber(config)
 
     async def start(self) -> None:
@@ -318,7 +325,7 @@ class InfluxV2Sink:
             kwargs["ssl_ca_cert"] = config.ca_file
         self._client = InfluxDBClientAsync(
             url=config.url,
-            token=config.token.get_secret_value() if config.token else None,
+            token=config.token.get_secret_value() if config.token else "",  # "": no Authorization header
             org=config.org,
             timeout=int(config.timeout * 1000),
             enable_gzip=config.gzip,
@@ -340,15 +347,15 @@ class InfluxV2Sink:
                 bucket=self.config.bucket,
                 org=self.config.org,
                 record=body,
-                write_precision=self.config.precision,
+                write_precision=self.config.precision,  # type: ignore[arg-type]  # WritePrecision's values are str
             )
             return OK
         except ApiException as exc:
             body_text = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(exc.body or "")
-            headers = exc.headers or {}
+            headers: Mapping[str, str] = exc.headers or {}
             retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
             return classify_status(int(exc.status or 0) or 500, body_text, points, retry_after)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return WriteResult(WriteStatus.RETRY, _error_message(exc))
         except Exception as exc:  # anything unforeseen: keep the data, try again later
             return WriteResult(WriteStatus.RETRY, _error_message(exc))
@@ -360,7 +367,10 @@ class InfluxV2Sink:
             self._write_api = None
 
 
-SINKS: dict[type, type[InfluxV1Sink] | type[InfluxV2Sink]] = {InfluxDBv1Config: InfluxV1Sink, InfluxDBv2Config: InfluxV2Sink}
+SINKS: dict[type, type[InfluxV1Sink] | type[InfluxV2Sink]] = {
+    InfluxDBv1Config: InfluxV1Sink,
+    InfluxDBv2Config: InfluxV2Sink,
+}
 """The model of each ``[influxdb]`` API version → the sink that writes through it."""
 
 

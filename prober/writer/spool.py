@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from prober.config.types import Precision
+
 __all__ = ["AsyncSpool", "Spool", "SpoolUnavailable", "SpooledBatch", "SPOOL_FILENAME", "merge_batches"]
 
 SPOOL_FILENAME = "influx-spool.sqlite3"
@@ -65,7 +67,7 @@ class SpooledBatch:
     created: float
     lines: str
     points: int
-    precision: str = "ns"
+    precision: Precision = "ns"
 
 
 def merge_batches(batches: list[SpooledBatch]) -> SpooledBatch:
@@ -125,9 +127,10 @@ class Spool:
                     "INSERT INTO batches (created, lines, points, precision) VALUES (?, ?, ?, ?)",
                     (when, lines, points, precision),
                 )
-                ids.append(int(cursor.lastrowid))
+                assert cursor.lastrowid is not None  # set by every INSERT
+                ids.append(cursor.lastrowid)
         if hold:
-            self.hold(dict(zip(ids, (points for _, points in chunks))))
+            self.hold(dict(zip(ids, (points for _, points in chunks), strict=True)))
         self.batches += len(chunks)
         self.points += sum(points for _, points in chunks)
         self.bytes += sum(len(lines) for lines, _ in chunks)

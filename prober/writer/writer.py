@@ -115,7 +115,9 @@ class ResultWriter:
         self._log = RateLimitedLog(self.settings.log_interval)
         self._backlog = Backlog(AsyncSpool(self.spool_dir, self.settings.spool_max_bytes), self.settings,
                                 self._stats, self._log)
-        self._replay = Replay(self._sink, self._backlog, self.settings, self.precision, self._log) if self._sink else None
+        self._replay = (
+            Replay(self._sink, self._backlog, self.settings, self.precision, self._log) if self._sink else None
+        )
         if self._replay is not None:
             self._backlog.on_release = self._replay.wake
         self._queue = BatchQueue(self._sink, self._replay, self._backlog, self.settings, self.precision,
@@ -194,7 +196,8 @@ class ResultWriter:
         """Queue ready-made lines (incident, prober points) in :attr:`precision`; never blocks."""
         if self._closed:
             self._stats.dropped_points += len(lines)
-            self._log("closed", logging.ERROR, "writer is closed: %d points submitted after close were dropped", len(lines))
+            self._log("closed", logging.ERROR, "writer is closed: %d points submitted after close were dropped",
+                      len(lines))
             return
         self._buffer.extend(lines)
         if len(self._buffer) >= self.settings.batch_size and self._wake is not None:

@@ -161,7 +161,7 @@ class BrowserEngine:
         started = time.monotonic()
         try:
             await asyncio.wait_for(context.close(), CLOSE_TIMEOUT)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any failure to close restarts the browser
             if self._browser is not None and self._browser.is_connected():
                 log.warning("a browser context did not close in %.0fs (%s): restarting the browser",
                             time.monotonic() - started, type(exc).__name__)

@@ -92,6 +92,14 @@ async def check_page(page: Any, check: PageCheck, values: Mapping[str, Any], red
         return None
     if text is None:
         return f"{label}: {missing}"
+    return _text_problem(check, text, equals, not_equals, contains, redact)
+
+
+def _text_problem(
+    check: PageCheck, text: str, equals: str | None, not_equals: str | None, contains: str | None, redact: Redactor,
+) -> str | None:
+    """None when the element's ``text`` compares as ``check`` says, else what is wrong."""
+    spec, label = check.spec, check.label
     shown = shorten(text, redact)
     if equals is not None and text != equals:
         return f"{label}: expected {shorten(equals, redact)!r}, got {shown!r}"

@@ -61,7 +61,8 @@ READ_SCRIPT = """() => new Promise(settle => {
   };
   const v = window.__bankProberVitals || null;
   // one more frame after the first contentful paint: its LCP entry arrives behind it
-  const frame = () => requestAnimationFrame(() => painted() ? requestAnimationFrame(() => setTimeout(read, 0)) : frame());
+  const frame = () => requestAnimationFrame(
+    () => painted() ? requestAnimationFrame(() => setTimeout(read, 0)) : frame());
   if (painted() && (!v || v.lcp !== null)) { read(); return; }  // the usual case: nothing to wait for
   frame();
   setTimeout(read, FRAME_WAIT_MS);
@@ -99,8 +100,11 @@ def parse_reading(data: Any) -> PageReading | None:
     """A :class:`PageReading` from what :data:`READ_SCRIPT` returned (pure, for tests)."""
     if not isinstance(data, dict) or not isinstance(data.get("origin"), int | float):
         return None
-    nav = data.get("nav") if isinstance(data.get("nav"), dict) else None
-    vitals = data.get("vitals") if isinstance(data.get("vitals"), dict) else {}
+    nav, vitals = data.get("nav"), data.get("vitals")
+    if not isinstance(nav, dict):
+        nav = None
+    if not isinstance(vitals, dict):
+        vitals = {}
     phases = None
     if nav is not None:
         n = {k: float(v) if isinstance(v, int | float) else 0.0 for k, v in nav.items()}

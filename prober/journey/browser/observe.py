@@ -118,14 +118,14 @@ class PageWatch:
         self.events.popups.append(_origin(popup.url) or "about:blank")
         try:
             await popup.close()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a popup already gone is closed enough
             pass
 
     async def _download(self, download: Any) -> None:
         self.events.downloads.append(download.suggested_filename[:80])
         try:
             await download.cancel()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a download already over needs no cancelling
             pass
 
     def _navigated(self, frame: Any) -> None:

@@ -114,8 +114,7 @@ def compile_browser_check(
     steps: list[BrowserStepPlan] = []
     origins = {origin_of(site.base_url)}
     masks = [PASSWORD_FIELDS]
-    for step in check.steps:
-        assert isinstance(step, BrowserStep)
+    for step in check.browser_steps:
         step_where = f"{where}.steps[{step.name}]"
         if step.group is not None:
             step_where += f" (from step_groups.{step.group})"

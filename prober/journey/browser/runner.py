@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prober.journey.browser.engine import BrowserEngine, BrowserUnavailable
 from prober.journey.browser.evidence import EvidenceStore, place, scrub_trace
@@ -53,6 +53,9 @@ from prober.journey.runner import RunInfo, _log_internal
 from prober.redact import Redactor
 from prober.results import JourneyResult, Outcome, PageMetrics, StepResult
 from prober.timefmt import utc_iso_ns
+
+if TYPE_CHECKING:  # Playwright is imported when a browser check runs, not before
+    from playwright.async_api import Page
 
 log = logging.getLogger("prober.journey.browser")
 runs_log = logging.getLogger("prober.journey")
@@ -212,17 +215,7 @@ class BrowserRunner:
                 if step.wait is not None:
                     await _wait(page, step, values, max(deadline - loop.time(), 0.001))
                 stage = "expect"
-                if step.expectations:
-                    # Judged a little before the step's end, so that a wrong page is told
-                    # apart from a page that never answered.
-                    margin = min(JUDGE_MARGIN, budget / 10)
-                    problem = await check_until(page, step.expectations, values, redact, deadline - margin)
-                    if problem is not None:
-                        outcome, error = Outcome.ASSERTION, f"assertion failed: {problem}"
-                if outcome is Outcome.OK and step.extracts:
-                    taken, missing = await take_values(page, step.extracts)
-                    if missing:
-                        outcome, error = Outcome.ASSERTION, missing
+                outcome, error, taken = await _expect(page, step, values, redact, budget, deadline)
         except TimeoutError:
             outcome, error = await _diagnose(driven, step, stage, budget, plan, cut_by_journey, timed_out=True)
         except Exception as exc:  # noqa: BLE001 - Playwright's errors become outcomes
@@ -310,7 +303,7 @@ class BrowserRunner:
         try:
             for cookie in await asyncio.wait_for(context.cookies(), 2.0):
                 redact.add(str(cookie.get("value", "")))
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - no cookies to learn from a context that does not answer
             pass
         if not driven.usable:
             return
@@ -416,6 +409,23 @@ async def _wait(page: Any, step: BrowserStepPlan, values: dict[str, Any], left: 
         await page.wait_for_load_state(wait.load_state, timeout=ms)
 
 
+async def _expect(
+    page: Page, step: BrowserStepPlan, values: dict[str, Any], redact: Redactor, budget: float, deadline: float,
+) -> tuple[Outcome, str, dict[str, str]]:
+    """The step's expectations, then the values it takes: ``assertion`` when either fails."""
+    if step.expectations:
+        # Judged a little before the step's end, so that a wrong page is told apart from
+        # a page that never answered.
+        margin = min(JUDGE_MARGIN, budget / 10)
+        problem = await check_until(page, step.expectations, values, redact, deadline - margin)
+        if problem is not None:
+            return Outcome.ASSERTION, f"assertion failed: {problem}", {}
+    if not step.extracts:
+        return Outcome.OK, "", {}
+    taken, missing = await take_values(page, step.extracts)
+    return (Outcome.ASSERTION, missing, taken) if missing else (Outcome.OK, "", taken)
+
+
 async def _diagnose(
     driven: _Page, step: BrowserStepPlan, stage: str, budget: float, plan: JourneyPlan, cut_by_journey: bool,
     *, timed_out: bool,
@@ -427,9 +437,13 @@ async def _diagnose(
         state = await asyncio.wait_for(driven.page.evaluate("document.readyState"), DIAGNOSE_TIMEOUT)
     except Exception:  # noqa: BLE001 - no answer at all
         driven.usable = False
-        return Outcome.TIMEOUT, f"timeout: the page stopped responding (a script that never ends?) within {budget:.3g}s ({scope})"
+        return (
+            Outcome.TIMEOUT,
+            f"timeout: the page stopped responding (a script that never ends?) within {budget:.3g}s ({scope})",
+        )
     if state != "complete" or step.action == "goto" or (step.wait is not None and step.wait.load_state):
-        return Outcome.TIMEOUT, f"timeout: the page did not finish loading within {budget:.3g}s ({scope}; it is {state})"
+        return Outcome.TIMEOUT, (f"timeout: the page did not finish loading within {budget:.3g}s "
+                                 f"({scope}; it is {state})")
     wait = step.wait
     if stage == "wait" and wait is not None and wait.url is not None:
         return Outcome.TIMEOUT, f"timeout: the page did not reach {wait.url} within {budget:.3g}s ({scope})"
@@ -438,7 +452,8 @@ async def _diagnose(
         return Outcome.ASSERTION, f"assertion failed: {target}: no element to {step.action} within {budget:.3g}s"
     if stage == "wait" and wait is not None:
         what = wait.selector or f"text {wait.text!r}"
-        return Outcome.ASSERTION, f"assertion failed: {what}: not {wait.state if wait.selector else 'visible'} within {budget:.3g}s"
+        awaited = wait.state if wait.selector else "visible"
+        return Outcome.ASSERTION, f"assertion failed: {what}: not {awaited} within {budget:.3g}s"
     return Outcome.TIMEOUT, f"timeout: the step did not complete within {budget:.3g}s ({scope})"
 
 

@@ -23,6 +23,8 @@ from prober.journey.signing.base import Outgoing, Signer
 if TYPE_CHECKING:
     from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
 
+    from prober.journey.redirects import Middleware
+
 __all__ = ["KeyFileError", "Outgoing", "Signer", "build_signer", "signing_middleware"]
 
 
@@ -43,14 +45,16 @@ def build_signer(config: SigningConfig) -> Signer:
         from prober.journey.signing.cavage import CavageSigner
 
         if not isinstance(keys.get().key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-            raise KeyFileError("key_file", f"key file {config.key_file}: {config.profile} signs with RSA or ECDSA keys only")
+            raise KeyFileError(
+                "key_file", f"key file {config.key_file}: {config.profile} signs with RSA or ECDSA keys only"
+            )
         return CavageSigner(config.profile, keys, config.key_id, covered)
     from prober.journey.signing.rfc9421 import MessageSigner
 
     return MessageSigner.build(keys, config, covered)
 
 
-def signing_middleware(signer: Signer):  # type: ignore[no-untyped-def]
+def signing_middleware(signer: Signer) -> Middleware:
     """An aiohttp client middleware that signs each request it sends."""
 
     async def sign(request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:

@@ -158,7 +158,9 @@ class CavageSigner:
         try:
             text = signing_string(names, request.method, request.target, lowered)
         except KeyError as exc:
-            raise ReportableError(f"signing: the request has no {exc.args[0]} header, which the signature covers") from None
+            raise ReportableError(
+                f"signing: the request has no {exc.args[0]} header, which the signature covers"
+            ) from None
         signature = base64.b64encode(sign_bytes(material.key, text.encode())).decode()
         headers["Signature"] = (
             f'keyId="{key_id}",algorithm="{algorithm_of(material.key)}",'

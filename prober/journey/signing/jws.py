@@ -84,6 +84,8 @@ class DetachedJwsSigner:
         key = self.keys.get().key
         header = protected_header(self.kid, self.issuer, self.trust_anchor, int(time.time()))
         try:
+            if not isinstance(key, rsa.RSAPrivateKey):  # the key file replaced by another kind since the start
+                raise TypeError("not an RSA key")  # what RSAKey.import_key raises for it
             compact = jws.serialize_compact(header, request.body, RSAKey.import_key(key), registry=REGISTRY)
         except (JoseError, ValueError, TypeError) as exc:
             raise ReportableError(f"signing: cannot make the JWS ({type(exc).__name__})") from None

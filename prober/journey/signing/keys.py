@@ -63,7 +63,9 @@ def load_private_key(path: str, password_file: str | None = None) -> SigningKey:
         why = "wrong passphrase or not a private key" if password else "not a PEM or DER private key"
         raise KeyFileError("key_file", f"cannot load key file {path}: {why}") from None
     if not isinstance(key, SigningKey):
-        raise KeyFileError("key_file", f"key file {path}: {type(key).__name__} keys cannot sign here (use RSA, EC or Ed25519)")
+        raise KeyFileError(
+            "key_file", f"key file {path}: {type(key).__name__} keys cannot sign here (use RSA, EC or Ed25519)"
+        )
     return key
 
 
@@ -75,7 +77,9 @@ def load_certificate(path: str) -> x509.Certificate:
             return x509.load_pem_x509_certificates(data)[0]
         return x509.load_der_x509_certificate(data)
     except ValueError:
-        raise KeyFileError("certificate_file", f"cannot load certificate file {path}: not a PEM or DER certificate") from None
+        raise KeyFileError(
+            "certificate_file", f"cannot load certificate file {path}: not a PEM or DER certificate"
+        ) from None
 
 
 def same_public_key(key: SigningKey, certificate: x509.Certificate) -> bool:

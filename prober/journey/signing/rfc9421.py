@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from http_message_signatures import HTTPMessageSigner, HTTPMessageSignaturesException, HTTPSignatureKeyResolver, algorithms
+from http_message_signatures import (
+    HTTPMessageSignaturesException,
+    HTTPMessageSigner,
+    HTTPSignatureKeyResolver,
+    algorithms,
+)
 
 from prober.config.signing import Rfc9421Signing
 from prober.journey.errors import ReportableError
@@ -103,4 +108,6 @@ class MessageSigner:
             # The library's messages name components, never values or keys.
             raise ReportableError(f"signing: {exc}") from None
         except KeyError as exc:
-            raise ReportableError(f"signing: the request has no {exc.args[0]} header, which the signature covers") from None
+            raise ReportableError(
+                f"signing: the request has no {exc.args[0]} header, which the signature covers"
+            ) from None

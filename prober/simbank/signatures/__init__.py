@@ -49,7 +49,9 @@ def signature_middleware(profile: SignatureProfile) -> Callable[..., Awaitable[w
     verify = VERIFIERS[profile.profile]
 
     @web.middleware
-    async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def check(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         if request.path.startswith(UNSIGNED_PATHS) or (profile.exempt and request.path.startswith(profile.exempt)):
             return await handler(request)
         body = await request.read()

@@ -95,7 +95,7 @@ def names_certificate(key_id: str, certificate: x509.Certificate) -> bool:
     match = re.fullmatch(r"SN=([0-9A-Fa-f]+),CA=(.+)", key_id.strip())
     if match is None or int(match.group(1), 16) != certificate.serial_number:
         return False
-    issuer = [f"{attribute.rfc4514_attribute_name}={attribute.value}"
+    issuer = [f"{attribute.rfc4514_attribute_name}={attribute.value!s}"
               for rdn in reversed(certificate.issuer.rdns) for attribute in rdn]
     named = [part.replace("\\,", ",") for part in _dn_parts(match.group(2))]
     return named in (issuer, issuer[::-1])

@@ -43,6 +43,17 @@ def verify_detached_jws(profile: SignatureProfile, request: web.Request, body: b
     value = request.headers.get("x-jws-signature")
     if not value:
         raise Refused("missing x-jws-signature header")
+    protected, header, signature = _detached_parts(value)
+    key = _header_key(profile, header)
+    signing_input = protected.encode() + b"." + body
+    try:
+        key.verify(signature, signing_input, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
+    except InvalidSignature:
+        raise Refused("JWS signature does not verify") from None
+
+
+def _detached_parts(value: str) -> tuple[str, dict, bytes]:
+    """The protected header as sent, decoded, and the signature of a detached JWS."""
     parts = value.split(".")
     if len(parts) != 3 or parts[1]:
         raise Refused("x-jws-signature is not a detached JWS")
@@ -53,6 +64,12 @@ def verify_detached_jws(profile: SignatureProfile, request: web.Request, body: b
         raise Refused("x-jws-signature is not base64url") from None
     if not isinstance(header, dict):
         raise Refused("JWS header is not an object")
+    return parts[0], header, signature
+
+
+def _header_key(profile: SignatureProfile, header: dict) -> rsa.RSAPublicKey:
+    """The registered key the JWS header names, once its claims are as Open Banking
+    requires them."""
     if header.get("alg") != "PS256":
         raise Refused("JWS alg must be PS256")
     if header.get("b64") is not False or not REQUIRED_CRIT <= set(header.get("crit") or ()):
@@ -67,8 +84,4 @@ def verify_detached_jws(profile: SignatureProfile, request: web.Request, body: b
         raise Refused("JWS iss is not the registered issuer")
     if header.get(OB + "tan") != profile.trust_anchor:
         raise Refused("JWS tan is not the trust anchor")
-    signing_input = parts[0].encode() + b"." + body
-    try:
-        key.verify(signature, signing_input, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
-    except InvalidSignature:
-        raise Refused("JWS signature does not verify") from None
+    return key

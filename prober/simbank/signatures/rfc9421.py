@@ -45,6 +45,7 @@ def verify_message_signature(profile: SignatureProfile, request: web.Request, bo
     algorithm = ALGORITHMS[profile.algorithm or "rsa-pss-sha512"]
     verifier = HTTPMessageVerifier(
         signature_algorithm=algorithm,
+        # the keys of this profile are RSA, EC or Ed25519 (setup makes no other); typed as any public key
         key_resolver=MappingKeyResolver(public_keys=profile.keys, private_keys={}),  # type: ignore[arg-type]
     )
     required = REQUIRED_COMPONENTS + (("content-digest",) if body else ())
