@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from prober.access import AccessGate
 from prober.daemon.health import HealthServer
 from prober.daemon.histogram import JOURNEY_BUCKETS, Histogram
 from prober.daemon.service import ProberService
@@ -142,7 +143,7 @@ async def test_a_scrape_during_a_reload_sees_the_old_or_the_new_checks(bank: Ban
     daemon = {"state_dir": str(tmp_path / "state")}
     unlimited = "\n[access]\nrate_limit = 0\n"  # two scrapers as fast as they can: no 429 from the rate limit
     service = start_service(tmp_path, config_text(bank.url, old, daemon=daemon) + unlimited)
-    health = HealthServer(service, "127.0.0.1", 0)
+    health = HealthServer(service, "127.0.0.1", 0, gate=AccessGate(service.loaded.config.access))
     await health.start()
     try:
         await service.start()
