@@ -23,6 +23,7 @@ step with outcome ``error``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import soupsieve
 
@@ -54,12 +55,17 @@ def check_selector(selector: str) -> str:
     return selector
 
 
-def _split_chain(selector: str) -> list[str]:
-    """The parts of ``A >> B >> C``, not splitting inside quotes or brackets."""
-    parts: list[str] = []
-    depth, quote, start, i = 0, "", 0, 0
-    while i < len(selector):
-        char = selector[i]
+class _UnclosedQuote(Exception):
+    """A quoted string of a selector that never ends."""
+
+
+def _unquoted(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
+    """The characters of ``text`` from ``start`` that are outside quoted strings, with
+    their index (the quotes themselves left out, a backslash escaping inside quotes);
+    :class:`_UnclosedQuote` at the end when a quote is still open."""
+    quote, i = "", start
+    while i < len(text):
+        char = text[i]
         if quote:
             if char == "\\":
                 i += 1
@@ -67,17 +73,30 @@ def _split_chain(selector: str) -> list[str]:
                 quote = ""
         elif char in "\"'":
             quote = char
-        elif char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        elif depth == 0 and selector.startswith(">>", i):
-            parts.append(selector[start:i])
-            start = i + 2
-            i += 1
+        else:
+            yield i, char
         i += 1
     if quote:
-        raise SelectorError(f"invalid selector {selector!r}: unclosed quote")
+        raise _UnclosedQuote
+
+
+def _split_chain(selector: str) -> list[str]:
+    """The parts of ``A >> B >> C``, not splitting inside quotes or brackets."""
+    parts: list[str] = []
+    depth, start = 0, 0
+    try:
+        for i, char in _unquoted(selector):
+            if i < start:  # the second '>' of a separator
+                continue
+            if char in "([":
+                depth += 1
+            elif char in ")]":
+                depth -= 1
+            elif depth == 0 and selector.startswith(">>", i):
+                parts.append(selector[start:i])
+                start = i + 2
+    except _UnclosedQuote:
+        raise SelectorError(f"invalid selector {selector!r}: unclosed quote") from None
     parts.append(selector[start:])
     for part in parts:
         if not part.strip():
@@ -141,23 +160,17 @@ def _check_css(body: str, where: str) -> None:
 
 def _closing(text: str, open_at: int, where: str) -> int:
     """The index after the parenthesis that closes the one at ``open_at``."""
-    depth, quote, i = 0, "", open_at
-    while i < len(text):
-        char = text[i]
-        if quote:
-            if char == "\\":
-                i += 1
-            elif char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
+    depth = 0
+    try:
+        for i, char in _unquoted(text, open_at):
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+    except _UnclosedQuote:
+        pass
     raise SelectorError(f"{where}: unclosed '('")
 
 
