@@ -45,8 +45,10 @@ async def test_scenario_opens_the_right_incidents_and_reports_their_duration(nam
             # by the run-sequence tables of test_incidents_rules.py.
             bound = 15 * report.run_gap(kind)
         else:
-            # a run dates a change to within the gap between two runs, at each end
-            bound = report.max_gap_near(kind, window.start) + report.max_gap_near(kind, window.end)
+            # A run dates a change to within the gap between two runs, at each end; and a
+            # noise failure (2 % of requests, a few requests a run) in the run next to an
+            # edge passes for part of the fault: one more gap at each end.
+            bound = 2 * (report.max_gap_near(kind, window.start) + report.max_gap_near(kind, window.end))
         assert abs(error) <= bound, (start - window.start, end - window.end, bound)
     assert report.open_at_end == []
     # one notification per event, for both locations together
