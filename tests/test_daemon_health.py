@@ -19,7 +19,7 @@ async def test_healthz_and_status(bank: BankServer, tmp_path: Path) -> None:
     path = tmp_path / "prober.toml"
     path.write_text(config_text(
         bank.url,
-        [check("login", interval="300ms"), check("accounts", name="hanging", interval="1s", timeout="1s")],
+        [check("login", interval="300ms"), check("accounts", name="hanging", interval="1s", timeout="900ms")],
         daemon={"state_dir": str(tmp_path / "state")},
     ))
     service = ProberService(load(path), writer=ResultWriter(None, spool_dir=tmp_path / "spool"))
@@ -77,7 +77,7 @@ async def test_healthz_and_status(bank: BankServer, tmp_path: Path) -> None:
         # While shutting down (a hanging run holds the grace period), /healthz says 503.
         await wait_for(lambda: service.scheduler.running, what="a run in flight")
         stopping = asyncio.create_task(service.stop(grace=1.5))
-        await asyncio.sleep(0.05)  # the hanging run holds the stop for up to its 1 s timeout
+        await asyncio.sleep(0.05)  # the hanging run holds the stop for up to its 0.9 s timeout
         assert await get_json(f"{base}/healthz") == (503, {"status": "stopping"})
         await stopping
         assert await get_json(f"{base}/healthz") == (503, {"status": "stopped"})

@@ -288,13 +288,19 @@ async def test_intermittent_auth_failures_back_off_briefly_and_keep_every_check_
             [incident] = document["incidents"]["open"]
             assert incident["kind"] == "login" and incident["check"] in ("lockout", "login")
             await wait_for(lambda: rx.requests, timeout=5, what="the notification")
-            assert _events(rx) == [("opened", "login", incident["check"])]
+            # With 40 % of logins refused at random, a run of passing logins can resolve an
+            # incident and a later run of refusals open the next one: never two at once,
+            # each notified once when it opens and once when it ends.
+            events = _events(rx)
+            assert events[-1] == ("opened", "login", incident["check"]), events
+            assert [e[:2] for e in events] == [("opened", "login"), ("resolved", "login")] * (len(events) // 2) + [
+                ("opened", "login")], events
             assert "401" in rx.requests[0]["json"]["reason"]
 
             # The rate ends: the incident resolves once logins pass again, notified once.
             bank.faults.clear("login")
-            await wait_for(lambda: len(rx.requests) >= 2, timeout=10, what="the resolution")
-            assert [e[:2] for e in _events(rx)] == [("opened", "login"), ("resolved", "login")]
+            await wait_for(lambda: len(rx.requests) >= len(events) + 1, timeout=10, what="the resolution")
+            assert [e[:2] for e in _events(rx)] == [("opened", "login"), ("resolved", "login")] * (len(events) // 2 + 1)
             assert service.status_document()["lockout"]["simbank"]["state"] == "ok"
         finally:
             await service.stop(grace=2.0)
@@ -308,7 +314,8 @@ async def test_intermittent_auth_failures_back_off_briefly_and_keep_every_check_
     assert {fields[f] for f in ("sites_backing_off", "sites_credentials_refused", "lockout_skips")} == {"integer"}
     assert influx_db.query('SELECT max("lockout_skips") FROM "prober"')[0]["max"] >= 1
     rows = influx_db.query('SELECT "reason", "check", "kind", "state" FROM "incident"')
-    assert [(r["state"], r["kind"]) for r in rows] == [("open", "login"), ("resolved", "login")]
+    assert [(r["state"], r["kind"]) for r in rows] == [("open", "login"), ("resolved", "login")] * (len(rows) // 2)
+    assert rows
     assert rows[0]["reason"].startswith("auth: ") and "401" in rows[0]["reason"]
 
 
