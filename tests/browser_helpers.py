@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from pathlib import Path
+
+from aiohttp import web
 
 from prober.config.errors import ConfigError  # noqa: F401 - re-exported for the tests
 from prober.defaults import default_config
@@ -97,3 +100,70 @@ def without_browser_checks(config):  # noqa: ANN001, ANN201 - a Config
     degraded, not down)."""
     sites = [site.model_copy(update={"checks": [c for c in site.checks if not c.is_browser]}) for site in config.sites]
     return config.model_copy(update={"sites": sites})
+
+
+PAGES = {
+    "/ok": "<title>ok</title><p id=x>fine</p><img src=/missing.png><script>console.error('boom')</script>",
+    "/dialog": "<title>d</title><button id=b onclick=\"alert('Are you sure?')\">go</button>",
+    "/popup": "<title>p</title><button id=b onclick=\"window.open('/ok')\">go</button>",
+    "/download": "<title>f</title><a id=b href=/file>statement</a>",
+    "/loop": "<title>l</title><p id=x>x</p><button id=b onclick='while(true){}'>go</button>",
+    "/never": "<title>n</title><p>x</p><img src=/hang.png>",
+    "/away": "<title>a</title><a id=b href=\"{other}/ok\">elsewhere</a>",
+}
+
+
+def _answer(body: str = "", status: int = 200, content_type: str = "text/html", headers: dict | None = None):
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text=body, status=status, content_type=content_type, headers=headers)
+
+    return handler
+
+
+class Pages:
+    """A small real web server with hostile pages, and a second one on another origin."""
+
+    def __init__(self, extra: dict[str, str] | None = None) -> None:
+        self.pages = {**PAGES, **(extra or {})}
+        self.runners: list[web.AppRunner] = []
+        self.url = self.other = ""
+        self.stop = asyncio.Event()
+
+    async def _serve(self, app: web.Application) -> str:
+        runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.2)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self.runners.append(runner)
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    async def __aenter__(self) -> Pages:
+        other = web.Application()
+        other.router.add_get("/ok", _answer(PAGES["/ok"]))
+        self.other = await self._serve(other)
+        app = web.Application()
+        for path, page in self.pages.items():
+            app.router.add_get(path, _answer(page.replace("{other}", self.other)))
+        app.router.add_get("/file", _answer("%PDF-1.4", content_type="application/pdf",
+                                            headers={"Content-Disposition": "attachment; filename=statement.pdf"}))
+        app.router.add_get("/hang.png", self._hang)
+        app.router.add_get("/error", _answer("<h1>oops</h1>", status=500))
+        self.url = await self._serve(app)
+        return self
+
+    async def _hang(self, request: web.Request) -> web.Response:
+        await self.stop.wait()
+        return web.Response(status=404)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        for runner in self.runners:
+            await runner.cleanup()
+
+
+def config(url: str, steps: str, timeout: str = "3s") -> str:
+    return (f'[daemon]\nhealth_listen = ""\n[[sites]]\nname = "web"\nbase_url = "{url}"\ntimeout = "{timeout}"\n'
+            f'[[sites.checks]]\nname = "page"\nkind = "custom"\ntimeout = "8s"\n{steps}')
+
+
+def step(name: str, body: str) -> str:
+    return f'  [[sites.checks.steps]]\n  name = "{name}"\n  {body}\n'

@@ -12,79 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from prober.config.errors import ConfigError
 from prober.loading import load
 from prober.results import Outcome
-from tests.browser_helpers import chromium_pids, plans_of, runner_for
+from tests.browser_helpers import Pages, chromium_pids, config, plans_of, runner_for, step
 from tests.cli import run_prober
-
-PAGES = {
-    "/ok": "<title>ok</title><p id=x>fine</p><img src=/missing.png><script>console.error('boom')</script>",
-    "/dialog": "<title>d</title><button id=b onclick=\"alert('Are you sure?')\">go</button>",
-    "/popup": "<title>p</title><button id=b onclick=\"window.open('/ok')\">go</button>",
-    "/download": "<title>f</title><a id=b href=/file>statement</a>",
-    "/loop": "<title>l</title><p id=x>x</p><button id=b onclick='while(true){}'>go</button>",
-    "/never": "<title>n</title><p>x</p><img src=/hang.png>",
-    "/away": "<title>a</title><a id=b href=\"{other}/ok\">elsewhere</a>",
-}
-
-
-def _answer(body: str = "", status: int = 200, content_type: str = "text/html", headers: dict | None = None):
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(text=body, status=status, content_type=content_type, headers=headers)
-
-    return handler
-
-
-class Pages:
-    """A small real web server with hostile pages, and a second one on another origin."""
-
-    def __init__(self, extra: dict[str, str] | None = None) -> None:
-        self.pages = {**PAGES, **(extra or {})}
-        self.runners: list[web.AppRunner] = []
-        self.url = self.other = ""
-        self.stop = asyncio.Event()
-
-    async def _serve(self, app: web.Application) -> str:
-        runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.2)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        self.runners.append(runner)
-        return f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-    async def __aenter__(self) -> Pages:
-        other = web.Application()
-        other.router.add_get("/ok", _answer(PAGES["/ok"]))
-        self.other = await self._serve(other)
-        app = web.Application()
-        for path, page in self.pages.items():
-            app.router.add_get(path, _answer(page.replace("{other}", self.other)))
-        app.router.add_get("/file", _answer("%PDF-1.4", content_type="application/pdf",
-                                            headers={"Content-Disposition": "attachment; filename=statement.pdf"}))
-        app.router.add_get("/hang.png", self._hang)
-        app.router.add_get("/error", _answer("<h1>oops</h1>", status=500))
-        self.url = await self._serve(app)
-        return self
-
-    async def _hang(self, request: web.Request) -> web.Response:
-        await self.stop.wait()
-        return web.Response(status=404)
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop.set()
-        for runner in self.runners:
-            await runner.cleanup()
-
-
-def config(url: str, steps: str, timeout: str = "3s") -> str:
-    return (f'[daemon]\nhealth_listen = ""\n[[sites]]\nname = "web"\nbase_url = "{url}"\ntimeout = "{timeout}"\n'
-            f'[[sites.checks]]\nname = "page"\nkind = "custom"\ntimeout = "8s"\n{steps}')
-
-
-def step(name: str, body: str) -> str:
-    return f'  [[sites.checks.steps]]\n  name = "{name}"\n  {body}\n'
 
 
 def open_and_click(path: str) -> str:
@@ -151,15 +84,40 @@ async def test_a_killed_browser_is_launched_again_for_the_next_run(tmp_path: Pat
         try:
             assert (await runner(plans[0])).outcome is Outcome.OK
             [pid] = chromium_pids()
-            os.kill(pid, signal.SIGKILL)
-            await asyncio.sleep(0.5)
+            os.kill(pid, signal.SIGKILL)  # and the next run at once, before the driver may have seen it
             after = await runner(plans[0])
             assert after.outcome is Outcome.OK, after.error
-            assert runner.browser is not None and runner.browser.engine.launches == 2
             assert chromium_pids() and chromium_pids() != [pid]
+            assert runner.browser is not None and runner.browser.starts == 1  # the same browser process
         finally:
             await runner.close()
     assert chromium_pids() == []
+
+
+async def test_a_killed_browser_process_ends_its_runs_and_a_new_one_serves_the_next(tmp_path: Path) -> None:
+    async with Pages() as pages:
+        plans = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/never"')))
+        quick = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/ok"')), "quick.toml")
+        runner = runner_for(tmp_path)
+        try:
+            running = asyncio.create_task(runner(plans[0]))  # a page that never finishes loading
+            while not (orphaned := chromium_pids()):
+                await asyncio.sleep(0.05)
+            assert runner.browser is not None and runner.browser.pid is not None
+            os.kill(runner.browser.pid, signal.SIGKILL)
+            ended = await asyncio.wait_for(running, 5)
+            assert ended.outcome is Outcome.ERROR, ended
+            assert ended.error == "error: the browser process exited (code -9) during the run", ended.error
+            after = await runner(quick[0])
+            assert after.outcome is Outcome.OK, after.error
+            assert runner.browser.starts == 2
+        finally:
+            await runner.close()
+    # The killed process's Chromium, orphaned, is ended by its driver, which saw its pipe close.
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{pid}") for pid in orphaned) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert not [pid for pid in orphaned if os.path.exists(f"/proc/{pid}")], orphaned
 
 
 @pytest.mark.parametrize(("body", "message"), [

@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 from prober.results import Outcome
-from tests.browser_helpers import plans_of, runner_for
-from tests.test_browser_hostile import Pages, config, step
+from tests.browser_helpers import Pages, config, plans_of, runner_for, step
 
 LATE = ("<title>late</title><body><script>addEventListener('load', () => setTimeout(() => {"
         " document.body.innerHTML = '<h1>Balances</h1><p id=balance>1,234.00 EUR</p>'; }, 150));</script></body>")

@@ -9,6 +9,7 @@ use a value no earlier step extracts.
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from prober.config.errors import ConfigError
 from prober.config.model import Check, Config, Site, Step, needs_idempotency_key
 from prober.config.signing import SigningConfig
-from prober.journey.browser.plan import BrowserJourney, compile_browser_check
+from prober.journey.browser.plan import BrowserJourney, BrowserSource, compile_browser_check
 from prober.journey.checks import CompiledAssertion, CompiledExtract
 from prober.journey.oauth import OAuthPlan, template_names
 from prober.journey.signing import KeyFileError, Signer, build_signer
@@ -232,16 +233,25 @@ def _compile_check(
 
 def _compile_browser(config: Config, site: Site, check: Check, where: str, problems: list[str]) -> JourneyPlan | None:
     """The plan of a browser check (:mod:`prober.journey.browser.plan` compiles its steps)."""
+    source = BrowserSource(site.model_copy(update={"checks": [check]}), check, config.location_of(site))
+    return compile_browser_plan(source, where, problems)
+
+
+def compile_browser_plan(source: BrowserSource, where: str, problems: list[str]) -> JourneyPlan | None:
+    """The plan of the browser check ``source`` names, or None (and ``problems``); the
+    browser process compiles the prober's plans again from their sources with it."""
+    site, check = source.site, source.check
     journey = compile_browser_check(site, check, set(site.vars) | set(site.secrets) | RUN_NAMES, where, problems)
     if journey is None:
         return None
     values: dict[str, Any] = dict(site.vars)
     values.update({k: v.get_secret_value() for k, v in site.secrets.items()})
     return JourneyPlan(
-        site=site.name, check=check.name, kind=check.kind, location=config.location_of(site),
+        site=site.name, check=check.name, kind=check.kind, location=source.location,
         interval=check.interval, timeout=check.timeout, mutating=check.is_mutating, steps=(), ssl_context=False,
         values=values, secrets=tuple(v.get_secret_value() for v in site.secrets.values()),
-        max_duration=check.max_duration, tags=tuple(sorted(check.tags.items())), browser=journey,
+        max_duration=check.max_duration, tags=tuple(sorted(check.tags.items())),
+        browser=dataclasses.replace(journey, source=source),
     )
 
 

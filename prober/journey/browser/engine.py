@@ -142,19 +142,28 @@ class BrowserEngine:
     async def context(self, **options: Any) -> AsyncIterator[Any]:
         """A fresh browser context, closed (within :data:`CLOSE_TIMEOUT`) on the way out.
         Raises :class:`BrowserUnavailable` when no browser can be had."""
-        browser = await self._ensure_browser()
-        try:
-            context = await browser.new_context(**options)
-        except Exception as exc:  # noqa: BLE001 - a browser that died between the check and now
-            if browser.is_connected():
-                raise
-            raise BrowserUnavailable(f"the browser went away: {type(exc).__name__}") from None
+        context = await self._new_context(options, retry=True)
         self.active += 1
         try:
             yield context
         finally:
             self.active -= 1
             await self.close_context(context)
+
+    async def _new_context(self, options: dict[str, Any], retry: bool) -> Any:
+        browser = await self._ensure_browser()
+        try:
+            return await browser.new_context(**options)
+        except Exception as exc:  # noqa: BLE001 - a browser that died since the last run, not yet seen gone
+            if browser.is_connected() and type(exc).__name__ != "TargetClosedError":
+                raise
+            if not retry:
+                raise BrowserUnavailable(f"the browser went away: {type(exc).__name__}") from None
+        log.warning("the browser is gone (crashed or killed): launching it again")
+        async with self._lock:
+            if self._browser is browser:
+                await self._drop_browser()
+        return await self._new_context(options, retry=False)
 
     async def close_context(self, context: Any) -> None:
         """Close ``context``; one that does not close in time takes the browser down."""

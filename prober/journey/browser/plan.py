@@ -79,6 +79,17 @@ class BrowserStepPlan:
     always_run: bool
 
 
+@dataclass(frozen=True, slots=True)
+class BrowserSource:
+    """What a browser check's plan is compiled from: its site (with that one check), the
+    check, and the location it runs from. The browser process receives this (a pickle;
+    compiled templates are not) and compiles the same plan the prober did."""
+
+    site: Site
+    check: Check
+    location: str
+
+
 @dataclass(slots=True, frozen=True)
 class BrowserJourney:
     """What a browser check needs besides the common plan: its steps and the context's settings."""
@@ -93,6 +104,8 @@ class BrowserJourney:
     masks: tuple[str, ...]
     """Selectors masked in screenshots: password fields and every field filled with a secret."""
     steps: tuple[BrowserStepPlan, ...]
+    source: BrowserSource | None = None
+    """What the plan was compiled from, for the browser process to compile it again."""
 
 
 def origin_of(url: str) -> str:

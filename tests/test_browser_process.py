@@ -1,0 +1,103 @@
+"""The browser process: browser journeys run in a process of their own, at a lower CPU
+priority (so are its driver and Chromium), its log records reach the prober's logging,
+and a terminal's Ctrl-C does not take it from under running journeys."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from prober.journey.browser.process import run_request
+from prober.journey.browser.worker import NICENESS
+from prober.results import Outcome
+from tests.browser_helpers import Pages, chromium_pids, config, plans_of, runner_for, step
+
+
+def _niceness(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[16])
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+async def test_the_browser_side_runs_in_its_own_process_at_a_lower_priority(tmp_path: Path) -> None:
+    async with Pages() as pages:
+        plans = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/ok"')))
+        runner = runner_for(tmp_path)
+        try:
+            result = await runner(plans[0])
+            assert result.outcome is Outcome.OK, result.error
+            assert runner.browser is not None and runner.browser.pid is not None
+            worker = runner.browser.pid
+            [browser] = chromium_pids()
+            driver = _parent(browser)
+            assert _parent(driver) == worker and _parent(worker) == os.getpid()
+            expected = min(_niceness(os.getpid()) + NICENESS, 19)
+            assert [_niceness(pid) for pid in (worker, driver, browser)] == [expected] * 3
+            assert _niceness(os.getpid()) == expected - NICENESS  # the prober's own is unchanged
+        finally:
+            await runner.close()
+    assert chromium_pids() == []
+
+
+async def test_its_log_records_reach_the_probers_logging(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="prober")
+    async with Pages() as pages:
+        plans = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/ok"')))
+        runner = runner_for(tmp_path)
+        try:
+            assert (await runner(plans[0])).outcome is Outcome.OK
+            [browser] = chromium_pids()
+            os.kill(browser, signal.SIGKILL)
+            assert (await runner(plans[0])).outcome is Outcome.OK
+        finally:
+            await runner.close()
+    warnings = [(r.name, r.levelno, r.getMessage()) for r in caplog.records if "browser is gone" in r.getMessage()]
+    assert warnings == [("prober.journey.browser", logging.WARNING,
+                         "the browser is gone (crashed or killed): launching it again")], caplog.text
+
+
+async def test_a_terminals_interrupt_does_not_end_the_browser_process(tmp_path: Path) -> None:
+    async with Pages() as pages:
+        plans = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/ok"')))
+        runner = runner_for(tmp_path)
+        try:
+            assert (await runner(plans[0])).outcome is Outcome.OK
+            assert runner.browser is not None and runner.browser.pid is not None
+            [browser] = chromium_pids()
+            for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+                os.kill(runner.browser.pid, signum)  # what a terminal or a service manager sends the group
+            again = await runner(plans[0])
+            assert again.outcome is Outcome.OK, again.error
+            assert runner.browser.starts == 1 and chromium_pids() == [browser]
+        finally:
+            await runner.close()
+    assert chromium_pids() == []
+
+
+async def test_a_plan_changed_after_it_was_compiled_runs_as_changed(tmp_path: Path) -> None:
+    """``prober demo`` shortens timeouts and trusts its test certificate by changing the
+    compiled plans: the browser process compiles the steps again, and takes the rest as sent."""
+    async with Pages() as pages:
+        [plan] = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/never"')))  # the check's timeout: 8s
+        changed = dataclasses.replace(plan, timeout=1.5, location="elsewhere",
+                                      browser=dataclasses.replace(plan.browser, ignore_https_errors=True))
+        runner = runner_for(tmp_path)
+        try:
+            result = await runner(changed)
+        finally:
+            await runner.close()
+    assert result.outcome is Outcome.TIMEOUT, result.error
+    assert result.error.startswith("timeout: the page did not finish loading within 1.5s (journey timeout 1.5s"), \
+        result.error
+    assert result.location == "elsewhere"
+    fields, journey_fields = run_request(changed)[1:]
+    assert fields["timeout"] == 1.5 and journey_fields["ignore_https_errors"] is True
