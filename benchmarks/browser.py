@@ -8,15 +8,15 @@ embedded default (login page, credentials, sign in, rendered balances), in one r
 1. **CPU per journey**, the prober's browser runner (tracing, page figures, evidence
    bookkeeping included) next to a plain Playwright script doing the same journey with
    the same browser reused (a fresh context each time, nothing else): CPU of this process
-   plus Playwright's driver and Chromium's processes, per journey, and their ratio (goal:
+   plus the browser process, Playwright's driver and Chromium's processes, per journey, and their ratio (goal:
    at most 1.2); journeys per minute a core sustains.
 2. **Memory per concurrent journey**: Chromium's resident memory (every process of it)
    with 1, 2 and 4 journeys running at once, and what each added journey costs.
 3. **API checks beside browser checks**: the schedule lag p50/p99 of 1,000 API checks
    (the ``login`` journey, every 10 s) in one scheduler, alone and while browser journeys
-   run at full concurrency in the same process (goal: p99 at most 20 ms, as without).
-4. **Soak**: ``--soak`` browser journeys in a row, the resident memory of this process and
-   of Chromium every tenth of the way (it must not grow).
+   run at full concurrency in the same scheduler (goal: p99 at most 20 ms, as without).
+4. **Soak**: ``--soak`` browser journeys in a row, the resident memory of this process, of
+   the browser process and of Chromium every tenth of the way (it must not grow).
 """
 
 from __future__ import annotations
@@ -112,6 +112,12 @@ def chromium_rss() -> int:
 
 def own_rss() -> int:
     return _stat(os.getpid())[1]
+
+
+def browser_process_rss(runner: JourneyRunner) -> int:
+    """The browser process's RSS (Playwright's Python side: it drives Chromium for the prober)."""
+    pid = runner.browser.pid if runner.browser is not None else None
+    return _stat(pid)[1] if pid is not None else 0
 
 
 async def plain_playwright(base: str, runs: int) -> float:
@@ -219,7 +225,7 @@ async def main(args: argparse.Namespace) -> None:
         runner = JourneyRunner.for_state_dir(state, "/usr/bin/chromium", args.concurrency, 10, 50 << 20)
         try:
             ours = await prober_runs(runner, web, args.runs)
-            print("\n1. CPU per journey (this process + Playwright's driver + Chromium), "
+            print("\n1. CPU per journey (this process + the browser process + Playwright's driver + Chromium), "
                   f"{args.runs} journeys in a row")
             print(f"   plain Playwright script   {plain * 1000:8.1f} ms  ({60 / plain:6.0f} journeys/min per core)")
             print(f"   prober browser runner     {ours * 1000:8.1f} ms  ({60 / ours:6.0f} journeys/min per core)")
@@ -237,7 +243,8 @@ async def main(args: argparse.Namespace) -> None:
                 extra = (peak - base_rss) / (count - 1) / 2**20 if count > 1 else 0.0
                 print(f"   {count} at once: {peak / 2**20:7.1f} MiB" + (f"  (+{extra:5.1f} MiB per added journey)"
                                                                     if count > 1 else ""))
-            print(f"   this process: {own_rss() / 2**20:.1f} MiB")
+            print(f"   this process: {own_rss() / 2**20:.1f} MiB; the browser process: "
+                  f"{browser_process_rss(runner) / 2**20:.1f} MiB")
 
             alone = await lag(api, None, runner, args.lag_window, args.concurrency)
             beside = await lag(api, web, runner, args.lag_window, args.concurrency)
@@ -255,7 +262,8 @@ async def main(args: argparse.Namespace) -> None:
                     if not result.success:
                         print(f"   run {n}: {result.outcome.value} {result.error}")
                     if n % step == 0:
-                        print(f"   after {n:5d}: prober {own_rss() / 2**20:7.1f} MiB  Chromium "
+                        print(f"   after {n:5d}: prober {own_rss() / 2**20:7.1f} MiB  browser process "
+                              f"{browser_process_rss(runner) / 2**20:7.1f} MiB  Chromium "
                               f"{chromium_rss() / 2**20:7.1f} MiB  ({n / (time.monotonic() - started):.1f} journeys/s)",
                               flush=True)
         finally:
