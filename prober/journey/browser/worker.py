@@ -25,12 +25,19 @@ import ctypes
 import dataclasses
 import logging
 import os
+import pickle
 import signal
 import sys
 import traceback
 from typing import Any
 
+from prober.journey.browser.engine import BrowserEngine, BrowserSettings
+from prober.journey.browser.evidence import EvidenceStore
+from prober.journey.browser.runner import BrowserRunner
 from prober.journey.browser.wire import BrowserProcessSettings, encode, read_message
+from prober.journey.plan import JourneyPlan, compile_browser_plan
+from prober.journey.runner import _log_internal
+from prober.redact import Redactor
 
 NICENESS = 10
 """How much lower than the prober's the browser side's CPU priority is (``nice``)."""
@@ -57,10 +64,6 @@ class _Forward(logging.Handler):
 
 class _Worker:
     def __init__(self, settings: BrowserProcessSettings, writer: asyncio.StreamWriter) -> None:
-        from prober.journey.browser.engine import BrowserEngine, BrowserSettings
-        from prober.journey.browser.evidence import EvidenceStore
-        from prober.journey.browser.runner import BrowserRunner
-
         evidence = None
         if settings.evidence_dir is not None:
             evidence = EvidenceStore(settings.evidence_dir, settings.evidence_runs, settings.evidence_max_bytes)
@@ -70,7 +73,7 @@ class _Worker:
         self.runner = BrowserRunner(engine, evidence)
         self.writer = writer
         self.tasks: dict[int, asyncio.Task[None]] = {}
-        self.plans: dict[bytes, Any] = {}
+        self.plans: dict[bytes, JourneyPlan] = {}
 
     def send(self, message: Any) -> None:
         if not self.writer.is_closing():
@@ -82,23 +85,21 @@ class _Worker:
         task.add_done_callback(lambda _: self.tasks.pop(run_id, None))
 
     async def _run(self, run_id: int, source: bytes, fields: dict[str, Any], journey_fields: dict[str, Any]) -> None:
+        plan = None
         try:
             compiled = self._compiled(source)
+            assert compiled.browser is not None
             plan = dataclasses.replace(compiled, **fields,
                                        browser=dataclasses.replace(compiled.browser, **journey_fields))
             result = await self.runner.run(plan)
         except Exception as exc:  # noqa: BLE001 - a bug: the prober records the run as failed
-            logging.getLogger("prober.journey.browser").exception("browser process: run %d failed", run_id)
+            _log_internal(f"the browser process's run {run_id}", exc, Redactor(plan.secrets if plan else ()))
             self.send(("failed", run_id, f"internal {type(exc).__name__} in the browser process"))
         else:
             self.send(("result", run_id, result))
 
-    def _compiled(self, source: bytes) -> Any:
+    def _compiled(self, source: bytes) -> JourneyPlan:
         """The plan compiled from ``source`` (once per source)."""
-        import pickle
-
-        from prober.journey.plan import compile_browser_plan
-
         plan = self.plans.get(source)
         if plan is None:
             problems: list[str] = []
