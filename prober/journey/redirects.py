@@ -3,8 +3,9 @@
 aiohttp already drops ``Authorization``, ``Proxy-Authorization`` and ``Cookie`` when a
 redirect leaves the request's origin (scheme, host, port), and its cookie jar sends a
 cookie only to the host that set it. It keeps every other header, and a 307/308
-redirect re-sends the body. For a step that follows redirects, :func:`origin_guard`
-adds what is missing, on every hop that leaves the step's origin:
+redirect re-sends the body. For a step that follows redirects, the prober adds what is
+missing, on every hop that leaves the step's origin (the guard of
+:class:`~prober.journey.hops.Hops`, the middleware of each request):
 
 * headers whose value holds a secret (an ``X-Api-Key``, a token in a custom header)
   are dropped;
@@ -24,24 +25,3 @@ Middleware = Callable[[aiohttp.ClientRequest, Callable[[aiohttp.ClientRequest], 
 
 class SecretRedirectRefused(aiohttp.ClientError):
     """A redirect would have re-sent a body holding a secret to another origin."""
-
-
-def origin_guard(secret_headers: tuple[str, ...], secret_body: bool) -> Middleware:
-    """A client middleware for one request (and its redirects); see the module docstring.
-
-    aiohttp calls it for each hop; the first hop's origin is the step's own.
-    """
-    origin = None
-
-    async def guard(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
-        nonlocal origin
-        if origin is None:
-            origin = request.url.origin()
-        elif request.url.origin() != origin:
-            for name in secret_headers:
-                request.headers.popall(name, None)
-            if secret_body and request.body:
-                raise SecretRedirectRefused(f"redirect to {request.url.host} would re-send a secret")
-        return await handler(request)
-
-    return guard

@@ -31,7 +31,7 @@ import asyncio
 import logging
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 from urllib.parse import urlencode
@@ -40,14 +40,13 @@ import aiohttp
 
 from prober.journey.checks import Response
 from prober.journey.failures import ReportableError, classify, status_outcome
-from prober.journey.fresh import renew_on_redirect
+from prober.journey.hops import Hops
 from prober.journey.http import BodyReader, PhaseClock, bind_clock, open_session, unbind_clock
 from prober.journey.oauth import TokenRequest, refusal, tokens_in
 from prober.journey.plan import JourneyPlan, StepPlan
-from prober.journey.redirects import Middleware, origin_guard
+from prober.journey.redirects import Middleware
 from prober.journey.signing import signing_middleware
 from prober.journey.templating import UndefinedValue, fresh_uuid
-from prober.journey.tracecontext import trace_middleware
 from prober.redact import Redactor
 from prober.results import JourneyResult, Outcome, StepResult
 from prober.timefmt import utc_date, utc_iso_ns
@@ -327,11 +326,11 @@ async def _run_step(ctx: _StepContext, request: _Request | None = None) -> StepR
         if attempts > 1 and step.fresh_headers is not None:
             request.headers.update(step.fresh_headers(ctx.values))  # a new X-Request-ID per attempt
         options = _request_options(ctx, request)
-        result, response = await _send_timed(ctx, request, options, max(step_deadline - perf_counter(), 0.0))
+        attempt, response = await _send_timed(ctx, request, options, max(step_deadline - perf_counter(), 0.0))
         if response is not None:
-            result = _judge(ctx, response, result)
+            _judge(ctx, response, attempt)
         polling_again = (
-            result.outcome is Outcome.ASSERTION
+            attempt.outcome is Outcome.ASSERTION
             and attempts < step.poll_attempts
             and perf_counter() + step.poll_interval < step_deadline
         )
@@ -339,19 +338,44 @@ async def _run_step(ctx: _StepContext, request: _Request | None = None) -> StepR
             break
         await asyncio.sleep(step.poll_interval)
     if request.token is not None and response is not None:
-        result = _settle_token(ctx, request.token, response, result)
-    error = result.error
-    if result.outcome is Outcome.TIMEOUT:
+        _settle_token(ctx, request.token, response, attempt)
+    error = attempt.error
+    if attempt.outcome is Outcome.TIMEOUT:
         scope = f"journey timeout {ctx.plan.timeout:g}s" if ctx.cut_by_journey else f"step timeout {budget:g}s"
         error = f"timeout: no complete answer within {budget:.3g}s ({scope})"
-    return replace(
-        result,
-        duration_ms=(perf_counter() - started) * 1000.0 if attempts > 1 else result.duration_ms,
+    return StepResult(
+        name=step.name,
+        outcome=attempt.outcome,
+        duration_ms=(perf_counter() - started) * 1000.0 if attempts > 1 else attempt.duration_ms,
+        phases=attempt.phases,
+        http_status=attempt.http_status,
+        bytes=attempt.bytes,
+        error=ctx.redact(error),
+        always_run=step.always_run,
         attempts=attempts,
         started_at_ns=wall_ns,
-        always_run=step.always_run,
-        error=ctx.redact(error),
+        certificate=attempt.certificate,
     )
+
+
+class _Attempt:
+    """What one attempt of a step gave, judged in place (outcome and error) before the
+    step's :class:`~prober.results.StepResult` is built from it, once."""
+
+    __slots__ = ("outcome", "error", "duration_ms", "phases", "http_status", "bytes", "certificate")
+
+    def __init__(self, outcome: Outcome, error: str, clock: PhaseClock, status: int | None, received: int) -> None:
+        self.outcome = outcome
+        self.error = error
+        self.duration_ms = (clock.end - clock.start) * 1000.0
+        self.phases = clock.phases()
+        self.http_status = status
+        self.bytes = received
+        self.certificate = clock.certificate
+
+    def fail(self, outcome: Outcome, error: str) -> None:
+        self.outcome = outcome
+        self.error = error
 
 
 def _request_options(ctx: _StepContext, request: _Request) -> dict[str, Any]:
@@ -378,25 +402,24 @@ def _request_options(ctx: _StepContext, request: _Request) -> dict[str, Any]:
 
 def _middlewares(ctx: _StepContext, request: _Request) -> tuple[Middleware, ...]:
     """What each hop of ``request`` goes through, in order: its ``traceparent`` (a new
-    span per hop), a fresh ``uuid()`` header per redirect hop, the guard against
-    re-sending a secret to another origin, then the signature (computed last, on the hop
-    as it is sent)."""
+    span per hop), a fresh ``uuid()`` header per redirect hop and the guard against
+    re-sending a secret to another origin (one :class:`~prober.journey.hops.Hops`), then
+    the signature (computed last, on the hop as it is sent)."""
     step = ctx.step
-    # traceparent first: set on each hop before the renewal, the guard and the signer see it
     trace_id = ctx.run.trace_id
-    middlewares: list[Middleware] = [trace_middleware(trace_id)] if trace_id else []
-    if step.follow_redirects and step.fresh_headers is not None:
-        middlewares.append(renew_on_redirect(step.fresh_headers, ctx.values))
-    if step.follow_redirects and (guard := _redirect_guard(request, ctx.redact)) is not None:
-        middlewares.append(guard)
+    middlewares: tuple[Middleware, ...] = ()
+    if step.follow_redirects:
+        middlewares = (Hops(trace_id, step.fresh_headers, ctx.values, lambda: _secrets_in(request, ctx.redact)),)
+    elif trace_id:
+        middlewares = (Hops(trace_id, None, ctx.values, None),)
     if step.signer is not None:
-        middlewares.append(signing_middleware(step.signer))
-    return tuple(middlewares)
+        middlewares += (signing_middleware(step.signer),)
+    return middlewares
 
 
 async def _send_timed(
     ctx: _StepContext, request: _Request, options: dict[str, Any], budget: float
-) -> tuple[StepResult, Response | None]:
+) -> tuple[_Attempt, Response | None]:
     """Send ``request`` within ``budget`` seconds and read its answer, timing each phase;
     a failure becomes the outcome it stands for (:func:`~prober.journey.failures.classify`)."""
     step = ctx.step
@@ -421,21 +444,10 @@ async def _send_timed(
             _log_internal(f"step {step.name}", exc, ctx.redact)
         # Headers may have come before the failure (a body cut short, too large, too slow):
         # the status and the bytes that did arrive are part of what happened.
-        return StepResult(name=step.name, outcome=outcome, duration_ms=(clock.end - clock.start) * 1000.0,
-                          phases=clock.phases(), http_status=status, bytes=reader.received, error=error,
-                          certificate=clock.certificate), None
+        return _Attempt(outcome, error, clock, status, reader.received), None
     finally:
         unbind_clock(token)
-    result = StepResult(
-        name=step.name,
-        outcome=Outcome.OK,
-        duration_ms=(clock.end - clock.start) * 1000.0,
-        phases=clock.phases(),
-        http_status=response.status,
-        bytes=reader.received,
-        certificate=clock.certificate,
-    )
-    return result, response
+    return _Attempt(Outcome.OK, "", clock, response.status, reader.received), response
 
 
 def _form_body(form: dict[str, Any], headers: dict[str, str]) -> bytes:
@@ -447,39 +459,41 @@ def _form_body(form: dict[str, Any], headers: dict[str, str]) -> bytes:
     return urlencode(form, doseq=True).encode()
 
 
-def _redirect_guard(request: _Request, redact: Redactor) -> Middleware | None:
-    """A guard for redirects to another origin when the request carries a secret
-    beyond what aiohttp already drops (see :mod:`prober.journey.redirects`)."""
+def _secrets_in(request: _Request, redact: Redactor) -> tuple[tuple[str, ...], bool]:
+    """The headers of ``request`` that hold a secret, and whether its body holds one:
+    what must not follow a redirect to another origin beyond what aiohttp already drops
+    (see :mod:`prober.journey.redirects`)."""
     headers = tuple(name for name, value in request.headers.items() if redact.holds(value))
     body = request.body is not None and any(redact.holds(text) for text in _scalars(request.body))
-    return origin_guard(headers, body) if headers or body else None
+    return headers, body
 
 
-def _settle_token(ctx: _StepContext, request: TokenRequest, response: Response, result: StepResult) -> StepResult:
+def _settle_token(ctx: _StepContext, request: TokenRequest, response: Response, attempt: _Attempt) -> None:
     """The end of a token request: the access token of an accepted answer goes into the
     step's value (the step fails when the answer holds none), a refresh token the bank
     rotated is kept whatever the step's verdict, a refusal names its RFC 6749 code."""
     oauth = ctx.step.oauth
     assert oauth is not None
     token = None
-    if result.outcome is Outcome.OK:
+    if attempt.outcome is Outcome.OK:
         try:
             token = oauth.accept(request, response)
         except LookupError as exc:
-            result = replace(result, outcome=Outcome.ASSERTION, error=f"assertion failed: {exc}")
+            attempt.fail(Outcome.ASSERTION, f"assertion failed: {exc}")
     elif (code := refusal(response)) is not None:
-        return replace(result, outcome=Outcome.AUTH, error=f"{result.error}: {code}")
+        attempt.fail(Outcome.AUTH, f"{attempt.error}: {code}")
+        return
     try:
         oauth.keep_rotated(request, response)
     except ReportableError as exc:
-        return replace(result, outcome=Outcome.ERROR, error=f"error: {exc}")
+        attempt.fail(Outcome.ERROR, f"error: {exc}")
+        return
     if token is not None:
         ctx.values[oauth.into] = token
-    return result
 
 
-def _judge(ctx: _StepContext, response: Response, result: StepResult) -> StepResult:
-    """Status, then content, then extraction, then the latency budget: ``result`` judged.
+def _judge(ctx: _StepContext, response: Response, attempt: _Attempt) -> None:
+    """Status, then content, then extraction, then the latency budget: ``attempt`` judged.
 
     Every secret the answer holds is known to the redactor before an assertion's
     message could quote it: the tokens of a token request's answer as it arrives,
@@ -491,8 +505,8 @@ def _judge(ctx: _StepContext, response: Response, result: StepResult) -> StepRes
         _learn_tokens(response, redact)
     if not step.accepts(response.status):
         expected = "2xx" if step.statuses is None else "/".join(str(s) for s in sorted(step.statuses))
-        return replace(result, outcome=status_outcome(response.status),
-                       error=f"HTTP {response.status} (expected {expected})")
+        attempt.fail(status_outcome(response.status), f"HTTP {response.status} (expected {expected})")
+        return
     taken: dict[str, Any] = {}
     missing = ""
     for extract in step.extracts:
@@ -509,14 +523,15 @@ def _judge(ctx: _StepContext, response: Response, result: StepResult) -> StepRes
         if (problem := assertion.check(response, values, redact)) is not None:
             if not step.token_request and _learn_tokens(response, redact):
                 problem = assertion.check(response, values, redact) or problem
-            return replace(result, outcome=Outcome.ASSERTION, error=f"assertion failed: {problem}")
+            attempt.fail(Outcome.ASSERTION, f"assertion failed: {problem}")
+            return
     if missing:
-        return replace(result, outcome=Outcome.ASSERTION, error=missing)
+        attempt.fail(Outcome.ASSERTION, missing)
+        return
     values.update(taken)
-    if step.max_duration is not None and result.duration_ms > step.max_duration * 1000.0:
-        return replace(result, outcome=Outcome.SLOW,
-                       error=f"slow: {result.duration_ms:.0f} ms over the {step.max_duration * 1000.0:.0f} ms budget")
-    return result
+    if step.max_duration is not None and attempt.duration_ms > step.max_duration * 1000.0:
+        attempt.fail(Outcome.SLOW,
+                     f"slow: {attempt.duration_ms:.0f} ms over the {step.max_duration * 1000.0:.0f} ms budget")
 
 
 def _learn_tokens(response: Response, redact: Redactor) -> bool:

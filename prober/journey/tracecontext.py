@@ -7,7 +7,8 @@ hex digits) is the journey run's (its ``run_id``, random, never all zeros), shar
 its requests; the parent id (16 hex digits, random, never all zeros) is new for every
 request sent — each step, each poll attempt, each redirect hop — since each is a span of
 its own; the flags ``01`` say *sampled* (the prober records every run). The header is set
-as the request is sent, before a signature is computed (:mod:`prober.journey.signing`),
+as each request is sent (by :class:`~prober.journey.hops.Hops`), before a signature is
+computed (:mod:`prober.journey.signing`),
 so a profile whose covered headers include ``traceparent`` signs it. No ``tracestate``
 is sent, and what a bank answers in its own ``traceparent`` (or anything else) is never
 read.
@@ -17,10 +18,6 @@ from __future__ import annotations
 
 import random
 import re
-
-import aiohttp
-
-from prober.journey.redirects import Middleware
 
 HEADER = "traceparent"
 _VALID = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -42,15 +39,3 @@ def traceparent(trace_id: str, span_id: str) -> str:
 def is_valid(value: str) -> bool:
     """Whether ``value`` is a version-00 ``traceparent`` as the specification writes it."""
     return _VALID.match(value) is not None
-
-
-def trace_middleware(trace_id: str) -> Middleware:
-    """A client middleware setting ``traceparent`` with a new span id on each hop."""
-
-    async def add_traceparent(
-        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType,
-    ) -> aiohttp.ClientResponse:
-        request.headers[HEADER] = f"00-{trace_id}-{new_span_id()}-01"
-        return await handler(request)
-
-    return add_traceparent

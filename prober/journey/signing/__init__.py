@@ -6,7 +6,7 @@
 with the final request (templated, serialized, ``Host`` and ``Content-Type`` set) for
 every hop: a redirect is signed again, and so is every poll attempt, each with its own
 ``Date`` (and its own ``X-Request-ID`` when that is a ``{{ uuid() }}`` template, renewed
-before signing: see :mod:`prober.journey.fresh`).
+before signing: see :mod:`prober.journey.hops`).
 
 Profiles: :mod:`.cavage` (Berlin Group, STET), :mod:`.jws` (UK Open Banking),
 :mod:`.rfc9421` (HTTP Message Signatures).
