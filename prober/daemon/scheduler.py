@@ -45,7 +45,6 @@ import hashlib
 import logging
 import math
 import random
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from prober.daemon.lockout import LockoutTracker
 from prober.daemon.slots import SitePool
 from prober.journey.plan import JourneyPlan
 from prober.journey.runner import run_journey
+from prober.journey.verdict import not_run
 from prober.results import JourneyResult, Outcome
 
 log = logging.getLogger("prober.daemon.scheduler")
@@ -100,14 +100,6 @@ def tick_of(now: float, interval: float) -> float:
 def run_jitter(interval: float) -> float:
     """The random delay each run may get: 5% of the interval, at most 1 s."""
     return min(interval * 0.05, 1.0)
-
-
-def skipped_result(plan: JourneyPlan, reason: str, outcome: Outcome = Outcome.SKIPPED) -> JourneyResult:
-    """A run that was not made (overlap, back-off, shutdown; ``error`` for an internal error)."""
-    return JourneyResult(
-        site=plan.site, check=plan.check, kind=plan.kind, location=plan.location,
-        outcome=outcome, started_at_ns=time.time_ns(), duration_ms=0.0, error=reason, tags=plan.tags,
-    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -356,16 +348,16 @@ class JourneyScheduler:
         if key in self.running:
             if key in self._waiting:
                 self.waiting_skips += 1
-                self.emit(skipped_result(plan, waiting_error(plan.site, self.pools[plan.site].limit)))
+                self.emit(not_run(plan, waiting_error(plan.site, self.pools[plan.site].limit)))
             else:
                 self.overlaps += 1
-                self.emit(skipped_result(plan, OVERLAP_ERROR))
+                self.emit(not_run(plan, OVERLAP_ERROR))
             return
         if self.lockout is not None:
             reason = self.lockout.refusal(plan.site, plan.check)
             if reason is not None:
                 self.lockout_skips += 1
-                self.emit(skipped_result(plan, reason))
+                self.emit(not_run(plan, reason))
                 return
         task = asyncio.get_running_loop().create_task(
             self._run(plan, self.pools[plan.site], planned), name=f"journey {plan.site}/{plan.check}",
@@ -398,11 +390,11 @@ class JourneyScheduler:
                 self.active -= 1
                 pool.release()
         except asyncio.CancelledError:
-            self.emit(skipped_result(plan, "cancelled: the prober shut down before the run finished"))
+            self.emit(not_run(plan, "cancelled: the prober shut down before the run finished"))
             raise
         except Exception as exc:  # a bug, never the bank: the runner classifies those
             log.exception("journey %s/%s raised", plan.site, plan.check)
-            result = skipped_result(plan, f"error: internal {type(exc).__name__}", Outcome.ERROR)
+            result = not_run(plan, f"error: internal {type(exc).__name__}", Outcome.ERROR)
         self.emit(result)
 
     # -- figures ---------------------------------------------------------------------

@@ -47,6 +47,7 @@ from prober.journey.plan import JourneyPlan, StepPlan
 from prober.journey.redirects import Middleware
 from prober.journey.signing import signing_middleware
 from prober.journey.templating import UndefinedValue, fresh_uuid
+from prober.journey.verdict import journey_result
 from prober.redact import Redactor
 from prober.results import JourneyResult, Outcome, StepResult
 from prober.timefmt import utc_date, utc_iso_ns
@@ -103,35 +104,8 @@ async def run_journey(plan: JourneyPlan) -> JourneyResult:
     except Exception as exc:  # noqa: BLE001 - a bug outside any step (opening the session…)
         _log_internal(f"check {plan.site}/{plan.check}", exc, redact)
         results.append(StepResult(name="", outcome=Outcome.ERROR, error=_internal(exc, ""), started_at_ns=wall_ns))
-    failure = next((r for r in results if r.outcome not in (Outcome.OK, Outcome.SKIPPED)), None)
-    if failure is None:
-        failure = next((r for r in results if r.outcome is not Outcome.OK), None)
     duration_ms = (perf_counter() - started) * 1000.0
-    outcome, failed_step, error = (failure.outcome, failure.name, failure.error) if failure else (Outcome.OK, "", "")
-    if failure is None and plan.max_duration is not None and duration_ms > plan.max_duration * 1000.0:
-        # Every step passed, the journey as a whole was too slow: no step to blame.
-        outcome = Outcome.SLOW
-        error = f"slow: journey took {duration_ms:.0f} ms, over its {plan.max_duration * 1000.0:.0f} ms budget"
-    result = JourneyResult(
-        site=plan.site,
-        check=plan.check,
-        kind=plan.kind,
-        location=plan.location,
-        outcome=outcome,
-        started_at_ns=wall_ns,
-        duration_ms=duration_ms,
-        steps=tuple(r for r in results if r.name),
-        failed_step=failed_step,
-        error=error,
-        run_id=run.id,
-        tags=plan.tags,
-        trace_id=run.trace_id,
-    )
-    if log.isEnabledFor(logging.DEBUG):
-        # Names and the outcome only: the error string is in the result's own outputs.
-        log.debug("run %s of %s/%s: %s%s in %.1f ms, %d steps", run.id, plan.site, plan.check, outcome.value,
-                  f" at step {failed_step}" if failed_step else "", duration_ms, len(result.steps))
-    return result
+    return journey_result(plan, results, wall_ns, duration_ms, run.id, trace_id=run.trace_id)
 
 
 def _internal(exc: BaseException, step: str) -> str:

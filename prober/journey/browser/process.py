@@ -25,6 +25,7 @@ from typing import Any
 
 from prober.journey.browser.wire import BrowserProcessSettings, encode, read_message
 from prober.journey.plan import JourneyPlan
+from prober.journey.verdict import not_run
 from prober.results import JourneyResult, Outcome
 
 log = logging.getLogger("prober.journey.browser")
@@ -60,10 +61,9 @@ class BrowserProcess:
         try:
             process = await self._ensure_process()
         except OSError as exc:
-            return _not_run(plan, f"error: cannot start the browser process: {exc}", started_ns)
+            return not_run(plan, f"error: cannot start the browser process: {exc}", Outcome.ERROR, started_ns)
         if process is None:
-            return _not_run(plan, "cancelled: the prober shut down before the run started", started_ns,
-                            Outcome.SKIPPED)
+            return not_run(plan, "cancelled: the prober shut down before the run started", started_at_ns=started_ns)
         run_id = next(self._ids)
         answer: asyncio.Future[JourneyResult] = asyncio.get_running_loop().create_future()
         self._pending[run_id] = (plan, answer)
@@ -124,7 +124,7 @@ class BrowserProcess:
     def _answer_error(self, run_id: int, error: str) -> None:
         entry = self._pending.get(run_id)
         if entry is not None and not entry[1].done():
-            entry[1].set_result(_not_run(entry[0], error, time.time_ns()))
+            entry[1].set_result(not_run(entry[0], error, Outcome.ERROR))
 
     async def close(self) -> None:
         """Ask the browser process to close its browser and exit; kill it after
@@ -175,9 +175,3 @@ def _emit(fields: dict[str, Any]) -> None:
     if logger.isEnabledFor(fields["levelno"]):
         record = logging.makeLogRecord({**fields, "args": None})
         logger.handle(record)
-
-
-def _not_run(plan: JourneyPlan, error: str, started_ns: int, outcome: Outcome = Outcome.ERROR) -> JourneyResult:
-    return JourneyResult(site=plan.site, check=plan.check, kind=plan.kind, location=plan.location,
-                         outcome=outcome, started_at_ns=started_ns, duration_ms=(time.time_ns() - started_ns) / 1e6,
-                         error=error, tags=plan.tags)

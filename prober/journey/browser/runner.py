@@ -50,6 +50,7 @@ from prober.journey.checks import _SECRET_NAME
 from prober.journey.failures import status_outcome
 from prober.journey.plan import JourneyPlan
 from prober.journey.runner import RunInfo, _log_internal
+from prober.journey.verdict import journey_result, not_run
 from prober.redact import Redactor
 from prober.results import JourneyResult, Outcome, PageMetrics, StepResult
 from prober.timefmt import utc_iso_ns
@@ -58,8 +59,6 @@ if TYPE_CHECKING:  # Playwright is imported when a browser check runs, not befor
     from playwright.async_api import Page
 
 log = logging.getLogger("prober.journey.browser")
-runs_log = logging.getLogger("prober.journey")
-"""One debug line per run, as for API journeys."""
 
 DIAGNOSE_TIMEOUT = 0.5
 """Seconds the page gets, after a step timed out, to say whether it still answers."""
@@ -109,11 +108,9 @@ class BrowserRunner:
         assert journey is not None
         wall_ns = time.time_ns()
         if not await self.engine.acquire(plan.timeout):
-            reason = (f"skipped: no browser free within the journey timeout of {plan.timeout:g}s "
-                      f"([daemon] max_browser_concurrency = {self.engine.settings.max_concurrency})")
-            return JourneyResult(site=plan.site, check=plan.check, kind=plan.kind, location=plan.location,
-                                 outcome=Outcome.SKIPPED, started_at_ns=wall_ns, duration_ms=0.0, error=reason,
-                                 tags=plan.tags)
+            return not_run(plan, f"skipped: no browser free within the journey timeout of {plan.timeout:g}s "
+                                 f"([daemon] max_browser_concurrency = {self.engine.settings.max_concurrency})",
+                           started_at_ns=wall_ns)
         try:
             return await self._run(plan, journey)
         finally:
@@ -150,7 +147,7 @@ class BrowserRunner:
             results.append(StepResult(name="", outcome=Outcome.ERROR,
                                       error=f"error: internal {type(exc).__name__} in the browser",
                                       started_at_ns=wall_ns))
-        return _journey_result(plan, results, wall_ns, (perf_counter() - started) * 1000.0, run.id, evidence)
+        return journey_result(plan, results, wall_ns, (perf_counter() - started) * 1000.0, run.id, evidence=evidence)
 
     async def _open_page(self, context: Any, journey: BrowserJourney, redact: Redactor) -> _Page:
         page = await context.new_page()
@@ -505,23 +502,3 @@ def _not_run(step: BrowserStepPlan, reason: str, outcome: Outcome = Outcome.SKIP
                       started_at_ns=time.time_ns())
 
 
-def _journey_result(
-    plan: JourneyPlan, results: list[StepResult], wall_ns: int, duration_ms: float, run_id: str,
-    evidence: tuple[str, ...],
-) -> JourneyResult:
-    failure = next((r for r in results if r.outcome not in (Outcome.OK, Outcome.SKIPPED)), None)
-    if failure is None:
-        failure = next((r for r in results if r.outcome is not Outcome.OK), None)
-    outcome, failed_step, error = (failure.outcome, failure.name, failure.error) if failure else (Outcome.OK, "", "")
-    if failure is None and plan.max_duration is not None and duration_ms > plan.max_duration * 1000.0:
-        outcome = Outcome.SLOW
-        error = f"slow: journey took {duration_ms:.0f} ms, over its {plan.max_duration * 1000.0:.0f} ms budget"
-    result = JourneyResult(
-        site=plan.site, check=plan.check, kind=plan.kind, location=plan.location, outcome=outcome,
-        started_at_ns=wall_ns, duration_ms=duration_ms, steps=tuple(r for r in results if r.name),
-        failed_step=failed_step, error=error, run_id=run_id, tags=plan.tags, evidence=evidence,
-    )
-    if runs_log.isEnabledFor(logging.DEBUG):
-        runs_log.debug("run %s of %s/%s: %s%s in %.1f ms, %d steps (browser)", run_id, plan.site, plan.check,
-                       outcome.value, f" at step {failed_step}" if failed_step else "", duration_ms, len(result.steps))
-    return result
