@@ -1,6 +1,6 @@
 """How fast the ``prober`` command line starts: wall time per command, and who imports what.
 
-    python benchmarks/cli_startup.py [--runs 20] [--tree DIR ...] [--top 12]
+    python benchmarks/cli_startup.py [--runs 20] [--tree DIR ...] [--top 12] [--instructions]
 
 For each command (``prober --help``, ``prober validate -c config/simbank.toml``, and the
 help of the commands that list more), runs ``python -m prober …`` ``--runs`` times in a
@@ -16,13 +16,24 @@ interpreter (``PYTHONPATH=DIR``), e.g. the main branch unpacked by ``git archive
 tar -x -C /tmp/base``; give it several times (``--tree /tmp/base --tree .``) to compare
 trees, their runs interleaved so that a change in the machine's load hits all alike.
 Wall times move with the machine's load: the load average is printed with them.
+``--instructions`` adds what does not: the instructions each tree's ``validate`` (and the
+bare interpreter) executes, counted once under Valgrind's callgrind (Debian's
+``valgrind``; about a minute per run), the figure to compare trees by on a busy machine.
+
+Each tree's ``prober`` package is compiled to bytecode first (``compileall``), as an
+installed package is: with ``PYTHONDONTWRITEBYTECODE=1`` in the environment, the runs
+would otherwise compile every module of the project from source each time (about 100 ms
+of ``validate``), which no installed prober does.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -61,6 +72,45 @@ def run_once(tree: Path, args: list[str] | None, importtime: bool = False) -> tu
     return elapsed, cpu, done.stderr
 
 
+def instructions(tree: Path, args: list[str] | None) -> int:
+    """Instructions executed by ``python -m prober ARGS`` in ``tree`` (``None``: ``python
+    -c pass``), counted by callgrind."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    command = ["-c", "pass"] if args is None else ["-m", "prober", *args]
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                           *command], cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, check=False)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"valgrind python {' '.join(command)} in {tree} exited {done.returncode}:\n{done.stderr}")
+    return int(found.group(1).replace(",", ""))
+
+
+def warm_up(trees: list[Path]) -> None:
+    """Each tree's bytecode compiled, as an installed package has it, and its files in the
+    page cache (one run of each command)."""
+    print(f"# bytecode of each tree's prober package compiled first (compileall); PYTHONDONTWRITEBYTECODE is "
+          f"{'set' if os.environ.get('PYTHONDONTWRITEBYTECODE') else 'not set'}")
+    for tree in trees:
+        if not compileall.compile_dir(tree / "prober", quiet=1):
+            raise SystemExit(f"{tree}/prober: does not compile")
+        for _, command, _ in COMMANDS:
+            run_once(tree, command)
+
+
+def print_instructions(trees: list[Path]) -> None:
+    """The instructions of the bare interpreter and of each tree's ``validate``."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    label, command, _ = COMMANDS[1]
+    print()
+    print("instructions executed (valgrind --tool=callgrind, one run each; independent of the load), millions:")
+    print(f"  {BARE:42} {instructions(trees[0], None) / 1e6:8.1f}")
+    for tree in trees:
+        where = f"  [{tree}]" if len(trees) > 1 else ""
+        print(f"  {label:42} {instructions(tree, command) / 1e6:8.1f}{where}")
+
+
 def importers(stderr: str) -> list[tuple[int, int, int, str]]:
     """``(cumulative µs, self µs, depth, module)`` of each line of ``-X importtime``."""
     rows = []
@@ -84,15 +134,15 @@ def main() -> int:
     parser.add_argument("--tree", action="append", type=Path, default=None,
                         help="checkout whose prober package to run (repeatable; default this one)")
     parser.add_argument("--top", type=int, default=12, help="slowest imports shown per command (default 12)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count the instructions of validate under valgrind (about a minute per tree)")
     args = parser.parse_args()
     trees = [tree.resolve() for tree in (args.tree or [REPO])]
 
     print(f"# python benchmarks/cli_startup.py --runs {args.runs} "
           + " ".join(f"--tree {tree}" for tree in args.tree or []))
     print(f"# {sys.executable}, Python {sys.version.split()[0]}; load average {os.getloadavg()[0]:.2f} at start")
-    for tree in trees:  # warm-up: compiled bytecode in place, files in the page cache
-        for _, command, _ in COMMANDS:
-            run_once(tree, command)
+    warm_up(trees)
     times: dict[tuple[Path, str], list[float]] = {}
     cpus: dict[tuple[Path, str], list[float]] = {}
     for _ in range(args.runs):  # rounds interleave the trees and the commands
@@ -121,6 +171,9 @@ def main() -> int:
                 f"CPU {statistics.median(cpus[(tree, label)]):6.1f}"
                 f"{verdict}{where}"
             )
+
+    if args.instructions:
+        print_instructions(trees)
 
     for tree in trees:
         for label, command, _ in COMMANDS[:2]:

@@ -1,6 +1,7 @@
 """A command imports what it needs and nothing more: `prober --help` lists the commands
 without importing any of them, and `prober validate` never imports the HTTP client, the
-notifiers' libraries, the crypto libraries (no key file in the example) or the daemon.
+notifiers' libraries, the crypto libraries (no key file in the example) or the daemon,
+nor, for the example's plain CSS selectors, the CSS parser and Beautiful Soup.
 
 What the start costs is measured by benchmarks/cli_startup.py; this checks which
 modules a command leaves out, in a fresh interpreter (the test process has imported
@@ -71,3 +72,15 @@ def test_validate_of_the_example_imports_no_client_notifier_crypto_or_daemon() -
     assert modules & HEAVY == set()
     assert not {m for m in modules if m.startswith(("prober.daemon", "prober.simbank", "prober.writer",
                                                     "prober.notify.dispatcher", "prober.journey.runner"))}
+    # The example's selectors (#sign-in, td.balance…) are plain CSS: checked without a parser.
+    assert modules & {"soupsieve", "bs4", "playwright"} == set()
+
+
+def test_validate_of_a_selector_beyond_plain_css_still_parses_it(tmp_path: Path) -> None:
+    example = (REPO / "config" / "simbank.toml").read_text()
+    assert 'selector = "td.balance"' in example
+    path = tmp_path / "bank.toml"
+    path.write_text(example.replace('selector = "td.balance"', 'selector = "table tr:nth-child(2) td.balance"'))
+    code, out, modules = imported_by("validate", "-c", str(path))
+    assert code == 0 and "valid" in out
+    assert "soupsieve" in modules
