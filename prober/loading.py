@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from prober.config.errors import ConfigError
 from prober.config.loader import read
 from prober.config.model import Config
-from prober.journey.browser.engine import missing_browser
+from prober.journey.browser.availability import missing_browser
 from prober.journey.plan import JourneyPlan, compile_config
 
 if TYPE_CHECKING:

@@ -71,7 +71,8 @@ def test_validate_of_the_example_imports_no_client_notifier_crypto_or_daemon() -
     assert code == 0 and "valid" in out
     assert modules & HEAVY == set()
     assert not {m for m in modules if m.startswith(("prober.daemon", "prober.simbank", "prober.writer",
-                                                    "prober.notify.dispatcher", "prober.journey.runner"))}
+                                                    "prober.notify.dispatcher", "prober.journey.runner",
+                                                    "prober.journey.browser.engine"))}
     # The example's selectors (#sign-in, td.balance…) are plain CSS: checked without a parser.
     assert modules & {"soupsieve", "bs4", "playwright"} == set()
 

@@ -8,6 +8,7 @@ renders nothing per run.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -48,11 +49,18 @@ def _is_template(text: str) -> bool:
     return "{{" in text or "{%" in text
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> jinja2.nodes.Template:
+    """The syntax tree of a template string, parsed once: loading a configuration asks
+    about the same site-wide templates once per check (a tree nobody changes)."""
+    return _ENV.parse(text)
+
+
 def referenced_names(text: str) -> set[str]:
     """Top-level names a template string uses; raises ``TemplateError`` on bad syntax."""
     if not _is_template(text):
         return set()
-    return set(jinja2.meta.find_undeclared_variables(_ENV.parse(text)))
+    return set(jinja2.meta.find_undeclared_variables(_parse(text)))
 
 
 def fresh_per_use(text: str) -> bool:
@@ -61,7 +69,7 @@ def fresh_per_use(text: str) -> bool:
     if not _is_template(text):
         return False
     return any(isinstance(call.node, jinja2.nodes.Name) and call.node.name == "uuid"
-               for call in _ENV.parse(text).find_all(jinja2.nodes.Call))
+               for call in _parse(text).find_all(jinja2.nodes.Call))
 
 
 def names_in(value: Any) -> set[str]:
@@ -109,7 +117,7 @@ def _substitution(text: str) -> Renderer | None:
     richer (filters, other calls, blocks), which Jinja renders. Same output, a fraction
     of the cost per run (a Jinja render of ``{{ uuid() }}`` alone costs ~15 µs)."""
     parts: list[Renderer] = []
-    for node in _ENV.parse(text).body:
+    for node in _parse(text).body:
         if not isinstance(node, jinja2.nodes.Output):
             return None
         for child in node.nodes:

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
-import os
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -56,18 +54,6 @@ class BrowserSettings:
     max_concurrency: int = 1
     traces_dir: Path | None = None
     """Where Playwright writes traces while they are recorded (0700; emptied at launch)."""
-
-
-def missing_browser(executable: str) -> str | None:
-    """Why browser checks cannot run here (with the fix), or None when they can."""
-    # Found, not imported: importing Playwright costs `prober validate` about 100 ms.
-    if importlib.util.find_spec("playwright") is None:
-        return ("the Python package playwright is not installed: install bank-prober with its dependencies "
-                "(`pip install --require-hashes -r requirements/runtime.txt`)")
-    if not (os.path.isfile(executable) and os.access(executable, os.X_OK)):
-        return (f"Chromium is not installed at {executable}: install Debian's chromium (`apt-get install chromium`) "
-                "or set [daemon] chromium to its path")
-    return None
 
 
 class BrowserEngine:
