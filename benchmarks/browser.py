@@ -28,7 +28,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Hashable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -193,7 +193,7 @@ async def lag(api: JourneyPlan, browser: JourneyPlan | None, runner: JourneyRunn
     lags: list[float] = []
     scheduler = JourneyScheduler(lambda result: None, runner=runner)
     scheduler.on_start = lambda plan, ms: lags.append(ms) if plan.browser is None else None
-    plans = {}
+    plans: dict[tuple[str, str], tuple[JourneyPlan, Hashable]] = {}
     for n in range(1000):
         plan = dataclasses.replace(api, check=f"api-{n}", interval=10.0, timeout=10.0)
         plans[plan.key] = (plan, n)

@@ -150,8 +150,8 @@ class Report:
 
     def reported(self, kind: str) -> tuple[float, float] | None:
         """(start, end) reported for ``kind``: first start to last end of its incidents."""
-        mine = [i for i in self.incidents if i.kind == kind and i.end is not None]
-        return (min(i.since for i in mine), max(i.end for i in mine)) if mine else None  # type: ignore[type-var]  # ends: not None
+        ended = [(i.since, i.end) for i in self.incidents if i.kind == kind and i.end is not None]
+        return (min(since for since, _ in ended), max(end for _, end in ended)) if ended else None
 
 
 def with_noise(base: Scenario, noise: float) -> Scenario:

@@ -48,6 +48,7 @@ from prober import eventloop
 from prober.journey.plan import JourneyPlan
 from prober.journey.runner import run_journey
 from prober.loading import load
+from prober.results import JourneyResult
 from prober.writer.points import journey_lines
 
 HEALTH_CONFIG = """
@@ -68,9 +69,10 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def drive_journeys(plan: JourneyPlan, seconds: float, concurrency: int) -> tuple[int, int, float, list]:
+async def drive_journeys(plan: JourneyPlan, seconds: float,
+                         concurrency: int) -> tuple[int, int, float, list[JourneyResult]]:
     """Run ``plan`` in a loop from ``concurrency`` workers; returns journeys, steps, CPU s, results."""
-    results = []
+    results: list[JourneyResult] = []
     stop_at = time.monotonic() + seconds
     steps = journeys = 0
 
@@ -90,7 +92,7 @@ async def drive_journeys(plan: JourneyPlan, seconds: float, concurrency: int) ->
     return journeys, steps, time.process_time() - cpu0, results
 
 
-async def sequential_runs(plan: JourneyPlan, count: int) -> list:
+async def sequential_runs(plan: JourneyPlan, count: int) -> list[JourneyResult]:
     """``count`` runs one after the other (no competition for the loop or the CPU)."""
     return [await run_journey(plan) for _ in range(count)]
 

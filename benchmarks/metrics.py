@@ -185,7 +185,7 @@ def loop_holds(checks: int, renders: int = 5) -> tuple[float, float]:
                 best_cpu = min(best_cpu, turns[-1] - turns[0])
                 best_hold = min(best_hold, max(b - a for a, b in pairwise(turns)))
         finally:
-            metrics.asyncio.sleep = real_sleep  # type: ignore[assignment]  # restored
+            metrics.asyncio.sleep = real_sleep  # restored
         return best_cpu * 1000, best_hold * 1000
 
     return asyncio.run(measure())
@@ -296,6 +296,7 @@ def main() -> int:
                                f"runs about {60_000 / cpu_per_run * 0.7:,.0f} such checks every 60 s at 70% "
                                f"(RSS {quiet.rss_kb / 1024:.0f} MB with {args.checks} checks)")
                 print(f"\n## 3. CPU per scrape: {args.scrapes} scrapes of /metrics back to back (Prometheus stopped)")
+                assert prometheus is not None  # the last round's
                 prometheus.terminate()
                 prometheus.wait(30)
                 prometheus = None

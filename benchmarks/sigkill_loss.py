@@ -44,6 +44,7 @@ async def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     try:
         server.create_database("prober")
+        assert server.proc is not None  # started
         pid = server.proc.pid
         if args.mode == "down":
             server.stop()

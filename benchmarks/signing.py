@@ -76,7 +76,7 @@ def main() -> None:
         ]
         print(f"{'what':34} CPU ms per request (mean of {args.count})")
         for name, options in cases:
-            signer = build_signer(signing_config(**options))  # type: ignore[arg-type]  # each profile's fields
+            signer = build_signer(signing_config(**options))
 
             def sign(signer: Signer = signer) -> None:
                 headers = CIMultiDict({"X-Request-ID": "99391c7e-ad88-49ec-a2ad-99ddcb1f7721",

@@ -31,7 +31,8 @@ from prober.statuspage.view import StatusView, build_view
 
 
 def inputs(banks: int, days: int, worst: bool) -> dict:
-    capabilities, open_, runs, history = {}, [], [], {}
+    capabilities: dict[tuple[str, str], CapabilityState] = {}
+    open_, runs, history = [], [], {}
     today = date(2026, 3, 10)
     since = 1773140400 * 10**9  # 2026-03-10T11:00:00Z
     for n in range(banks):

@@ -43,7 +43,7 @@ def build_results(count: int, t0: int) -> list[JourneyResult]:
         ]
         results.append(
             JourneyResult(site=f"bank-{i % 20}", check=f"check-{i % 50}", kind="accounts", location="par-1",
-                          outcome=Outcome.OK, started_at_ns=t, duration_ms=62.5, steps=steps)
+                          outcome=Outcome.OK, started_at_ns=t, duration_ms=62.5, steps=tuple(steps))
         )
     return results
 

@@ -60,7 +60,7 @@ class Outcome(enum.StrEnum):
 Kind = Literal["login", "accounts", "transfer", "cards", "payments", "custom"]
 """Bank capabilities a check can exercise; the ``kind`` tag in InfluxDB."""
 
-KINDS: tuple[str, ...] = get_args(Kind)
+KINDS: tuple[Kind, ...] = get_args(Kind)
 
 
 @dataclass(slots=True, frozen=True)

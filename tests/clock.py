@@ -92,7 +92,12 @@ class ManualClock:
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of this clock's time (a journey that takes time)."""
         done = asyncio.get_running_loop().create_future()
-        self.call_at(self.now + seconds, lambda: done.done() or done.set_result(None))
+
+        def wake() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        self.call_at(self.now + seconds, wake)
         await done
 
     def block(self, seconds: float) -> None:

@@ -147,9 +147,13 @@ class Standard:
 
 def _openapi_request(document: Document, sent: SentRequest) -> MockRequest:
     content_type = sent.header("Content-Type") or ""
+    # Pairs, not dicts, keep repeated names: MockRequest hands them to werkzeug's
+    # ImmutableMultiDict and Headers, which take pairs, though its annotations say dict.
     return MockRequest(
-        document.host_url, sent.method, sent.path, args=list(sent.query),
-        headers=list(sent.headers), data=sent.body or None,
+        document.host_url, sent.method, sent.path,
+        args=list(sent.query),  # type: ignore[arg-type]  # pairs, see above
+        headers=list(sent.headers),  # type: ignore[arg-type]  # pairs, see above
+        data=sent.body or None,
         content_type=content_type.split(";")[0].strip().lower(),
     )
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from prober.results import JourneyResult, Outcome, Phases, StepResult
+from prober.results import JourneyResult, Kind, Outcome, Phases, StepResult
 from prober.writer import journey_lines
 from tests.fixtures.servers import InfluxDatabase
 
@@ -54,7 +54,7 @@ def at(day: int, hh: int = 0, mm: int = 0, ss: int = 0) -> int:
     return int((MON + timedelta(days=day, hours=hh, minutes=mm, seconds=ss)).timestamp())
 
 
-def run(site: str, check: str, kind: str, location: str, t: int, outcome: Outcome = Outcome.OK,
+def run(site: str, check: str, kind: Kind, location: str, t: int, outcome: Outcome = Outcome.OK,
         ttfb: float = 10.0, ttlb: float = 20.0) -> list[str]:
     """The lines of one run of a one-step journey, as the writer writes them."""
     if outcome is Outcome.TIMEOUT:

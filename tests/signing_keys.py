@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,7 @@ kind = "payments"
 """  # noqa: E501 - a TOML inline table is one line
 
 
-def signed_site(name: str, url: str, signing: dict[str, str | Path] | None) -> str:
+def signed_site(name: str, url: str, signing: Mapping[str, str | Path] | None) -> str:
     """A site of the simulated bank whose journey takes a token (unsigned), lists accounts
     (a GET with a query) and confirms funds (a POST with a non-ASCII JSON body), with a
     ``[sites.signing]`` section made of ``signing`` (none when None)."""

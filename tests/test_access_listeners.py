@@ -115,6 +115,7 @@ async def test_every_route_is_public_by_the_list_or_needs_a_credential(daemons: 
             for listener, public_list in listeners:
                 assert listener is not None and listener.app is not None
                 for route in listener.app.router.routes():
+                    assert route.resource is not None
                     canonical = route.resource.canonical
                     seen.add(canonical)
                     url = url_of(listener.url, canonical)
@@ -169,6 +170,7 @@ async def test_no_answer_holds_a_secret(daemons: tuple[Daemon, Daemon]) -> None:
         for listener in (internal.health, public.health, public.page_server):
             assert listener is not None and listener.app is not None
             for route in listener.app.router.routes():
+                assert route.resource is not None
                 for credential in credentials:
                     headers = {"Accept-Encoding": "gzip"} | ({"Authorization": credential} if credential else {})
                     code, answer_headers, body = await answer(

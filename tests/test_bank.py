@@ -338,7 +338,7 @@ async def test_wrong_data_answers_200_with_zero_balances(bank: BankServer, http:
 
 async def test_reject_by_country(bank: BankServer, http: aiohttp.ClientSession) -> None:
     auth = await token(http, bank)
-    bank.faults.set("transfer", Fault(mode="reject", countries=["DE"]))
+    bank.faults.set("transfer", Fault(mode="reject", countries=("DE",)))
     ids = {}
     for country in ("FR", "DE"):
         body = {**PAYMENT, "creditorCountry": country}
@@ -352,7 +352,7 @@ async def test_reject_by_country(bank: BankServer, http: aiohttp.ClientSession) 
     _, de, _ = await call(http, "GET", f"{bank.url}/payments/{ids['DE']}", headers=auth)
     assert (fr["transactionStatus"], de["transactionStatus"]) == ("ACSC", "RJCT")
 
-    bank.faults.set("payments", Fault(mode="reject", countries=["DE"]))
+    bank.faults.set("payments", Fault(mode="reject", countries=("DE",)))
     req = {"cardId": "card-001", "amount": {"amount": "5.00", "currency": "EUR"}}
     _, fr, _ = await call(http, "POST", f"{bank.url}/card-authorisations", headers=auth,
                           json={**req, "merchantCountry": "FR"})
@@ -369,21 +369,21 @@ async def test_reject_by_country(bank: BankServer, http: aiohttp.ClientSession) 
 
 async def test_refuse_by_header_value(bank: BankServer, http: aiohttp.ClientSession) -> None:
     auth = await token(http, bank)
-    bank.faults.set("accounts", Fault(mode="refuse", values=["paris"]))
+    bank.faults.set("accounts", Fault(mode="refuse", values=("paris",)))
     status, body, _ = await call(http, "GET", f"{bank.url}/accounts", headers={**auth, "X-Probe-Location": "paris"})
     assert (status, body) == (403, {"error": "access_denied"})
     status, _, _ = await call(http, "GET", f"{bank.url}/accounts", headers={**auth, "X-Probe-Location": "lyon"})
     assert status == 200
     status, _, _ = await call(http, "GET", f"{bank.url}/accounts", headers=auth)
     assert status == 200
-    bank.faults.set("accounts", Fault(mode="refuse", header="X-Client", values=[]))
+    bank.faults.set("accounts", Fault(mode="refuse", header="X-Client", values=()))
     status, _, _ = await call(http, "GET", f"{bank.url}/accounts", headers=auth)
     assert status == 403
 
 
 async def test_fault_paths_limit_the_routes(bank: BankServer, http: aiohttp.ClientSession) -> None:
     auth = await token(http, bank)
-    bank.faults.set("cards", Fault(mode="down", paths=["/cards/card-001/limits"]))
+    bank.faults.set("cards", Fault(mode="down", paths=("/cards/card-001/limits",)))
     status, _, _ = await call(http, "GET", f"{bank.url}/cards/card-001/limits", headers=auth)
     assert status == 503
     status, _, _ = await call(http, "GET", f"{bank.url}/cards/card-001", headers=auth)

@@ -88,6 +88,7 @@ async def test_a_plan_changed_after_it_was_compiled_runs_as_changed(tmp_path: Pa
     compiled plans: the browser process compiles the steps again, and takes the rest as sent."""
     async with Pages() as pages:
         [plan] = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/never"')))  # the check's timeout: 8s
+        assert plan.browser is not None
         changed = dataclasses.replace(plan, timeout=1.5, location="elsewhere",
                                       browser=dataclasses.replace(plan.browser, ignore_https_errors=True))
         runner = runner_for(tmp_path)

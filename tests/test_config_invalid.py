@@ -37,7 +37,7 @@ def _window(lines: str) -> str:
 
 
 # (id, file text, environment, expected first problem with the file path written as FILE)
-INVALID = [
+INVALID: list[tuple[str, str | bytes, dict[str, str], str]] = [
     ("toml-syntax", 'x = "unterminated\n', {}, "FILE:1:18: invalid TOML: Illegal character '\\n'"),
     ("toml-duplicate-key", "[prober]\nlocation = 'a'\nlocation = 'b'\n", {},
      "FILE:3:15: invalid TOML: Cannot overwrite a value"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -117,7 +118,7 @@ def _runs(pattern: str, first_ns: int, every_s: float = 2.0) -> list[str]:
             journey_lines(_run(first_ns + int(i * every_s * S), c == "X"), instance="prober-fra")]
 
 
-def _incident(state: str, at_ns: int) -> str:
+def _incident(state: Literal["open", "resolved"], at_ns: int) -> str:
     return incident_point(site="ghost", check="accounts", kind="accounts", location="fra", state=state,
                           reason="http_status: HTTP 503 (3 consecutive failures)", failed_step="list",
                           duration_s=0.0, time_ns=at_ns)
@@ -183,9 +184,12 @@ async def test_the_previous_cross_location_end_survives_a_restart(
     try:
         await wait_for(lambda: _has_ghost(ghost()), timeout=20, interval=0.1, what="the first decision")
         restarted = await ghost()
+        assert restarted is not None
         influx_db.server.write_lines(influx_db.name, _runs("X" * 40, b_start) + [_incident("open", b_start)])
         await wait_for(lambda: _opened(ghost()), timeout=20, interval=0.1, what="incident B to be confirmed")
-        b = (await ghost())["incident"]
+        b_view = await ghost()
+        assert b_view is not None
+        b = b_view["incident"]
         await _stop(prober)  # its writer flushes B's point
     finally:
         await prober.kill()

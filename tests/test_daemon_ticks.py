@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from itertools import pairwise
+from typing import Generic, TypeVar
 
 from prober.daemon.clock import SystemClock
 from prober.daemon.scheduler import JourneyScheduler, phase_of, run_jitter, tick_lead, tick_of
@@ -24,12 +25,15 @@ def plan(check: str, interval: float) -> JourneyPlan:
                        timeout=interval, mutating=False, steps=(), ssl_context=False, values={}, secrets=())
 
 
-class Runs:
+ClockT = TypeVar("ClockT", ManualClock, SystemClock)
+
+
+class Runs(Generic[ClockT]):
     """A journey runner that records when each run was planned and how it ended; a run
     takes ``hold`` seconds of ``clock``'s time."""
 
-    def __init__(self, clock: ManualClock | SystemClock, hold: float = 0.0) -> None:
-        self.clock = clock
+    def __init__(self, clock: ClockT, hold: float = 0.0) -> None:
+        self.clock: ClockT = clock
         self.hold = hold
         self.planned: dict[str, list[float]] = {}
         self.results: list[JourneyResult] = []
@@ -150,7 +154,12 @@ async def test_the_system_clock_runs_one_apscheduler_job_per_interval() -> None:
     scheduler = scheduler_for(runs, [plan("a", 0.2), plan("b", 0.2), plan("c", 0.3)])
     ticks: list[tuple[float, float]] = []
     tick = scheduler._tick
-    scheduler._tick = lambda interval: (ticks.append((interval, time.time())), tick(interval))  # type: ignore[method-assign]  # counted
+
+    def counted_tick(interval: float) -> None:
+        ticks.append((interval, time.time()))
+        tick(interval)
+
+    scheduler._tick = counted_tick  # type: ignore[method-assign]  # counted
     await scheduler.start()
     assert sorted(clock.jobs) == ["tick/0.2", "tick/0.3"]
     await asyncio.sleep(0.7)

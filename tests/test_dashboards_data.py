@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,7 +110,8 @@ async def _populate(db: InfluxDatabase, spool_dir: Path) -> ProberData:
                 results.append(skipped)
             lines = []
             for n, location in enumerate(LOCATIONS):
-                common = dict(site="simbank", location=location, time_ns=now, instance=f"probe-s{1 + n}")
+                common: dict[str, Any] = dict(site="simbank", location=location, time_ns=now,
+                                              instance=f"probe-s{1 + n}")
                 lines.append(
                     incident_point(
                         check="transfer",
@@ -445,8 +447,8 @@ def test_overview_availability(data):
     assert rows["payments"]["availability"] == pytest.approx(0.5)  # fine from par, refused from fra
     assert rows["accounts"]["availability"] == pytest.approx(1 - 2 / ROUNDS)
     # the same with a multi-value selection
-    rows = run(data, "overview", "Availability over the range", {"kind": ["transfer", "login"]})
-    assert sorted(r["kind"] for r in rows) == ["login", "transfer"]
+    both = run(data, "overview", "Availability over the range", {"kind": ["transfer", "login"]})
+    assert sorted(r["kind"] for r in both) == ["login", "transfer"]
 
 
 NOW = "Now: banks × capabilities (worst location)"

@@ -83,7 +83,8 @@ async def test_every_request_of_the_example_conforms_to_the_official_documents(
 
 
 def test_the_official_documents_are_kept_as_published() -> None:
-    listed = dict(reversed(line.split("  ", 1)) for line in (SPECS / "SHA256SUMS").read_text().splitlines())
+    sums = (line.split("  ", 1) for line in (SPECS / "SHA256SUMS").read_text().splitlines())
+    listed = {name: digest for digest, name in sums}
     present = {str(p.relative_to(SPECS)) for p in SPECS.rglob("*.yaml")}
     assert set(listed) == present
     changed = [
@@ -210,7 +211,7 @@ def test_bg_payment_body_is_validated(bg: Standard) -> None:
 
 
 def test_closing_objects_refuses_an_allof_of_two_property_lists() -> None:
-    document = {"components": {"schemas": {
+    document: dict[str, Any] = {"components": {"schemas": {
         "A": {"type": "object", "properties": {"a": {"type": "string"}}},
         "B": {"allOf": [{"$ref": "#/components/schemas/A"}, {"properties": {"b": {"type": "string"}}}]},
     }}}
@@ -219,7 +220,7 @@ def test_closing_objects_refuses_an_allof_of_two_property_lists() -> None:
 
 
 def test_closing_objects_closes_only_schemas_that_say_nothing() -> None:
-    document = {"components": {"schemas": {
+    document: dict[str, Any] = {"components": {"schemas": {
         "Open": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": True},
         "Silent": {"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {}}}},
                    "example": {"properties": {"x": 1}}},

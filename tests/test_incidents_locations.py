@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Literal
 
 import pytest
 
@@ -25,13 +26,15 @@ from prober.incidents.locations import (
     required,
 )
 from prober.report.influx import QueryClient, QueryError
-from prober.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Kind, Outcome
 from prober.writer.points import incident_point, journey_lines, prober_point
+from tests.incident_helpers import Lines, Unread
 
 S = 1_000_000_000
 
 
-def st(location: str, state: str, at_s: float, check: str = "transfer", kind: str = "transfer") -> LocationState:
+def st(location: str, state: Literal["open", "resolved"], at_s: float, check: str = "transfer",
+       kind: str = "transfer") -> LocationState:
     return LocationState(
         "bank",
         check,
@@ -60,7 +63,8 @@ def test_live_and_acting_instance():
     ]
     assert [r.instance for r in live(reporters, now, 120)] == ["a", "b"]
     assert acting(reporters, now, 120) == Reporter("par", "a", now - 5 * S)
-    assert acting(reporters, now, 300).location == "fra"  # fra sorts first while it is live
+    longer = acting(reporters, now, 300)
+    assert longer is not None and longer.location == "fra"  # fra sorts first while it is live
     assert acting([], now, 120) is None
 
 
@@ -153,6 +157,7 @@ def test_locations_config_errors(section, message):
 def test_locations_config_default_is_off():
     assert IncidentsConfig().locations is None
     cfg = IncidentsConfig.model_validate({"locations": {"confirm": "all", "poll": "1s"}})
+    assert cfg.locations is not None
     assert cfg.locations.confirm == "all" and cfg.locations.poll == 1.0 and cfg.locations.stale_after == 120.0
 
 
@@ -186,20 +191,10 @@ def test_reader_against_influxdb(influx_db):
     assert written.id == opened.incident.id and written.locations == ("fra", "par") and written.since_ns == 100 * S
 
 
-class _Lines:
-    precision = "ns"
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def submit_lines(self, lines: list[str]) -> None:
-        self.lines.extend(lines)
-
-
 def _loop(location: str, now_s: float, maintenance=()):
     sent: list = []
     loop = CrossLocationIncidents(
-        LocationsConfig(confirm=2, poll="1s", stale_after="30s"), reader=None, writer=_Lines(), notify=sent.append,
+        LocationsConfig(confirm=2, poll="1s", stale_after="30s"), reader=Unread(), writer=Lines(), notify=sent.append,
         location=location, instance=f"prober-{location}", maintenance=list(maintenance), clock=lambda: int(now_s * S))
     return loop, sent
 
@@ -363,7 +358,7 @@ def test_the_next_incident_reads_runs_from_after_the_previous_end():
     assert window.start_ns == 30 * S  # not 20 s: the runs of the first incident are not pooled
 
 
-def _run(location: str, at_ns: int, outcome: Outcome, check: str = "login", kind: str = "login",
+def _run(location: str, at_ns: int, outcome: Outcome, check: str = "login", kind: Kind = "login",
          failed_step: str = "token") -> JourneyResult:
     ok = outcome is Outcome.OK
     return JourneyResult(site="bank", check=check, kind=kind, location=location, outcome=outcome, started_at_ns=at_ns,
@@ -422,7 +417,7 @@ def test_poll_dates_from_the_pooled_runs_read_from_influxdb(influx_db):
     sent: list = []
     loop = CrossLocationIncidents(
         LocationsConfig(confirm=2, poll="1s", stale_after="30s"),
-        reader=LocationsReader(QueryClient(url=influx_db.url, database=influx_db.name), 30.0), writer=_Lines(),
+        reader=LocationsReader(QueryClient(url=influx_db.url, database=influx_db.name), 30.0), writer=Lines(),
         notify=sent.append, location="fra", instance="prober-fra", clock=lambda: now)
     (event,) = asyncio.run(loop.poll())
     assert event.event == "opened" and event.incident.since_ns == at(-40)  # the old rule: at(-70)

@@ -15,6 +15,7 @@ from prober.incidents import resolved as resolved_module
 from prober.incidents.resolved import ResolvedIncidents
 from prober.incidents.store import StateStore
 from prober.incidents.tracker import Incident
+from tests.incident_helpers import Lines, Unread
 
 S = 1_000_000_000
 DAY = 86400 * S
@@ -115,8 +116,8 @@ def test_the_uptime_history_names_itself_when_its_file_is_corrupt(tmp_path, capl
 # ── the previous cross-location ends ───────────────────────────────────────────────────
 
 def _loop(state_dir: Path) -> CrossLocationIncidents:
-    return CrossLocationIncidents(LocationsConfig(confirm=1, poll="1s", stale_after="30s"), reader=None,
-                                  writer=None, notify=lambda message: None, location="par", instance="p",
+    return CrossLocationIncidents(LocationsConfig(confirm=1, poll="1s", stale_after="30s"), reader=Unread(),
+                                  writer=Lines(), notify=lambda message: None, location="par", instance="p",
                                   state_dir=state_dir)
 
 

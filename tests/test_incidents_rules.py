@@ -138,4 +138,4 @@ def test_reason_names_the_outcome_once(error, reason):
     tracker = Tracker(Thresholds())
     for i in range(3):
         event = tracker.observe(Observation("bank", "transfer", "transfer", "par", outcome, i * STEP, "create", error))
-    assert event.incident.reason == reason
+    assert event is not None and event.incident.reason == reason

@@ -33,7 +33,9 @@ async def test_scenario_opens_the_right_incidents_and_reports_their_duration(nam
         assert len(opened) == 1 and len(resolved) == 1, report.events
         assert window.start <= opened[0] < window.end  # during the fault, not before
         assert resolved[0] >= window.end  # only once it is over
-        start, end = report.reported(kind)
+        reported = report.reported(kind)
+        assert reported is not None, report.events
+        start, end = reported
         error = (end - start) - (window.end - window.start)
         if name == "intermittent-login":
             # A rate shows its first failure some runs after it began and its last some runs

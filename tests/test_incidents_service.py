@@ -17,23 +17,14 @@ from prober.incidents.service import SAVE_INTERVAL
 from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.notify import parse_notifier
-from prober.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Kind, Outcome
 from prober.simbank.faults import Fault
 from prober.writer import ResultWriter
 from tests.browser_helpers import without_browser_checks
+from tests.incident_helpers import Lines
 from tests.test_notify_dispatcher import Receiver
 
 SIMBANK = Path(__file__).resolve().parent.parent / "config" / "simbank.toml"
-
-
-class Lines:
-    precision = "ns"
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def submit_lines(self, lines: list[str]) -> None:
-        self.lines.extend(lines)
 
 
 def simbank(url: str, **incidents):
@@ -44,7 +35,8 @@ def simbank(url: str, **incidents):
     return config, {p.check: p for p in loaded.plans}
 
 
-def result(check="transfer", kind="transfer", ok=True, i=0, step="create") -> JourneyResult:
+def result(check: str = "transfer", kind: Kind = "transfer", ok: bool = True, i: int = 0,
+           step: str = "create") -> JourneyResult:
     return JourneyResult(site="simbank", check=check, kind=kind, location="local",
                          outcome=Outcome.OK if ok else Outcome.HTTP_STATUS, started_at_ns=time.time_ns() + i,
                          duration_ms=5.0, failed_step="" if ok else step, error="" if ok else "HTTP 503")
@@ -303,7 +295,7 @@ async def test_subscribers_get_each_change_even_when_one_fails(tmp_path):
     assert opened.incident.check == "card-authorisation"
 
 
-def _auth(check: str, kind: str, i: int) -> JourneyResult:
+def _auth(check: str, kind: Kind, i: int) -> JourneyResult:
     return JourneyResult(site="simbank", check=check, kind=kind, location="local", outcome=Outcome.AUTH,
                          started_at_ns=time.time_ns() + i, duration_ms=5.0, failed_step="token", error="HTTP 401")
 
@@ -356,7 +348,7 @@ def test_status_is_typed_a_snapshot_and_its_json_is_the_status_document(tmp_path
     t0 = 1_773_144_000 * 10**9  # 2026-03-10T12:00:00Z
     service = IncidentService(config, state_dir=tmp_path, clock=lambda: t0 + 100 * 10**9)
 
-    def run(check: str, ok: bool, at_s: int, step: str = "create") -> None:
+    def run(check: Kind, ok: bool, at_s: int, step: str = "create") -> None:
         service.consume(
             JourneyResult(
                 site="simbank",

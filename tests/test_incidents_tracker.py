@@ -64,7 +64,7 @@ def test_resolved_duration_runs_from_first_failure_to_first_success():
     event = None
     for i, c in enumerate(".FFFF......"):
         event = run(t, i, c == ".") or event
-    assert event.event == "resolved"
+    assert event is not None and event.event == "resolved"
     assert event.incident.duration_s == 4 * 30.0  # runs 1..4 failed, back at run 5
     assert t.open_incidents() == []
 

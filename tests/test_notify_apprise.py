@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from prober.config.errors import ConfigError
 from prober.loading import load
 from prober.notify import parse_notifier
+from prober.notify.apprise import AppriseConfig
 from prober.notify.dispatcher import Dispatcher
 from tests.fixtures.servers import free_port
 from tests.test_notify_dispatcher import Receiver, make_message
@@ -91,7 +93,9 @@ async def test_mail_target_delivers_to_a_real_smtp_server() -> None:
     mail = message_from_bytes(raw)
     assert mail["Subject"] == "INCIDENT simbank: transfer outage"
     assert "ops@bank.test" in mail["To"]
-    body = mail.get_payload(decode=True) if not mail.is_multipart() else mail.get_payload(0).get_payload(decode=True)
+    part = mail.get_payload(0) if mail.is_multipart() else mail
+    assert isinstance(part, Message)
+    body = part.get_payload(decode=True)
     assert b"since 2025-03-01T22:00:00Z" in body
 
 
@@ -106,7 +110,7 @@ def test_urls_are_secrets_checked_at_load(tmp_path: Path) -> None:
     listed = tmp_path / "apprise-urls"
     listed.write_text("# ops\npagerduty://integration-T0KEN-SECRET@routing-key\n\ntgram://123456789:ABCdef/987\n")
     config = parse_notifier({"type": "apprise", "urls_file": str(listed)})
-    assert len(config.urls) == 2
+    assert isinstance(config, AppriseConfig) and len(config.urls) == 2
     assert "T0KEN-SECRET" not in repr(config) and "T0KEN-SECRET" not in str(config.model_dump())
 
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from prober.notify import parse_notifier
 from prober.notify.dispatcher import Dispatcher, routes
 from prober.notify.message import Message
+from prober.notify.settings import NotifierSettings, SecretURLSettings
 
 T0 = 1_740_866_400 * 1_000_000_000  # 2025-03-01T22:00:00Z
 
@@ -71,8 +72,7 @@ class Receiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/hook/T0KEN-SECRET"
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/hook/T0KEN-SECRET"
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -81,7 +81,7 @@ class Receiver:
         await self._runner.cleanup()
 
 
-def notifier(url: str, **kw) -> object:
+def notifier(url: str, **kw: object) -> NotifierSettings:
     return parse_notifier({"type": "webhook", "url": url, "backoff": "10ms", "backoff_max": "50ms", **kw})
 
 
@@ -140,6 +140,7 @@ def test_url_or_url_file_secret(tmp_path):
     secret = tmp_path / "hook"
     secret.write_text("https://hooks.example.com/services/T0KEN-SECRET\n")
     cfg = parse_notifier({"type": "slack", "url_file": str(secret)})
+    assert isinstance(cfg, SecretURLSettings)
     assert cfg.url.get_secret_value() == "https://hooks.example.com/services/T0KEN-SECRET"
     assert "T0KEN-SECRET" not in repr(cfg) and "T0KEN-SECRET" not in str(cfg.model_dump())
     with pytest.raises(ValidationError, match="exactly one of `url`, `url_file`"):

@@ -8,7 +8,7 @@ from prober.notify.dispatcher import Dispatcher
 from tests.test_notify_dispatcher import Receiver, make_message
 
 
-async def send(url: str, **kw) -> list[dict]:
+async def send(url: str, **kw: object) -> Dispatcher:
     d = Dispatcher([parse_notifier({"type": "teams", "url": url, **kw})])
     await d.start()
     d.submit(make_message())

@@ -35,11 +35,12 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from prober.cli import main
-from prober.results import JourneyResult, Outcome, Phases, StepResult
+from prober.results import JourneyResult, Kind, Outcome, Phases, StepResult
 from prober.writer import incident_point, journey_lines
 from tests.fixtures.servers import InfluxDatabase, InfluxDBServer, free_port, new_database
 from tests.report_history import INFLUXDB, Setup, site
@@ -56,12 +57,12 @@ def at(day: int, hh: int = 0, mm: int = 0, ss: int = 0) -> int:
     return int((MON + timedelta(days=day, hours=hh, minutes=mm, seconds=ss)).timestamp())
 
 
-def run_lines(site: str, check: str, kind: str, t: int, ok: bool, ttfb: float, total: float) -> list[str]:
+def run_lines(site: str, check: str, kind: Kind, t: int, ok: bool, ttfb: float, total: float) -> list[str]:
     outcome = Outcome.OK if ok else Outcome.HTTP_STATUS
     step = StepResult("call", outcome, total, Phases(0.1, 0.2, 0.0, ttfb, total - ttfb - 0.3),
                       200 if ok else 503, 100, "" if ok else ERROR, started_at_ns=t * NS)
     result = JourneyResult(site=site, check=check, kind=kind, location="par", outcome=outcome, started_at_ns=t * NS,
-                           duration_ms=total, steps=[step], failed_step="" if ok else "call",
+                           duration_ms=total, steps=(step,), failed_step="" if ok else "call",
                            error="" if ok else ERROR)
     return journey_lines(result)
 
@@ -101,7 +102,8 @@ def timeline() -> list[str]:
             lines += run_lines("sparse", "login", "login", t, not login_fails, 30.0, 40.0)
         lines += run_lines("sparse", "accounts", "accounts", t + 30, not at(0, 8) <= t < at(0, 8, 5), 50.0, 60.0)
         lines += run_lines("sparse", "funds", "custom", t + 15, True, 70.0, 80.0)
-    common = dict(site="dense", check="accounts", kind="accounts", location="par", failed_step="call", reason=ERROR)
+    common: dict[str, Any] = dict(site="dense", check="accounts", kind="accounts", location="par",
+                                  failed_step="call", reason=ERROR)
     lines.append(incident_point(state="resolved", duration_s=600.0, time_ns=at(0, 0, 5) * NS, **common))
     lines.append(incident_point(state="open", duration_s=0.0, time_ns=at(0, 23, 50, 15) * NS, **common))
     lines.append(incident_point(state="resolved", duration_s=1185.0, time_ns=at(1, 0, 10) * NS, **common))

@@ -17,7 +17,7 @@ from prober.report.compute import Scope, build_report, day_bounds
 from prober.report.downtime import incident_intervals, maintenance_intervals, rule_downtime, spacing_ms, window_ms
 from prober.report.formats import to_text
 from prober.report.influx import Fetched, own_clause, quote_tag
-from prober.report.interfaces import Catalog, interfaces_of
+from prober.report.interfaces import Catalog, Overrides, interfaces_of
 from prober.report.intervals import intersect, overlap_ms, union
 from prober.report.text import clean
 
@@ -105,7 +105,7 @@ def test_interfaces_by_kind_unless_configured():
     assert interfaces_of("b", "x", "transfer", {}) == ("pis",)
     assert interfaces_of("b", "x", "payments", {}) == ("cof",)
     assert interfaces_of("b", "x", "cards", {}) == ()
-    overrides = {("b", "x"): ("cof",), ("b", "login"): ()}
+    overrides: Overrides = {("b", "x"): ("cof",), ("b", "login"): ()}
     assert interfaces_of("b", "x", "cards", overrides) == ("cof",)
     assert interfaces_of("b", "login", "login", overrides) == ()
     assert interfaces_of("other", "login", "login", overrides) == ("ais", "pis", "cof")

@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from multidict import CIMultiDict
 
 from prober.config.signing import signing_config
@@ -33,7 +34,7 @@ from tests.fixtures.loopback import serving
 from tests.signing_keys import KeyFiles, make_key, signed_site
 
 
-def write_config(tmp_path: Path, url: str, profile: str, key: KeyFiles, extra: dict[str, str | Path] | None = None,
+def write_config(tmp_path: Path, url: str, profile: str, key: KeyFiles, extra: Mapping[str, str | Path] | None = None,
                  signed: bool = True) -> Path:
     path = tmp_path / f"{profile}.toml"
     signing = {"profile": profile, "key_file": key.key_file, **(extra or {})} if signed else None
@@ -124,6 +125,7 @@ def test_berlin_group_signature_verifies_from_the_standards_text(tmp_path: Path)
         "x-request-id: 99391c7e-ad88-49ec-a2ad-99ddcb1f7721\n"
         "psu-id: PSU-1234"
     )
+    assert isinstance(key.key, rsa.RSAPrivateKey)
     key.key.public_key().verify(
         base64.b64decode(params["signature"]), text.encode(), padding.PKCS1v15(), hashes.SHA256()
     )
@@ -149,7 +151,7 @@ async def test_a_changed_body_fails_on_its_digest(tmp_path: Path) -> None:
     signer = build_signer(signing_config(profile="stet", key_file=str(key.key_file), key_id=STET_KEY_ID))
     signatures = bank_profile("stet", key)
 
-    async def tamper(request, handler):  # type: ignore[no-untyped-def]  # an aiohttp client middleware
+    async def tamper(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
         request.body = b'{"amount": "1000000.00"}'
         return await handler(request)
 

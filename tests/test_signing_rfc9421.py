@@ -51,7 +51,7 @@ def test_signature_input_covers_the_request_and_the_body_digest(tmp_path: Path) 
     key = make_key(tmp_path, "tpp")
     # expires_in as the TOML gives it (a duration string), validated into seconds
     signer = build_signer(signing_config(profile="rfc9421", key_file=str(key.key_file), key_id="tpp-key-1",
-                                        expires_in="5m"))  # type: ignore[arg-type]
+                                        expires_in="5m"))
     headers: CIMultiDict[str] = CIMultiDict()
     signer.sign(Outgoing("POST", "https", "api.bank.example", "/v1/payments?x=1", headers, b'{"a": 1}'))
     assert headers["Content-Digest"].startswith("sha-256=:")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from multidict import CIMultiDict
 
 from prober.config.signing import signing_config
@@ -30,7 +30,8 @@ def _b64url(text: str) -> bytes:
 
 def write_config(tmp_path: Path, url: str, key: KeyFiles, kid: str = KID) -> Path:
     path = tmp_path / "ob.toml"
-    signing = {"profile": "uk-open-banking", "key_file": key.key_file, "key_id": kid, "issuer": ISSUER}
+    signing: dict[str, str | Path] = {"profile": "uk-open-banking", "key_file": key.key_file, "key_id": kid,
+                                      "issuer": ISSUER}
     path.write_text(signed_site("ob", url, signing))
     return path
 
@@ -55,8 +56,8 @@ def test_detached_jws_has_the_profiles_header_and_verifies(tmp_path: Path) -> No
     assert set(header["crit"]) == {"b64", "http://openbanking.org.uk/iat", "http://openbanking.org.uk/iss",
                                    "http://openbanking.org.uk/tan"}
     # RFC 7797: the signing input is the header segment, a dot, and the body as is.
-    # (an RSA key: RSA's verify takes a padding, which the union of key types does not)
-    key.key.public_key().verify(_b64url(signature), protected.encode() + b"." + body,  # type: ignore[call-arg]
+    assert isinstance(key.key, rsa.RSAPrivateKey)  # RSA's verify takes a padding
+    key.key.public_key().verify(_b64url(signature), protected.encode() + b"." + body,
                                 padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
 
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 import base64
 import email.utils
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from multidict import CIMultiDict
 
 from prober.simbank.signatures.base import Refused, SignatureProfile
@@ -25,7 +27,8 @@ BODY = b'{"instructedAmount":{"currency":"EUR","amount":"1.00"}}'
 TARGET = "/v1/payments/sepa-credit-transfers?withBalance=true"
 
 
-def _request(headers: dict[str, str] | list[tuple[str, str]], method: str = "POST", target: str = TARGET):
+def _request(headers: dict[str, str] | list[tuple[str, str]], method: str = "POST",
+             target: str = TARGET) -> web.Request:
     return make_mocked_request(method, target, headers=CIMultiDict(headers))
 
 
@@ -47,8 +50,10 @@ def test_a_covered_header_the_request_lacks_is_refused() -> None:
         signing_string(_request({"Date": "x"}), ["date", "psu-id"])
 
 
-def _stet_request(tmp_path: Path, build_text) -> tuple[SignatureProfile, object]:
+def _stet_request(tmp_path: Path,
+                  build_text: Callable[[dict[str, str], list[str]], str]) -> tuple[SignatureProfile, web.Request]:
     key = make_key(tmp_path, "qseal")
+    assert isinstance(key.key, rsa.RSAPrivateKey)
     date = email.utils.formatdate(usegmt=True)
     digest = "SHA-256=" + base64.b64encode(hashlib.sha256(BODY).digest()).decode()
     headers = {"Date": date, "X-Request-ID": "3b1c0e5e-6a53-4f41-9a0c-2f6f0d6b8a11", "Digest": digest}
@@ -101,7 +106,12 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> x509.Certificate:
 
 
 def _issuer_parts(certificate: x509.Certificate) -> list[str]:
-    return [f"{a.rfc4514_attribute_name}={a.value}" for rdn in reversed(certificate.issuer.rdns) for a in rdn]
+    parts = []
+    for rdn in reversed(certificate.issuer.rdns):
+        for attribute in rdn:
+            assert isinstance(attribute.value, str)  # bytes only for bit-string attributes, none in this DN
+            parts.append(f"{attribute.rfc4514_attribute_name}={attribute.value}")
+    return parts
 
 
 def test_berlin_group_key_id_names_the_certificate_by_its_parts(certificate: x509.Certificate) -> None:

@@ -26,8 +26,8 @@ import socket
 import struct
 from pathlib import Path
 
+from playwright.async_api import Dialog, Page, async_playwright, expect
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page, async_playwright, expect
 
 from prober.defaults import default_config
 from prober.simbank import BankServer
@@ -148,7 +148,12 @@ async def test_status_page_in_chromium(tmp_path: Path) -> None:
             try:
                 context = await browser.new_context(viewport={"width": 1280, "height": 900})
                 page = await context.new_page()
-                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+                async def dismiss(dialog: Dialog) -> None:
+                    dialogs.append(dialog.message)
+                    await dialog.dismiss()
+
+                page.on("dialog", dismiss)
                 page.on("console", lambda m: console.append(m.text))
                 page.on("pageerror", lambda e: console.append(str(e)))
                 await page.goto(base)

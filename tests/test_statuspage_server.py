@@ -125,7 +125,7 @@ async def test_page_feed_badges_during_and_after_an_incident(bank: BankServer, t
         feed = ET.fromstring(body.encode())
         titles = [e.findtext(f"{ATOM}title") for e in feed.iter(f"{ATOM}entry")]
         assert "Ongoing: evilbank Other failing" in titles
-        assert any(t.startswith("Resolved: simbank Accounts (down ") for t in titles)
+        assert any(t is not None and t.startswith("Resolved: simbank Accounts (down ") for t in titles)
         summaries = " ".join(e.findtext(f"{ATOM}summary") or "" for e in feed.iter(f"{ATOM}entry"))
         assert SCRIPT in summaries  # the XML parser unescaped it: it was text, not markup
         assert "<script" not in body

@@ -15,7 +15,7 @@ from prober.config.statuspage import StatusPageConfig
 from prober.daemon.status import CheckStatus
 from prober.incidents import CapabilityState, Incident, IncidentStatus
 from prober.loading import load
-from prober.results import JourneyResult, Outcome
+from prober.results import JourneyResult, Kind, Outcome
 from prober.statuspage.badge import render_badge
 from prober.statuspage.feed import render_feed
 from prober.statuspage.history import MAX_SERIES, DailyHistory, utc_day
@@ -175,7 +175,7 @@ def test_feed_is_valid_atom_with_escaped_text() -> None:
         "urn:bank-prober:incident:def456",
     ]
     assert entries[1].findtext(f"{ns}title") == "Resolved: bank-a Login (down 30 min)"
-    assert HOSTILE in entries[0].findtext(f"{ns}summary")  # text, escaped on the wire
+    assert HOSTILE in (entries[0].findtext(f"{ns}summary") or "")  # text, escaped on the wire
     assert b"<script" not in body and root.findtext(f"{ns}updated") == "2026-03-10T11:00:00Z"
 
 
@@ -199,7 +199,7 @@ def test_plain_duration() -> None:
 # ── daily history ──────────────────────────────────────────────────────────────────
 
 
-def _result(site: str, kind: str, outcome: Outcome, at: float) -> JourneyResult:
+def _result(site: str, kind: Kind, outcome: Outcome, at: float) -> JourneyResult:
     return JourneyResult(site=site, check="c", kind=kind, location="local", outcome=outcome,
                          started_at_ns=_ns(at), duration_ms=1.0)
 

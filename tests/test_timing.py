@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from prober.journey.plan import JourneyPlan
 from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import Outcome
@@ -15,7 +16,7 @@ from prober.simbank import BankServer, Fault
 
 
 def plan_for(tmp_path: Path, base_url: str, steps: str, *, timeout: str = "10s", step_timeout: str = "5s",
-             tls: str = "") -> object:
+             tls: str = "") -> JourneyPlan:
     (tmp_path / "t.toml").write_text(f"""
 [[sites]]
 name = "bank"
@@ -67,6 +68,7 @@ async def test_known_delay_lands_in_ttfb_and_phases_add_up(bank: BankServer, tmp
     result = await run_journey(plan_for(tmp_path, bank.url, TOKEN_STEP + ME_STEP))
     assert result.success, result.error
     first, second = result.steps
+    assert first.phases is not None and second.phases is not None
     for step in (first, second):
         assert step.phases is not None
         assert step.phases.ttfb_ms >= 150.0
@@ -97,6 +99,7 @@ async def test_tls_phase_is_measured_and_phases_add_up(ca: trustme.CA, tmp_path:
     assert first.phases.tls_ms > 0.0 and first.phases.connect_ms > 0.0
     assert first.phases.ttfb_ms >= 50.0
     assert abs(first.phases.total_ms - first.duration_ms) <= 1.0
+    assert result.steps[1].phases is not None
     assert result.steps[1].phases.tls_ms == 0.0
 
 
@@ -141,5 +144,6 @@ async def test_name_lookup_is_timed_apart_and_phases_add_up(bank: BankServer, tm
         assert first.phases.dns_ms == 0.0  # ...an address is not
     assert first.phases.connect_ms > 0.0
     for step in (first, second):
+        assert step.phases is not None
         assert abs(step.phases.total_ms - step.duration_ms) <= 1.0
     assert second.phases.dns_ms == 0.0 and second.phases.connect_ms == 0.0  # the connection is reused

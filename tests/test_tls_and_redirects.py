@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from prober.journey.plan import JourneyPlan
 from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.results import Outcome
@@ -20,7 +21,7 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-def plan_for(tmp_path: Path, base_url: str, steps: str, tls: str = "") -> object:
+def plan_for(tmp_path: Path, base_url: str, steps: str, tls: str = "") -> JourneyPlan:
     (tmp_path / "t.toml").write_text(
         f'[[sites]]\nname = "bank"\nbase_url = "{base_url}"\ntimeout = "5s"\n{tls}\n'
         f'[[sites.checks]]\nname = "c"\nkind = "accounts"\ninterval = "60s"\ntimeout = "10s"\n{steps}'

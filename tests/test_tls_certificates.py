@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from prober.journey.plan import JourneyPlan
 from prober.journey.runner import run_journey
 from prober.loading import load
 from prober.output.jsonl import to_json_line
@@ -25,7 +26,7 @@ from tests.certificates import NOW, days, root, self_signed, server_context, wri
 from tests.fixtures.echo_bank import EchoBank
 
 
-def plan_for(tmp_path: Path, base_url: str, steps: int = 1, tls: str = "") -> object:
+def plan_for(tmp_path: Path, base_url: str, steps: int = 1, tls: str = "") -> JourneyPlan:
     body = "".join(f'[[sites.checks.steps]]\nname = "s{i}"\npath = "/ok"\n' for i in range(steps))
     (tmp_path / "t.toml").write_text(
         f'[[sites]]\nname = "bank"\nbase_url = "{base_url}"\ntimeout = "5s"\n{tls}\n'
@@ -74,7 +75,9 @@ def test_the_private_chain_api_this_interpreter_offers_is_there() -> None:
     """CPython 3.10-3.12 have the chain on the SSL object's private ``_sslobj``."""
     import _ssl
 
-    assert hasattr(_ssl._SSLSocket, "get_verified_chain") and hasattr(_ssl._SSLSocket, "get_unverified_chain")
+    # typeshed's _ssl stub leaves out the private socket class this test is about
+    socket_class = _ssl._SSLSocket  # type: ignore[attr-defined]
+    assert hasattr(socket_class, "get_verified_chain") and hasattr(socket_class, "get_unverified_chain")
 
 
 async def test_the_step_point_and_the_json_carry_the_certificate(tmp_path: Path, chain) -> None:

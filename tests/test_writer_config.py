@@ -22,6 +22,7 @@ def test_defaults_v2():
     assert (c.timeout, c.batch_size, c.flush_interval) == (10.0, 5000, 1.0)
     assert (c.spool_dir, c.spool_max_mb) == ("var/spool", 512)
     assert "s3cret" not in repr(c) and "s3cret" not in c.describe()
+    assert isinstance(c, InfluxDBv2Config) and c.token is not None
     assert c.token.get_secret_value() == "s3cret"
 
 
@@ -29,10 +30,12 @@ def test_secret_files_are_read_at_load(tmp_path):
     token = tmp_path / "token"
     token.write_text("from-file\n")
     c = influxdb_config(url="http://h", org="o", bucket="b", token_file=str(token))
+    assert isinstance(c, InfluxDBv2Config) and c.token is not None
     assert c.token.get_secret_value() == "from-file"
     pw = tmp_path / "pw"
     pw.write_text("pw-file")
     c = influxdb_config(url="http://h", api="v1", database="d", username="u", password_file=str(pw))
+    assert isinstance(c, InfluxDBv1Config) and c.password is not None
     assert c.password.get_secret_value() == "pw-file"
 
 

@@ -51,6 +51,7 @@ async def test_sigkill_then_restart_writes_every_spooled_point(influxdb_private,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )
     try:
+        assert child.stdout is not None and child.stderr is not None  # both piped
         line = child.stdout.readline()
         assert line.startswith("SPOOLED"), child.stderr.read() if child.poll() is not None else line
         assert int(line.split()[1]) == 4 * n

@@ -18,11 +18,11 @@ def make_result(site: str, ok: bool = True, steps: int = 3) -> JourneyResult:
     return JourneyResult(
         site=site, check="accounts daily", kind="accounts", location="par", outcome=outcome,
         started_at_ns=t, duration_ms=12.0, failed_step="" if ok else "s1", error="" if ok else "HTTP 503",
-        steps=[
+        steps=(*[
             StepResult(f"s{j}", Outcome.OK if ok or j != 1 else Outcome.HTTP_STATUS, 4.0,
                        Phases(0.5, 0.5, 1.0, 1.5, 0.5), 200 if ok or j != 1 else 503, 100, started_at_ns=t + j)
             for j in range(steps)
-        ] + [StepResult("never", Outcome.SKIPPED)],
+        ], StepResult("never", Outcome.SKIPPED)),
     )
 
 

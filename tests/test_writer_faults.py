@@ -114,7 +114,8 @@ def test_full_spool_drops_the_oldest(tmp_path):
         dropped += spool.put(f"m v={i}i {i}".ljust(100, " "), 10)
     assert spool.bytes <= 1000 and spool.batches == 10
     assert dropped == 200 and spool.points == 100
-    assert spool.oldest().lines.startswith("m v=20i")  # the 20 oldest went first
+    oldest = spool.oldest()
+    assert oldest is not None and oldest.lines.startswith("m v=20i")  # the 20 oldest went first
     spool.close()
     again = Spool(tmp_path, max_bytes=1000)  # totals survive a restart
     assert (again.batches, again.points) == (10, 100)
@@ -228,6 +229,8 @@ async def test_background_loops_end_on_stop_even_if_a_cancellation_is_lost(tmp_p
     writer.submit(make_result("stop"))
     await asyncio.sleep(0.3)
     assert sink.writes >= 2  # failing, backing off, retrying
+    assert writer._stop is not None and writer._wake is not None and writer._replay is not None
+    assert writer._journal_task is not None and writer._replay.task is not None
     writer._stop.set()  # what close() does before cancelling; here the cancellation never comes
     tasks = [writer._journal_task, writer._replay.task]
     writer._wake.set()
@@ -248,10 +251,13 @@ def test_spool_journal_rows_are_held_merged_and_deleted(tmp_path):
     spool.put("m v=3i 3", 1, "ms")
     spool.release(tuple(ids))
     batch = spool.take_oldest(10)  # merges rows of one precision, holds them
+    assert batch is not None
     assert batch.ids == tuple(ids) and batch.lines == "m v=1i 1\nm v=2i 2" and batch.points == 2
-    assert spool.take_oldest(10).precision == "ms" and spool.take_oldest(10) is None
+    second = spool.take_oldest(10)
+    assert second is not None and second.precision == "ms" and spool.take_oldest(10) is None
     assert spool.delete(batch) == 2 and spool.points == 1 and spool.held_points == 1
     spool.close()
     again = Spool(tmp_path, max_bytes=1 << 20)  # a restart holds nothing: everything is replayed
-    assert again.oldest(10).lines == "m v=3i 3"
+    replayed = again.oldest(10)
+    assert replayed is not None and replayed.lines == "m v=3i 3"
     again.close()

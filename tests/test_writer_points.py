@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import urllib.request
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from prober.config.types import Precision
 from prober.results import JourneyResult, Outcome, Phases, StepResult
 from prober.writer.incidents import IncidentPoints
 from prober.writer.points import (
@@ -21,7 +23,7 @@ from prober.writer.points import (
 T0 = 1_700_000_000_123_456_789
 
 
-def result(**overrides) -> JourneyResult:
+def result(**overrides: Any) -> JourneyResult:
     steps = [
         StepResult("login", Outcome.OK, 12.5, Phases(1.0, 2.0, 3.0, 4.0, 2.5), 200, 512, started_at_ns=T0),
         StepResult("balances", Outcome.ASSERTION, 7.0, Phases(0, 0, 0, 6.0, 1.0), 200, 64,
@@ -30,9 +32,9 @@ def result(**overrides) -> JourneyResult:
         StepResult("logout", Outcome.CONNECT, 1.0, None, None, 0, error="connect: refused",
                    always_run=True, started_at_ns=T0 + 40_000_000),
     ]
-    fields = dict(site="bank-a", check="daily", kind="accounts", location="par", outcome=Outcome.ASSERTION,
-                  started_at_ns=T0, duration_ms=41.0, steps=steps, failed_step="balances",
-                  error='assertion: balance "0"')
+    fields: dict[str, Any] = dict(site="bank-a", check="daily", kind="accounts", location="par",
+                                  outcome=Outcome.ASSERTION, started_at_ns=T0, duration_ms=41.0,
+                                  steps=tuple(steps), failed_step="balances", error='assertion: balance "0"')
     fields.update(overrides)
     return JourneyResult(**fields)
 
@@ -121,7 +123,9 @@ def test_incident_and_prober_points():
         'reason="3 failures",failed_step="freeze",duration_s=0.0 7'
     )
     with pytest.raises(ValueError):
-        incident_point(site="a", check="c", kind="k", location="l", state="closed", reason="",
+        incident_point(site="a", check="c", kind="k", location="l",
+                       state="closed",  # type: ignore[arg-type]  # an unknown state, on purpose
+                       reason="",
                        failed_step="", duration_s=1, time_ns=1)
     line = prober_point(location="par", instance="host-1", time_ns=9, checks=12, running=3,
                         schedule_lag_ms=1.5, written_points=10, spooled_points=2, dropped_points=1,
@@ -184,7 +188,7 @@ def test_incident_points_from_state_changes():
     """Opened: dated by the estimated start, duration 0; resolved: by the estimated end,
     with the duration; reminders write nothing; every point names the instance."""
     class Lines:
-        precision = "ms"
+        precision: Precision = "ms"
 
         def __init__(self) -> None:
             self.lines: list[str] = []

@@ -8,6 +8,7 @@ import ssl
 import sys
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from aiohttp import web
 
@@ -157,7 +158,7 @@ class BankServer:
         if self.scenario is not None and self._runner is not None:
             self.scenario.start()
 
-    async def __aenter__(self) -> BankServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
