@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from prober.journey.browser.priority import autogroup
 from prober.journey.browser.process import run_request
 from prober.journey.browser.worker import NICENESS
 from prober.results import Outcome
@@ -43,6 +44,11 @@ async def test_the_browser_side_runs_in_its_own_process_at_a_lower_priority(tmp_
             expected = min(_niceness(os.getpid()) + NICENESS, 19)
             assert [_niceness(pid) for pid in (worker, driver, browser)] == [expected] * 3
             assert _niceness(os.getpid()) == expected - NICENESS  # the prober's own is unchanged
+            # Chromium runs in a session of its own: where the kernel shares the CPU by
+            # session, that session's group gets the niceness too.
+            own, chromium = autogroup("self"), autogroup(browser)
+            assert own is not None and chromium is not None, "this kernel groups the CPU by session"
+            assert chromium[0] == own[0] or chromium[1] == NICENESS, (own, chromium)
         finally:
             await runner.close()
     assert chromium_pids() == []

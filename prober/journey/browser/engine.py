@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prober.journey.browser.priority import lower_autogroups
+
 log = logging.getLogger("prober.journey.browser")
 
 CHROMIUM_ARGS = (
@@ -54,6 +56,9 @@ class BrowserSettings:
     max_concurrency: int = 1
     traces_dir: Path | None = None
     """Where Playwright writes traces while they are recorded (0700; emptied at launch)."""
+    niceness: int = 0
+    """The niceness Chromium's session is given after each launch (see
+    :mod:`prober.journey.browser.priority`); 0 leaves it as launched."""
 
 
 class BrowserEngine:
@@ -96,7 +101,7 @@ class BrowserEngine:
             shutil.rmtree(traces, ignore_errors=True)  # what a previous process left, secrets included
             traces.mkdir(parents=True, mode=0o700, exist_ok=True)
         try:
-            return await self._playwright.chromium.launch(
+            browser = await self._playwright.chromium.launch(
                 executable_path=self.settings.executable, args=list(CHROMIUM_ARGS), headless=True,
                 handle_sigint=False, handle_sigterm=False, handle_sighup=False, timeout=LAUNCH_TIMEOUT * 1000,
                 traces_dir=str(traces) if traces is not None else None,
@@ -104,6 +109,9 @@ class BrowserEngine:
         except Exception as exc:  # noqa: BLE001 - every reason is the same for the run: no browser
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise BrowserUnavailable(f"cannot launch {self.settings.executable}: {reason}") from None
+        if self.settings.niceness:
+            lower_autogroups(self.settings.niceness)
+        return browser
 
     async def _drop_browser(self) -> None:
         browser, self._browser = self._browser, None

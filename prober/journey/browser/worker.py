@@ -7,8 +7,9 @@ prober's own loop, that delayed the start of API checks by hundreds of milliseco
 So the prober starts this process (``python -m prober.journey.browser.worker``) on the
 first browser run: it has an event loop of its own, and lowers its priority
 (:data:`NICENESS`) before Playwright starts, so the driver and Chromium, its children,
-inherit it: when the cores are short, the API checks' schedule wins, and a browser
-journey's step durations are what stretches.
+inherit it, and Chromium's session gets it too (:mod:`prober.journey.browser.priority`):
+when the cores are short, the API checks' schedule wins, and a browser journey's step
+durations are what stretches.
 
 It reads its settings and then run requests on stdin, answers on a pipe of its own
 (stdout is pointed at stderr, so nothing a library prints can corrupt a message), and
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import logging
 import os
@@ -33,6 +33,7 @@ from typing import Any
 
 from prober.journey.browser.engine import BrowserEngine, BrowserSettings
 from prober.journey.browser.evidence import EvidenceStore
+from prober.journey.browser.priority import lower_this_process
 from prober.journey.browser.runner import BrowserRunner
 from prober.journey.browser.wire import BrowserProcessSettings, encode, read_message
 from prober.journey.plan import JourneyPlan, compile_browser_plan
@@ -41,8 +42,6 @@ from prober.redact import Redactor
 
 NICENESS = 10
 """How much lower than the prober's the browser side's CPU priority is (``nice``)."""
-_PR_CAPBSET_DROP = 24
-_CAP_SYS_NICE = 23
 CACHED_PLANS = 256
 """Plans compiled from sources, kept by source: more are compiled again."""
 
@@ -69,7 +68,7 @@ class _Worker:
             evidence = EvidenceStore(settings.evidence_dir, settings.evidence_runs, settings.evidence_max_bytes)
         engine = BrowserEngine(BrowserSettings(executable=settings.executable,
                                                max_concurrency=settings.max_concurrency,
-                                               traces_dir=settings.traces_dir))
+                                               traces_dir=settings.traces_dir, niceness=NICENESS))
         self.runner = BrowserRunner(engine, evidence)
         self.writer = writer
         self.tasks: dict[int, asyncio.Task[None]] = {}
@@ -167,22 +166,10 @@ def _ignore(signum: int, frame: Any) -> None:
     inherits the disposition; a handler is reset to the default in a started program."""
 
 
-def _lower_priority() -> None:
-    """Lower this process's priority by :data:`NICENESS`, for good: Chromium raises its
-    own threads' priority when it may (as root, to -8), so the right to raise it
-    (``CAP_SYS_NICE``) is dropped from what the programs started from here can have."""
-    os.nice(NICENESS)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_CAPBSET_DROP, _CAP_SYS_NICE, 0, 0, 0)  # fails (EPERM) unless root: then it was never had
-    except (OSError, AttributeError):  # no prctl: not Linux
-        pass
-
-
 def main() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _ignore)
-    _lower_priority()
+    lower_this_process(NICENESS)
     asyncio.run(_serve())
 
 
