@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from prober.journey.browser import process
 from prober.journey.browser.priority import autogroup
 from prober.journey.browser.process import run_request
 from prober.journey.browser.worker import NICENESS
@@ -108,3 +109,27 @@ async def test_a_plan_changed_after_it_was_compiled_runs_as_changed(tmp_path: Pa
     assert result.location == "elsewhere"
     fields, journey_fields = run_request(changed)[1:]
     assert fields["timeout"] == 1.5 and journey_fields["ignore_https_errors"] is True
+
+
+async def test_a_stuck_browser_process_is_killed_and_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run ends within its bounds whatever the page does: a browser process that does not
+    answer in time is stuck (here: stopped), killed, and the next run gets a new one."""
+    monkeypatch.setattr(process, "ANSWER_MARGIN", 1.0)
+    async with Pages() as pages:
+        [plan] = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/ok"')))
+        quick = dataclasses.replace(plan, timeout=1.0)
+        runner = runner_for(tmp_path)
+        try:
+            assert (await runner(plan)).outcome is Outcome.OK
+            assert runner.browser is not None and runner.browser.pid is not None
+            stuck = runner.browser.pid
+            os.kill(stuck, signal.SIGSTOP)
+            result = await runner(quick)
+            assert result.outcome is Outcome.ERROR
+            assert result.error == ("error: the browser process did not answer within 3s (killed; the next run "
+                                    "starts a new one)"), result.error
+            after = await runner(plan)
+            assert after.outcome is Outcome.OK, after.error
+            assert runner.browser.starts == 2 and runner.browser.pid != stuck
+        finally:
+            await runner.close()

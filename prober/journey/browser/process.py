@@ -21,6 +21,7 @@ import logging
 import pickle
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from prober.journey.browser.wire import BrowserProcessSettings, encode, read_message
@@ -30,9 +31,22 @@ from prober.results import JourneyResult, Outcome
 
 log = logging.getLogger("prober.journey.browser")
 
+ANSWER_MARGIN = 60.0
+"""Seconds a run's answer may take beyond its own bounds (waiting for a free browser,
+the journey's timeout, its cleanup steps' timeouts): a launch (up to 30 s), the evidence
+and the context's closing (5 s each), with room to spare."""
 EXIT_TIMEOUT = 15.0
 """Seconds the browser process gets to close its browser and exit before it is killed
 (its contexts get 5 s each to close, then the browser and the driver theirs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A run sent to a browser process, waiting for its answer."""
+
+    plan: JourneyPlan
+    answer: asyncio.Future[JourneyResult]
+    process: asyncio.subprocess.Process
 
 
 class BrowserProcess:
@@ -44,7 +58,7 @@ class BrowserProcess:
         """Browser processes started (the first, then one after each that exited)."""
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._pending: dict[int, tuple[JourneyPlan, asyncio.Future[JourneyResult]]] = {}
+        self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
         self._closed = False
@@ -66,10 +80,13 @@ class BrowserProcess:
             return not_run(plan, "cancelled: the prober shut down before the run started", started_at_ns=started_ns)
         run_id = next(self._ids)
         answer: asyncio.Future[JourneyResult] = asyncio.get_running_loop().create_future()
-        self._pending[run_id] = (plan, answer)
+        self._pending[run_id] = _Pending(plan, answer, process)
         try:
             self._send(process, ("run", run_id, *run_request(plan)))
-            return await answer
+            async with asyncio.timeout(answer_bound(plan)):
+                return await answer
+        except TimeoutError:
+            return await self._unstick(process, plan, started_ns)
         except asyncio.CancelledError:
             self._send(process, ("cancel", run_id))
             raise
@@ -92,6 +109,21 @@ class BrowserProcess:
             self._reader = asyncio.create_task(self._read(process), name="browser-process-reader")
             return process
 
+    async def _unstick(self, process: asyncio.subprocess.Process, plan: JourneyPlan, started_ns: int) -> JourneyResult:
+        """A run not answered in :func:`answer_bound`: the browser process is stuck (a run
+        ends within its bounds whatever the page does). It is killed, its runs end as
+        ``error``, and the next run starts a new one."""
+        bound = answer_bound(plan)
+        log.error("the browser process did not answer a run of %s/%s in %.0fs: killing it", plan.site, plan.check,
+                  bound)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        async with self._lock:
+            if self._process is process:  # not handed to another run while it dies
+                self._process = None
+        return not_run(plan, f"error: the browser process did not answer within {bound:.0f}s (killed; the next "
+                       "run starts a new one)", Outcome.ERROR, started_ns)
+
     @staticmethod
     def _send(process: asyncio.subprocess.Process, message: Any) -> None:
         if process.stdin is not None and not process.stdin.is_closing():
@@ -113,18 +145,19 @@ class BrowserProcess:
         code = await process.wait()
         if not self._closed:
             log.warning("the browser process exited (code %s): the next browser run starts a new one", code)
-        for run_id in list(self._pending):
-            self._answer_error(run_id, f"error: the browser process exited (code {code}) during the run")
+        for run_id, pending in list(self._pending.items()):
+            if pending.process is process:  # not the runs of a process started since
+                self._answer_error(run_id, f"error: the browser process exited (code {code}) during the run")
 
     def _answer(self, run_id: int, result: JourneyResult) -> None:
-        entry = self._pending.get(run_id)
-        if entry is not None and not entry[1].done():
-            entry[1].set_result(result)
+        pending = self._pending.get(run_id)
+        if pending is not None and not pending.answer.done():
+            pending.answer.set_result(result)
 
     def _answer_error(self, run_id: int, error: str) -> None:
-        entry = self._pending.get(run_id)
-        if entry is not None and not entry[1].done():
-            entry[1].set_result(not_run(entry[0], error, Outcome.ERROR))
+        pending = self._pending.get(run_id)
+        if pending is not None and not pending.answer.done():
+            pending.answer.set_result(not_run(pending.plan, error, Outcome.ERROR))
 
     async def close(self) -> None:
         """Ask the browser process to close its browser and exit; kill it after
@@ -148,6 +181,12 @@ class BrowserProcess:
         if reader is not None:
             with contextlib.suppress(Exception):
                 await reader
+
+
+def answer_bound(plan: JourneyPlan) -> float:
+    """Seconds within which the browser process answers a run of ``plan`` unless stuck."""
+    cleanup = sum(step.timeout for step in plan.browser.steps if step.always_run) if plan.browser else 0.0
+    return 2 * plan.timeout + cleanup + ANSWER_MARGIN
 
 
 _COMPILED = frozenset({"steps", "ssl_context", "browser", "source"})
