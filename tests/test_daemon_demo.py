@@ -95,8 +95,11 @@ def test_demo_live_view_on_a_terminal_and_sigterm(tmp_path: Path) -> None:
     output = b""
     deadline = time.monotonic() + 40
     try:
-        # The tour's first incident, printed above the live grid.
-        while time.monotonic() < deadline and b"incident opened: simbank/login" not in output:
+        # The tour's first incident, printed above the live grid, and a frame of the grid
+        # with a capability OK and a login that passed: 30 % of logins fail, so the
+        # incident may open (three failures) before any frame showed a passed login.
+        wanted = (b"incident opened: simbank/login", "● OK".encode(), b"login ok")
+        while time.monotonic() < deadline and not all(marker in output for marker in wanted):
             try:
                 output += os.read(master, 65536)
             except OSError:
@@ -118,7 +121,7 @@ def test_demo_live_view_on_a_terminal_and_sigterm(tmp_path: Path) -> None:
     text = output.decode(errors="replace")
     assert code == 0, text[-2000:]
     assert "bank-prober demo" in text and "capability × bank" in text and "payments" in text
-    assert "● OK" in text and "login ok" in text
+    assert "● OK" in text and "login ok" in text, text[-3000:]
     assert "bank: intermittent-login: 30 % of logins fail" in text
     assert "incident opened: simbank/login: check login fails at" in text
 
