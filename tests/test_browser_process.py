@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import pickle
 import signal
 from pathlib import Path
 
@@ -133,3 +134,10 @@ async def test_a_stuck_browser_process_is_killed_and_replaced(tmp_path: Path, mo
             assert runner.browser.starts == 2 and runner.browser.pid != stuck
         finally:
             await runner.close()
+
+
+def test_a_plans_source_is_pickled_once_not_at_every_run(tmp_path: Path) -> None:
+    [plan] = plans_of(tmp_path, config("http://127.0.0.1:9", step("open", 'goto = "/ok"')))
+    first, again = run_request(plan)[0], run_request(dataclasses.replace(plan, timeout=1.0))[0]
+    assert first is again  # the same bytes object: pickled once for the plan's source
+    assert plan.browser is not None and pickle.loads(first) == plan.browser.source

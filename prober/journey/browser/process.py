@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from prober.journey.browser.plan import BrowserSource
 from prober.journey.browser.wire import BrowserProcessSettings, encode, read_message
 from prober.journey.plan import JourneyPlan
 from prober.journey.verdict import not_run
@@ -193,6 +194,23 @@ _COMPILED = frozenset({"steps", "ssl_context", "browser", "source"})
 """Fields the browser process compiles from the source (templates are not pickled)."""
 
 
+_PICKLED: dict[int, tuple[BrowserSource, bytes]] = {}
+"""Each plan's source pickled once (by identity; the source is held so that its id is not
+reused), not at every run; emptied when a reload has left too many behind."""
+PICKLED_SOURCES = 1024
+
+
+def _pickled(source: BrowserSource) -> bytes:
+    cached = _PICKLED.get(id(source))
+    if cached is not None and cached[0] is source:
+        return cached[1]
+    if len(_PICKLED) >= PICKLED_SOURCES:
+        _PICKLED.clear()
+    data = pickle.dumps(source, pickle.HIGHEST_PROTOCOL)
+    _PICKLED[id(source)] = (source, data)
+    return data
+
+
 def run_request(plan: JourneyPlan) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
     """What the browser process needs to run ``plan``: the pickled source it compiles the
     steps from (the same bytes for every run of a plan: it compiles each once), and every
@@ -202,7 +220,7 @@ def run_request(plan: JourneyPlan) -> tuple[bytes, dict[str, Any], dict[str, Any
     journey = plan.browser
     assert journey is not None and journey.source is not None
     return (
-        pickle.dumps(journey.source, pickle.HIGHEST_PROTOCOL),
+        _pickled(journey.source),
         {f.name: getattr(plan, f.name) for f in dataclasses.fields(plan) if f.name not in _COMPILED},
         {f.name: getattr(journey, f.name) for f in dataclasses.fields(journey) if f.name not in _COMPILED},
     )
