@@ -66,8 +66,11 @@ from prober.writer.writer import ResultWriter
 
 log = logging.getLogger("prober.demo")
 
-DEMO_GRACE = 5.0
-"""Seconds running journeys get to finish when the demo stops."""
+DEMO_GRACE = 10.0
+"""Seconds running journeys get to finish when the demo stops: more than a demo browser
+journey's timeout (:data:`BROWSER_MIN_INTERVAL`, 6 s) with its evidence and closing, so
+that the demo's own end cuts no run (at 5 s, a browser run started just before a
+3-second demo's end on a busy machine was cancelled, with the daemon's warning)."""
 
 PLAIN_EVERY = 5.0
 """Seconds between plain summaries when there is no terminal."""
