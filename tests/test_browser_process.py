@@ -9,11 +9,13 @@ import logging
 import os
 import pickle
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from prober.journey.browser import process
+from prober.journey.browser import priority, process
 from prober.journey.browser.priority import autogroup
 from prober.journey.browser.process import run_request
 from prober.journey.browser.worker import NICENESS
@@ -47,10 +49,11 @@ async def test_the_browser_side_runs_in_its_own_process_at_a_lower_priority(tmp_
             assert [_niceness(pid) for pid in (worker, driver, browser)] == [expected] * 3
             assert _niceness(os.getpid()) == expected - NICENESS  # the prober's own is unchanged
             # Chromium runs in a session of its own: where the kernel shares the CPU by
-            # session, that session's group gets the niceness too.
+            # session, that session's group gets the niceness too, also when the prober's
+            # own process is in the kernel's default group (its file reads empty).
             own, chromium = autogroup("self"), autogroup(browser)
-            assert own is not None and chromium is not None, "this kernel groups the CPU by session"
-            assert chromium[0] == own[0] or chromium[1] == NICENESS, (own, chromium)
+            assert chromium is None or (own is not None and chromium[0] == own[0]) or chromium[1] == NICENESS, (
+                own, chromium)
         finally:
             await runner.close()
     assert chromium_pids() == []
@@ -141,3 +144,23 @@ def test_a_plans_source_is_pickled_once_not_at_every_run(tmp_path: Path) -> None
     first, again = run_request(plan)[0], run_request(dataclasses.replace(plan, timeout=1.0))[0]
     assert first is again  # the same bytes object: pickled once for the plan's source
     assert plan.browser is not None and pickle.loads(first) == plan.browser.source
+
+
+def test_a_session_below_a_process_of_the_default_group_is_lowered_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A prober started by init without a session of its own is in the kernel's default
+    # autogroup, whose file reads empty; Chromium's session beside it must still be lowered.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    try:
+        before = autogroup(child.pid)
+        if before is None:  # a kernel without autogroups: nothing to lower, nothing changed
+            assert priority.lower_autogroups(NICENESS) == 0
+            return
+        assert before[1] == 0, before
+        real = priority.autogroup
+        monkeypatch.setattr(priority, "autogroup", lambda pid: None if pid == "self" else real(pid))
+        assert priority.lower_autogroups(NICENESS) == 1
+        assert autogroup(child.pid) == (before[0], NICENESS)
+        assert priority.lower_autogroups(NICENESS) == 0  # already lowered: left alone
+    finally:
+        child.kill()
+        child.wait()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from prober.daemon.lockout import LockoutTracker, first_pauses
+from prober.daemon.scheduler import OVERLAP_ERROR
 from prober.daemon.service import ProberService
 from prober.loading import load
 from prober.results import JourneyResult, Outcome
@@ -48,7 +49,8 @@ async def test_site_backs_off_after_auth_failures_and_resumes(bank: BankServer, 
         # During the cool-down nothing reaches the bank; both checks record skipped runs.
         await asyncio.sleep(COOLDOWN * 0.6)
         assert _token_requests(bank) == at_lock
-        skipped = [r for r in recorder.results if r.outcome is Outcome.SKIPPED]
+        # A run slower than the 200 ms interval (a loaded machine) may add an overlap skip.
+        skipped = [r for r in recorder.results if r.outcome is Outcome.SKIPPED and r.error != OVERLAP_ERROR]
         assert {r.check for r in skipped} == {"login", "accounts"}
         assert all(re.search(r"backing off after [34] consecutive auth failures \(lockout protection, backing_off\) "
                              r"until \S+Z$", r.error) for r in skipped), [r.error for r in skipped]
@@ -306,7 +308,8 @@ async def test_intermittent_auth_failures_back_off_briefly_and_keep_every_check_
             await service.stop(grace=2.0)
 
     skipped = influx_db.query("SELECT \"error\" FROM \"check\" WHERE \"outcome\" = 'skipped'")
-    assert skipped and all("lockout protection" in row["error"] and " until " in row["error"] for row in skipped)
+    backed_off = [row for row in skipped if row["error"] != OVERLAP_ERROR]  # overlaps: a loaded machine's slow run
+    assert backed_off and all("lockout protection" in row["error"] and " until " in row["error"] for row in backed_off)
     ok = influx_db.query(f"SELECT count(\"success\") FROM \"check\" WHERE \"outcome\" = 'ok' "
                          f"AND time > {backed_off_at} GROUP BY \"check\"")
     assert len(ok) == 3, ok

@@ -39,7 +39,7 @@ def lower_this_process(niceness: int) -> None:
 
 def autogroup(pid: int | str) -> tuple[str, int] | None:
     """``(group, nice)`` of the scheduling autogroup of ``pid``, or None where the kernel
-    has none."""
+    has none or ``pid`` is in its default group (the file reads empty)."""
     try:
         with open(f"/proc/{pid}/autogroup") as file:
             group, _, nice = file.read().split()
@@ -72,13 +72,15 @@ def descendants(root: int) -> list[int]:
 def lower_autogroups(niceness: int) -> int:
     """Give the autogroup of every session started below this process (Chromium's) at
     least ``niceness``; how many groups were changed."""
+    # A process that never started a session of its own (one started by init without
+    # ``setsid``) is in the kernel's default group, whose file reads empty: Chromium's
+    # session is then still a group of its own beside it, and must be lowered all the same.
     own = autogroup("self")
-    if own is None:
-        return 0
+    own_group = own[0] if own is not None else None
     changed: set[str] = set()
     for pid in descendants(os.getpid()):
         group = autogroup(pid)
-        if group is None or group[0] == own[0] or group[0] in changed or group[1] >= niceness:
+        if group is None or group[0] == own_group or group[0] in changed or group[1] >= niceness:
             continue
         try:
             with open(f"/proc/{pid}/autogroup", "w") as file:
