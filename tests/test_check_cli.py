@@ -171,3 +171,14 @@ async def test_json_output_into_a_closed_pipe_exits_quietly(bank: BankServer) ->
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert err.decode() == ""
     assert proc.returncode == 141
+
+
+async def test_a_cleanup_step_that_needs_a_value_never_extracted_is_skipped_and_says_which(bank: BankServer) -> None:
+    # The token request fails: the card was never listed nor frozen, and the always_run
+    # unfreeze cannot be sent without the token; it is skipped and names the missing value.
+    bank.faults.set("login", Fault(mode="down"))
+    result = (await check_simbank(bank.url, "cards")).by_check()["cards"]
+    steps = {s["name"]: s for s in result["steps"]}
+    assert steps["unfreeze"]["always_run"] is True
+    assert steps["unfreeze"]["outcome"] == "skipped"
+    assert steps["unfreeze"]["error"] == "skipped: needs a value no earlier step extracted ('token' is undefined)"

@@ -1,7 +1,8 @@
 """A command imports what it needs and nothing more: `prober --help` lists the commands
 without importing any of them, and `prober validate` never imports the HTTP client, the
 notifiers' libraries, the crypto libraries (no key file in the example) or the daemon,
-nor, for the example's plain CSS selectors, the CSS parser and Beautiful Soup.
+nor, for the example's plain CSS selectors and templates, the CSS parser, Beautiful Soup
+and Jinja.
 
 What the start costs is measured by benchmarks/cli_startup.py; this checks which
 modules a command leaves out, in a fresh interpreter (the test process has imported
@@ -73,8 +74,9 @@ def test_validate_of_the_example_imports_no_client_notifier_crypto_or_daemon() -
     assert not {m for m in modules if m.startswith(("prober.daemon", "prober.simbank", "prober.writer",
                                                     "prober.notify.dispatcher", "prober.journey.runner",
                                                     "prober.journey.browser.engine"))}
-    # The example's selectors (#sign-in, td.balance…) are plain CSS: checked without a parser.
-    assert modules & {"soupsieve", "bs4", "playwright"} == set()
+    # The example's selectors (#sign-in, td.balance…) are plain CSS: checked without a parser;
+    # its templates are plain substitutions ({{ token }}, {{ uuid() }}): read without Jinja.
+    assert modules & {"soupsieve", "bs4", "playwright", "jinja2"} == set()
 
 
 def test_validate_of_a_selector_beyond_plain_css_still_parses_it(tmp_path: Path) -> None:

@@ -158,7 +158,7 @@ class _StepContext:
 
     def skipped(self, exc: UndefinedValue) -> StepResult:
         """The step cannot run: a template names a value no earlier step extracted."""
-        return _not_run(self.step, f"skipped: needs a value no earlier step extracted ({exc.message})")
+        return _not_run(self.step, f"skipped: needs a value no earlier step extracted ({exc})")
 
 
 async def _run_steps(
