@@ -383,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``prober`` command line; the process's exit code."""
+    # The prober uses no pydantic plugin, and looking for them reads the metadata of every
+    # package installed (~11 ms of each start). An operator who sets the variable keeps theirs.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.log_level or DEFAULT_LOG_LEVEL, args.log_format or "plain")

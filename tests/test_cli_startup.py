@@ -29,7 +29,9 @@ with contextlib.redirect_stdout(out):
         code = main(sys.argv[1:])
     except SystemExit as exc:
         code = exc.code
-print(json.dumps({"code": code, "out": out.getvalue(), "modules": sorted(sys.modules)}))
+loader = sys.modules.get("pydantic.plugin._loader")
+print(json.dumps({"code": code, "out": out.getvalue(), "modules": sorted(sys.modules),
+                  "plugin_scan": getattr(loader, "_plugins", None) is not None}))
 """
 
 
@@ -38,6 +40,7 @@ def imported_by(*args: str) -> tuple[int, str, set[str]]:
     done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=REPO, capture_output=True, text=True,
                           timeout=60, check=True)
     report = json.loads(done.stdout.splitlines()[-1])
+    assert report["plugin_scan"] is False, "pydantic looked for plugins in every installed package's metadata"
     modules = set(report["modules"])
     return report["code"], report["out"], modules | {name.split(".")[0] for name in modules}
 
