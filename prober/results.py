@@ -62,6 +62,9 @@ Kind = Literal["login", "accounts", "transfer", "cards", "payments", "custom"]
 
 KINDS: tuple[Kind, ...] = get_args(Kind)
 
+IncidentState = Literal["open", "resolved"]
+"""An incident's state, as its points and notifications carry it."""
+
 
 @dataclass(slots=True, frozen=True)
 class Phases:

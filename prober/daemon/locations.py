@@ -59,6 +59,7 @@ from prober.report.influx import QueryError
 from prober.results import JourneyResult
 from prober.timefmt import utc_iso
 from prober.waiting import cancel_and_wait
+from prober.writer.incidents import LineWriter
 
 log = logging.getLogger("prober.incidents")
 
@@ -71,13 +72,6 @@ class Reader(Protocol):
 
     def read_runs(self, windows: Mapping[SiteKind, RunsWindow],
                   login_steps: LoginSteps | None = None) -> dict[SiteKind, list[Run]]: ...
-
-
-class LineWriter(Protocol):
-    @property
-    def precision(self) -> str: ...
-
-    def submit_lines(self, lines: list[str]) -> None: ...
 
 
 def cross_message(event: CrossEvent, decisions: Mapping[SiteKind, Decision], open_keys: set[SiteKind]) -> Message:

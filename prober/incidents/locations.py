@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from prober.incidents.tracker import rate_end, rate_start
-from prober.results import KINDS
+from prober.results import KINDS, IncidentState
 
 SiteKind = tuple[str, str]
 Run = tuple[bool, int]
@@ -54,7 +54,7 @@ class LocationState:
     check: str
     kind: str
     location: str
-    state: Literal["open", "resolved"]
+    state: IncidentState
     at_ns: int
     """The point's time: the incident's start (open) or its end (resolved)."""
     reason: str = ""

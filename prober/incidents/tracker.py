@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal, NamedTuple
 
-from prober.results import KINDS
+from prober.results import KINDS, IncidentState
 
 EventKind = Literal["opened", "resolved", "reminder", "escalated"]
 """``escalated``: an incident decided outside the tracker got worse (a certificate reached
@@ -187,7 +187,7 @@ class IncidentEvent:
     at_ns: int
 
     @property
-    def state(self) -> Literal["open", "resolved"]:
+    def state(self) -> IncidentState:
         return "resolved" if self.event == "resolved" else "open"
 
 

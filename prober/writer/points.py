@@ -57,10 +57,9 @@ it caches the escaped tag prefix of each check.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 from prober.config.types import Precision
-from prober.results import JourneyResult, PageMetrics, ServerCertificate, StepResult
+from prober.results import IncidentState, JourneyResult, PageMetrics, ServerCertificate, StepResult
 
 __all__ = [
     "PRECISION_DIVISOR",
@@ -236,7 +235,7 @@ def incident_point(
     check: str,
     kind: str,
     location: str,
-    state: Literal["open", "resolved"],
+    state: IncidentState,
     reason: str,
     failed_step: str,
     duration_s: float,
