@@ -1,3 +1,3 @@
 """Shared fixtures: the real servers (InfluxDB 1.x, VictoriaMetrics) and the simulated bank."""
 
-pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.bank"]
+pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.bank", "tests.fixtures.exclusive"]

@@ -524,6 +524,7 @@ def test_the_tour_plays_each_capability_in_turn_from_the_table() -> None:
         ("accounts", "a: Accounts wrong."), ("payments", "b: Payments down.")]
 
 
+@pytest.mark.exclusive  # faults applied and cleared within windows of tenths of a second
 async def test_scenario_applies_and_clears_faults_on_time(http: aiohttp.ClientSession) -> None:
     # 1 simulated hour = 0.36 real s: zero balances from 0.36 s to 1.08 s, cycle 1.44 s.
     async with BankServer(seed=1, scenario="zero-balances", time_scale=1e-4) as bank:
@@ -561,6 +562,7 @@ async def test_scenario_applies_and_clears_faults_on_time(http: aiohttp.ClientSe
         assert await amount() == "0.00"
 
 
+@pytest.mark.exclusive  # faults applied and cleared within windows of tenths of a second
 async def test_custom_scenario_without_repeat_finishes() -> None:
     scenario = Scenario(
         "blip", "login down briefly",
@@ -576,6 +578,7 @@ async def test_custom_scenario_without_repeat_finishes() -> None:
         assert bank.scenario.phase == "finished"
 
 
+@pytest.mark.exclusive  # faults applied and cleared within windows of tenths of a second
 async def test_scenario_leaves_other_faults_alone() -> None:
     async with BankServer(scenario="card-authorisation-outage", time_scale=1e-4) as bank:
         # payments down from 0.36 s to 1.26 s, cycle 1.8 s
@@ -587,6 +590,7 @@ async def test_scenario_leaves_other_faults_alone() -> None:
         assert bank.faults.get("accounts") == Fault(mode="down")
 
 
+@pytest.mark.exclusive  # faults applied and cleared within windows of tenths of a second
 async def test_reset_restarts_the_scenario(http: aiohttp.ClientSession) -> None:
     async with BankServer(scenario="country-declines", time_scale=1e-4) as bank:
         await asyncio.sleep(0.5)  # DE declines from 0.36 s to 1.44 s

@@ -8,8 +8,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from prober.results import Outcome
 from tests.browser_helpers import Pages, config, plans_of, runner_for, step
+
+pytestmark = pytest.mark.exclusive  # a page's figures within the journey's timeout
 
 LATE = ("<title>late</title><body><script>addEventListener('load', () => setTimeout(() => {"
         " document.body.innerHTML = '<h1>Balances</h1><p id=balance>1,234.00 EUR</p>'; }, 150));</script></body>")

@@ -10,6 +10,7 @@ from prober.simbank import BankServer, Fault
 from tests.cli import check_simbank, run_prober
 
 
+@pytest.mark.exclusive  # the web checks' pages are held to 2 s budgets
 async def test_every_journey_passes_on_a_healthy_bank(bank: BankServer) -> None:
     done = await check_simbank(bank.url)
     results = done.by_check()

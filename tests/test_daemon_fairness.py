@@ -19,6 +19,8 @@ from prober.results import Outcome
 from prober.simbank import BankServer, Fault
 from tests.daemon_helpers import Recorder, check, config_text, peak_while_running, service_for
 
+pytestmark = pytest.mark.exclusive  # fair shares of the loop between checks
+
 RUN_FOR = 4.0
 HEALTHY_INTERVAL = 0.5
 HANGING_CHECKS = 100  # well over the 64 slots every check shared before

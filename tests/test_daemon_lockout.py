@@ -8,6 +8,8 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from prober.daemon.lockout import LockoutTracker, first_pauses
 from prober.daemon.scheduler import OVERLAP_ERROR
 from prober.daemon.service import ProberService
@@ -17,6 +19,8 @@ from prober.simbank import BankServer, Fault
 from prober.writer.writer import ResultWriter
 from tests.daemon_helpers import Recorder, check, config_text, wait_for
 from tests.test_notify_dispatcher import Receiver
+
+pytestmark = pytest.mark.exclusive  # back-off pauses measured in seconds
 
 COOLDOWN = 1.5
 

@@ -6,10 +6,14 @@ import asyncio
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
+
 from prober.daemon.scheduler import OVERLAP_ERROR, first_run, percentile, phase_of
 from prober.results import Outcome
 from prober.simbank import BankServer, Fault
 from tests.daemon_helpers import Recorder, check, config_text, peak_while_running, service_for
+
+pytestmark = pytest.mark.exclusive  # schedule lag bounds and no overlap at 300 ms intervals
 
 RUN_FOR = 4.0
 

@@ -12,7 +12,8 @@ from prober.simbank import BankServer, Fault
 from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
 from tests.fixtures.servers import InfluxDatabase, free_port
 
-pytestmark = pytest.mark.servers
+# servers: the real InfluxDB; exclusive: signals sent right after a start, so alone
+pytestmark = [pytest.mark.servers, pytest.mark.exclusive]
 
 
 def _stopped_line(log: str) -> tuple[int, int]:

@@ -13,11 +13,15 @@ import time
 from itertools import pairwise
 from typing import Generic, TypeVar
 
+import pytest
+
 from prober.daemon.clock import SystemClock
 from prober.daemon.scheduler import JourneyScheduler, phase_of, run_jitter, tick_lead, tick_of
 from prober.journey.plan import JourneyPlan
 from prober.results import JourneyResult, Outcome
 from tests.clock import ManualClock
+
+pytestmark = pytest.mark.exclusive  # the scheduler's ticks on time
 
 
 def plan(check: str, interval: float) -> JourneyPlan:

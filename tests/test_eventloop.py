@@ -8,6 +8,8 @@ import pytest
 
 from prober import eventloop
 
+pytestmark = pytest.mark.exclusive  # event-loop lag bounds
+
 
 async def _name() -> str:
     await asyncio.sleep(0)

@@ -13,6 +13,8 @@ import pytest
 
 from benchmarks.detection import INCIDENT_SCENARIOS, play
 
+pytestmark = pytest.mark.exclusive  # incident open and resolve times of each scenario
+
 EXPECTED = {
     "transfers-and-cards-down": {"transfer", "cards"},
     "zero-balances": {"accounts"},

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.servers
 RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "alerts.yml"
 
 
+@pytest.mark.exclusive  # a login's p99 on loopback held under 100 ms
 async def test_prometheus_scrapes_the_prober_and_sees_the_fault(bank: BankServer, tmp_path: Path) -> None:
     bank.faults.set("accounts", Fault(mode="down"))
     health = free_port()

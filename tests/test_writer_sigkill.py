@@ -42,8 +42,13 @@ async def _kill_restart_and_count(
         await answered.stop()
         influx_back()
     # Restart with InfluxDB answering: the spool is replayed.
+    logins = bank.state.requests["login"]
     prober = await ProberProcess(["run", "-c", "prober.toml"], tmp_path).start()
     try:
+        # Running (its signal handlers are in place before its first run): a SIGTERM sent
+        # earlier, while Python starts, would end it with the default action (-15).
+        await wait_for(lambda: bank.state.requests["login"] > logins, timeout=30, what="its first run")
+
         def old_losses() -> list[float]:
             starts = stored_starts(lambda q: server.query(q, "prober"), kills[-1])
             return [age for _, age in lost_runs(answered.times, starts, kills) if age > MARGIN]

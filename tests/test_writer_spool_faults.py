@@ -27,6 +27,8 @@ from tests.fixtures.servers import InfluxDatabase
 from tests.test_writer_e2e import make_result
 from tests.test_writer_faults import FAST
 
+pytestmark = pytest.mark.exclusive  # retries and drops counted over seconds of outage
+
 
 def unusable_dir(tmp_path: Path) -> Path:
     """A spool directory nobody can create, root included: its parent is a regular file."""
