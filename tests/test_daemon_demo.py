@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.exclusive  # the demo's 3-second tours, journeys with 0.5 s budgets and a 10 s stop
+
 
 def _demo(tmp_path: Path, *args: str, timeout: float = 40.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -135,6 +135,7 @@ def _run(*cmd: str | Path, cwd: Path, timeout: float = 300, env: dict[str, str] 
     return done.stdout + done.stderr
 
 
+@pytest.mark.exclusive  # runs `prober demo`, whose journeys have 0.5 s budgets
 def test_the_wheel_installed_into_a_fresh_environment_runs(tmp_path: Path) -> None:
     """Built and installed as the Dockerfile does (non-editable, from the runtime lock)."""
     dist, venv, work, source = tmp_path / "dist", tmp_path / "venv", tmp_path / "work", tmp_path / "source"

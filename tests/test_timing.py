@@ -14,6 +14,8 @@ from prober.loading import load
 from prober.results import Outcome
 from prober.simbank import BankServer, Fault
 
+pytestmark = pytest.mark.exclusive  # a known delay measured within 50 ms
+
 
 def plan_for(tmp_path: Path, base_url: str, steps: str, *, timeout: str = "10s", step_timeout: str = "5s",
              tls: str = "") -> JourneyPlan:
