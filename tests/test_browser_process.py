@@ -158,7 +158,7 @@ def test_a_session_below_a_process_of_the_default_group_is_lowered_too(monkeypat
         assert before[1] == 0, before
         real = priority.autogroup
         monkeypatch.setattr(priority, "autogroup", lambda pid: None if pid == "self" else real(pid))
-        # (the test's other descendants with sessions of their own, a server, count too)
+        # (other descendants of the test process with sessions of their own count too)
         assert priority.lower_autogroups(NICENESS) >= 1
         assert autogroup(child.pid) == (before[0], NICENESS)
         assert priority.lower_autogroups(NICENESS) == 0  # already lowered: left alone

@@ -178,38 +178,6 @@ def unknown_name_problems(fields: Mapping[str, Any], known: set[str], where: str
     return problems
 
 
-def _is_uuid_call(node: jinja2.nodes.Node) -> bool:
-    import jinja2.nodes
-
-    return (
-        isinstance(node, jinja2.nodes.Call) and isinstance(node.node, jinja2.nodes.Name) and node.node.name == "uuid"
-        and not (node.args or node.kwargs or node.dyn_args or node.dyn_kwargs)
-    )
-
-
-def _jinja_parts(text: str) -> list[Renderer] | None:
-    """The renderers of the pieces of a template Jinja parsed into text, names, attributes
-    and ``uuid()`` only (a comment, say, beside them); None for anything richer."""
-    import jinja2.nodes
-
-    parts: list[Renderer] = []
-    for node in _parse(text).body:
-        if not isinstance(node, jinja2.nodes.Output):
-            return None
-        for child in node.nodes:
-            if isinstance(child, jinja2.nodes.TemplateData):
-                parts.append(_constant(child.data))
-            elif isinstance(child, jinja2.nodes.Name):
-                parts.append(_name(child.name))
-            elif isinstance(child, jinja2.nodes.Getattr) and isinstance(child.node, jinja2.nodes.Name):
-                parts.append(_attribute(child.node.name, child.attr))
-            elif _is_uuid_call(child):
-                parts.append(_uuid)
-            else:
-                return None
-    return parts
-
-
 def _renderer_of(kind: str, name: str, attr: str) -> Renderer:
     if kind == "text":
         return _constant(name)
@@ -226,9 +194,9 @@ def _substitution(text: str) -> Renderer | None:
     richer (filters, other calls, blocks), which Jinja renders. Same output, a fraction
     of the cost per run (a Jinja render of ``{{ uuid() }}`` alone costs ~15 µs)."""
     plain = _plain_parts(text)
-    parts = [_renderer_of(*part) for part in plain] if plain is not None else _jinja_parts(text)
-    if parts is None:
+    if plain is None:
         return None
+    parts = [_renderer_of(*part) for part in plain]
     if len(parts) == 1:
         return parts[0]
     if len(parts) == 2:  # "Bearer {{ token }}", "{{ run.id }}-"…
