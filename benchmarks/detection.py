@@ -47,6 +47,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -204,10 +205,34 @@ async def play(name: str, influxdb: InfluxDBServer, *, window_s: float = 4.0, in
         await asyncio.sleep(3 * POLL_S)  # the last resolutions are read back and notified
         run.stop.set()
         await asyncio.gather(*tasks)
+        if not healthy:
+            scenario_windows, transitions = bank.scenario.windows(), list(bank.scenario.transitions)
+            run.report.windows = as_applied(run.report.windows, scenario_windows, transitions)
         run.report.open_at_end = sorted({k for c in run.crosses.values() if c.acting for _, k in c.consensus.open})
         await run.close()
     influxdb.drop_database(database)
     return run.report
+
+
+def as_applied(planned: list[Window], scenario_windows: list[dict[str, Any]],
+               transitions: list[dict[str, Any]]) -> list[Window]:
+    """The fault windows as the bank applied them (its transitions' wall-clock times), not
+    as planned: on a busy machine the bank's timer fires late, and a fault set 0.3 s late
+    would read as detection 0.3 s late. A window keeps its planned time where the bank
+    recorded no transition for it."""
+    faults = [w["fault"] for w in scenario_windows if w["label"] != NOISE_LABEL]
+    applied = []
+    for window, fault in zip(planned, faults, strict=True):
+        mine = [t for t in transitions if t["capability"] == window.capability]
+        start = next((t["at"] for t in mine if t["action"] == "set" and t["fault"] == fault), None)
+        if start is None:
+            applied.append(window)
+            continue
+        # It ends when it is cleared or another fault (the background noise) replaces it.
+        end = next((t["at"] for t in mine if t["at"] > start and (t["action"] == "clear" or t["fault"] != fault)),
+                   window.end)
+        applied.append(Window(window.capability, start, end))
+    return applied
 
 
 class _Locations:

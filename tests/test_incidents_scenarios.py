@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.detection import INCIDENT_SCENARIOS, play
+from benchmarks.detection import INCIDENT_SCENARIOS, NOISE_LABEL, Window, as_applied, play
 
 pytestmark = pytest.mark.exclusive  # incident open and resolve times of each scenario
 
@@ -68,3 +68,19 @@ async def test_healthy_noise_opens_no_incident(influxdb_v1):
     failures = sum(f for r in report.runs.values() for _, f in r)
     assert runs >= 600 and failures > 0  # the noise was there
     assert report.events == [] and report.notifications == {}
+
+
+def test_windows_are_judged_as_the_bank_applied_them() -> None:
+    # The bank set the fault 0.3 s after its planned start (its timer fired late on a busy
+    # machine) and the background noise replaced it 0.1 s late: those are the truth.
+    down, noise = {"mode": "down"}, {"mode": "intermittent", "rate": 0.02}
+    scenario = [{"label": NOISE_LABEL, "fault": noise}, {"label": "transfers down", "fault": down},
+                {"label": "cards down", "fault": down}]
+    transitions = [
+        {"at": 99.0, "capability": "transfer", "action": "set", "fault": noise},
+        {"at": 100.3, "capability": "transfer", "action": "set", "fault": down},
+        {"at": 104.1, "capability": "transfer", "action": "set", "fault": noise},
+    ]
+    planned = [Window("transfer", 100.0, 104.0), Window("cards", 100.0, 104.0)]
+    applied = as_applied(planned, scenario, transitions)
+    assert applied == [Window("transfer", 100.3, 104.1), Window("cards", 100.0, 104.0)]
