@@ -75,7 +75,13 @@ async def test_healthz_and_status(bank: BankServer, tmp_path: Path) -> None:
         assert "s3cret-pw" not in text and bank.url not in text  # no secrets, no URLs
 
         # While shutting down (a hanging run holds the grace period), /healthz says 503.
-        await wait_for(lambda: service.scheduler.running, what="a run in flight")
+        # Stop just after a hanging run starts, so that it holds the stop for most of its
+        # 0.9 s timeout: any run in flight could be a 1 ms login or a hanging run about to end.
+        def hanging_running() -> bool:
+            return any(name == "hanging" for _, name in service.scheduler.running)
+
+        await wait_for(lambda: not hanging_running(), interval=0.01, what="the hanging run to end")
+        await wait_for(hanging_running, interval=0.01, what="the next hanging run to start")
         stopping = asyncio.create_task(service.stop(grace=1.5))
         await asyncio.sleep(0.05)  # the hanging run holds the stop for up to its 0.9 s timeout
         assert await get_json(f"{base}/healthz") == (503, {"status": "stopping"})
