@@ -4,6 +4,7 @@
     python benchmarks/daemon.py                          # everything, about 5 minutes
     python benchmarks/daemon.py --window 15 --rounds 3   # steadier figures, about 10 minutes
     python benchmarks/daemon.py --baseline /tmp/main --skip ratio --skip saturation --skip lag --skip latency
+    scripts/bench daemon --skip saturation --skip lag --skip latency --profile 20   # where the CPU goes
 
 What runs (every server on a free loopback port, every file in a temporary directory):
 
@@ -59,6 +60,11 @@ What it prints:
    main before a change) run at the same time as this one, the same checks each,
    steps told apart in nginx's log by User-Agent: both CPU per step from windows under
    the very same machine load, the fairest before/after on a shared machine.
+6. **Where the CPU goes** (``--profile SECONDS``, optional) — the ratio's daemon once
+   more, sampled by py-spy from outside for that long (``benchmarks/pyspy.py``): self
+   time by function and by area (project module, library, standard library) and the
+   inclusive share of each project module. py-spy is in ``requirements/bench.txt``;
+   ``scripts/bench daemon …`` installs it.
 """
 
 from __future__ import annotations
@@ -83,6 +89,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import pyspy
 from benchmarks.support import free_port, free_port_run, proc_cpu, timed_request, wait_http
 
 TOKEN_JSON = ('{"access_token":"eyJhbGciOiJIUzI1NiJ9.c2ltdWxhdGVkLXRva2Vu.aW4tYmVuY2htYXJr",'
@@ -542,6 +549,22 @@ def paired_window(servers: Servers, tag: str, baseline: Path, args: argparse.Nam
     return this, base
 
 
+def profile_daemon(servers: Servers, args: argparse.Namespace) -> list[str]:
+    """The ratio's daemon (``--checks`` every ``--interval``) sampled by py-spy for
+    ``--profile`` seconds after the warm-up: the printable summary."""
+    configs = [write_config(servers, "profile", args.checks, args.interval)]
+    with Daemons(servers, "profile", configs) as daemons:
+        time.sleep(args.warmup)
+        servers.steps.mark()
+        cpu0 = proc_cpu(daemons.procs[0].pid)
+        raw = pyspy.record(daemons.procs[0].pid, args.profile, servers.tmp / "profile.raw")
+        cpu = proc_cpu(daemons.procs[0].pid) - cpu0
+        steps, _ = servers.steps.since_mark()
+    summary = pyspy.summarize(raw, ROOT)
+    return [f"CPU {cpu * 1000 / max(steps, 1):.3f} ms/step while sampled ({steps:,} steps)",
+            *pyspy.report(summary)]
+
+
 # -- blackbox ----------------------------------------------------------------------------
 
 async def drive_blackbox(servers: Servers, rate: float, seconds: float) -> tuple[int, int]:
@@ -669,7 +692,12 @@ def main() -> int:  # noqa: C901 - one linear script
     parser.add_argument("--baseline", type=Path, default=None,
                         help="another tree of the project (e.g. git archive main | tar -x -C DIR): runs it side by "
                              "side with this one, --checks each, for --rounds windows, and prints both CPU per step")
+    parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
+                        help="after the other sections, sample the ratio's daemon with py-spy for SECONDS and "
+                             "print where its CPU goes (needs py-spy: scripts/bench installs it)")
     args = parser.parse_args()
+    if args.profile:
+        pyspy.py_spy()  # before minutes of other sections: exits with the fix when missing
     lag_sizes = args.lag_checks or [1000, 5000]
     drivers = args.blackbox_driver or ["h2load", "python"]
     print(f"# command: python benchmarks/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}".rstrip())
@@ -795,6 +823,12 @@ def main() -> int:  # noqa: C901 - one linear script
                                f"{pct(prober, 50) - pct(bare, 50):.3f} ms, "
                                f"p99 {pct(prober, 99) - pct(bare, 99):.3f} ms "
                                "(target p99 <= 0.5 ms at 300 steps/s)")
+
+            if args.profile:
+                print(f"\n## Where the prober's CPU goes: {args.checks} checks every {args.interval:g}s, "
+                      f"py-spy for {args.profile:g}s")
+                for line in profile_daemon(servers, args):
+                    print(line, flush=True)
         finally:
             servers.close()
 

@@ -1,0 +1,149 @@
+"""Where a running process's CPU goes: py-spy samples it from outside, this sums the samples.
+
+py-spy (``requirements/bench.txt``, installed by ``scripts/bench``) reads the stacks of
+the process without stopping it (``--nonblocking``) and without code in it, so the
+process measured is the one users run. Idle samples are left out by py-spy: every
+sample is CPU the process spent.
+
+:func:`summarize` turns py-spy's raw output (one line per distinct stack,
+``frame;frame;… count``, outermost first) into three tables:
+
+* **self**: the functions the CPU was in (the innermost frame), grouped by function;
+* **by area**: the same samples grouped by where that code lives — a module of the
+  project (``prober/journey/runner.py``), a library (``aiohttp``), the standard
+  library's ``asyncio``, ``ssl``, ``json``…;
+* **inclusive** per module of the project: the share of samples with a frame of that
+  module anywhere on the stack (what a module costs with everything it calls).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+_FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+_SITE_PACKAGES = re.compile(r"/(?:site|dist)-packages/(?P<rest>.+)$")
+_STDLIB = re.compile(r"/lib/python3\.\d+/(?P<rest>.+)$")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a sampled stack: the function and where its code lives."""
+
+    function: str
+    area: str
+    """``prober/journey/runner.py`` for the project's code, the distribution's top
+    package for a library (``aiohttp``), the module for the standard library (``asyncio``,
+    ``json``), ``<native>`` when py-spy could not name a file."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.function} ({self.area})"
+
+
+def area_of(path: str, root: Path | None = None) -> str:
+    """Where the code at ``path`` lives (see :attr:`Frame.area`)."""
+    match = _SITE_PACKAGES.search(path)  # first: the project's .venv is inside its root
+    if match:
+        return match["rest"].split("/", 1)[0].removesuffix(".py")
+    if root is not None:
+        try:
+            return Path(path).resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    match = _STDLIB.search(path)
+    if match:
+        return match["rest"].split("/", 1)[0].removesuffix(".py")
+    return path or "<native>"
+
+
+def parse_frame(text: str, root: Path | None = None) -> Frame:
+    match = _FRAME.match(text)
+    if match is None:
+        return Frame(text, "<native>")
+    return Frame(match["function"], area_of(match["file"], root))
+
+
+def parse(raw: str, root: Path | None = None) -> list[tuple[list[Frame], int]]:
+    """py-spy's raw lines as (stack, outermost first; samples)."""
+    stacks: list[tuple[list[Frame], int]] = []
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        stacks.append(([parse_frame(f, root) for f in stack.split(";")], int(count)))
+    return stacks
+
+
+@dataclass(frozen=True)
+class Profile:
+    samples: int
+    self_by_function: Counter[str]
+    self_by_area: Counter[str]
+    inclusive_by_module: Counter[str]
+    """Only the project's modules (areas below ``root``)."""
+
+
+def summarize(raw: str, root: Path, project: str = "prober/") -> Profile:
+    """Sum py-spy's raw samples (see the module's docstring); ``project`` names the
+    project's own code (areas starting with it) for the inclusive table."""
+    by_function: Counter[str] = Counter()
+    by_area: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for stack, count in parse(raw, root):
+        total += count
+        leaf = stack[-1]
+        by_function[leaf.label] += count
+        by_area[leaf.area] += count
+        for area in {f.area for f in stack if f.area.startswith(project)}:
+            inclusive[area] += count
+    return Profile(total, by_function, by_area, inclusive)
+
+
+def table(title: str, counts: Counter[str], total: int, top: int) -> list[str]:
+    lines = [f"{title}:"]
+    for name, n in counts.most_common(top):
+        lines.append(f"  {n / total * 100:5.1f} %  {name}")
+    return lines
+
+
+def report(profile: Profile, top: int = 15) -> list[str]:
+    """The three tables as printable lines, shares of all samples."""
+    if not profile.samples:
+        return ["py-spy took no samples (was the process busy?)"]
+    return [
+        f"{profile.samples:,} samples on CPU",
+        *table("self time by function (innermost frame)", profile.self_by_function, profile.samples, top),
+        *table("self time by area", profile.self_by_area, profile.samples, top),
+        *table("inclusive, per module of the project", profile.inclusive_by_module, profile.samples, top),
+    ]
+
+
+def py_spy() -> str:
+    """The py-spy of this interpreter's environment, or exit with how to install it."""
+    here = Path(sys.executable).parent / "py-spy"
+    found = str(here) if here.exists() else shutil.which("py-spy")
+    if found is None:
+        raise SystemExit("--profile needs py-spy: run the benchmark with scripts/bench, which installs "
+                         "requirements/bench.txt into .venv")
+    return found
+
+
+def record(pid: int, seconds: float, output: Path, rate: int = 250, subprocesses: bool = False) -> str:
+    """Sample ``pid`` for ``seconds`` without stopping it; the raw stacks as text."""
+    command = [py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+               "--rate", str(rate), "--format", "raw", "--full-filenames", "--nonblocking",
+               "--output", str(output)]
+    if subprocesses:
+        command.append("--subprocesses")
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"py-spy failed ({done.returncode}): {done.stderr.strip()[-1000:]}")
+    return output.read_text()
+
