@@ -557,7 +557,7 @@ def profile_daemon(servers: Servers, args: argparse.Namespace) -> list[str]:
         time.sleep(args.warmup)
         servers.steps.mark()
         cpu0 = proc_cpu(daemons.procs[0].pid)
-        raw = pyspy.record(daemons.procs[0].pid, args.profile, servers.tmp / "profile.raw")
+        raw = pyspy.record(daemons.procs[0].pid, args.profile, args.profile_raw or servers.tmp / "profile.raw")
         cpu = proc_cpu(daemons.procs[0].pid) - cpu0
         steps, _ = servers.steps.since_mark()
     summary = pyspy.summarize(raw, ROOT)
@@ -695,6 +695,8 @@ def main() -> int:  # noqa: C901 - one linear script
     parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
                         help="after the other sections, sample the ratio's daemon with py-spy for SECONDS and "
                              "print where its CPU goes (needs py-spy: scripts/bench installs it)")
+    parser.add_argument("--profile-raw", type=Path, default=None, metavar="PATH",
+                        help="keep py-spy's raw stacks there (flamegraph.pl and speedscope read them)")
     args = parser.parse_args()
     if args.profile:
         pyspy.py_spy()  # before minutes of other sections: exits with the fix when missing

@@ -12,8 +12,15 @@ sample is CPU the process spent.
 * **by area**: the same samples grouped by where that code lives — a module of the
   project (``prober/journey/runner.py``), a library (``aiohttp``), the standard
   library's ``asyncio``, ``ssl``, ``json``…;
-* **inclusive** per module of the project: the share of samples with a frame of that
-  module anywhere on the stack (what a module costs with everything it calls).
+* **on behalf of**: each sample charged to the innermost function of the project on its
+  stack — which of the project's functions led to the CPU, its libraries' work included
+  (``_send_timed`` for aiohttp's sending and reading).
+
+A coroutine resumed by asyncio's (or uvloop's) C code is sampled from its own frame
+outwards: py-spy cannot walk through the C frame to the loop that resumed it. So a
+sample's outermost frame is not always the program's entry point, and "on behalf of"
+charges a callback the loop ran with no project frame to ``(no project frame)`` with
+its outermost function named.
 """
 
 from __future__ import annotations
@@ -85,25 +92,30 @@ class Profile:
     samples: int
     self_by_function: Counter[str]
     self_by_area: Counter[str]
-    inclusive_by_module: Counter[str]
-    """Only the project's modules (areas below ``root``)."""
+    on_behalf_of: Counter[str]
+    """Samples per innermost function of the project on the stack."""
 
 
 def summarize(raw: str, root: Path, project: str = "prober/") -> Profile:
     """Sum py-spy's raw samples (see the module's docstring); ``project`` names the
-    project's own code (areas starting with it) for the inclusive table."""
+    project's own code (areas starting with it)."""
     by_function: Counter[str] = Counter()
     by_area: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
+    behalf: Counter[str] = Counter()
     total = 0
     for stack, count in parse(raw, root):
         total += count
         leaf = stack[-1]
         by_function[leaf.label] += count
         by_area[leaf.area] += count
-        for area in {f.area for f in stack if f.area.startswith(project)}:
-            inclusive[area] += count
-    return Profile(total, by_function, by_area, inclusive)
+        own = next((f for f in reversed(stack) if f.area.startswith(project)), None)
+        behalf[own.label if own else f"(no project frame) {_outermost(stack).label}"] += count
+    return Profile(total, by_function, by_area, behalf)
+
+
+def _outermost(stack: list[Frame]) -> Frame:
+    """The first real frame: py-spy's ``--threads`` puts the thread's name first."""
+    return next((f for f in stack if not f.function.startswith("thread ")), stack[0])
 
 
 def table(title: str, counts: Counter[str], total: int, top: int) -> list[str]:
@@ -121,7 +133,8 @@ def report(profile: Profile, top: int = 15) -> list[str]:
         f"{profile.samples:,} samples on CPU",
         *table("self time by function (innermost frame)", profile.self_by_function, profile.samples, top),
         *table("self time by area", profile.self_by_area, profile.samples, top),
-        *table("inclusive, per module of the project", profile.inclusive_by_module, profile.samples, top),
+        *table("on behalf of (the innermost project function on the stack)", profile.on_behalf_of,
+               profile.samples, top),
     ]
 
 
@@ -135,13 +148,11 @@ def py_spy() -> str:
     return found
 
 
-def record(pid: int, seconds: float, output: Path, rate: int = 250, subprocesses: bool = False) -> str:
+def record(pid: int, seconds: float, output: Path, rate: int = 250) -> str:
     """Sample ``pid`` for ``seconds`` without stopping it; the raw stacks as text."""
     command = [py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-               "--rate", str(rate), "--format", "raw", "--full-filenames", "--nonblocking",
+               "--rate", str(rate), "--format", "raw", "--full-filenames", "--nonblocking", "--threads",
                "--output", str(output)]
-    if subprocesses:
-        command.append("--subprocesses")
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"py-spy failed ({done.returncode}): {done.stderr.strip()[-1000:]}")

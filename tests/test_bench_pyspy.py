@@ -32,13 +32,12 @@ def test_self_time_by_function_and_area() -> None:
     assert dict(profile.self_by_area) == {"aiohttp": 6, "prober/journey/runner.py": 3, "asyncio": 1, "<native>": 2}
 
 
-def test_inclusive_counts_a_module_once_per_sample_and_only_the_projects() -> None:
-    recursive = f"f ({ROOT}/prober/a.py:1);g ({ROOT}/prober/a.py:2);h ({ROOT}/prober/b.py:3) 5\n"
-    profile = pyspy.summarize(RAW + "\n" + recursive, ROOT)
-    assert profile.inclusive_by_module["prober/a.py"] == 5  # two frames of a.py on one stack: once
-    assert profile.inclusive_by_module["prober/journey/runner.py"] == 9
-    assert profile.inclusive_by_module["prober/__main__.py"] == 10
-    assert "aiohttp" not in profile.inclusive_by_module
+def test_each_sample_is_charged_to_the_innermost_project_function() -> None:
+    profile = pyspy.summarize(RAW, ROOT)
+    assert profile.on_behalf_of["_run_step (prober/journey/runner.py)"] == 9  # aiohttp's 6 and its own 3
+    assert profile.on_behalf_of["<module> (prober/__main__.py)"] == 1  # the loop's work under the entry point
+    resumed = f"thread (7): MainThread;send ({LIB}/aiohttp/client_reqrep.py:1) 4"  # a coroutine from C
+    assert pyspy.summarize(resumed, ROOT).on_behalf_of == {"(no project frame) send (aiohttp)": 4}
 
 
 def test_report_prints_shares_of_all_samples() -> None:
