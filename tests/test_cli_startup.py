@@ -65,9 +65,22 @@ def test_a_commands_help_imports_only_what_its_options_need(command: str) -> Non
     assert not {m for m in modules if m.startswith(("prober.simbank", "prober.daemon.lifecycle", "prober.journey"))}
 
 
-def test_demo_help_still_lists_the_scenarios() -> None:
-    code, out, _ = imported_by("demo", "--help")
+@pytest.mark.parametrize("command", ["demo", "bank"])
+def test_demo_and_bank_help_list_the_scenarios_without_the_bank_server(command: str) -> None:
+    """The scenarios' table is read without the server (aiohttp and the bank's routes)."""
+    code, out, modules = imported_by(command, "--help")
     assert code == 0 and "scenarios (--scenario NAME):" in out and "zero-balances" in out
+    assert modules & HEAVY == set()
+    assert not {m for m in modules if m.startswith(("prober.simbank.server", "prober.simbank.guard"))}
+
+
+def test_the_bank_package_still_gives_its_server_by_name() -> None:
+    import prober.simbank as bank
+
+    assert bank.BankServer.__module__ == "prober.simbank.server" and callable(bank.run_bank)
+    assert bank.BankState.__module__ == "prober.simbank.state"
+    with pytest.raises(AttributeError, match="no attribute 'Server'"):
+        bank.Server  # noqa: B018 - the attribute access is the test
 
 
 def test_validate_of_the_example_imports_no_client_notifier_crypto_or_daemon() -> None:

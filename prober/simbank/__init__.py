@@ -11,6 +11,8 @@ It is the target of the test suite and of ``prober demo``::
 (:data:`TOUR`, what ``prober demo`` plays).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .faults import CAPABILITIES, MODES, Fault, FaultError, FaultRegistry
 from .scenarios import (
     DEFAULT_TIME_SCALE,
@@ -25,8 +27,24 @@ from .scenarios import (
     scenario_listing,
     scenario_named,
 )
-from .server import BankServer, run_bank
-from .state import BankState
+
+if TYPE_CHECKING:
+    from .server import BankServer, run_bank
+    from .state import BankState
+
+_SERVER = {"BankServer": ".server", "run_bank": ".server", "BankState": ".state"}
+
+
+def __getattr__(name: str) -> Any:
+    """The server (aiohttp and the bank's routes) is imported when first asked for: the
+    table of scenarios and faults above serves ``prober demo --help`` without it."""
+    if name in _SERVER:
+        import importlib
+
+        value = getattr(importlib.import_module(_SERVER[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "CAPABILITIES",

@@ -15,7 +15,8 @@ from aiohttp import web
 from . import profiles
 from .admin import AdminApi
 from .api import ROUTES, BankApi
-from .faults import Fault, FaultHandler, FaultRegistry, guard
+from .faults import Fault, FaultRegistry
+from .guard import FaultHandler, guard
 from .oauth import OAuthServer, binding_middleware
 from .psd2 import PROFILE_ROUTES, Psd2Api
 from .scenarios import DEFAULT_TIME_SCALE, Scenario, ScenarioRunner, get_scenario, scenario_named
