@@ -81,7 +81,9 @@ def test_every_import_of_the_tests_is_declared_for_tests() -> None:
 
 
 @pytest.mark.parametrize(
-    ("lock", "groups"), [("runtime.txt", ["dependencies"]), ("test.txt", ["dependencies", "test"])]
+    ("lock", "groups"),
+    [("runtime.txt", ["dependencies"]), ("test.txt", ["dependencies", "test"]),
+     ("bench.txt", ["dependencies", "bench"])],
 )
 def test_locks_pin_a_version_inside_every_declared_range(lock: str, groups: list[str]) -> None:
     specs = [s for g in groups for s in (PROJECT[g] if g == "dependencies" else PROJECT["optional-dependencies"][g])]
@@ -97,6 +99,13 @@ def test_locks_pin_a_version_inside_every_declared_range(lock: str, groups: list
 def test_test_lock_pins_the_runtime_lock_unchanged() -> None:
     runtime, test = _lock("runtime.txt"), _lock("test.txt")
     assert {name: test.get(name) for name in runtime} == runtime
+
+
+def test_bench_lock_adds_to_the_test_lock_without_changing_it() -> None:
+    """scripts/bench installs requirements/bench.txt over test.txt in the same .venv."""
+    test, bench = _lock("test.txt"), _lock("bench.txt")
+    assert {name: version for name, version in bench.items() if name in test and test[name] != version} == {}
+    assert "py-spy" in bench
 
 
 def test_the_aiohttp_seam_for_tcp_timing_has_not_moved() -> None:
