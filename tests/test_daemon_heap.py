@@ -37,3 +37,25 @@ async def test_config_frozen_after_start_and_reload(bank: BankServer, tmp_path: 
     finally:
         await service.stop(grace=1.0)
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold
+
+
+async def test_the_start_up_collection_runs_before_any_run_is_armed(bank: BankServer, tmp_path: Path) -> None:
+    """The full collection that freezes the configuration takes tenths of a second with a
+    large one: made after the first runs were armed, it delayed every run due meanwhile
+    (their schedule lag), at every start."""
+    path = tmp_path / "prober.toml"
+    path.write_text(config_text(bank.url, [check("login", interval="10s")], daemon={"state_dir": str(tmp_path / "s")}))
+    service = ProberService(load(path), writer=ResultWriter(None, spool_dir=tmp_path / "spool"))
+    armed_during_full_collections: list[bool] = []
+
+    def record(phase: str, info: dict) -> None:
+        if phase == "start" and info["generation"] == 2:
+            armed_during_full_collections.append(service.scheduler.scheduling)
+
+    gc.callbacks.append(record)
+    try:
+        await service.start()
+    finally:
+        gc.callbacks.remove(record)
+        await service.stop(grace=1.0)
+    assert armed_during_full_collections and not any(armed_during_full_collections), armed_during_full_collections

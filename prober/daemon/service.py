@@ -171,8 +171,10 @@ class ProberService:
         for plan in self.loaded.plans:
             self.status.declare(plan.site, plan.check, plan.kind)
         self._apply(self.loaded)
-        await self.scheduler.start()
+        # Before the first runs are armed: the full collection it makes (tenths of a
+        # second with a large configuration) would otherwise delay every run due meanwhile.
         freeze_long_lived()
+        await self.scheduler.start()
         self._report_task = asyncio.create_task(self._report_loop(), name="prober-self-report")
         self.state = "running"
         log.info(
