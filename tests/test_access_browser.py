@@ -19,7 +19,7 @@ from playwright.async_api import Page, Response, async_playwright, expect
 
 from prober.simbank import BankServer
 from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
-from tests.test_statuspage_browser import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests.test_statuspage_browser import CHROMIUM, CHROMIUM_ARGS, between_refreshes, free_port
 
 USER, PASSWORD = "ops", "browser-pass-41f0"
 
@@ -82,8 +82,13 @@ async def test_the_internal_page_asks_for_a_login_then_shows(bank: BankServer, t
                 await expect(page.locator('td[data-site="simbank"][data-kind="accounts"]')).to_contain_text(
                     "Operational")
                 assert styles and set(styles) == {200}  # the stylesheet came through the same login
-                rules = await page.evaluate("[...document.styleSheets].map(s => s.cssRules.length)")
-                assert len(rules) == 1 and rules[0] > 10, rules  # applied
+
+                async def stylesheet_applied() -> None:
+                    rules = await page.evaluate("[...document.styleSheets].map(s => s.cssRules.length)")
+                    assert len(rules) == 1 and rules[0] > 10, rules
+
+                # (the page refreshes itself every 2 s: an evaluate across a refresh is retried)
+                await between_refreshes(page, stylesheet_applied)
                 # The page's own refresh keeps it logged in.
                 await page.wait_for_timeout(2500)
                 await expect(page.locator('td[data-site="simbank"][data-kind="login"]')).to_contain_text(

@@ -21,6 +21,7 @@ from prober.results import JourneyResult, Kind, Outcome
 from prober.simbank.faults import Fault
 from prober.writer import ResultWriter
 from tests.browser_helpers import without_browser_checks
+from tests.daemon_helpers import wait_for
 from tests.incident_helpers import Lines
 from tests.test_notify_dispatcher import Receiver
 
@@ -109,15 +110,21 @@ async def test_reminders_while_open(tmp_path):
         service, alerting = compose_incidents(config, Lines(), state_dir=tmp_path)
         await alerting.start()
         await service.start()
+        opened_at = time.monotonic()
         for i in range(3):
             service.consume(result(ok=False, i=i))
-        import asyncio
 
-        await asyncio.sleep(0.55)
+        def reminders() -> int:
+            return sum(r["json"]["event"] == "reminder" for r in rx.requests)
+
+        await wait_for(lambda: reminders() >= 2, timeout=10, interval=0.02, what="two reminders")
+        elapsed = time.monotonic() - opened_at
         await service.close()
         await alerting.close()
     events = [r["json"]["event"] for r in rx.requests]
-    assert events[0] == "opened" and 2 <= events.count("reminder") <= 3
+    # At most one every 200 ms since the incident opened (and one more in flight as the
+    # service closed): reminders repeat, they do not flood.
+    assert events[0] == "opened" and 2 <= events.count("reminder") <= elapsed / 0.2 + 1, (events, elapsed)
 
 
 async def test_incident_survives_a_restart_into_real_influxdb(bank, influx_db, tmp_path):

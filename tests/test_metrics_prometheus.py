@@ -21,7 +21,7 @@ pytestmark = pytest.mark.servers
 RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "alerts.yml"
 
 
-@pytest.mark.exclusive  # a login's p99 on loopback held under 100 ms
+@pytest.mark.exclusive  # a login's p99 on loopback held to its first buckets
 async def test_prometheus_scrapes_the_prober_and_sees_the_fault(bank: BankServer, tmp_path: Path) -> None:
     bank.faults.set("accounts", Fault(mode="down"))
     health = free_port()
@@ -66,7 +66,9 @@ async def test_prometheus_scrapes_the_prober_and_sees_the_fault(bank: BankServer
         (p99,) = await asyncio.to_thread(
             query, 'histogram_quantile(0.99, sum by (le) (rate(bank_prober_journey_duration_seconds_bucket'
                    '{site="simbank",kind="login",location="paris"}[10s])))')
-        assert 0 < p99[1] <= 0.1 and not math.isnan(p99[1])  # loopback: well under the first 100 ms buckets
+        # A finite quantile in the buckets of a loopback login: one login slowed by a loaded
+        # machine moves the p99 of a dozen runs up a bucket (0.25 s), not to a timeout's.
+        assert 0 < p99[1] <= 0.5 and not math.isnan(p99[1])
         (info,) = await asyncio.to_thread(query, "bank_prober_info")
         assert (info[0]["prober_instance"], info[0]["location"]) == ("probe-1", "paris")
         # InfluxDB is down: the writer says so, the points wait in the spool, nothing is dropped.
