@@ -118,7 +118,9 @@ async def test_workers_with_tls_and_a_token_replaced_by_a_reload(bank: BankServe
         return (f'[access.tls]\ncert_file = "{tmp_path}/tls.crt"\nkey_file = "{tmp_path}/tls.key"\n'
                 f'[[access.tokens]]\nname = "prometheus"\ntoken = "{token}"\n')
 
-    path = write_config(tmp_path, bank.url, {"health_listen": f"127.0.0.1:{port}", "worker_stall_timeout": "2s"},
+    # Polled every 2 s (a quarter of it): often enough for the test, and a worker busy
+    # reloading on a loaded machine is not taken for a stuck one (restarts stay 0).
+    path = write_config(tmp_path, bank.url, {"health_listen": f"127.0.0.1:{port}", "worker_stall_timeout": "8s"},
                         access(OLD_TOKEN))
     context = ssl.create_default_context()
     ca.configure_trust(context)

@@ -547,12 +547,17 @@ async def test_scenario_applies_and_clears_faults_on_time(http: aiohttp.ClientSe
         assert info["cycle_s"] == pytest.approx(1.44)
         assert await amount() == "1523.47"
 
-        await asyncio.sleep(0.55)
+        async def at(elapsed: float) -> None:
+            """Until ``elapsed`` seconds into the scenario (not after chained sleeps and
+            requests, which a loaded machine stretches)."""
+            await asyncio.sleep(max(0.0, info["started_at"] + elapsed - time.time()))
+
+        await at(0.72)  # the middle of the window
         assert await amount() == "0.00"
         _, info, _ = await call(http, "GET", f"{bank.url}/admin/scenario")
         assert info["phase"] == "zero balances" and info["active"] == ["accounts"]
 
-        await asyncio.sleep(0.7)  # now ~1.25 s: window over, still in the first cycle
+        await at(1.26)  # window over, still in the first cycle
         assert await amount() == "1523.47"
         _, info, _ = await call(http, "GET", f"{bank.url}/admin/scenario")
         assert info["phase"] == "healthy"
@@ -562,7 +567,7 @@ async def test_scenario_applies_and_clears_faults_on_time(http: aiohttp.ClientSe
         assert set_at == pytest.approx(0.36, abs=0.1)
         assert clear_at == pytest.approx(1.08, abs=0.1)
 
-        await asyncio.sleep(0.8)  # ~2.05 s: second cycle (from 1.44 s), window again
+        await at(2.16)  # second cycle (from 1.44 s), the middle of its window again
         assert await amount() == "0.00"
 
 

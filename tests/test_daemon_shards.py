@@ -10,6 +10,7 @@ import os
 import re
 import signal
 from collections import defaultdict
+from itertools import groupby
 from pathlib import Path
 
 import pytest
@@ -196,7 +197,8 @@ async def test_the_supervisor_answers_for_every_worker_and_a_stuck_one_is_restar
     base = f"http://127.0.0.1:{port}"
     prober = await ProberProcess(["run", "-c", "prober.toml", "--workers", "2"], tmp_path).start()
     assert prober.proc is not None
-    seen: list[tuple[int, str]] = []
+    seen: list[tuple[int, str, str]] = []
+    """(the tree's code, the stuck worker's state, the other worker's state), as they change."""
     try:
         await wait_for(lambda: _ok(_health(base)), timeout=30, interval=0.1, what="the supervisor's /healthz: 200")
         _, status = await get_json(base + "/status")
@@ -218,11 +220,12 @@ async def test_the_supervisor_answers_for_every_worker_and_a_stuck_one_is_restar
             while True:  # /status: the tree's status (what /healthz answers with) and each worker's state
                 try:
                     _, status = await get_json(base + "/status")
-                    code, state = (200 if status["status"] == "ok" else 503), status["workers"][1]["state"]
+                    entry = (200 if status["status"] == "ok" else 503, status["workers"][1]["state"],
+                             status["workers"][0]["state"])
                 except OSError:
-                    code, state = 0, "?"
-                if not seen or seen[-1] != (code, state):
-                    seen.append((code, state))
+                    entry = (0, "?", "?")
+                if not seen or seen[-1] != entry:
+                    seen.append(entry)
                 await asyncio.sleep(0.1)
 
         watcher = asyncio.create_task(watch())
@@ -231,7 +234,7 @@ async def test_the_supervisor_answers_for_every_worker_and_a_stuck_one_is_restar
                            what="the stuck worker to be found out")
             await wait_for(lambda: len(_children(prober.proc.pid)) == 2 and stuck not in _children(prober.proc.pid),
                            timeout=20, what="a new worker")
-            await wait_for(lambda: seen and seen[-1] == (200, "ok") and len(seen) > 1, timeout=30,
+            await wait_for(lambda: seen and seen[-1] == (200, "ok", "ok") and len(seen) > 1, timeout=30,
                            what="the supervisor's /status to be ok again")
             assert await _health(base) == (200, {"status": "ok"})
         finally:
@@ -252,13 +255,15 @@ async def test_the_supervisor_answers_for_every_worker_and_a_stuck_one_is_restar
         await prober.kill()
     assert code == 0, prober.log[-3000:]
     assert "Traceback" not in prober.log
-    assert prober.log.count("has answered nothing") == 1, prober.log[-3000:]
-    # 200 → 503 while it answers nothing → 503 while it restarts and starts → 200.
-    assert seen[0] == (200, "ok") and seen[-1] == (200, "ok"), seen
-    assert (503, "not_answering") in seen, seen
-    episode = [state for code, state in seen[1:-1]]
-    assert all(code == 503 for code, _ in seen[1:-1]) and set(episode) <= {
-        "not_answering", "restarting", "starting"}, seen
+    assert prober.log.count(f"(pid {stuck}) has answered nothing") == 1, prober.log[-3000:]
+    # The tree is ok exactly while every worker is (the other one may miss a poll on a
+    # loaded machine: that is a 503 too, and not the stuck worker's episode).
+    assert seen[0] == (200, "ok", "ok") and seen[-1] == (200, "ok", "ok"), seen
+    assert all((code == 200) == (stuck_state == other_state == "ok") for code, stuck_state, other_state in seen), seen
+    # The stuck worker: ok → answers nothing → restarting and starting → ok, once.
+    episode = [state for state, _ in groupby(stuck_state for _, stuck_state, _ in seen)]
+    assert episode[0] == "ok" and episode[1] == "not_answering" and episode[-1] == "ok", seen
+    assert set(episode[1:-1]) <= {"not_answering", "restarting", "starting"}, seen
 
 
 async def _ok(answer) -> bool:
