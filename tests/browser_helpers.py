@@ -14,7 +14,7 @@ from prober.defaults import default_config
 from prober.journey.dispatch import JourneyRunner
 from prober.journey.plan import JourneyPlan
 from prober.loading import load
-from prober.results import JourneyResult
+from prober.results import JourneyResult, Outcome
 
 PASSWORD = "s3cret-pw"
 
@@ -45,6 +45,15 @@ def plans_of(tmp_path: Path, text: str, name: str = "prober.toml") -> list[Journ
 def runner_for(tmp_path: Path, concurrency: int = 2, evidence_runs: int = 10) -> JourneyRunner:
     state = tmp_path / "state"
     return JourneyRunner.for_state_dir(state, "/usr/bin/chromium", concurrency, evidence_runs, 50 << 20)
+
+
+async def warm_up(runner: JourneyRunner, pages_url: str, tmp_path: Path) -> None:
+    """One passing run of a plain page on ``runner``: the browser process and Chromium
+    start on a runner's first run (seconds on a loaded machine), so a test that times a
+    run, or reads a page's first paint, runs it after this."""
+    (plan,) = plans_of(tmp_path, config(pages_url, step("open", 'goto = "/ok"')), name="warm-up.toml")
+    result = await runner(plan)
+    assert result.outcome is Outcome.OK, result.error
 
 
 async def run_named(runner: JourneyRunner, plans: list[JourneyPlan], check: str) -> JourneyResult:

@@ -16,7 +16,7 @@ import pytest
 from prober.config.errors import ConfigError
 from prober.loading import load
 from prober.results import Outcome
-from tests.browser_helpers import Pages, chromium_pids, config, plans_of, runner_for, step
+from tests.browser_helpers import Pages, chromium_pids, config, plans_of, runner_for, step, warm_up
 from tests.cli import run_prober
 
 
@@ -39,12 +39,9 @@ async def test_each_hostile_page_ends_in_its_outcome_within_the_timeout(
 ) -> None:
     async with Pages() as pages:
         plans = plans_of(tmp_path, config(pages.url, steps))
-        (warm_up,) = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/ok"')), name="warm-up.toml")
         runner = runner_for(tmp_path, evidence_runs=0)
         try:
-            # The browser process and Chromium start on the first run, which takes seconds
-            # on a loaded machine: the hostile run is timed once they are up.
-            assert (await runner(warm_up)).outcome is Outcome.OK
+            await warm_up(runner, pages.url, tmp_path)  # the hostile run is timed once the browser is up
             started = time.monotonic()
             result = await runner(plans[0])
             took = time.monotonic() - started

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from prober.results import Outcome
-from tests.browser_helpers import Pages, config, plans_of, runner_for, step
+from tests.browser_helpers import Pages, config, plans_of, runner_for, step, warm_up
 
 pytestmark = pytest.mark.exclusive  # a page's figures within the journey's timeout
 
@@ -23,13 +23,9 @@ BLANK = "<title>blank</title><body></body>"
 async def _first_step_of(tmp_path: Path, path: str, body: str):
     async with Pages({path: body}) as pages:
         plans = plans_of(tmp_path, config(pages.url, step("open", f'goto = "{path}"')))
-        (warm_up,) = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/ok"')), name="warm-up.toml")
         runner = runner_for(tmp_path, evidence_runs=0)
         try:
-            # The browser process and Chromium start on the first run (seconds on a loaded
-            # machine), and a fresh Chromium paints its first page late: the page measured
-            # is the second one.
-            assert (await runner(warm_up)).outcome is Outcome.OK
+            await warm_up(runner, pages.url, tmp_path)  # a fresh Chromium paints its first page late
             started = time.monotonic()
             result = await runner(plans[0])
             took = time.monotonic() - started

@@ -6,10 +6,10 @@ hundreds of thousands of objects. CPython's oldest-generation collection walks t
 all each time it runs, a pause of 130–350 ms at 1,000 checks (over 1 s at 5,000) during
 which no journey starts: on its own it breaks the schedule lag goals.
 
-:func:`freeze_long_lived`, called once the configuration is loaded (at start, before the
-first runs are armed, and after each reload), collects what loading left behind, then moves every
-surviving object to the permanent generation (:func:`gc.freeze`), which collections
-never walk. Reference counting still frees them as usual; after a reload the previous
+:func:`freeze_long_lived`, called once the configuration is loaded (at start, before
+the first runs are armed, and after each reload), collects what loading left behind,
+then moves every surviving object to the permanent generation (:func:`gc.freeze`),
+which collections never walk. Reference counting still frees them as usual; after a reload the previous
 configuration is unfrozen and collected (one full collection, once per reload) before
 the new one is frozen, so reloads do not pile up frozen garbage.
 
