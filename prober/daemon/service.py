@@ -77,8 +77,9 @@ class ProberService:
     """The running prober: one scheduler, the result consumers, the self-report.
 
     ``writer`` replaces the writer built from ``[influxdb]`` (tests, benchmarks);
-    ``consumers`` are added after the built-in ones; ``plan_override`` rewrites every
-    plan (``prober demo`` shortens intervals with it).
+    ``consumers`` are added after the built-in ones and, like the writer, receive every
+    result; ``plan_override`` rewrites every plan (``prober demo`` shortens intervals
+    with it).
     """
 
     def __init__(
@@ -128,6 +129,8 @@ class ProberService:
             self.history,
             *consumers,
         ]
+        self.recorders: list[ResultConsumer] = [self.writer_consumer, *consumers]
+        """The consumers that also receive the late result of a check a reload removed."""
         self.runner = journey_runner(loaded.config)
         """Runs every plan: HTTP for API checks, the process's one browser for browser checks."""
         self.scheduler = JourneyScheduler(self._dispatch, jitter=daemon.jitter, lockout=self.lockout,
@@ -155,7 +158,13 @@ class ProberService:
 
     def _dispatch(self, result: JourneyResult) -> None:
         self.results += 1
-        for consumer in self.consumers:
+        consumers = self.consumers
+        if (result.site, result.check) not in self.scheduler.entries:
+            # A run in flight when a reload removed its check: it happened, so it is
+            # written; the live state (status, metrics, incidents, history) is of the
+            # configured checks only, or the removed check would come back and stay.
+            consumers = self.recorders
+        for consumer in consumers:
             try:
                 consumer.consume(result)
             except Exception:  # one consumer's bug must not cost the others the result

@@ -1,0 +1,60 @@
+"""A reload while a run of a removed check is in flight: the run is written, and the
+removed check does not come back in the daemon's live state when its result arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from prober.daemon.service import ProberService
+from prober.loading import load
+from prober.simbank import BankServer, Fault
+from prober.writer.spool import SPOOL_FILENAME
+from prober.writer.writer import ResultWriter
+from tests.daemon_helpers import Recorder, check, config_text, wait_for
+
+
+async def test_a_late_result_of_a_removed_check_is_written_but_not_brought_back(
+    bank: BankServer, tmp_path: Path,
+) -> None:
+    bank.faults.set("accounts", Fault(mode="hang"))
+    path = tmp_path / "prober.toml"
+    daemon = {"state_dir": str(tmp_path / "state")}
+    path.write_text(config_text(
+        bank.url,
+        [check("login", interval="300ms"), check("accounts", name="hanging", interval="2s", timeout="1500ms")],
+        daemon=daemon,
+    ))
+    recorder = Recorder()
+    spool = tmp_path / "spool"
+    service = ProberService(load(path), writer=ResultWriter(None, spool_dir=spool), consumers=[recorder])
+    await service.start()
+    try:
+        def hanging_in_flight() -> bool:
+            return any(name == "hanging" for _, name in service.scheduler.running)
+
+        await wait_for(hanging_in_flight, interval=0.01, what="the hanging run to start")
+        path.write_text(config_text(
+            bank.url, [check("login", interval="300ms"), check("payments", interval="300ms")], daemon=daemon,
+        ))
+        added, removed, _ = service.reload(await asyncio.to_thread(load, path))
+        assert removed == [("simbank", "hanging")] and added == [("simbank", "payments")]
+        assert hanging_in_flight(), "the run must still be in flight after the reload for this test to mean anything"
+
+        await wait_for(lambda: recorder.of("hanging"), timeout=10, what="the removed check's run to end")
+        [late] = recorder.of("hanging")
+        assert late.outcome.value == "timeout"
+        await wait_for(lambda: recorder.of("payments"), what="the added check to run")
+
+        names = {c["check"] for c in service.status.snapshot()}
+        assert names == {"login", "payments"}
+        assert ("simbank", "hanging") not in service.journey_metrics.checks
+        assert all(kind != "accounts" for _, kind, _ in service.journey_metrics.durations)
+        assert ("simbank", "accounts") not in service.history.counts  # the daily uptime bars
+    finally:
+        await service.stop()
+
+    with sqlite3.connect(spool / SPOOL_FILENAME) as db:
+        lines = "\n".join(text for (text,) in db.execute("SELECT lines FROM batches"))
+    assert "check=hanging" in lines, "the removed check's completed run must still be written"
