@@ -52,6 +52,8 @@ async def test_a_late_result_of_a_removed_check_is_written_but_not_brought_back(
         assert ("simbank", "hanging") not in service.journey_metrics.checks
         assert all(kind != "accounts" for _, kind, _ in service.journey_metrics.durations)
         assert ("simbank", "accounts") not in service.history.counts  # the daily uptime bars
+        assert any(done_ns == late.started_at_ns for _, done_ns in service.lockout.sites["simbank"].window), \
+            "a run that reached the bank counts for the lockout protection, whatever its check"
     finally:
         await service.stop()
 

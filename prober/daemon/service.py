@@ -129,8 +129,9 @@ class ProberService:
             self.history,
             *consumers,
         ]
-        self.recorders: list[ResultConsumer] = [self.writer_consumer, *consumers]
-        """The consumers that also receive the late result of a check a reload removed."""
+        self.recorders: list[ResultConsumer] = [self.writer_consumer, self.lockout, *consumers]
+        """The consumers that also receive the late result of a check a reload removed: it
+        is written, and a refused login counts against the test customer's account."""
         self.runner = journey_runner(loaded.config)
         """Runs every plan: HTTP for API checks, the process's one browser for browser checks."""
         self.scheduler = JourneyScheduler(self._dispatch, jitter=daemon.jitter, lockout=self.lockout,
@@ -161,8 +162,9 @@ class ProberService:
         consumers = self.consumers
         if (result.site, result.check) not in self.scheduler.entries:
             # A run in flight when a reload removed its check: it happened, so it is
-            # written; the live state (status, metrics, incidents, history) is of the
-            # configured checks only, or the removed check would come back and stay.
+            # written and the lockout counts it; the live state (status, metrics,
+            # incidents, history) is of the configured checks only, or the removed
+            # check would come back and stay.
             consumers = self.recorders
         for consumer in consumers:
             try:
