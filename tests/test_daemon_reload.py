@@ -60,3 +60,41 @@ async def test_a_late_result_of_a_removed_check_is_written_but_not_brought_back(
     with sqlite3.connect(spool / SPOOL_FILENAME) as db:
         lines = "\n".join(text for (text,) in db.execute("SELECT lines FROM batches"))
     assert "check=hanging" in lines, "the removed check's completed run must still be written"
+
+
+async def test_incidents_of_checks_removed_by_a_reload_or_while_stopped_are_closed(
+    bank: BankServer, tmp_path: Path,
+) -> None:
+    bank.faults.set("accounts", Fault(mode="down"))
+    bank.faults.set("cards", Fault(mode="down"))
+    path = tmp_path / "prober.toml"
+    daemon = {"state_dir": str(tmp_path / "state")}
+
+    def service_of(*checks: str) -> ProberService:
+        path.write_text(config_text(bank.url, [check(name, interval="300ms") for name in checks], daemon=daemon))
+        return ProberService(load(path), writer=ResultWriter(None, spool_dir=tmp_path / "spool"))
+
+    def open_checks(service: ProberService) -> set[str]:
+        return {i.check for i in service.incidents.status().open}
+
+    service = service_of("login", "accounts", "cards")
+    await service.start()
+    try:
+        await wait_for(lambda: open_checks(service) == {"accounts", "cards"}, what="both incidents to open")
+        service_of("login", "cards")
+        service.reload(await asyncio.to_thread(load, path))
+        assert open_checks(service) == {"cards"}
+        assert ("simbank", "accounts") not in service.incidents.status().capabilities
+        [closed] = [i for i in service.incidents.status().recent if i.check == "accounts"]
+        assert "no longer probed" in closed.ended
+    finally:
+        await service.stop()
+
+    # Removed while the prober was stopped: closed once the next one has started.
+    again = service_of("login")
+    await again.start()
+    try:
+        assert open_checks(again) == set()
+        assert ("simbank", "cards") not in again.incidents.status().capabilities
+    finally:
+        await again.stop()

@@ -398,7 +398,7 @@ def test_status_is_typed_a_snapshot_and_its_json_is_the_status_document(tmp_path
     incident = {
         "id": status.open[0].id, "site": "simbank", "kind": "transfer", "check": "transfer", "location": "local",
         "since": "2026-03-10T12:00:30Z", "resolved_at": None, "duration_s": 10.0, "failed_step": "create",
-        "outcome": "http_status", "error": "HTTP 503", "flapping": False,
+        "outcome": "http_status", "error": "HTTP 503", "flapping": False, "ended": "",
     }
     assert site["capabilities"]["transfer"] == {
         "state": "outage",
@@ -409,3 +409,69 @@ def test_status_is_typed_a_snapshot_and_its_json_is_the_status_document(tmp_path
     assert [(i["check"], i["since"], i["resolved_at"], i["duration_s"]) for i in doc["recent"]] == [
         ("login", "2026-03-10T12:00:00Z", "2026-03-10T12:00:20Z", 20.0)]
     assert json.loads(json.dumps(doc)) == doc
+
+
+def _without(config, *names: str):
+    site = config.sites[0]
+    checks = [c for c in site.checks if c.name not in names]
+    return config.model_copy(update={"sites": [site.model_copy(update={"checks": checks})]})
+
+
+async def test_an_incident_of_a_removed_check_is_closed_as_no_longer_probed_not_as_back(tmp_path):
+    async with Receiver() as rx:
+        config, _ = simbank("http://127.0.0.1:9", attribute_login_failures=False)
+        config = config.model_copy(update={"notifiers": [parse_notifier({"type": "webhook", "url": rx.url})]})
+        lines = Lines()
+        service, alerting = compose_incidents(config, lines, state_dir=tmp_path)
+        await alerting.start()
+        await service.start()
+        for i in range(3):
+            service.consume(result(check="transfer", kind="transfer", ok=False, i=i))
+            service.consume(result(check="cards", kind="cards", ok=False, i=i, step="list"))
+        lockout = service.open_external(site="simbank", check="lockout", kind="login", location="local",
+                                        outcome="auth", reason="credentials refused", rule="lockout protection",
+                                        since_ns=time.time_ns())
+        assert sorted(i.check for i in service.tracker.open_incidents()) == ["cards", "lockout", "transfer"]
+
+        service.reload(_without(config, "transfer"))
+        assert await alerting.dispatcher.wait_idle(5)
+        # The lockout's incident is its decider's to end; the kept check's stays open.
+        assert sorted(i.check for i in service.tracker.open_incidents()) == ["cards", "lockout"]
+        assert lockout
+        status = service.status()
+        assert ("simbank", "transfer") not in status.capabilities
+        [closed] = [i for i in status.recent if i.check == "transfer"]
+        assert closed.ended and closed.resolved_ns is not None
+        assert not any(key.check == "transfer" for key in service.tracker.checks)  # its runs are forgotten too
+        await service.close()
+        await alerting.close()
+    messages = [r["json"] for r in rx.requests]
+    assert [(m["event"], m["check"]) for m in messages][-1] == ("resolved", "transfer")
+    last = messages[-1]
+    assert last["title"] == "CLOSED simbank: transfer check `transfer` no longer probed"
+    assert "is back" not in last["text"] and "without a recovery" in last["text"]
+    assert last["ended"] == last["reason"].split("; closed: ", 1)[1]
+    assert "no longer probed" in last["ended"]
+    resolved_point = [line for line in lines.lines if line.startswith("incident,") and ",state=resolved " in line]
+    assert len(resolved_point) == 1 and "check=transfer" in resolved_point[0] and "closed: " in resolved_point[0]
+
+
+async def test_an_incident_of_a_check_removed_while_stopped_is_closed_at_the_next_start(tmp_path):
+    config, _ = simbank("http://127.0.0.1:9")
+    seen: list[IncidentChange] = []
+    service = IncidentService(config, subscribers=[seen.append], state_dir=tmp_path)
+    await service.start()
+    for i in range(3):
+        service.consume(result(check="transfer", kind="transfer", ok=False, i=i))
+    assert [i.check for i in service.tracker.open_incidents()] == ["transfer"]
+    await service.close()
+
+    again = IncidentService(_without(config, "transfer"), subscribers=[seen.append], state_dir=tmp_path)
+    await again.start()
+    assert [i.check for i in again.tracker.open_incidents()] == ["transfer"]  # restored, until told
+    again.forget_unconfigured()  # the daemon does, once every consumer has started
+    assert again.tracker.open_incidents() == []
+    assert (seen[-1].event, seen[-1].incident.check) == ("resolved", "transfer") and seen[-1].incident.ended
+    await again.close()
+    third = IncidentService(_without(config, "transfer"), subscribers=[seen.append], state_dir=tmp_path)
+    assert third.tracker.open_incidents() == []  # the closing was saved

@@ -137,3 +137,15 @@ headers = { Authorization = "Bearer x" }
         load(config)
     assert info.value.problems == [
         f'{config}: notifiers[0].headers: headers applies to type = "webhook" only, not to type = "apprise"']
+
+
+async def test_json_target_gets_a_closed_incident_as_info_not_success() -> None:
+    async with Receiver() as rx:
+        d = Dispatcher([parse_notifier({"type": "apprise", "urls": [_json_url(rx.url)]})])
+        await d.start()
+        d.submit(make_message("resolved", ended="its check is no longer probed"))
+        assert await d.wait_idle(10)
+        await d.close()
+    [closed] = (r["json"] for r in rx.requests)
+    assert closed["title"] == "CLOSED simbank: transfer check `transfer` no longer probed"
+    assert closed["type"] == "info"

@@ -26,3 +26,17 @@ async def test_slack_text_and_blocks():
     assert "partial outage: transfer (outage); ok: login, accounts" in context["elements"][0]["text"]
     fields = [f["text"] for f in resolved["blocks"][1]["fields"]]
     assert "*Lasted*\n1h 30m" in fields and "*Back at*\n2025-03-01T23:30:00Z" in fields
+
+
+async def test_slack_closed_incident_is_not_shown_as_back():
+    async with Receiver() as rx:
+        d = Dispatcher([parse_notifier({"type": "slack", "url": rx.url})])
+        await d.start()
+        d.submit(make_message("resolved", ended="its check is no longer probed"))
+        assert await d.wait_idle(5)
+        await d.close()
+    [closed] = (r["json"] for r in rx.requests)
+    assert closed["blocks"][0]["text"]["text"] == "CLOSED simbank: transfer check `transfer` no longer probed"
+    fields = [f["text"] for f in closed["blocks"][1]["fields"]]
+    assert "*Closed at*\n2025-03-01T23:30:00Z" in fields and not any("Back at" in f for f in fields)
+    assert closed["blocks"][2]["elements"][0]["text"].startswith(":heavy_minus_sign: ")

@@ -45,3 +45,18 @@ async def test_teams_message_card():
     facts = {f["name"]: f["value"] for f in card["sections"][0]["facts"]}
     assert facts["Capability"] == "transfer (outage)"
     assert rx.requests[1]["json"]["themeColor"] == "2EB886"
+
+
+async def test_teams_closed_incident_is_grey_and_not_back():
+    async with Receiver() as rx:
+        for fmt in ("adaptive", "messagecard"):
+            d = Dispatcher([parse_notifier({"type": "teams", "url": rx.url, "format": fmt})])
+            await d.start()
+            d.submit(make_message("resolved", ended="its check is no longer probed"))
+            assert await d.wait_idle(5)
+            await d.close()
+    card = rx.requests[0]["json"]["attachments"][0]["content"]
+    title, facts = card["body"]
+    assert title["color"] == "Default" and title["text"].startswith("CLOSED simbank: ")
+    assert "Closed at" in {f["title"] for f in facts["facts"]}
+    assert rx.requests[1]["json"]["themeColor"] == "808080"

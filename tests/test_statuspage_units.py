@@ -158,7 +158,7 @@ def test_public_view_has_names_states_and_times_only() -> None:
     text = str(doc)
     assert "alert" not in text and "sepa" not in text and "paris" not in text and "http_status" not in text
     assert doc["open"][0] == {"id": "abc123", "site": "bank-a", "kind": "transfer", "since": "2026-03-10T11:00:00Z",
-                              "resolved_at": None, "duration_s": 3600.0, "step": "create"}
+                              "resolved_at": None, "duration_s": 3600.0, "step": "create", "closed": False}
     assert "checks" not in doc["sites"]["bank-a"]["capabilities"]["transfer"]
     assert "source" not in doc["history"] and "local state" not in html  # where the data lives is internal
     feed = render_feed(view, "https://status.example/").decode()
@@ -177,6 +177,26 @@ def test_feed_is_valid_atom_with_escaped_text() -> None:
     assert entries[1].findtext(f"{ns}title") == "Resolved: bank-a Login (down 30 min)"
     assert HOSTILE in (entries[0].findtext(f"{ns}summary") or "")  # text, escaped on the wire
     assert b"<script" not in body and root.findtext(f"{ns}updated") == "2026-03-10T11:00:00Z"
+
+
+def test_an_incident_closed_without_a_recovery_is_not_shown_as_back() -> None:
+    closed = _incident(id="ghi789", kind="cards", since_ns=_at("2026-03-10T08:00:00"),
+                       resolved_ns=_at("2026-03-10T10:00:00"), ended="its check is no longer probed")
+    incidents = IncidentStatus(capabilities={}, open=(), recent=(closed,))
+    for public in (False, True):
+        view = build_view(_settings(public=public), incidents=incidents, runs=[], maintenance=[], history={},
+                          history_source="the prober's local state", now=NOW)
+        [line] = view.recent
+        assert line.closed and view.to_json()["recent"][0]["closed"] is True
+        html = render_page(view)
+        assert "No longer monitored" in html and ">Resolved<" not in html
+        assert "from 2026-03-10 08:00 UTC until monitoring stopped at 2026-03-10 10:00 UTC" in html
+        root = ET.fromstring(render_feed(view, "https://status.example/"))
+        ns = "{http://www.w3.org/2005/Atom}"
+        [entry] = root.findall(f"{ns}entry")
+        assert entry.findtext(f"{ns}title") == "No longer monitored: bank-a Cards"
+        summary = entry.findtext(f"{ns}summary") or ""
+        assert "no longer monitored from 2026-03-10 10:00 UTC" in summary and "back at" not in summary
 
 
 def test_badge() -> None:

@@ -68,7 +68,7 @@ class Alerting:
             at_ns=change.at_ns,
             duration_s=incident.duration_s if resolved else max(0.0, (change.at_ns - incident.since_ns) / 1e9),
             capability_state=change.capability_state, site_summary=change.site_summary,
-            resolved_ns=incident.resolved_ns, tags=dict(change.tags),
+            resolved_ns=incident.resolved_ns, ended=incident.ended, tags=dict(change.tags),
             evidence=self.evidence(incident.site, incident.check) if self.evidence is not None else (),
         ))
 

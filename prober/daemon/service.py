@@ -179,6 +179,10 @@ class ProberService:
         self.certificates.use_plans(self.loaded.plans)
         for consumer in self.consumers:
             await consumer.start()
+        # Every consumer has restored its state (the lockout and certificate watch have
+        # taken back their incidents): an incident of a check removed while the prober
+        # was stopped would otherwise stay open, and remind, for ever.
+        self.incidents.forget_unconfigured()
         for plan in self.loaded.plans:
             self.status.declare(plan.site, plan.check, plan.kind)
         self._apply(self.loaded)

@@ -147,6 +147,18 @@ def login_dependent_steps(config: Config) -> dict[tuple[str, str], frozenset[str
     return out
 
 
+NO_LONGER_PROBED = "its check is no longer probed (removed from the configuration or disabled)"
+"""Why an incident of a check that is not configured any more was closed."""
+
+
+def configured_checks(config: Config) -> dict[CheckKey, str]:
+    """Every enabled check of ``config`` → its kind."""
+    return {
+        CheckKey(site.name, check.name, config.location_of(site)): check.kind
+        for site in config.sites for check in site.checks if check.enabled
+    }
+
+
 def check_tags(config: Config, site: str, check: str) -> dict[str, str]:
     """The own tags of a configured check (empty when it is no longer configured)."""
     for s in config.sites:
@@ -177,10 +189,7 @@ class IncidentService:
         if skipped:
             log.error("incident state %s: %d malformed entries ignored", self.store.path, skipped)
         self._login_steps = login_dependent_steps(config) if self.settings.attribute_login_failures else {}
-        self._known: dict[CheckKey, str] = {
-            CheckKey(site.name, check.name, config.location_of(site)): check.kind
-            for site in config.sites for check in site.checks if check.enabled
-        }
+        self._known: dict[CheckKey, str] = configured_checks(config)
         self._dirty = False
         self._stale = False
         """Only passing runs of healthy checks counted since the last save."""
@@ -227,7 +236,9 @@ class IncidentService:
 
     # ── the consumer interface ─────────────────────────────────────────────────────
     def reload(self, config: Config) -> None:
-        """Take a reloaded configuration's checks (open incidents and windows are kept).
+        """Take a reloaded configuration's checks: open incidents and windows of the
+        checks it keeps are kept, those of checks it no longer has are closed
+        (:meth:`forget_unconfigured`).
 
         Thresholds, maintenance windows and notifiers are read at start; changes to
         them are logged as needing a restart.
@@ -236,6 +247,24 @@ class IncidentService:
             log.warning("reload: changes to [incidents] and [[notifiers]] take effect at the next restart")
         self.config = config
         self._login_steps = login_dependent_steps(config) if self.settings.attribute_login_failures else {}
+        self._known = configured_checks(config)
+        self.forget_unconfigured()
+
+    def forget_unconfigured(self) -> None:
+        """Close the incidents of checks the configuration no longer has, and forget
+        their runs (a reload does this; the daemon calls it once at start, after every
+        consumer restored its state, for checks removed while it was stopped).
+
+        Incidents decided outside the tracker (lockout protection, certificates) are
+        left to what decided them. Each closed one is published as ``resolved``, its
+        ``ended`` saying why: not as back, which nobody saw."""
+        decided = {*self._external.values(), *(key for key, _ in self._decided.values())}
+        gone = [key for key in self.tracker.checks if key not in self._known and key not in decided]
+        if not gone:
+            return
+        self._dirty = True
+        for event in self.tracker.forget(gone, self.clock(), NO_LONGER_PROBED):
+            self._changed(event)
 
     def consume(self, result: JourneyResult) -> None:
         """Count one finished run. Synchronous and cheap: I/O happens in background tasks."""

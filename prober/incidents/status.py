@@ -85,4 +85,5 @@ def incident_json(incident: Incident) -> dict[str, Any]:
         "outcome": incident.outcome,
         "error": incident.error,
         "flapping": incident.flapping,
+        "ended": incident.ended,
     }

@@ -34,6 +34,10 @@ End (``resolved_ns``)
     into a failing and a calm part clearly better (:func:`rate_end`): noise failures
     some runs after a failure rate ended do not stretch it.
 
+A check no longer probed (removed from the configuration, or disabled) has its open
+incident closed when the prober learns of it (a reload, a start): its end is then, and
+its ``ended`` says why, since it did not recover (:meth:`Tracker.forget`).
+
 After a resolution the window starts empty: the runs of the incident just closed never
 count towards the next one, which must meet the opening rule on its own runs.
 
@@ -150,6 +154,8 @@ class Incident:
     """Returns to failure after a success, within the incident (two make it flapping)."""
     slow: bool = False
     """Every failure of the incident was ``slow``: the capability is degraded, not down."""
+    ended: str = ""
+    """Why it ended without a recovery (its check is no longer probed); "" when it recovered."""
 
     @property
     def duration_s(self) -> float:
@@ -168,7 +174,8 @@ class Incident:
             head = error
         else:
             head = f"{self.outcome}: {error}" if error else self.outcome
-        return f"{head} ({self.rule})"
+        ended = f"; closed: {self.ended}" if self.ended else ""
+        return f"{head} ({self.rule}){ended}"
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -470,6 +477,19 @@ class Tracker:
 
     def open_incidents(self) -> list[Incident]:
         return [t.incident for t in self.checks.values() if t.incident is not None]
+
+    def forget(self, keys: Iterable[CheckKey], at_ns: int, why: str) -> list[IncidentEvent]:
+        """Forget the runs of the checks ``keys`` (no longer probed) and close their open
+        incidents at ``at_ns``, saying ``why``: a ``resolved`` event for each."""
+        events = []
+        for key in keys:
+            tracker = self.checks.pop(key, None)
+            incident = tracker.incident if tracker is not None else None
+            if incident is not None:
+                incident.resolved_ns = max(at_ns, incident.since_ns)
+                incident.ended = why
+                events.append(IncidentEvent("resolved", incident, at_ns))
+        return events
 
     def due_reminders(self, now_ns: int, every_s: float | None) -> list[IncidentEvent]:
         """A ``reminder`` for each incident of a capability open and unannounced for

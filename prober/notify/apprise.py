@@ -84,7 +84,10 @@ class AppriseNotifier(Notifier):
     async def send(self, message: Message) -> None:
         import apprise
 
-        kind = apprise.NotifyType.SUCCESS if message.event == "resolved" else apprise.NotifyType.FAILURE
+        if message.event == "resolved":
+            kind = apprise.NotifyType.SUCCESS if message.recovered else apprise.NotifyType.INFO
+        else:
+            kind = apprise.NotifyType.FAILURE
         try:
             result = await self._apprise.async_notify(title=message.title, body=message.text, notify_type=kind)
         except Exception as exc:  # a plugin bug: its message may quote the URL

@@ -62,6 +62,9 @@ class Message:
     evidence: tuple[str, ...] = ()
     """Files kept of the latest failed run of a browser check (screenshot, trace), as paths
     on the prober's machine."""
+    ended: str = ""
+    """After a resolution: why the incident ended without a recovery (its check is no
+    longer probed); "" when it recovered."""
 
     @property
     def since(self) -> str:
@@ -70,6 +73,16 @@ class Message:
     @property
     def resolved_at(self) -> str | None:
         return iso(self.resolved_ns)
+
+    @property
+    def recovered(self) -> bool:
+        """A resolution by a recovery (not a check closed because it is no longer probed)."""
+        return self.event == "resolved" and not self.ended
+
+    @property
+    def end_label(self) -> str:
+        """How the end of a resolved incident is labelled: ``Back at`` or ``Closed at``."""
+        return "Back at" if self.recovered else "Closed at"
 
     @property
     def still_failing(self) -> bool:
@@ -86,6 +99,8 @@ class Message:
         """
         if self.kind == CERTIFICATE_KIND:
             return self._certificate_title
+        if self.event == "resolved" and self.ended:
+            return f"CLOSED {self.site}: {self.kind} check `{self.check}` no longer probed"
         if self.event == "resolved":
             after = f"is back after {human_duration(self.duration_s)}"
             if self.still_failing:
@@ -132,7 +147,13 @@ class Message:
                 body = f"{self.error}. Warned since {self.since}."
             return "\n".join([self.title, body, f"{self.site}: {self.site_summary}. Seen from {self.location}."])
         lines = [self.title]
-        if self.event == "resolved":
+        if self.event == "resolved" and self.ended:
+            lines.append(
+                f"check `{self.check}` of {self.kind} at {self.site} was failing since {self.since}; closed at "
+                f"{self.resolved_at} ({human_duration(self.duration_s)}), without a recovery: {self.ended}; "
+                f"last failure: {self.what_fails}."
+            )
+        elif self.event == "resolved":
             subject = f"check `{self.check}` of {self.kind}" if self.still_failing else self.kind
             lines.append(
                 f"{subject} at {self.site} was failing from {self.since} to {self.resolved_at} "
@@ -161,6 +182,7 @@ class Message:
             "reason": self.reason,
             "since": self.since,
             "resolved_at": self.resolved_at,
+            "ended": self.ended,
             "duration_s": round(self.duration_s, 3),
             "capability_state": self.capability_state,
             "site_summary": self.site_summary,

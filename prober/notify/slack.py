@@ -24,7 +24,10 @@ class SlackNotifier(JSONPostNotifier):
     config: SlackConfig
 
     def payload(self, message: Message) -> Any:
-        icon = ":white_check_mark:" if message.event == "resolved" else ":rotating_light:"
+        if message.event == "resolved":
+            icon = ":white_check_mark:" if message.recovered else ":heavy_minus_sign:"
+        else:
+            icon = ":rotating_light:"
         fields = [
             f"*Bank*\n{_escape(message.site)}",
             f"*Capability*\n{message.kind} ({message.capability_state})",
@@ -32,7 +35,7 @@ class SlackNotifier(JSONPostNotifier):
             f"*Since*\n{message.since}",
         ]
         if message.event == "resolved":
-            fields.append(f"*Back at*\n{message.resolved_at}")
+            fields.append(f"*{message.end_label}*\n{message.resolved_at}")
             fields.append(f"*Lasted*\n{human_duration(message.duration_s)}")
         return {
             "text": _escape(message.text),

@@ -31,18 +31,19 @@ class TeamsNotifier(JSONPostNotifier):
             ("Since", message.since),
         ]
         if message.event == "resolved":
-            facts += [("Back at", message.resolved_at or ""), ("Lasted", human_duration(message.duration_s))]
+            facts += [(message.end_label, message.resolved_at or ""), ("Lasted", human_duration(message.duration_s))]
         facts.append(("Bank status", message.site_summary))
         return facts
 
     def payload(self, message: Message) -> Any:
-        resolved = message.event == "resolved"
+        resolved = message.recovered
+        closed = message.event == "resolved" and not resolved  # no longer probed: neither green nor red
         if self.config.format == "messagecard":
             return {
                 "@type": "MessageCard",
                 "@context": "https://schema.org/extensions",
                 "summary": message.title,
-                "themeColor": "2EB886" if resolved else "D00000",
+                "themeColor": "2EB886" if resolved else "808080" if closed else "D00000",
                 "title": message.title,
                 "sections": [{"facts": [{"name": k, "value": v} for k, v in self._facts(message)], "markdown": False}],
             }
@@ -53,7 +54,7 @@ class TeamsNotifier(JSONPostNotifier):
             "msteams": {"width": "Full"},
             "body": [
                 {"type": "TextBlock", "text": message.title, "weight": "Bolder", "size": "Medium", "wrap": True,
-                 "color": "Good" if resolved else "Attention"},
+                 "color": "Good" if resolved else "Default" if closed else "Attention"},
                 {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in self._facts(message)]},
             ],
         }

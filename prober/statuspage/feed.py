@@ -23,6 +23,8 @@ def _text(parent: ET.Element, tag: str, text: str, **attrs: str) -> ET.Element:
 
 
 def entry_title(incident: IncidentLine) -> str:
+    if incident.resolved_at and incident.closed:
+        return f"No longer monitored: {incident.site} {incident.kind_words}"
     if incident.resolved_at:
         return f"Resolved: {incident.site} {incident.kind_words} (down {plain_duration(incident.duration_s)})"
     return f"Ongoing: {incident.site} {incident.kind_words} failing"
@@ -35,7 +37,9 @@ def entry_summary(incident: IncidentLine) -> str:
     if incident.outcome_words:
         parts.append(f"({incident.outcome_words})")
     text = " ".join(parts) + f" since {plain_time(incident.since)}"
-    if incident.resolved_at:
+    if incident.resolved_at and incident.closed:
+        text += f"; no longer monitored from {plain_time(incident.resolved_at)}, not seen back"
+    elif incident.resolved_at:
         text += f"; back at {plain_time(incident.resolved_at)}, after {plain_duration(incident.duration_s)}"
     text += "."
     if incident.check:

@@ -165,6 +165,9 @@ class IncidentLine:
     outcome_words: str | None = None
     error: str | None = None
     location: str | None = None
+    closed: bool = False
+    """Ended without a recovery: its check is no longer monitored (``resolved_at`` is
+    then when monitoring stopped, not when the service came back)."""
 
     @property
     def kind_words(self) -> str:
@@ -400,6 +403,7 @@ def _incident_line(incident: Incident, public: bool, now: float) -> IncidentLine
     line = partial(
         IncidentLine, id=incident.id, site=incident.site, kind=incident.kind, since=utc_iso_ns(incident.since_ns),
         resolved_at=_iso(incident.resolved_ns), duration_s=round(duration, 3), step=incident.failed_step,
+        closed=bool(incident.ended),
     )
     if public:
         return line()
