@@ -399,15 +399,17 @@ async def test_a_server_certificate_not_valid_yet_seen_without_verification(tmp_
 async def test_a_certificate_removed_by_a_reload_ends_its_warning(tmp_path: Path, ca) -> None:
     _, cert, key = client_files(tmp_path, ca, 5)
     loaded = loaded_config(tmp_path, cert, key)
-    writer = ResultWriter(None, spool_dir=tmp_path / "spool")
-    service, _ = compose_incidents(loaded.config, writer, state_dir=tmp_path / "state")
-    watch = CertificateWatch(loaded.config, incidents=service)
-    await watch.start()
-    assert [e.event for e in service.events] == ["opened"]
-    (tmp_path / "p.toml").write_text((tmp_path / "p.toml").read_text().replace(
-        f'cert_file = "{cert}"\nkey_file = "{key}"\n', ""))
-    watch.reload(load(tmp_path / "p.toml", environ={}).config)
-    assert [e.event for e in service.events] == ["opened", "resolved"]
-    assert watch.status() == []
-    await watch.close()
+    async with Receiver() as rx:
+        service, alerting, watch = await watching(tmp_path, loaded.config, rx)
+        assert [e.event for e in service.events] == ["opened"]
+        (tmp_path / "p.toml").write_text((tmp_path / "p.toml").read_text().replace(
+            f'cert_file = "{cert}"\nkey_file = "{key}"\n', ""))
+        watch.reload(load(tmp_path / "p.toml", environ={}).config)
+        assert [e.event for e in service.events] == ["opened", "resolved"]
+        assert service.events[-1].incident.ended == "the certificate is no longer configured"
+        assert watch.status() == []
+        await stop_watching(service, alerting, watch)
+    closed = rx.requests[-1]["json"]
+    assert closed["title"] == "CLOSED bank: certificate client no longer watched"  # not "renewed": nobody saw that
+    assert "no renewal seen: the certificate is no longer configured" in closed["text"]
     assert json.loads((tmp_path / "state" / "certificates.json").read_text()) == {"certificates": {}}

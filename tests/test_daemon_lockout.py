@@ -90,13 +90,15 @@ class Incidents:
     def __init__(self) -> None:
         self.opened: list[dict] = []
         self.resolved: list[tuple[str, int]] = []
+        self.ended: dict[str, str] = {}
 
     def open_external(self, **incident) -> str:
         self.opened.append(incident)
         return f"i{len(self.opened)}"
 
-    def resolve_external(self, incident_id: str, *, resolved_ns: int) -> bool:
+    def resolve_external(self, incident_id: str, *, resolved_ns: int, ended: str = "") -> bool:
         self.resolved.append((incident_id, resolved_ns))
+        self.ended[incident_id] = ended
         return True
 
     def adopt_external(self, incident_id: str) -> bool:
@@ -196,6 +198,20 @@ def test_the_incident_opens_from_the_failures_seen_and_resolves_once_logins_pass
     last = _feed(tracker, "o")
     assert incidents.resolved == [("i1", last[0].started_at_ns - 9)]  # dated by the probe that authenticated
     assert tracker.sites["bank"].incident == ""
+
+
+def test_a_site_no_longer_probed_is_forgotten_and_its_lockout_incident_closed() -> None:
+    incidents, clock = Incidents(), Clock()
+    tracker = LockoutTracker(after=3, cooldown=900.0, first_pauses={"bank": 30.0, "other": 5.0},
+                             incidents=incidents, clock=clock)
+    _feed(tracker, "aaa")
+    assert len(incidents.opened) == 1 and tracker.refusal("bank", "login") is not None
+    tracker.forget_unconfigured()
+    assert incidents.resolved == []  # still configured: nothing happens
+    tracker.first_pauses = {"other": 5.0}  # what a reload without the site's checks leaves
+    tracker.forget_unconfigured()
+    assert [i for i, _ in incidents.resolved] == ["i1"] and incidents.ended["i1"] == "its site is no longer probed"
+    assert "bank" not in tracker.sites and tracker.refusal("bank", "login") is None
 
 
 def test_dead_credentials_say_so() -> None:

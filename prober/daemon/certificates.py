@@ -85,7 +85,7 @@ class CertificateIncidents(Protocol):
 
     def escalate_external(self, incident_id: str, *, reason: str) -> bool: ...
 
-    def resolve_external(self, incident_id: str, *, resolved_ns: int) -> bool: ...
+    def resolve_external(self, incident_id: str, *, resolved_ns: int, ended: str = "") -> bool: ...
 
     def adopt_external(self, incident_id: str, *, absorbs_auth: bool = True, absorbs: Iterable[str] = ()) -> bool: ...
 
@@ -419,18 +419,18 @@ class CertificateWatch:
             detail = f"{own.field} = {own.path}, used by checks {', '.join(own.checks)}"
         return f"{head} {which} {verdict.words()}, {when}; {detail}"
 
-    def _resolve(self, incident: str, now_ns: int) -> None:
+    def _resolve(self, incident: str, now_ns: int, ended: str = "") -> None:
         if self.incidents is not None and incident:
-            self.incidents.resolve_external(incident, resolved_ns=now_ns)
+            self.incidents.resolve_external(incident, resolved_ns=now_ns, ended=ended)
 
     def _forget(self, watched: Watched, why: str) -> None:
         """A certificate no longer configured (or its site gone): its incidents end."""
         now_ns = int(self.clock() * 1e9)
         for incident in (watched.incident, *watched.outages.values()):
             if incident:
-                log.info("site %s: certificate %s %s: its incident %s is resolved", watched.site, watched.name, why,
+                log.info("site %s: certificate %s %s: its incident %s is closed", watched.site, watched.name, why,
                          incident)
-                self._resolve(incident, now_ns)
+                self._resolve(incident, now_ns, ended=f"the certificate is {why}")
         self._dirty = True
 
     # -- what the watch tells ------------------------------------------------------------

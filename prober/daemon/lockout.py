@@ -81,8 +81,9 @@ class LockoutIncidents(Protocol):
         opened (an incident of that capability is open already)."""
         ...
 
-    def resolve_external(self, incident_id: str, *, resolved_ns: int) -> bool:
-        """Resolve it (dated ``resolved_ns``); False when it is no longer open."""
+    def resolve_external(self, incident_id: str, *, resolved_ns: int, ended: str = "") -> bool:
+        """Resolve it (dated ``resolved_ns``; ``ended``: why, when not by a recovery);
+        False when it is no longer open."""
         ...
 
     def adopt_external(self, incident_id: str) -> bool:
@@ -305,8 +306,28 @@ class LockoutTracker:
     # -- configuration and persistence -------------------------------------------------
 
     def reload(self, config: Any) -> None:
-        """Take the first pauses of a reloaded configuration."""
+        """Take the first pauses of a reloaded configuration, and forget the sites it no
+        longer probes."""
         self.first_pauses = first_pauses(config)
+        self.forget_unconfigured()
+
+    def forget_unconfigured(self) -> None:
+        """Forget the sites without an enabled check (the keys of :attr:`first_pauses`):
+        their back-off and counts, and their lockout incident, closed since no run of
+        theirs will ever resolve it (the daemon also calls this at start, for sites
+        removed while it was stopped)."""
+        gone = [site for site in self.sites if site not in self.first_pauses]
+        for site in gone:
+            state = self.sites.pop(site)
+            if state.incident and self.incidents is not None:
+                log.info("site %s is no longer probed: its lockout incident %s is closed", site, state.incident)
+                try:
+                    self.incidents.resolve_external(state.incident, resolved_ns=time.time_ns(),
+                                                    ended="its site is no longer probed")
+                except Exception:
+                    log.exception("site %s: cannot close the lockout incident", site)
+        if gone:
+            self._save()
 
     async def start(self) -> None:
         if self.path is None or not self.path.exists():

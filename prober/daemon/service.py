@@ -182,6 +182,7 @@ class ProberService:
         # Every consumer has restored its state (the lockout and certificate watch have
         # taken back their incidents): an incident of a check removed while the prober
         # was stopped would otherwise stay open, and remind, for ever.
+        self.lockout.forget_unconfigured()
         self.incidents.forget_unconfigured()
         for plan in self.loaded.plans:
             self.status.declare(plan.site, plan.check, plan.kind)

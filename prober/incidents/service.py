@@ -391,9 +391,10 @@ class IncidentService:
                 return True
         return False
 
-    def resolve_external(self, incident_id: str, *, resolved_ns: int) -> bool:
+    def resolve_external(self, incident_id: str, *, resolved_ns: int, ended: str = "") -> bool:
         """Resolve an incident opened by :meth:`open_external`, dated ``resolved_ns``;
-        False when it is not open."""
+        False when it is not open. ``ended``: why it ends without a recovery (what it is
+        about is no longer probed), as :attr:`Incident.ended`."""
         places: list[tuple[Any, CheckKey]] = [*self._external.items(),
                                                *((i, key) for i, (key, _) in self._decided.items())]
         for place, key in places:
@@ -406,6 +407,7 @@ class IncidentService:
             else:
                 del self._decided[place]
             incident.resolved_ns = max(resolved_ns, incident.since_ns)
+            incident.ended = ended
             tracker.incident = None
             self._changed(IncidentEvent("resolved", incident, self.clock()))
             return True

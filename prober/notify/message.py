@@ -118,6 +118,8 @@ class Message:
     @property
     def _certificate_title(self) -> str:
         """``CERTIFICATE simbank: client expires in 13 days`` / ``RESOLVED simbank: certificate client renewed``."""
+        if self.event == "resolved" and self.ended:
+            return f"CLOSED {self.site}: certificate {self._certificate_name} no longer watched"
         if self.event == "resolved":
             return f"RESOLVED {self.site}: certificate {self._certificate_name} renewed"
         return f"CERTIFICATE {self.site}: {self.error.split(';', 1)[0]}"
@@ -140,7 +142,10 @@ class Message:
     def text(self) -> str:
         """The plain-text body every notifier can use."""
         if self.kind == CERTIFICATE_KIND:
-            if self.event == "resolved":
+            if self.event == "resolved" and self.ended:
+                body = (f"Closed at {self.resolved_at}, no renewal seen: {self.ended}; the warning had been open "
+                        f"since {self.since} ({human_duration(self.duration_s)}).")
+            elif self.event == "resolved":
                 body = (f"A renewed certificate was seen at {self.resolved_at}; the warning had been open since "
                         f"{self.since} ({human_duration(self.duration_s)}).")
             else:
