@@ -274,3 +274,17 @@ async def peak_while_running(service: ProberService, seconds: float, measure: Ca
     watcher.cancel()
     await service.stop(grace=2.0)
     return peak
+
+
+SITE = """
+[[sites]]
+name = "s"
+base_url = "http://127.0.0.1:8480"
+[[sites.checks]]
+name = "c"
+kind = "login"
+  [[sites.checks.steps]]
+  name = "x"
+  path = "/"
+"""
+"""The smallest valid site: one login check of one step (for configuration tests)."""

@@ -3,7 +3,10 @@ a configuration of two banks, and a small HTML reader (no tests here)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import urllib.error
+import urllib.request
 from html.parser import HTMLParser
 from typing import Any
 
@@ -103,3 +106,17 @@ class Cells(HTMLParser):
         parser = cls()
         parser.feed(html)
         return {k: " ".join(v.split()) for k, v in parser.cells.items()}
+
+
+def fetch(url: str) -> tuple[int, dict[str, str], str]:
+    """GET ``url``: status, headers, body (an error status too, not an exception)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode()
+
+
+async def get(url: str) -> tuple[int, dict[str, str], str]:
+    """:func:`fetch` in a thread, off the event loop the servers under test run on."""
+    return await asyncio.to_thread(fetch, url)

@@ -18,8 +18,9 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Response, async_playwright, expect
 
 from prober.simbank import BankServer
+from tests.chromium_helpers import CHROMIUM, CHROMIUM_ARGS, between_refreshes
 from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
-from tests.test_statuspage_browser import CHROMIUM, CHROMIUM_ARGS, between_refreshes, free_port
+from tests.fixtures.servers import free_port
 
 USER, PASSWORD = "ops", "browser-pass-41f0"
 

@@ -21,7 +21,7 @@ from prober.simbank.tls import bank_certificate
 from prober.writer.writer import ResultWriter
 from tests.certificates import days, root, write
 from tests.daemon_helpers import check, config_text, wait_for
-from tests.test_metrics import parse, scrape, value
+from tests.metrics_helpers import parse, scrape, value
 
 
 def read_json(url: str) -> dict:

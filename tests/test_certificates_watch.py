@@ -29,7 +29,7 @@ from prober.results import JourneyResult, Kind, Outcome
 from prober.statuspage.view import build_view
 from prober.writer import ResultWriter
 from tests.certificates import days, root, write
-from tests.test_notify_dispatcher import Receiver
+from tests.notify_helpers import Receiver
 
 DAY = 86_400.0
 

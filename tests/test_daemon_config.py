@@ -9,18 +9,7 @@ import pytest
 from prober.config.daemon import DaemonConfig
 from prober.config.errors import ConfigError
 from prober.loading import load
-
-SITE = """
-[[sites]]
-name = "s"
-base_url = "http://127.0.0.1:8480"
-[[sites.checks]]
-name = "c"
-kind = "login"
-  [[sites.checks.steps]]
-  name = "x"
-  path = "/"
-"""
+from tests.daemon_helpers import SITE
 
 
 def _load(tmp_path: Path, daemon: str):

@@ -18,7 +18,7 @@ from prober.results import JourneyResult, Outcome
 from prober.simbank import BankServer, Fault
 from prober.writer.writer import ResultWriter
 from tests.daemon_helpers import Recorder, check, config_text, wait_for
-from tests.test_notify_dispatcher import Receiver
+from tests.notify_helpers import Receiver
 
 pytestmark = pytest.mark.exclusive  # back-off pauses measured in seconds
 

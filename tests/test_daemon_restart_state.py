@@ -19,7 +19,7 @@ from prober.timefmt import utc_iso_ns
 from prober.writer.points import incident_point, journey_lines
 from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
 from tests.fixtures.servers import InfluxDatabase, free_port
-from tests.test_statuspage_server import get
+from tests.statuspage_helpers import get
 
 S = 1_000_000_000
 

@@ -12,7 +12,7 @@ import pytest
 from prober.config.daemon import DaemonConfig
 from prober.daemon.lifecycle import EXIT_CONFIG, RunOptions, load_for_run, run
 from prober.daemon.sharding import Share
-from tests.test_daemon_config import SITE
+from tests.daemon_helpers import SITE
 
 
 def test_options_beat_the_daemon_section() -> None:

@@ -19,7 +19,7 @@ from prober.daemon.scheduler import phase_of
 from prober.daemon.sharding import owner
 from prober.simbank import BankServer
 from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
-from tests.fixtures.servers import InfluxDatabase
+from tests.fixtures.servers import InfluxDatabase, free_ports
 
 pytestmark = pytest.mark.servers
 
@@ -151,29 +151,6 @@ def _index_of(log: str, pid: int) -> int:
     return int(match.group(1))
 
 
-def _free_ports(count: int) -> int:
-    """A port ``p`` with ``p`` … ``p + count - 1`` free (the supervisor's and its workers')."""
-    import socket
-
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            others = []
-            try:
-                for k in range(1, count):
-                    sock = socket.socket()
-                    others.append(sock)
-                    sock.bind(("127.0.0.1", port + k))
-            except OSError:
-                continue
-            finally:
-                for sock in others:
-                    sock.close()
-            return port
-    raise RuntimeError(f"no {count} consecutive free ports")
-
-
 async def _health(base: str) -> tuple[int, dict]:
     try:
         return await get_json(base + "/healthz")
@@ -189,7 +166,7 @@ async def test_the_supervisor_answers_for_every_worker_and_a_stuck_one_is_restar
     no longer turns (SIGSTOP here) keeps its process alive and its banks unprobed: the
     supervisor's /healthz turns 503 at once, and after worker_stall_timeout of silence
     the worker is killed and restarted, probes its sites again, and /healthz is 200 again."""
-    port = _free_ports(3)
+    port = free_ports(3)
     text = sites_config(bank.url, influx_db).replace(
         'health_listen = ""', f'health_listen = "127.0.0.1:{port}"\nworker_stall_timeout = "2s"')
     assert f"127.0.0.1:{port}" in text

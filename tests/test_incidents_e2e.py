@@ -14,7 +14,7 @@ from prober.loading import load
 from prober.notify import parse_notifier
 from prober.simbank import Fault
 from prober.writer import ResultWriter
-from tests.test_notify_dispatcher import Receiver
+from tests.notify_helpers import Receiver
 
 SIMBANK = Path(__file__).resolve().parent.parent / "config" / "simbank.toml"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from prober.simbank import BankServer, Fault
 from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
 from tests.fixtures.servers import InfluxDatabase, free_port
-from tests.test_notify_dispatcher import Receiver
+from tests.notify_helpers import Receiver
 
 LOCATIONS = ("fra", "par")  # fra sorts first: it decides while it is live
 STALE = 3.0

@@ -155,7 +155,7 @@ def test_malformed_previous_ends_are_skipped_and_the_latest_kept(tmp_path, caplo
 
 def test_malformed_entries_of_the_incident_state_are_skipped_and_reported(tmp_path, caplog):
     from prober.incidents import IncidentService
-    from tests.test_incidents_service import simbank
+    from tests.incident_helpers import simbank
 
     good = {"kind": "login", "window": [[True, 1], [False, 2]], "streak": 0, "successes": 1, "incident": None}
     (tmp_path / "incidents.json").write_text(json.dumps({"version": 1, "checks": {

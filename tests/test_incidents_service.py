@@ -5,35 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from pathlib import Path
 
-from prober.config.incidents import IncidentsConfig
 from prober.config.influxdb import influxdb_config
 from prober.daemon.alerting import compose_incidents
 from prober.incidents import IncidentChange, IncidentService
 from prober.incidents.service import SAVE_INTERVAL
 from prober.journey.runner import run_journey
-from prober.loading import load
 from prober.notify import parse_notifier
 from prober.results import JourneyResult, Kind, Outcome
 from prober.simbank.faults import Fault
 from prober.writer import ResultWriter
-from tests.browser_helpers import without_browser_checks
 from tests.daemon_helpers import wait_for
-from tests.incident_helpers import Lines
-from tests.test_notify_dispatcher import Receiver
-
-SIMBANK = Path(__file__).resolve().parent.parent / "config" / "simbank.toml"
-
-
-def simbank(url: str, **incidents):
-    loaded = load(SIMBANK, environ={**os.environ, "SIMBANK_URL": url})
-    config = without_browser_checks(loaded.config)
-    if incidents:
-        config = config.model_copy(update={"incidents": IncidentsConfig.model_validate(incidents)})
-    return config, {p.check: p for p in loaded.plans}
+from tests.incident_helpers import Lines, simbank
+from tests.notify_helpers import Receiver
 
 
 def result(check: str = "transfer", kind: Kind = "transfer", ok: bool = True, i: int = 0,

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import urllib.request
-from collections import defaultdict
 from pathlib import Path
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from prober.access import AccessGate
 from prober.daemon.health import HealthServer
@@ -20,28 +16,7 @@ from prober.simbank import BankServer, Fault
 from prober.writer.writer import ResultWriter
 from tests.daemon_helpers import check, config_text, wait_for
 from tests.fixtures.servers import free_port
-
-Samples = dict[str, list[tuple[dict[str, str], float]]]
-
-
-def scrape(url: str, accept: str = "") -> tuple[str, str]:
-    request = urllib.request.Request(f"{url}/metrics", headers={"Accept": accept} if accept else {})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.headers["Content-Type"], response.read().decode()
-
-
-def parse(text: str) -> Samples:
-    samples: Samples = defaultdict(list)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[sample.name].append((sample.labels, sample.value))
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    found = [v for lbl, v in samples[name] if all(lbl.get(k) == want for k, want in labels.items())]
-    assert len(found) == 1, (name, labels, samples.get(name))
-    return found[0]
+from tests.metrics_helpers import Samples, parse, scrape, value
 
 
 async def get_metrics(url: str) -> Samples:

@@ -19,7 +19,7 @@ from prober.notify import parse_notifier
 from prober.notify.apprise import AppriseConfig
 from prober.notify.dispatcher import Dispatcher
 from tests.fixtures.servers import free_port
-from tests.test_notify_dispatcher import Receiver, make_message
+from tests.notify_helpers import Receiver, make_message
 
 
 def _json_url(receiver_url: str) -> str:

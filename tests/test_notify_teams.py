@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prober.notify import parse_notifier
 from prober.notify.dispatcher import Dispatcher
-from tests.test_notify_dispatcher import Receiver, make_message
+from tests.notify_helpers import Receiver, make_message
 
 
 async def send(url: str, **kw: object) -> Dispatcher:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prober.notify import parse_notifier
 from prober.notify.dispatcher import Dispatcher
-from tests.test_notify_dispatcher import Receiver, make_message
+from tests.notify_helpers import Receiver, make_message
 
 
 async def test_webhook_payload_and_headers():

@@ -19,9 +19,9 @@ from pathlib import Path
 from playwright.async_api import async_playwright
 
 from prober.cli import main
+from tests.chromium_helpers import CHROMIUM, CHROMIUM_ARGS
 from tests.fixtures.servers import InfluxDBServer, new_database
 from tests.report_history import CONFIG, SITES, history
-from tests.test_statuspage_browser import CHROMIUM, CHROMIUM_ARGS
 
 MEASURE = """() => {
     const charts = [...document.querySelectorAll("figure")].map(figure => {

@@ -19,7 +19,7 @@ from tests.cli import run_prober
 from tests.daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.fixtures.echo_bank import SESSION, TOKEN, EchoBank
 from tests.fixtures.servers import free_port
-from tests.test_notify_dispatcher import Receiver
+from tests.notify_helpers import Receiver
 
 MIN_FRAGMENT = 8  # the documented minimum: shorter runs of a secret's characters may show
 API_KEY = "ak_live/" + "Ux5+Hn3=Te8" * 6 + "Jr1"  # 77 characters, some percent-encoded in a query

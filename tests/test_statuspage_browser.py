@@ -22,30 +22,19 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import struct
 from pathlib import Path
 
 from playwright.async_api import Dialog, Page, async_playwright, expect
-from playwright.async_api import Error as PlaywrightError
 
 from prober.defaults import default_config
 from prober.simbank import BankServer
+from tests.chromium_helpers import CHROMIUM, CHROMIUM_ARGS, between_refreshes
 from tests.daemon_helpers import ProberProcess, get_json, wait_for
+from tests.fixtures.servers import free_port
 from tests.statuspage_helpers import SCRIPT, EvilBank, evil_site
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
 WIDTHS = {"phone": (375, 812), "desktop": (1280, 900)}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fast_default_config(bank_url: str, evil_url: str, state_dir: Path, port: int) -> str:
@@ -101,25 +90,6 @@ async def check_layout(page: Page, width: int) -> None:
         assert cell["visible"] and cell["width"] >= MIN_CELL_WIDTH and cell["height"] > 10, (width, cell)
         assert cell["x"] >= 0 and cell["x"] + cell["width"] <= width + 0.5, (width, cell)
         assert cell["stateHeight"] < 1.6 * cell["lineHeight"], (width, cell)
-
-
-async def between_refreshes(page: Page, action, attempts: int = 6):
-    """Run ``action()``; the page's own meta refresh may replace the document in the middle
-    of it (a detached element, an aborted navigation), so a failed attempt is retried
-    after the next load. A layout that is wrong fails every attempt."""
-    failure: AssertionError | None = None
-    for attempt in range(attempts):
-        try:
-            await page.wait_for_load_state("load")
-            return await action()
-        except AssertionError as exc:
-            failure = exc
-        except PlaywrightError:
-            if attempt == attempts - 1 and failure is None:
-                raise
-        await page.wait_for_timeout(300)
-    assert failure is not None
-    raise failure
 
 
 async def test_status_page_in_chromium(tmp_path: Path) -> None:

@@ -17,21 +17,9 @@ from prober.statuspage import StatusPage, StatusPageServer
 from prober.statuspage.page import CONTENT_SECURITY_POLICY
 from prober.writer.writer import ResultWriter
 from tests.daemon_helpers import get_json, wait_for
-from tests.statuspage_helpers import SCRIPT, Cells, EvilBank, two_banks
+from tests.statuspage_helpers import SCRIPT, Cells, EvilBank, get, two_banks
 
 ATOM = "{http://www.w3.org/2005/Atom}"
-
-
-def fetch(url: str) -> tuple[int, dict[str, str], str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, dict(response.headers), response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read().decode()
-
-
-async def get(url: str) -> tuple[int, dict[str, str], str]:
-    return await asyncio.to_thread(fetch, url)
 
 
 async def test_page_feed_badges_during_and_after_an_incident(bank: BankServer, tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ from prober.statuspage.feed import render_feed
 from prober.statuspage.history import MAX_SERIES, DailyHistory, utc_day
 from prober.statuspage.page import CONTENT_SECURITY_POLICY, render_page
 from prober.statuspage.view import build_view, plain_duration
+from tests.daemon_helpers import SITE
 from tests.statuspage_helpers import Cells
-from tests.test_daemon_config import SITE
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC).timestamp()
 HOSTILE = "\"><img src=x onerror=alert(1)><script>alert(2)</script>"

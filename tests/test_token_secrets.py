@@ -33,7 +33,7 @@ from tests.cli import run_prober
 from tests.daemon_helpers import ProberProcess, checks_failing, get_json, wait_for
 from tests.fixtures.loopback import serving
 from tests.fixtures.servers import FaultProxy, InfluxDatabase, free_port
-from tests.test_notify_dispatcher import Receiver
+from tests.notify_helpers import Receiver
 
 MIN_FRAGMENT = 8  # the documented minimum: shorter runs of a secret's characters may show
 CLIENT_SECRET = "cs-" + "Vq8Lx2Rn" * 4

@@ -19,7 +19,7 @@ CHILD = textwrap.dedent(
     import asyncio, sys
     from prober.config.influxdb import influxdb_config
     from prober.writer import ResultWriter, WriterSettings
-    from tests.test_writer_e2e import make_result
+    from tests.writer_helpers import make_result
 
     async def main(url, spool_dir, n):
         config = influxdb_config(url=url, api="v1", database="prober", timeout="1s")

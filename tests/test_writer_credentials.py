@@ -18,8 +18,7 @@ from aiohttp import web
 
 from prober.config.influxdb import influxdb_config
 from prober.writer import ResultWriter
-from tests.test_writer_e2e import make_result
-from tests.test_writer_faults import FAST
+from tests.writer_helpers import FAST, make_result
 
 PASSWORD = "influx-Pw-" + "h7Kd2Qz" * 6
 TOKEN = "influx-token-" + "Yb4Tn8Rw" * 8

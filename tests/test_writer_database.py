@@ -13,7 +13,7 @@ import pytest
 
 from prober.config.influxdb import influxdb_config
 from prober.writer import ResultWriter
-from tests.test_writer_faults import FAST, stream
+from tests.writer_helpers import FAST, stream
 
 _names = itertools.count()
 

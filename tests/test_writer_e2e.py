@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 
 from prober.config.influxdb import influxdb_config
-from prober.results import JourneyResult, Outcome, Phases, StepResult
 from prober.writer import ResultWriter, incident_point, prober_point
-
-_clock = itertools.count(time.time_ns() // 1_000_000 * 1_000_000, 1_000_000)
-
-
-def make_result(site: str, ok: bool = True, steps: int = 3) -> JourneyResult:
-    t = next(_clock)
-    outcome = Outcome.OK if ok else Outcome.HTTP_STATUS
-    return JourneyResult(
-        site=site, check="accounts daily", kind="accounts", location="par", outcome=outcome,
-        started_at_ns=t, duration_ms=12.0, failed_step="" if ok else "s1", error="" if ok else "HTTP 503",
-        steps=(*[
-            StepResult(f"s{j}", Outcome.OK if ok or j != 1 else Outcome.HTTP_STATUS, 4.0,
-                       Phases(0.5, 0.5, 1.0, 1.5, 0.5), 200 if ok or j != 1 else 503, 100, started_at_ns=t + j)
-            for j in range(steps)
-        ], StepResult("never", Outcome.SKIPPED)),
-    )
+from tests.writer_helpers import make_result, result_clock
 
 
 async def test_v1_into_influxdb(influx_db, tmp_path):
@@ -35,8 +18,8 @@ async def test_v1_into_influxdb(influx_db, tmp_path):
         writer.submit(make_result("bank-a", ok=i % 5 != 0))
     writer.submit_lines([
         incident_point(site="bank-a", check="accounts daily", kind="accounts", location="par", state="open",
-                       reason="3 consecutive failures", failed_step="s1", duration_s=0.0, time_ns=next(_clock)),
-        prober_point(location="par", instance="host-1", time_ns=next(_clock), checks=1, running=0,
+                       reason="3 consecutive failures", failed_step="s1", duration_s=0.0, time_ns=next(result_clock)),
+        prober_point(location="par", instance="host-1", time_ns=next(result_clock), checks=1, running=0,
                      schedule_lag_ms=0.4, **{k: v for k, v in vars_of(writer.stats).items()}),
     ])
     assert await writer.wait_idle(10)

@@ -9,25 +9,11 @@ import sqlite3
 from prober.config.influxdb import InfluxDBConfig, influxdb_config
 from prober.writer import ResultWriter, WriterSettings
 from prober.writer.spool import Spool
-from tests.test_writer_e2e import make_result
-
-FAST = WriterSettings(flush_interval=0.05, batch_size=40, backoff_base=0.05, backoff_max=0.3)
+from tests.writer_helpers import FAST, make_result, stream
 
 
 def v1(url: str, database: str, **extra) -> InfluxDBConfig:
     return influxdb_config(url=url, api="v1", database=database, timeout="2s", **extra)
-
-
-async def stream(writer: ResultWriter, site: str, seconds: float, every: float = 0.01) -> int:
-    """Submit a result every ``every`` seconds for ``seconds``; how many were submitted."""
-    n = 0
-    loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
-    while loop.time() < end:
-        writer.submit(make_result(site))
-        n += 1
-        await asyncio.sleep(every)
-    return n
 
 
 async def test_influxdb_outage_loses_nothing(influxdb_private, tmp_path):

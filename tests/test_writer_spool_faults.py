@@ -24,8 +24,7 @@ from prober.simbank import BankServer
 from prober.writer import ResultWriter
 from tests.daemon_helpers import ProberProcess, check, config_text, wait_for
 from tests.fixtures.servers import InfluxDatabase
-from tests.test_writer_e2e import make_result
-from tests.test_writer_faults import FAST
+from tests.writer_helpers import FAST, make_result
 
 pytestmark = pytest.mark.exclusive  # retries and drops counted over seconds of outage
 
