@@ -126,6 +126,32 @@ def test_resolution_with_one_required_is_the_last_location_back():
     assert event.incident.resolved_ns == 128 * S
 
 
+def closed(location: str, at_s: float) -> LocationState:
+    """A location's incident closed because its check is no longer probed there."""
+    return LocationState("bank", "transfer", "transfer", location, "resolved", int(at_s * S),
+                         reason="http_status: HTTP 503 (3 consecutive failures); closed: its check is no longer probed",
+                         failed_step="create")
+
+
+@pytest.mark.parametrize(("ends", "ended"), [
+    ((closed("par", 120), closed("fra", 121)), "its check is no longer probed"),
+    ((closed("par", 120), st("fra", "resolved", 121)), ""),  # fra saw it back: a recovery
+])
+def test_a_cross_incident_whose_locations_closed_theirs_ends_without_a_recovery(ends, ended):
+    consensus = Consensus()
+    states = [st("par", "open", 100), st("fra", "open", 101)]
+    consensus.step(decide(states, ["fra", "par"], 1), states, 105 * S)
+    states = list(ends)
+    runs = {("bank", "transfer"): [(True, 101 * S), (False, 110 * S)]}
+    (event,) = consensus.step(decide(states, ["fra", "par"], 1), states, 130 * S, runs=runs)
+    assert event.event == "resolved" and event.incident.ended == ended
+    if ended:  # dated by the closings, not by a passing run from before them
+        assert event.incident.resolved_ns == 121 * S
+        assert point(event, "prober-1").count("; closed: its check is no longer probed") == 1
+    else:
+        assert "; closed: " not in point(event, "prober-1")
+
+
 def test_adopted_incident_is_not_notified_again():
     first, second = Consensus(), Consensus()
     states = [st("par", "open", 100), st("fra", "open", 101)]

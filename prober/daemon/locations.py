@@ -93,7 +93,7 @@ def cross_message(event: CrossEvent, decisions: Mapping[SiteKind, Decision], ope
         reason=(f"failing at {len(incident.locations)} location(s): {where} "
                 f"({incident.required} of {len(incident.live)} live required)"),
         capability_state=states[(incident.site, incident.kind)].state,
-        site_summary=site_summary(incident.site, states), resolved_ns=incident.resolved_ns,
+        site_summary=site_summary(incident.site, states), resolved_ns=incident.resolved_ns, ended=incident.ended,
     )
 
 

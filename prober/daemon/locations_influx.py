@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from prober.config.influxdb import InfluxDBConfig
 from prober.incidents.locations import CrossEvent, CrossIncident, LocationState, Reporter, Run, RunsWindow, SiteKind
+from prober.incidents.tracker import CLOSED_MARK
 from prober.report.influx import QueryClient, quote_tag
 from prober.writer.points import PRECISION_DIVISOR, escape_field_string, escape_tag
 
@@ -173,6 +174,7 @@ def point(event: CrossEvent, instance: str, precision: str = "ns") -> str:
     incident = event.incident
     resolved = event.event == "resolved"
     state = "resolved" if resolved else "open"
+    reason = incident.reason + (f"{CLOSED_MARK}{incident.ended}" if resolved and incident.ended else "")
     tags = f"kind={escape_tag(incident.kind)},site={escape_tag(incident.site)},state={state}"
     fields = ",".join([
         f"id={escape_field_string(incident.id)}",
@@ -181,7 +183,7 @@ def point(event: CrossEvent, instance: str, precision: str = "ns") -> str:
         f"live={len(incident.live)}i",
         f"required={incident.required}i",
         f"checks={escape_field_string(','.join(incident.checks))}",
-        f"reason={escape_field_string(incident.reason)}",
+        f"reason={escape_field_string(reason)}",
         f"failed_step={escape_field_string(incident.failed_step)}",
         f"duration_s={float(incident.duration_s if resolved else 0.0)}",
         f"instance={escape_field_string(instance)}",

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from prober.incidents.tracker import rate_end, rate_start
+from prober.incidents.tracker import CLOSED_MARK, rate_end, rate_start
 from prober.results import KINDS, IncidentState
 
 SiteKind = tuple[str, str]
@@ -160,6 +160,9 @@ class CrossIncident:
     resolved_ns: int | None = None
     notified_ns: int = 0
     """When it was last notified (opened or reminder)."""
+    ended: str = ""
+    """Why it ended without a recovery: every location that stopped failing had its
+    incidents closed (their checks no longer probed), none saw the capability back."""
 
     @property
     def duration_s(self) -> float:
@@ -169,6 +172,18 @@ class CrossIncident:
 def incident_id(site: str, kind: str, since_ns: int) -> str:
     """Stable across instances: the same site, capability and start give the same id."""
     return hashlib.sha1(f"{site}\0{kind}\0{since_ns}".encode()).hexdigest()[:12]
+
+
+def closing(incident: CrossIncident, states: Iterable[LocationState]) -> str:
+    """Why ``incident`` ends without a recovery, when every resolved ``incident`` point of
+    its site × capability at its counted locations closed an incident (its reason carries
+    :data:`~prober.incidents.tracker.CLOSED_MARK`); "" when any saw it back."""
+    counted = _counted(incident)
+    reasons = [s.reason for s in states if s.site == incident.site and s.kind == incident.kind
+               and s.location in counted and s.state == "resolved"]
+    if not reasons or not all(CLOSED_MARK in reason for reason in reasons):
+        return ""
+    return reasons[0].split(CLOSED_MARK, 1)[1]
 
 
 def resolution_time(incident: CrossIncident, states: Iterable[LocationState], now_ns: int) -> int:
@@ -336,7 +351,8 @@ class Consensus:
             if key in decisions:
                 incident.live, incident.required = decisions[key].live, decisions[key].required
             end = resolution_time(incident, states, now_ns)
-            if key in runs:
+            incident.ended = closing(incident, states)
+            if key in runs and not incident.ended:  # closed: no passing run to date an end by
                 end = max(incident.since_ns, pooled_end(runs[key], end, self.min_failures))
             incident.resolved_ns = end
             self.resolved[key] = end

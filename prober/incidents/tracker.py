@@ -75,6 +75,10 @@ from typing import Any, Literal, NamedTuple
 
 from prober.results import KINDS, IncidentState
 
+CLOSED_MARK = "; closed: "
+"""Between an incident's reason and why it was closed without a recovery, in the reason
+of its ``resolved`` point (read back by the cross-location loop)."""
+
 EventKind = Literal["opened", "resolved", "reminder", "escalated"]
 """``escalated``: an incident decided outside the tracker got worse (a certificate reached
 the next step of its warning ladder), announced like an opening."""
@@ -174,7 +178,7 @@ class Incident:
             head = error
         else:
             head = f"{self.outcome}: {error}" if error else self.outcome
-        ended = f"; closed: {self.ended}" if self.ended else ""
+        ended = f"{CLOSED_MARK}{self.ended}" if self.ended else ""
         return f"{head} ({self.rule}){ended}"
 
     def to_json(self) -> dict[str, Any]:
