@@ -149,6 +149,12 @@ class Report:
         index = next((i for i, (a, b) in enumerate(pairwise(times)) if a <= at < b), None)
         return 0.0 if index is None else max(gaps[max(index - 1, 0): index + 2])
 
+    def silent_edges(self, kind: str, start: float, end: float) -> float:
+        """Seconds of ``start``…``end`` before its first counted failure of ``kind`` and
+        after its last: where a failure *rate* showed nothing, so no rule could date it."""
+        failed = [t for t, bad in self.runs.get(kind, []) if bad and start <= t < end]
+        return (failed[0] - start) + (end - failed[-1]) if failed else end - start
+
     def reported(self, kind: str) -> tuple[float, float] | None:
         """(start, end) reported for ``kind``: first start to last end of its incidents."""
         ended = [(i.since, i.end) for i in self.incidents if i.kind == kind and i.end is not None]
