@@ -162,7 +162,7 @@ def test_the_wheel_installed_into_a_fresh_environment_runs(tmp_path: Path) -> No
     # modules the checks below import are compiled as they load.
     _run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
     python, prober = venv / "bin" / "python", venv / "bin" / "prober"
-    pip = [sys.executable, "-m", "pip", "--python", python]
+    pip: list[str | Path] = [sys.executable, "-m", "pip", "--python", python]
     _run(*pip, "install", "-q", "--no-compile", "--require-hashes", "-r", REPO / "requirements" / "runtime.txt",
          cwd=tmp_path)
     _run(*pip, "install", "-q", "--no-compile", "--no-deps", wheel, cwd=tmp_path)
