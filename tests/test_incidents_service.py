@@ -461,3 +461,23 @@ async def test_an_incident_of_a_check_removed_while_stopped_is_closed_at_the_nex
     await again.close()
     third = IncidentService(_without(config, "transfer"), subscribers=[seen.append], state_dir=tmp_path)
     assert third.tracker.open_incidents() == []  # the closing was saved
+
+
+async def test_an_incident_of_a_check_moved_to_another_capability_is_closed(tmp_path):
+    config, _ = simbank("http://127.0.0.1:9")
+    seen: list[IncidentChange] = []
+    service = IncidentService(config, subscribers=[seen.append], state_dir=tmp_path)
+    await service.start()
+    for i in range(3):
+        service.consume(result(check="transfer", kind="transfer", ok=False, i=i))
+    assert [(i.check, i.kind) for i in service.tracker.open_incidents()] == [("transfer", "transfer")]
+    site = config.sites[0]
+    moved = [c.model_copy(update={"kind": "payments"}) if c.name == "transfer" else c for c in site.checks]
+    service.reload(config.model_copy(update={"sites": [site.model_copy(update={"checks": moved})]}))
+    assert service.tracker.open_incidents() == []
+    assert (seen[-1].event, seen[-1].incident.ended) == ("resolved", "its check now probes payments, not transfer")
+    assert ("simbank", "transfer") not in service.status().capabilities  # no other check of it
+    for i in range(3, 6):  # its runs count for its new capability from now on, on their own
+        service.consume(result(check="transfer", kind="payments", ok=False, i=i))
+    assert [(i.check, i.kind) for i in service.tracker.open_incidents()] == [("transfer", "payments")]
+    await service.close()

@@ -251,20 +251,31 @@ class IncidentService:
         self.forget_unconfigured()
 
     def forget_unconfigured(self) -> None:
-        """Close the incidents of checks the configuration no longer has, and forget
-        their runs (a reload does this; the daemon calls it once at start, after every
-        consumer restored its state, for checks removed while it was stopped).
+        """Close the incidents of checks the configuration no longer has, or has probing
+        another capability, and forget their runs (a reload does this; the daemon calls
+        it once at start, after every consumer restored its state, for checks changed
+        while it was stopped).
 
         Incidents decided outside the tracker (lockout protection, certificates) are
         left to what decided them. Each closed one is published as ``resolved``, its
         ``ended`` saying why: not as back, which nobody saw."""
         decided = {*self._external.values(), *(key for key, _ in self._decided.values())}
-        gone = [key for key in self.tracker.checks if key not in self._known and key not in decided]
-        if not gone:
+        reasons: dict[str, list[CheckKey]] = {}
+        for key, tracker in self.tracker.checks.items():
+            if key in decided:
+                continue
+            kind = self._known.get(key)
+            if kind is None:
+                reasons.setdefault(NO_LONGER_PROBED, []).append(key)
+            elif tracker.kind and tracker.kind != kind:  # its runs and incident are another capability's
+                reasons.setdefault(f"its check now probes {kind}, not {tracker.kind}", []).append(key)
+        if not reasons:
             return
         self._dirty = True
-        for event in self.tracker.forget(gone, self.clock(), NO_LONGER_PROBED):
-            self._changed(event)
+        now = self.clock()
+        for why, keys in reasons.items():
+            for event in self.tracker.forget(keys, now, why):
+                self._changed(event)
 
     def consume(self, result: JourneyResult) -> None:
         """Count one finished run. Synchronous and cheap: I/O happens in background tasks."""
