@@ -1,0 +1,45 @@
+"""The suite's CPU report (tests/fixtures/cpu_report.py) names the tests that spent CPU,
+their own and their children's, most first."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+SAMPLE = '''
+import subprocess, sys, time
+
+def test_idle():
+    time.sleep(0.3)
+
+def test_burns_cpu():
+    end = time.process_time() + 0.4
+    while time.process_time() < end:
+        pass
+
+def test_child_burns_cpu():
+    subprocess.run([sys.executable, "-c",
+                    "import time\\nend = time.process_time() + 0.6\\nwhile time.process_time() < end: pass"],
+                   check=True)
+'''
+
+
+def test_the_report_lists_the_tests_and_files_that_spent_the_most_cpu(tmp_path: Path) -> None:
+    (tmp_path / "test_sample.py").write_text(SAMPLE)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.fixtures.cpu_report",
+         "--cpu-report", "2", "test_sample.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout[-2000:]
+    report = done.stdout.split("most CPU: ", 1)[1]
+    tests, files = report.split(" by file ", 1)
+    listed = [line.split("cpu  ", 1)[1] for line in tests.splitlines() if "s cpu  " in line]
+    assert listed == ["test_sample.py::test_child_burns_cpu", "test_sample.py::test_burns_cpu"]  # not the idle one
+    seconds = [float(line.split("s cpu", 1)[0]) for line in tests.splitlines() if "s cpu  " in line]
+    assert seconds[0] >= 0.6 and 0.4 <= seconds[1] < 0.6
+    assert "test_sample.py" in files and "%" in files
