@@ -93,6 +93,8 @@ def test_validate_of_the_example_imports_no_client_notifier_crypto_or_daemon() -
     # The example's selectors (#sign-in, td.balance…) are plain CSS: checked without a parser;
     # its templates are plain substitutions ({{ token }}, {{ uuid() }}): read without Jinja.
     assert modules & {"soupsieve", "bs4", "playwright", "jinja2"} == set()
+    # No site of the example has its own CA or client certificate, nor a TLS listener.
+    assert "ssl" not in modules
 
 
 def test_validate_of_a_selector_beyond_plain_css_still_parses_it(tmp_path: Path) -> None:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +46,8 @@ from prober.config.statuspage import StatusPageConfig
 from prober.config.types import STRICT, secret_from_file
 
 if TYPE_CHECKING:
+    import ssl
+
     from prober.config.model import Config
 
 MIN_TOKEN_LENGTH = 16
@@ -136,6 +137,8 @@ class ListenerTLS(BaseModel):
 
     @model_validator(mode="after")
     def _loads(self) -> ListenerTLS:
+        import ssl  # only with TLS listeners configured (~10 ms of every start otherwise)
+
         try:
             load_server_certificate(ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), self)
         except (OSError, ssl.SSLError, ValueError) as exc:
@@ -154,6 +157,8 @@ def load_server_certificate(context: ssl.SSLContext, tls: ListenerTLS) -> None:
         asked.append(True)
         return b""
 
+    import ssl
+
     try:
         context.load_cert_chain(tls.cert_file, tls.key_file, password=no_password)
     except ssl.SSLError:
@@ -164,6 +169,8 @@ def load_server_certificate(context: ssl.SSLContext, tls: ListenerTLS) -> None:
 
 def describe_tls_error(exc: BaseException) -> str:
     """One line for a certificate or key that cannot be loaded."""
+    import ssl
+
     if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.strerror:
         return exc.strerror
     reason = getattr(exc, "reason", None) or str(exc)

@@ -10,9 +10,8 @@ use a value no earlier step extracts.
 from __future__ import annotations
 
 import dataclasses
-import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prober.config.errors import ConfigError
 from prober.config.model import Check, Config, Site, Step, needs_idempotency_key
@@ -30,6 +29,9 @@ from prober.journey.templating import (
 )
 from prober.journey.tokens import TokenCache
 from prober.results import Kind
+
+if TYPE_CHECKING:
+    import ssl
 
 RUN_NAMES = frozenset({"run", "uuid"})
 """Names every template may use: per-run values and a fresh-uuid function."""
@@ -117,6 +119,8 @@ def build_ssl_context(site: Site) -> ssl.SSLContext | bool:
     tls = site.tls
     if not (tls.ca_file or tls.cert_file):
         return tls.verify
+    import ssl  # only for sites with their own CA or client certificate (``validate`` need not load it)
+
     context = ssl.create_default_context(cafile=tls.ca_file)
     if not tls.verify:
         context.check_hostname = False
@@ -145,7 +149,7 @@ def compile_config(config: Config, origin: dict[int, str] | None = None) -> list
             problems.append(f"{where}: {name!r} is defined in both vars and secrets")
         try:
             context = build_ssl_context(site)
-        except (OSError, ssl.SSLError) as exc:
+        except OSError as exc:  # ssl.SSLError included
             problems.append(f"{where}.tls: cannot load certificate or key: {getattr(exc, 'strerror', None) or exc}")
             context = False
         site_signer = _build_signer(site.signing, f"{where}.signing", problems)
