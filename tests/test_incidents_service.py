@@ -442,14 +442,20 @@ async def test_an_incident_of_a_removed_check_is_closed_as_no_longer_probed_not_
     assert len(resolved_point) == 1 and "check=transfer" in resolved_point[0] and "closed: " in resolved_point[0]
 
 
-async def test_an_incident_of_a_check_removed_while_stopped_is_closed_at_the_next_start(tmp_path):
-    config, _ = simbank("http://127.0.0.1:9")
-    seen: list[IncidentChange] = []
+async def _transfer_incident_open(config, seen: list[IncidentChange], tmp_path) -> IncidentService:
+    """A started service of ``config`` with the ``transfer`` check's incident open."""
     service = IncidentService(config, subscribers=[seen.append], state_dir=tmp_path)
     await service.start()
     for i in range(3):
         service.consume(result(check="transfer", kind="transfer", ok=False, i=i))
-    assert [i.check for i in service.tracker.open_incidents()] == ["transfer"]
+    assert [(i.check, i.kind) for i in service.tracker.open_incidents()] == [("transfer", "transfer")]
+    return service
+
+
+async def test_an_incident_of_a_check_removed_while_stopped_is_closed_at_the_next_start(tmp_path):
+    config, _ = simbank("http://127.0.0.1:9")
+    seen: list[IncidentChange] = []
+    service = await _transfer_incident_open(config, seen, tmp_path)
     await service.close()
 
     again = IncidentService(_without(config, "transfer"), subscribers=[seen.append], state_dir=tmp_path)
@@ -466,11 +472,7 @@ async def test_an_incident_of_a_check_removed_while_stopped_is_closed_at_the_nex
 async def test_an_incident_of_a_check_moved_to_another_capability_is_closed(tmp_path):
     config, _ = simbank("http://127.0.0.1:9")
     seen: list[IncidentChange] = []
-    service = IncidentService(config, subscribers=[seen.append], state_dir=tmp_path)
-    await service.start()
-    for i in range(3):
-        service.consume(result(check="transfer", kind="transfer", ok=False, i=i))
-    assert [(i.check, i.kind) for i in service.tracker.open_incidents()] == [("transfer", "transfer")]
+    service = await _transfer_incident_open(config, seen, tmp_path)
     site = config.sites[0]
     moved = [c.model_copy(update={"kind": "payments"}) if c.name == "transfer" else c for c in site.checks]
     service.reload(config.model_copy(update={"sites": [site.model_copy(update={"checks": moved})]}))
