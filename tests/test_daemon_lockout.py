@@ -212,6 +212,8 @@ def test_a_site_no_longer_probed_is_forgotten_and_its_lockout_incident_closed() 
     tracker.forget_unconfigured()
     assert [i for i, _ in incidents.resolved] == ["i1"] and incidents.ended["i1"] == "its site is no longer probed"
     assert "bank" not in tracker.sites and tracker.refusal("bank", "login") is None
+    _feed(tracker, "aaa")  # late runs of the removed site, in flight during the reload
+    assert "bank" not in tracker.sites and len(incidents.opened) == 1
 
 
 def test_dead_credentials_say_so() -> None:

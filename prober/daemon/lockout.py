@@ -146,7 +146,9 @@ class LockoutTracker:
     """A result consumer that also tells the scheduler whether a site may be contacted.
 
     ``first_pauses`` maps a site to its first pause (see :func:`first_pauses`); a site
-    not in it starts at ``cooldown``. ``incidents`` receives the lockout incidents.
+    not in it starts at ``cooldown``. Given, its keys are the sites probed: the runs of
+    any other are ignored and their state forgotten (:meth:`forget_unconfigured`).
+    ``incidents`` receives the lockout incidents.
     """
 
     def __init__(
@@ -196,6 +198,8 @@ class LockoutTracker:
     def consume(self, result: JourneyResult) -> None:
         if result.outcome is Outcome.SKIPPED:
             return
+        if self.first_pauses and result.site not in self.first_pauses:
+            return  # the late run of a site a reload removed: forgotten, not brought back
         state = self.sites.setdefault(result.site, SiteLockout())
         state.location = result.location
         refused = result.outcome is Outcome.AUTH
