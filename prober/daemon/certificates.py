@@ -193,7 +193,7 @@ class CertificateWatch:
         self.sites = {site.name: config.location_of(site) for site in config.sites}
         wanted = {own.key: own for own in own_certificates(config)}
         for key in [k for k in self.own if k not in wanted]:
-            self._forget(self.own.pop(key), "no longer configured")
+            self._forget(self.own.pop(key), "the certificate is no longer configured")
         for key, own in wanted.items():
             watched = self.own.get(key)
             if watched is None:
@@ -424,13 +424,14 @@ class CertificateWatch:
             self.incidents.resolve_external(incident, resolved_ns=now_ns, ended=ended)
 
     def _forget(self, watched: Watched, why: str) -> None:
-        """A certificate no longer configured (or its site gone): its incidents end."""
+        """A certificate no longer configured (or its site gone): its incidents are
+        closed, ``why`` saying so (:attr:`~prober.incidents.tracker.Incident.ended`)."""
         now_ns = int(self.clock() * 1e9)
         for incident in (watched.incident, *watched.outages.values()):
             if incident:
-                log.info("site %s: certificate %s %s: its incident %s is closed", watched.site, watched.name, why,
+                log.info("site %s: certificate %s: %s: its incident %s is closed", watched.site, watched.name, why,
                          incident)
-                self._resolve(incident, now_ns, ended=f"the certificate is {why}")
+                self._resolve(incident, now_ns, ended=why)
         self._dirty = True
 
     # -- what the watch tells ------------------------------------------------------------
@@ -500,7 +501,7 @@ class CertificateWatch:
                     del saved["outages"][kind]
         if site not in self.sites or (not name.startswith("server:") and watched is None):
             stale = Watched(site, name, "server", "", incident=saved["incident"], outages=saved["outages"])
-            self._forget(stale, "no longer configured")
+            self._forget(stale, "the certificate is no longer configured")
             return
         if watched is not None:
             self._restored[(site, name)] = saved
