@@ -14,27 +14,31 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 def free_port_run(count: int) -> int:
-    """A free port followed by ``count - 1`` free ones (the supervisor's and its workers')."""
-    while True:
-        port = free_port()
-        probes = []
-        try:
-            for k in range(1, count):
-                sock = socket.socket()
-                probes.append(sock)
-                sock.bind(("127.0.0.1", port + k))
+    """A port ``p`` with ``p`` … ``p + count - 1`` free (the supervisor's and its workers')."""
+    for _ in range(50):
+        with socket.socket() as first:  # held while the others are tried
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            others = []
+            try:
+                for k in range(1, count):
+                    sock = socket.socket()
+                    others.append(sock)
+                    sock.bind(("127.0.0.1", port + k))
+            except OSError:
+                continue
+            finally:
+                for sock in others:
+                    sock.close()
             return port
-        except OSError:
-            continue
-        finally:
-            for sock in probes:
-                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def proc_cpu(pid: int) -> float:

@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 import trustme
 
+from benchmarks.support import free_port_run
 from prober.simbank import BankServer
 from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
-from tests.fixtures.servers import free_ports
 
 OLD_TOKEN = "old-token-5a1f0e9d8c7b6a5f"
 NEW_TOKEN = "new-token-0b1c2d3e4f5a6b7c"
@@ -49,7 +49,7 @@ def write_config(tmp_path: Path, bank_url: str, daemon: dict, extra: str = "") -
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
 async def test_internal_routes_on_the_network_without_credentials_are_refused(
         bank: BankServer, tmp_path: Path, daemon: dict, extra: str, field: str, workers: list[str]) -> None:
-    port, page = free_ports(2), free_ports(1)
+    port, page = free_port_run(2), free_port_run(1)
     daemon = {k: v.format(port=port) for k, v in daemon.items()}
     path = write_config(tmp_path, bank.url, daemon, extra.format(page=page))
     validate = subprocess.run([sys.executable, "-m", "prober", "validate", "-c", str(path)],
@@ -71,7 +71,7 @@ async def test_internal_routes_on_the_network_without_credentials_are_refused(
 
 
 async def test_the_public_page_may_listen_anywhere(bank: BankServer, tmp_path: Path) -> None:
-    port, page = free_ports(1), free_ports(1)
+    port, page = free_port_run(1), free_port_run(1)
     path = write_config(tmp_path, bank.url, {"health_listen": f"127.0.0.1:{port}"},
                         f'[status_page]\nlisten = "0.0.0.0:{page}"\npublic = true\n')
     prober = await ProberProcess(["run", "-c", str(path)], tmp_path).start()
@@ -86,7 +86,7 @@ async def test_the_public_page_may_listen_anywhere(bank: BankServer, tmp_path: P
 
 
 async def test_allowing_it_explicitly_starts_with_a_warning(bank: BankServer, tmp_path: Path) -> None:
-    port = free_ports(1)
+    port = free_port_run(1)
     path = write_config(tmp_path, bank.url, {"health_listen": f"0.0.0.0:{port}"},
                         "[access]\nallow_unauthenticated = true\n")
     prober = await ProberProcess(["run", "-c", str(path)], tmp_path).start()
@@ -112,7 +112,7 @@ async def test_workers_with_tls_and_a_token_replaced_by_a_reload(bank: BankServe
     leaf = ca.issue_cert("127.0.0.1", "localhost")
     leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "tls.crt"))
     leaf.private_key_pem.write_to_path(str(tmp_path / "tls.key"))
-    port = free_ports(3)
+    port = free_port_run(3)
 
     def access(token: str) -> str:
         return (f'[access.tls]\ncert_file = "{tmp_path}/tls.crt"\nkey_file = "{tmp_path}/tls.key"\n'
@@ -186,7 +186,7 @@ async def test_workers_with_tls_and_a_token_replaced_by_a_reload(bank: BankServe
 async def test_a_reload_that_would_expose_internal_routes_is_refused(bank: BankServer, tmp_path: Path) -> None:
     """Credentials taken out of a configuration listening on 0.0.0.0: the reload is refused
     like an invalid file, and the running credentials stay."""
-    port = free_ports(1)
+    port = free_port_run(1)
     path = write_config(tmp_path, bank.url, {"health_listen": f"0.0.0.0:{port}"},
                         f'[[access.tokens]]\nname = "ops"\ntoken = "{OLD_TOKEN}"\n')
     prober = await ProberProcess(["run", "-c", str(path)], tmp_path).start()

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.support import free_port_run
 from prober.daemon.scheduler import phase_of
 from prober.daemon.sharding import owner
 from prober.simbank import BankServer
 from tests.daemon_helpers import ProberProcess, check, config_text, get_json, wait_for
-from tests.fixtures.servers import InfluxDatabase, free_ports
+from tests.fixtures.servers import InfluxDatabase
 
 pytestmark = pytest.mark.servers
 
@@ -166,7 +167,7 @@ async def test_the_supervisor_answers_for_every_worker_and_a_stuck_one_is_restar
     no longer turns (SIGSTOP here) keeps its process alive and its banks unprobed: the
     supervisor's /healthz turns 503 at once, and after worker_stall_timeout of silence
     the worker is killed and restarted, probes its sites again, and /healthz is 200 again."""
-    port = free_ports(3)
+    port = free_port_run(3)
     text = sites_config(bank.url, influx_db).replace(
         'health_listen = ""', f'health_listen = "127.0.0.1:{port}"\nworker_stall_timeout = "2s"')
     assert f"127.0.0.1:{port}" in text

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.support import free_port_run
 from prober.simbank import BankServer, Fault
 from tests.daemon_helpers import ProberProcess, check, config_text, wait_for
-from tests.fixtures.servers import PrometheusServer, free_port, free_ports
+from tests.fixtures.servers import PrometheusServer, free_port
 
 pytestmark = pytest.mark.servers
 
@@ -92,7 +93,7 @@ async def test_prometheus_scrapes_the_prober_and_sees_the_fault(bank: BankServer
 async def test_each_worker_is_a_scrape_target_of_its_own_sites(bank: BankServer, tmp_path: Path) -> None:
     """``--workers 2``: the supervisor answers /healthz on health_listen, each worker serves
     /metrics on its own port; Prometheus scraping both sees every site exactly once."""
-    port = free_ports(3)
+    port = free_port_run(3)
     sites = [f"bank-{c}" for c in "abcdef"]
     text = config_text(bank.url, [check("login", interval="500ms")],
                        daemon={"health_listen": f"127.0.0.1:{port}", "state_dir": "state"}, site=sites[0])
