@@ -80,6 +80,11 @@ class Message:
         return self.event == "resolved" and not self.ended
 
     @property
+    def closed(self) -> bool:
+        """A resolution without a recovery: what it was about is no longer probed."""
+        return self.event == "resolved" and bool(self.ended)
+
+    @property
     def end_label(self) -> str:
         """How the end of a resolved incident is labelled: ``Back at`` or ``Closed at``."""
         return "Back at" if self.recovered else "Closed at"
@@ -99,7 +104,7 @@ class Message:
         """
         if self.kind == CERTIFICATE_KIND:
             return self._certificate_title
-        if self.event == "resolved" and self.ended:
+        if self.closed:
             return f"CLOSED {self.site}: {self.kind} check `{self.check}` no longer probed"
         if self.event == "resolved":
             after = f"is back after {human_duration(self.duration_s)}"
@@ -118,7 +123,7 @@ class Message:
     @property
     def _certificate_title(self) -> str:
         """``CERTIFICATE simbank: client expires in 13 days`` / ``RESOLVED simbank: certificate client renewed``."""
-        if self.event == "resolved" and self.ended:
+        if self.closed:
             return f"CLOSED {self.site}: certificate {self._certificate_name} no longer watched"
         if self.event == "resolved":
             return f"RESOLVED {self.site}: certificate {self._certificate_name} renewed"
@@ -142,7 +147,7 @@ class Message:
     def text(self) -> str:
         """The plain-text body every notifier can use."""
         if self.kind == CERTIFICATE_KIND:
-            if self.event == "resolved" and self.ended:
+            if self.closed:
                 body = (f"Closed at {self.resolved_at}, no renewal seen: {self.ended}; the warning had been open "
                         f"since {self.since} ({human_duration(self.duration_s)}).")
             elif self.event == "resolved":
@@ -152,7 +157,7 @@ class Message:
                 body = f"{self.error}. Warned since {self.since}."
             return "\n".join([self.title, body, f"{self.site}: {self.site_summary}. Seen from {self.location}."])
         lines = [self.title]
-        if self.event == "resolved" and self.ended:
+        if self.closed:
             lines.append(
                 f"check `{self.check}` of {self.kind} at {self.site} was failing since {self.since}; closed at "
                 f"{self.resolved_at} ({human_duration(self.duration_s)}), without a recovery: {self.ended}; "

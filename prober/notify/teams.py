@@ -36,8 +36,7 @@ class TeamsNotifier(JSONPostNotifier):
         return facts
 
     def payload(self, message: Message) -> Any:
-        resolved = message.recovered
-        closed = message.event == "resolved" and not resolved  # no longer probed: neither green nor red
+        resolved, closed = message.recovered, message.closed  # closed: neither green nor red
         if self.config.format == "messagecard":
             return {
                 "@type": "MessageCard",
