@@ -14,10 +14,15 @@ from pathlib import Path
 import pytest
 
 from prober.config.errors import ConfigError
+from prober.journey.dispatch import JourneyRunner
 from prober.loading import load
 from prober.results import Outcome
 from tests.browser_helpers import Pages, chromium_pids, config, plans_of, runner_for, step, warm_up
 from tests.cli import run_prober
+
+
+SHARED_LOOP = pytest.mark.asyncio(loop_scope="module")
+"""The tests run on the module's event loop, where its shared browser lives."""
 
 
 def open_and_click(path: str) -> str:
@@ -34,67 +39,65 @@ def open_and_click(path: str) -> str:
     (open_and_click("/away"), "click", Outcome.ERROR, "the page went to another origin (http://127.0.0.1:"),
     (step("open", 'goto = "/error"'), "open", Outcome.HTTP_STATUS, "HTTP 500 (page: open)"),
 ])
+@SHARED_LOOP
 async def test_each_hostile_page_ends_in_its_outcome_within_the_timeout(
-    tmp_path: Path, steps: str, failed: str, outcome: Outcome, words: str
+    shared_browser: JourneyRunner, tmp_path: Path, steps: str, failed: str, outcome: Outcome, words: str
 ) -> None:
+    """On one browser, as the daemon runs them: each hostile page ends its own run, and the
+    next test's run finds the browser serving."""
     async with Pages() as pages:
         plans = plans_of(tmp_path, config(pages.url, steps))
-        runner = runner_for(tmp_path, evidence_runs=0)
-        try:
-            await warm_up(runner, pages.url, tmp_path)  # the hostile run is timed once the browser is up
-            started = time.monotonic()
-            result = await runner(plans[0])
-            took = time.monotonic() - started
-        finally:
-            await runner.close()
+        await warm_up(shared_browser, pages.url, tmp_path)  # the hostile run is timed once the browser is up
+        started = time.monotonic()
+        result = await shared_browser(plans[0])
+        took = time.monotonic() - started
     assert (result.outcome, result.failed_step) == (outcome, failed), (result.outcome, result.failed_step, result.error)
     assert words in result.error, result.error
     assert took < 8 + 3, took  # the journey's timeout, and its closing
 
 
-async def test_the_dialog_a_step_expects_is_answered(tmp_path: Path) -> None:
+@SHARED_LOOP
+async def test_the_dialog_a_step_expects_is_answered(shared_browser: JourneyRunner, tmp_path: Path) -> None:
     async with Pages() as pages:
         plans = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/dialog"')
                                           + step("click", 'click = "#b"\n  dialog = "accept"')))
-        runner = runner_for(tmp_path)
-        try:
-            result = await runner(plans[0])
-        finally:
-            await runner.close()
+        result = await shared_browser(plans[0])
     assert result.outcome is Outcome.OK, result.error
 
 
-async def test_console_errors_and_failed_subrequests_are_counted(tmp_path: Path) -> None:
+@SHARED_LOOP
+async def test_console_errors_and_failed_subrequests_are_counted(shared_browser: JourneyRunner, tmp_path: Path) -> None:
     async with Pages() as pages:
         plans = plans_of(tmp_path, config(pages.url, step(
             "open", 'goto = "/ok"\n  expect = [ { selector = "#x", equals = "fine" } ]')))
-        runner = runner_for(tmp_path)
-        try:
-            result = await runner(plans[0])
-        finally:
-            await runner.close()
+        result = await shared_browser(plans[0])
     assert result.outcome is Outcome.OK, result.error
     page = result.steps[0].page
     assert page is not None and page.console_errors >= 1 and page.failed_requests == 1 and page.page_errors == 0
 
 
+@SHARED_LOOP
 async def test_a_killed_browser_is_launched_again_for_the_next_run(tmp_path: Path) -> None:
     async with Pages() as pages:
         plans = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/ok"')))
         runner = runner_for(tmp_path)
         try:
             assert (await runner(plans[0])).outcome is Outcome.OK
-            [pid] = chromium_pids()
+            assert runner.browser is not None and runner.browser.pid is not None
+            own = runner.browser.pid  # its Chromium, not the module's shared one
+            [pid] = chromium_pids(own)
             os.kill(pid, signal.SIGKILL)  # and the next run at once, before the driver may have seen it
             after = await runner(plans[0])
             assert after.outcome is Outcome.OK, after.error
-            assert chromium_pids() and chromium_pids() != [pid]
-            assert runner.browser is not None and runner.browser.starts == 1  # the same browser process
+            relaunched = chromium_pids(own)
+            assert relaunched and relaunched != [pid]
+            assert runner.browser.starts == 1  # the same browser process
         finally:
             await runner.close()
-    assert chromium_pids() == []
+    assert [p for p in relaunched if os.path.exists(f"/proc/{p}")] == []
 
 
+@SHARED_LOOP
 async def test_a_killed_browser_process_ends_its_runs_and_a_new_one_serves_the_next(tmp_path: Path) -> None:
     async with Pages() as pages:
         plans = plans_of(tmp_path, config(pages.url, step("open", 'goto = "/never"')))
@@ -102,7 +105,7 @@ async def test_a_killed_browser_process_ends_its_runs_and_a_new_one_serves_the_n
         runner = runner_for(tmp_path)
         try:
             running = asyncio.create_task(runner(plans[0]))  # a page that never finishes loading
-            while not (orphaned := chromium_pids()):
+            while not (runner.browser and runner.browser.pid and (orphaned := chromium_pids(runner.browser.pid))):
                 await asyncio.sleep(0.05)
             assert runner.browser is not None and runner.browser.pid is not None
             os.kill(runner.browser.pid, signal.SIGKILL)

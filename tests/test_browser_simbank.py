@@ -12,27 +12,29 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
+import pytest_asyncio
 
+from prober.journey.dispatch import JourneyRunner
 from prober.results import Outcome
 from prober.simbank import BankServer, Fault
 from tests.browser_helpers import PASSWORD, plans_of, run_named, runner_for, web_checks_config
 
 WEB_CHECKS = ("web-login", "web-accounts", "web-transfer", "web-cards")
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")  # the module's shared browser lives on its loop
 
-@pytest.fixture
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def bank():
     async with BankServer(port=0) as server:
         yield server
 
 
-async def test_every_web_check_passes_with_its_page_figures(bank: BankServer, tmp_path: Path) -> None:
+async def test_every_web_check_passes_with_its_page_figures(
+    bank: BankServer, shared_browser: JourneyRunner, tmp_path: Path,
+) -> None:
     plans = plans_of(tmp_path, web_checks_config(bank.url, tmp_path / "state", only=WEB_CHECKS))
-    runner = runner_for(tmp_path)
-    try:
-        results = {check: await run_named(runner, plans, check) for check in WEB_CHECKS}
-    finally:
-        await runner.close()
+    results = {check: await run_named(shared_browser, plans, check) for check in WEB_CHECKS}
     for check, result in results.items():
         assert result.outcome is Outcome.OK, (check, result.failed_step, result.error)
         assert result.evidence == ()
@@ -65,8 +67,8 @@ async def test_every_web_check_passes_with_its_page_figures(bank: BankServer, tm
     ("accounts", Fault(mode="hang"), "web-accounts", "sign-in", Outcome.TIMEOUT, "timeout: "),
 ])
 async def test_each_fault_is_caught_on_its_capability(
-    bank: BankServer, tmp_path: Path, capability: str, fault: Fault, check: str, step: str, outcome: Outcome,
-    words: str,
+    bank: BankServer, shared_browser: JourneyRunner, tmp_path: Path, capability: str, fault: Fault, check: str,
+    step: str, outcome: Outcome, words: str,
 ) -> None:
     plans = plans_of(tmp_path, web_checks_config(bank.url, tmp_path / "state", only=WEB_CHECKS))
     bank.faults.set(capability, fault)
@@ -74,11 +76,7 @@ async def test_each_fault_is_caught_on_its_capability(
     # refused login, and a hanging accounts page (every web journey signs in through it).
     # There the other checks are not run: each would only wait for its own timeout.
     spreads = capability == "login" or (capability == "accounts" and fault.mode == "hang")
-    runner = runner_for(tmp_path)
-    try:
-        results = {name: await run_named(runner, plans, name) for name in ((check,) if spreads else WEB_CHECKS)}
-    finally:
-        await runner.close()
+    results = {name: await run_named(shared_browser, plans, name) for name in ((check,) if spreads else WEB_CHECKS)}
     failed = results[check]
     assert (failed.outcome, failed.failed_step) == (outcome, step), (failed.outcome, failed.failed_step, failed.error)
     assert words in failed.error, failed.error
@@ -89,16 +87,14 @@ async def test_each_fault_is_caught_on_its_capability(
     assert spreads or len(results) == len(WEB_CHECKS)
 
 
-async def test_cleanup_steps_run_after_a_failure_and_the_card_is_unfrozen(bank: BankServer, tmp_path: Path) -> None:
+async def test_cleanup_steps_run_after_a_failure_and_the_card_is_unfrozen(
+    bank: BankServer, shared_browser: JourneyRunner, tmp_path: Path,
+) -> None:
     text = web_checks_config(bank.url, tmp_path / "state", only=("web-cards",)).replace(
         'expect = [ { selector = "#status-card-003", equals = "FROZEN" } ]',
         'expect = [ { selector = "#status-card-003", equals = "MELTED" } ]', 1)
     plans = plans_of(tmp_path, text)
-    runner = runner_for(tmp_path)
-    try:
-        result = await run_named(runner, plans, "web-cards")
-    finally:
-        await runner.close()
+    result = await run_named(shared_browser, plans, "web-cards")
     assert (result.outcome, result.failed_step) == (Outcome.ASSERTION, "freeze")
     assert "expected 'MELTED', got 'FROZEN'" in result.error
     steps = {s.name: s for s in result.steps}
@@ -107,9 +103,10 @@ async def test_cleanup_steps_run_after_a_failure_and_the_card_is_unfrozen(bank: 
     assert bank.state.cards["card-003"].status == "ACTIVE"
 
 
-async def test_runs_share_no_cookies(bank: BankServer, tmp_path: Path) -> None:
+async def test_runs_share_no_cookies(bank: BankServer, shared_browser: JourneyRunner, tmp_path: Path) -> None:
     """The second run opens the accounts page without logging in: its fresh context has
-    no session cookie of the first run, so the bank sends it to the login page."""
+    no session cookie of the first run, so the bank sends it to the login page. Both on the
+    module's shared browser, which has served the other tests' logins before."""
     extra = """
 [[sites.checks]]
 name = "no-login"
@@ -120,12 +117,8 @@ kind = "custom"
   expect = [ { title = true, equals = "Accounts" } ]
 """
     plans = plans_of(tmp_path, web_checks_config(bank.url, tmp_path / "state", only=("web-login", "no-login")) + extra)
-    runner = runner_for(tmp_path, concurrency=1)
-    try:
-        logged_in = await run_named(runner, plans, "web-login")
-        fresh = await run_named(runner, plans, "no-login")
-    finally:
-        await runner.close()
+    logged_in = await run_named(shared_browser, plans, "web-login")
+    fresh = await run_named(shared_browser, plans, "no-login")
     assert logged_in.outcome is Outcome.OK
     assert fresh.outcome is Outcome.ASSERTION and "title: expected 'Accounts', got 'Sign in'" in fresh.error
 
