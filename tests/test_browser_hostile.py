@@ -20,7 +20,6 @@ from prober.results import Outcome
 from tests.browser_helpers import Pages, chromium_pids, config, plans_of, runner_for, step, warm_up
 from tests.cli import run_prober
 
-
 SHARED_LOOP = pytest.mark.asyncio(loop_scope="module")
 """The tests run on the module's event loop, where its shared browser lives."""
 
