@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 SAMPLE = '''
@@ -39,12 +41,13 @@ def test_child_burns_cpu():
 '''
 
 
-def test_the_report_lists_the_tests_and_files_that_spent_the_most_cpu(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "two-workers"])
+def test_the_report_lists_the_tests_and_files_that_spent_the_most_cpu(tmp_path: Path, workers: list[str]) -> None:
     (tmp_path / "test_sample.py").write_text(SAMPLE)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.fixtures.cpu_report",
-         "--cpu-report", "2", "test_sample.py"],
+         "--cpu-report", "2", *workers, "test_sample.py"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout[-2000:]
     report = done.stdout.split("most CPU: ", 1)[1]
@@ -55,8 +58,8 @@ def test_the_report_lists_the_tests_and_files_that_spent_the_most_cpu(tmp_path: 
     seconds = [float(line.split("s cpu", 1)[0]) for line in lines]
     assert 0.6 <= seconds[0] < 1.0 and 0.4 <= seconds[1] < 0.6  # the last test, without the fixture's end
     assert "test_sample.py" in files and "%" in files
-    # The session fixture's end is its own line, not the last test's: the last test here is
-    # test_uses_the_shared_server, which spends nothing itself.
+    # The session fixture's end is its own line, not the last test's (with workers, the last
+    # test of the worker that started it).
     final = [line for line in tests.splitlines() if "shared fixtures" in line]
     assert len(final) == 1 and float(final[0].split("s cpu", 1)[0]) >= 0.5, tests
     assert "test_uses_the_shared_server" not in tests
