@@ -2,5 +2,5 @@
 
 pytest_plugins = [
     "tests.fixtures.servers", "tests.fixtures.bank", "tests.fixtures.exclusive", "tests.fixtures.cpu_report",
-    "tests.fixtures.browser",
+    "tests.fixtures.browser", "tests.fixtures.process_state",
 ]

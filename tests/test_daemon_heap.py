@@ -39,6 +39,18 @@ async def test_config_frozen_after_start_and_reload(bank: BankServer, tmp_path: 
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold
 
 
+async def test_a_reload_before_the_start_freezes_nothing(bank: BankServer, tmp_path: Path) -> None:
+    """Nothing would thaw it: a service never started is never stopped. Such a reload left
+    the collector's thresholds raised and the process's heap frozen for the rest of the
+    test run (found when another test of the same worker process saw them)."""
+    path = tmp_path / "prober.toml"
+    path.write_text(config_text(bank.url, [check("login")], daemon={"state_dir": str(tmp_path / "s")}))
+    service = ProberService(load(path), writer=ResultWriter(None, spool_dir=tmp_path / "spool"))
+    threshold = gc.get_threshold()
+    service.reload(load(path))
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold
+
+
 async def test_the_start_up_collection_runs_before_any_run_is_armed(bank: BankServer, tmp_path: Path) -> None:
     """The full collection that freezes the configuration takes tenths of a second with a
     large one: made after the first runs were armed, it delayed every run due meanwhile

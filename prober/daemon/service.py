@@ -216,7 +216,8 @@ class ProberService:
         for plan in loaded.plans:
             self.status.declare(plan.site, plan.check, plan.kind)
         self.loaded = loaded
-        freeze_long_lived()
+        if self.state == "running":  # a service not started yet has nothing frozen: its start freezes
+            freeze_long_lived()
         self.loaded_at = time.time()
         self.reloads += 1
         self.last_reload_error = ""
