@@ -19,20 +19,26 @@ from prober.results import JourneyResult, Outcome
 PASSWORD = "s3cret-pw"
 
 
+def only_checks(text: str, names: tuple[str, ...]) -> str:
+    """The configuration ``text`` (the embedded default's layout) with only the checks
+    named ``names`` enabled."""
+    blocks = text.split("[[sites.checks]]")
+    kept = [blocks[0]]
+    for block in blocks[1:]:
+        name = re.search(r'^name = "([^"]+)"', block, re.M)
+        kept.append(
+            block if name and name.group(1) in names else block.replace("\nkind =", "\nenabled = false\nkind =", 1)
+        )
+    return "[[sites.checks]]".join(kept)
+
+
 def web_checks_config(bank_url: str, state_dir: Path, *, only: tuple[str, ...] = ()) -> str:
     """The embedded default with its state in ``state_dir``, and (with ``only``) only
     the named checks enabled."""
     text = default_config().read_text()
     head = f'[daemon]\nstate_dir = "{state_dir}"\nhealth_listen = ""\n\n'
     if only:
-        blocks = text.split("[[sites.checks]]")
-        kept = [blocks[0]]
-        for block in blocks[1:]:
-            name = re.search(r'^name = "([^"]+)"', block, re.M)
-            kept.append(
-                block if name and name.group(1) in only else block.replace("\nkind =", "\nenabled = false\nkind =", 1)
-            )
-        text = "[[sites.checks]]".join(kept)
+        text = only_checks(text, only)
     return head + text.replace("${SIMBANK_URL:-http://127.0.0.1:8480}", bank_url)
 
 
